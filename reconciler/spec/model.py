@@ -1,0 +1,129 @@
+"""The typed spec: what the YAML says, after validation and defaults, before host resolution.
+
+Everything here is frozen. Paths keep their `~` form; the resource kinds resolve them against the
+probed host (the user's home), so the same spec can be planned for any machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+API_VERSION = "reconciler/v1"
+
+Product = Literal["clawdbot", "openclaw"]
+Bind = Literal["loopback", "lan", "tailnet", "auto"]
+DockerPolicy = Literal["required", "optional", "absent"]
+FunnelPolicy = Literal["deny", "allow"]
+AuthMode = Literal["none", "token"]
+
+
+@dataclass(frozen=True)
+class Host:
+    """The machine the spec is for and the user whose gateways it runs."""
+
+    name: str
+    user: str
+
+
+@dataclass(frozen=True)
+class GatewayRuntime:
+    """The gateway package: optional version pin, optional explicit command path."""
+
+    package: str
+    version: str | None = None
+    command: str | None = None
+    # How long a started gateway may take to answer on its port (fresh installs compile for 30-45 s).
+    start_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Prerequisites that are checked (node), pinned (gateway) or probed (docker)."""
+
+    node: str | None
+    gateway: GatewayRuntime
+    docker: DockerPolicy = "optional"
+
+
+@dataclass(frozen=True)
+class ServeEntry:
+    """One node-level Tailscale Serve mount: HTTPS port -> a profile's gateway or a loopback URL."""
+
+    https: int
+    profile: str | None = None
+    target: str | None = None  # explicit loopback target, e.g. "http://127.0.0.1:3000"
+    funnel: bool = False  # public exposure; only valid with tailscale.funnel = allow
+
+
+@dataclass(frozen=True)
+class Tailscale:
+    """What the spec owns of Tailscale: the operator, serve entries, and the funnel policy."""
+
+    operator: str | None = None  # None: leave the operator alone
+    funnel: FunnelPolicy = "deny"
+    serve: tuple[ServeEntry, ...] = ()
+    prune: bool = False  # remove node-level serve entries the spec does not list
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One gateway instance: its own port, state root and workspace."""
+
+    name: str
+    port: int
+    state_dir: str | None = None  # None: the product's convention (~/.clawdbot-<name>)
+    workspace: str | None = None  # None: ~/clawd-<name> (profile default: ~/clawd)
+    bind: Bind = "loopback"
+    auth: AuthMode = "none"
+    prune: bool = False  # stop/disable/remove unmanaged gateway units claiming this port
+
+
+@dataclass(frozen=True)
+class Timer:
+    """The unattended reconcile timer (a systemd user timer running `reconciler apply`)."""
+
+    enabled: bool = False
+    interval_s: int = 900
+    on_boot_s: int = 120
+    randomized_delay_s: int = 60
+
+
+@dataclass(frozen=True)
+class GitSource:
+    """Apply the spec as committed at `ref` of the clone at `path`, never uncommitted edits."""
+
+    path: str
+    ref: str = "main"
+
+
+@dataclass(frozen=True)
+class Reconcile:
+    timer: Timer = field(default_factory=Timer)
+    source: GitSource | None = None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated spec with every default filled in."""
+
+    host: Host
+    runtime: Runtime
+    profiles: tuple[Profile, ...]
+    product: Product = "clawdbot"
+    linger: bool | None = True
+    tailscale: Tailscale | None = None  # None: the spec does not manage Tailscale at all
+    prune_units: bool = False
+    reconcile: Reconcile = field(default_factory=Reconcile)
+    api_version: str = API_VERSION
+    # Where it came from, for plans and run records.
+    path: Path | None = None
+    sha256: str | None = None
+
+    def profile(self, name: str) -> Profile:
+        """The profile called `name` (KeyError when absent)."""
+        for p in self.profiles:
+            if p.name == name:
+                return p
+        raise KeyError(name)
