@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from reconciler import __version__
+
+if TYPE_CHECKING:
+    from reconciler.engine.command import Command
+    from reconciler.engine.host import HostContext
+    from reconciler.engine.runner import ReadOnlyRunner
+    from reconciler.engine.session import Probed
+    from reconciler.spec.model import Spec
 
 
 class _Group(click.Group):
@@ -64,6 +74,184 @@ def schema() -> None:
     from reconciler.spec.schema import schema_text
 
     click.echo(schema_text(), nl=False)
+
+
+# --- plan / apply ---------------------------------------------------------------------------
+
+HOST_CHECK = click.option(
+    "--host-check",
+    type=click.Choice(["on", "off"]),
+    default="on",
+    show_default=True,
+    help="Refuse when host.name differs from this machine's hostname (off: containers, tests).",
+)
+NO_COLOR = click.option("--no-color", is_flag=True, help="Never colour the output.")
+
+
+def discover_host(spec: Spec) -> HostContext:
+    """The real machine; tests replace this to point at a fake host."""
+    from reconciler.engine.host import HostContext
+
+    return HostContext.discover(spec.host.user)
+
+
+def make_runner(host: HostContext, *, mutating: bool) -> ReadOnlyRunner:
+    """The runner for this invocation; only apply without --dry-run gets a mutating one."""
+    from reconciler.engine.runner import HostRunner, ReadOnlyRunner
+
+    return HostRunner(host) if mutating else ReadOnlyRunner(host)
+
+
+def _use_color(no_color: bool) -> bool:
+    if no_color or os.environ.get("NO_COLOR"):
+        return False
+    return sys.stdout.isatty()
+
+
+def _load_or_exit(path: Path) -> Spec:
+    from reconciler.spec import SpecInvalid, load_spec
+
+    try:
+        return load_spec(path)
+    except SpecInvalid as exc:
+        for error in exc.errors:
+            click.echo(str(error), err=True)
+        click.echo(f"{path}: invalid spec; nothing was probed or changed", err=True)
+        sys.exit(1)
+
+
+def _probe(
+    spec: Spec, host_check: str, *, mutating: bool
+) -> tuple[HostContext, ReadOnlyRunner, Probed]:
+    from reconciler.engine.session import HostMismatch, check_host, probe_and_plan
+    from reconciler.kinds import all_kinds
+
+    host = discover_host(spec)
+    if host_check == "on":
+        try:
+            check_host(spec, host)
+        except HostMismatch as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+    runner = make_runner(host, mutating=mutating)
+    return host, runner, probe_and_plan(spec, host, runner, all_kinds())
+
+
+def _describe(runner: ReadOnlyRunner) -> Callable[[Command], str]:
+    import shlex
+
+    def describe(command: Command) -> str:
+        argv, refusal = runner.wrap(command)
+        text = shlex.join(argv)
+        return f"{text}   # cannot run: {refusal}" if refusal else text
+
+    return describe
+
+
+def _print_plan(
+    spec: Spec,
+    host: HostContext,
+    runner: ReadOnlyRunner,
+    probed: Probed,
+    as_json: bool,
+    color: bool,
+) -> None:
+    if as_json:
+        import json
+
+        from reconciler.render.json_plan import plan_document
+
+        doc = plan_document(
+            probed.plan,
+            spec,
+            hostname=host.hostname,
+            probed_at=probed.probed_at,
+            wrap=lambda c: runner.wrap(c)[0],
+        )
+        click.echo(json.dumps(doc, indent=2, sort_keys=False))
+        return
+    from reconciler.render.human import render_plan
+
+    title = f"Plan for {spec.host.name} (user {spec.host.user}) from {spec.path}:"
+    click.echo(render_plan(probed.plan, _describe(runner), color=color, title=title), color=color)
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as a JSON document.")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when the host matches, 2 when there are changes, 1 on error.",
+)
+@HOST_CHECK
+@NO_COLOR
+def plan(
+    spec_path: Path, as_json: bool, detailed_exitcode: bool, host_check: str, no_color: bool
+) -> None:
+    """Probe this host and show what apply would change. Read-only."""
+    spec = _load_or_exit(spec_path)
+    host, runner, probed = _probe(spec, host_check, mutating=False)
+    _print_plan(spec, host, runner, probed, as_json, _use_color(no_color))
+    if probed.plan.errors:
+        sys.exit(1)
+    sys.exit(2 if detailed_exitcode and probed.plan.has_changes else 0)
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show the plan and the exact commands; run none.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@HOST_CHECK
+@NO_COLOR
+def apply(spec_path: Path, dry_run: bool, yes: bool, host_check: str, no_color: bool) -> None:
+    """Make this host match SPEC: probe, plan, run the plan, then re-probe."""
+    from reconciler.engine.apply import apply_plan
+    from reconciler.engine.runner import HostRunner
+    from reconciler.engine.session import probe_and_plan
+    from reconciler.kinds import all_kinds
+    from reconciler.render.human import render_outcome
+
+    color = _use_color(no_color)
+    spec = _load_or_exit(spec_path)
+    host, runner, probed = _probe(spec, host_check, mutating=not dry_run)
+    _print_plan(spec, host, runner, probed, False, color)
+    if probed.plan.errors:
+        click.echo("error: the plan has errors; nothing was changed", err=True)
+        sys.exit(1)
+    if dry_run:
+        click.echo("Dry run: no command was run that changes the host.")
+        sys.exit(0)
+    if not probed.plan.runnable:
+        sys.exit(0)
+    if not yes:
+        if not sys.stdin.isatty():
+            click.echo("error: not a terminal; pass --yes to apply without confirmation", err=True)
+            sys.exit(1)
+        if not click.confirm("Apply these changes?", default=False):
+            click.echo("Nothing changed.")
+            sys.exit(1)
+    assert isinstance(runner, HostRunner)
+    result = apply_plan(
+        probed.plan,
+        runner,
+        lambda outcome: click.echo(render_outcome(outcome, color=color), color=color),
+    )
+    after = probe_and_plan(spec, host, runner, all_kinds()).plan
+    pending = after.runnable
+    click.echo(
+        f"Apply: {result.count('applied')} applied, {result.count('failed')} failed, "
+        f"{result.count('skipped')} skipped, {result.count('blocked')} blocked."
+    )
+    if pending:
+        click.echo(f"Not converged: {len(pending)} action(s) still pending:", err=True)
+        for action in pending:
+            click.echo(f"  {action.address}: {action.reason}", err=True)
+    elif after.blocked:
+        click.echo(f"Converged, except {len(after.blocked)} blocked step(s).")
+    else:
+        click.echo("Converged: the host matches the spec.")
+    sys.exit(0 if result.ok and not pending and not after.errors else 1)
 
 
 def main() -> None:

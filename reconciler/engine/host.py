@@ -1,0 +1,103 @@
+"""What we know about the machine before probing: who we are, whom the spec is for, where."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class Account:
+    """A POSIX account, as /etc/passwd has it."""
+
+    name: str
+    uid: int
+    gid: int
+    home: Path
+
+    @classmethod
+    def lookup(cls, name: str) -> Account | None:
+        """The account called `name`, or None when there is no such user."""
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            return None
+        return cls(entry.pw_name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir))
+
+    @classmethod
+    def current(cls) -> Account:
+        """Whoever runs this process (effective uid)."""
+        uid = os.geteuid()
+        try:
+            entry = pwd.getpwuid(uid)
+        except KeyError:
+            return cls(str(uid), uid, os.getegid(), Path(os.environ.get("HOME", "/")))
+        return cls(entry.pw_name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir))
+
+
+@dataclass(frozen=True)
+class HostContext:
+    """The fixed facts every probe and kind may use; read in-process, no subprocess.
+
+    Tests build one pointing at a fake host's directories; `discover` reads the real machine.
+    """
+
+    hostname: str
+    invoker: Account
+    user: Account | None  # the spec's user; None when it does not exist on this host
+    user_name: str
+    linger_dir: Path = Path("/var/lib/systemd/linger")
+    proc_root: Path = Path("/proc")
+    # Where to look for node, the gateway and npm on behalf of the user (the user's login PATH is
+    # not available to a timer or to root, so we search the usual places explicitly).
+    search_path: tuple[str, ...] = field(default_factory=lambda: tuple(DEFAULT_PATH.split(":")))
+
+    @property
+    def is_root(self) -> bool:
+        return self.invoker.uid == 0
+
+    @property
+    def acting_as_user(self) -> bool:
+        """True when commands for the spec's user can run directly (we are that user)."""
+        return self.user is not None and self.invoker.uid == self.user.uid
+
+    @property
+    def can_act_for_user(self) -> bool:
+        """True when we can run user-scope commands: we are the user, or root (via runuser)."""
+        return self.user is not None and (self.acting_as_user or self.is_root)
+
+    def runtime_dir(self) -> Path | None:
+        return Path(f"/run/user/{self.user.uid}") if self.user else None
+
+    def user_search_path(self) -> tuple[str, ...]:
+        """PATH entries for finding the user's tools: their npm prefix and ~/.local/bin first."""
+        if self.user is None:
+            return self.search_path
+        home = self.user.home
+        personal = (
+            str(home / ".npm-global/bin"),
+            str(home / ".local/bin"),
+            str(home / ".volta/bin"),
+            str(home / ".local/share/pnpm"),
+            str(home / "bin"),
+        )
+        return personal + self.search_path
+
+    @classmethod
+    def discover(cls, user_name: str, *, path: str | None = None) -> HostContext:
+        """Read the real machine: hostname, the invoking account and the spec's user."""
+        search = (path if path is not None else os.environ.get("PATH", DEFAULT_PATH)).split(":")
+        # Keep PATH order but add the standard places a timer's minimal PATH may lack.
+        merged = tuple(dict.fromkeys([p for p in search if p] + DEFAULT_PATH.split(":")))
+        return cls(
+            hostname=socket.gethostname(),
+            invoker=Account.current(),
+            user=Account.lookup(user_name),
+            user_name=user_name,
+            search_path=merged,
+        )

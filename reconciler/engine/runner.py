@@ -1,0 +1,259 @@
+"""The only place that executes anything: commands through `sh`, file operations in-process.
+
+Two classes, so that a dry run cannot mutate by construction: a `ReadOnlyRunner` has no way to
+execute an operation and refuses any command marked mutating; only a `HostRunner` can change
+the host, and only `apply` without `--dry-run` ever builds one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from reconciler.engine.action import (
+    EnsureDirectory,
+    Operation,
+    RemoveFile,
+    RunCommand,
+    WaitForPort,
+    WriteFile,
+)
+from reconciler.engine.command import Command, CommandResult
+from reconciler.engine.files import acting_as, atomic_write, ensure_directory, remove_file
+from reconciler.engine.host import Account, HostContext
+
+_SUDO_REFUSALS = (
+    "a password is required",
+    "a terminal is required",
+    "is not allowed to execute",
+    "not in the sudoers file",
+    "may not run sudo",
+)
+
+
+class MutationRefused(RuntimeError):
+    """A read-only runner was asked to run a mutating command (a bug, never a user error)."""
+
+
+def tcp_answers(port: int) -> bool:
+    """True when something accepts a TCP connection on 127.0.0.1:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        try:
+            sock.connect(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class OperationResult:
+    """The outcome of one operation of an action."""
+
+    operation: Operation
+    ok: bool
+    detail: str = ""
+    command: CommandResult | None = None
+
+
+class ReadOnlyRunner:
+    """Runs read-only commands (probes). Holds no method that could change the host."""
+
+    def __init__(self, host: HostContext, env: Mapping[str, str] | None = None) -> None:
+        self.host = host
+        self.env = dict(os.environ if env is None else env)
+        self.log: list[CommandResult] = []
+
+    def run(self, command: Command) -> CommandResult:
+        """Run a read-only command; refuses (raises) any command marked mutating."""
+        if command.mutating:
+            raise MutationRefused(f"refusing a mutating command here: {command.display()}")
+        return self._execute(command)
+
+    def wrap(self, command: Command) -> tuple[tuple[str, ...], str | None]:
+        """The argv as it will really run (sudo -n / runuser added), or why it cannot run."""
+        argv = command.argv
+        if command.scope == "user":
+            user = self.host.user
+            if user is None:
+                return argv, f"user {self.host.user_name!r} does not exist on this host"
+            if not self.host.acting_as_user:
+                if not self.host.is_root:
+                    return argv, (
+                        f"runs as {user.name}; we are {self.host.invoker.name} "
+                        f"(run as {user.name} or as root)"
+                    )
+                runtime = f"/run/user/{user.uid}"
+                argv = (
+                    "runuser",
+                    "-u",
+                    user.name,
+                    "--",
+                    "env",
+                    f"HOME={user.home}",
+                    f"XDG_RUNTIME_DIR={runtime}",
+                    f"DBUS_SESSION_BUS_ADDRESS=unix:path={runtime}/bus",
+                    f"PATH={':'.join(self.host.user_search_path())}",
+                    *argv,
+                )
+        elif command.needs_root and not self.host.is_root:
+            argv = ("sudo", "-n", *argv)
+        return argv, None
+
+    def _execute(self, command: Command) -> CommandResult:
+        import sh  # imported here: `validate` and `--help` never pay for it
+
+        started = time.monotonic()
+        argv, refusal = self.wrap(command)
+        if refusal:
+            return self._record(CommandResult(command, argv, None, error=refusal))
+        program = self._which(command.argv[0])
+        if program is None:
+            return self._record(CommandResult(command, argv, None, error="not installed"))
+        executable = self._which(argv[0]) if argv is not command.argv else program
+        if executable is None:
+            return self._record(CommandResult(command, argv, None, error=f"{argv[0]}: not found"))
+        try:
+            proc = sh.Command(executable)(
+                *argv[1:],
+                _return_cmd=True,
+                _ok_code=list(range(256)),
+                _timeout=command.timeout_s,
+                _in=command.stdin,
+                _env=self.env,
+                _tty_out=False,
+                _decode_errors="replace",
+            )
+        except sh.TimeoutException:
+            return self._record(
+                CommandResult(
+                    command,
+                    argv,
+                    None,
+                    error=f"timed out after {command.timeout_s:g} s",
+                    duration_s=time.monotonic() - started,
+                )
+            )
+        except sh.SignalException as exc:
+            return self._record(
+                CommandResult(command, argv, None, error=f"killed by signal: {exc.exit_code}")
+            )
+        result = CommandResult(
+            command,
+            argv,
+            int(proc.exit_code),
+            stdout=_text(proc.stdout),
+            stderr=_text(proc.stderr),
+            duration_s=time.monotonic() - started,
+        )
+        if argv[:2] == ("sudo", "-n") and result.exit_code != 0:
+            refused = next((r for r in _SUDO_REFUSALS if r in result.stderr), None)
+            if refused:
+                result = CommandResult(
+                    command,
+                    argv,
+                    None,
+                    stdout=result.stdout,
+                    stderr=result.stderr,
+                    error=sudo_hint(command, self.host.invoker.name, refused),
+                    duration_s=result.duration_s,
+                )
+        return self._record(result)
+
+    def _which(self, program: str) -> str | None:
+        if os.sep in program:
+            return program if os.access(program, os.X_OK) else None
+        return shutil.which(program, path=self.env.get("PATH", os.defpath))
+
+    def _record(self, result: CommandResult) -> CommandResult:
+        self.log.append(result)
+        return result
+
+
+def sudo_hint(command: Command, invoker: str, refusal: str) -> str:
+    """Why a root-only step did not run, and the exact sudoers rule that would allow it."""
+    return (
+        f"needs root; sudo -n refused ({refusal}). Run as root, or allow exactly this "
+        f"with a sudoers rule: {invoker} ALL=(root) NOPASSWD: {command.display()}"
+    )
+
+
+class HostRunner(ReadOnlyRunner):
+    """A runner that may change the host: runs mutating commands and file operations."""
+
+    def __init__(
+        self,
+        host: HostContext,
+        env: Mapping[str, str] | None = None,
+        *,
+        port_answers: Callable[[int], bool] = tcp_answers,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(host, env)
+        self.port_answers = port_answers
+        self.sleep = sleep
+
+    def run(self, command: Command) -> CommandResult:
+        return self._execute(command)
+
+    def execute(self, operation: Operation) -> OperationResult:
+        """Carry out one operation; never raises for a failure of the host, reports it."""
+        try:
+            return self._dispatch(operation)
+        except OSError as exc:
+            return OperationResult(operation, False, f"{exc.strerror or exc}: {exc.filename}")
+
+    def _dispatch(self, operation: Operation) -> OperationResult:
+        if isinstance(operation, RunCommand):
+            result = self.run(operation.command)
+            return OperationResult(
+                operation, result.ok, "" if result.ok else result.summary(), result
+            )
+        if isinstance(operation, WaitForPort):
+            return self._wait_for_port(operation)
+        owner = self._owner(getattr(operation, "owner", None))
+        if isinstance(operation, EnsureDirectory):
+            with acting_as(owner if not operation.path.exists() else None):
+                ensure_directory(operation.path, operation.mode, owner)
+            return OperationResult(operation, True)
+        if isinstance(operation, WriteFile):
+            with acting_as(owner):
+                atomic_write(
+                    operation.path, operation.content, operation.mode, backup=operation.backup
+                )
+            return OperationResult(operation, True)
+        if isinstance(operation, RemoveFile):
+            with acting_as(self._owner(self.host.user_name)):
+                remove_file(operation.path, backup=operation.backup)
+            return OperationResult(operation, True)
+        raise TypeError(f"unknown operation {operation!r}")
+
+    def _owner(self, name: str | None) -> Account | None:
+        if name is None:
+            return None
+        if self.host.user is not None and name == self.host.user.name:
+            return self.host.user
+        return Account.lookup(name)
+
+    def _wait_for_port(self, op: WaitForPort) -> OperationResult:
+        deadline = time.monotonic() + op.timeout_s
+        while True:
+            if self.port_answers(op.port):
+                return OperationResult(op, True)
+            if time.monotonic() >= deadline:
+                return OperationResult(
+                    op, False, f"nothing answered on 127.0.0.1:{op.port} within {op.timeout_s:g} s"
+                )
+            self.sleep(0.5)
+
+
+def _text(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    if isinstance(data, bytes):
+        return data.decode("utf-8", errors="replace")
+    return data

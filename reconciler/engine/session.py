@@ -1,0 +1,48 @@
+"""One probe-and-plan pass: ask every kind for its probes, run them once, plan from the facts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from reconciler.engine.host import HostContext
+from reconciler.engine.kind import ResourceKind
+from reconciler.engine.plan import Plan, build_plan
+from reconciler.engine.probe import Facts, ProbeSession
+from reconciler.engine.runner import ReadOnlyRunner
+from reconciler.spec.model import Spec
+
+
+class HostMismatch(Exception):
+    """The spec is for another machine."""
+
+
+def check_host(spec: Spec, host: HostContext) -> None:
+    """Refuse to plan a spec written for another machine (the short hostname must match)."""
+    actual = host.hostname.split(".")[0]
+    if spec.host.name.split(".")[0] != actual:
+        raise HostMismatch(
+            f"{spec.path or 'the spec'} is for host {spec.host.name!r} but this machine is "
+            f"{host.hostname!r}; run it on {spec.host.name}, or pass --host-check=off "
+            "(containers, tests)"
+        )
+
+
+@dataclass(frozen=True)
+class Probed:
+    """A plan and the facts it was made from, with the time they were read."""
+
+    plan: Plan
+    facts: Facts
+    probed_at: str
+
+
+def probe_and_plan(
+    spec: Spec, host: HostContext, runner: ReadOnlyRunner, kinds: Sequence[ResourceKind]
+) -> Probed:
+    """Probe the host for every kind's facts (in one session) and build the plan."""
+    probes = [p for kind in kinds for p in kind.probes(spec, host)]
+    probed_at = datetime.now(UTC).isoformat(timespec="seconds")
+    facts = ProbeSession(host, runner.run).collect(probes)
+    return Probed(build_plan(spec, host, facts, kinds), facts, probed_at)

@@ -1,0 +1,65 @@
+"""Linger: the spec's user keeps a systemd manager without a login, so gateways survive logout.
+
+Wants: `linger: true|false` (null: leave alone). Probes: the file
+/var/lib/systemd/linger/<user> (readable without logind, REFERENCE §3). Fixes:
+`loginctl enable-linger|disable-linger <user>` as root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.engine.action import Action, KindPlan, RunCommand
+from reconciler.engine.command import Command
+from reconciler.engine.diff import attribute_changes
+from reconciler.engine.host import HostContext
+from reconciler.engine.probe import Facts, Probe
+from reconciler.spec.model import Spec
+
+ADDRESS = "linger"
+
+
+@dataclass(frozen=True)
+class LingerProbe(Probe[bool]):
+    """Whether the linger flag file exists for `user` (in-process read)."""
+
+    user: str
+
+    def read(self, host: HostContext) -> bool:
+        return (host.linger_dir / self.user).exists()
+
+
+class LingerKind:
+    name = "linger"
+
+    def probes(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+        if spec.linger is not None:
+            yield LingerProbe(spec.host.user)
+
+    def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
+        if spec.linger is None:
+            return KindPlan()
+        user = spec.host.user
+        actual = facts.get(LingerProbe(user))
+        if actual == spec.linger:
+            return KindPlan()
+        verb = "enable-linger" if spec.linger else "disable-linger"
+        command = Command(("loginctl", verb, user), needs_root=True, mutating=True)
+        return KindPlan(
+            actions=(
+                Action(
+                    address=ADDRESS,
+                    kind="create" if spec.linger else "delete",
+                    reason=(
+                        f"{user}'s gateways must keep running without a login session"
+                        if spec.linger
+                        else f"the spec turns linger off for {user}"
+                    ),
+                    operations=(RunCommand(command),),
+                    changes=attribute_changes({"linger": spec.linger}, {"linger": actual}),
+                    blocked=None if host.user else f"user {user!r} does not exist on this host",
+                ),
+            )
+        )

@@ -1,0 +1,52 @@
+"""Tailscale operator: lets the spec's user change serve entries without root.
+
+Wants: `tailscale.operator: <user>` (null: leave alone). Probes: `tailscale debug prefs`
+(`OperatorUser`, absent when unset; needs no root). Fixes: `tailscale set --operator=<user>`
+as root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from reconciler.engine.action import Action, KindPlan, RunCommand
+from reconciler.engine.command import Command
+from reconciler.engine.diff import attribute_changes
+from reconciler.engine.host import HostContext
+from reconciler.engine.probe import Facts, Probe
+from reconciler.probes.tailscale import TailscalePrefsProbe
+from reconciler.spec.model import Spec
+
+ADDRESS = "tailscale.operator"
+
+
+class OperatorKind:
+    name = "tailscale.operator"
+
+    def probes(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+        if spec.tailscale is not None and spec.tailscale.operator is not None:
+            yield TailscalePrefsProbe()
+
+    def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
+        if spec.tailscale is None or spec.tailscale.operator is None:
+            return KindPlan()
+        wanted = spec.tailscale.operator
+        prefs = facts.get(TailscalePrefsProbe())
+        if prefs.reachability == "ok" and prefs.operator == wanted:
+            return KindPlan()
+        command = Command(
+            ("tailscale", "set", f"--operator={wanted}"), needs_root=True, mutating=True
+        )
+        return KindPlan(
+            actions=(
+                Action(
+                    address=ADDRESS,
+                    kind="update" if prefs.operator else "create",
+                    reason=f"{wanted} must be able to manage serve entries without root",
+                    operations=(RunCommand(command),),
+                    changes=attribute_changes({"operator": wanted}, {"operator": prefs.operator}),
+                    blocked=None if prefs.reachability == "ok" else prefs.detail,
+                ),
+            )
+        )

@@ -1,0 +1,174 @@
+"""Runtime prerequisites: node (checked, never installed), the gateway package (pinned), docker.
+
+Wants: `runtime.node` (an npm-style range), `runtime.gateway.{package, version, command}`,
+`runtime.docker` (required | optional | absent).
+Probes: `node --version`, `<gateway> --version`, `npm --version`'s path, `docker info` as the user.
+Fixes: a differing gateway pin plans `npm install -g <package>@<version>` (as the user when the
+gateway lives under the user's home, else as root). A wrong node or unreachable required docker
+is a blocked step with the reason: we do not install runtimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.engine.action import Action, Finding, KindPlan, RunCommand
+from reconciler.engine.command import Command, CommandResult
+from reconciler.engine.diff import attribute_changes
+from reconciler.engine.host import HostContext
+from reconciler.engine.probe import Facts, Probe
+from reconciler.probes.programs import ProgramVersionProbe, locate
+from reconciler.products import product_names
+from reconciler.semver import satisfies
+from reconciler.spec.model import Spec
+
+NODE = "runtime.node"
+GATEWAY = "runtime.gateway"
+DOCKER = "runtime.docker"
+
+
+def gateway_probe(spec: Spec, host: HostContext) -> ProgramVersionProbe:
+    """The probe that finds the gateway command (shared with the unit kind)."""
+    program = spec.runtime.gateway.command or product_names(spec.product).command
+    return ProgramVersionProbe.find(program, host)
+
+
+def node_probe(host: HostContext) -> ProgramVersionProbe:
+    return ProgramVersionProbe.find("node", host)
+
+
+@dataclass(frozen=True)
+class DockerStatus:
+    reachable: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class DockerProbe(Probe[DockerStatus]):
+    """`docker info` as the spec's user, with a short timeout (a hung daemon must not stall us)."""
+
+    path: str | None
+
+    def command(self, host: HostContext) -> Command | None:
+        if self.path is None:
+            return None
+        return Command(
+            (self.path, "info", "--format", "{{json .ServerVersion}}"), scope="user", timeout_s=5
+        )
+
+    def read(self, host: HostContext) -> DockerStatus:
+        return DockerStatus(False, "docker: not installed")
+
+    def parse(self, result: CommandResult) -> DockerStatus:
+        if result.ok:
+            return DockerStatus(True, f"docker daemon {result.stdout.strip().strip(chr(34))}")
+        return DockerStatus(False, f"docker: {result.summary()}")
+
+
+class RuntimeKind:
+    name = "runtime"
+
+    def probes(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+        if spec.runtime.node is not None:
+            yield node_probe(host)
+        yield gateway_probe(spec, host)
+        yield DockerProbe(locate("docker", host))
+
+    def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
+        actions: list[Action] = []
+        findings: list[Finding] = []
+        node_blocked = False
+        if spec.runtime.node is not None:
+            node = facts.get(node_probe(host))
+            problem = _node_problem(node.version, node.detail, spec.runtime.node)
+            if problem:
+                node_blocked = True
+                actions.append(
+                    Action(
+                        NODE,
+                        "verify",
+                        f"the gateway needs node {spec.runtime.node}",
+                        changes=attribute_changes(
+                            {"node": spec.runtime.node}, {"node": node.version}
+                        ),
+                        blocked=f"{problem} (we never install node: install it, then re-run)",
+                    )
+                )
+        actions.extend(self._gateway(spec, host, facts, node_blocked))
+        docker = facts.get(DockerProbe(locate("docker", host)))
+        policy = spec.runtime.docker
+        if policy == "required" and not docker.reachable:
+            actions.append(
+                Action(
+                    DOCKER,
+                    "verify",
+                    "runtime.docker is required (the gateway's sandbox runtime)",
+                    blocked=f"{docker.detail} (for user {spec.host.user})",
+                )
+            )
+        elif policy == "absent" and docker.reachable:
+            findings.append(
+                Finding(
+                    DOCKER,
+                    f"docker answers for {spec.host.user} but the spec says absent",
+                    "warning",
+                )
+            )
+        else:
+            findings.append(Finding(DOCKER, f"{docker.detail} ({policy})"))
+        return KindPlan(actions=tuple(actions), findings=tuple(findings))
+
+    def _gateway(
+        self, spec: Spec, host: HostContext, facts: Facts, node_blocked: bool
+    ) -> Iterable[Action]:
+        pin = spec.runtime.gateway
+        gateway = facts.get(gateway_probe(spec, host))
+        names = product_names(spec.product)
+        if pin.version is None or pin.command is not None:
+            if gateway.path is None:
+                yield Action(
+                    GATEWAY,
+                    "verify",
+                    f"every profile runs the {names.command} gateway",
+                    blocked=(
+                        f"{gateway.detail}; install it (npm install -g {pin.package}) or pin "
+                        "runtime.gateway.version to let the reconciler install it"
+                    ),
+                )
+            return
+        if gateway.version == pin.version:
+            return
+        npm = locate("npm", host)
+        under_home = (
+            host.user is not None
+            and gateway.path is not None
+            and gateway.path.startswith(str(host.user.home) + "/")
+        )
+        command = Command(
+            (npm or "npm", "install", "-g", f"{pin.package}@{pin.version}"),
+            scope="user" if under_home else "system",
+            needs_root=not under_home,
+            mutating=True,
+            timeout_s=900,
+        )
+        yield Action(
+            GATEWAY,
+            "create" if gateway.path is None else "update",
+            f"the spec pins {pin.package}@{pin.version}",
+            (RunCommand(command),),
+            changes=attribute_changes({"version": pin.version}, {"version": gateway.version}),
+            depends_on=(NODE,) if node_blocked else (),
+            blocked=None if npm else "npm: not installed (it comes with node)",
+        )
+
+
+def _node_problem(version: str | None, detail: str, wanted: str) -> str | None:
+    if version is None:
+        return detail or "node: not installed"
+    try:
+        ok = satisfies(version, wanted)
+    except ValueError as exc:
+        return f"cannot compare node {version} with {wanted!r}: {exc}"
+    return None if ok else f"node {version} does not satisfy {wanted}"

@@ -1,0 +1,67 @@
+"""The one table of product naming conventions (REFERENCE §1): clawdbot and openclaw."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ProductNames:
+    """Everything that is spelled differently per product name."""
+
+    command: str  # the CLI on PATH
+    package: str  # the npm package
+    state_prefix: str  # ~/.<prefix> and ~/.<prefix>-<profile>
+    config_file: str  # inside the state directory
+    env_prefix: str  # CLAWDBOT_ / OPENCLAW_
+    unit_prefix: str  # <prefix>-gateway[-<profile>].service
+    workspace_prefix: str  # ~/clawd and ~/clawd-<profile>
+
+    def state_dir(self, profile: str) -> str:
+        """The state directory of `profile`, `~`-relative (profile `default` has no suffix)."""
+        return f"~/.{self.state_prefix}" + ("" if profile == "default" else f"-{profile}")
+
+    def workspace(self, profile: str) -> str:
+        return f"~/{self.workspace_prefix}" + ("" if profile == "default" else f"-{profile}")
+
+    def unit(self, profile: str) -> str:
+        return (
+            f"{self.unit_prefix}-gateway"
+            + ("" if profile == "default" else f"-{profile}")
+            + ".service"
+        )
+
+    def env(self, name: str) -> str:
+        """`env("STATE_DIR")` -> `CLAWDBOT_STATE_DIR`."""
+        return f"{self.env_prefix}{name}"
+
+
+PRODUCTS: dict[str, ProductNames] = {
+    "clawdbot": ProductNames(
+        command="clawdbot",
+        package="clawdbot",
+        state_prefix="clawdbot",
+        config_file="clawdbot.json",
+        env_prefix="CLAWDBOT_",
+        unit_prefix="clawdbot",
+        workspace_prefix="clawd",
+    ),
+    "openclaw": ProductNames(
+        command="openclaw",
+        package="openclaw",
+        state_prefix="openclaw",
+        config_file="openclaw.json",
+        env_prefix="OPENCLAW_",
+        unit_prefix="openclaw",
+        workspace_prefix="clawd",
+    ),
+}
+
+# Unit name prefixes of every name the gateway has had: units of these in the user's unit
+# directory that the spec does not own are legacy or duplicates (the "two gateways" problem).
+GATEWAY_UNIT_PREFIXES = ("clawdbot-gateway", "moltbot-gateway", "openclaw-gateway")
+
+
+def product_names(product: str) -> ProductNames:
+    """The naming table of `product` (KeyError for an unknown product, which validation prevents)."""
+    return PRODUCTS[product]

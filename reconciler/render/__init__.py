@@ -1,0 +1,1 @@
+"""Printing plans and apply results for people (human) and programs (json)."""
