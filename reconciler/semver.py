@@ -8,6 +8,7 @@ from collections.abc import Callable
 Version = tuple[int, int, int]
 
 _VERSION = re.compile(r"^v?(\d+)(?:\.(\d+|x|\*))?(?:\.(\d+|x|\*))?(?:[-+].*)?$")
+_TOKEN = re.compile(r"(?:>=|<=|>|<|=|\^|~)?\s*[^\s<>=^~|]+")
 _COMPARATOR = re.compile(r"^(>=|<=|>|<|=|\^|~)?\s*(v?[\dx*][\w.*+-]*)$")
 
 
@@ -34,9 +35,11 @@ def check_range(range_text: str) -> None:
 def _parse_range(text: str) -> list[list[Callable[[Version], bool]]]:
     alternatives = []
     for part in text.split("||"):
-        tokens = re.findall(r"(?:>=|<=|>|<|=|\^|~)?\s*[^\s<>=^~]+", part.strip())
+        tokens = _TOKEN.findall(part.strip())
         if not tokens:
             raise ValueError(f"empty version range in {text!r}")
+        if _TOKEN.sub("", part).strip():
+            raise ValueError(f"not a version range: {part.strip()!r}")
         alternatives.append([_comparator(t.replace(" ", "")) for t in tokens])
     return alternatives
 

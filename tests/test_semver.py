@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+
+from reconciler.semver import check_range, parse_version, satisfies
+
+CASES = [
+    ("v22.12.0", ">=22.12", True),
+    ("v22.11.9", ">=22.12", False),
+    ("v20.20.2", ">=22.12.0", False),
+    ("22.3.1", "22.x", True),
+    ("23.0.0", "22.x", False),
+    ("24.16.0", ">=24.16.0 <25 || >=26.1.0", True),
+    ("25.1.0", ">=24.16.0 <25 || >=26.1.0", False),
+    ("26.2.0", ">=24.16.0 <25 || >=26.1.0", True),
+    ("22.5.0", "^22", True),
+    ("23.0.0", "^22.1", False),
+    ("22.12.3", "~22.12", True),
+    ("22.13.0", "~22.12", False),
+    ("0.3.5", "^0.3.1", True),
+    ("0.4.0", "^0.3.1", False),
+    ("22.12.0", "22.12.0", True),
+    ("22.12.1", "=22.12.0", False),
+]
+
+
+@pytest.mark.parametrize(("version", "wanted", "ok"), CASES)
+def test_satisfies(version: str, wanted: str, ok: bool) -> None:
+    assert satisfies(version, wanted) is ok
+
+
+@pytest.mark.parametrize("bad", ["", "latest", ">=", "22..1", ">> 22"])
+def test_bad_ranges_are_value_errors(bad: str) -> None:
+    with pytest.raises(ValueError):
+        check_range(bad)
+
+
+def test_parse_version_accepts_v_prefix_and_prerelease() -> None:
+    assert parse_version("v22.12.0") == (22, 12, 0)
+    assert parse_version("2026.1.24-3") == (2026, 1, 24)
