@@ -1,0 +1,42 @@
+"""Building blocks for pure plan tests: specs and facts made in code, no host needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from reconciler.engine.host import Account, HostContext
+from reconciler.engine.probe import Facts, Probe
+from reconciler.spec.model import GatewayRuntime, Host, Profile, Runtime, ServeEntry, Spec, Tailscale
+
+USER = Account("user", 1000, 1000, Path("/home/user"))
+ROOT = Account("root", 0, 0, Path("/root"))
+
+
+def make_spec(
+    *,
+    serve: tuple[ServeEntry, ...] = (),
+    operator: str | None = "user",
+    funnel: str = "deny",
+    prune: bool = False,
+    tailscale: bool = True,
+    linger: bool | None = True,
+    profiles: tuple[Profile, ...] = (Profile("ops", 18809), Profile("personal", 18789)),
+) -> Spec:
+    return Spec(
+        host=Host("vm102", "user"),
+        runtime=Runtime(node=">=22.12", gateway=GatewayRuntime("clawdbot")),
+        profiles=profiles,
+        linger=linger,
+        tailscale=Tailscale(operator=operator, funnel=funnel, serve=serve, prune=prune)  # type: ignore[arg-type]
+        if tailscale
+        else None,
+    )
+
+
+def make_host(invoker: Account = USER, user: Account | None = USER) -> HostContext:
+    return HostContext(hostname="vm102", invoker=invoker, user=user, user_name="user")
+
+
+def facts(values: dict[Probe[Any], Any]) -> Facts:
+    return Facts(values=values, results={})
