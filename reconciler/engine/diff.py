@@ -23,6 +23,13 @@ def attribute_changes(
     only show as added or removed. Paths in `sensitive` (or under them) are marked so that
     every renderer shows "(sensitive)" instead of the value.
     """
+    if not desired or not actual:
+        # deepdiff reports a whole-document change at the root here; name each key instead.
+        side = desired or actual
+        return tuple(
+            _change(f"root['{key}']", actual.get(key, _ABSENT), desired.get(key, _ABSENT), sensitive)
+            for key in sorted(side)
+        )
     from deepdiff import DeepDiff  # heavy; only plans that have something to compare pay for it
 
     found = DeepDiff(dict(actual), dict(desired), ignore_order=False, verbose_level=2)

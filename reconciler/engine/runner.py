@@ -8,14 +8,18 @@ the host, and only `apply` without `--dry-run` ever builds one.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
+import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from reconciler.engine.action import (
     EnsureDirectory,
+    EnsureSecretEnv,
     Operation,
     RemoveFile,
     RunCommand,
@@ -230,10 +234,15 @@ class HostRunner(ReadOnlyRunner):
             with acting_as(self._owner(self.host.user_name)):
                 remove_file(operation.path, backup=operation.backup)
             return OperationResult(operation, True)
+        if isinstance(operation, EnsureSecretEnv):
+            with acting_as(owner):
+                created = ensure_secret_env(operation.path, operation.key, operation.mode)
+            return OperationResult(operation, True, "generated" if created else "kept")
         raise TypeError(f"unknown operation {operation!r}")
 
     def _owner(self, name: str | None) -> Account | None:
-        if name is None:
+        # Only root writes on someone else's behalf; anyone else writes as themselves.
+        if name is None or not self.host.is_root:
             return None
         if self.host.user is not None and name == self.host.user.name:
             return self.host.user
@@ -249,6 +258,28 @@ class HostRunner(ReadOnlyRunner):
                     op, False, f"nothing answered on 127.0.0.1:{op.port} within {op.timeout_s:g} s"
                 )
             self.sleep(0.5)
+
+
+def ensure_secret_env(path: Path, key: str, mode: int) -> bool:
+    """Give the env file at `path` a random `key=` value unless it has a non-empty one.
+
+    Returns True when a value was generated. An existing value is never replaced (clients
+    paired with it keep working); a wrong mode is fixed. The value is hex, so it needs no
+    quoting in a systemd EnvironmentFile=.
+    """
+    lines: list[str] = []
+    if path.is_file() and not path.is_symlink():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for line in lines:
+            name, sep, value = line.partition("=")
+            if sep and name.strip() == key and value.strip():
+                if stat.S_IMODE(path.stat().st_mode) != mode:
+                    os.chmod(path, mode)
+                return False
+        lines = [line for line in lines if line.partition("=")[0].strip() != key]
+    lines.append(f"{key}={secrets.token_hex(32)}")
+    atomic_write(path, "\n".join(lines) + "\n", mode, backup=False)
+    return True
 
 
 def _text(data: bytes | str | None) -> str:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from reconciler.engine.host import HostContext
 from reconciler.engine.kind import ResourceKind
 from reconciler.engine.plan import Plan, build_plan
+from reconciler.engine.privilege import block_refused, root_commands, sudo_probes
 from reconciler.engine.probe import Facts, ProbeSession
 from reconciler.engine.runner import ReadOnlyRunner
 from reconciler.spec.model import Spec
@@ -44,5 +45,11 @@ def probe_and_plan(
     """Probe the host for every kind's facts (in one session) and build the plan."""
     probes = [p for kind in kinds for p in kind.probes(spec, host)]
     probed_at = datetime.now(UTC).isoformat(timespec="seconds")
-    facts = ProbeSession(host, runner.run).collect(probes)
-    return Probed(build_plan(spec, host, facts, kinds), facts, probed_at)
+    session = ProbeSession(host, runner.run)
+    facts = session.collect(probes)
+    plan = build_plan(spec, host, facts, kinds)
+    asks = sudo_probes(root_commands(plan, host))
+    if asks:
+        # A second, small round: only when not root and the plan has root-only steps.
+        plan = block_refused(plan, host, session.collect(asks))
+    return Probed(plan, facts, probed_at)

@@ -30,3 +30,13 @@ def test_equal_records_have_no_changes() -> None:
 def test_dotted_paths() -> None:
     assert dotted("root['gateway']['tailscale']['mode']") == "gateway.tailscale.mode"
     assert dotted("root['serve'][0]['https']") == "serve[0].https"
+
+
+def test_creation_and_removal_name_every_key() -> None:
+    created = attribute_changes({"target": "http://127.0.0.1:1", "funnel": False}, {})
+    assert [(c.path, c.before, c.after) for c in created] == [
+        ("funnel", "(absent)", False),
+        ("target", "(absent)", "http://127.0.0.1:1"),
+    ]
+    removed = attribute_changes({}, {"target": "x"})
+    assert [(c.path, c.before, c.after) for c in removed] == [("target", "x", "(absent)")]

@@ -1,0 +1,184 @@
+"""load_spec: a spec file in, a fully defaulted `Spec` out, or `SpecInvalid` with every error.
+
+The steps, each reporting with file:line:column:
+1. read at most MAX_BYTES (bigger files fail before parsing), refuse binary and non-UTF-8 data;
+2. parse the YAML with positions (yaml_source): syntax errors, duplicate keys, alias bombs, ...;
+3. validate against the JSON Schema (schema);
+4. run the semantic rules (semantic);
+5. only when all of that found nothing: convert to the frozen dataclasses of model.py, whose
+   defaults are the one place defaults live in code (the schema repeats them for editors; a test
+   keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from reconciler.spec import schema, semantic
+from reconciler.spec.duration import parse_duration
+from reconciler.spec.errors import SpecError, SpecInvalid
+from reconciler.spec.model import (
+    API_VERSION,
+    GatewayRuntime,
+    GitSource,
+    Host,
+    Profile,
+    Reconcile,
+    Runtime,
+    ServeEntry,
+    Spec,
+    Tailscale,
+    Timer,
+)
+from reconciler.spec.yaml_source import MAX_BYTES, Document, decode, field_path, parse
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read, validate and convert the spec at `path` (errors name the path as given)."""
+    filename = str(path)
+    try:
+        with open(path, "rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            data = b"" if size > MAX_BYTES else stream.read(MAX_BYTES + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise SpecInvalid(
+            [SpecError(filename, 0, 0, "", f"cannot read the spec: {reason}")]
+        ) from None
+    if size > MAX_BYTES or len(data) > MAX_BYTES:
+        raise SpecInvalid(
+            [
+                SpecError(
+                    filename,
+                    0,
+                    0,
+                    "",
+                    f"the file is too large ({max(size, len(data))} bytes or more; "
+                    f"a spec may be at most {MAX_BYTES} bytes)",
+                )
+            ]
+        )
+    return replace(load_spec_text(data, filename), path=Path(path))
+
+
+def load_spec_text(data: bytes | str, filename: str) -> Spec:
+    """Validate and convert spec text; `filename` is only used in error messages."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    text = decode(raw, filename)
+    if isinstance(text, SpecError):
+        raise SpecInvalid([text])
+    doc, errors = parse(text, filename)
+    if doc is None:
+        raise SpecInvalid(errors)
+    if not isinstance(doc.data, dict):
+        line, col = doc.locate(())
+        kind = "a list" if isinstance(doc.data, list) else "a single value"
+        raise SpecInvalid(
+            [
+                *errors,
+                SpecError(
+                    filename,
+                    line,
+                    col,
+                    "",
+                    f"the spec must be a mapping of fields, not {kind}",
+                    "a spec starts with apiVersion: reconciler/v1, then host:, profiles:, ...",
+                ),
+            ]
+        )
+    errors += _validate(doc, filename)
+    if errors:
+        raise SpecInvalid(list(dict.fromkeys(errors)))
+    return replace(build(doc.data), sha256=hashlib.sha256(raw).hexdigest())
+
+
+def _validate(doc: Document, filename: str) -> list[SpecError]:
+    """Schema errors, plus semantic issues about places the schema found nothing wrong with."""
+    errors, bad_paths = schema.validate(doc, filename)
+    bad_paths |= doc.broken
+    for issue in semantic.check(doc):
+        if any(issue.path[: len(bad)] == bad for bad in bad_paths):
+            continue
+        line, col = doc.locate(issue.path, key=issue.at_key)
+        errors.append(
+            SpecError(filename, line, col, field_path(issue.path), issue.message, issue.hint)
+        )
+    return errors
+
+
+# --- conversion: validated plain data -> model -------------------------------------------------
+
+
+def _some(section: dict[str, Any], *names: str) -> dict[str, Any]:
+    """The fields of `section` that are present: absent ones keep the dataclass defaults."""
+    return {name: section[name] for name in names if name in section}
+
+
+def _seconds(value: str | float) -> int:
+    return parse_duration(value) if isinstance(value, str) else int(value)
+
+
+def build(data: dict[str, Any]) -> Spec:
+    """Validated data -> Spec. Defaults are the dataclasses' (model.py), never repeated here."""
+    product = data.get("product", "clawdbot")
+    return Spec(
+        host=Host(name=data["host"]["name"], user=data["host"]["user"]),
+        runtime=_runtime(data.get("runtime", {}), product),
+        profiles=tuple(_profile(name, body) for name, body in sorted(data["profiles"].items())),
+        tailscale=_tailscale(data["tailscale"]) if "tailscale" in data else None,
+        reconcile=_reconcile(data.get("reconcile", {})),
+        **_some(data, "product", "linger", "prune_units"),
+        api_version=data.get("apiVersion", API_VERSION),
+    )
+
+
+def _runtime(section: dict[str, Any], product: str) -> Runtime:
+    gateway = dict(section.get("gateway", {}))
+    gateway.setdefault("package", product)
+    if "start_timeout" in gateway:
+        gateway["start_timeout_s"] = float(_seconds(gateway.pop("start_timeout")))
+    return Runtime(
+        node=section.get("node"),
+        gateway=GatewayRuntime(**gateway),
+        **_some(section, "docker"),
+    )
+
+
+def _tailscale(section: dict[str, Any]) -> Tailscale:
+    serve = tuple(
+        ServeEntry(https=int(entry["https"]), **_some(entry, "profile", "target", "funnel"))
+        for entry in section.get("serve", [])
+    )
+    return Tailscale(serve=serve, **_some(section, "operator", "funnel", "prune"))
+
+
+def _profile(name: str, body: dict[str, Any]) -> Profile:
+    return Profile(
+        name=name,
+        port=int(body["port"]),
+        **_some(body, "state_dir", "workspace", "bind", "auth", "prune"),
+    )
+
+
+_TIMER_FIELDS = {
+    "interval": "interval_s",
+    "on_boot": "on_boot_s",
+    "randomized_delay": "randomized_delay_s",
+}
+
+
+def _reconcile(section: dict[str, Any]) -> Reconcile:
+    timer = section.get("timer", {})
+    fields: dict[str, Any] = _some(timer, "enabled")
+    fields.update(
+        (model, _seconds(timer[key])) for key, model in _TIMER_FIELDS.items() if key in timer
+    )
+    source = section.get("source")
+    return Reconcile(
+        timer=Timer(**fields),
+        source=GitSource(path=source["git"], **_some(source, "ref")) if source else None,
+    )

@@ -1,0 +1,427 @@
+"""Semantic rules: what the schema cannot say (unique ports, references between sections, ...).
+
+Each rule is a small function from the parsed document to issues, listed in RULES; adding a rule is
+writing one function and appending it. Rules run even when the schema found errors (so a user sees
+everything at once), so they read the data defensively: anything of the wrong shape is the schema's
+business and is skipped here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from reconciler.products import PRODUCTS, product_names
+from reconciler.semver import check_range
+from reconciler.spec.duration import parse_duration
+from reconciler.spec.schema import pattern
+from reconciler.spec.yaml_source import YAML11_BOOLS, Document, PathT, show
+
+MIN_PORT_GAP = 20  # the gateway derives ports from its base (docs/gateway/multiple-gateways.md)
+FUNNEL_PORTS = (443, 8443, 10000)  # the only ports Tailscale Funnel listens on
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+# (path, may it be zero?) of every duration field.
+DURATIONS: tuple[tuple[tuple[str, ...], bool], ...] = (
+    (("runtime", "gateway", "start_timeout"), False),
+    (("reconcile", "timer", "interval"), False),
+    (("reconcile", "timer", "on_boot"), False),
+    (("reconcile", "timer", "randomized_delay"), True),
+)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One rule violation: where (a path into the data; at its key or value), what, how to fix."""
+
+    path: PathT
+    message: str
+    hint: str | None = None
+    at_key: bool = False
+
+
+Rule = Callable[[Document], Iterable[Issue]]
+
+
+# --- defensive accessors ----------------------------------------------------------------------
+
+
+def _get(data: Any, *path: str) -> Any:
+    """data[path[0]][path[1]]..., or None when any step is missing or not a mapping."""
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _profiles(doc: Document) -> dict[str, Any]:
+    profiles = _get(doc.data, "profiles")
+    return profiles if isinstance(profiles, dict) else {}
+
+
+def _ports(doc: Document) -> list[tuple[str, int]]:
+    """(profile, port) for every profile whose port is a usable integer, in file order."""
+    out = []
+    for name, body in _profiles(doc).items():
+        port = _as_int(_get(body, "port"))
+        if port is not None and 1 <= port <= 65535:
+            out.append((name, port))
+    return out
+
+
+def _serve(doc: Document) -> list[tuple[int, dict[str, Any]]]:
+    serve = _get(doc.data, "tailscale", "serve")
+    if not isinstance(serve, list):
+        return []
+    return [(i, entry) for i, entry in enumerate(serve) if isinstance(entry, dict)]
+
+
+def _as_int(value: Any) -> int | None:
+    """An integer value (JSON Schema counts 443.0 as an integer too), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+
+def profile_names(doc: Document) -> Iterator[Issue]:
+    """Profile names are short lowercase identifiers (they end up in unit and directory names)."""
+    regex = re.compile(pattern("profileName"))
+    for name in _profiles(doc):
+        if not regex.fullmatch(name):
+            yield Issue(
+                ("profiles", name),
+                f"invalid profile name {show(name)}",
+                "a profile name starts with a lowercase letter, then lowercase letters, digits or "
+                "hyphens, at most 32 characters (it becomes part of unit and directory names)",
+                at_key=True,
+            )
+
+
+def user_names(doc: Document) -> Iterator[Issue]:
+    """host.user and tailscale.operator are POSIX user names."""
+    regex = re.compile(pattern("userName"))
+    for path in (("host", "user"), ("tailscale", "operator")):
+        value = _get(doc.data, *path)
+        if isinstance(value, str) and not regex.fullmatch(value):
+            yield Issue(
+                path,
+                f"{show(value)} is not a valid POSIX user name",
+                "a user name starts with a lowercase letter or _, then lowercase letters, digits, "
+                "_ or -, at most 32 characters",
+            )
+
+
+def unique_ports(doc: Document) -> Iterator[Issue]:
+    """No two profiles share a gateway port."""
+    seen: dict[int, str] = {}
+    for name, port in _ports(doc):
+        if port in seen:
+            yield Issue(
+                ("profiles", name, "port"),
+                f"port {port} is already used by profile {show(seen[port])}",
+                "every profile needs its own gateway port",
+            )
+        else:
+            seen[port] = name
+
+
+def port_spacing(doc: Document) -> Iterator[Issue]:
+    """Base ports of two profiles are at least MIN_PORT_GAP apart."""
+    ports = _ports(doc)
+    for i, (name, port) in enumerate(ports):
+        for other, other_port in ports[:i]:
+            gap = abs(port - other_port)
+            if 0 < gap < MIN_PORT_GAP:
+                free = _free_port(other_port, [p for n, p in ports if n != name])
+                example = f", e.g. port: {free}" if free is not None else ""
+                yield Issue(
+                    ("profiles", name, "port"),
+                    f"port {port} is only {gap} away from port {other_port} of profile {show(other)}",
+                    "the gateway derives more ports from its base port (e.g. base+2 for browser "
+                    f"control); keep the base ports of two profiles at least {MIN_PORT_GAP} apart"
+                    f"{example}",
+                )
+
+
+def _free_port(start: int, taken: list[int]) -> int | None:
+    """The lowest port at least MIN_PORT_GAP above `start` and that far from all `taken`."""
+    candidate = start + MIN_PORT_GAP
+    while candidate <= 65535:
+        clash = [p for p in taken if abs(candidate - p) < MIN_PORT_GAP]
+        if not clash:
+            return candidate
+        candidate = max(clash) + MIN_PORT_GAP
+    return None
+
+
+def serve_profile_or_target(doc: Document) -> Iterator[Issue]:
+    """Each serve entry names exactly one of a profile or a target."""
+    for i, entry in _serve(doc):
+        has_profile, has_target = "profile" in entry, "target" in entry
+        if has_profile == has_target:
+            what = "both profile and target" if has_profile else "neither profile nor target"
+            yield Issue(
+                ("tailscale", "serve", i),
+                f"a serve entry needs exactly one of profile or target, this one has {what}",
+                "profile: NAME proxies to that profile's gateway; target: http://127.0.0.1:PORT "
+                "proxies to another local service",
+            )
+
+
+def serve_profile_exists(doc: Document) -> Iterator[Issue]:
+    """A serve entry's profile is defined under profiles."""
+    profiles = _profiles(doc)
+    if not profiles:
+        return
+    for i, entry in _serve(doc):
+        name = entry.get("profile")
+        if isinstance(name, str) and name not in profiles:
+            hint = _did_you_mean(name, profiles) or "defined profiles: " + ", ".join(
+                f"`{p}`" for p in profiles
+            )
+            yield Issue(
+                ("tailscale", "serve", i, "profile"), f"no profile named {show(name)}", hint
+            )
+
+
+def serve_target_loopback(doc: Document) -> Iterator[Issue]:
+    """A serve entry's explicit target is an http(s) URL on loopback with a port."""
+    regex = re.compile(pattern("loopbackUrl"))
+    example = "e.g. http://127.0.0.1:3000"
+    for i, entry in _serve(doc):
+        target = entry.get("target")
+        if not isinstance(target, str):
+            continue
+        path = ("tailscale", "serve", i, "target")
+        try:
+            url = urlsplit(target)
+            port = url.port
+        except ValueError:
+            url, port = None, None
+        if url is None or url.scheme not in ("http", "https"):
+            yield Issue(path, f"{show(target)} is not an http:// or https:// URL", example)
+        elif url.hostname not in LOOPBACK_HOSTS:
+            yield Issue(
+                path,
+                f"{show(target)} is not a loopback URL",
+                "serve targets must be on 127.0.0.1, localhost or [::1] "
+                "(to serve a gateway, name its profile instead)",
+            )
+        elif port is None:
+            yield Issue(
+                path, f"{show(target)} has no port", f"write the port explicitly, {example}"
+            )
+        elif not 1 <= port <= 65535:
+            yield Issue(path, f"port {port} of {show(target)} is out of range", example)
+        elif not regex.fullmatch(target):
+            yield Issue(
+                path,
+                f"{show(target)} is not of the form http(s)://HOST:PORT[/path]",
+                f"{example} (no user, query or fragment)",
+            )
+
+
+def unique_serve_ports(doc: Document) -> Iterator[Issue]:
+    """No two serve entries share an HTTPS port."""
+    seen: dict[int, int] = {}
+    for i, entry in _serve(doc):
+        port = _as_int(entry.get("https"))
+        if port is None:
+            continue
+        if port in seen:
+            yield Issue(
+                ("tailscale", "serve", i, "https"),
+                f"HTTPS port {port} is already used by tailscale.serve[{seen[port]}]",
+                "one serve entry per HTTPS port",
+            )
+        else:
+            seen[port] = i
+
+
+def funnel_policy(doc: Document) -> Iterator[Issue]:
+    """funnel: true on an entry needs tailscale.funnel: allow."""
+    policy = _get(doc.data, "tailscale", "funnel")
+    if policy == "allow":
+        return
+    for i, entry in _serve(doc):
+        if entry.get("funnel") is True:
+            yield Issue(
+                ("tailscale", "serve", i, "funnel"),
+                "funnel: true (public exposure) is not allowed while tailscale.funnel is "
+                f"{policy if isinstance(policy, str) else 'deny'}",
+                "set tailscale.funnel: allow to permit public entries, or remove funnel: true",
+            )
+
+
+def funnel_ports(doc: Document) -> Iterator[Issue]:
+    """Tailscale Funnel only listens on a few ports."""
+    for i, entry in _serve(doc):
+        port = _as_int(entry.get("https"))
+        if entry.get("funnel") is True and port is not None and port not in FUNNEL_PORTS:
+            yield Issue(
+                ("tailscale", "serve", i, "https"),
+                f"Tailscale Funnel cannot listen on port {port}",
+                "Funnel only listens on ports "
+                + ", ".join(map(str, FUNNEL_PORTS[:-1]))
+                + f" and {FUNNEL_PORTS[-1]}",
+            )
+
+
+def durations(doc: Document) -> Iterator[Issue]:
+    """Durations parse, and are longer than zero (randomized_delay may be 0)."""
+    for path, zero_ok in DURATIONS:
+        value = _get(doc.data, *path)
+        if isinstance(value, str):
+            try:
+                seconds = parse_duration(value)
+            except ValueError as exc:
+                yield Issue(path, str(exc))
+                continue
+        elif _as_int(value) is not None:
+            seconds = int(value)
+        else:
+            continue
+        if seconds < 0 or (seconds == 0 and not zero_ok):
+            yield Issue(
+                path,
+                f"{show(value)} is not a positive duration",
+                "write a duration longer than zero, like 30s, 15min or 1h",
+            )
+
+
+def state_dirs(doc: Document) -> Iterator[Issue]:
+    """Two profiles never share a state directory (explicit, or the product's convention)."""
+    product = _get(doc.data, "product")
+    names = product_names(
+        product if isinstance(product, str) and product in PRODUCTS else "clawdbot"
+    )
+    profiles = _profiles(doc)
+    owner: dict[str, str] = {}
+    for name, body in profiles.items():
+        if not isinstance(_get(body, "state_dir"), str):
+            owner.setdefault(names.state_dir(name), name)
+    for name, body in profiles.items():
+        state_dir = _get(body, "state_dir")
+        if not isinstance(state_dir, str):
+            continue
+        first = owner.setdefault(state_dir.rstrip("/") or "/", name)
+        if first != name:
+            yield Issue(
+                ("profiles", name, "state_dir"),
+                f"{show(state_dir)} is also the state directory of profile {show(first)}",
+                "every profile needs its own state directory",
+            )
+
+
+def node_range(doc: Document) -> Iterator[Issue]:
+    """runtime.node is a range the prerequisite check (reconciler.semver) understands."""
+    value = _get(doc.data, "runtime", "node")
+    if isinstance(value, str) and re.search(pattern("nodeRange"), value):  # else: schema error
+        try:
+            check_range(value)
+        except ValueError as exc:
+            yield Issue(
+                ("runtime", "node"),
+                f"{show(value)} is not a supported version range ({exc})",
+                'write a range like ">=22.12", ">=22.12.0 <25" or "22.x"',
+            )
+
+
+def control_characters(doc: Document) -> Iterator[Issue]:
+    """No string holds a control character (a stray line break from a block scalar, a tab, ...)."""
+    for path, text, is_key in _strings(doc.data, ()):
+        bad = next((c for c in text if ord(c) < 0x20 or ord(c) == 0x7F), None)
+        if bad is not None:
+            yield Issue(
+                path,
+                f"{'the key' if is_key else 'the value'} contains the control character "
+                f"U+{ord(bad):04X}",
+                "remove it (a `|` or `>` block scalar keeps its final line break: use `|-`, or "
+                "write the value on one line)"
+                if bad == "\n"
+                else "remove it",
+                at_key=is_key,
+            )
+
+
+def yaml11_booleans(doc: Document) -> Iterator[Issue]:
+    """A bare yes/no/on/off/y/n used as text: YAML 1.1 tools (and people) read it as a boolean."""
+    for path, text in doc.plain.items():
+        if text in YAML11_BOOLS and _lookup(doc.data, path) == text:
+            yield Issue(
+                path,
+                f"the bare word {text} is ambiguous: YAML 1.1 tools read it as a boolean",
+                f'quote it to mean the text: "{text}"',
+            )
+    for path, text in doc.bool_word_keys.items():
+        yield Issue(
+            path,
+            f"the bare key {text} is ambiguous: YAML 1.1 tools read it as a boolean",
+            f'quote it: "{text}":',
+            at_key=True,
+        )
+
+
+def _strings(data: Any, path: PathT) -> Iterator[tuple[PathT, str, bool]]:
+    if isinstance(data, str):
+        yield path, data, False
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield (*path, key), key, True
+            yield from _strings(value, (*path, key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _strings(value, (*path, i))
+
+
+def _lookup(data: Any, path: PathT) -> Any:
+    """The value at `path`, or None."""
+    for part in path:
+        if isinstance(data, list) and isinstance(part, int):
+            data = data[part] if part < len(data) else None
+        elif isinstance(data, dict) and isinstance(part, str):
+            data = data.get(part)
+        else:
+            return None
+    return data
+
+
+RULES: list[Rule] = [
+    profile_names,
+    user_names,
+    unique_ports,
+    port_spacing,
+    serve_profile_or_target,
+    serve_profile_exists,
+    serve_target_loopback,
+    unique_serve_ports,
+    funnel_policy,
+    funnel_ports,
+    durations,
+    state_dirs,
+    node_range,
+    control_characters,
+    yaml11_booleans,
+]
+
+
+def check(doc: Document) -> list[Issue]:
+    """Every issue every rule finds."""
+    return [issue for rule in RULES for issue in rule(doc)]

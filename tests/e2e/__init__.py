@@ -1,0 +1,1 @@
+"""End-to-end tests: real systemd + logind in systemd-nspawn containers (see harness.py)."""

@@ -1,0 +1,174 @@
+"""Fixtures and skip policy for the systemd-nspawn suite (see harness.py).
+
+Every test under tests/e2e is marked ``e2e``. Without root, debootstrap, systemd-nspawn,
+nsenter, tar or zstd the tests skip with the reason; with ``RECONCILER_E2E_REQUIRED=1`` (CI) they
+fail instead.
+
+Fixtures:
+  ``container``        a booted Container with the defaults (stand-in gateway, fake tailscale)
+  ``make_container``   factory: ``make_container(boot=True, **Container kwargs) -> Container``;
+                       e.g. ``make_container(real_gateway=True, binds_ro=[(host, "/x")])``
+  ``e2e_rootfs``       (session) path of the cached rootfs tarball, built on first use
+  ``real_gateway_dir`` (session) path of the cached real clawdbot install, installed on first use
+Every container a test made is powered off (killed if it hangs) and its rootfs copy deleted
+when the test ends, also on failure, Ctrl-C or SIGTERM; on failure the report gets each
+container's nspawn log, failed units and journal tail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import harness, images
+
+E2E_DIR = Path(__file__).resolve().parent
+REQUIRED_ENV = "RECONCILER_E2E_REQUIRED"
+CONTAINERS = pytest.StashKey[list[harness.Container]]()
+
+
+def _missing_prerequisites() -> list[str]:
+    why = []
+    if os.geteuid() != 0:
+        why.append(f"not root (euid {os.geteuid()}): systemd-nspawn needs root")
+    for tool, pkg in (
+        ("debootstrap", "debootstrap"),
+        ("systemd-nspawn", "systemd-container"),
+        ("nsenter", "util-linux"),
+        ("zstd", "zstd"),
+        ("tar", "tar"),
+    ):
+        if shutil.which(tool) is None:
+            why.append(f"{tool} not found (apt-get install {pkg})")
+    return why
+
+
+_PREREQ: list[str] | None = None
+
+
+def _prereq() -> list[str]:
+    global _PREREQ
+    if _PREREQ is None:
+        _PREREQ = _missing_prerequisites()
+    return _PREREQ
+
+
+def _in_e2e(item: pytest.Item) -> bool:
+    return E2E_DIR in Path(str(item.path)).resolve().parents
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selection deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _in_e2e(item):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(tryfirst=True)  # before fixtures are set up
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if not _in_e2e(item):
+        return
+    why = _prereq()
+    if why:
+        msg = "e2e prerequisites missing: " + "; ".join(why)
+        if os.environ.get(REQUIRED_ENV) == "1":
+            pytest.fail(f"{msg} ({REQUIRED_ENV}=1, so this is a failure)", pytrace=False)
+        pytest.skip(msg)
+
+
+_sigterm_installed = False
+
+
+def _install_sigterm_handler() -> None:
+    """SIGTERM would end pytest without teardown: kill our containers first."""
+    global _sigterm_installed
+    if _sigterm_installed:
+        return
+    _sigterm_installed = True
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: Any) -> None:
+        harness.kill_all_live()
+        for c in list(harness._LIVE.values()):
+            c.destroy()
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+@pytest.fixture(scope="session")
+def e2e_rootfs() -> Path:
+    if not _prereq():
+        harness.reap_stale()
+    return images.ensure_rootfs()
+
+
+@pytest.fixture(scope="session")
+def real_gateway_dir() -> Path:
+    return images.ensure_gateway()
+
+
+@pytest.fixture
+def make_container(
+    request: pytest.FixtureRequest, e2e_rootfs: Path
+) -> Iterator[Callable[..., harness.Container]]:
+    _install_sigterm_handler()
+    made: list[harness.Container] = []
+    request.node.stash[CONTAINERS] = made
+
+    def factory(*, boot: bool = True, **kw: Any) -> harness.Container:
+        if kw.get("real_gateway") is True:
+            kw["real_gateway"] = request.getfixturevalue("real_gateway_dir")
+        kw.setdefault("tarball", e2e_rootfs)
+        c = harness.Container(**kw)
+        made.append(c)
+        c.prepare()
+        if boot:
+            try:
+                c.boot()
+            except BaseException:
+                c.diagnostics()  # keep them: the report hook runs after teardown killed it
+                raise
+        return c
+
+    try:
+        yield factory
+    finally:
+        errors = []
+        for c in reversed(made):
+            try:
+                c.destroy()
+            except BaseException as e:  # keep tearing the others down
+                errors.append(e)
+        if errors:
+            raise errors[0]
+
+
+@pytest.fixture
+def container(make_container: Callable[..., harness.Container]) -> harness.Container:
+    return make_container()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    rep = yield
+    if rep.failed and rep.when in ("setup", "call"):
+        for c in item.stash.get(CONTAINERS, []):
+            try:
+                text = c.diagnostics()
+            except Exception as e:  # never hide the real failure
+                text = f"(diagnostics failed: {e!r})"
+            rep.sections.append((f"e2e container {c.name}", text))
+    return rep

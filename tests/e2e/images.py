@@ -1,0 +1,436 @@
+"""Machine-wide caches for the e2e suite: a Debian bookworm rootfs tarball and the real gateway.
+
+Both are built once per machine under ``$RECONCILER_E2E_CACHE`` (default
+``/var/cache/reconciler-e2e``) and are safe against concurrent test processes: the builder takes
+an exclusive ``flock`` on a lock file next to the artifact, re-checks, builds into a temporary
+name in the same directory and ``rename``s it into place, so a reader never sees a half-written
+artifact and a crashed build leaves only a ``.tmp-*`` entry that the next build removes.
+
+* ``ensure_rootfs()`` -> ``rootfs-bookworm-<key>.tar.zst``. ``<key>`` hashes the project's
+  runtime dependencies (``[project] dependencies`` of pyproject.toml) and the build recipe (the
+  constants and the source of the build functions below), so editing either makes a new tarball.
+* ``ensure_gateway()`` -> ``gateway-clawdbot-<version>/`` holding ``node_modules`` with node 22
+  and clawdbot (REFERENCE.md section 1: the libsignal override is required).
+
+Command line (prints the artifact path; builds it when missing)::
+
+    .venv/bin/python -m tests.e2e.images rootfs
+    .venv/bin/python -m tests.e2e.images gateway
+    .venv/bin/python -m tests.e2e.images info
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import fcntl
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+SUITE = "bookworm"
+MIRROR = os.environ.get("RECONCILER_E2E_MIRROR", "http://deb.debian.org/debian")
+INCLUDE = (
+    "systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,python3,python3-venv,"
+    "sudo,iproute2,procps,ca-certificates,util-linux,less"
+)
+IMAGE_HOSTNAME = "e2e"
+USER = "user"
+UID = 1000
+VENV = "/opt/r"
+SRC = "/src"
+#: bump to force a rebuild when something outside this file changes the image
+RECIPE_REVISION = 1
+
+GATEWAY_VERSION = "2026.1.24-3"
+NODE_SPEC = "22"
+GATEWAY_PACKAGE_JSON = {
+    "name": "reconciler-e2e-gateway",
+    "private": True,
+    "dependencies": {
+        "node": NODE_SPEC,
+        "clawdbot": GATEWAY_VERSION,
+        # Not in REFERENCE.md: @mariozechner/pi-coding-agent@0.49.3 (pinned by clawdbot) imports
+        # strip-ansi without declaring it; with today's registry no strip-ansi gets hoisted to the
+        # top level and `clawdbot --version` dies with ERR_MODULE_NOT_FOUND 'strip-ansi'.
+        "strip-ansi": "^7.1.0",
+    },
+    # REFERENCE.md section 1: without it clawdbot fetches libsignal from a git host.
+    "overrides": {"libsignal": "npm:libsignal@6.0.0"},
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("RECONCILER_E2E_CACHE", "/var/cache/reconciler-e2e"))
+
+
+_BUILD_LOG: list[Path] = []  # the log file of the build in progress (stack)
+
+
+def _log(msg: str) -> None:
+    line = f"[e2e-cache {time.strftime('%H:%M:%S')}] {msg}"
+    print(line, file=sys.stderr, flush=True)
+    if _BUILD_LOG:
+        with open(_BUILD_LOG[-1], "a") as fh:
+            fh.write(line + "\n")
+
+
+@contextlib.contextmanager
+def _build_log(path: Path) -> Iterator[None]:
+    """Send the output of _run() to ``path``; on failure, raise with its tail."""
+    path.write_text("")
+    _BUILD_LOG.append(path)
+    try:
+        yield
+    except Exception as e:
+        tail = "\n".join(path.read_text(errors="replace").splitlines()[-40:])
+        raise RuntimeError(f"{e}\n--- last lines of {path} ---\n{tail}") from e
+    finally:
+        _BUILD_LOG.pop()
+
+
+@contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        t0 = time.monotonic()
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _log(f"waiting for lock {path} (another process is building)")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            _log(f"got lock after {time.monotonic() - t0:.0f}s")
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _run(argv: list[str], **kw: object) -> None:
+    _log("+ " + " ".join(argv))
+    if _BUILD_LOG:
+        with open(_BUILD_LOG[-1], "ab") as fh:
+            subprocess.run(
+                argv,
+                check=True,
+                stdin=subprocess.DEVNULL,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                **kw,
+            )  # type: ignore[call-overload]
+    else:
+        subprocess.run(argv, check=True, **kw)  # type: ignore[call-overload]
+
+
+def _rm_tmp_leftovers(directory: Path, prefix: str) -> None:
+    for p in directory.glob(f"{prefix}*"):
+        _log(f"removing leftover {p}")
+        _safe_rmtree(p)
+
+
+def _safe_rmtree(path: Path) -> None:
+    """rmtree that refuses to descend into anything mounted below ``path``."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+        return
+    real = os.path.realpath(path)
+    mounts = []
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            mnt = line.split()[4].replace("\\040", " ")
+            if mnt == real or mnt.startswith(real + "/"):
+                mounts.append(mnt)
+    for mnt in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", mnt], check=False)
+    shutil.rmtree(path)
+
+
+# --------------------------------------------------------------------------------------------
+# rootfs
+
+
+def runtime_dependencies() -> list[str]:
+    with open(REPO / "pyproject.toml", "rb") as fh:
+        return list(tomllib.load(fh)["project"]["dependencies"])
+
+
+def rootfs_key() -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps(sorted(runtime_dependencies())).encode())
+    for part in (SUITE, MIRROR, INCLUDE, IMAGE_HOSTNAME, USER, UID, VENV, SRC, RECIPE_REVISION):
+        h.update(repr(part).encode())
+    for fn in (_build_rootfs_tree, _write_image_files):
+        # the code's AST: reformatting or editing comments does not force a rebuild
+        h.update(ast.dump(ast.parse(textwrap.dedent(inspect.getsource(fn)))).encode())
+    return h.hexdigest()[:16]
+
+
+def rootfs_tarball_path() -> Path:
+    return cache_dir() / f"rootfs-{SUITE}-{rootfs_key()}.tar.zst"
+
+
+def _chroot(root: Path, script: str) -> None:
+    _run(
+        [
+            "chroot",
+            str(root),
+            "env",
+            "-i",
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME=/root",
+            "LANG=C.UTF-8",
+            "sh",
+            "-euxc",
+            script,
+        ]
+    )
+
+
+def _write_image_files(root: Path) -> None:
+    (root / "etc/hostname").write_text(IMAGE_HOSTNAME + "\n")
+    (root / "etc/hosts").write_text(
+        f"127.0.0.1\tlocalhost\n127.0.1.1\t{IMAGE_HOSTNAME}\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    )
+    # Each container copy gets its own machine-id (harness.Container writes one before boot).
+    (root / "etc/machine-id").write_text("")
+    site = next((root / VENV.lstrip("/")).glob("lib/python3*/site-packages"))
+    # The project source is bound read-only at /src at boot: make it importable from the venv.
+    (site / "reconciler-src.pth").write_text(SRC + "\n")
+    wrapper = root / "usr/local/bin/reconciler"
+    wrapper.write_text(f'#!/bin/sh\nexec {VENV}/bin/python -m reconciler "$@"\n')
+    wrapper.chmod(0o755)
+    # Journald: keep the journal small and persistent (the harness reads it on failures).
+    jconf = root / "etc/systemd/journald.conf.d"
+    jconf.mkdir(parents=True, exist_ok=True)
+    (jconf / "e2e.conf").write_text("[Journal]\nStorage=persistent\nSystemMaxUse=32M\n")
+    # Units that only slow a container down or fail without hardware.
+    for unit in (
+        "apt-daily.timer",
+        "apt-daily-upgrade.timer",
+        "e2scrub_all.timer",
+        "fstrim.timer",
+        "systemd-networkd-wait-online.service",
+    ):
+        link = root / "etc/systemd/system" / unit
+        if not link.exists() and not link.is_symlink():
+            link.symlink_to("/dev/null")
+
+
+def _build_rootfs_tree(root: Path, wheels_python: str) -> None:
+    _run(["debootstrap", "--variant=minbase", f"--include={INCLUDE}", SUITE, str(root), MIRROR])
+    deps = runtime_dependencies()
+    wheels = root / "opt/wheels"
+    wheels.mkdir(parents=True)
+    # pip inside the chroot cannot verify TLS with the fresh rootfs' trust store (REFERENCE 4):
+    # build wheels on the host (same Python minor version: 3.11) and install them offline.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_FIND_LINKS")}
+    _run([wheels_python, "-m", "pip", "wheel", "-q", "-w", str(wheels), *deps], env=env)
+    quoted = " ".join("'" + d.replace("'", "") + "'" for d in deps)
+    _chroot(
+        root,
+        f"python3 -m venv {VENV}\n"
+        f"{VENV}/bin/pip install -q --no-index --find-links /opt/wheels {quoted}\n"
+        f"useradd -m -u {UID} -U -s /bin/bash {USER}\n"
+        "apt-get clean\n",
+    )
+    shutil.rmtree(wheels)
+    for p in (root / "var/lib/apt/lists").glob("*_*"):
+        p.unlink()
+    _write_image_files(root)
+
+
+#: other rootfs tarballs (older recipes) unused for this long are deleted after a build
+PRUNE_AFTER_DAYS = 7
+_touched: set[Path] = set()
+
+
+def _mark_used(tarball: Path) -> Path:
+    if tarball not in _touched:
+        _touched.add(tarball)
+        with contextlib.suppress(OSError):
+            os.utime(tarball)
+    return tarball
+
+
+def _prune_old_rootfs(keep: Path) -> None:
+    cutoff = time.time() - PRUNE_AFTER_DAYS * 86400
+    for p in keep.parent.glob(f"rootfs-{SUITE}-*.tar.zst"):
+        if p != keep and p.stat().st_mtime < cutoff:
+            _log(f"removing {p} (unused for {PRUNE_AFTER_DAYS} days)")
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def ensure_rootfs(wheels_python: str | None = None) -> Path:
+    """Path of the cached rootfs tarball, building it first if needed (under a lock)."""
+    tarball = rootfs_tarball_path()
+    if tarball.exists():
+        return _mark_used(tarball)
+    wheels_python = wheels_python or str(REPO / ".venv/bin/python")
+    if not os.path.exists(wheels_python):
+        wheels_python = sys.executable
+    cdir = cache_dir()
+    with _flock(cdir / "rootfs.lock"):
+        if tarball.exists():
+            return _mark_used(tarball)
+        _rm_tmp_leftovers(cdir, ".rootfs-tmp-")
+        t0 = time.monotonic()
+        work = Path(tempfile.mkdtemp(prefix=".rootfs-tmp-", dir=cdir))
+        log = cdir / f"{tarball.name}.build.log"
+        _log(f"building {tarball} (about a minute; log: {log})")
+        try:
+            with _build_log(log):
+                root = work / "root"
+                _build_rootfs_tree(root, wheels_python)
+                t1 = time.monotonic()
+                tmp_tar = work / tarball.name
+                _run(
+                    [
+                        "tar",
+                        "--numeric-owner",
+                        "--xattrs",
+                        "--xattrs-include=*",
+                        "-I",
+                        "zstd -T0 -6",
+                        "-C",
+                        str(root),
+                        "-cf",
+                        str(tmp_tar),
+                        ".",
+                    ]
+                )
+                os.chmod(tmp_tar, 0o644)
+                os.rename(tmp_tar, tarball)
+                _log(
+                    f"built {tarball} in {t1 - t0:.0f}s (+{time.monotonic() - t1:.0f}s tar), "
+                    f"{tarball.stat().st_size / 1e6:.0f} MB"
+                )
+        finally:
+            _safe_rmtree(work)
+        _prune_old_rootfs(tarball)
+    return _mark_used(tarball)
+
+
+def extract_rootfs(tarball: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "tar",
+            "--numeric-owner",
+            "--xattrs",
+            "--xattrs-include=*",
+            "-I",
+            "zstd -T0",
+            "-C",
+            str(dest),
+            "-xpf",
+            str(tarball),
+        ],
+        check=True,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# real gateway
+
+
+def gateway_dir() -> Path:
+    return cache_dir() / f"gateway-clawdbot-{GATEWAY_VERSION}"
+
+
+def _gateway_package_json() -> str:
+    return json.dumps(GATEWAY_PACKAGE_JSON, indent=2) + "\n"
+
+
+def _gateway_ok(d: Path) -> bool:
+    """Finished (marker written last) and installed from the package.json we would write now."""
+    try:
+        return (d / ".complete").exists() and (d / "package.json").read_text() == (
+            _gateway_package_json()
+        )
+    except OSError:
+        return False
+
+
+def ensure_gateway() -> Path:
+    """Directory with node_modules/.bin/{node,clawdbot}; installed from npm once per machine."""
+    final = gateway_dir()
+    if _gateway_ok(final):
+        return final
+    cdir = cache_dir()
+    with _flock(cdir / f"{final.name}.lock"):
+        if _gateway_ok(final):
+            return final
+        _rm_tmp_leftovers(cdir, f".{final.name}.tmp-")
+        if final.exists():  # installed from another recipe: replace it
+            old = cdir / f".{final.name}.tmp-old-{os.getpid()}"
+            os.rename(final, old)
+            _safe_rmtree(old)
+        t0 = time.monotonic()
+        work = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=cdir))
+        try:
+            (work / "package.json").write_text(_gateway_package_json())
+            log = cdir / f"{final.name}.install.log"
+            _log(f"installing the real gateway into {final} (about a minute; log: {log})")
+            with _build_log(log):
+                _run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=warn"], cwd=work)
+            node = work / "node_modules/.bin/node"
+            out = subprocess.run(
+                [str(node), "--version"], check=True, capture_output=True, text=True
+            ).stdout.strip()
+            if not out.startswith(f"v{NODE_SPEC}."):
+                raise RuntimeError(f"node --version says {out!r}, wanted v{NODE_SPEC}.x")
+            env = dict(os.environ, PATH=f"{work}/node_modules/.bin:{os.environ['PATH']}")
+            ver = subprocess.run(
+                [str(work / "node_modules/.bin/clawdbot"), "--version"],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=300,
+            ).stdout.strip()
+            if GATEWAY_VERSION not in ver:
+                raise RuntimeError(f"clawdbot --version says {ver!r}, wanted {GATEWAY_VERSION}")
+            (work / ".complete").write_text(f"node {out}\nclawdbot {ver}\n")
+            os.chmod(work, 0o755)
+            os.rename(work, final)
+            _log(f"installed {final} in {time.monotonic() - t0:.0f}s (node {out}, clawdbot {ver})")
+        finally:
+            if work.exists():
+                _safe_rmtree(work)
+    return final
+
+
+def main(argv: list[str]) -> int:
+    what = argv[0] if argv else "info"
+    if what == "rootfs":
+        print(ensure_rootfs())
+    elif what == "gateway":
+        print(ensure_gateway())
+    elif what == "info":
+        print(f"cache dir: {cache_dir()}")
+        print(f"rootfs:    {rootfs_tarball_path()} (exists: {rootfs_tarball_path().exists()})")
+        print(f"gateway:   {gateway_dir()} (complete: {_gateway_ok(gateway_dir())})")
+    else:
+        print(f"usage: {sys.argv[0]} rootfs|gateway|info", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

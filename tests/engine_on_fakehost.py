@@ -1,0 +1,77 @@
+"""Drive the real engine (probes, planner, runner, apply) against a FakeHost.
+
+Only the host is fake: every command goes through the real runner and `sh` to the fake
+executables, every file operation through the real file code into the fake root.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from reconciler.engine.apply import ApplyResult, apply_plan
+from reconciler.engine.host import Account, HostContext
+from reconciler.engine.plan import Plan
+from reconciler.engine.runner import HostRunner, ReadOnlyRunner
+from reconciler.engine.session import probe_and_plan
+from reconciler.kinds import all_kinds
+from reconciler.spec.model import Spec
+
+from fakehost import FakeHost
+
+ROOT = Account("root", 0, 0, Path("/root"))
+
+
+def host_context(fake: FakeHost, invoker: str = "user") -> HostContext:
+    """A HostContext for the fake: its home, linger dir and /proc; `invoker` is user or root.
+
+    As root, the runner switches its effective uid to the user's for file writes, so then the
+    fake home is handed to the fake user's uid, as on a real host.
+    """
+    uid = fake.uid
+    user = Account(fake.user, uid, uid, fake.home)
+    fake.set_caller(invoker)
+    if invoker == "root":
+        _hand_home_to(fake, uid)
+    return HostContext(
+        hostname=fake.hostname,
+        invoker=ROOT if invoker == "root" else user,
+        user=user,
+        user_name=fake.user,
+        linger_dir=fake.linger_dir,
+        proc_root=fake.proc_root,
+        search_path=tuple(fake.path.split(":")),
+    )
+
+
+def _hand_home_to(fake: FakeHost, uid: int) -> None:
+    # The fake home must be reachable and owned by the fake user's uid, as on a real host.
+    for parent in [fake.home, *fake.home.parents]:
+        if parent == Path("/"):
+            break
+        os.chmod(parent, os.stat(parent).st_mode | 0o011)
+    for dirpath, dirnames, filenames in os.walk(fake.home):
+        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+            os.lchown(name, uid, uid)
+
+
+def read_only_runner(fake: FakeHost, host: HostContext) -> ReadOnlyRunner:
+    return ReadOnlyRunner(host, env=fake.env)
+
+
+def host_runner(fake: FakeHost, host: HostContext) -> HostRunner:
+    return HostRunner(
+        host,
+        env=fake.env,
+        port_answers=lambda port: any(int(e["port"]) == port for e in fake.listeners()),
+        sleep=lambda seconds: None,
+    )
+
+
+def plan(fake: FakeHost, spec: Spec, host: HostContext) -> Plan:
+    return probe_and_plan(spec, host, read_only_runner(fake, host), all_kinds()).plan
+
+
+def apply(fake: FakeHost, spec: Spec, host: HostContext) -> ApplyResult:
+    runner = host_runner(fake, host)
+    return apply_plan(probe_and_plan(spec, host, runner, all_kinds()).plan, runner)

@@ -1,0 +1,297 @@
+"""Conversion to the model: a valid spec gives exactly the expected `Spec`, defaults included, and
+the schema's `default` keywords agree with the dataclass defaults of model.py."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reconciler.spec import load_spec
+from reconciler.spec.loader import load_spec_text
+from reconciler.spec.model import (
+    GatewayRuntime,
+    GitSource,
+    Host,
+    Profile,
+    Reconcile,
+    Runtime,
+    ServeEntry,
+    Spec,
+    Tailscale,
+    Timer,
+)
+from reconciler.spec.schema import schema
+
+ROOT = Path(__file__).resolve().parents[2]
+VALID = ROOT / "tests" / "data" / "specs" / "valid"
+
+MINIMAL = """\
+apiVersion: reconciler/v1
+host: {name: vm102, user: user}
+profiles:
+  personal: {port: 18789}
+"""
+
+
+def test_example_full_gives_exactly_this_spec() -> None:
+    path = ROOT / "specs" / "example-full.yaml"
+    spec = load_spec(path)
+    expected = Spec(
+        host=Host(name="vm102", user="user"),
+        product="clawdbot",
+        runtime=Runtime(
+            node=">=22.12.0 <25",
+            gateway=GatewayRuntime(
+                package="clawdbot",
+                version="2026.1.24-3",
+                command="/home/user/.npm-global/bin/clawdbot",
+                start_timeout_s=180.0,
+            ),
+            docker="optional",
+        ),
+        linger=True,
+        tailscale=Tailscale(
+            operator="user",
+            funnel="allow",
+            serve=(
+                ServeEntry(https=443, profile="personal"),
+                ServeEntry(https=8443, target="http://127.0.0.1:3000"),
+                ServeEntry(https=10000, profile="ops", funnel=True),
+            ),
+            prune=True,
+        ),
+        profiles=(
+            Profile(
+                name="ops",
+                port=18809,
+                state_dir="~/.clawdbot-ops",
+                workspace="~/clawd-ops",
+                bind="loopback",
+                auth="token",
+                prune=True,
+            ),
+            Profile(name="personal", port=18789),
+        ),
+        prune_units=True,
+        reconcile=Reconcile(
+            timer=Timer(enabled=True, interval_s=900, on_boot_s=120, randomized_delay_s=60),
+            source=GitSource(path="/home/user/host-spec", ref="main"),
+        ),
+        api_version="reconciler/v1",
+        path=path,
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+    )
+    assert spec == expected
+
+
+def test_vm102_seed_spec() -> None:
+    spec = load_spec(ROOT / "specs" / "vm102.yaml")
+    assert spec.host == Host(name="vm102", user="user")
+    assert spec.product == "clawdbot"
+    assert spec.runtime == Runtime(
+        node=">=22.12", gateway=GatewayRuntime(package="clawdbot", version="2026.1.24-3")
+    )
+    assert spec.linger is True
+    assert spec.tailscale == Tailscale(
+        operator="user", funnel="deny", serve=(ServeEntry(https=443, profile="personal"),)
+    )
+    assert spec.profiles == (Profile(name="ops", port=18809), Profile(name="personal", port=18789))
+    assert spec.reconcile.timer == Timer(enabled=True, interval_s=900)
+    assert spec.reconcile.source is None
+    assert (
+        (ROOT / "specs" / "vm102.yaml")
+        .read_text()
+        .startswith("# yaml-language-server: $schema=../schemas/spec.schema.json\n")
+    )
+
+
+def test_minimal_spec_takes_every_default() -> None:
+    spec = load_spec_text(MINIMAL, "minimal.yaml")
+    assert spec == Spec(
+        host=Host(name="vm102", user="user"),
+        runtime=Runtime(node=None, gateway=GatewayRuntime(package="clawdbot")),
+        profiles=(Profile(name="personal", port=18789),),
+        path=None,
+        sha256=hashlib.sha256(MINIMAL.encode()).hexdigest(),
+    )
+    assert spec.tailscale is None  # absent: Tailscale is not managed
+    assert spec.linger is True
+
+
+def test_openclaw_package_defaults_to_the_product() -> None:
+    spec = load_spec(VALID / "openclaw.yaml")
+    assert spec.product == "openclaw"
+    assert spec.runtime.gateway == GatewayRuntime(package="openclaw", version="2026.9.1")
+    assert spec.runtime.docker == "absent"
+    assert spec.linger is None
+    assert spec.tailscale == Tailscale()
+    assert [p.name for p in spec.profiles] == ["default", "work-2"]
+    assert spec.profile("work-2") == Profile(
+        name="work-2", port=18809, bind="tailnet", auth="token"
+    )
+
+
+def test_durations_become_seconds() -> None:
+    spec = load_spec(VALID / "durations.yaml")
+    assert spec.runtime.gateway.start_timeout_s == 90.0
+    assert spec.reconcile.timer == Timer(interval_s=5400, on_boot_s=45, randomized_delay_s=0)
+
+
+def test_quoted_words_stay_text() -> None:
+    spec = load_spec(VALID / "quoted-words.yaml")
+    assert spec.host.name == "y"
+    assert spec.linger is False
+    assert [p.name for p in spec.profiles] == ["no", "on"]
+    assert spec.reconcile.source == GitSource(path="~/host-spec", ref="off")
+
+
+def test_aliases_expand() -> None:
+    spec = load_spec(VALID / "anchors.yaml")
+    assert spec.tailscale is not None and spec.tailscale.operator == "user"
+    assert spec.reconcile.timer.interval_s == spec.reconcile.timer.on_boot_s == 1800
+
+
+def test_bytes_and_text_give_the_same_spec() -> None:
+    assert load_spec_text(MINIMAL, "a.yaml") == load_spec_text(MINIMAL.encode(), "b.yaml")
+
+
+def test_bom_and_crlf_are_accepted() -> None:
+    spec = load_spec(VALID / "bom-crlf.yaml")
+    assert spec.sha256 == hashlib.sha256((VALID / "bom-crlf.yaml").read_bytes()).hexdigest()
+    assert spec.profiles == (Profile(name="personal", port=18789),)
+
+
+# --- schema defaults == model defaults ------------------------------------------------------
+
+
+def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref")
+    if ref:
+        target = root
+        for part in ref.removeprefix("#/").split("/"):
+            target = target[part]
+        return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return node
+
+
+def _fill_defaults(instance: Any, node: dict[str, Any], root: dict[str, Any]) -> int:
+    """Write every schema default into `instance` where it is absent; how many were written."""
+    node = _resolve(node, root)
+    written = 0
+    if isinstance(instance, dict):
+        for key, sub in node.get("properties", {}).items():
+            sub_resolved = _resolve(sub, root)
+            if key not in instance and "default" in sub_resolved:
+                instance[key] = copy.deepcopy(sub_resolved["default"])
+                written += 1
+            if key in instance:
+                written += _fill_defaults(instance[key], sub, root)
+        extra = node.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key in instance:
+                if key not in node.get("properties", {}):
+                    written += _fill_defaults(instance[key], extra, root)
+    elif isinstance(instance, list) and "items" in node:
+        for item in instance:
+            written += _fill_defaults(item, node["items"], root)
+    return written
+
+
+SPARSE = """\
+apiVersion: reconciler/v1
+host: {name: vm102, user: user}
+runtime: {gateway: {}}
+tailscale:
+  serve: [{https: 443, profile: personal}]
+profiles:
+  personal: {port: 18789}
+reconcile:
+  timer: {}
+  source: {git: ~/host-spec}
+"""
+
+
+def test_schema_defaults_match_model_defaults() -> None:
+    """Every `default` in the schema, written out explicitly, gives the same Spec as leaving it out."""
+    root = schema()
+    data = yaml.safe_load(SPARSE)
+    filled = copy.deepcopy(data)
+    written = _fill_defaults(filled, root, root)
+    # product, runtime.node/docker, gateway version/command/start_timeout, linger,
+    # tailscale operator/funnel/prune, serve funnel, profile state_dir/workspace/bind/auth/prune,
+    # prune_units, timer x4, source ref (+ the serve list itself is given)
+    assert written == 22
+    implicit = load_spec_text(yaml.safe_dump(data), "implicit.yaml")
+    explicit = load_spec_text(yaml.safe_dump(filled), "explicit.yaml")
+    assert dataclasses.replace(explicit, sha256=None) == dataclasses.replace(implicit, sha256=None)
+
+
+MODEL_FIELDS_WITH_DEFAULTS: dict[type, dict[str, str | None]] = {
+    # model class -> {model field: schema location}, every dataclass field that has a default
+    GatewayRuntime: {
+        "version": "runtime.gateway.version",
+        "command": "runtime.gateway.command",
+        "start_timeout_s": "runtime.gateway.start_timeout",
+    },
+    Runtime: {"docker": "runtime.docker"},
+    ServeEntry: {
+        "profile": None,  # exactly one of profile/target: no default
+        "target": None,
+        "funnel": "serveEntry.funnel",
+    },
+    Tailscale: {
+        "operator": "tailscale.operator",
+        "funnel": "tailscale.funnel",
+        "serve": "tailscale.serve",
+        "prune": "tailscale.prune",
+    },
+    Profile: {
+        "state_dir": "profile.state_dir",
+        "workspace": "profile.workspace",
+        "bind": "profile.bind",
+        "auth": "profile.auth",
+        "prune": "profile.prune",
+    },
+    Timer: {
+        "enabled": "reconcile.timer.enabled",
+        "interval_s": "reconcile.timer.interval",
+        "on_boot_s": "reconcile.timer.on_boot",
+        "randomized_delay_s": "reconcile.timer.randomized_delay",
+    },
+    GitSource: {"ref": "reconcile.source.ref"},
+    Reconcile: {"timer": "reconcile.timer", "source": None},
+    Spec: {
+        "product": "product",
+        "linger": "linger",
+        "tailscale": None,  # absent: not managed
+        "prune_units": "prune_units",
+        "reconcile": "reconcile",
+        "api_version": None,  # required in the spec
+        "path": None,  # not spec fields
+        "sha256": None,
+    },
+}
+
+
+@pytest.mark.parametrize("cls", list(MODEL_FIELDS_WITH_DEFAULTS), ids=lambda c: c.__name__)
+def test_every_model_default_has_a_schema_default(cls: type) -> None:
+    root = schema()
+    table = MODEL_FIELDS_WITH_DEFAULTS[cls]
+    with_defaults = {
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    }
+    assert with_defaults == set(table), "update MODEL_FIELDS_WITH_DEFAULTS"
+    for location in filter(None, table.values()):
+        first, *rest = location.split(".")
+        node = root["$defs"][first] if first in root["$defs"] else root["properties"][first]
+        for part in rest:
+            node = _resolve(node, root)["properties"][part]
+        assert "default" in node, f"{location} has no default in the schema"

@@ -1,0 +1,200 @@
+"""The laws that define a reconciler, as hypothesis properties over generated specs and hosts.
+
+Every example builds a fresh fake host in a generated state, then drives the real engine (probes,
+planner, runner over `sh`, file operations) against it:
+
+- after apply, the next plan has nothing left to run;
+- a second apply runs no mutating command;
+- a dry run runs no mutating command and leaves the host byte-identical;
+- with any one injected failure, the next apply converges.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler import cli as cli_module
+from reconciler.spec.model import GatewayRuntime, Host, Profile, Runtime, ServeEntry, Spec, Tailscale
+
+import engine_on_fakehost as drive
+from fakehost import FakeHost
+
+PIN = "2026.1.24-3"
+PROFILES = (Profile("ops", 18809), Profile("personal", 18789))
+SERVE_CHOICES = (
+    ServeEntry(443, profile="personal"),
+    ServeEntry(8443, profile="ops"),
+    ServeEntry(10443, target="http://127.0.0.1:3000"),
+)
+
+
+@dataclass(frozen=True)
+class HostState:
+    """A generated starting point for the fake host."""
+
+    invoker: str
+    sudo: bool
+    tailscale_installed: bool
+    daemon: bool
+    backend_state: str
+    https: bool
+    operator: str | None
+    serve: tuple[tuple[int, str], ...]
+    funnel: tuple[int, ...]
+    empty_style_null: bool
+    linger: bool
+    node: str | None
+    gateway: str | None
+
+
+specs = st.builds(
+    lambda linger, ts, operator, serve, prune, node, pin, profiles: Spec(
+        host=Host("vm102", "user"),
+        runtime=Runtime(node=node, gateway=GatewayRuntime("clawdbot", version=pin)),
+        profiles=profiles,
+        linger=linger,
+        tailscale=Tailscale(operator=operator, serve=serve, prune=prune) if ts else None,
+    ),
+    linger=st.sampled_from([True, False, None]),
+    ts=st.booleans(),
+    operator=st.sampled_from(["user", None]),
+    serve=st.lists(st.sampled_from(SERVE_CHOICES), unique_by=lambda e: e.https).map(tuple),
+    prune=st.booleans(),
+    node=st.sampled_from([">=22.12", None]),
+    pin=st.sampled_from([PIN, None]),
+    profiles=st.sampled_from([PROFILES, PROFILES[:1], PROFILES[1:]]),
+)
+
+targets = st.sampled_from(
+    ["http://127.0.0.1:18789", "http://127.0.0.1:18809", "http://localhost:18789", "http://127.0.0.1:9999"]
+)
+
+host_states = st.builds(
+    HostState,
+    invoker=st.sampled_from(["user", "root"]),
+    sudo=st.booleans(),
+    tailscale_installed=st.booleans(),
+    daemon=st.booleans(),
+    backend_state=st.sampled_from(["Running", "Running", "NeedsLogin"]),
+    https=st.booleans(),
+    operator=st.sampled_from([None, "user", "bob"]),
+    serve=st.lists(st.tuples(st.sampled_from([443, 8443, 9443, 10443]), targets), unique_by=lambda t: t[0]).map(tuple),
+    funnel=st.lists(st.sampled_from([443, 8443]), unique=True).map(tuple),
+    empty_style_null=st.booleans(),
+    linger=st.booleans(),
+    node=st.sampled_from(["v22.12.0", "v24.1.0", "v20.11.1", None]),
+    gateway=st.sampled_from([PIN, "2026.1.20", None]),
+)
+
+
+@contextmanager
+def fake_host(state: HostState) -> Iterator[FakeHost]:
+    with tempfile.TemporaryDirectory(prefix="laws-") as tmp, FakeHost(Path(tmp)) as fake:
+        fake.allow_sudo(state.sudo)
+        fake.set_tailscale(
+            installed=state.tailscale_installed,
+            daemon=state.daemon,
+            backend_state=state.backend_state,
+            https=state.https,
+        )
+        fake.set_operator(state.operator)
+        dns = fake.dns_name
+        config: dict[str, Any] | None = None
+        if state.serve:
+            config = {
+                "TCP": {str(p): {"HTTPS": True} for p, _ in state.serve},
+                "Web": {f"{dns}:{p}": {"Handlers": {"/": {"Proxy": t}}} for p, t in state.serve},
+                "AllowFunnel": {
+                    f"{dns}:{p}": True for p in state.funnel if p in dict(state.serve)
+                },
+            }
+        fake.set_serve_config(config if config or state.empty_style_null else {})
+        fake.set_linger("user", state.linger)
+        fake.set_node(state.node)
+        fake.set_gateway(state.gateway)
+        yield fake
+
+
+def runnable(fake: FakeHost, spec: Spec, host: Any) -> list[str]:
+    return [a.address for a in drive.plan(fake, spec, host).runnable]
+
+
+@given(spec=specs, state=host_states)
+def test_after_apply_the_next_plan_is_empty_and_a_second_apply_mutates_nothing(
+    spec: Spec, state: HostState
+) -> None:
+    with fake_host(state) as fake:
+        host = drive.host_context(fake, state.invoker)
+        first = drive.apply(fake, spec, host)
+        failed = [(o.action.address, o.detail) for o in first.outcomes if o.outcome == "failed"]
+        assert failed == []
+        assert runnable(fake, spec, host) == []
+        fake.clear_calls()
+        second = drive.apply(fake, spec, host)
+        assert [o for o in second.outcomes if o.outcome in ("applied", "failed")] == []
+        assert fake.mutating_calls() == []
+
+
+@given(spec=specs, state=host_states)
+def test_a_dry_run_mutates_nothing_and_leaves_the_host_byte_identical(
+    spec: Spec, state: HostState
+) -> None:
+    with fake_host(state) as fake:
+        host = drive.host_context(fake, state.invoker)
+        before = fake.snapshot()
+        fake.clear_calls()
+        result = _cli_dry_run(fake, spec, host)
+        assert result.exit_code == 0, result.output
+        assert "Dry run: no command was run that changes the host." in result.output
+        assert fake.mutating_calls() == []
+        assert fake.snapshot() == before
+
+
+@given(spec=specs, state=host_states, nth=st.integers(min_value=1, max_value=12))
+def test_any_single_failure_is_recovered_by_the_next_apply(
+    spec: Spec, state: HostState, nth: int
+) -> None:
+    with fake_host(state) as fake:
+        host = drive.host_context(fake, state.invoker)
+        fake.fail_mutating_call(nth)
+        drive.apply(fake, spec, host)  # may fail somewhere: that is the point
+        second = drive.apply(fake, spec, host)
+        assert [o.action.address for o in second.outcomes if o.outcome == "failed"] == []
+        assert runnable(fake, spec, host) == []
+
+
+def _cli_dry_run(fake: FakeHost, spec: Spec, host: Any) -> Any:
+    """`reconciler apply --dry-run` through the real CLI, with the spec and host injected."""
+    runner = CliRunner()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli_module, "_load_or_exit", lambda path: spec)
+        patch.setattr(cli_module, "discover_host", lambda s: host)
+        patch.setattr(
+            cli_module,
+            "make_runner",
+            lambda h, mutating: drive.host_runner(fake, h) if mutating else drive.read_only_runner(fake, h),
+        )
+        return runner.invoke(cli_module.cli, ["apply", "spec.yaml", "--dry-run", "--host-check=off"])
+
+
+@settings(max_examples=1)
+@given(st.just(None))
+def test_the_fake_host_counts_mutations(_: None) -> None:
+    # Guards the laws above against a fake that never reports a mutation.
+    state = HostState("user", True, True, True, "Running", True, None, (), (), False, False, "v22.12.0", PIN)
+    spec = Spec(Host("vm102", "user"), Runtime(None, GatewayRuntime("clawdbot")), PROFILES[:1])
+    with fake_host(state) as fake:
+        host = drive.host_context(fake, "user")
+        fake.clear_calls()
+        drive.apply(fake, spec, host)
+        assert any(c["argv"][:2] == ["loginctl", "enable-linger"] for c in fake.mutating_calls())
