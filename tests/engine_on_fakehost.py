@@ -28,11 +28,15 @@ def host_context(fake: FakeHost, invoker: str = "user") -> HostContext:
     As root, the runner switches its effective uid to the user's for file writes, so then the
     fake home is handed to the fake user's uid, as on a real host.
     """
-    uid = fake.uid
-    user = Account(fake.user, uid, uid, fake.home)
     fake.set_caller(invoker)
     if invoker == "root":
-        _hand_home_to(fake, uid)
+        user = Account(fake.user, fake.uid, fake.uid, fake.home)
+        _hand_home_to(fake, fake.uid)
+    else:
+        # "As the user": we are the user, so the files we write are the user's: give the fake
+        # user our real uid, and tell the runner we are not privileged (no uid switching).
+        uid, gid = os.geteuid(), os.getegid()
+        user = Account(fake.user, uid, gid, fake.home)
     return HostContext(
         hostname=fake.hostname,
         invoker=ROOT if invoker == "root" else user,
@@ -41,6 +45,7 @@ def host_context(fake: FakeHost, invoker: str = "user") -> HostContext:
         linger_dir=fake.linger_dir,
         proc_root=fake.proc_root,
         search_path=tuple(fake.path.split(":")),
+        privileged=invoker == "root",
     )
 
 

@@ -57,14 +57,21 @@ class HostState:
     gateway: str | None
 
 
-specs = st.builds(
-    lambda linger, ts, operator, serve, prune, node, pin, profiles: Spec(
+def _spec(linger, ts, operator, serve, prune, node, pin, profiles):  # type: ignore[no-untyped-def]
+    names = {p.name for p in profiles}
+    # A serve entry may only name a profile the spec has (validation guarantees that).
+    serve = tuple(e for e in serve if e.profile is None or e.profile in names)
+    return Spec(
         host=Host("vm102", "user"),
         runtime=Runtime(node=node, gateway=GatewayRuntime("clawdbot", version=pin)),
         profiles=profiles,
         linger=linger,
         tailscale=Tailscale(operator=operator, serve=serve, prune=prune) if ts else None,
-    ),
+    )
+
+
+specs = st.builds(
+    _spec,
     linger=st.sampled_from([True, False, None]),
     ts=st.booleans(),
     operator=st.sampled_from(["user", None]),

@@ -57,9 +57,13 @@ class HostContext:
     # not available to a timer or to root, so we search the usual places explicitly).
     search_path: tuple[str, ...] = field(default_factory=lambda: tuple(DEFAULT_PATH.split(":")))
 
+    # None: derived from the invoker's uid. A test that runs as root sets False to model a
+    # normal user on a fake host without switching uids for real.
+    privileged: bool | None = None
+
     @property
     def is_root(self) -> bool:
-        return self.invoker.uid == 0
+        return self.invoker.uid == 0 if self.privileged is None else self.privileged
 
     @property
     def acting_as_user(self) -> bool:

@@ -124,17 +124,32 @@ class ServeKind:
         funneled = set(config.funnel)
         deny = spec.tailscale.funnel == "deny"
 
-        # The funnel guard comes first: public exposure is the most urgent drift.
+        wanted_ports = {e.port for e in wanted}
+
+        # The funnel guard, for ports the spec does not serve (its own ports are handled below).
+        # `funnel --https=P off` removes the port's whole serve entry (tailscale serve_v2.go),
+        # while serving a funneled port again drops only the funnel: prefer that when we can.
         if deny:
             for hostport in config.funnel:
-                port = int(hostport.rpartition(":")[2])
+                host_name, _, port_text = hostport.rpartition(":")
+                port = int(port_text)
+                if host_name == me and (port in wanted_ports or spec.tailscale.prune):
+                    continue  # its own action below removes the exposure
+                mount = config.mount(host_name, port)
+                proxy = mount.root_proxy() if mount and host_name == me else None
+                if proxy:
+                    ops = (command("serve", "--bg", "--yes", f"--https={port}", proxy),)
+                    how = "serving it again tailnet-only drops the funnel"
+                else:
+                    ops = (command("funnel", f"--https={port}", "off"),)
+                    how = "turning the funnel off also removes this port's serve entry"
                 actions.append(
                     Action(
                         funnel_address(port),
                         "delete",
                         f"PUBLIC EXPOSURE: {hostport} is open to the internet (Funnel) and "
-                        "the spec says funnel: deny",
-                        (command("funnel", f"--https={port}", "off"),),
+                        f"the spec says funnel: deny; {how}",
+                        ops,
                         changes=attribute_changes({"funnel": False}, {"funnel": True}),
                         depends_on=after_operator,
                         blocked=status.serve_blocker(),
@@ -151,7 +166,6 @@ class ServeKind:
                 )
             )
 
-        wanted_ports = {e.port for e in wanted}
         for entry in wanted:
             mount = config.mount(me, entry.port)
             actual_target = mount.root_proxy() if mount else None
@@ -162,13 +176,15 @@ class ServeKind:
             if (
                 mount
                 and not extra
-                and actual_target == entry.target
-                and (actual_funnel == entry.funnel or (deny and actual_funnel))
+                and (actual_target, actual_funnel) == (entry.target, entry.funnel)
             ):
-                continue  # in sync (a denied funnel on it is removed by the guard above)
-            depends = after_operator + (
-                (funnel_address(entry.port),) if deny and actual_funnel else ()
-            )
+                continue  # in sync
+            exposed = actual_funnel and not entry.funnel
+            warning = None
+            if exposed:
+                warning = f"{me}:{entry.port} is reachable from the public internet"
+            elif entry.funnel:
+                warning = "public exposure requested by the spec"
             reason = f"serve {entry.source} on https:{entry.port} (tailnet only)"
             if entry.funnel:
                 reason = f"serve {entry.source} on https:{entry.port} PUBLICLY (funnel: allow)"
@@ -186,9 +202,29 @@ class ServeKind:
                         reason,
                         (add(entry),),
                         changes=attribute_changes(desired_record, actual_record),
-                        depends_on=depends,
+                        depends_on=after_operator,
                         blocked=blocker or tcp_blocker,
-                        warning="public exposure requested by the spec" if entry.funnel else None,
+                        warning=warning,
+                    )
+                )
+                continue
+            if not extra and actual_target == entry.target:
+                # Only the funnel flag differs: serving again drops a funnel, `funnel` adds one.
+                actions.append(
+                    Action(
+                        funnel_address(entry.port) if exposed else serve_address(entry.port),
+                        "delete" if exposed else "update",
+                        f"PUBLIC EXPOSURE: {me}:{entry.port} is open to the internet (Funnel) "
+                        "and the spec does not want it public"
+                        if exposed
+                        else reason,
+                        (add(entry),),
+                        changes=attribute_changes(
+                            {"funnel": entry.funnel}, {"funnel": actual_funnel}
+                        ),
+                        depends_on=after_operator,
+                        blocked=blocker,
+                        warning=warning,
                     )
                 )
                 continue
@@ -208,9 +244,9 @@ class ServeKind:
                         desired_record | {"paths": ["/"]},
                         actual_record | {"paths": sorted(mount.handlers)},
                     ),
-                    depends_on=depends,
+                    depends_on=after_operator,
                     blocked=blocker or extra_blocker,
-                    warning="public exposure requested by the spec" if entry.funnel else None,
+                    warning=warning,
                 )
             )
 
@@ -226,9 +262,11 @@ class ServeKind:
                         f"https:{mount.port} is not in the spec and tailscale.prune is true",
                         (command("serve", f"--https={mount.port}", "off"),),
                         changes=attribute_changes({}, _mount_record(mount)),
-                        depends_on=after_operator
-                        + ((funnel_address(mount.port),) if deny and where in funneled else ()),
+                        depends_on=after_operator,
                         blocked=status.serve_blocker(),
+                        warning=f"{where} is reachable from the public internet"
+                        if where in funneled
+                        else None,
                     )
                 )
             else:
@@ -237,8 +275,11 @@ class ServeKind:
                         serve_address(mount.port)
                         if mount.host == me
                         else f"tailscale.serve[{where}]",
-                        f"unmanaged serve on {where} -> {_describe(mount)} (left alone; "
-                        "set tailscale.prune: true to remove node-level entries the spec does not list)",
+                        f"unmanaged serve on {where} -> {_describe(mount)}"
+                        + (" PUBLIC via Funnel" if where in funneled else "")
+                        + " (left alone; set tailscale.prune: true to remove node-level entries "
+                        "the spec does not list)",
+                        "warning" if where in funneled else "info",
                     )
                 )
         findings.extend(_untouchables(config))

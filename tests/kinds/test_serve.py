@@ -99,13 +99,36 @@ def test_unlisted_entries_are_reported_and_only_pruned_when_asked() -> None:
     assert argvs(action) == [["tailscale", "serve", "--https=8443", "off"]]
 
 
-def test_public_exposure_is_removed_with_funnel_deny() -> None:
+def test_public_exposure_of_a_served_port_is_removed_by_serving_it_again() -> None:
+    # `tailscale serve` on a funneled port drops the funnel and keeps the tailnet serve.
     actions = plan(web((443, "http://127.0.0.1:18789"), funnel=(443,)), serve=PERSONAL)
     (action,) = actions
     assert (action.address, action.kind) == ("tailscale.funnel[443]", "delete")
-    assert argvs(action) == [["tailscale", "funnel", "--https=443", "off"]]
+    assert argvs(action) == [["tailscale", "serve", "--bg", "--yes", "--https=443", "http://127.0.0.1:18789"]]
     assert action.warning and "public internet" in action.warning
     assert "PUBLIC EXPOSURE" in action.reason
+
+
+def test_public_exposure_of_an_unmanaged_port_is_removed_but_the_serve_kept() -> None:
+    current = web((443, "http://127.0.0.1:18789"), (8443, "http://127.0.0.1:3000"), funnel=(8443,))
+    (action,) = plan(current, serve=PERSONAL)
+    assert (action.address, action.kind) == ("tailscale.funnel[8443]", "delete")
+    assert argvs(action) == [["tailscale", "serve", "--bg", "--yes", "--https=8443", "http://127.0.0.1:3000"]]
+    # With prune the whole entry goes, exposure included, in one step.
+    (action,) = plan(current, serve=PERSONAL, prune=True)
+    assert (action.address, action.kind) == ("tailscale.serve[8443]", "delete")
+    assert action.warning and "public internet" in action.warning
+
+
+def test_a_funnel_without_a_proxy_is_turned_off() -> None:
+    config = {"AllowFunnel": {f"{DNS}:10000": True}, "Web": {f"{DNS}:10000": {"Handlers": {"/": {"Text": "hi"}}}}}
+    (action,) = plan(config, serve=())
+    assert argvs(action) == [["tailscale", "funnel", "--https=10000", "off"]]
+
+
+def test_funnel_allow_leaves_unmanaged_funnels_alone() -> None:
+    current = web((8443, "http://127.0.0.1:3000"), funnel=(8443,))
+    assert plan(current, serve=(), funnel="allow") == []
 
 
 def test_the_reconciler_never_opens_a_funnel_unless_the_spec_says_so() -> None:

@@ -1,0 +1,131 @@
+"""Time `plan` on a converged fake host and count the subprocesses it starts.
+
+    .venv/bin/python bench/plan_bench.py [--runs N] [--profiles N]
+
+Converges a fake host (tests/fakehost) for a spec with N profiles, then measures:
+- in-process: probe + plan through the real engine (runner over `sh`, fake executables);
+- whole command: a fresh `python -m reconciler plan` process (imports included) wired to the
+  same fake host, the way the timer would start it;
+and counts subprocesses per plan from the fake tools' call log (each fake tool logs every call,
+so this counts what really ran, not what we think we ran).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+import engine_on_fakehost as drive  # noqa: E402
+from fakehost import FakeHost  # noqa: E402
+
+from reconciler.spec.model import (  # noqa: E402
+    GatewayRuntime,
+    Host,
+    Profile,
+    Runtime,
+    ServeEntry,
+    Spec,
+    Tailscale,
+)
+
+
+def make_spec(profiles: int) -> Spec:
+    names = ["personal", "ops"] + [f"p{i}" for i in range(2, profiles)]
+    chosen = tuple(Profile(n, 18789 + 20 * i) for i, n in enumerate(names[:profiles]))
+    return Spec(
+        host=Host("vm102", "user"),
+        runtime=Runtime(">=22.12", GatewayRuntime("clawdbot", version="2026.1.24-3")),
+        profiles=tuple(sorted(chosen, key=lambda p: p.name)),
+        linger=True,
+        tailscale=Tailscale(operator="user", serve=(ServeEntry(443, profile="personal"),)),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--profiles", type=int, default=2)
+    args = parser.parse_args()
+    spec = make_spec(args.profiles)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, FakeHost(Path(tmp)) as fake:
+        fake.set_node("v22.12.0")
+        fake.set_gateway("2026.1.24-3")
+        host = drive.host_context(fake, "user")
+        drive.apply(fake, spec, host)
+        leftover = drive.plan(fake, spec, host)
+        if leftover.actions:
+            sys.exit(f"the fake host did not converge: {[a.address for a in leftover.actions]}")
+
+        times = []
+        per_plan = []
+        for _ in range(args.runs):
+            fake.clear_calls()
+            start = time.perf_counter()
+            drive.plan(fake, spec, host)
+            times.append(time.perf_counter() - start)
+            # Wrapper lines (sudo, runuser) are logged besides the command they ran.
+            per_plan.append(len([c for c in fake.calls() if c["tool"] not in ("sudo", "runuser")]))
+        tools = sorted({" ".join(c["argv"][:3]) for c in fake.calls()})
+
+        cli_times = []
+        script = Path(tmp) / "cli_plan.py"
+        script.write_text(_cli_script(spec, fake, args.profiles))
+        for _ in range(max(5, args.runs // 2)):
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+            cli_times.append(time.perf_counter() - start)
+            if done.returncode != 0:
+                sys.exit(f"cli plan failed: {done.stdout}{done.stderr}")
+
+    print(f"profiles: {args.profiles}, runs: {args.runs}")
+    print(f"subprocesses per plan: {sorted(set(per_plan))}  ({', '.join(tools)})")
+    print(_stats("plan, in-process (probe + plan)", times))
+    print(_stats("plan, whole command (fresh python)", cli_times))
+
+
+def _cli_script(spec: Spec, fake: FakeHost, profiles: int) -> str:
+    return textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(REPO / "tests")!r})
+        sys.path.insert(0, {str(REPO / "bench")!r})
+        from pathlib import Path
+        import engine_on_fakehost as drive
+        from fakehost import FakeHost
+        from plan_bench import make_spec
+        from reconciler import cli
+
+        fake = FakeHost.attach(Path({str(fake.dir)!r}))
+        spec = make_spec({profiles})
+        host = drive.host_context(fake, "user")
+        cli._load_or_exit = lambda path: spec
+        cli.discover_host = lambda s: host
+        cli.make_runner = lambda h, mutating: drive.read_only_runner(fake, h)
+        sys.argv = ["reconciler", "plan", "spec.yaml", "--host-check=off", "--detailed-exitcode"]
+        try:
+            cli.main()
+        except SystemExit as exc:
+            sys.exit(0 if exc.code == 0 else 1)
+        """
+    )
+
+
+def _stats(label: str, samples: list[float]) -> str:
+    ms = sorted(s * 1000 for s in samples)
+    return (
+        f"{label}: median {statistics.median(ms):.0f} ms, "
+        f"min {ms[0]:.0f} ms, max {ms[-1]:.0f} ms (n={len(ms)})"
+    )
+
+
+if __name__ == "__main__":
+    main()
