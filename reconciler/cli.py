@@ -206,7 +206,7 @@ def plan(
 @NO_COLOR
 def apply(spec_path: Path, dry_run: bool, yes: bool, host_check: str, no_color: bool) -> None:
     """Make this host match SPEC: probe, plan, run the plan, then re-probe."""
-    from reconciler.engine.apply import apply_plan
+    from reconciler.engine.apply import converge
     from reconciler.engine.runner import HostRunner
     from reconciler.engine.session import probe_and_plan
     from reconciler.kinds import all_kinds
@@ -232,16 +232,20 @@ def apply(spec_path: Path, dry_run: bool, yes: bool, host_check: str, no_color: 
             click.echo("Nothing changed.")
             sys.exit(1)
     assert isinstance(runner, HostRunner)
-    result = apply_plan(
+    outcome = converge(
         probed.plan,
+        lambda: probe_and_plan(spec, host, runner, all_kinds()).plan,
         runner,
-        lambda outcome: click.echo(render_outcome(outcome, color=color), color=color),
+        lambda o: click.echo(render_outcome(o, color=color), color=color),
+        on_pass=lambda n, p: click.echo(
+            f"Pass {n}: {len(p.runnable)} more step(s) became possible after the last pass."
+        ),
     )
-    after = probe_and_plan(spec, host, runner, all_kinds()).plan
+    after = outcome.final
     pending = after.runnable
     click.echo(
-        f"Apply: {result.count('applied')} applied, {result.count('failed')} failed, "
-        f"{result.count('skipped')} skipped, {result.count('blocked')} blocked."
+        f"Apply: {outcome.count('applied')} applied, {outcome.count('failed')} failed, "
+        f"{outcome.count('skipped')} skipped, {outcome.count('blocked')} blocked."
     )
     if pending:
         click.echo(f"Not converged: {len(pending)} action(s) still pending:", err=True)
@@ -251,7 +255,37 @@ def apply(spec_path: Path, dry_run: bool, yes: bool, host_check: str, no_color: 
         click.echo(f"Converged, except {len(after.blocked)} blocked step(s).")
     else:
         click.echo("Converged: the host matches the spec.")
-    sys.exit(0 if result.ok and not pending and not after.errors else 1)
+    sys.exit(0 if outcome.converged else 1)
+
+
+@cli.command("state-paths")
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "restic"]),
+    default="text",
+    show_default=True,
+    help="restic: an include file for `restic backup --files-from`.",
+)
+def state_paths(spec_path: Path, fmt: str) -> None:
+    """List each profile's backup-relevant paths (config, credentials, sessions, workspace)."""
+    from reconciler.inventory import inventory, render_json, render_restic, render_text
+
+    spec = _load_or_exit(spec_path)
+    host = discover_host(spec)
+    if host.user is None:
+        # Paths stay `~user/...`: never test those against our own working directory.
+        click.echo(f"note: user {spec.host.user!r} does not exist on this host", err=True)
+        found = inventory(spec, host, lambda _: False)
+    else:
+        found = inventory(spec, host, lambda p: p.exists())
+    if fmt == "json":
+        click.echo(render_json(found, spec), nl=False)
+    elif fmt == "restic":
+        click.echo(render_restic(found, spec), nl=False)
+    else:
+        click.echo(render_text(found), nl=False)
 
 
 def main() -> None:

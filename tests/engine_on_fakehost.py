@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from reconciler.engine.apply import ApplyResult, apply_plan
+from reconciler.engine.apply import Convergence, converge
 from reconciler.engine.host import Account, HostContext
 from reconciler.engine.plan import Plan
 from reconciler.engine.runner import HostRunner, ReadOnlyRunner
@@ -77,6 +77,11 @@ def plan(fake: FakeHost, spec: Spec, host: HostContext) -> Plan:
     return probe_and_plan(spec, host, read_only_runner(fake, host), all_kinds()).plan
 
 
-def apply(fake: FakeHost, spec: Spec, host: HostContext) -> ApplyResult:
+def apply(fake: FakeHost, spec: Spec, host: HostContext) -> Convergence:
+    """What `reconciler apply --yes` does: apply, re-probe, apply what became possible."""
     runner = host_runner(fake, host)
-    return apply_plan(probe_and_plan(spec, host, runner, all_kinds()).plan, runner)
+
+    def replan() -> Plan:
+        return probe_and_plan(spec, host, runner, all_kinds()).plan
+
+    return converge(replan(), replan, runner)

@@ -68,3 +68,55 @@ def _apply_one(action: Action, runner: HostRunner, not_done: dict[str, str]) -> 
         if not op_result.ok:
             return ActionOutcome(action, "failed", op_result.detail, tuple(done))
     return ActionOutcome(action, "applied", "", tuple(done))
+
+
+@dataclass
+class Convergence:
+    """Apply passes until nothing runnable is left (or a pass fails, or the limit is hit)."""
+
+    passes: list[ApplyResult]
+    final: Plan  # the plan probed after the last pass: what still differs
+
+    @property
+    def ok(self) -> bool:
+        return all(p.ok for p in self.passes)
+
+    @property
+    def converged(self) -> bool:
+        return self.ok and not self.final.runnable and not self.final.errors
+
+    def count(self, outcome: Outcome) -> int:
+        if outcome in ("blocked", "skipped"):
+            # Only the last pass says what stayed blocked or skipped.
+            return self.passes[-1].count(outcome) if self.passes else 0
+        return sum(p.count(outcome) for p in self.passes)
+
+
+def converge(
+    plan: Plan,
+    replan: Callable[[], Plan],
+    runner: HostRunner,
+    progress: Progress | None = None,
+    *,
+    max_passes: int = 3,
+    on_pass: Callable[[int, Plan], None] | None = None,
+) -> Convergence:
+    """Apply `plan`, re-probe, and apply again what became possible (at most `max_passes`).
+
+    Some steps can only be planned once an earlier one has run: the gateway's unit needs the
+    path that `npm install -g` creates. Rather than guessing, we re-probe and run a second pass
+    for them. A pass with a failure stops the loop; its dependents were already skipped.
+    """
+    passes: list[ApplyResult] = []
+    current = plan
+    for number in range(1, max_passes + 1):
+        if not current.runnable or current.errors:
+            break
+        if number > 1 and on_pass:
+            on_pass(number, current)
+        result = apply_plan(current, runner, progress)
+        passes.append(result)
+        current = replan()
+        if not result.ok or result.count("applied") == 0:
+            break
+    return Convergence(passes, current)

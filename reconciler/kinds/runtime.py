@@ -71,17 +71,17 @@ class RuntimeKind:
     name = "runtime"
 
     def probes(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
-        if spec.runtime.node is not None:
-            yield node_probe(host)
+        # Always: npm and the gateway need node even when the spec does not pin its range.
+        yield node_probe(host)
         yield gateway_probe(spec, host)
         yield DockerProbe(locate("docker", host))
 
     def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
         actions: list[Action] = []
         findings: list[Finding] = []
-        node_blocked = False
+        node = facts.get(node_probe(host))
+        node_blocked = node.version is None
         if spec.runtime.node is not None:
-            node = facts.get(node_probe(host))
             problem = _node_problem(node.version, node.detail, spec.runtime.node)
             if problem:
                 node_blocked = True
@@ -96,7 +96,7 @@ class RuntimeKind:
                         blocked=f"{problem} (we never install node: install it, then re-run)",
                     )
                 )
-        actions.extend(self._gateway(spec, host, facts, node_blocked))
+        actions.extend(self._gateway(spec, host, facts, node_blocked, node.detail))
         docker = facts.get(DockerProbe(locate("docker", host)))
         policy = spec.runtime.docker
         if policy == "required" and not docker.reachable:
@@ -121,7 +121,7 @@ class RuntimeKind:
         return KindPlan(actions=tuple(actions), findings=tuple(findings))
 
     def _gateway(
-        self, spec: Spec, host: HostContext, facts: Facts, node_blocked: bool
+        self, spec: Spec, host: HostContext, facts: Facts, node_blocked: bool, node_detail: str
     ) -> Iterable[Action]:
         pin = spec.runtime.gateway
         gateway = facts.get(gateway_probe(spec, host))
@@ -159,8 +159,14 @@ class RuntimeKind:
             f"the spec pins {pin.package}@{pin.version}",
             (RunCommand(command),),
             changes=attribute_changes({"version": pin.version}, {"version": gateway.version}),
-            depends_on=(NODE,) if node_blocked else (),
-            blocked=None if npm else "npm: not installed (it comes with node)",
+            depends_on=(NODE,) if node_blocked and spec.runtime.node else (),
+            blocked=(
+                "npm: not installed (it comes with node)"
+                if not npm
+                else f"{node_detail or 'node: not installed'} (npm and the gateway need node)"
+                if node_blocked and not spec.runtime.node
+                else None
+            ),
         )
 
 

@@ -203,6 +203,20 @@ class FakeHost:
         self.unit_dir = self.home / ".config/systemd/user"
         self._servers: list[subprocess.Popen[bytes]] = []
 
+        if not self.state_file.exists():
+            self._create(caller)
+        self.sysbin = system_bin()
+        self.env: dict[str, str] = self._environment()
+
+    @classmethod
+    def attach(cls, directory: str | Path, **kw: Any) -> FakeHost:
+        """The fake host already living in `directory` (another process made it), unchanged."""
+        if not (Path(directory) / "state.json").exists():
+            raise FileNotFoundError(f"no fake host in {directory}")
+        return cls(directory, **kw)
+
+    def _create(self, caller: str | None) -> None:
+        user, uid, hostname = self.user, self.uid, self.hostname
         for d in (self.linger_dir, self.home, self.proc_root, self.bin_dir, self.root / "tmp"):
             d.mkdir(parents=True, exist_ok=True)
         state = fs.default_state(root=str(self.root), hostname=hostname)
@@ -216,7 +230,8 @@ class FakeHost:
         with self._edit() as h:
             fs.write_proc(h)
 
-        self.sysbin = system_bin()
+    def _environment(self) -> dict[str, str]:
+        user = self.user
         env = {
             k: v
             for k, v in os.environ.items()
@@ -240,7 +255,7 @@ class FakeHost:
             USER=user,
             LOGNAME=user,
         )
-        self.env: dict[str, str] = env
+        return env
 
     # ------------------------------------------------------------------ internals
     def _link(self, tool: str, present: bool) -> None:
