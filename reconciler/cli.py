@@ -245,7 +245,7 @@ def apply(spec_path: Path, dry_run: bool, yes: bool, host_check: str, no_color: 
     pending = after.runnable
     click.echo(
         f"Apply: {outcome.count('applied')} applied, {outcome.count('failed')} failed, "
-        f"{outcome.count('skipped')} skipped, {outcome.count('blocked')} blocked."
+        f"{outcome.count('skipped')} skipped, {len(after.blocked)} blocked."
     )
     if pending:
         click.echo(f"Not converged: {len(pending)} action(s) still pending:", err=True)

@@ -8,6 +8,7 @@ the host, and only `apply` without `--dry-run` ever builds one.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -70,6 +71,12 @@ class ReadOnlyRunner:
     def __init__(self, host: HostContext, env: Mapping[str, str] | None = None) -> None:
         self.host = host
         self.env = dict(os.environ if env is None else env)
+        if host.acting_as_user and host.user is not None:
+            # `sudo -u`, `su -c`, cron and timers start us without the session variables;
+            # `systemctl --user` needs them to find the user's manager, which linger keeps up.
+            runtime = f"/run/user/{host.user.uid}"
+            self.env.setdefault("XDG_RUNTIME_DIR", runtime)
+            self.env.setdefault("DBUS_SESSION_BUS_ADDRESS", f"unix:path={runtime}/bus")
         self.log: list[CommandResult] = []
 
     def run(self, command: Command) -> CommandResult:
@@ -178,11 +185,26 @@ class ReadOnlyRunner:
         return result
 
 
+# Where sudo looks for commands (Debian's default `secure_path`): sudoers rules need the same
+# absolute path, or visudo rejects the whole file ("expected a fully-qualified path name").
+SUDO_SECURE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def sudoers_command(argv: tuple[str, ...]) -> str:
+    """`argv` as a sudoers Cmnd: absolute program path, `,` `:` `\\` escaped in arguments."""
+    program = argv[0]
+    if os.sep not in program:
+        program = shutil.which(program, path=SUDO_SECURE_PATH) or f"/usr/bin/{program}"
+    args = [re.sub(r"([,:\\])", r"\\\1", a) for a in argv[1:]]
+    return " ".join([program, *args])
+
+
 def sudo_hint(command: Command, invoker: str, refusal: str) -> str:
     """Why a root-only step did not run, and the exact sudoers rule that would allow it."""
     return (
         f"needs root; sudo -n refused ({refusal}). Run as root, or allow exactly this "
-        f"with a sudoers rule: {invoker} ALL=(root) NOPASSWD: {command.display()}"
+        f"with a sudoers rule (visudo -f /etc/sudoers.d/reconciler): "
+        f"{invoker} ALL=(root) NOPASSWD: {sudoers_command(command.argv)}"
     )
 
 

@@ -350,7 +350,7 @@ class Container:
             clawdbot.symlink_to("clawdbot-standin")
         if self.fake_tailscale_wanted and (FAKEHOST_BIN / "tailscale").is_file():
             # Only `tailscale` is fake in a container (plus the helper modules it imports);
-            # its state defaults to /var/lib/fakehost, which it creates itself (mode 1777).
+            # its state defaults to /var/lib/fakehost, which it creates itself (mode 0777).
             dest = root / "opt/fakehost/bin"
             dest.mkdir(parents=True, exist_ok=True)
             for f in [FAKEHOST_BIN / "tailscale", *sorted(FAKEHOST_BIN.glob("_*.py"))]:
@@ -362,7 +362,10 @@ class Container:
             # 0644 (umask) and every later call by the user fails with PermissionError.
             state = root / "var/lib/fakehost"
             state.mkdir(parents=True, exist_ok=True)
-            state.chmod(0o1777)
+            # No sticky bit: the fake saves state.json/counters.json by renaming a temporary
+            # file over them, which a sticky directory refuses when root wrote the previous
+            # one (root via sudo, then the user: EPERM).
+            state.chmod(0o777)
             for name in ("lock", "calls.jsonl"):
                 (state / name).touch()
                 (state / name).chmod(0o666)

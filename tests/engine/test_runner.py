@@ -74,7 +74,7 @@ def test_root_commands_get_sudo_n_when_not_root(tmp_path: Path) -> None:
     result = runner.run(command)
     assert not result.ok
     assert result.error is not None and "sudo -n refused (a password is required)" in result.error
-    assert "alice ALL=(root) NOPASSWD: loginctl enable-linger alice" in result.error
+    assert "alice ALL=(root) NOPASSWD: /usr/bin/loginctl enable-linger alice" in result.error
 
 
 def test_file_operations_are_atomic_with_modes_and_backups(tmp_path: Path) -> None:
