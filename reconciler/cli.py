@@ -15,9 +15,12 @@ from reconciler import __version__
 if TYPE_CHECKING:
     from reconciler.engine.command import Command
     from reconciler.engine.host import HostContext
+    from reconciler.engine.plan import Plan
     from reconciler.engine.runner import ReadOnlyRunner
     from reconciler.engine.session import Probed
     from reconciler.spec.model import Spec
+    from reconciler.unattended.logs import ActionLog, LogFormat
+    from reconciler.unattended.runs import ApplyOutcome
 
 
 class _Group(click.Group):
@@ -202,60 +205,149 @@ def plan(
 @click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Show the plan and the exact commands; run none.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--non-interactive",
+    is_flag=True,
+    help="Timer mode: log lines, no prompt, root-only steps blocked (never escalated), "
+    "suspension honoured.",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seconds to wait for another apply's lock (exit 75 when still busy).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Format of the log lines of a non-interactive run (json also logs interactively).",
+)
+@click.option("--git-ref", metavar="REF", help="Apply SPEC as committed at REF of its git clone.")
 @HOST_CHECK
 @NO_COLOR
-def apply(spec_path: Path, dry_run: bool, yes: bool, host_check: str, no_color: bool) -> None:
-    """Make this host match SPEC: probe, plan, run the plan, then re-probe."""
-    from reconciler.engine.apply import converge
+def apply(
+    spec_path: Path,
+    dry_run: bool,
+    yes: bool,
+    non_interactive: bool,
+    lock_timeout: float,
+    log_format: LogFormat,
+    git_ref: str | None,
+    host_check: str,
+    no_color: bool,
+) -> None:
+    """Make this host match SPEC: probe, plan, run the plan, then re-probe.
+
+    Every apply takes the lock and leaves a run record (see `reconciler status`); a dry run
+    does neither, since like `plan` it changes nothing.
+    """
+    color = _use_color(no_color)
+    if dry_run:
+        spec = _load_or_exit(spec_path)
+        host, runner, probed = _probe(spec, host_check, mutating=False)
+        _print_plan(spec, host, runner, probed, False, color)
+        if probed.plan.errors:
+            click.echo("error: the plan has errors", err=True)
+            sys.exit(1)
+        click.echo("Dry run: no command was run that changes the host.")
+        sys.exit(0)
+    from reconciler.commands.unattended import unattended_apply
+
+    sys.exit(
+        unattended_apply(
+            spec_path,
+            lock_timeout=lock_timeout,
+            non_interactive=non_interactive,
+            log_format=log_format,
+            git_ref=git_ref,
+            do_apply=lambda spec, log: _apply_spec(
+                spec,
+                log,
+                host_check=host_check,
+                yes=yes,
+                non_interactive=non_interactive,
+                color=color,
+            ),
+        )
+    )
+
+
+def _apply_spec(
+    spec: Spec,
+    log: ActionLog | None,
+    *,
+    host_check: str,
+    yes: bool,
+    non_interactive: bool,
+    color: bool,
+) -> ApplyOutcome:
+    """Probe, plan, confirm, converge; report for humans (log is None) or as log lines."""
+    from dataclasses import replace
+
+    from reconciler.engine.apply import ActionOutcome, converge
     from reconciler.engine.runner import HostRunner
     from reconciler.engine.session import probe_and_plan
     from reconciler.kinds import all_kinds
     from reconciler.render.human import render_outcome
+    from reconciler.unattended.privilege import block_root_steps
+    from reconciler.unattended.runs import ApplyOutcome, outcome_of
 
-    color = _use_color(no_color)
-    spec = _load_or_exit(spec_path)
-    host, runner, probed = _probe(spec, host_check, mutating=not dry_run)
-    _print_plan(spec, host, runner, probed, False, color)
-    if probed.plan.errors:
+    host, runner, probed = _probe(spec, host_check, mutating=True)
+    as_root = f"sudo {sys.executable} -m reconciler apply {spec.path}"
+
+    def unprivileged(plan: Plan) -> Plan:
+        return block_root_steps(plan, host, apply_as_root=as_root) if non_interactive else plan
+
+    plan = unprivileged(probed.plan)
+    if log is None:
+        _print_plan(spec, host, runner, replace(probed, plan=plan), False, color)
+    if plan.errors:
         click.echo("error: the plan has errors; nothing was changed", err=True)
-        sys.exit(1)
-    if dry_run:
-        click.echo("Dry run: no command was run that changes the host.")
-        sys.exit(0)
-    if not probed.plan.runnable:
-        sys.exit(0)
-    if not yes:
+        return outcome_of(plan, None)
+    if not plan.runnable:
+        if log is not None:
+            for action in plan.blocked:
+                log.action(ActionOutcome(action, "blocked", action.blocked or ""))
+        return outcome_of(plan, None)
+    if not (yes or non_interactive):
         if not sys.stdin.isatty():
             click.echo("error: not a terminal; pass --yes to apply without confirmation", err=True)
-            sys.exit(1)
+            return ApplyOutcome("failed", reason="not a terminal and no --yes")
         if not click.confirm("Apply these changes?", default=False):
             click.echo("Nothing changed.")
-            sys.exit(1)
+            return outcome_of(plan, None)
     assert isinstance(runner, HostRunner)
     outcome = converge(
-        probed.plan,
-        lambda: probe_and_plan(spec, host, runner, all_kinds()).plan,
+        plan,
+        lambda: unprivileged(probe_and_plan(spec, host, runner, all_kinds()).plan),
         runner,
-        lambda o: click.echo(render_outcome(o, color=color), color=color),
-        on_pass=lambda n, p: click.echo(
+        log.action
+        if log is not None
+        else (lambda o: click.echo(render_outcome(o, color=color), color=color)),
+        on_pass=None
+        if log is not None
+        else lambda n, p: click.echo(
             f"Pass {n}: {len(p.runnable)} more step(s) became possible after the last pass."
         ),
     )
-    after = outcome.final
-    pending = after.runnable
-    click.echo(
-        f"Apply: {outcome.count('applied')} applied, {outcome.count('failed')} failed, "
-        f"{outcome.count('skipped')} skipped, {len(after.blocked)} blocked."
-    )
-    if pending:
-        click.echo(f"Not converged: {len(pending)} action(s) still pending:", err=True)
-        for action in pending:
-            click.echo(f"  {action.address}: {action.reason}", err=True)
-    elif after.blocked:
-        click.echo(f"Converged, except {len(after.blocked)} blocked step(s).")
-    else:
-        click.echo("Converged: the host matches the spec.")
-    sys.exit(0 if outcome.converged else 1)
+    if log is None:
+        after = outcome.final
+        click.echo(
+            f"Apply: {outcome.count('applied')} applied, {outcome.count('failed')} failed, "
+            f"{outcome.count('skipped')} skipped, {len(after.blocked)} blocked."
+        )
+        if after.runnable:
+            click.echo(f"Not converged: {len(after.runnable)} action(s) still pending:", err=True)
+            for action in after.runnable:
+                click.echo(f"  {action.address}: {action.reason}", err=True)
+        elif after.blocked:
+            click.echo(f"Converged, except {len(after.blocked)} blocked step(s).")
+        else:
+            click.echo("Converged: the host matches the spec.")
+    return outcome_of(plan, outcome)
 
 
 @cli.command("state-paths")
@@ -286,6 +378,16 @@ def state_paths(spec_path: Path, fmt: str) -> None:
         click.echo(render_restic(found, spec), nl=False)
     else:
         click.echo(render_text(found), nl=False)
+
+
+def _register_commands() -> None:
+    from reconciler.commands.unattended import resume, status, suspend
+
+    for command in (status, suspend, resume):
+        cli.add_command(command)
+
+
+_register_commands()
 
 
 def main() -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fakehost import FakeHost
+
 from reconciler.engine.apply import Convergence, converge
 from reconciler.engine.host import Account, HostContext
 from reconciler.engine.plan import Plan
@@ -16,8 +18,6 @@ from reconciler.engine.runner import HostRunner, ReadOnlyRunner
 from reconciler.engine.session import probe_and_plan
 from reconciler.kinds import all_kinds
 from reconciler.spec.model import Spec
-
-from fakehost import FakeHost
 
 ROOT = Account("root", 0, 0, Path("/root"))
 

@@ -18,16 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import engine_on_fakehost as drive
 import pytest
 from click.testing import CliRunner
+from fakehost import FakeHost
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler import cli as cli_module
-from reconciler.spec.model import GatewayRuntime, Host, Profile, Runtime, ServeEntry, Spec, Tailscale
-
-import engine_on_fakehost as drive
-from fakehost import FakeHost
+from reconciler.spec.model import (
+    GatewayRuntime,
+    Host,
+    Profile,
+    Runtime,
+    ServeEntry,
+    Spec,
+    Tailscale,
+)
 
 PIN = "2026.1.24-3"
 PROFILES = (Profile("ops", 18809), Profile("personal", 18789))
@@ -83,7 +90,12 @@ specs = st.builds(
 )
 
 targets = st.sampled_from(
-    ["http://127.0.0.1:18789", "http://127.0.0.1:18809", "http://localhost:18789", "http://127.0.0.1:9999"]
+    [
+        "http://127.0.0.1:18789",
+        "http://127.0.0.1:18809",
+        "http://localhost:18789",
+        "http://127.0.0.1:9999",
+    ]
 )
 
 host_states = st.builds(
@@ -95,7 +107,9 @@ host_states = st.builds(
     backend_state=st.sampled_from(["Running", "Running", "NeedsLogin"]),
     https=st.booleans(),
     operator=st.sampled_from([None, "user", "bob"]),
-    serve=st.lists(st.tuples(st.sampled_from([443, 8443, 9443, 10443]), targets), unique_by=lambda t: t[0]).map(tuple),
+    serve=st.lists(
+        st.tuples(st.sampled_from([443, 8443, 9443, 10443]), targets), unique_by=lambda t: t[0]
+    ).map(tuple),
     funnel=st.lists(st.sampled_from([443, 8443]), unique=True).map(tuple),
     empty_style_null=st.booleans(),
     linger=st.booleans(),
@@ -121,9 +135,7 @@ def fake_host(state: HostState) -> Iterator[FakeHost]:
             config = {
                 "TCP": {str(p): {"HTTPS": True} for p, _ in state.serve},
                 "Web": {f"{dns}:{p}": {"Handlers": {"/": {"Proxy": t}}} for p, t in state.serve},
-                "AllowFunnel": {
-                    f"{dns}:{p}": True for p in state.funnel if p in dict(state.serve)
-                },
+                "AllowFunnel": {f"{dns}:{p}": True for p in state.funnel if p in dict(state.serve)},
             }
         fake.set_serve_config(config if config or state.empty_style_null else {})
         fake.set_linger("user", state.linger)
@@ -194,16 +206,22 @@ def _cli_dry_run(fake: FakeHost, spec: Spec, host: Any) -> Any:
         patch.setattr(
             cli_module,
             "make_runner",
-            lambda h, mutating: drive.host_runner(fake, h) if mutating else drive.read_only_runner(fake, h),
+            lambda h, mutating: (
+                drive.host_runner(fake, h) if mutating else drive.read_only_runner(fake, h)
+            ),
         )
-        return runner.invoke(cli_module.cli, ["apply", "spec.yaml", "--dry-run", "--host-check=off"])
+        return runner.invoke(
+            cli_module.cli, ["apply", "spec.yaml", "--dry-run", "--host-check=off"]
+        )
 
 
 @settings(max_examples=1)
 @given(st.just(None))
 def test_the_fake_host_counts_mutations(_: None) -> None:
     # Guards the laws above against a fake that never reports a mutation.
-    state = HostState("user", True, True, True, "Running", True, None, (), (), False, False, "v22.12.0", PIN)
+    state = HostState(
+        "user", True, True, True, "Running", True, None, (), (), False, False, "v22.12.0", PIN
+    )
     spec = Spec(Host("vm102", "user"), Runtime(None, GatewayRuntime("clawdbot")), PROFILES[:1])
     with fake_host(state) as fake:
         host = drive.host_context(fake, "user")

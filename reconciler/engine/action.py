@@ -98,7 +98,31 @@ class WaitForPort:
         return f"wait until 127.0.0.1:{self.port} answers (up to {self.timeout_s:g} s)"
 
 
-Operation = RunCommand | WriteFile | EnsureDirectory | RemoveFile | WaitForPort
+@dataclass(frozen=True)
+class EnsureSecretEnv:
+    """Make sure an env file (`KEY=value` lines) holds `key` with a value generated at apply time.
+
+    For secrets no plan may contain: the value is created by the runner, never read back into
+    any output, and kept once it exists (a token is generated once). Other lines are kept. The
+    file gets `mode` before its first byte is written.
+    """
+
+    path: Path
+    key: str
+    mode: int = 0o600
+    owner: str | None = None
+    needs_root: bool = False
+
+    mutating = True
+
+    def describe(self) -> str:
+        return (
+            f"ensure {self.path} holds a generated {self.key} (mode {self.mode:04o}; "
+            "the value is never shown)"
+        )
+
+
+Operation = RunCommand | WriteFile | EnsureDirectory | RemoveFile | WaitForPort | EnsureSecretEnv
 
 
 @dataclass(frozen=True)

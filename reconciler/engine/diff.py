@@ -27,7 +27,9 @@ def attribute_changes(
         # deepdiff reports a whole-document change at the root here; name each key instead.
         side = desired or actual
         return tuple(
-            _change(f"root['{key}']", actual.get(key, _ABSENT), desired.get(key, _ABSENT), sensitive)
+            _change(
+                f"root['{key}']", actual.get(key, _ABSENT), desired.get(key, _ABSENT), sensitive
+            )
             for key in sorted(side)
         )
     from deepdiff import DeepDiff  # heavy; only plans that have something to compare pay for it

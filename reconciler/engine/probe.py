@@ -8,7 +8,6 @@ whose subclass is `BatchedProbe` is merged with its siblings into one command (o
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass

@@ -7,12 +7,14 @@ the host, and only `apply` without `--dry-run` ever builds one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 import shutil
 import socket
 import stat
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -128,18 +130,34 @@ class ReadOnlyRunner:
         executable = self._which(argv[0]) if argv is not command.argv else program
         if executable is None:
             return self._record(CommandResult(command, argv, None, error=f"{argv[0]}: not found"))
+        # sh's `_timeout` and `wait(timeout=)` poll every 0.1 s (every command would cost
+        # 100 ms) and the latter can return before all output is read. So: start in the
+        # background, wait without a timeout, and let a timer kill the command at its deadline.
+        proc = sh.Command(executable)(
+            *argv[1:],
+            _bg=True,
+            _return_cmd=True,
+            _ok_code=list(range(-64, 256)),  # negative: killed by a signal; a result, not a raise
+            _in=command.stdin,
+            _env=self.env,
+            _tty_out=False,
+            _decode_errors="replace",
+        )
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            with contextlib.suppress(OSError):
+                proc.kill()
+
+        deadline = threading.Timer(command.timeout_s, expire)
+        deadline.daemon = True
+        deadline.start()
         try:
-            proc = sh.Command(executable)(
-                *argv[1:],
-                _return_cmd=True,
-                _ok_code=list(range(256)),
-                _timeout=command.timeout_s,
-                _in=command.stdin,
-                _env=self.env,
-                _tty_out=False,
-                _decode_errors="replace",
-            )
-        except sh.TimeoutException:
+            proc.wait()
+        finally:
+            deadline.cancel()
+        if expired.is_set():
             return self._record(
                 CommandResult(
                     command,
@@ -149,9 +167,9 @@ class ReadOnlyRunner:
                     duration_s=time.monotonic() - started,
                 )
             )
-        except sh.SignalException as exc:
+        if proc.exit_code < 0:
             return self._record(
-                CommandResult(command, argv, None, error=f"killed by signal: {exc.exit_code}")
+                CommandResult(command, argv, None, error=f"killed by signal {-proc.exit_code}")
             )
         result = CommandResult(
             command,

@@ -45,7 +45,9 @@ def test_timeout_is_reported() -> None:
 
 
 def test_user_scope_as_root_goes_through_runuser_with_the_session_bus() -> None:
-    argv, refusal = ReadOnlyRunner(host(ROOT)).wrap(Command(("systemctl", "--user", "show"), scope="user"))
+    argv, refusal = ReadOnlyRunner(host(ROOT)).wrap(
+        Command(("systemctl", "--user", "show"), scope="user")
+    )
     assert refusal is None
     assert argv[:5] == ("runuser", "-u", "alice", "--", "env")
     assert "XDG_RUNTIME_DIR=/run/user/1000" in argv
@@ -90,7 +92,10 @@ def test_file_operations_are_atomic_with_modes_and_backups(tmp_path: Path) -> No
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
-    assert sorted(p.name for p in state.iterdir()) == ["config.json", "config.json.reconciler-backup"]
+    assert sorted(p.name for p in state.iterdir()) == [
+        "config.json",
+        "config.json.reconciler-backup",
+    ]
     state.chmod(0o755)
     assert runner.execute(EnsureDirectory(state, 0o700)).ok
     assert stat.S_IMODE(state.stat().st_mode) == 0o700

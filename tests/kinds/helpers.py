@@ -7,7 +7,15 @@ from typing import Any
 
 from reconciler.engine.host import Account, HostContext
 from reconciler.engine.probe import Facts, Probe
-from reconciler.spec.model import GatewayRuntime, Host, Profile, Runtime, ServeEntry, Spec, Tailscale
+from reconciler.spec.model import (
+    GatewayRuntime,
+    Host,
+    Profile,
+    Runtime,
+    ServeEntry,
+    Spec,
+    Tailscale,
+)
 
 USER = Account("user", 1000, 1000, Path("/home/user"))
 ROOT = Account("root", 0, 0, Path("/root"))

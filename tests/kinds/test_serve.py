@@ -35,7 +35,14 @@ def web(*mounts: tuple[int, str], funnel: tuple[int, ...] = ()) -> dict[str, Any
     }
 
 
-def plan(config: Any, *, status: TailscaleStatus = RUNNING, current_operator: str | None = "user", invoker: Any = USER, **spec_kw: Any) -> list[Action]:
+def plan(
+    config: Any,
+    *,
+    status: TailscaleStatus = RUNNING,
+    current_operator: str | None = "user",
+    invoker: Any = USER,
+    **spec_kw: Any,
+) -> list[Action]:
     spec = make_spec(**spec_kw)
     probe_facts = facts(
         {
@@ -58,7 +65,9 @@ PERSONAL = (ServeEntry(443, profile="personal"),)
 def test_missing_entry_is_added_from_empty_or_null(empty: Any) -> None:
     (action,) = plan(empty, serve=PERSONAL)
     assert (action.address, action.kind, action.blocked) == ("tailscale.serve[443]", "create", None)
-    assert argvs(action) == [["tailscale", "serve", "--bg", "--yes", "--https=443", "http://127.0.0.1:18789"]]
+    assert argvs(action) == [
+        ["tailscale", "serve", "--bg", "--yes", "--https=443", "http://127.0.0.1:18789"]
+    ]
     assert not action.needs_root  # the user is the operator
 
 
@@ -91,9 +100,17 @@ def test_unlisted_entries_are_reported_and_only_pruned_when_asked() -> None:
     kind_plan = ServeKind().plan(
         spec,
         make_host(),
-        facts({TailscaleStatusProbe(): RUNNING, ServeStatusProbe(): parse_serve_config(current), TailscalePrefsProbe(): TailscalePrefs("ok", operator="user")}),
+        facts(
+            {
+                TailscaleStatusProbe(): RUNNING,
+                ServeStatusProbe(): parse_serve_config(current),
+                TailscalePrefsProbe(): TailscalePrefs("ok", operator="user"),
+            }
+        ),
     )
-    assert any("unmanaged serve on" in f.message and "8443" in f.address for f in kind_plan.findings)
+    assert any(
+        "unmanaged serve on" in f.message and "8443" in f.address for f in kind_plan.findings
+    )
     (action,) = plan(current, serve=PERSONAL, prune=True)
     assert (action.address, action.kind) == ("tailscale.serve[8443]", "delete")
     assert argvs(action) == [["tailscale", "serve", "--https=8443", "off"]]
@@ -104,7 +121,9 @@ def test_public_exposure_of_a_served_port_is_removed_by_serving_it_again() -> No
     actions = plan(web((443, "http://127.0.0.1:18789"), funnel=(443,)), serve=PERSONAL)
     (action,) = actions
     assert (action.address, action.kind) == ("tailscale.funnel[443]", "delete")
-    assert argvs(action) == [["tailscale", "serve", "--bg", "--yes", "--https=443", "http://127.0.0.1:18789"]]
+    assert argvs(action) == [
+        ["tailscale", "serve", "--bg", "--yes", "--https=443", "http://127.0.0.1:18789"]
+    ]
     assert action.warning and "public internet" in action.warning
     assert "PUBLIC EXPOSURE" in action.reason
 
@@ -113,7 +132,9 @@ def test_public_exposure_of_an_unmanaged_port_is_removed_but_the_serve_kept() ->
     current = web((443, "http://127.0.0.1:18789"), (8443, "http://127.0.0.1:3000"), funnel=(8443,))
     (action,) = plan(current, serve=PERSONAL)
     assert (action.address, action.kind) == ("tailscale.funnel[8443]", "delete")
-    assert argvs(action) == [["tailscale", "serve", "--bg", "--yes", "--https=8443", "http://127.0.0.1:3000"]]
+    assert argvs(action) == [
+        ["tailscale", "serve", "--bg", "--yes", "--https=8443", "http://127.0.0.1:3000"]
+    ]
     # With prune the whole entry goes, exposure included, in one step.
     (action,) = plan(current, serve=PERSONAL, prune=True)
     assert (action.address, action.kind) == ("tailscale.serve[8443]", "delete")
@@ -121,7 +142,10 @@ def test_public_exposure_of_an_unmanaged_port_is_removed_but_the_serve_kept() ->
 
 
 def test_a_funnel_without_a_proxy_is_turned_off() -> None:
-    config = {"AllowFunnel": {f"{DNS}:10000": True}, "Web": {f"{DNS}:10000": {"Handlers": {"/": {"Text": "hi"}}}}}
+    config = {
+        "AllowFunnel": {f"{DNS}:10000": True},
+        "Web": {f"{DNS}:10000": {"Handlers": {"/": {"Text": "hi"}}}},
+    }
     (action,) = plan(config, serve=())
     assert argvs(action) == [["tailscale", "funnel", "--https=10000", "off"]]
 
@@ -142,7 +166,12 @@ def test_the_reconciler_never_opens_a_funnel_unless_the_spec_says_so() -> None:
 
 def test_foreground_and_services_are_never_touched() -> None:
     config = {
-        "Foreground": {"abc123": {"Web": {f"{DNS}:443": {"Handlers": {"/": {"Proxy": "http://127.0.0.1:9"}}}}, "AllowFunnel": {f"{DNS}:443": True}}},
+        "Foreground": {
+            "abc123": {
+                "Web": {f"{DNS}:443": {"Handlers": {"/": {"Proxy": "http://127.0.0.1:9"}}}},
+                "AllowFunnel": {f"{DNS}:443": True},
+            }
+        },
         "Services": {"svc:web": {"TCP": {"443": {"HTTPS": True}}}},
     }
     actions = plan(config, serve=PERSONAL, prune=True)
@@ -159,17 +188,29 @@ def test_foreground_and_services_are_never_touched() -> None:
         (TailscaleStatus("ok", "", "Running", DNS, False), "HTTPS certificates are not enabled"),
     ],
 )
-def test_unusable_tailscale_blocks_serve_with_the_reason(status: TailscaleStatus, reason: str) -> None:
+def test_unusable_tailscale_blocks_serve_with_the_reason(
+    status: TailscaleStatus, reason: str
+) -> None:
     config: Any = {} if status.reachability == "ok" else None
     spec_facts_config = parse_serve_config(config)
     spec = make_spec(serve=PERSONAL)
     from reconciler.probes.tailscale import ServeConfig
 
-    serve_config = spec_facts_config if status.reachability == "ok" else ServeConfig(status.reachability, status.detail)
+    serve_config = (
+        spec_facts_config
+        if status.reachability == "ok"
+        else ServeConfig(status.reachability, status.detail)
+    )
     kind_plan = ServeKind().plan(
         spec,
         make_host(),
-        facts({TailscaleStatusProbe(): status, ServeStatusProbe(): serve_config, TailscalePrefsProbe(): TailscalePrefs("ok", operator="user")}),
+        facts(
+            {
+                TailscaleStatusProbe(): status,
+                ServeStatusProbe(): serve_config,
+                TailscalePrefsProbe(): TailscalePrefs("ok", operator="user"),
+            }
+        ),
     )
     (action,) = kind_plan.actions
     assert action.blocked and reason in action.blocked
@@ -188,7 +229,16 @@ def test_non_operator_needs_root_and_waits_for_the_operator_change() -> None:
 
 
 def test_extra_paths_on_a_managed_port_block_instead_of_wiping_them() -> None:
-    config = {"Web": {f"{DNS}:443": {"Handlers": {"/": {"Proxy": "http://127.0.0.1:1"}, "/grafana": {"Proxy": "http://127.0.0.1:3000"}}}}}
+    config = {
+        "Web": {
+            f"{DNS}:443": {
+                "Handlers": {
+                    "/": {"Proxy": "http://127.0.0.1:1"},
+                    "/grafana": {"Proxy": "http://127.0.0.1:3000"},
+                }
+            }
+        }
+    }
     (action,) = plan(config, serve=PERSONAL)
     assert action.blocked and "/grafana" in action.blocked
 

@@ -975,10 +975,6 @@ def write_proc(h: Host) -> None:
         else:
             cg = p.get("cgroup") or f"/user.slice/user-{uid}.slice/session-3.scope"
         _write(os.path.join(d, "cgroup"), f"0::{cg}\n")
-        # the unified cgroup path: a unit's processes live in its cgroup, others in a session
-        uid = p["uid"]
-        where = f"user@{uid}.service/app.slice/{p['unit']}" if p.get("unit") else "session-2.scope"
-        _write(os.path.join(d, "cgroup"), f"0::/user.slice/user-{uid}.slice/{where}\n")
         _write(
             os.path.join(d, "status"),
             f"Name:\t{comm[:15]}\nPid:\t{pid}\nUid:\t{p['uid']}\t{p['uid']}\t{p['uid']}\t{p['uid']}\n",

@@ -1,0 +1,293 @@
+"""Gateway config: the few keys of `<state>/<config_file>` the spec owns, nothing else.
+
+Wants: `gateway.mode = "local"` (the gateway refuses to start otherwise), `gateway.port`,
+`gateway.bind`, and `gateway.tailscale.mode = "off"` (the reconciler owns Tailscale Serve; the
+gateway's own serve handling runs `tailscale serve reset` on exit, wiping every entry). Every
+other key, written by the user or the gateway, is kept exactly as it was; no key of our own is
+ever added (the gateway rejects unknown keys and stops, REFERENCE §1). The file is 0600 and
+belongs to the spec's user.
+Probes: the file's type, mode, owner and text, in-process. Parsed with the `json5` package: the
+gateway's config is JSON5 (comments, trailing commas, unquoted keys), which `json` rejects;
+`json5` is a maintained, pure-Python implementation of the whole JSON5 spec, so it accepts what
+the gateway accepts and needs no compiler on the host.
+Compares: the owned keys, type-strict (`"18789"` is not `18789`); then mode and owner.
+Fixes: one `WriteFile` (atomic, 0600 from the first byte, the previous file kept as a 0600
+backup). The document is written back as indented JSON, which is valid JSON5, in the key order
+it had: comments and formatting do not survive, and the action's reason says so. When only the
+mode or owner is wrong, the original text is written back unchanged (comments kept).
+Secrets: tokens and passwords live in this file, so the WriteFile is `sensitive`, `changes` list
+owned keys only, a value of any other key appears in no output, and a file we cannot parse is a
+plan error naming the file, line and column (never its content); it is never overwritten.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import json5
+
+from reconciler.engine.action import Action, Finding, KindPlan, WriteFile
+from reconciler.engine.diff import attribute_changes
+from reconciler.engine.files import backup_path
+from reconciler.engine.host import HostContext
+from reconciler.engine.probe import Facts, Probe
+from reconciler.kinds.profile_state import ProfileStateKind, plan_state, state_address
+from reconciler.probes.files import PathProbe, PathState
+from reconciler.profiles import (
+    ProfilePaths,
+    address,
+    foreign_owner,
+    owner_drift,
+    owner_name,
+    profile_paths,
+    user_blocker,
+)
+from reconciler.spec.model import Profile, Spec
+
+CONFIG_MODE = 0o600
+
+# The keys the spec owns, as paths into the document.
+OWNED: tuple[tuple[str, ...], ...] = (
+    ("gateway", "mode"),
+    ("gateway", "port"),
+    ("gateway", "bind"),
+    ("gateway", "tailscale", "mode"),
+)
+
+
+class ConfigUnreadable(Exception):
+    """The config cannot be parsed or does not have the shape we can merge into."""
+
+
+def config_address(profile: str) -> str:
+    return address(profile, "config")
+
+
+def config_probe(paths: ProfilePaths) -> PathProbe:
+    """The probe of a profile's config (shared with the service kind, which needs its mtime)."""
+    return PathProbe(paths.config, content=True)
+
+
+def owned_values(profile: Profile) -> dict[tuple[str, ...], Any]:
+    """What the spec wants at each owned key."""
+    return {
+        ("gateway", "mode"): "local",
+        ("gateway", "port"): profile.port,
+        ("gateway", "bind"): profile.bind,
+        ("gateway", "tailscale", "mode"): "off",
+    }
+
+
+_POSITION = re.compile(r":(\d+) .* at column (\d+)")
+
+
+def parse_config(text: str, where: str) -> dict[str, Any]:
+    """JSON5 text -> the document (an object). An empty file is an empty object.
+
+    Errors name the line and column only: the parser's message may quote the file's content.
+    """
+    if not text.strip():
+        return {}
+    try:
+        doc = json5.loads(text, strict=False)
+    except ValueError as exc:
+        match = _POSITION.search(str(exc))
+        at = f":{match.group(1)}:{match.group(2)}" if match else ""
+        raise ConfigUnreadable(
+            f"{where}{at}: not valid JSON5 (fix it by hand; a file that cannot be read is "
+            "never overwritten)"
+        ) from None
+    if not isinstance(doc, dict):
+        raise ConfigUnreadable(f"{where}: the top level is not an object")
+    return doc
+
+
+def _lookup(doc: Mapping[str, Any], path: tuple[str, ...], where: str) -> tuple[bool, Any]:
+    """(present, value) at `path`; a non-object where an object must be is an error."""
+    node: Any = doc
+    for depth, key in enumerate(path):
+        if not isinstance(node, dict):
+            parent = ".".join(path[:depth])
+            raise ConfigUnreadable(
+                f"{where}: `{parent}` is not an object, so `{'.'.join(path)}` cannot be set "
+                "(fix it by hand)"
+            )
+        if key not in node:
+            return False, None
+        node = node[key]
+    return True, node
+
+
+def _shown(value: Any) -> Any:
+    """An owned key's current value as it may be displayed: scalars only, never a subtree."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return f"({type(value).__name__})"
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+@dataclass(frozen=True)
+class ConfigComparison:
+    """The owned keys as they are and as wanted, and the merged document to write."""
+
+    desired: dict[str, Any]  # dotted owned key -> wanted value
+    actual: dict[str, Any]  # dotted owned key -> displayable current value (absent keys left out)
+    in_sync: bool
+    merged: dict[str, Any] = field(repr=False)
+
+
+def compare(doc: dict[str, Any], profile: Profile, where: str) -> ConfigComparison:
+    """Pure: the parsed document + the profile -> what differs and the merged document."""
+    wanted = owned_values(profile)
+    merged = copy.deepcopy(doc)
+    desired: dict[str, Any] = {}
+    actual: dict[str, Any] = {}
+    in_sync = True
+    for path, value in wanted.items():
+        present, current = _lookup(doc, path, where)
+        name = ".".join(path)
+        desired[name] = value
+        if present:
+            actual[name] = _shown(current)
+        if not (present and _same(current, value)):
+            in_sync = False
+            node = merged
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = value
+    return ConfigComparison(desired, actual, in_sync, merged)
+
+
+def render_config(doc: Mapping[str, Any]) -> str:
+    """The document as indented JSON (valid JSON5), keys in their original order."""
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+class GatewayConfigKind:
+    name = "profile.config"
+
+    def probes(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+        if host.user is None:
+            return
+        yield from ProfileStateKind().probes(spec, host)  # to order the write after the state root
+        for profile in spec.profiles:
+            yield config_probe(profile_paths(spec, profile, host))
+
+    def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
+        actions: list[Action] = []
+        findings: list[Finding] = []
+        errors: list[str] = []
+        for profile in spec.profiles:
+            try:
+                action = plan_config(spec, profile, host, facts)
+            except ConfigUnreadable as exc:
+                errors.append(f"{config_address(profile.name)}: {exc}")
+                continue
+            if action is not None:
+                actions.append(action)
+            if host.user is not None:
+                paths = profile_paths(spec, profile, host)
+                found = foreign_owner(
+                    config_address(profile.name), facts.get(config_probe(paths)), host
+                )
+                findings.extend([found] if found else [])
+        return KindPlan(actions=tuple(actions), findings=tuple(findings), errors=tuple(errors))
+
+
+def plan_config(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -> Action | None:
+    """The action that brings one profile's config in line, or None (raises ConfigUnreadable)."""
+    paths = profile_paths(spec, profile, host)
+    where = str(paths.config)
+    if host.user is None:
+        fresh = compare({}, profile, where)
+        return _write(paths, fresh, render_config(fresh.merged), "create", host, (), reason=None)
+    found = facts.get(config_probe(paths))
+    state_action, _ = plan_state(paths, host, facts)
+    after_state = (state_address(profile.name),) if state_action is not None else ()
+    if found.kind == "missing":
+        fresh = compare({}, profile, where)
+        return _write(paths, fresh, render_config(fresh.merged), "create", host, after_state)
+    if found.kind != "file":
+        raise ConfigUnreadable(
+            f"{where} is a {found.kind}, not a regular file (it is not followed)"
+        )
+    if found.text is None:
+        raise ConfigUnreadable(f"cannot read {where}: {found.error}; it is never overwritten")
+    doc = parse_config(found.text, where)
+    result = compare(doc, profile, where)
+    if foreign_owner(config_address(profile.name), found, host):
+        file_ok = True  # not root: its mode and owner are reported, not ours to fix
+    else:
+        file_ok = found.mode == CONFIG_MODE and not owner_drift(found, host)
+    if result.in_sync and file_ok:
+        return None
+    if result.in_sync:
+        # Only the mode or owner is wrong: write the very same text back (comments kept).
+        return _write(
+            paths,
+            result,
+            found.text,
+            "update",
+            host,
+            after_state,
+            found=found,
+            reason=f"{where} must be {CONFIG_MODE:04o}, owned by {host.user.name} (it holds "
+            "secrets); content unchanged",
+        )
+    content = render_config(result.merged)
+    lost = (
+        ""
+        if content == found.text
+        else "; it is rewritten as JSON: comments and formatting are not kept"
+    )
+    return _write(
+        paths,
+        result,
+        content,
+        "update",
+        host,
+        after_state,
+        found=found,
+        reason=f"the spec owns {', '.join(result.desired)} in {where}{lost} "
+        f"(previous file kept as {backup_path(paths.config).name}, {CONFIG_MODE:04o})",
+    )
+
+
+def _write(
+    paths: ProfilePaths,
+    result: ConfigComparison,
+    content: str,
+    kind: str,
+    host: HostContext,
+    depends_on: tuple[str, ...],
+    *,
+    found: PathState | None = None,
+    reason: str | None = None,
+) -> Action:
+    desired = dict(result.desired)
+    actual = dict(result.actual)
+    user = host.user.name if host.user else host.user_name
+    desired["mode"] = f"{CONFIG_MODE:04o}"
+    if host.is_root:  # anyone else writes the file as themselves
+        desired["owner"] = user
+    if found is not None:
+        actual["mode"] = f"{found.mode or 0:04o}"
+        if host.is_root:
+            actual["owner"] = owner_name(found, host)
+    return Action(
+        config_address(paths.profile),
+        "create" if kind == "create" else "update",
+        reason or f"profile {paths.profile}'s gateway reads {paths.config}",
+        (WriteFile(paths.config, content, CONFIG_MODE, owner=user, sensitive=True),),
+        changes=attribute_changes(desired, actual),
+        depends_on=depends_on,
+        blocked=user_blocker(host),
+    )

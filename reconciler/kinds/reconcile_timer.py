@@ -1,0 +1,449 @@
+"""The reconcile timer: a systemd user timer that runs `reconciler apply` unattended.
+
+Wants: with `reconcile.timer.enabled: true`, two user units in `~/.config/systemd/user/`,
+rendered byte for byte from the spec:
+- `reconciler.service`, Type=oneshot, `ExecStart=<python> -m reconciler apply <spec> --yes
+  --non-interactive --lock-timeout 300`, where <python> is the interpreter running this plan
+  (`sys.executable`: the venv or pipx install the user has) and <spec> the spec's absolute path.
+  With `reconcile.source` it adds `--git-ref <ref>`, and <spec> must lie inside the clone: the
+  timer then applies the spec as committed at that ref (reconciler/unattended/gitsource.py);
+- `reconciler.timer`: OnBootSec=, OnUnitActiveSec= (the interval), RandomizedDelaySec=,
+  Persistent=true, WantedBy=timers.target;
+and the timer enabled and active. With `enabled: false`: the timer stopped and disabled and
+both files removed (when present).
+Probes: both files (text, mode, owner; in-process), both units' state (the shared batched
+`systemctl --user show`), the interpreter and the resolved spec/clone paths (in-process, so
+that plan stays pure), the linger flag (the user's manager may only run once linger is on).
+Compares: file text/mode/owner with the rendering; UnitFileState=enabled; ActiveState=active;
+NeedDaemonReload.
+Fixes: `WriteFile` (0644, backup kept, with a diff) / `RemoveFile`; one
+`systemctl --user daemon-reload` after our writes or removals (`reconcile.timer.daemon-reload`;
+it runs after the gateway kinds' shared `systemd.daemon-reload` when both are planned, since
+that one cannot be ordered after our files); then `enable` / `start`, or `restart` when the
+timer file changed under a running timer; `disable` / `stop` before removal.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from reconciler.engine.action import Action, KindPlan, Operation, RemoveFile, RunCommand, WriteFile
+from reconciler.engine.command import Command
+from reconciler.engine.diff import attribute_changes
+from reconciler.engine.host import HostContext
+from reconciler.engine.probe import Facts, Probe
+from reconciler.kinds import linger
+from reconciler.kinds.gateway_service import DAEMON_RELOAD
+from reconciler.kinds.gateway_unit import UNIT_MODE, UnitRenderError, systemd_word, unit_diff
+from reconciler.kinds.linger import LingerProbe
+from reconciler.probes.files import PathProbe, PathState
+from reconciler.probes.systemd import UnitStatus, UnitStatusProbe
+from reconciler.profiles import expand, home, unit_dir, user_blocker
+from reconciler.spec.duration import format_duration
+from reconciler.spec.model import GitSource, Spec, Timer
+
+SERVICE_UNIT = "reconciler.service"
+TIMER_UNIT = "reconciler.timer"
+
+SERVICE = "reconcile.timer.service"  # the reconciler.service file
+UNIT = "reconcile.timer.unit"  # the reconciler.timer file
+RELOAD = "reconcile.timer.daemon-reload"
+STATE = "reconcile.timer.state"  # the timer enabled and active
+
+# A timer run waits this long for an interactive apply to finish instead of failing at once.
+LOCK_TIMEOUT_S = 300
+# A gateway install may take 15 minutes; a hung run must still end, or the timer never fires
+# again (a oneshot service that is still activating is not started a second time).
+RUN_TIMEOUT = "1h"
+
+HEADER = "# Written by the reconciler from its spec; local edits are replaced on the next apply."
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """How the timer will call us: interpreter and absolute paths, read at plan time."""
+
+    python: str
+    spec: Path | None  # None: the spec did not come from a file
+    clone: Path | None  # the git source's clone, when the spec has one
+
+
+@dataclass(frozen=True)
+class InvocationProbe(Probe[Invocation]):
+    """`sys.executable` and the resolved spec and clone paths (in-process)."""
+
+    spec_path: Path | None
+    clone: Path | None
+
+    def read(self, host: HostContext) -> Invocation:
+        # sys.executable is kept as is, not resolved: a venv's bin/python is a symlink to the
+        # system interpreter, and only the link's path makes `-m reconciler` find the venv.
+        return Invocation(
+            python=sys.executable,
+            spec=self.spec_path.resolve() if self.spec_path is not None else None,
+            clone=self.clone.resolve() if self.clone is not None else None,
+        )
+
+
+def invocation_probe(spec: Spec, host: HostContext) -> InvocationProbe:
+    source = spec.reconcile.source
+    return InvocationProbe(spec.path, expand(source.path, home(host)) if source else None)
+
+
+def service_path(host: HostContext) -> Path:
+    return unit_dir(host) / SERVICE_UNIT
+
+
+def timer_path(host: HostContext) -> Path:
+    return unit_dir(host) / TIMER_UNIT
+
+
+# --- rendering (pure) --------------------------------------------------------------------------
+
+
+def exec_argv(invocation: Invocation, source: GitSource | None) -> tuple[str, ...]:
+    """The timer's command line; UnitRenderError when it cannot be built from these facts."""
+    if not invocation.python:
+        raise UnitRenderError("the running interpreter's path is unknown (sys.executable)")
+    if invocation.spec is None:
+        raise UnitRenderError("the spec was not read from a file, so the timer cannot name it")
+    argv = [invocation.python, "-m", "reconciler", "apply", str(invocation.spec)]
+    if source is not None:
+        assert invocation.clone is not None  # the probe resolves the clone whenever a source is set
+        if not invocation.spec.is_relative_to(invocation.clone):
+            raise UnitRenderError(
+                f"reconcile.source.git is {invocation.clone}, but the spec applied now is "
+                f"{invocation.spec}, outside that clone: apply the spec from inside the clone "
+                "so the timer can find it at each revision"
+            )
+        argv += ["--git-ref", source.ref]
+    argv += ["--yes", "--non-interactive", "--lock-timeout", str(LOCK_TIMEOUT_S)]
+    return tuple(argv)
+
+
+def render_service(argv: tuple[str, ...]) -> str:
+    """reconciler.service's exact text."""
+    exec_start = " ".join(systemd_word(word, exec_line=True) for word in argv)
+    return (
+        "\n".join(
+            [
+                HEADER,
+                "[Unit]",
+                "Description=Reconcile this host with its spec (reconciler apply)",
+                "",
+                "[Service]",
+                "Type=oneshot",
+                f"ExecStart={exec_start}",
+                # Unbuffered: each log line reaches the journal when it happens, in order with stderr.
+                "Environment=PYTHONUNBUFFERED=1",
+                "SyslogIdentifier=reconciler",
+                f"TimeoutStartSec={RUN_TIMEOUT}",
+            ]
+        )
+        + "\n"
+    )
+
+
+def render_timer(timer: Timer) -> str:
+    """reconciler.timer's exact text."""
+    return (
+        "\n".join(
+            [
+                HEADER,
+                "[Unit]",
+                f"Description=Run reconciler apply every {format_duration(timer.interval_s)}",
+                "",
+                "[Timer]",
+                f"OnBootSec={format_duration(timer.on_boot_s)}",
+                f"OnUnitActiveSec={format_duration(timer.interval_s)}",
+                f"RandomizedDelaySec={format_duration(timer.randomized_delay_s)}",
+                "Persistent=true",
+                "",
+                "[Install]",
+                "WantedBy=timers.target",
+            ]
+        )
+        + "\n"
+    )
+
+
+# --- the kind ----------------------------------------------------------------------------------
+
+
+class ReconcileTimerKind:
+    name = "reconcile.timer"
+
+    def probes(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+        if host.user is None:
+            return
+        yield PathProbe(service_path(host), content=True)
+        yield PathProbe(timer_path(host), content=True)
+        yield UnitStatusProbe(SERVICE_UNIT)
+        yield UnitStatusProbe(TIMER_UNIT)
+        if spec.linger:
+            yield LingerProbe(spec.host.user)
+        if spec.reconcile.timer.enabled:
+            yield invocation_probe(spec, host)
+
+    def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
+        if host.user is None:
+            if not spec.reconcile.timer.enabled:
+                return KindPlan()
+            return KindPlan(
+                actions=(Action(STATE, "create", _reason(spec), blocked=user_blocker(host)),)
+            )
+        try:
+            if spec.reconcile.timer.enabled:
+                return plan_enabled(spec, host, facts)
+            return plan_disabled(spec, host, facts)
+        except UnitRenderError as exc:  # e.g. a directory where a unit file belongs
+            return KindPlan(errors=(f"{self.name}: {exc}",))
+
+
+def _reason(spec: Spec) -> str:
+    every = format_duration(spec.reconcile.timer.interval_s)
+    return f"the spec asks for an unattended reconcile every {every}"
+
+
+def _systemctl(*args: str) -> RunCommand:
+    return RunCommand(Command(("systemctl", "--user", *args), scope="user", mutating=True))
+
+
+def manager_gate(
+    spec: Spec, host: HostContext, facts: Facts, status: UnitStatus
+) -> tuple[tuple[str, ...], str | None]:
+    """(depends_on, blocked) for actions that talk to the user's manager.
+
+    An unreachable manager comes up once linger is on: wait for the linger action when this
+    plan turns linger on, else say what is missing.
+    """
+    if status.reachable:
+        return (), None
+    if spec.linger and not facts.get(LingerProbe(spec.host.user)):
+        return (linger.ADDRESS,), None
+    return (), (
+        f"{status.detail} for {host.user_name}: set linger: true in the spec, or log in as "
+        f"{host.user_name}"
+    )
+
+
+def _file_action(
+    address: str, path: Path, found: PathState, content: str, owner: str, uid: int, what: str
+) -> Action | None:
+    """Write `content` to `path` unless text, mode and owner already match."""
+    if found.kind not in ("missing", "file", "symlink"):
+        raise UnitRenderError(f"{path} is a {found.kind}, not a unit file")
+    if (
+        found.kind == "file"
+        and found.text == content
+        and found.mode == UNIT_MODE
+        and found.uid == uid
+    ):
+        return None
+    same_text = found.kind == "file" and found.text == content
+    return Action(
+        address,
+        "update" if found.exists else "create",
+        what if not same_text else f"{path} must be mode {UNIT_MODE:04o}, owned by {owner}",
+        (WriteFile(path, content, UNIT_MODE, owner),),
+        diff=None if same_text else unit_diff(path, found.text, content),
+    )
+
+
+def plan_enabled(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
+    """Both files as rendered, then reload, then the timer enabled and active."""
+    assert host.user is not None
+    invocation = facts.get(invocation_probe(spec, host))
+    user = host.user
+    blocker = user_blocker(host)
+    service_found = facts.get(PathProbe(service_path(host), content=True))
+    timer_found = facts.get(PathProbe(timer_path(host), content=True))
+    timer_status = facts.get(UnitStatusProbe(TIMER_UNIT))
+    service_status = facts.get(UnitStatusProbe(SERVICE_UNIT))
+    gate_deps, gate_block = manager_gate(spec, host, facts, timer_status)
+
+    try:
+        argv = exec_argv(invocation, spec.reconcile.source)
+        service = _file_action(
+            SERVICE,
+            service_path(host),
+            service_found,
+            render_service(argv),
+            user.name,
+            user.uid,
+            f"{SERVICE_UNIT} runs `reconciler apply` on the spec, unattended",
+        )
+        service_block = _unusable_interpreter(invocation, host)
+    except UnitRenderError as exc:
+        # Without a command line there is nothing sane to write: block, and keep the timer off.
+        service = Action(SERVICE, "create", f"{SERVICE_UNIT} runs `reconciler apply`")
+        service_block = str(exc)
+    timer = _file_action(
+        UNIT,
+        timer_path(host),
+        timer_found,
+        render_timer(spec.reconcile.timer),
+        user.name,
+        user.uid,
+        _reason(spec),
+    )
+
+    actions: list[Action] = []
+    written: list[str] = []
+    for action, block in ((service, service_block), (timer, None)):
+        if action is None:
+            continue
+        actions.append(_with(action, blocked=blocker or block))
+        written.append(action.address)
+
+    stale = [s.unit for s in (service_status, timer_status) if s.reachable and s.need_daemon_reload]
+    if written or stale:
+        why = (
+            "our unit files change in this plan"
+            if written
+            else (f"systemd reports NeedDaemonReload=yes for {', '.join(stale)}")
+        )
+        actions.append(
+            Action(
+                RELOAD,
+                "update",
+                f"the user's manager must re-read {SERVICE_UNIT} and {TIMER_UNIT}: {why}",
+                (_systemctl("daemon-reload"),),
+                # After the gateway kinds' reload (when planned): one manager, one reload at a time.
+                depends_on=(*written, DAEMON_RELOAD, *gate_deps),
+                blocked=blocker or gate_block,
+            )
+        )
+
+    known = timer_status.reachable
+    enabled = known and timer_status.enabled
+    running = known and timer_status.running
+    operations: list[Operation] = []
+    if not enabled:
+        operations.append(_systemctl("enable", TIMER_UNIT))
+    if not running:
+        operations.append(_systemctl("start", TIMER_UNIT))
+    elif (timer is not None and timer.diff is not None) or timer_status.need_daemon_reload:
+        # A running timer keeps its old schedule until restarted (also when an earlier run
+        # wrote the file but stopped before the restart: systemd still flags the unit stale).
+        operations.append(_systemctl("restart", TIMER_UNIT))
+    if operations:
+        actions.append(
+            Action(
+                STATE,
+                "update" if (enabled or running) else "create",
+                _state_reason(enabled, running),
+                tuple(operations),
+                changes=attribute_changes(
+                    {"enabled": True, "active": True},
+                    {"enabled": enabled, "active": running} if known else {},
+                ),
+                depends_on=tuple(
+                    dict.fromkeys([*written, *((RELOAD,) if written or stale else ()), *gate_deps])
+                ),
+                blocked=blocker or gate_block,
+            )
+        )
+    return KindPlan(actions=tuple(actions))
+
+
+def plan_disabled(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
+    """Timer stopped and disabled, then both files removed, then reload. Nothing when absent."""
+    blocker = user_blocker(host)
+    timer_status = facts.get(UnitStatusProbe(TIMER_UNIT))
+    gate_deps, gate_block = manager_gate(spec, host, facts, timer_status)
+    files = [
+        (SERVICE, service_path(host), facts.get(PathProbe(service_path(host), content=True))),
+        (UNIT, timer_path(host), facts.get(PathProbe(timer_path(host), content=True))),
+    ]
+    present = [(address, path) for address, path, found in files if found.exists]
+    known = timer_status.reachable
+    operations: list[Operation] = []
+    if known:
+        if timer_status.enabled:
+            operations.append(_systemctl("disable", TIMER_UNIT))
+        if timer_status.active_state not in ("inactive", "failed", ""):
+            operations.append(_systemctl("stop", TIMER_UNIT))
+    elif any(address == UNIT for address, _ in present):
+        # The manager cannot say whether the timer is enabled: disable it anyway (a no-op when
+        # it is not), so that removing the file never leaves a dangling timers.target link.
+        operations.append(_systemctl("disable", TIMER_UNIT))
+    actions: list[Action] = []
+    if operations:
+        actions.append(
+            Action(
+                STATE,
+                "delete",
+                "reconcile.timer.enabled is false: no unattended runs",
+                tuple(operations),
+                changes=attribute_changes(
+                    {"enabled": False, "active": False},
+                    {"enabled": timer_status.enabled, "active": timer_status.running}
+                    if known
+                    else {},
+                ),
+                depends_on=gate_deps,
+                blocked=blocker or gate_block,
+            )
+        )
+    state_dep = (STATE,) if actions else ()
+    for address, path in present:
+        actions.append(
+            Action(
+                address,
+                "delete",
+                f"{path.name} is not wanted (reconcile.timer.enabled is false)",
+                (RemoveFile(path),),
+                depends_on=state_dep,
+                blocked=blocker,
+            )
+        )
+    if present:
+        removed = tuple(address for address, _ in present)
+        actions.append(
+            Action(
+                RELOAD,
+                "update",
+                f"the user's manager must forget {SERVICE_UNIT} and {TIMER_UNIT}",
+                (_systemctl("daemon-reload"),),
+                depends_on=(*removed, DAEMON_RELOAD, *gate_deps),
+                blocked=blocker or gate_block,
+            )
+        )
+    return KindPlan(actions=tuple(actions))
+
+
+def _state_reason(enabled: bool, running: bool) -> str:
+    if not enabled and not running:
+        return f"{TIMER_UNIT} fires at boot and every interval: enable and start it"
+    if not running:
+        return f"{TIMER_UNIT} is not active: start it"
+    if not enabled:
+        return f"{TIMER_UNIT} must start at boot: enable it"
+    return f"{TIMER_UNIT} changed while running: restart it to take the new schedule"
+
+
+def _unusable_interpreter(invocation: Invocation, host: HostContext) -> str | None:
+    """Why the spec user's timer could not run this interpreter, or None.
+
+    Root planning from its own venv (under /root) would install a timer the user cannot run.
+    """
+    assert host.user is not None
+    if host.invoker.uid == host.user.uid:
+        return None
+    private = str(host.invoker.home).rstrip("/") + "/"
+    if invocation.python.startswith(private):
+        return (
+            f"the reconciler runs from {invocation.python}, inside {host.invoker.name}'s home, "
+            f"which {host.user.name}'s timer cannot use: apply as {host.user.name}, or install "
+            "the reconciler where every user can run it (e.g. a venv under /opt)"
+        )
+    return None
+
+
+def _with(action: Action, *, blocked: str | None) -> Action:
+    return replace(action, blocked=blocked) if blocked else action

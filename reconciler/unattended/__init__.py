@@ -1,0 +1,37 @@
+"""Unattended runs: the apply lock, run records, suspension, git revisions, status and logs.
+
+Everything lives in one private directory, `$XDG_STATE_HOME/reconciler/` (default
+`~/.local/state/reconciler/`) of whoever runs the reconciler:
+
+    lock            flock()ed by every apply; holds the holder's pid, user, command, start
+    runs.jsonl      one JSON line per apply (runs.jsonl.1 .. .3 after rotation)
+    suspended.json  present while unattended runs are suspended
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+STATE_DIR_MODE = 0o700  # run records name specs, revisions and commands: private to the user
+
+
+def state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where this process keeps its lock and records (XDG base directory rules)."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_STATE_HOME", "")
+    # The XDG spec says a relative value is invalid and must be ignored.
+    if not base or not os.path.isabs(base):
+        home = env.get("HOME") or os.path.expanduser("~")
+        base = os.path.join(home, ".local", "state")
+    return Path(base) / "reconciler"
+
+
+def ensure_state_dir(path: Path) -> Path:
+    """Create `path` (and parents) and make `path` itself 0700; return it."""
+    path.mkdir(parents=True, exist_ok=True, mode=STATE_DIR_MODE)
+    # mkdir's mode is filtered by the umask and ignored for an existing directory: fix it.
+    if (path.stat().st_mode & 0o777) != STATE_DIR_MODE:
+        path.chmod(STATE_DIR_MODE)
+    return path

@@ -1,0 +1,253 @@
+"""Run records: one JSON line per apply in `<state dir>/runs.jsonl`, rotated to a bounded size.
+
+Nobody watches the timer, so every run leaves an account of itself: when, what it found, what
+it did, from which spec (path, sha256, git commit) and how it ended. `status` reads them back.
+
+Each record is written with a single `write` on an O_APPEND descriptor followed by fsync, while
+holding an flock on that descriptor (rotation renames the file under the same flock; a writer
+that lost the race to a rotation notices the file changed under it and reopens). A line torn
+by a crash mid-write is skipped when reading, never fatal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from reconciler.engine.apply import ApplyResult, Convergence
+from reconciler.engine.plan import Plan
+from reconciler.unattended import ensure_state_dir
+
+RUNS_NAME = "runs.jsonl"
+MAX_BYTES = 1024 * 1024  # rotate when the current file would grow past this
+KEEP = 3  # rotated files kept: runs.jsonl.1 (newest) .. runs.jsonl.3
+
+Result = Literal["converged", "failed", "not-converged", "suspended", "invalid-spec", "locked"]
+ApplyResultName = Literal["converged", "failed", "not-converged"]
+RESULTS: tuple[str, ...] = get_args(Result)
+
+# Results that leave the host as the spec says (blocked root-only steps included).
+SUCCESS: frozenset[str] = frozenset({"converged"})
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    """What the apply step reports back to the unattended wrapper (see outcome_of)."""
+
+    result: ApplyResultName
+    applied: int = 0
+    failed: int = 0
+    blocked: int = 0
+    skipped: int = 0
+    drift: tuple[str, ...] = ()  # addresses where the host differed from the spec
+    reason: str = ""  # why it failed or did not converge ("" when converged)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.result == "converged" else 1
+
+
+def outcome_of(
+    before: Plan, result: ApplyResult | Convergence | None, after: Plan | None = None
+) -> ApplyOutcome:
+    """Summarise a plan, the apply of it and the plan re-probed after it.
+
+    `result`: one `apply_plan` pass (then pass `after`), a `converge` (its `final` plan is the
+    after), or None when nothing ran (declined, or nothing runnable). Pure. Blocked actions
+    (root-only steps under a user timer, a missing node) are counted, not failures: the rest of
+    the host converged, which is what the run promises.
+    """
+    drift = tuple(a.address for a in before.actions if a.kind != "verify" or a.blocked)
+    blocked = len(before.blocked)
+    if before.errors:
+        return ApplyOutcome("failed", blocked=blocked, drift=drift, reason="; ".join(before.errors))
+    if result is None:
+        pending = before.runnable
+        if pending:  # the caller decided not to run a plan that had work (declined, dry run)
+            return ApplyOutcome(
+                "not-converged",
+                blocked=blocked,
+                drift=drift,
+                reason=f"{len(pending)} action(s) not applied",
+            )
+        return ApplyOutcome("converged", blocked=blocked, drift=drift)
+    done = ApplyOutcome(
+        "converged",
+        applied=result.count("applied"),
+        failed=result.count("failed"),
+        blocked=result.count("blocked"),
+        skipped=result.count("skipped"),
+        drift=drift,
+    )
+    if isinstance(result, Convergence):
+        after = result.final if after is None else after
+        outcomes = [o for one in result.passes for o in one.outcomes]
+    else:
+        outcomes = result.outcomes
+    if not result.ok:
+        failed = [f"{o.action.address}: {o.detail}" for o in outcomes if o.outcome == "failed"]
+        if not failed:  # ok is False for skips caused by failures only; name those
+            failed = [f"{o.action.address}: {o.detail}" for o in outcomes if o.detail]
+        return replace(done, result="failed", reason="; ".join(failed))
+    if after is not None and after.errors:
+        return replace(done, result="failed", reason="; ".join(after.errors))
+    if after is not None and after.runnable:
+        still = ", ".join(a.address for a in after.runnable)
+        return replace(done, result="not-converged", reason=f"still pending: {still}")
+    return done
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One apply, as written to runs.jsonl (field names are the JSON keys)."""
+
+    start: str  # ISO 8601 UTC
+    end: str
+    result: Result
+    applied: int = 0
+    failed: int = 0
+    blocked: int = 0
+    skipped: int = 0
+    drift: tuple[str, ...] = ()
+    reason: str = ""
+    interactive: bool = False
+    pid: int = 0
+    user: str = ""
+    spec_path: str | None = None
+    spec_sha256: str | None = None
+    # The spec's own work tree (plain runs): HEAD and whether tracked files had edits.
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    # Git-source runs (reconcile.source): Flux's names. `last_applied_revision` carries over
+    # from earlier runs until a run converges on a newer one.
+    source: str | None = None  # "<clone>@<ref>"
+    last_attempted_revision: str | None = None
+    last_applied_revision: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # fields a newer version wrote
+
+    @property
+    def succeeded(self) -> bool:
+        return self.result in SUCCESS
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.update(data.pop("extra"))
+        data["drift"] = list(self.drift)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        """A record from a parsed line; unknown keys are kept in `extra` (newer writers)."""
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values = {k: v for k, v in data.items() if k in known}
+        if values.get("result") not in RESULTS:
+            raise ValueError(f"unknown result {values.get('result')!r}")
+        values["drift"] = tuple(str(d) for d in values.get("drift") or ())
+        return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+
+def carried_revision(
+    history: Sequence[RunRecord], attempted: str | None, result: Result
+) -> str | None:
+    """`last_applied_revision` for a new run: its own revision when it converged, else the
+    last one a previous run applied (pure)."""
+    if attempted is not None and result in SUCCESS:
+        return attempted
+    for record in reversed(history):
+        if record.last_applied_revision:
+            return record.last_applied_revision
+    return None
+
+
+def append_record(
+    directory: Path, record: RunRecord, *, max_bytes: int = MAX_BYTES, keep: int = KEEP
+) -> Path:
+    """Append `record` as one line to runs.jsonl, rotating first when it would grow too big."""
+    ensure_state_dir(directory)
+    path = directory / RUNS_NAME
+    line = (record.to_json() + "\n").encode("utf-8")
+    while True:
+        fd = os.open(
+            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+        )
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not _same_file(fd, path):
+                continue  # rotated away while we waited for the flock: write to the new file
+            size = os.fstat(fd).st_size
+            if size > 0 and size + len(line) > max_bytes:
+                _rotate(path, keep)
+                continue
+            _write_all(fd, line)
+            os.fsync(fd)
+            return path
+        finally:
+            os.close(fd)  # also releases the flock
+
+
+def read_records(directory: Path, *, keep: int = KEEP) -> list[RunRecord]:
+    """Every readable record, oldest first (rotated files included); torn lines skipped."""
+    paths = [directory / f"{RUNS_NAME}.{n}" for n in range(keep, 0, -1)] + [directory / RUNS_NAME]
+    records: list[RunRecord] = []
+    for path in paths:
+        records.extend(_parse_lines(_read_lines(path)))
+    return records
+
+
+def _parse_lines(lines: Iterable[str]) -> Iterable[RunRecord]:
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            if isinstance(data, dict):
+                yield RunRecord.from_dict(data)
+        except (ValueError, TypeError):
+            continue  # a line torn by a crash, or written by something else
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def _rotate(path: Path, keep: int) -> None:
+    """runs.jsonl -> .1 -> .2 ... ; the oldest beyond `keep` is dropped."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(f"{path}.{keep}")
+    for n in range(keep - 1, 0, -1):
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(f"{path}.{n}", f"{path}.{n + 1}")
+    os.rename(path, f"{path}.1")
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    # One write() of a small line on O_APPEND lands whole; loop only for the partial-write
+    # corner case (a full disk), which then raises.
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except InterruptedError:
+            continue
+        if written == 0:
+            raise OSError(errno.EIO, "short write to the run records")
+        view = view[written:]

@@ -1,0 +1,101 @@
+"""Backup inventory: the runbook's paths per profile, and the three renderings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from reconciler.engine.host import Account, HostContext
+from reconciler.inventory import inventory, render_json, render_restic, render_text, restic_line
+from reconciler.spec.model import GatewayRuntime, Host, Profile, Runtime, Spec
+
+USER = Account("user", 1000, 1000, Path("/home/user"))
+HOST = HostContext("vm102", USER, USER, "user")
+SPEC = Spec(
+    host=Host("vm102", "user"),
+    runtime=Runtime(node=None, gateway=GatewayRuntime("clawdbot")),
+    profiles=(Profile("default", 18789), Profile("ops", 18809, workspace="~/work/ops")),
+)
+PRESENT = {
+    Path("/home/user/.clawdbot/clawdbot.json"),
+    Path("/home/user/.clawdbot/credentials"),
+    Path("/home/user/.clawdbot/agents"),
+    Path("/home/user/clawd"),
+    Path("/home/user/.clawdbot-ops/devices"),
+}
+
+
+def test_paths_per_profile_in_runbook_order() -> None:
+    default, ops = inventory(SPEC, HOST, lambda p: p in PRESENT)
+    assert default.state == Path("/home/user/.clawdbot")
+    assert [(p.label, str(p.path), p.exists) for p in default.paths] == [
+        ("config", "/home/user/.clawdbot/clawdbot.json", True),
+        ("credentials", "/home/user/.clawdbot/credentials", True),
+        ("agents", "/home/user/.clawdbot/agents", True),
+        ("devices", "/home/user/.clawdbot/devices", False),
+        ("identity", "/home/user/.clawdbot/identity", False),
+        ("workspace", "/home/user/clawd", True),
+    ]
+    assert ops.paths[-1].path == Path("/home/user/work/ops")
+    assert [p.label for p in ops.paths if p.exists] == ["devices"]
+
+
+def test_text_and_json() -> None:
+    found = inventory(SPEC, HOST, lambda p: p in PRESENT)
+    text = render_text(found)
+    assert "profile default (state /home/user/.clawdbot)" in text
+    assert "  exists   credentials  /home/user/.clawdbot/credentials/" in text
+    assert "  missing  identity     /home/user/.clawdbot/identity/" in text
+    doc = json.loads(render_json(found, SPEC))
+    assert doc["format_version"] == "1" and doc["user"] == "user"
+    assert doc["profiles"][1]["paths"][3] == {
+        "label": "devices",
+        "path": "/home/user/.clawdbot-ops/devices",
+        "directory": True,
+        "exists": True,
+    }
+
+
+def test_restic_include_file() -> None:
+    text = render_restic(inventory(SPEC, HOST, lambda p: p in PRESENT), SPEC)
+    lines = text.splitlines()
+    paths = [line for line in lines if line and not line.startswith("#")]
+    assert paths == [
+        "/home/user/.clawdbot/clawdbot.json",
+        "/home/user/.clawdbot/credentials",
+        "/home/user/.clawdbot/agents",
+        "/home/user/clawd",
+        "/home/user/.clawdbot-ops/devices",
+    ]
+    assert "# missing: identity /home/user/.clawdbot/identity" in lines
+    assert all(line.startswith(("#", "/")) for line in lines)
+    assert restic_line(Path("/srv/a*b[1]")) == "/srv/a\\*b\\[1]"
+
+
+def test_cli_state_paths(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import reconciler.cli as cli
+
+    home = tmp_path / "home"
+    (home / ".clawdbot-ops").mkdir(parents=True)
+    (home / ".clawdbot-ops" / "clawdbot.json").write_text("{}")
+    account = Account("user", 1000, 1000, home)
+    spec = Spec(
+        host=Host("vm102", "user"),
+        runtime=Runtime(node=None, gateway=GatewayRuntime("clawdbot")),
+        profiles=(Profile("ops", 18809),),
+    )
+    monkeypatch.setattr(cli, "_load_or_exit", lambda path: spec)
+    monkeypatch.setattr(
+        cli, "discover_host", lambda s: HostContext("vm102", account, account, "user")
+    )
+    result = CliRunner().invoke(cli.cli, ["state-paths", "x.yaml", "--format", "restic"])
+    assert result.exit_code == 0, result.output
+    assert f"{home}/.clawdbot-ops/clawdbot.json\n" in result.output
+    assert f"# missing: credentials {home}/.clawdbot-ops/credentials" in result.output
+    as_json = CliRunner().invoke(cli.cli, ["state-paths", "x.yaml", "--format", "json"])
+    assert json.loads(as_json.output)["profiles"][0]["name"] == "ops"
+    monkeypatch.setattr(cli, "discover_host", lambda s: HostContext("vm102", account, None, "user"))
+    missing = CliRunner().invoke(cli.cli, ["state-paths", "x.yaml"])
+    assert missing.exit_code == 0 and "missing" in missing.output
