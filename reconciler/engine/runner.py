@@ -70,6 +70,8 @@ class OperationResult:
 class ReadOnlyRunner:
     """Runs read-only commands (probes). Holds no method that could change the host."""
 
+    manager_start_timeout_s = 20.0
+
     def __init__(self, host: HostContext, env: Mapping[str, str] | None = None) -> None:
         self.host = host
         self.env = dict(os.environ if env is None else env)
@@ -118,6 +120,19 @@ class ReadOnlyRunner:
         return argv, None
 
     def _execute(self, command: Command) -> CommandResult:
+        result = self._execute_once(command)
+        if command.scope != "user" or not command.mutating:
+            return result
+        # `loginctl enable-linger` starts user@UID.service asynchronously: a step that talks to
+        # the user's manager right after it may find no bus yet. Mutating steps only run when
+        # the plan expects the manager, so waiting a little for it is right; probes never wait.
+        deadline = time.monotonic() + self.manager_start_timeout_s
+        while _manager_not_up(result) and time.monotonic() < deadline:
+            time.sleep(0.25)
+            result = self._execute_once(command)
+        return result
+
+    def _execute_once(self, command: Command) -> CommandResult:
         import sh  # imported here: `validate` and `--help` never pay for it
 
         started = time.monotonic()
@@ -217,11 +232,16 @@ def sudoers_command(argv: tuple[str, ...]) -> str:
     return " ".join([program, *args])
 
 
+def _manager_not_up(result: CommandResult) -> bool:
+    """The user's manager is not (yet) there: no bus socket to connect to."""
+    return result.exit_code not in (None, 0) and "Failed to connect to bus" in result.stderr
+
+
 def sudo_hint(command: Command, invoker: str, refusal: str) -> str:
     """Why a root-only step did not run, and the exact sudoers rule that would allow it."""
     return (
-        f"needs root; sudo -n refused ({refusal}). Run as root, or allow exactly this "
-        f"with a sudoers rule (visudo -f /etc/sudoers.d/reconciler): "
+        f"needs root; sudo -n refused ({refusal}). Run as root, or allow exactly this in "
+        f"/etc/sudoers.d/reconciler (edit with visudo) with a sudoers rule: "
         f"{invoker} ALL=(root) NOPASSWD: {sudoers_command(command.argv)}"
     )
 

@@ -159,6 +159,13 @@ def plan_workspace(
     paths: ProfilePaths, host: HostContext, facts: Facts
 ) -> tuple[Action | None, list[str]]:
     """The workspace: created (0700) when missing, never touched when it exists."""
+    if host.user is not None:
+        found = facts.get(PathProbe(paths.workspace))
+        problem = _not_a_directory(found)
+        if problem:
+            return None, [f"{workspace_address(paths.profile)}: {problem}"]
+        if found.exists:
+            return None, []
     action = Action(
         workspace_address(paths.profile),
         "create",
@@ -167,13 +174,7 @@ def plan_workspace(
         changes=attribute_changes({"exists": True}, {"exists": False}),
         blocked=user_blocker(host),
     )
-    if host.user is None:
-        return action, []
-    found = facts.get(PathProbe(paths.workspace))
-    problem = _not_a_directory(found)
-    if problem:
-        return None, [f"{workspace_address(paths.profile)}: {problem}"]
-    return (None if found.exists else action), []
+    return action, []
 
 
 def _not_a_directory(found: PathState) -> str | None:
