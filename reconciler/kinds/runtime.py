@@ -137,6 +137,21 @@ class RuntimeKind:
                         "runtime.gateway.version to let the reconciler install it"
                     ),
                 )
+            elif pin.version is not None and gateway.version != pin.version:
+                # An explicit command is the user's own install: we check it, never replace it.
+                yield Action(
+                    GATEWAY,
+                    "verify",
+                    f"the spec pins {pin.package}@{pin.version} at {pin.command}",
+                    changes=attribute_changes(
+                        {"version": pin.version}, {"version": gateway.version}
+                    ),
+                    blocked=(
+                        f"{pin.command} reports {gateway.version or gateway.detail}; with "
+                        "runtime.gateway.command set the reconciler does not install the gateway: "
+                        "update it there, or drop `command` to let npm install the pin"
+                    ),
+                )
             return
         if gateway.version == pin.version:
             return
