@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,11 +12,12 @@ import click
 from reconciler import __version__
 
 if TYPE_CHECKING:
-    from reconciler.engine.command import Command
     from reconciler.engine.host import HostContext
     from reconciler.engine.plan import Plan
     from reconciler.engine.runner import ReadOnlyRunner
     from reconciler.engine.session import Probed
+    from reconciler.render.plan_context import SnapshotSource
+    from reconciler.saved_plan import SavedPlan
     from reconciler.spec.model import Spec
     from reconciler.unattended.logs import ActionLog, LogFormat
     from reconciler.unattended.runs import ApplyOutcome
@@ -140,48 +140,50 @@ def _probe(
     return host, runner, probe_and_plan(spec, host, runner, all_kinds())
 
 
-def _describe(runner: ReadOnlyRunner) -> Callable[[Command], str]:
-    import shlex
-
-    def describe(command: Command) -> str:
-        argv, refusal = runner.wrap(command)
-        text = shlex.join(argv)
-        return f"{text}   # cannot run: {refusal}" if refusal else text
-
-    return describe
-
-
 def _print_plan(
     spec: Spec,
     host: HostContext,
     runner: ReadOnlyRunner,
     probed: Probed,
-    as_json: bool,
+    as_json: bool | str,
     color: bool,
+    snapshot: SnapshotSource | None = None,
 ) -> None:
-    if as_json:
-        import json
+    """Print the plan; `as_json` is a format name (human, json, markdown) or the old switch."""
+    from reconciler.commands.review import choose_format, describe_command, render
+    from reconciler.render.plan_context import plan_context
 
-        from reconciler.render.json_plan import plan_document
-
-        doc = plan_document(
-            probed.plan,
-            spec,
-            hostname=host.hostname,
-            probed_at=probed.probed_at,
-            wrap=lambda c: runner.wrap(c)[0],
-        )
-        click.echo(json.dumps(doc, indent=2, sort_keys=False))
-        return
-    from reconciler.render.human import render_plan
-
-    title = f"Plan for {spec.host.name} (user {spec.host.user}) from {spec.path}:"
-    click.echo(render_plan(probed.plan, _describe(runner), color=color, title=title), color=color)
+    fmt = (
+        choose_format(None, as_json) if isinstance(as_json, bool) else choose_format(as_json, False)
+    )
+    context = plan_context(spec, host, probed.probed_at, snapshot)
+    text = render(fmt, probed.plan, context, runner, describe_command(runner), color=color)
+    click.echo(text, color=color and fmt == "human")
 
 
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as a JSON document.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["human", "json", "markdown"]),
+    default=None,
+    help="human (default); json: the versioned document of schemas/plan.schema.json; "
+    "markdown: a pull-request comment (at most 65,535 characters).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also save the plan (JSON, no secrets) for `reconciler apply FILE`, which applies it "
+    "only if the spec and the host still give exactly this plan.",
+)
+@click.option(
+    "--against",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Plan against a snapshot from `reconciler probe` instead of this host "
+    "(runs nothing, reads nothing of this machine: for CI).",
+)
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
@@ -190,12 +192,52 @@ def _print_plan(
 @HOST_CHECK
 @NO_COLOR
 def plan(
-    spec_path: Path, as_json: bool, detailed_exitcode: bool, host_check: str, no_color: bool
+    spec_path: Path,
+    fmt: str | None,
+    as_json: bool,
+    out: Path | None,
+    against: Path | None,
+    detailed_exitcode: bool,
+    host_check: str,
+    no_color: bool,
 ) -> None:
-    """Probe this host and show what apply would change. Read-only."""
+    """Probe this host (or read a snapshot) and show what apply would change. Read-only."""
+    from reconciler.commands.review import (
+        ReviewError,
+        choose_format,
+        plan_against,
+        write_saved_plan,
+    )
+    from reconciler.kinds import all_kinds
+    from reconciler.render.plan_context import plan_context
+
+    try:
+        chosen = choose_format(fmt, as_json)
+    except ReviewError as exc:
+        raise click.UsageError(str(exc)) from None
     spec = _load_or_exit(spec_path)
-    host, runner, probed = _probe(spec, host_check, mutating=False)
-    _print_plan(spec, host, runner, probed, as_json, _use_color(no_color))
+    snapshot = None
+    if against is None:
+        host, runner, probed = _probe(spec, host_check, mutating=False)
+    else:
+        try:
+            host, runner, probed, snapshot = plan_against(
+                spec, against, all_kinds(), host_check=host_check == "on"
+            )
+        except ReviewError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+    _print_plan(spec, host, runner, probed, chosen, _use_color(no_color), snapshot)
+    if out is not None:
+        try:
+            context = plan_context(spec, host, probed.probed_at, snapshot)
+            write_saved_plan(out, probed.plan, context, runner)
+        except ReviewError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        click.echo(
+            f"Saved the plan to {out}; apply exactly it with: reconciler apply {out}", err=True
+        )
     if probed.plan.errors:
         sys.exit(1)
     sys.exit(2 if detailed_exitcode and probed.plan.has_changes else 0)
@@ -245,9 +287,17 @@ def apply(
     does neither, since like `plan` it changes nothing.
     """
     color = _use_color(no_color)
+    saved = _saved_plan_or_exit(spec_path)
+    if saved is not None:
+        if saved.spec_path is None:
+            click.echo(f"error: {spec_path}: the saved plan names no spec file", err=True)
+            sys.exit(1)
+        spec_path = Path(saved.spec_path)
     if dry_run:
         spec = _load_or_exit(spec_path)
         host, runner, probed = _probe(spec, host_check, mutating=False)
+        if saved is not None and not _fresh(saved, spec, host, probed.plan):
+            sys.exit(1)
         _print_plan(spec, host, runner, probed, False, color)
         if probed.plan.errors:
             click.echo("error: the plan has errors", err=True)
@@ -270,6 +320,7 @@ def apply(
                 yes=yes,
                 non_interactive=non_interactive,
                 color=color,
+                saved=saved,
             ),
         )
     )
@@ -283,8 +334,14 @@ def _apply_spec(
     yes: bool,
     non_interactive: bool,
     color: bool,
+    saved: SavedPlan | None = None,
 ) -> ApplyOutcome:
-    """Probe, plan, confirm, converge; report for humans (log is None) or as log lines."""
+    """Probe, plan, confirm, converge; report for humans (log is None) or as log lines.
+
+    With a saved plan, the fresh plan must be the reviewed one (else nothing runs), no
+    confirmation is asked (it was reviewed), and only one pass runs: a step that became
+    possible only after it was not in the review.
+    """
     from dataclasses import replace
 
     from reconciler.engine.apply import ActionOutcome, converge
@@ -302,6 +359,8 @@ def _apply_spec(
         return block_root_steps(plan, host, apply_as_root=as_root) if non_interactive else plan
 
     plan = unprivileged(probed.plan)
+    if saved is not None and not _fresh(saved, spec, host, probed.plan):
+        return ApplyOutcome("failed", reason="the saved plan is stale")
     if log is None:
         _print_plan(spec, host, runner, replace(probed, plan=plan), False, color)
     if plan.errors:
@@ -312,7 +371,7 @@ def _apply_spec(
             for action in plan.blocked:
                 log.action(ActionOutcome(action, "blocked", action.blocked or ""))
         return outcome_of(plan, None)
-    if not (yes or non_interactive):
+    if not (yes or non_interactive or saved is not None):
         if not sys.stdin.isatty():
             click.echo("error: not a terminal; pass --yes to apply without confirmation", err=True)
             return ApplyOutcome("failed", reason="not a terminal and no --yes")
@@ -327,6 +386,7 @@ def _apply_spec(
         log.action
         if log is not None
         else (lambda o: click.echo(render_outcome(o, color=color), color=color)),
+        max_passes=1 if saved is not None else 3,
         on_pass=None
         if log is not None
         else lambda n, p: click.echo(
@@ -380,6 +440,31 @@ def state_paths(spec_path: Path, fmt: str) -> None:
         click.echo(render_text(found), nl=False)
 
 
+def _saved_plan_or_exit(path: Path) -> SavedPlan | None:
+    """The saved plan at `path` (from `plan --out`), None when `path` is a spec."""
+    from reconciler.saved_plan import SavedPlanInvalid, is_saved_plan, load_saved_plan
+
+    if not is_saved_plan(path):
+        return None
+    try:
+        return load_saved_plan(path)
+    except SavedPlanInvalid as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _fresh(saved: SavedPlan, spec: Spec, host: HostContext, plan: Plan) -> bool:
+    """Refuse (False, with Terraform's wording) a saved plan that is not what would run now."""
+    from reconciler.saved_plan import StalePlan, check_fresh
+
+    try:
+        check_fresh(saved, spec.path, spec.sha256, host.hostname, plan, invoker=host.invoker.name)
+    except StalePlan as exc:
+        click.echo(f"error: {exc}", err=True)
+        return False
+    return True
+
+
 def _register_commands() -> None:
     from reconciler.commands.unattended import resume, status, suspend
 
@@ -388,6 +473,83 @@ def _register_commands() -> None:
 
 
 _register_commands()
+
+
+# --- review: snapshots and spec diffs (issue 6) ------------------------------------------------
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    default=Path("-"),
+    show_default=True,
+    help="Where to write the snapshot (-: standard output).",
+)
+@HOST_CHECK
+def probe(spec_path: Path, out: Path, host_check: str) -> None:
+    """Record this host's actual state for SPEC (read-only, no secrets), for `plan --against`."""
+    from reconciler.commands.review import record_host
+    from reconciler.engine.session import HostMismatch, check_host
+    from reconciler.kinds import all_kinds
+    from reconciler.snapshot import snapshot_text
+
+    spec = _load_or_exit(spec_path)
+    host = discover_host(spec)
+    if host_check == "on":
+        try:
+            check_host(spec, host)
+        except HostMismatch as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+    snapshot, _ = record_host(spec, host, make_runner(host, mutating=False), all_kinds())
+    text = snapshot_text(snapshot)
+    if str(out) == "-":
+        click.echo(text, nl=False)
+        return
+    from reconciler.engine.files import atomic_write
+
+    atomic_write(out, text, 0o644, backup=False)
+    click.echo(
+        f"Recorded {len(snapshot.facts)} facts of {host.hostname} (user {spec.host.user}) in "
+        f"{out}; plan against it anywhere with: reconciler plan {spec_path} --against {out}",
+        err=True,
+    )
+
+
+@cli.command()
+@click.argument("old_path", metavar="OLD", type=click.Path(path_type=Path))
+@click.argument("new_path", metavar="NEW", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["human", "json", "markdown"]),
+    default="human",
+    show_default=True,
+)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 0 when nothing changes, 2 when it does."
+)
+@NO_COLOR
+def diff(old_path: Path, new_path: Path, fmt: str, detailed_exitcode: bool, no_color: bool) -> None:
+    """Show what changes in the desired state from OLD to NEW, two versions of a spec.
+
+    Resolved to concrete values (ports, unit names, state paths, serve targets, environment);
+    paths are under ~USER, the spec user's home. Reads no host.
+    """
+    from reconciler.commands.review import diff_specs
+    from reconciler.render import desired_diff
+
+    changes = diff_specs(_load_or_exit(old_path), _load_or_exit(new_path))
+    if fmt == "json":
+        click.echo(desired_diff.render_json(changes))
+    elif fmt == "markdown":
+        click.echo(desired_diff.render_markdown(changes))
+    else:
+        color = _use_color(no_color)
+        click.echo(desired_diff.render_text(changes, color=color), color=color)
+    sys.exit(2 if detailed_exitcode and changes.changes else 0)
 
 
 def main() -> None:

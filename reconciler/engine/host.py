@@ -41,6 +41,27 @@ class Account:
 
 
 @dataclass(frozen=True)
+class RecordedLookups:
+    """The lookups kinds make outside probes (finding programs, listing the unit directory),
+    answered from a snapshot instead of this machine.
+
+    A HostContext built from a snapshot carries one, so that planning against the snapshot
+    reads no file of the machine it runs on (PR CI plans for a host it cannot reach).
+    """
+
+    programs: tuple[tuple[str, str | None], ...] = ()  # program -> absolute path (None: absent)
+    directories: tuple[tuple[Path, tuple[str, ...]], ...] = ()  # directory -> entry names
+
+    def program(self, name: str) -> str | None:
+        """Where the snapshot found `name` (None: not installed, or never looked up)."""
+        return dict(self.programs).get(name)
+
+    def listing(self, path: Path) -> tuple[str, ...]:
+        """The entry names recorded for the directory `path` (empty: none recorded)."""
+        return dict(self.directories).get(path, ())
+
+
+@dataclass(frozen=True)
 class HostContext:
     """The fixed facts every probe and kind may use; read in-process, no subprocess.
 
@@ -60,6 +81,8 @@ class HostContext:
     # None: derived from the invoker's uid. A test that runs as root sets False to model a
     # normal user on a fake host without switching uids for real.
     privileged: bool | None = None
+    # Set only for a host read back from a snapshot: lookups come from it, never from the disk.
+    recorded: RecordedLookups | None = None
 
     @property
     def is_root(self) -> bool:

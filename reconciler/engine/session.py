@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from reconciler.engine.host import HostContext
 from reconciler.engine.kind import ResourceKind
 from reconciler.engine.plan import Plan, build_plan
 from reconciler.engine.privilege import block_refused, root_commands, sudo_probes
-from reconciler.engine.probe import Facts, ProbeSession
+from reconciler.engine.probe import Facts, Probe, ProbeSession
 from reconciler.engine.runner import ReadOnlyRunner
 from reconciler.spec.model import Spec
 
@@ -39,17 +40,35 @@ class Probed:
     probed_at: str
 
 
+Collect = Callable[[Iterable[Probe[Any]]], Facts]
+
+
 def probe_and_plan(
     spec: Spec, host: HostContext, runner: ReadOnlyRunner, kinds: Sequence[ResourceKind]
 ) -> Probed:
     """Probe the host for every kind's facts (in one session) and build the plan."""
-    probes = [p for kind in kinds for p in kind.probes(spec, host)]
     probed_at = datetime.now(UTC).isoformat(timespec="seconds")
     session = ProbeSession(host, runner.run)
-    facts = session.collect(probes)
+    return plan_from_facts(spec, host, kinds, session.collect, probed_at)
+
+
+def plan_from_facts(
+    spec: Spec,
+    host: HostContext,
+    kinds: Sequence[ResourceKind],
+    collect: Collect,
+    probed_at: str,
+) -> Probed:
+    """Plan from whatever answers the probes: a live probe session, or a recorded snapshot.
+
+    `collect` is asked for every kind's probes at once, then (not root, root-only steps
+    planned) for the sudo verdicts of those steps.
+    """
+    probes = [p for kind in kinds for p in kind.probes(spec, host)]
+    facts = collect(probes)
     plan = build_plan(spec, host, facts, kinds)
     asks = sudo_probes(root_commands(plan, host))
     if asks:
         # A second, small round: only when not root and the plan has root-only steps.
-        plan = block_refused(plan, host, session.collect(asks))
+        plan = block_refused(plan, host, collect(asks))
     return Probed(plan, facts, probed_at)

@@ -60,10 +60,13 @@ def candidate_names(spec: Spec, host: HostContext) -> tuple[str, ...]:
     """
     if host.user is None:
         return ()
-    try:
-        entries = os.listdir(unit_dir(host))
-    except OSError:
-        return ()
+    if host.recorded is not None:  # a snapshot's host: its recorded listing, not this disk
+        entries = list(host.recorded.listing(unit_dir(host)))
+    else:
+        try:
+            entries = os.listdir(unit_dir(host))
+        except OSError:
+            return ()
     owned = owned_units(spec)
     return tuple(
         sorted(

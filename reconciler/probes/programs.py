@@ -15,6 +15,8 @@ _VERSION_TOKEN = re.compile(r"v?\d+\.\d+(?:\.\d+)?(?:[-+][\w.]+)?")
 
 def locate(program: str, host: HostContext) -> str | None:
     """Absolute path of `program` as the spec's user would find it (their npm prefix first)."""
+    if host.recorded is not None:  # a snapshot's host: never look at the machine we run on
+        return host.recorded.program(program)
     if "/" in program:
         return program if shutil.which(program) else None
     return shutil.which(program, path=":".join(host.user_search_path()))

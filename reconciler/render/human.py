@@ -12,6 +12,7 @@ from reconciler.engine.action import SENSITIVE, Action, AttributeChange, RunComm
 from reconciler.engine.apply import ActionOutcome
 from reconciler.engine.command import Command
 from reconciler.engine.plan import Plan
+from reconciler.redaction import redact_plan
 
 SYMBOL = {"create": "+", "update": "~", "delete": "-", "verify": "="}
 COLOUR = {"+": "green", "~": "yellow", "-": "red", "!": "magenta", "=": "cyan"}
@@ -35,7 +36,8 @@ def change_line(change: AttributeChange) -> str:
 
 
 def render_plan(plan: Plan, describe: DescribeCommand, *, color: bool, title: str = "") -> str:
-    """The whole plan as text, ending with the one-line summary."""
+    """The whole plan as text, ending with the one-line summary (secrets redacted)."""
+    plan = redact_plan(plan)
     out: list[str] = []
     style = (lambda text, sym: click.style(text, fg=COLOUR[sym])) if color else (lambda t, s: t)
     if title:

@@ -1,16 +1,49 @@
-"""The machine-readable plan document (format_version 1). Secrets are never in it."""
+"""The machine-readable plan document, format_version 1 (schemas/plan.schema.json).
+
+One entry per action, in apply order, with its address, what it does (`kind`), the owned
+attributes before and after, every operation (commands with the argv exactly as it will run),
+whether it needs root and why it is blocked; plus the spec file and its sha256, the host, who
+probed, when, and whether the actual state came from the host or a snapshot. Secrets are never
+in it: the plan goes through `redact_plan` first. Adding a key is compatible; renaming,
+removing or changing the meaning of one bumps `format_version`.
+"""
 
 from __future__ import annotations
 
+import re
+import shlex
 from collections.abc import Callable
 from typing import Any
 
-from reconciler.engine.action import SENSITIVE, Action, RunCommand
+from reconciler import __version__
+from reconciler.engine.action import (
+    Action,
+    EnsureDirectory,
+    EnsureSecretEnv,
+    Operation,
+    RemoveFile,
+    RunCommand,
+    WaitForPort,
+    WriteFile,
+)
 from reconciler.engine.command import Command
 from reconciler.engine.plan import Plan
+from reconciler.redaction import redact_plan
+from reconciler.render.human import symbol
+from reconciler.render.plan_context import PlanContext
 from reconciler.spec.model import Spec
 
 FORMAT_VERSION = "1"
+
+Wrap = Callable[[Command], tuple[str, ...]]
+Refusal = Callable[[Command], str | None]
+
+_INDEX = re.compile(r"\[[^\]]*\]")
+
+
+def resource_type(address: str) -> str:
+    """`profile[ops].config` -> `profile.config`; `tailscale.serve[443]` -> `tailscale.serve`."""
+    return _INDEX.sub("", address)
 
 
 def plan_document(
@@ -19,50 +52,143 @@ def plan_document(
     *,
     hostname: str,
     probed_at: str,
-    wrap: Callable[[Command], tuple[str, ...]],
+    wrap: Wrap,
+    refusal: Refusal | None = None,
+    invoker: str = "",
 ) -> dict[str, Any]:
-    """The plan as JSON-ready data: one entry per action, in apply order."""
+    """The plan as JSON-ready data (shorthand for `document` with a context made from `spec`)."""
+    context = PlanContext(
+        spec_path=str(spec.path) if spec.path is not None else None,
+        spec_sha256=spec.sha256,
+        host_name=spec.host.name,
+        hostname=hostname,
+        user=spec.host.user,
+        invoker=invoker,
+        probed_at=probed_at,
+    )
+    return document(plan, context, wrap=wrap, refusal=refusal)
+
+
+def document(
+    plan: Plan, context: PlanContext, *, wrap: Wrap, refusal: Refusal | None = None
+) -> dict[str, Any]:
+    """The plan document: JSON-ready data, secrets redacted, actions in apply order."""
+    shown = redact_plan(plan)
     return {
         "format_version": FORMAT_VERSION,
-        "spec": {"path": str(spec.path) if spec.path else None, "sha256": spec.sha256},
-        "host": {"name": spec.host.name, "hostname": hostname, "user": spec.host.user},
-        "probed_at": probed_at,
-        "summary": plan.summary(),
-        "has_changes": plan.has_changes,
-        "actions": [_action(a, wrap) for a in plan.actions],
+        "generator": {"name": "reconciler", "version": __version__},
+        "spec": {"path": context.spec_path, "sha256": context.spec_sha256},
+        "host": {
+            "name": context.host_name,
+            "hostname": context.hostname,
+            "user": context.user,
+            "invoker": context.invoker,
+        },
+        "probed_at": context.probed_at,
+        "source": source_entry(context),
+        "summary": summary_entry(shown),
+        "has_changes": shown.has_changes,
+        "actions": [action_entry(a, wrap, refusal) for a in shown.actions],
         "findings": [
             {"address": f.address, "severity": f.severity, "message": f.message}
-            for f in plan.findings
+            for f in shown.findings
         ],
-        "errors": list(plan.errors),
+        "errors": list(shown.errors),
     }
 
 
-def _action(action: Action, wrap: Callable[[Command], tuple[str, ...]]) -> dict[str, Any]:
-    operations: list[dict[str, Any]] = []
-    for op in action.operations:
-        if isinstance(op, RunCommand):
-            operations.append(
-                {"type": "command", "argv": list(wrap(op.command)), "needs_root": op.needs_root}
-            )
-        else:
-            operations.append({"type": type(op).__name__, "description": op.describe()})
+def source_entry(context: PlanContext) -> dict[str, Any]:
+    if context.snapshot is None:
+        return {"type": "host"}
+    return {
+        "type": "snapshot",
+        "path": context.snapshot.path,
+        "sha256": context.snapshot.sha256,
+        "recorded_at": context.snapshot.recorded_at,
+    }
+
+
+def summary_entry(plan: Plan) -> dict[str, Any]:
+    return {
+        "text": plan.summary(),
+        "add": plan.count("create"),
+        "change": plan.count("update"),
+        "remove": plan.count("delete"),
+        "verify": plan.count("verify"),
+        "blocked": len(plan.blocked),
+        "errors": len(plan.errors),
+    }
+
+
+def action_entry(action: Action, wrap: Wrap, refusal: Refusal | None = None) -> dict[str, Any]:
+    """One action (already redacted) as JSON-ready data."""
     return {
         "address": action.address,
+        "resource_type": resource_type(action.address),
         "kind": action.kind,
+        "symbol": symbol(action),
         "reason": action.reason,
-        "needs_root": action.needs_root,
         "blocked": action.blocked,
         "warning": action.warning,
+        "needs_root": action.needs_root,
+        "mutating": action.mutating,
         "depends_on": list(action.depends_on),
         "changes": [
-            {
-                "path": c.path,
-                "before": SENSITIVE if c.sensitive else c.before,
-                "after": SENSITIVE if c.sensitive else c.after,
-            }
+            {"path": c.path, "before": c.before, "after": c.after, "sensitive": c.sensitive}
             for c in action.changes
         ],
         "diff": action.diff,
-        "operations": operations,
+        "operations": [operation_entry(op, wrap, refusal) for op in action.operations],
     }
+
+
+def operation_entry(op: Operation, wrap: Wrap, refusal: Refusal | None = None) -> dict[str, Any]:
+    """One operation: a command with its argv as it will run, or a file/port operation."""
+    common: dict[str, Any] = {
+        "description": op.describe(),
+        "needs_root": op.needs_root,
+        "mutating": op.mutating,
+    }
+    if isinstance(op, RunCommand):
+        command = op.command
+        return {
+            "type": "command",
+            "argv": list(wrap(command)),
+            "scope": command.scope,
+            "timeout_s": command.timeout_s,
+            "cannot_run": refusal(command) if refusal else None,
+            **common,
+            "description": shlex.join(wrap(command)),
+        }
+    if isinstance(op, WriteFile):
+        return {
+            "type": "write_file",
+            "path": str(op.path),
+            "mode": f"{op.mode:04o}",
+            "owner": op.owner,
+            "backup": op.backup,
+            "sensitive": op.sensitive,
+            **common,
+        }
+    if isinstance(op, EnsureDirectory):
+        return {
+            "type": "ensure_directory",
+            "path": str(op.path),
+            "mode": f"{op.mode:04o}",
+            "owner": op.owner,
+            **common,
+        }
+    if isinstance(op, RemoveFile):
+        return {"type": "remove_file", "path": str(op.path), "backup": op.backup, **common}
+    if isinstance(op, WaitForPort):
+        return {"type": "wait_for_port", "port": op.port, "timeout_s": op.timeout_s, **common}
+    if isinstance(op, EnsureSecretEnv):
+        return {
+            "type": "ensure_secret_env",
+            "path": str(op.path),
+            "key": op.key,
+            "mode": f"{op.mode:04o}",
+            "owner": op.owner,
+            **common,
+        }
+    raise TypeError(f"unknown operation {op!r}")  # a new operation type needs an entry here

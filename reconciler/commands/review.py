@@ -1,0 +1,213 @@
+"""Reviewing spec changes: plan formats, saved plans, snapshots (offline plans), spec diffs.
+
+cli.py keeps only the click wiring (`plan`, `probe`, `diff`); the work is here.
+
+Wiring `apply PLAN.json` (saved plans)
+--------------------------------------
+`reconciler apply FILE` takes a spec or a saved plan; `is_saved_plan(FILE)` tells them apart
+(a saved plan is a JSON object with `format_version` and `freshness`). For a saved plan:
+
+1. `saved = load_saved_plan(FILE)` -- `SavedPlanInvalid` (not a plan, a plain `--format json`
+   document, another format_version) is an error: print it, exit 1;
+2. load the spec the plan was made from: `saved.spec_path` (as it was named when planning,
+   relative to that working directory);
+3. probe and plan exactly as for a spec (same host check, same runner);
+4. `check_fresh(saved, spec.path, spec.sha256, host.hostname, probed.plan,
+   invoker=host.invoker.name)` -- `StalePlan` is an error: print it, exit 1, change nothing.
+   It refuses another host ("Saved plan is for host X, this is Y"), an edited spec ("Saved plan
+   is stale: the spec changed since the plan was made ..."), and any difference in what the
+   steps do ("... the host changed since the plan was made: <addresses>");
+5. run `probed.plan` (equal to the saved one, with contents computed just now) with
+   `converge(..., max_passes=1)`: a step that only becomes possible after this pass (the unit
+   waiting for `npm install`) was reviewed as blocked, so it is left for the next plan. No
+   confirmation prompt is needed: the plan was reviewed (Terraform's `apply PLANFILE` too).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from reconciler.engine.command import Command
+from reconciler.engine.files import atomic_write
+from reconciler.engine.host import HostContext
+from reconciler.engine.kind import ResourceKind
+from reconciler.engine.plan import Plan
+from reconciler.engine.probe import ProbeSession
+from reconciler.engine.runner import ReadOnlyRunner
+from reconciler.engine.session import HostMismatch, Probed, check_host, plan_from_facts
+from reconciler.render.plan_context import PlanContext, SnapshotSource
+from reconciler.spec.model import Spec
+
+if TYPE_CHECKING:  # imported late at run time: `reconciler --help` stays fast
+    from reconciler.render.desired_diff import DesiredDiff
+    from reconciler.render.human import DescribeCommand
+    from reconciler.snapshot import Snapshot
+
+PlanFormat = Literal["human", "json", "markdown"]
+FORMATS: tuple[PlanFormat, ...] = ("human", "json", "markdown")
+
+
+class ReviewError(Exception):
+    """A user-facing error of the review commands (one line, no traceback)."""
+
+
+def choose_format(fmt: str | None, as_json: bool) -> PlanFormat:
+    """`--format` with `--json` as its alias; both, disagreeing, is an error."""
+    if as_json and fmt not in (None, "json"):
+        raise ReviewError(f"--json and --format {fmt} disagree: pass one of them")
+    chosen = "json" if as_json else (fmt or "human")
+    if chosen not in FORMATS:
+        raise ReviewError(f"unknown format {chosen!r}")
+    return chosen
+
+
+@dataclass(frozen=True)
+class CommandView:
+    """How a command is shown: its argv as it will run here, or why it cannot run."""
+
+    runner: ReadOnlyRunner
+
+    def argv(self, command: Command) -> tuple[str, ...]:
+        return self.runner.wrap(command)[0]
+
+    def refusal(self, command: Command) -> str | None:
+        return self.runner.wrap(command)[1]
+
+
+def describe_command(runner: ReadOnlyRunner) -> DescribeCommand:
+    """A command as the human and Markdown formats show it: the argv as it will run here."""
+
+    def describe(command: Command) -> str:
+        argv, refusal = runner.wrap(command)
+        text = shlex.join(argv)
+        return f"{text}   # cannot run: {refusal}" if refusal else text
+
+    return describe
+
+
+def render(
+    fmt: PlanFormat,
+    plan: Plan,
+    context: PlanContext,
+    runner: ReadOnlyRunner,
+    describe: DescribeCommand,
+    *,
+    color: bool,
+) -> str:
+    """The plan in `fmt` (colour only matters to human)."""
+    if fmt == "json":
+        from reconciler.render.json_plan import document
+
+        view = CommandView(runner)
+        doc = document(plan, context, wrap=view.argv, refusal=view.refusal)
+        return json.dumps(doc, indent=2, ensure_ascii=False)
+    if fmt == "markdown":
+        from reconciler.render.markdown import render_markdown
+
+        return render_markdown(plan, context, describe)
+    from reconciler.render.human import render_plan
+
+    return render_plan(plan, describe, color=color, title=context.title())
+
+
+def saved_plan_text(plan: Plan, context: PlanContext, runner: ReadOnlyRunner) -> str:
+    """The file `plan --out` writes: the JSON document plus its freshness data."""
+    from reconciler.render.json_plan import document
+    from reconciler.saved_plan import freshness, saved_plan_document
+
+    view = CommandView(runner)
+    doc = document(plan, context, wrap=view.argv, refusal=view.refusal)
+    saved = saved_plan_document(doc, freshness(plan, context))
+    return json.dumps(saved, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_saved_plan(path: Path, plan: Plan, context: PlanContext, runner: ReadOnlyRunner) -> None:
+    """Write the saved plan atomically (it holds no secret: 0644 like any plan output)."""
+    if plan.errors:
+        raise ReviewError(f"the plan has errors; {path} was not written")
+    atomic_write(path, saved_plan_text(plan, context, runner), 0o644, backup=False)
+
+
+# --- snapshots -----------------------------------------------------------------------------------
+
+
+def record_host(
+    spec: Spec, host: HostContext, runner: ReadOnlyRunner, kinds: tuple[ResourceKind, ...]
+) -> tuple[Snapshot, Probed]:
+    """Probe `host` for `spec` as `plan` would (read-only) and record a snapshot of it.
+
+    Returns (Snapshot, the plan made from the same facts).
+    """
+    from reconciler.snapshot import (
+        RecordingCollector,
+        all_listeners,
+        extra_probes,
+        record_snapshot,
+    )
+
+    recorded_at = datetime.now(UTC).isoformat(timespec="seconds")
+    session = ProbeSession(host, runner.run)
+    recorder = RecordingCollector(session.collect)
+    probed = plan_from_facts(spec, host, kinds, recorder.collect, recorded_at)
+    recorder.collect(extra_probes(spec, host))
+    snapshot = record_snapshot(
+        spec,
+        host,
+        recorder.values,
+        recorded_at=recorded_at,
+        listeners=all_listeners(host) if host.user is not None else None,
+    )
+    return snapshot, probed
+
+
+def plan_against(
+    spec: Spec, snapshot_path: Path, kinds: tuple[ResourceKind, ...], *, host_check: bool
+) -> tuple[HostContext, ReadOnlyRunner, Probed, SnapshotSource]:
+    """Plan `spec` against a snapshot file: no subprocess, no file of this machine read."""
+    from reconciler.snapshot import SnapshotFacts, SnapshotInvalid, load_snapshot
+
+    try:
+        loaded = load_snapshot(snapshot_path)
+    except SnapshotInvalid as exc:
+        raise ReviewError(str(exc)) from None
+    snapshot = loaded.snapshot
+    host = snapshot.host_context()
+    if host.user_name != spec.host.user:
+        raise ReviewError(
+            f"{snapshot_path} was recorded for user {host.user_name!r}, the spec is for "
+            f"{spec.host.user!r}: record a snapshot with this spec (reconciler probe SPEC --out FILE)"
+        )
+    if host_check:
+        try:
+            check_host(spec, host)
+        except HostMismatch as exc:
+            raise ReviewError(
+                f"{exc} (the snapshot {snapshot_path} is of {host.hostname})"
+            ) from None
+    facts = SnapshotFacts(snapshot, source=str(snapshot_path))
+    probed = plan_from_facts(spec, host, kinds, facts.collect, snapshot.recorded_at)
+    source = SnapshotSource(str(snapshot_path), loaded.sha256, snapshot.recorded_at)
+    # Only to show commands as they would run there (sudo -n, runuser): it never runs one.
+    return host, ReadOnlyRunner(host, env={}), probed, source
+
+
+# --- spec diffs ----------------------------------------------------------------------------------
+
+
+def diff_specs(old: Spec, new: Spec) -> DesiredDiff:
+    """The change of desired state between two loaded versions of a spec."""
+    from reconciler.desired_state import desired_changes, home_placeholder
+    from reconciler.render.desired_diff import DesiredDiff, SpecVersion
+
+    return DesiredDiff(
+        old=SpecVersion(str(old.path), old.sha256),
+        new=SpecVersion(str(new.path), new.sha256),
+        host_name=new.host.name,
+        home=str(home_placeholder(new)),
+        changes=desired_changes(old, new),
+    )

@@ -1,0 +1,94 @@
+"""The desired state a spec resolves to, and the change between two versions of a spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plan_scenarios import SPEC_TEXT, spec_from
+
+from reconciler.desired_state import desired_changes, desired_state, flatten
+from reconciler.render.desired_diff import change_line
+
+
+def changes(old: str, new: str) -> list[str]:
+    return [change_line(c) for c in desired_changes(spec_from(old), spec_from(new))]
+
+
+def test_a_spec_resolves_to_concrete_paths_units_and_targets() -> None:
+    doc = desired_state(spec_from(SPEC_TEXT))
+    ops = doc["profiles"]["ops"]
+    assert ops["unit"] == "clawdbot-gateway-ops.service"
+    assert ops["unit_file"] == "~user/.config/systemd/user/clawdbot-gateway-ops.service"
+    assert ops["state_dir"] == "~user/.clawdbot-ops"
+    assert ops["environment_file"] == "~user/.clawdbot-ops/gateway.env"
+    assert ops["config"] == {
+        "gateway.mode": "local",
+        "gateway.port": 18809,
+        "gateway.bind": "loopback",
+        "gateway.tailscale.mode": "off",
+    }
+    assert doc["tailscale"]["serve"]["443"]["target"] == "http://127.0.0.1:18789"
+    assert (
+        desired_state(spec_from(SPEC_TEXT), Path("/home/u"))["profiles"]["ops"]["state_dir"]
+        == "/home/u/.clawdbot-ops"
+    )
+
+
+def test_a_port_change_shows_everything_that_follows_from_it() -> None:
+    assert changes(SPEC_TEXT, SPEC_TEXT.replace("port: 18789", "port: 18769")) == [
+        "~ profiles.personal.config.gateway.port: 18789 -> 18769",
+        '~ profiles.personal.environment.CLAWDBOT_GATEWAY_PORT: "18789" -> "18769"',
+        '~ profiles.personal.exec_start: "clawdbot gateway --port 18789" -> "clawdbot gateway --port 18769"',
+        "~ profiles.personal.port: 18789 -> 18769",
+        '~ profiles.personal.serve_target: "http://127.0.0.1:18789" -> "http://127.0.0.1:18769"',
+        '~ tailscale.serve.443.target: "http://127.0.0.1:18789" -> "http://127.0.0.1:18769"',
+    ]
+
+
+def test_a_product_rename_changes_units_and_paths() -> None:
+    renamed = SPEC_TEXT.replace("linger: true", "product: openclaw\nlinger: true")
+    lines = changes(SPEC_TEXT, renamed)
+    assert '~ product: "clawdbot" -> "openclaw"' in lines
+    assert (
+        '~ profiles.ops.unit: "clawdbot-gateway-ops.service" -> "openclaw-gateway-ops.service"'
+        in lines
+    )
+    assert '~ profiles.ops.state_dir: "~user/.clawdbot-ops" -> "~user/.openclaw-ops"' in lines
+    assert any(line.startswith("- profiles.ops.environment.CLAWDBOT_PROFILE") for line in lines)
+    assert any(line.startswith("+ profiles.ops.environment.OPENCLAW_PROFILE") for line in lines)
+
+
+def test_removing_tailscale_removes_its_values() -> None:
+    without = SPEC_TEXT[: SPEC_TEXT.index("tailscale:")] + SPEC_TEXT[SPEC_TEXT.index("profiles:") :]
+    lines = changes(SPEC_TEXT, without)
+    assert '- tailscale.operator: "user"' in lines
+    assert '- tailscale.serve.443.target: "http://127.0.0.1:18789"' in lines
+    assert all(line.startswith("- tailscale.") for line in lines)
+
+
+def test_a_reformatted_spec_changes_nothing() -> None:
+    reformatted = "# comment\n" + SPEC_TEXT.replace(
+        "  ops:\n    port: 18809\n", "  ops: {port: 18809,"
+    )
+    reformatted = reformatted.replace("    auth: token\n", " auth: token}\n")
+    assert changes(SPEC_TEXT, reformatted) == []
+
+
+def test_flatten_leaves_out_nulls_and_keeps_empty_sections() -> None:
+    assert flatten({"a": {"b": None, "c": 1}, "d": {}, "e": None}) == {"a.c": 1, "d": {}}
+
+
+def test_the_diff_comment_calls_out_public_exposure_and_removed_profiles() -> None:
+    from reconciler.commands.review import diff_specs
+    from reconciler.render.desired_diff import render_markdown
+
+    exposed = SPEC_TEXT.replace(
+        "  operator: user\n", "  operator: user\n  funnel: allow\n"
+    ).replace("      profile: personal\n", "      profile: personal\n      funnel: true\n")
+    without_ops = exposed.replace("  ops:\n    port: 18809\n    auth: token\n", "")
+    text = render_markdown(diff_specs(spec_from(SPEC_TEXT), spec_from(without_ops)))
+    assert "> [!CAUTION]" in text
+    assert "> - `~ tailscale.serve.443.funnel: false -> true`: public on the internet" in text
+    assert "> - profile `ops` is removed from the spec" in text
+    plain = render_markdown(diff_specs(spec_from(SPEC_TEXT), spec_from(SPEC_TEXT)))
+    assert "[!CAUTION]" not in plain

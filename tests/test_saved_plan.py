@@ -1,0 +1,302 @@
+"""Saved plans: `plan --out`, and the checks `apply PLAN.json` makes before running anything."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import engine_on_fakehost as drive
+import pytest
+from fakehost import FakeHost
+from plan_documents import assert_valid_plan
+from plan_scenarios import SCENARIOS
+from review_cli import SPEC, FakeHostCli
+
+from reconciler.engine.action import Action, RunCommand, WriteFile
+from reconciler.engine.apply import converge
+from reconciler.engine.command import Command
+from reconciler.engine.plan import Plan
+from reconciler.engine.session import probe_and_plan
+from reconciler.kinds import all_kinds
+from reconciler.saved_plan import (
+    SavedPlanInvalid,
+    StalePlan,
+    action_digests,
+    check_fresh,
+    describe_differences,
+    freshness,
+    is_saved_plan,
+    load_saved_plan,
+    plan_fingerprint,
+    saved_plan_document,
+)
+from reconciler.spec import load_spec
+
+
+def fingerprint(plan: Plan) -> str:
+    return plan_fingerprint(action_digests(plan))
+
+
+# --- fingerprints ----------------------------------------------------------------------------------
+
+RUN = RunCommand(Command(("loginctl", "enable-linger", "user"), needs_root=True, mutating=True))
+
+
+def test_the_fingerprint_covers_what_a_step_does_not_how_it_is_worded() -> None:
+    plan = Plan(actions=(Action("linger", "create", "because", (RUN,)),))
+    reworded = Plan(actions=(Action("linger", "create", "for another reason", (RUN,)),))
+    other_argv = Plan(
+        actions=(
+            Action(
+                "linger",
+                "create",
+                "because",
+                (RunCommand(Command(("loginctl", "enable-linger", "bob"), mutating=True)),),
+            ),
+        )
+    )
+    blocked = Plan(actions=(Action("linger", "create", "because", (RUN,), blocked="no"),))
+    assert fingerprint(plan) == fingerprint(reworded)
+    assert fingerprint(plan) != fingerprint(other_argv)
+    assert fingerprint(plan) != fingerprint(blocked)
+
+
+def test_a_secret_file_content_is_never_hashed() -> None:
+    def writes(content: str, sensitive: bool) -> Plan:
+        op = WriteFile(
+            Path("/home/user/.clawdbot/clawdbot.json"), content, 0o600, sensitive=sensitive
+        )
+        return Plan(actions=(Action("profile[default].config", "update", "r", (op,)),))
+
+    # A token edited on the host since the plan does not make it stale (nothing reviewed
+    # changes), and the saved file cannot be used to guess the token.
+    assert fingerprint(writes('{"token": "a"}', True)) == fingerprint(
+        writes('{"token": "b"}', True)
+    )
+    assert fingerprint(writes("[Unit]\nA\n", False)) != fingerprint(writes("[Unit]\nB\n", False))
+
+
+def test_differences_name_addresses() -> None:
+    saved = (("a", "1"), ("b", "2"), ("c", "3"))
+    fresh = (("a", "1"), ("b", "9"), ("d", "4"))
+    assert (
+        describe_differences(saved, fresh)
+        == "b (changed), c (no longer planned), d (newly planned)"
+    )
+    assert describe_differences(saved, tuple(reversed(saved))) == "the same steps, in another order"
+    many = tuple((f"x{i}", "1") for i in range(30))
+    assert describe_differences(many, ()).endswith(", and 18 more")
+
+
+# --- the file --------------------------------------------------------------------------------------
+
+
+def saved_file(tmp_path: Path) -> Path:
+    case = SCENARIOS["fresh-host"]
+    probed = case.probed()
+    context = case.context(probed)
+    from reconciler.commands.review import saved_plan_text
+
+    path = tmp_path / "plan.json"
+    path.write_text(saved_plan_text(probed.plan, context, case.runner()))
+    return path
+
+
+def test_a_saved_plan_is_a_valid_plan_document_with_freshness(tmp_path: Path) -> None:
+    path = saved_file(tmp_path)
+    doc = json.loads(path.read_text())
+    assert_valid_plan(doc)
+    assert doc["freshness"]["hostname"] == "vm102"
+    assert doc["freshness"]["spec_sha256"] == doc["spec"]["sha256"]
+    assert is_saved_plan(path)
+    saved = load_saved_plan(path)
+    assert saved.spec_path == "specs/vm102.yaml"
+    assert saved.summary.startswith("Plan: ")
+    assert [a for a, _ in saved.freshness.actions] == [a["address"] for a in doc["actions"]]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("apiVersion: reconciler/v1\nhost: {}\n", "not a saved plan: not JSON (line 1, column 1)"),
+        ('{"host": 1}', "not a saved plan (no format_version)"),
+        ('{"format_version": "2", "freshness": {}}', "format_version '2' is not supported"),
+        (
+            '{"format_version": "1", "actions": []}',
+            "without freshness data (from `plan --format json`?)",
+        ),
+        (
+            '{"format_version": "1", "freshness": {"hostname": "h", "invoker": "u", '
+            '"fingerprint": "f", "actions": [1]}}',
+            "freshness.actions must list {address, sha256} objects",
+        ),
+        (
+            '{"format_version": "1", "freshness": {"hostname": 3, "actions": []}}',
+            "freshness.hostname is missing or not a string",
+        ),
+    ],
+)
+def test_files_that_are_not_saved_plans_are_refused_clearly(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "x.json"
+    path.write_text(content)
+    with pytest.raises(SavedPlanInvalid) as caught:
+        load_saved_plan(path)
+    assert message in str(caught.value) and str(path) in str(caught.value)
+    assert is_saved_plan(path) is ('"freshness": {' in content)
+    with pytest.raises(SavedPlanInvalid, match="cannot read the saved plan"):
+        load_saved_plan(tmp_path / "missing.json")
+
+
+# --- staleness, pure -------------------------------------------------------------------------------
+
+
+def test_check_fresh_refuses_another_host_an_edited_spec_and_a_different_plan(
+    tmp_path: Path,
+) -> None:
+    case = SCENARIOS["fresh-host"]
+    probed = case.probed()
+    saved = load_saved_plan(saved_file(tmp_path))
+    sha = case.spec.sha256
+    check_fresh(saved, "specs/vm102.yaml", sha, "vm102", probed.plan)
+    check_fresh(saved, "specs/vm102.yaml", sha, "vm102.tail1234.ts.net", probed.plan)
+    with pytest.raises(StalePlan, match=r"^Saved plan is for host vm102, this is vm103"):
+        check_fresh(saved, "specs/vm102.yaml", sha, "vm103", probed.plan)
+    with pytest.raises(StalePlan, match=r"^Saved plan is stale: the spec changed since"):
+        check_fresh(saved, "specs/vm102.yaml", "1" * 64, "vm102", probed.plan)
+    drifted = replace(probed.plan, actions=probed.plan.actions[1:])
+    with pytest.raises(StalePlan) as caught:
+        check_fresh(saved, "specs/vm102.yaml", sha, "vm102", drifted, invoker="root")
+    message = str(caught.value)
+    assert message.startswith("Saved plan is stale: the host changed since the plan was made")
+    assert "runtime.gateway (no longer planned)" in message
+    assert "the plan was made as user, this runs as root" in message
+    assert "reconciler plan specs/vm102.yaml --out" in message
+
+
+def test_the_freshness_section_is_what_saved_plan_document_adds(tmp_path: Path) -> None:
+    case = SCENARIOS["in-sync"]
+    probed = case.probed()
+    fresh = freshness(probed.plan, case.context(probed))
+    assert fresh.actions == () and fresh.invoker == "user"
+    doc = saved_plan_document({"format_version": "1"}, fresh)
+    assert doc["freshness"]["fingerprint"] == plan_fingerprint(())
+
+
+# --- on the fake host, through the CLI --------------------------------------------------------------
+
+
+@pytest.fixture
+def planned(tmp_path: Path) -> tuple[FakeHostCli, Path, Path]:
+    fake = FakeHost(tmp_path / "host")
+    fake.set_node("v22.12.0")
+    fake.set_gateway("2026.1.20")
+    cli = FakeHostCli(fake)
+    spec = tmp_path / "vm102.yaml"
+    spec.write_text(SPEC)
+    plan_file = tmp_path / "plan.json"
+    result = cli("plan", spec, "--out", plan_file)
+    assert result.exit_code == 0, result.output
+    assert f"Saved the plan to {plan_file}" in result.stderr
+    yield cli, spec, plan_file
+    fake.close()
+
+
+def test_an_unchanged_host_and_spec_pass_the_check(planned: tuple[FakeHostCli, Path, Path]) -> None:
+    cli, _, plan_file = planned
+    assert_valid_plan(plan_file.read_text())
+    cli.check_saved_plan(plan_file)
+
+
+def test_an_edited_spec_makes_the_plan_stale(planned: tuple[FakeHostCli, Path, Path]) -> None:
+    cli, spec, plan_file = planned
+    spec.write_text(SPEC + "# a comment is an edit too: the file is what was reviewed\n")
+    with pytest.raises(StalePlan, match="the spec changed since the plan was made"):
+        cli.check_saved_plan(plan_file)
+
+
+def test_a_drifted_host_makes_the_plan_stale(planned: tuple[FakeHostCli, Path, Path]) -> None:
+    cli, _, plan_file = planned
+    cli.fake.set_linger("user", True)  # someone enabled linger by hand since
+    cli.fake.set_operator("user")
+    with pytest.raises(StalePlan) as caught:
+        cli.check_saved_plan(plan_file)
+    message = str(caught.value)
+    assert "the host changed since the plan was made" in message
+    assert "linger (no longer planned)" in message
+    assert "tailscale.operator (no longer planned)" in message
+
+
+def test_a_plan_for_another_host_is_refused(planned: tuple[FakeHostCli, Path, Path]) -> None:
+    cli, _, plan_file = planned
+    cli.host = replace(cli.host, hostname="vm103")
+    with pytest.raises(StalePlan, match="Saved plan is for host vm102, this is vm103"):
+        cli.check_saved_plan(plan_file)
+
+
+def test_a_plan_with_errors_is_not_saved(tmp_path: Path) -> None:
+    with FakeHost(tmp_path / "host") as fake:
+        cli = FakeHostCli(fake)
+        state = fake.home / ".clawdbot-ops"
+        state.mkdir(parents=True)
+        (state / "clawdbot.json").write_text("{ not json5")
+        spec = tmp_path / "vm102.yaml"
+        spec.write_text(SPEC)
+        result = cli("plan", spec, "--out", tmp_path / "plan.json")
+        assert result.exit_code == 1
+        assert "the plan has errors;" in result.stderr and "was not written" in result.stderr
+        assert not (tmp_path / "plan.json").exists()
+
+
+def test_a_saved_plan_applies_once_then_is_stale(planned: tuple[FakeHostCli, Path, Path]) -> None:
+    # The apply wiring as documented in reconciler/commands/review.py: check, then one pass.
+    cli, _, plan_file = planned
+    saved = load_saved_plan(plan_file)
+    assert saved.spec_path is not None
+    spec = load_spec(saved.spec_path)
+    runner = drive.host_runner(cli.fake, cli.host)
+    probed = probe_and_plan(spec, cli.host, runner, all_kinds())
+    check_fresh(saved, spec.path, spec.sha256, cli.host.hostname, probed.plan, invoker="user")
+    outcome = converge(
+        probed.plan,
+        lambda: probe_and_plan(spec, cli.host, runner, all_kinds()).plan,
+        runner,
+        max_passes=1,
+    )
+    assert outcome.ok and len(outcome.passes) == 1
+    with pytest.raises(StalePlan, match="the host changed since the plan was made"):
+        cli.check_saved_plan(plan_file)
+
+
+def test_apply_of_a_saved_plan_runs_it_without_asking_then_refuses_it_as_stale(
+    planned: tuple[FakeHostCli, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    cli, _, plan_file = planned
+    cli.fake.clear_calls()
+    first = cli("apply", plan_file, "--no-color")  # no --yes: a reviewed plan asks nobody
+    assert first.exit_code == 0, first.output
+    assert "Apply:" in first.output and cli.fake.mutating_calls()
+    cli.fake.clear_calls()
+    again = cli("apply", plan_file, "--no-color")
+    assert again.exit_code == 1
+    assert "Saved plan is stale" in again.stderr
+    assert cli.fake.mutating_calls() == []
+
+
+def test_apply_refuses_a_saved_plan_after_drift_and_changes_nothing(
+    planned: tuple[FakeHostCli, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    cli, _, plan_file = planned
+    cli.fake.set_operator("user")  # someone set the operator by hand since the review
+    before = cli.fake.snapshot()
+    cli.fake.clear_calls()
+    for args in (("apply", plan_file), ("apply", plan_file, "--dry-run")):
+        result = cli(*args)
+        assert result.exit_code == 1, result.output
+        assert "tailscale.operator (no longer planned)" in result.stderr
+    assert cli.fake.mutating_calls() == []
+    assert cli.fake.snapshot() == before

@@ -1,0 +1,299 @@
+"""Snapshots: recorded on the host without secrets, planned against anywhere with the same result."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import engine_on_fakehost as drive
+import json5
+import pytest
+from fakehost import FakeHost
+from plan_scenarios import HOME, SCENARIOS, USER, host_of
+from review_cli import SPEC, with_work_profile
+
+from reconciler.commands.review import record_host
+from reconciler.engine.host import HostContext
+from reconciler.engine.probe import ProbeFailed
+from reconciler.engine.runner import ReadOnlyRunner
+from reconciler.engine.session import plan_from_facts, probe_and_plan
+from reconciler.fact_codec import CodecError, Registry, decode, encode
+from reconciler.kinds import all_kinds
+from reconciler.kinds.gateway_config import compare, parse_config
+from reconciler.probes.files import DirectoryProbe, PathProbe, PathState, RealPathProbe
+from reconciler.probes.systemd import UnitStatusProbe
+from reconciler.redaction import redact_plan
+from reconciler.saved_plan import action_digests, describe_differences, plan_fingerprint
+from reconciler.snapshot import (
+    CONTENT_DROPPED,
+    UNREADABLE_CONFIG,
+    Snapshot,
+    SnapshotFacts,
+    SnapshotInvalid,
+    load_snapshot,
+    owned_config_text,
+    parse_snapshot,
+    recorded_text,
+    registry,
+    snapshot_document,
+    snapshot_text,
+)
+from reconciler.spec import load_spec
+from reconciler.spec.model import Profile
+
+SECRET = "tok-4e1f0c9b-SNAPSHOT-SECRET"
+
+
+# --- the codec -----------------------------------------------------------------------------------
+
+
+def test_every_fact_of_every_scenario_survives_a_round_trip() -> None:
+    for case in SCENARIOS.values():
+        text = snapshot_text(case.snapshot)
+        back = parse_snapshot(json.loads(text), "x")
+        assert back.facts == case.snapshot.facts
+        assert back.host == case.snapshot.host
+        assert back.directories == case.snapshot.directories
+        assert back.listeners == case.snapshot.listeners
+        assert snapshot_text(back) == text  # stable: re-recording an unchanged host changes nothing
+
+
+def test_defaults_are_left_out_and_paths_are_strings() -> None:
+    encoded = encode(PathState(Path("/x"), "missing"), registry())
+    assert encoded == {"@": "PathState", "path": "/x", "kind": "missing"}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"@": "Nope"}, "unknown type 'Nope'"),
+        (
+            {"@": "PathState", "path": "/x", "kind": "missing", "color": 1},
+            "unknown field(s) of PathState: color",
+        ),
+        ({"@": "PathState", "path": "/x", "kind": "elsewhere"}, "'elsewhere' is not one of"),
+        (
+            {"@": "PathState", "path": "/x", "kind": "file", "mode": "0644"},
+            "expected int, found str",
+        ),
+        ({"@": "PathState", "kind": "file"}, "missing 1 required positional argument: 'path'"),
+        ({"path": "/x"}, "expected an object with '@' naming its type"),
+    ],
+)
+def test_bad_data_is_refused_with_its_place(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(CodecError) as caught:
+        decode(data, PathState, registry(), "facts[3].value")
+    assert message in str(caught.value) and "facts[3].value" in str(caught.value)
+
+
+def test_only_registered_classes_are_encoded() -> None:
+    with pytest.raises(TypeError, match="not registered"):
+        encode(PathState(Path("/x"), "missing"), Registry([]))
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ([], 'not a snapshot (no "kind": "reconciler-snapshot")'),
+        (
+            {"kind": "reconciler-snapshot", "format_version": "9"},
+            "format_version '9' is not supported",
+        ),
+        (
+            {"kind": "reconciler-snapshot", "format_version": "1", "host": {}},
+            "host: expected an object",
+        ),
+    ],
+)
+def test_snapshot_files_are_checked(doc: Any, message: str) -> None:
+    with pytest.raises(SnapshotInvalid) as caught:
+        parse_snapshot(doc, "snap.json")
+    assert message in str(caught.value)
+
+
+def test_a_file_that_is_not_json_is_not_a_snapshot(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    path.write_text("apiVersion: reconciler/v1\n")
+    with pytest.raises(SnapshotInvalid, match="not a snapshot"):
+        load_snapshot(path)
+
+
+# --- what a snapshot keeps of file contents ------------------------------------------------------
+
+CONFIGS = [
+    '{gateway: {mode: "local", port: 18789, auth: {token: "%s"}}, channels: {x: {botToken: "%s"}}}',
+    '// comment\n{gateway: {port: "18789", bind: "lan", tailscale: {mode: "serve", resetOnExit: true}, token: "%s"}, other: "%s"}',
+    '{gateway: "%s-not-an-object", keep: "%s"}',
+    '{gateway: {port: {nested: "%s"}, tailscale: "%s"}}',
+    '{gateway: {mode: "local", port: 18809, bind: "loopback", tailscale: {mode: "off"}}, secret: "%s%s"}',
+    "{}%s%s",
+]
+
+
+@pytest.mark.parametrize("template", CONFIGS)
+def test_a_config_keeps_only_the_owned_keys_and_plans_the_same(template: str) -> None:
+    text = template % (SECRET, SECRET)
+    kept, error = owned_config_text(text)
+    if template.startswith("{}"):
+        assert kept is None and error == UNREADABLE_CONFIG
+        return
+    assert error is None and kept is not None and SECRET not in kept
+    profile = Profile("ops", 18809)
+    try:
+        original = compare(parse_config(text, "c"), profile, "c")
+    except Exception as exc:  # the same error (a non-object parent) from both
+        with pytest.raises(type(exc), match=str(exc).split(":")[-1].strip()[:20]):
+            compare(parse_config(kept, "c"), profile, "c")
+        return
+    reduced = compare(parse_config(kept, "c"), profile, "c")
+    assert (reduced.desired, reduced.actual, reduced.in_sync) == (
+        original.desired,
+        original.actual,
+        original.in_sync,
+    )
+    assert set(json5.loads(kept)) <= {"gateway"}
+
+
+def test_unit_files_are_redacted_and_other_files_dropped() -> None:
+    unit = f"[Service]\nEnvironment=CLAWDBOT_GATEWAY_TOKEN={SECRET}\nExecStart=/x --port 1\n"
+    text, error = recorded_text(Path("/u/clawdbot-gateway.service"), unit, frozenset())
+    assert error is None and text is not None
+    assert SECRET not in text and "CLAWDBOT_GATEWAY_TOKEN=(sensitive)" in text
+    assert "--port 1" in text
+    assert recorded_text(Path("/x/notes.txt"), SECRET, frozenset()) == (None, CONTENT_DROPPED)
+
+
+# --- answering probes -----------------------------------------------------------------------------
+
+
+def test_what_the_snapshot_cannot_know_is_a_probe_failure_not_a_guess() -> None:
+    facts = SnapshotFacts(SCENARIOS["fresh-host"].snapshot, source="snap.json")
+    unknown = facts.answer(RealPathProbe(Path("/opt/other")))
+    assert isinstance(unknown, ProbeFailed)
+    assert "is not in snap.json" in str(unknown) and "reconciler probe SPEC --out FILE" in str(
+        unknown
+    )
+    # under a listed directory, a name it lacks is missing
+    assert facts.answer(PathProbe(HOME / ".clawdbot-new")).kind == "missing"
+    assert facts.answer(PathProbe(HOME / ".clawdbot-new/credentials")).kind == "missing"
+    # a name the listing did not look for stays unknown
+    assert isinstance(facts.answer(PathProbe(HOME / "projects")), ProbeFailed)
+    # the user's manager was down: so it is for every unit
+    assert not facts.answer(UnitStatusProbe("clawdbot-gateway-new.service")).reachable
+    listing = facts.answer(DirectoryProbe(HOME / ".config/systemd/user", ("x",), ".service"))
+    assert listing.exists is False
+
+
+def test_planning_against_a_snapshot_reads_nothing_of_this_machine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    case = SCENARIOS["public-exposure"]
+    loaded = parse_snapshot(json.loads(snapshot_text(case.snapshot)), "snap.json")
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"host access while planning against a snapshot: {args}")
+
+    for module, name in ((os, "lstat"), (os, "listdir"), (os, "stat"), (shutil, "which")):
+        monkeypatch.setattr(module, name, forbidden)
+    monkeypatch.setattr(ReadOnlyRunner, "_execute", forbidden)
+    monkeypatch.setattr(Path, "exists", forbidden)
+    monkeypatch.setattr(Path, "resolve", forbidden)
+    facts = SnapshotFacts(loaded)
+    probed = plan_from_facts(case.spec, facts.host, all_kinds(), facts.collect, loaded.recorded_at)
+    assert not probed.plan.errors
+    assert plan_fingerprint(action_digests(probed.plan)) == plan_fingerprint(
+        action_digests(case.probed().plan)
+    )
+
+
+# --- fidelity: a plan against the snapshot is the plan on the host ---------------------------------
+
+
+def record(fake: FakeHost, host: HostContext, spec_path: Path) -> Snapshot:
+    spec = load_spec(spec_path)
+    snapshot, _ = record_host(spec, host, drive.read_only_runner(fake, host), all_kinds())
+    return parse_snapshot(json.loads(snapshot_text(snapshot)), "snap.json")
+
+
+def assert_same_plan(
+    fake: FakeHost, host: HostContext, snapshot: Snapshot, spec_path: Path
+) -> None:
+    spec = load_spec(spec_path)
+    live = probe_and_plan(spec, host, drive.read_only_runner(fake, host), all_kinds()).plan
+    facts = SnapshotFacts(snapshot)
+    offline = plan_from_facts(spec, facts.host, all_kinds(), facts.collect, "t").plan
+    # Errors may quote the host (a process's command line): compared as every output shows them.
+    assert redact_plan(offline).errors == redact_plan(live).errors
+    live_digests, offline_digests = action_digests(live), action_digests(offline)
+    assert offline_digests == live_digests, describe_differences(live_digests, offline_digests)
+
+
+@pytest.mark.parametrize("invoker", ["user", "root"])
+def test_offline_plans_equal_live_plans_also_for_a_new_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, invoker: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with FakeHost(tmp_path / "host") as fake:
+        fake.set_node("v22.12.0")
+        fake.set_gateway("2026.1.20")
+        fake.install_gateway_unit("ops", port=18809, token=SECRET)
+        fake.install_gateway_unit(port=18789)  # a legacy unit on personal's port
+        fake.add_stray_listener(18829, ["python3", "-m", "http.server", f"--token={SECRET}"])
+        host = drive.host_context(fake, invoker)
+        spec = Path("vm102.yaml")
+        spec.write_text(SPEC)
+        snapshot = record(fake, host, spec)
+        assert SECRET not in snapshot_text(snapshot)
+        assert_same_plan(fake, host, snapshot, spec)
+        bigger = Path("bigger.yaml")
+        bigger.write_text(with_work_profile(SPEC))
+        assert_same_plan(fake, host, snapshot, bigger)
+
+
+def test_offline_plans_equal_live_plans_on_a_converged_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with FakeHost(tmp_path / "host") as fake:
+        fake.set_node("v22.12.0")
+        fake.set_gateway("2026.1.24-3")
+        host = drive.host_context(fake, "root")
+        spec = Path("vm102.yaml")
+        spec.write_text(SPEC)
+        outcome = drive.apply(fake, load_spec(spec), host)
+        assert outcome.ok
+        snapshot = record(fake, host, spec)
+        assert_same_plan(fake, host, snapshot, spec)
+        assert_same_plan(fake, host, snapshot, spec)
+        bigger = Path("bigger.yaml")
+        bigger.write_text(with_work_profile(SPEC).replace("port: 18809", "port: 18849"))
+        assert_same_plan(fake, host, snapshot, bigger)
+
+
+def test_a_spec_for_another_user_is_refused(tmp_path: Path) -> None:
+    from reconciler.commands.review import ReviewError, plan_against
+
+    case = SCENARIOS["in-sync"]
+    path = tmp_path / "snap.json"
+    path.write_text(snapshot_text(case.snapshot))
+    other = replace(case.spec, host=replace(case.spec.host, user="bob"))
+    with pytest.raises(ReviewError, match="recorded for user 'user', the spec is for 'bob'"):
+        plan_against(other, path, all_kinds(), host_check=True)
+    renamed = replace(case.spec, host=replace(case.spec.host, name="vm103"))
+    with pytest.raises(ReviewError, match=r"the snapshot .* is of vm102"):
+        plan_against(renamed, path, all_kinds(), host_check=True)
+    _, _, probed, source = plan_against(renamed, path, all_kinds(), host_check=False)
+    assert source.path == str(path) and len(source.sha256) == 64
+    assert probed.probed_at == case.snapshot.recorded_at
+
+
+def test_the_snapshot_document_lists_facts_in_a_stable_order() -> None:
+    doc = snapshot_document(SCENARIOS["public-exposure"].snapshot)
+    keys = [json.dumps(f["probe"], sort_keys=True) for f in doc["facts"]]
+    assert keys == sorted(keys)
+    assert doc["host"]["@"] == "HostContext" and doc["host"]["privileged"] is True
+    assert host_of(USER).user == USER
