@@ -11,7 +11,9 @@ from reconciler.engine.command import Command, CommandResult
 from reconciler.engine.host import HostContext
 from reconciler.engine.probe import Probe, ProbeFailed
 
-DAEMON_DOWN = "failed to connect to local tailscaled"
+# `status` says "failed to connect to local tailscaled; ...", the LocalAPI client of `serve`,
+# `debug prefs` and `set` says "Failed to connect to local Tailscale daemon for /localapi/...".
+DAEMON_DOWN = "failed to connect to local tailscale"
 
 Reachability = Literal["ok", "not-installed", "daemon-down", "error"]
 
@@ -22,7 +24,7 @@ def _unreachable(result: CommandResult) -> tuple[Reachability, str] | None:
         return "not-installed", "tailscale: not installed"
     if result.exit_code is None:
         return "error", f"tailscale: {result.error}"
-    if DAEMON_DOWN in result.stderr or DAEMON_DOWN in result.stdout:
+    if DAEMON_DOWN in (result.stderr + result.stdout).lower():
         return "daemon-down", "tailscaled: not running"
     if result.exit_code != 0:
         return "error", f"tailscale: {result.summary()}"
