@@ -123,11 +123,9 @@ def _load_or_exit(path: Path) -> Spec:
         sys.exit(1)
 
 
-def _probe(
-    spec: Spec, host_check: str, *, mutating: bool
-) -> tuple[HostContext, ReadOnlyRunner, Probed]:
-    from reconciler.engine.session import HostMismatch, check_host, probe_and_plan
-    from reconciler.kinds import all_kinds
+def _host_or_exit(spec: Spec, host_check: str) -> HostContext:
+    """This machine, refusing (exit 1) a spec written for another one unless the check is off."""
+    from reconciler.engine.session import HostMismatch, check_host
 
     host = discover_host(spec)
     if host_check == "on":
@@ -136,6 +134,16 @@ def _probe(
         except HostMismatch as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+    return host
+
+
+def _probe(
+    spec: Spec, host_check: str, *, mutating: bool
+) -> tuple[HostContext, ReadOnlyRunner, Probed]:
+    from reconciler.engine.session import probe_and_plan
+    from reconciler.kinds import all_kinds
+
+    host = _host_or_exit(spec, host_check)
     runner = make_runner(host, mutating=mutating)
     return host, runner, probe_and_plan(spec, host, runner, all_kinds())
 
@@ -491,18 +499,11 @@ _register_commands()
 def probe(spec_path: Path, out: Path, host_check: str) -> None:
     """Record this host's actual state for SPEC (read-only, no secrets), for `plan --against`."""
     from reconciler.commands.review import record_host
-    from reconciler.engine.session import HostMismatch, check_host
     from reconciler.kinds import all_kinds
     from reconciler.snapshot import snapshot_text
 
     spec = _load_or_exit(spec_path)
-    host = discover_host(spec)
-    if host_check == "on":
-        try:
-            check_host(spec, host)
-        except HostMismatch as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
+    host = _host_or_exit(spec, host_check)
     snapshot, _ = record_host(spec, host, make_runner(host, mutating=False), all_kinds())
     text = snapshot_text(snapshot)
     if str(out) == "-":

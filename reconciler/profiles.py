@@ -7,11 +7,14 @@ the state root the unit points at is the state root that is created and backed u
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from reconciler.engine.action import Finding
+from reconciler.engine.action import Action, Finding, KindPlan
 from reconciler.engine.host import HostContext
+from reconciler.engine.probe import Facts, Probe
 from reconciler.probes.files import PathState
 from reconciler.products import ProductNames, product_names
 from reconciler.spec.model import Profile, Spec
@@ -121,3 +124,34 @@ def user_blocker(host: HostContext) -> str | None:
             f"(run as {host.user.name} or as root)"
         )
     return None
+
+
+def plan_profile_files(
+    spec: Spec,
+    host: HostContext,
+    facts: Facts,
+    *,
+    plan_one: Callable[[Spec, Profile, HostContext, Facts], Action | None],
+    address_of: Callable[[str], str],
+    probe_of: Callable[[ProfilePaths], Probe[Any]],
+    unreadable: type[Exception],
+) -> KindPlan:
+    """A file kind's plan over every profile: one action each (or none), a plan error for a
+    profile whose file cannot be handled (`unreadable`), and a finding for a file another user
+    owns (only root could give it back)."""
+    actions: list[Action] = []
+    findings: list[Finding] = []
+    errors: list[str] = []
+    for profile in spec.profiles:
+        try:
+            action = plan_one(spec, profile, host, facts)
+        except unreadable as exc:
+            errors.append(f"{address_of(profile.name)}: {exc}")
+            continue
+        if action is not None:
+            actions.append(action)
+        if host.user is not None:
+            state = facts.get(probe_of(profile_paths(spec, profile, host)))
+            found = foreign_owner(address_of(profile.name), state, host)
+            findings.extend([found] if found else [])
+    return KindPlan(actions=tuple(actions), findings=tuple(findings), errors=tuple(errors))

@@ -31,7 +31,7 @@ from typing import Any
 
 import json5
 
-from reconciler.engine.action import Action, Finding, KindPlan, WriteFile
+from reconciler.engine.action import Action, KindPlan, WriteFile
 from reconciler.engine.diff import attribute_changes
 from reconciler.engine.files import backup_path
 from reconciler.engine.host import HostContext
@@ -44,6 +44,7 @@ from reconciler.profiles import (
     foreign_owner,
     owner_drift,
     owner_name,
+    plan_profile_files,
     profile_paths,
     user_blocker,
 )
@@ -182,24 +183,15 @@ class GatewayConfigKind:
             yield config_probe(profile_paths(spec, profile, host))
 
     def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
-        actions: list[Action] = []
-        findings: list[Finding] = []
-        errors: list[str] = []
-        for profile in spec.profiles:
-            try:
-                action = plan_config(spec, profile, host, facts)
-            except ConfigUnreadable as exc:
-                errors.append(f"{config_address(profile.name)}: {exc}")
-                continue
-            if action is not None:
-                actions.append(action)
-            if host.user is not None:
-                paths = profile_paths(spec, profile, host)
-                found = foreign_owner(
-                    config_address(profile.name), facts.get(config_probe(paths)), host
-                )
-                findings.extend([found] if found else [])
-        return KindPlan(actions=tuple(actions), findings=tuple(findings), errors=tuple(errors))
+        return plan_profile_files(
+            spec,
+            host,
+            facts,
+            plan_one=plan_config,
+            address_of=config_address,
+            probe_of=config_probe,
+            unreadable=ConfigUnreadable,
+        )
 
 
 def plan_config(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -> Action | None:

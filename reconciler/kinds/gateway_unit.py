@@ -32,7 +32,6 @@ from reconciler.engine.action import (
     Action,
     ActionKind,
     EnsureSecretEnv,
-    Finding,
     KindPlan,
     Operation,
     WriteFile,
@@ -48,6 +47,7 @@ from reconciler.profiles import (
     foreign_owner,
     names,
     owner_drift,
+    plan_profile_files,
     profile_paths,
     user_blocker,
 )
@@ -239,24 +239,15 @@ class GatewayUnitKind:
                 yield token_probe(spec, paths)
 
     def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
-        actions: list[Action] = []
-        findings: list[Finding] = []
-        errors: list[str] = []
-        for profile in spec.profiles:
-            try:
-                action = plan_unit(spec, profile, host, facts)
-            except UnitRenderError as exc:
-                errors.append(f"{unit_address(profile.name)}: {exc}")
-                continue
-            if action is not None:
-                actions.append(action)
-            if host.user is not None:
-                paths = profile_paths(spec, profile, host)
-                found = foreign_owner(
-                    unit_address(profile.name), facts.get(unit_probe(paths)), host
-                )
-                findings.extend([found] if found else [])
-        return KindPlan(actions=tuple(actions), findings=tuple(findings), errors=tuple(errors))
+        return plan_profile_files(
+            spec,
+            host,
+            facts,
+            plan_one=plan_unit,
+            address_of=unit_address,
+            probe_of=unit_probe,
+            unreadable=UnitRenderError,
+        )
 
 
 def plan_unit(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -> Action | None:
