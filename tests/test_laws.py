@@ -30,14 +30,17 @@ from reconciler.spec.model import (
     GatewayRuntime,
     Host,
     Profile,
+    Reconcile,
     Runtime,
     ServeEntry,
     Spec,
     Tailscale,
+    Timer,
 )
 
 PIN = "2026.1.24-3"
 PROFILES = (Profile("ops", 18809), Profile("personal", 18789))
+TOKEN_PROFILES = (Profile("ops", 18809, auth="token"), Profile("personal", 18789))
 SERVE_CHOICES = (
     ServeEntry(443, profile="personal"),
     ServeEntry(8443, profile="ops"),
@@ -64,7 +67,7 @@ class HostState:
     gateway: str | None
 
 
-def _spec(linger, ts, operator, serve, prune, node, pin, profiles):  # type: ignore[no-untyped-def]
+def _spec(linger, ts, operator, serve, prune, node, pin, profiles, timer):  # type: ignore[no-untyped-def]
     names = {p.name for p in profiles}
     # A serve entry may only name a profile the spec has (validation guarantees that).
     serve = tuple(e for e in serve if e.profile is None or e.profile in names)
@@ -74,6 +77,8 @@ def _spec(linger, ts, operator, serve, prune, node, pin, profiles):  # type: ign
         profiles=profiles,
         linger=linger,
         tailscale=Tailscale(operator=operator, serve=serve, prune=prune) if ts else None,
+        reconcile=Reconcile(timer=Timer(enabled=timer)),
+        path=Path("/srv/hostspec/vm102.yaml"),
     )
 
 
@@ -86,7 +91,8 @@ specs = st.builds(
     prune=st.booleans(),
     node=st.sampled_from([">=22.12", None]),
     pin=st.sampled_from([PIN, None]),
-    profiles=st.sampled_from([PROFILES, PROFILES[:1], PROFILES[1:]]),
+    profiles=st.sampled_from([PROFILES, PROFILES[:1], PROFILES[1:], TOKEN_PROFILES]),
+    timer=st.booleans(),
 )
 
 targets = st.sampled_from(
