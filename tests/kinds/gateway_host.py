@@ -6,17 +6,15 @@ switch (the suite may run as root or not); the fake tools still see the caller "
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
+import engine_on_fakehost as drive
 from fakehost import FakeHost
 
 from reconciler.engine.apply import ApplyResult, apply_plan
-from reconciler.engine.host import Account, HostContext
 from reconciler.engine.kind import ResourceKind
 from reconciler.engine.plan import Plan
-from reconciler.engine.runner import HostRunner
 from reconciler.engine.session import Probed, probe_and_plan
 from reconciler.kinds.gateway_config import GatewayConfigKind
 from reconciler.kinds.gateway_service import GatewayServiceKind
@@ -52,26 +50,12 @@ class GatewayHost:
         self.fake = FakeHost(tmp_path)
         if linger:
             self.fake.set_linger(self.fake.user, True)
-        account = Account(self.fake.user, os.getuid(), os.getgid(), self.fake.home)
-        self.host = HostContext(
-            hostname="vm102",
-            invoker=account,
-            user=account,
-            user_name=self.fake.user,
-            linger_dir=self.fake.linger_dir,
-            proc_root=self.fake.proc_root,
-            search_path=tuple(self.fake.env["PATH"].split(":")),
-        )
-        self.runner = HostRunner(
-            self.host, env=self.fake.env, port_answers=self.answers, sleep=lambda _: None
-        )
+        self.host = drive.host_context(self.fake, "user")
+        self.runner = drive.host_runner(self.fake, self.host)
 
     @property
     def home(self) -> Path:
         return self.fake.home
-
-    def answers(self, port: int) -> bool:
-        return any(lst["port"] == port for lst in self.fake.listeners())
 
     def probe(self, spec: Spec) -> Probed:
         return probe_and_plan(spec, self.host, self.runner, KINDS)

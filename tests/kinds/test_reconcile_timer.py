@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+import engine_on_fakehost as drive
 import pytest
 from fakehost import FakeHost
 
@@ -14,7 +14,6 @@ from reconciler.engine.action import Action, RemoveFile, RunCommand, WriteFile
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.host import Account, HostContext
 from reconciler.engine.plan import Plan
-from reconciler.engine.runner import HostRunner
 from reconciler.engine.session import probe_and_plan
 from reconciler.kinds import linger
 from reconciler.kinds.gateway_service import DAEMON_RELOAD
@@ -265,17 +264,8 @@ class TimerHost:
     def __init__(self, tmp_path: Path) -> None:
         self.fake = FakeHost(tmp_path / "fake")
         self.fake.set_linger(self.fake.user, True)
-        account = Account(self.fake.user, os.getuid(), os.getgid(), self.fake.home)
-        self.host = HostContext(
-            hostname="vm102",
-            invoker=account,
-            user=account,
-            user_name=self.fake.user,
-            linger_dir=self.fake.linger_dir,
-            proc_root=self.fake.proc_root,
-            search_path=tuple(self.fake.env["PATH"].split(":")),
-        )
-        self.runner = HostRunner(self.host, env=self.fake.env)
+        self.host = drive.host_context(self.fake, "user")
+        self.runner = drive.host_runner(self.fake, self.host)
         self.spec_file = tmp_path / "vm102.yaml"
         self.spec_file.write_text("# the spec\n")
 
