@@ -12,12 +12,12 @@ import click
 from reconciler import __version__
 
 if TYPE_CHECKING:
-    from reconciler.engine.host import HostContext
-    from reconciler.engine.plan import Plan
-    from reconciler.engine.runner import ReadOnlyRunner
-    from reconciler.engine.session import Probed
+    from reconciler.app.plan_pass import Probed
+    from reconciler.core.host import HostContext
+    from reconciler.core.plan import Plan
     from reconciler.render.plan_context import SnapshotSource
-    from reconciler.saved_plan import SavedPlan
+    from reconciler.review.saved_plan import SavedPlan
+    from reconciler.shell.runner import ReadOnlyRunner
     from reconciler.spec.model import Spec
     from reconciler.unattended.logs import ActionLog, LogFormat
     from reconciler.unattended.runs import ApplyOutcome
@@ -93,14 +93,14 @@ NO_COLOR = click.option("--no-color", is_flag=True, help="Never colour the outpu
 
 def discover_host(spec: Spec) -> HostContext:
     """The real machine; tests replace this to point at a fake host."""
-    from reconciler.engine.host import HostContext
+    from reconciler.core.host import HostContext
 
     return HostContext.discover(spec.host.user)
 
 
 def make_runner(host: HostContext, *, mutating: bool) -> ReadOnlyRunner:
     """The runner for this invocation; only apply without --dry-run gets a mutating one."""
-    from reconciler.engine.runner import HostRunner, ReadOnlyRunner
+    from reconciler.shell.runner import HostRunner, ReadOnlyRunner
 
     return HostRunner(host) if mutating else ReadOnlyRunner(host)
 
@@ -125,7 +125,7 @@ def _load_or_exit(path: Path) -> Spec:
 
 def _host_or_exit(spec: Spec, host_check: str) -> HostContext:
     """This machine, refusing (exit 1) a spec written for another one unless the check is off."""
-    from reconciler.engine.session import HostMismatch, check_host
+    from reconciler.app.plan_pass import HostMismatch, check_host
 
     host = discover_host(spec)
     if host_check == "on":
@@ -140,7 +140,7 @@ def _host_or_exit(spec: Spec, host_check: str) -> HostContext:
 def _probe(
     spec: Spec, host_check: str, *, mutating: bool
 ) -> tuple[HostContext, ReadOnlyRunner, Probed]:
-    from reconciler.engine.session import probe_and_plan
+    from reconciler.app.plan_pass import probe_and_plan
     from reconciler.kinds import all_kinds
 
     host = _host_or_exit(spec, host_check)
@@ -352,12 +352,12 @@ def _apply_spec(
     """
     from dataclasses import replace
 
-    from reconciler.engine.apply import ActionOutcome, converge
-    from reconciler.engine.runner import HostRunner
-    from reconciler.engine.session import probe_and_plan
+    from reconciler.app.plan_pass import probe_and_plan
     from reconciler.kinds import all_kinds
     from reconciler.render.human import render_outcome
-    from reconciler.unattended.privilege import block_root_steps
+    from reconciler.shell.apply import ActionOutcome, converge
+    from reconciler.shell.runner import HostRunner
+    from reconciler.unattended.root_steps import block_root_steps
     from reconciler.unattended.runs import ApplyOutcome, outcome_of
 
     host, runner, probed = _probe(spec, host_check, mutating=True)
@@ -430,7 +430,7 @@ def _apply_spec(
 )
 def state_paths(spec_path: Path, fmt: str) -> None:
     """List each profile's backup-relevant paths (config, credentials, sessions, workspace)."""
-    from reconciler.inventory import inventory, render_json, render_restic, render_text
+    from reconciler.app.inventory import inventory, render_json, render_restic, render_text
 
     spec = _load_or_exit(spec_path)
     host = discover_host(spec)
@@ -450,7 +450,7 @@ def state_paths(spec_path: Path, fmt: str) -> None:
 
 def _saved_plan_or_exit(path: Path) -> SavedPlan | None:
     """The saved plan at `path` (from `plan --out`), None when `path` is a spec."""
-    from reconciler.saved_plan import SavedPlanInvalid, is_saved_plan, load_saved_plan
+    from reconciler.review.saved_plan import SavedPlanInvalid, is_saved_plan, load_saved_plan
 
     if not is_saved_plan(path):
         return None
@@ -463,7 +463,7 @@ def _saved_plan_or_exit(path: Path) -> SavedPlan | None:
 
 def _fresh(saved: SavedPlan, spec: Spec, host: HostContext, plan: Plan) -> bool:
     """Refuse (False, with Terraform's wording) a saved plan that is not what would run now."""
-    from reconciler.saved_plan import StalePlan, check_fresh
+    from reconciler.review.saved_plan import StalePlan, check_fresh
 
     try:
         check_fresh(saved, spec.path, spec.sha256, host.hostname, plan, invoker=host.invoker.name)
@@ -500,7 +500,7 @@ def probe(spec_path: Path, out: Path, host_check: str) -> None:
     """Record this host's actual state for SPEC (read-only, no secrets), for `plan --against`."""
     from reconciler.commands.review import record_host
     from reconciler.kinds import all_kinds
-    from reconciler.snapshot import snapshot_text
+    from reconciler.review.snapshot import snapshot_text
 
     spec = _load_or_exit(spec_path)
     host = _host_or_exit(spec, host_check)
@@ -509,7 +509,7 @@ def probe(spec_path: Path, out: Path, host_check: str) -> None:
     if str(out) == "-":
         click.echo(text, nl=False)
         return
-    from reconciler.engine.files import atomic_write
+    from reconciler.shell.files import atomic_write
 
     atomic_write(out, text, 0o644, backup=False)
     click.echo(

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from fakehost import FakeHost
 
-from reconciler.engine.apply import Convergence, converge
-from reconciler.engine.host import Account, HostContext
-from reconciler.engine.plan import Plan
-from reconciler.engine.runner import HostRunner, ReadOnlyRunner
-from reconciler.engine.session import probe_and_plan
+from reconciler.app.plan_pass import probe_and_plan
+from reconciler.core.host import Account, HostContext
+from reconciler.core.plan import Plan
 from reconciler.kinds import all_kinds
+from reconciler.shell.apply import Convergence, converge
+from reconciler.shell.runner import HostRunner, ReadOnlyRunner
 from reconciler.spec.model import Spec
 
 ROOT = Account("root", 0, 0, Path("/root"))

@@ -12,22 +12,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from reconciler.engine.host import Account, HostContext
-from reconciler.engine.privilege import SudoProbe, SudoVerdict
-from reconciler.engine.probe import Probe
-from reconciler.engine.runner import ReadOnlyRunner
-from reconciler.engine.session import Probed, plan_from_facts
-from reconciler.kinds import all_kinds
-from reconciler.kinds.gateway_config import compare, render_config
-from reconciler.kinds.gateway_service import binary_probe
-from reconciler.kinds.gateway_unit import SecretEnvState, render_unit, token_probe, unit_probe
-from reconciler.kinds.legacy_units import directory_probe
-from reconciler.kinds.linger import LingerProbe
-from reconciler.probes.files import DirectoryListing, PathProbe, PathState
-from reconciler.probes.listeners import Listener
-from reconciler.probes.programs import ProgramVersion, ProgramVersionProbe
-from reconciler.probes.systemd import UnitStatus, UnitStatusProbe, unreachable
-from reconciler.probes.tailscale import (
+from reconciler.app.plan_pass import Probed, plan_from_facts
+from reconciler.core.host import Account, HostContext
+from reconciler.core.probe import Probe
+from reconciler.core.sudo_check import SudoProbe, SudoVerdict
+from reconciler.facts.files import DirectoryListing, PathProbe, PathState
+from reconciler.facts.listeners import Listener
+from reconciler.facts.programs import ProgramVersion, ProgramVersionProbe
+from reconciler.facts.systemd import UnitStatus, UnitStatusProbe, unreachable
+from reconciler.facts.tailscale import (
     ServeConfig,
     ServeStatusProbe,
     TailscalePrefs,
@@ -36,10 +29,17 @@ from reconciler.probes.tailscale import (
     TailscaleStatusProbe,
     parse_serve_config,
 )
-from reconciler.products import GATEWAY_UNIT_PREFIXES
-from reconciler.profiles import profile_paths, unit_dir
+from reconciler.gateway.naming import GATEWAY_UNIT_PREFIXES
+from reconciler.gateway.paths import profile_paths, unit_dir
+from reconciler.kinds import all_kinds
+from reconciler.kinds.gateway_config import compare, render_config
+from reconciler.kinds.gateway_service import binary_probe
+from reconciler.kinds.gateway_unit import SecretEnvState, render_unit, token_probe, unit_probe
+from reconciler.kinds.legacy_units import directory_probe
+from reconciler.kinds.linger import LingerProbe
 from reconciler.render.plan_context import PlanContext, SnapshotSource, plan_context
-from reconciler.snapshot import DirectoryNames, Snapshot, SnapshotFacts
+from reconciler.review.snapshot import DirectoryNames, Snapshot, SnapshotFacts
+from reconciler.shell.runner import ReadOnlyRunner
 from reconciler.spec.loader import load_spec_text
 from reconciler.spec.model import Spec
 

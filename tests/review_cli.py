@@ -11,10 +11,10 @@ from click.testing import CliRunner, Result
 from fakehost import FakeHost
 
 from reconciler import cli as cli_module
-from reconciler.engine.host import HostContext
-from reconciler.engine.session import probe_and_plan
+from reconciler.app.plan_pass import probe_and_plan
+from reconciler.core.host import HostContext
 from reconciler.kinds import all_kinds
-from reconciler.saved_plan import check_fresh, load_saved_plan
+from reconciler.review.saved_plan import check_fresh, load_saved_plan
 from reconciler.spec import load_spec
 
 SPEC = """\

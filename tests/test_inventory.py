@@ -7,8 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from reconciler.engine.host import Account, HostContext
-from reconciler.inventory import inventory, render_json, render_restic, render_text, restic_line
+from reconciler.app.inventory import inventory, render_json, render_restic, render_text, restic_line
+from reconciler.core.host import Account, HostContext
 from reconciler.spec.model import GatewayRuntime, Host, Profile, Runtime, Spec
 
 USER = Account("user", 1000, 1000, Path("/home/user"))

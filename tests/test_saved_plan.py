@@ -13,13 +13,12 @@ from plan_documents import assert_valid_plan
 from plan_scenarios import SCENARIOS
 from review_cli import SPEC, FakeHostCli
 
-from reconciler.engine.action import Action, RunCommand, WriteFile
-from reconciler.engine.apply import converge
-from reconciler.engine.command import Command
-from reconciler.engine.plan import Plan
-from reconciler.engine.session import probe_and_plan
+from reconciler.app.plan_pass import probe_and_plan
+from reconciler.core.action import Action, RunCommand, WriteFile
+from reconciler.core.command import Command
+from reconciler.core.plan import Plan
 from reconciler.kinds import all_kinds
-from reconciler.saved_plan import (
+from reconciler.review.saved_plan import (
     SavedPlanInvalid,
     StalePlan,
     action_digests,
@@ -31,6 +30,7 @@ from reconciler.saved_plan import (
     plan_fingerprint,
     saved_plan_document,
 )
+from reconciler.shell.apply import converge
 from reconciler.spec import load_spec
 
 

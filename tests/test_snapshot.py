@@ -16,19 +16,18 @@ from fakehost import FakeHost
 from plan_scenarios import HOME, SCENARIOS, USER, host_of
 from review_cli import SPEC, with_work_profile
 
+from reconciler.app.plan_pass import plan_from_facts, probe_and_plan
 from reconciler.commands.review import record_host
-from reconciler.engine.host import HostContext
-from reconciler.engine.probe import ProbeFailed
-from reconciler.engine.runner import ReadOnlyRunner
-from reconciler.engine.session import plan_from_facts, probe_and_plan
-from reconciler.fact_codec import CodecError, Registry, decode, encode
+from reconciler.core.host import HostContext
+from reconciler.core.probe import ProbeFailed
+from reconciler.facts.codec import CodecError, Registry, decode, encode
+from reconciler.facts.files import DirectoryProbe, PathProbe, PathState, RealPathProbe
+from reconciler.facts.systemd import UnitStatusProbe
 from reconciler.kinds import all_kinds
 from reconciler.kinds.gateway_config import compare, parse_config
-from reconciler.probes.files import DirectoryProbe, PathProbe, PathState, RealPathProbe
-from reconciler.probes.systemd import UnitStatusProbe
-from reconciler.redaction import redact_plan
-from reconciler.saved_plan import action_digests, describe_differences, plan_fingerprint
-from reconciler.snapshot import (
+from reconciler.review.redaction import redact_plan
+from reconciler.review.saved_plan import action_digests, describe_differences, plan_fingerprint
+from reconciler.review.snapshot import (
     CONTENT_DROPPED,
     UNREADABLE_CONFIG,
     Snapshot,
@@ -42,6 +41,7 @@ from reconciler.snapshot import (
     snapshot_document,
     snapshot_text,
 )
+from reconciler.shell.runner import ReadOnlyRunner
 from reconciler.spec import load_spec
 from reconciler.spec.model import Profile
 

@@ -32,21 +32,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from reconciler.engine.command import Command
-from reconciler.engine.files import atomic_write
-from reconciler.engine.host import HostContext
-from reconciler.engine.kind import ResourceKind
-from reconciler.engine.plan import Plan
-from reconciler.engine.probe import ProbeSession
-from reconciler.engine.runner import ReadOnlyRunner
-from reconciler.engine.session import HostMismatch, Probed, check_host, plan_from_facts
+from reconciler.app.plan_pass import HostMismatch, Probed, check_host, plan_from_facts
+from reconciler.core.command import Command
+from reconciler.core.host import HostContext
+from reconciler.core.kind import ResourceKind
+from reconciler.core.plan import Plan
+from reconciler.core.probe import ProbeSession
 from reconciler.render.plan_context import PlanContext, SnapshotSource
+from reconciler.shell.files import atomic_write
+from reconciler.shell.runner import ReadOnlyRunner
 from reconciler.spec.model import Spec
 
 if TYPE_CHECKING:  # imported late at run time: `reconciler --help` stays fast
     from reconciler.render.desired_diff import DesiredDiff
     from reconciler.render.human import DescribeCommand
-    from reconciler.snapshot import Snapshot
+    from reconciler.review.snapshot import Snapshot
 
 PlanFormat = Literal["human", "json", "markdown"]
 FORMATS: tuple[PlanFormat, ...] = ("human", "json", "markdown")
@@ -118,7 +118,7 @@ def render(
 def saved_plan_text(plan: Plan, context: PlanContext, runner: ReadOnlyRunner) -> str:
     """The file `plan --out` writes: the JSON document plus its freshness data."""
     from reconciler.render.json_plan import document
-    from reconciler.saved_plan import freshness, saved_plan_document
+    from reconciler.review.saved_plan import freshness, saved_plan_document
 
     view = CommandView(runner)
     doc = document(plan, context, wrap=view.argv, refusal=view.refusal)
@@ -143,7 +143,7 @@ def record_host(
 
     Returns (Snapshot, the plan made from the same facts).
     """
-    from reconciler.snapshot import (
+    from reconciler.review.snapshot import (
         RecordingCollector,
         all_listeners,
         extra_probes,
@@ -169,7 +169,7 @@ def plan_against(
     spec: Spec, snapshot_path: Path, kinds: tuple[ResourceKind, ...], *, host_check: bool
 ) -> tuple[HostContext, ReadOnlyRunner, Probed, SnapshotSource]:
     """Plan `spec` against a snapshot file: no subprocess, no file of this machine read."""
-    from reconciler.snapshot import SnapshotFacts, SnapshotInvalid, load_snapshot
+    from reconciler.review.snapshot import SnapshotFacts, SnapshotInvalid, load_snapshot
 
     try:
         loaded = load_snapshot(snapshot_path)
@@ -201,8 +201,8 @@ def plan_against(
 
 def diff_specs(old: Spec, new: Spec) -> DesiredDiff:
     """The change of desired state between two loaded versions of a spec."""
-    from reconciler.desired_state import desired_changes, home_placeholder
     from reconciler.render.desired_diff import DesiredDiff, SpecVersion
+    from reconciler.spec.desired_state import desired_changes, home_placeholder
 
     return DesiredDiff(
         old=SpecVersion(str(old.path), old.sha256),

@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from reconciler.engine.host import HostContext
+    from reconciler.core.host import HostContext
     from reconciler.spec.errors import SpecError, SpecInvalid
     from reconciler.spec.model import Spec
     from reconciler.unattended.logs import ActionLog, LogFormat
@@ -94,7 +94,7 @@ class _Run:
 
     def finish(self, result: Result, **fields: Any) -> int:
         """Append the record, log the summary, and return the exit code for `result`."""
-        from reconciler.engine.host import Account
+        from reconciler.core.host import Account
         from reconciler.unattended.runs import RunRecord, append_record
 
         record = RunRecord(
@@ -128,8 +128,8 @@ def unattended_apply(
     state: Path | None = None,
 ) -> int:
     """Suspension, lock, spec (at a git revision), apply, run record. See the module docstring."""
+    from reconciler.shell.lock import LockBusy, apply_lock
     from reconciler.unattended import state_dir
-    from reconciler.unattended.lock import LockBusy, apply_lock
     from reconciler.unattended.logs import ActionLog
     from reconciler.unattended.suspend import current
 
@@ -214,10 +214,10 @@ def _locked_apply(run: _Run, spec_path: Path, git_ref: str | None, do_apply: DoA
 def _load_revision(run: _Run, spec_path: Path, ref: str, fields: dict[str, Any]) -> Spec | int:
     """The spec as committed at `ref` (its path set to where it lives in the clone), or the
     exit code of a run that ended here (recorded)."""
+    from reconciler.shell.git import SourceError, checkout, git_runner, tree_state
     from reconciler.spec import SpecInvalid
     from reconciler.spec.loader import load_spec_text
     from reconciler.spec.yaml_source import MAX_BYTES
-    from reconciler.unattended.gitsource import SourceError, checkout, git_runner, tree_state
 
     fields["source"] = f"{spec_path}@{ref}"
     runner = git_runner(spec_path)
@@ -272,7 +272,7 @@ def _too_large(name: str) -> SpecError:
 
 def _tree_fields(spec_path: Path) -> dict[str, Any]:
     """git_commit/git_dirty of the work tree holding a plain run's spec ({} when none)."""
-    from reconciler.unattended.gitsource import git_runner, tree_state, work_tree
+    from reconciler.shell.git import git_runner, tree_state, work_tree
 
     try:
         runner = git_runner(spec_path)
@@ -338,8 +338,8 @@ def status(spec_path: Path, as_json: bool) -> None:
 def _probe_timer(spec_path: Path) -> tuple[Any, Any, str]:
     """(UnitStatus | None, TimerSchedule | None, note) for reconciler.timer of the spec's user."""
     from reconciler import cli
-    from reconciler.engine.probe import ProbeFailed, ProbeSession
-    from reconciler.probes.systemd import UnitStatusProbe
+    from reconciler.core.probe import ProbeFailed, ProbeSession
+    from reconciler.facts.systemd import UnitStatusProbe
     from reconciler.spec import SpecInvalid, load_spec
     from reconciler.unattended.status import TIMER_UNIT, TimerScheduleProbe
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.engine.kind import ResourceKind
+from reconciler.core.kind import ResourceKind
 from reconciler.kinds.gateway_config import GatewayConfigKind
 from reconciler.kinds.gateway_service import GatewayServiceKind
 from reconciler.kinds.gateway_unit import GatewayUnitKind

@@ -31,14 +31,12 @@ from typing import Any
 
 import json5
 
-from reconciler.engine.action import Action, KindPlan, WriteFile
-from reconciler.engine.diff import attribute_changes
-from reconciler.engine.files import backup_path
-from reconciler.engine.host import HostContext
-from reconciler.engine.probe import Facts, Probe
-from reconciler.kinds.profile_state import ProfileStateKind, plan_state, state_address
-from reconciler.probes.files import PathProbe, PathState
-from reconciler.profiles import (
+from reconciler.core.action import Action, KindPlan, WriteFile
+from reconciler.core.diff import attribute_changes
+from reconciler.core.host import HostContext
+from reconciler.core.probe import Facts, Probe
+from reconciler.facts.files import PathProbe, PathState
+from reconciler.gateway.paths import (
     ProfilePaths,
     address,
     foreign_owner,
@@ -48,6 +46,8 @@ from reconciler.profiles import (
     profile_paths,
     user_blocker,
 )
+from reconciler.kinds.profile_state import ProfileStateKind, plan_state, state_address
+from reconciler.shell.files import backup_path
 from reconciler.spec.model import Profile, Spec
 
 CONFIG_MODE = 0o600

@@ -28,11 +28,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler.engine.action import Action, Finding, KindPlan, RunCommand, WaitForPort
-from reconciler.engine.command import Command
-from reconciler.engine.diff import attribute_changes
-from reconciler.engine.host import HostContext
-from reconciler.engine.probe import Facts, Probe
+from reconciler.core.action import Action, Finding, KindPlan, RunCommand, WaitForPort
+from reconciler.core.command import Command
+from reconciler.core.diff import attribute_changes
+from reconciler.core.host import HostContext
+from reconciler.core.probe import Facts, Probe
+from reconciler.facts.files import PathState, RealPathProbe
+from reconciler.facts.listeners import Listener, ListenersProbe
+from reconciler.facts.systemd import UnitStatus
+from reconciler.gateway.naming import GATEWAY_UNIT_PREFIXES
+from reconciler.gateway.paths import ProfilePaths, address, profile_paths, user_blocker
+from reconciler.kinds._systemd import (
+    managed_units,
+    manager_gate,
+    manager_probes,
+    unit_status,
+)
 from reconciler.kinds.gateway_config import (
     ConfigUnreadable,
     GatewayConfigKind,
@@ -57,17 +68,6 @@ from reconciler.kinds.profile_state import (
     workspace_address,
 )
 from reconciler.kinds.runtime import GATEWAY, gateway_probe
-from reconciler.kinds.user_manager import (
-    managed_units,
-    manager_gate,
-    manager_probes,
-    unit_status,
-)
-from reconciler.probes.files import PathState, RealPathProbe
-from reconciler.probes.listeners import Listener, ListenersProbe
-from reconciler.probes.systemd import UnitStatus
-from reconciler.products import GATEWAY_UNIT_PREFIXES
-from reconciler.profiles import ProfilePaths, address, profile_paths, user_blocker
 from reconciler.spec.model import Profile, Spec
 
 DAEMON_RELOAD = "systemd.daemon-reload"

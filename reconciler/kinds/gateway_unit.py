@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.engine.action import (
+from reconciler.core.action import (
     Action,
     ActionKind,
     EnsureSecretEnv,
@@ -36,12 +36,10 @@ from reconciler.engine.action import (
     Operation,
     WriteFile,
 )
-from reconciler.engine.host import HostContext
-from reconciler.engine.probe import Facts, Probe
-from reconciler.kinds.profile_state import ProfileStateKind, plan_state, state_address
-from reconciler.kinds.runtime import GATEWAY, gateway_probe, node_probe
-from reconciler.probes.files import PathProbe, PathState, read_path
-from reconciler.profiles import (
+from reconciler.core.host import HostContext
+from reconciler.core.probe import Facts, Probe
+from reconciler.facts.files import PathProbe, PathState, read_path
+from reconciler.gateway.paths import (
     ProfilePaths,
     address,
     foreign_owner,
@@ -51,6 +49,8 @@ from reconciler.profiles import (
     profile_paths,
     user_blocker,
 )
+from reconciler.kinds.profile_state import ProfileStateKind, plan_state, state_address
+from reconciler.kinds.runtime import GATEWAY, gateway_probe, node_probe
 from reconciler.spec.model import Profile, Spec
 
 UNIT_MODE = 0o644

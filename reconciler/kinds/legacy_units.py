@@ -24,16 +24,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.engine.action import Action, Finding, KindPlan, RemoveFile, RunCommand
-from reconciler.engine.command import Command
-from reconciler.engine.diff import attribute_changes
-from reconciler.engine.host import HostContext
-from reconciler.engine.probe import Facts, Probe
-from reconciler.kinds.user_manager import manager_gate, manager_probes, unit_status
-from reconciler.probes.files import DirectoryListing, DirectoryProbe, PathState
-from reconciler.probes.systemd import UnitStatus, UnitStatusProbe
-from reconciler.products import GATEWAY_UNIT_PREFIXES
-from reconciler.profiles import names, unit_dir, user_blocker
+from reconciler.core.action import Action, Finding, KindPlan, RemoveFile, RunCommand
+from reconciler.core.command import Command
+from reconciler.core.diff import attribute_changes
+from reconciler.core.host import HostContext
+from reconciler.core.probe import Facts, Probe
+from reconciler.facts.files import DirectoryListing, DirectoryProbe, PathState
+from reconciler.facts.systemd import UnitStatus, UnitStatusProbe
+from reconciler.gateway.naming import GATEWAY_UNIT_PREFIXES
+from reconciler.gateway.paths import names, unit_dir, user_blocker
+from reconciler.kinds._systemd import manager_gate, manager_probes, unit_status
 from reconciler.spec.model import Spec
 
 SUFFIX = ".service"

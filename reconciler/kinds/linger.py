@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.engine.action import Action, KindPlan, RunCommand
-from reconciler.engine.command import Command
-from reconciler.engine.diff import attribute_changes
-from reconciler.engine.host import HostContext
-from reconciler.engine.probe import Facts, Probe
+from reconciler.core.action import Action, KindPlan, RunCommand
+from reconciler.core.command import Command
+from reconciler.core.diff import attribute_changes
+from reconciler.core.host import HostContext
+from reconciler.core.probe import Facts, Probe
 from reconciler.spec.model import Spec
 
 ADDRESS = "linger"

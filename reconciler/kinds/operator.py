@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from reconciler.engine.action import Action, KindPlan, RunCommand
-from reconciler.engine.command import Command
-from reconciler.engine.diff import attribute_changes
-from reconciler.engine.host import HostContext
-from reconciler.engine.probe import Facts, Probe
-from reconciler.probes.tailscale import TailscalePrefsProbe
+from reconciler.core.action import Action, KindPlan, RunCommand
+from reconciler.core.command import Command
+from reconciler.core.diff import attribute_changes
+from reconciler.core.host import HostContext
+from reconciler.core.probe import Facts, Probe
+from reconciler.facts.tailscale import TailscalePrefsProbe
 from reconciler.spec.model import Spec
 
 ADDRESS = "tailscale.operator"

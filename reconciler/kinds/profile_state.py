@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from reconciler.engine.action import Action, EnsureDirectory, Finding, KindPlan, Operation
-from reconciler.engine.diff import attribute_changes
-from reconciler.engine.host import HostContext
-from reconciler.engine.probe import Facts, Probe
-from reconciler.probes.files import PathProbe, PathState
-from reconciler.profiles import (
+from reconciler.core.action import Action, EnsureDirectory, Finding, KindPlan, Operation
+from reconciler.core.diff import attribute_changes
+from reconciler.core.host import HostContext
+from reconciler.core.probe import Facts, Probe
+from reconciler.facts.files import PathProbe, PathState
+from reconciler.gateway.paths import (
     ProfilePaths,
     address,
     foreign_owner,

@@ -6,7 +6,7 @@ rendered byte for byte from the spec:
   --non-interactive --lock-timeout 300`, where <python> is the interpreter running this plan
   (`sys.executable`: the venv or pipx install the user has) and <spec> the spec's absolute path.
   With `reconcile.source` it adds `--git-ref <ref>`, and <spec> must lie inside the clone: the
-  timer then applies the spec as committed at that ref (reconciler/unattended/gitsource.py);
+  timer then applies the spec as committed at that ref (reconciler/shell/git.py);
 - `reconciler.timer`: OnBootSec=, OnUnitActiveSec= (the interval), RandomizedDelaySec=,
   Persistent=true, WantedBy=timers.target;
 and the timer enabled and active. With `enabled: false`: the timer stopped and disabled and
@@ -31,18 +31,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from reconciler.engine.action import Action, KindPlan, Operation, RemoveFile, RunCommand, WriteFile
-from reconciler.engine.command import Command
-from reconciler.engine.diff import attribute_changes
-from reconciler.engine.host import HostContext
-from reconciler.engine.probe import Facts, Probe
+from reconciler.core.action import Action, KindPlan, Operation, RemoveFile, RunCommand, WriteFile
+from reconciler.core.command import Command
+from reconciler.core.diff import attribute_changes
+from reconciler.core.host import HostContext
+from reconciler.core.probe import Facts, Probe
+from reconciler.facts.files import PathProbe, PathState
+from reconciler.facts.systemd import UnitStatus, UnitStatusProbe
+from reconciler.gateway.paths import expand, home, unit_dir, user_blocker
 from reconciler.kinds import linger
 from reconciler.kinds.gateway_service import DAEMON_RELOAD
 from reconciler.kinds.gateway_unit import UNIT_MODE, UnitRenderError, systemd_word, unit_diff
 from reconciler.kinds.linger import LingerProbe
-from reconciler.probes.files import PathProbe, PathState
-from reconciler.probes.systemd import UnitStatus, UnitStatusProbe
-from reconciler.profiles import expand, home, unit_dir, user_blocker
 from reconciler.spec.duration import format_duration
 from reconciler.spec.model import GitSource, Spec, Timer
 

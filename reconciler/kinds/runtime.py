@@ -14,13 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.engine.action import Action, Finding, KindPlan, RunCommand
-from reconciler.engine.command import Command, CommandResult
-from reconciler.engine.diff import attribute_changes
-from reconciler.engine.host import HostContext
-from reconciler.engine.probe import Facts, Probe
-from reconciler.probes.programs import ProgramVersionProbe, locate
-from reconciler.products import product_names
+from reconciler.core.action import Action, Finding, KindPlan, RunCommand
+from reconciler.core.command import Command, CommandResult
+from reconciler.core.diff import attribute_changes
+from reconciler.core.host import HostContext
+from reconciler.core.probe import Facts, Probe
+from reconciler.facts.programs import ProgramVersionProbe, locate
+from reconciler.gateway.naming import product_names
 from reconciler.semver import satisfies
 from reconciler.spec.model import Spec
 

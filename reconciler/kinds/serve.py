@@ -16,13 +16,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.engine.action import Action, Finding, KindPlan, RunCommand
-from reconciler.engine.command import Command
-from reconciler.engine.diff import attribute_changes
-from reconciler.engine.host import HostContext
-from reconciler.engine.probe import Facts, Probe
-from reconciler.kinds import operator
-from reconciler.probes.tailscale import (
+from reconciler.core.action import Action, Finding, KindPlan, RunCommand
+from reconciler.core.command import Command
+from reconciler.core.diff import attribute_changes
+from reconciler.core.host import HostContext
+from reconciler.core.probe import Facts, Probe
+from reconciler.facts.tailscale import (
     ServeConfig,
     ServeStatusProbe,
     TailscalePrefsProbe,
@@ -30,6 +29,7 @@ from reconciler.probes.tailscale import (
     WebMount,
     normalize_target,
 )
+from reconciler.kinds import operator
 from reconciler.spec.model import ServeEntry, Spec
 
 

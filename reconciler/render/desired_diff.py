@@ -8,11 +8,11 @@ from typing import Any, Literal
 
 import click
 
-from reconciler.engine.action import SENSITIVE, AttributeChange
-from reconciler.engine.diff import ABSENT
-from reconciler.redaction import redact_change
+from reconciler.core.action import SENSITIVE, AttributeChange
+from reconciler.core.diff import ABSENT
 from reconciler.render.human import COLOUR, value
 from reconciler.render.markdown import MAX_CHARACTERS, fit
+from reconciler.review.redaction import redact_change
 
 FORMAT_VERSION = "1"
 

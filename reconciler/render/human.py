@@ -8,11 +8,11 @@ from typing import Any
 
 import click
 
-from reconciler.engine.action import SENSITIVE, Action, AttributeChange, RunCommand
-from reconciler.engine.apply import ActionOutcome
-from reconciler.engine.command import Command
-from reconciler.engine.plan import Plan
-from reconciler.redaction import redact_plan
+from reconciler.core.action import SENSITIVE, Action, AttributeChange, RunCommand
+from reconciler.core.command import Command
+from reconciler.core.plan import Plan
+from reconciler.review.redaction import redact_plan
+from reconciler.shell.apply import ActionOutcome
 
 SYMBOL = {"create": "+", "update": "~", "delete": "-", "verify": "="}
 COLOUR = {"+": "green", "~": "yellow", "-": "red", "!": "magenta", "=": "cyan"}

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reconciler import __version__
-from reconciler.engine.action import (
+from reconciler.core.action import (
     Action,
     EnsureDirectory,
     EnsureSecretEnv,
@@ -26,11 +26,11 @@ from reconciler.engine.action import (
     WaitForPort,
     WriteFile,
 )
-from reconciler.engine.command import Command
-from reconciler.engine.plan import Plan
-from reconciler.redaction import redact_plan
+from reconciler.core.command import Command
+from reconciler.core.plan import Plan
 from reconciler.render.human import symbol
 from reconciler.render.plan_context import PlanContext
+from reconciler.review.redaction import redact_plan
 from reconciler.spec.model import Spec
 
 FORMAT_VERSION = "1"

@@ -12,12 +12,12 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from reconciler.engine.action import Action, Finding
-from reconciler.engine.command import Command
-from reconciler.engine.plan import Plan
-from reconciler.redaction import redact_plan
+from reconciler.core.action import Action, Finding
+from reconciler.core.command import Command
+from reconciler.core.plan import Plan
 from reconciler.render.human import render_plan, symbol
 from reconciler.render.plan_context import PlanContext
+from reconciler.review.redaction import redact_plan
 
 # GitHub's limit for an issue or pull-request comment body is 65,536 characters.
 MAX_CHARACTERS = 65_535

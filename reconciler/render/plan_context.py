@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from reconciler.engine.host import HostContext
+from reconciler.core.host import HostContext
 from reconciler.spec.model import Spec
 
 SourceType = Literal["host", "snapshot"]

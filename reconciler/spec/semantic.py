@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from reconciler.products import PRODUCTS, product_names
+from reconciler.gateway.naming import PRODUCTS, product_names
 from reconciler.semver import check_range
 from reconciler.spec.duration import parse_duration
 from reconciler.spec.schema import pattern

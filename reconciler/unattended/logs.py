@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from reconciler.engine.apply import ActionOutcome
+from reconciler.shell.apply import ActionOutcome
 from reconciler.unattended.runs import RunRecord
 
 LogFormat = Literal["text", "json"]

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from reconciler.engine.apply import ApplyResult, Convergence
-from reconciler.engine.plan import Plan
+from reconciler.core.plan import Plan
+from reconciler.shell.apply import ApplyResult, Convergence
 from reconciler.unattended import ensure_state_dir
 
 RUNS_NAME = "runs.jsonl"

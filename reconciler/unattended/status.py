@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.engine.command import Command, CommandResult
-from reconciler.engine.host import HostContext
-from reconciler.engine.probe import Probe, ProbeFailed
-from reconciler.probes.systemd import (
+from reconciler.core.command import Command, CommandResult
+from reconciler.core.host import HostContext
+from reconciler.core.probe import Probe, ProbeFailed
+from reconciler.facts.systemd import (
     UnitStatus,
     manager_problem,
     parse_show_blocks,

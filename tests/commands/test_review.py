@@ -16,8 +16,8 @@ from review_cli import SPEC, FakeHostCli, with_work_profile
 
 from reconciler import cli as cli_module
 from reconciler.render.human import render_plan
-from reconciler.saved_plan import load_saved_plan
-from reconciler.snapshot import load_snapshot
+from reconciler.review.saved_plan import load_saved_plan
+from reconciler.review.snapshot import load_snapshot
 
 SECRET = "sk-live-7d1e9a42-PLANTED-SECRET"
 ANSI = "\x1b["

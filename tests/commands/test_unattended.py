@@ -15,18 +15,18 @@ from click.testing import CliRunner
 from fakehost import FakeHost
 
 from reconciler import cli
+from reconciler.app.plan_pass import probe_and_plan
 from reconciler.commands.unattended import resume, status, suspend, unattended_apply
-from reconciler.engine.apply import ActionOutcome, converge
-from reconciler.engine.host import Account, HostContext
-from reconciler.engine.kind import ResourceKind
-from reconciler.engine.plan import Plan
-from reconciler.engine.runner import HostRunner
-from reconciler.engine.session import probe_and_plan
+from reconciler.core.host import Account, HostContext
+from reconciler.core.kind import ResourceKind
+from reconciler.core.plan import Plan
 from reconciler.kinds.linger import LingerKind
 from reconciler.kinds.reconcile_timer import ReconcileTimerKind
+from reconciler.shell.apply import ActionOutcome, converge
+from reconciler.shell.runner import HostRunner
 from reconciler.spec.model import Spec
 from reconciler.unattended.logs import ActionLog
-from reconciler.unattended.privilege import block_root_steps
+from reconciler.unattended.root_steps import block_root_steps
 from reconciler.unattended.runs import ApplyOutcome, outcome_of, read_records
 
 SPEC = """\

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from reconciler.engine.action import AttributeChange
-from reconciler.engine.diff import attribute_changes, dotted
+from reconciler.core.action import AttributeChange
+from reconciler.core.diff import attribute_changes, dotted
 
 
 def test_null_to_value_is_one_change() -> None:

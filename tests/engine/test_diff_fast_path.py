@@ -9,7 +9,7 @@ from deepdiff import DeepDiff
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.engine.diff import ABSENT, attribute_changes, dotted
+from reconciler.core.diff import ABSENT, attribute_changes, dotted
 
 keys = st.sampled_from(["a", "b", "mode", "owner", "gateway", "it's", "x.y"])
 scalars = st.one_of(

@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.engine.action import Action, RunCommand
-from reconciler.engine.command import Command
-from reconciler.engine.plan import Plan, order_actions, propagate_blocks
+from reconciler.core.action import Action, RunCommand
+from reconciler.core.command import Command
+from reconciler.core.plan import Plan, order_actions, propagate_blocks
 
 
 def act(address: str, *deps: str, blocked: str | None = None, kind: str = "create") -> Action:

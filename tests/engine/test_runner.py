@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.engine.action import EnsureDirectory, RunCommand, WaitForPort, WriteFile
-from reconciler.engine.command import Command
-from reconciler.engine.host import Account, HostContext
-from reconciler.engine.runner import HostRunner, MutationRefused, ReadOnlyRunner
+from reconciler.core.action import EnsureDirectory, RunCommand, WaitForPort, WriteFile
+from reconciler.core.command import Command
+from reconciler.core.host import Account, HostContext
+from reconciler.shell.runner import HostRunner, MutationRefused, ReadOnlyRunner
 
 USER = Account("alice", 1000, 1000, Path("/home/alice"))
 ROOT = Account("root", 0, 0, Path("/root"))

@@ -12,10 +12,9 @@ from typing import Any
 import engine_on_fakehost as drive
 from fakehost import FakeHost
 
-from reconciler.engine.apply import ApplyResult, apply_plan
-from reconciler.engine.kind import ResourceKind
-from reconciler.engine.plan import Plan
-from reconciler.engine.session import Probed, probe_and_plan
+from reconciler.app.plan_pass import Probed, probe_and_plan
+from reconciler.core.kind import ResourceKind
+from reconciler.core.plan import Plan
 from reconciler.kinds.gateway_config import GatewayConfigKind
 from reconciler.kinds.gateway_service import GatewayServiceKind
 from reconciler.kinds.gateway_unit import GatewayUnitKind
@@ -23,6 +22,7 @@ from reconciler.kinds.legacy_units import LegacyUnitsKind
 from reconciler.kinds.linger import LingerKind
 from reconciler.kinds.profile_state import ProfileStateKind
 from reconciler.kinds.runtime import RuntimeKind
+from reconciler.shell.apply import ApplyResult, apply_plan
 from reconciler.spec.model import GatewayRuntime, Host, Profile, Runtime, Spec
 
 KINDS: tuple[ResourceKind, ...] = (

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reconciler.engine.host import Account, HostContext
-from reconciler.engine.probe import Facts, Probe
+from reconciler.core.host import Account, HostContext
+from reconciler.core.probe import Facts, Probe
 from reconciler.spec.model import (
     GatewayRuntime,
     Host,

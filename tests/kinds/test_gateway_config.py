@@ -10,8 +10,8 @@ from pathlib import Path
 import json5
 import pytest
 
-from reconciler.engine.action import WriteFile
-from reconciler.engine.files import backup_path
+from reconciler.core.action import WriteFile
+from reconciler.facts.files import PathProbe, PathState
 from reconciler.kinds.gateway_config import (
     ConfigUnreadable,
     GatewayConfigKind,
@@ -19,9 +19,9 @@ from reconciler.kinds.gateway_config import (
     parse_config,
     render_config,
 )
-from reconciler.probes.files import PathProbe, PathState
 from reconciler.render.human import render_plan
 from reconciler.render.json_plan import plan_document
+from reconciler.shell.files import backup_path
 from reconciler.spec.model import Profile
 
 from .gateway_host import GatewayHost, addresses, gateway_spec

@@ -6,19 +6,19 @@ import dataclasses
 import os
 from pathlib import Path
 
-from reconciler.engine.action import RunCommand, WaitForPort
-from reconciler.engine.apply import apply_plan
+from reconciler.core.action import RunCommand, WaitForPort
+from reconciler.facts.files import PathState
+from reconciler.facts.listeners import Listener
+from reconciler.facts.programs import ProgramVersion
+from reconciler.facts.systemd import UnitStatus
+from reconciler.gateway.paths import profile_paths
 from reconciler.kinds.gateway_service import (
     gateway_will_change,
     port_holders,
     stale_reasons,
 )
 from reconciler.kinds.runtime import gateway_probe
-from reconciler.probes.files import PathState
-from reconciler.probes.listeners import Listener
-from reconciler.probes.programs import ProgramVersion
-from reconciler.probes.systemd import UnitStatus
-from reconciler.profiles import profile_paths
+from reconciler.shell.apply import apply_plan
 from reconciler.spec.model import GatewayRuntime, Profile
 
 from .gateway_host import GatewayHost, addresses, gateway_spec
@@ -187,7 +187,7 @@ def test_without_a_user_manager_services_wait_for_linger(tmp_path: Path) -> None
 def test_missing_user_blocks_every_action_and_is_no_error(tmp_path: Path) -> None:
     gw = GatewayHost(tmp_path)
     host = dataclasses.replace(gw.host, user=None, user_name="nobody-here")
-    from reconciler.engine.session import probe_and_plan
+    from reconciler.app.plan_pass import probe_and_plan
 
     from .gateway_host import KINDS
 

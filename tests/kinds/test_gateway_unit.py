@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.engine.action import EnsureSecretEnv, WriteFile
-from reconciler.engine.runner import ensure_secret_env
+from reconciler.core.action import EnsureSecretEnv, WriteFile
+from reconciler.facts.files import PathProbe, PathState
+from reconciler.facts.programs import ProgramVersion
+from reconciler.gateway.paths import profile_paths
 from reconciler.kinds.gateway_unit import (
     GatewayUnitKind,
     SecretEnvProbe,
@@ -23,11 +25,9 @@ from reconciler.kinds.gateway_unit import (
     unit_path_env,
 )
 from reconciler.kinds.runtime import gateway_probe, node_probe
-from reconciler.probes.files import PathProbe, PathState
-from reconciler.probes.programs import ProgramVersion
-from reconciler.profiles import profile_paths
 from reconciler.render.human import render_plan
 from reconciler.render.json_plan import plan_document
+from reconciler.shell.runner import ensure_secret_env
 from reconciler.spec.model import Profile
 
 from .gateway_host import GatewayHost, addresses, gateway_spec

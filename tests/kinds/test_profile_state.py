@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.engine.action import EnsureDirectory
+from reconciler.core.action import EnsureDirectory
+from reconciler.facts.files import PathProbe, PathState
 from reconciler.kinds.profile_state import ProfileStateKind
-from reconciler.probes.files import PathProbe, PathState
 from reconciler.spec.model import Profile
 
 from .gateway_host import GatewayHost, addresses, gateway_spec

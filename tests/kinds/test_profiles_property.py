@@ -10,8 +10,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.engine.action import RunCommand
-from reconciler.products import product_names
+from reconciler.core.action import RunCommand
+from reconciler.gateway.naming import product_names
 from reconciler.spec.model import Profile
 
 from .gateway_host import GatewayHost, addresses, gateway_spec

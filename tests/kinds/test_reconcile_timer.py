@@ -10,11 +10,12 @@ import engine_on_fakehost as drive
 import pytest
 from fakehost import FakeHost
 
-from reconciler.engine.action import Action, RemoveFile, RunCommand, WriteFile
-from reconciler.engine.apply import apply_plan
-from reconciler.engine.host import Account, HostContext
-from reconciler.engine.plan import Plan
-from reconciler.engine.session import probe_and_plan
+from reconciler.app.plan_pass import probe_and_plan
+from reconciler.core.action import Action, RemoveFile, RunCommand, WriteFile
+from reconciler.core.host import Account, HostContext
+from reconciler.core.plan import Plan
+from reconciler.facts.files import PathProbe, PathState
+from reconciler.facts.systemd import UnitStatus, UnitStatusProbe, unreachable
 from reconciler.kinds import linger
 from reconciler.kinds.gateway_service import DAEMON_RELOAD
 from reconciler.kinds.linger import LingerProbe
@@ -30,8 +31,7 @@ from reconciler.kinds.reconcile_timer import (
     render_service,
     render_timer,
 )
-from reconciler.probes.files import PathProbe, PathState
-from reconciler.probes.systemd import UnitStatus, UnitStatusProbe, unreachable
+from reconciler.shell.apply import apply_plan
 from reconciler.spec.model import (
     GatewayRuntime,
     GitSource,

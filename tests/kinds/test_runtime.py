@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from reconciler.engine.action import RunCommand
+from reconciler.core.action import RunCommand
+from reconciler.facts.programs import ProgramVersion, ProgramVersionProbe
 from reconciler.kinds.runtime import DockerProbe, RuntimeKind, gateway_probe, node_probe
-from reconciler.probes.programs import ProgramVersion, ProgramVersionProbe
 from reconciler.spec.model import GatewayRuntime, Runtime
 
 from .helpers import facts, make_host, make_spec
@@ -31,8 +31,8 @@ def plan(
             "" if gateway else "clawdbot: not installed",
         ),
     }
+    from reconciler.facts.programs import locate
     from reconciler.kinds.runtime import DockerStatus
-    from reconciler.probes.programs import locate
 
     values[DockerProbe(locate("docker", host))] = DockerStatus(
         docker, "docker daemon 27" if docker else "docker: not installed"

@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from reconciler.engine.action import Action, RunCommand
-from reconciler.engine.plan import order_actions
-from reconciler.kinds.serve import ServeKind
-from reconciler.probes.tailscale import (
+from reconciler.core.action import Action, RunCommand
+from reconciler.core.plan import order_actions
+from reconciler.facts.tailscale import (
     ServeStatusProbe,
     TailscalePrefs,
     TailscalePrefsProbe,
@@ -19,6 +18,7 @@ from reconciler.probes.tailscale import (
     TailscaleStatusProbe,
     parse_serve_config,
 )
+from reconciler.kinds.serve import ServeKind
 from reconciler.spec.model import ServeEntry
 
 from .helpers import ROOT, USER, facts, make_host, make_spec
@@ -194,7 +194,7 @@ def test_unusable_tailscale_blocks_serve_with_the_reason(
     config: Any = {} if status.reachability == "ok" else None
     spec_facts_config = parse_serve_config(config)
     spec = make_spec(serve=PERSONAL)
-    from reconciler.probes.tailscale import ServeConfig
+    from reconciler.facts.tailscale import ServeConfig
 
     serve_config = (
         spec_facts_config

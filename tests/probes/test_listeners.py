@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from reconciler.engine.host import Account, HostContext
-from reconciler.probes.listeners import (
+from reconciler.core.host import Account, HostContext
+from reconciler.facts.listeners import (
     ListenersProbe,
     Socket,
     parse_cgroup,

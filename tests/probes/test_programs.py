@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.engine.command import Command, CommandResult
-from reconciler.probes.programs import ProgramVersionProbe
+from reconciler.core.command import Command, CommandResult
+from reconciler.facts.programs import ProgramVersionProbe
 
 
 def parse(stdout: str, code: int = 0, stderr: str = "") -> tuple[str | None, str]:

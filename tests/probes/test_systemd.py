@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.engine.command import Command, CommandResult
-from reconciler.engine.host import Account, HostContext
-from reconciler.engine.probe import ProbeFailed, ProbeSession
-from reconciler.probes.systemd import (
+from reconciler.core.command import Command, CommandResult
+from reconciler.core.host import Account, HostContext
+from reconciler.core.probe import ProbeFailed, ProbeSession
+from reconciler.facts.systemd import (
     PROPERTIES,
     UnitStatusProbe,
     parse_show_blocks,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.engine.command import Command, CommandResult
-from reconciler.probes.tailscale import (
+from reconciler.core.command import Command, CommandResult
+from reconciler.facts.tailscale import (
     ServeStatusProbe,
     TailscalePrefsProbe,
     TailscaleStatusProbe,
@@ -98,7 +98,7 @@ def test_operator_from_debug_prefs(fixture: str, operator: str | None) -> None:
 
 
 def test_garbage_is_a_probe_failure_not_a_crash() -> None:
-    from reconciler.engine.probe import ProbeFailed
+    from reconciler.core.probe import ProbeFailed
 
     with pytest.raises(ProbeFailed, match="not JSON"):
         ServeStatusProbe().parse(result("Logged out.\n"))

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from plan_scenarios import PIN, SCENARIOS, Scenario
 
 from reconciler.commands.review import describe_command
-from reconciler.engine.action import Action, Finding
-from reconciler.engine.plan import Plan
+from reconciler.core.action import Action, Finding
+from reconciler.core.plan import Plan
 from reconciler.render.markdown import MAX_CHARACTERS, fit, render_markdown, warnings_of
 from reconciler.render.plan_context import PlanContext
 from reconciler.spec.model import (

@@ -10,8 +10,8 @@ from plan_documents import SCHEMA_FILE, assert_valid_plan, plan_validator
 from plan_scenarios import SCENARIOS
 from test_laws import HostState, fake_host, host_states, specs
 
+from reconciler.app.plan_pass import probe_and_plan
 from reconciler.commands.review import CommandView, describe_command, saved_plan_text
-from reconciler.engine.session import probe_and_plan
 from reconciler.kinds import all_kinds
 from reconciler.render.human import render_plan
 from reconciler.render.json_plan import document

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.commands.unattended import unattended_apply
-from reconciler.engine.runner import HostRunner
-from reconciler.unattended.gitsource import SourceError, checkout, git_runner, work_tree
+from reconciler.shell.git import SourceError, checkout, git_runner, work_tree
+from reconciler.shell.runner import HostRunner
 from reconciler.unattended.runs import ApplyOutcome, read_records
 
 from .helpers import BAD_SPEC_TEXT, SPEC_TEXT, Recorder, write_spec

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.commands.unattended import EXIT_LOCKED
-from reconciler.unattended.lock import LockBusy, apply_lock, read_holder
+from reconciler.shell.lock import LockBusy, apply_lock, read_holder
 from reconciler.unattended.runs import read_records
 
 from .helpers import write_spec

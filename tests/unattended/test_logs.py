@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from reconciler.engine.action import Action
-from reconciler.engine.apply import ActionOutcome
+from reconciler.core.action import Action
+from reconciler.shell.apply import ActionOutcome
 from reconciler.unattended.logs import ActionLog, action_line, message_line, summary_line
 from reconciler.unattended.runs import RunRecord
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from kinds.helpers import ROOT, make_host
 
-from reconciler.engine.action import Action, RunCommand, WriteFile
-from reconciler.engine.command import Command
-from reconciler.engine.plan import Plan
-from reconciler.unattended.privilege import block_root_steps
+from reconciler.core.action import Action, RunCommand, WriteFile
+from reconciler.core.command import Command
+from reconciler.core.plan import Plan
+from reconciler.unattended.root_steps import block_root_steps
 
 APPLY = "sudo /opt/r/bin/python -m reconciler apply /srv/spec.yaml"
 

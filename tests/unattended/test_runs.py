@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.engine.action import Action, RunCommand
-from reconciler.engine.apply import ActionOutcome, ApplyResult
-from reconciler.engine.command import Command
-from reconciler.engine.plan import Plan
+from reconciler.core.action import Action, RunCommand
+from reconciler.core.command import Command
+from reconciler.core.plan import Plan
+from reconciler.shell.apply import ActionOutcome, ApplyResult
 from reconciler.unattended.runs import (
     RUNS_NAME,
     ApplyOutcome,
@@ -141,7 +141,7 @@ def test_outcome_without_apply() -> None:
 
 
 def test_outcome_of_a_convergence_uses_its_final_plan() -> None:
-    from reconciler.engine.apply import Convergence
+    from reconciler.shell.apply import Convergence
 
     a, b = _action("profile[p].unit"), _action("profile[p].service")
     first, second = _result((a, "applied", "")), _result((b, "applied", ""))

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from reconciler.engine.command import Command, CommandResult
-from reconciler.probes.systemd import UnitStatus, unreachable
+from reconciler.core.command import Command, CommandResult
+from reconciler.facts.systemd import UnitStatus, unreachable
 from reconciler.unattended.runs import RunRecord
 from reconciler.unattended.status import (
     TimerSchedule,

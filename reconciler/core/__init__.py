@@ -1,0 +1,1 @@
+"""The pure core: commands, actions, probes as data, the kind contract, diff and plan."""

@@ -1,1 +1,0 @@
-"""The engine: typed commands and actions, probes, the planner, the runner and apply."""

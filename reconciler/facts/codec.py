@@ -1,0 +1,216 @@
+"""A JSON codec for frozen dataclasses (probes, facts, host context), used by snapshots.
+
+Encoding: a dataclass becomes an object with `"@": <class name>` and the fields that differ
+from their defaults; a Path its string; a tuple a list; a dict with int keys string keys; a
+`ProbeFailed` `{"@": "ProbeFailed", "message": ...}`. Decoding is guided by the type each field
+is annotated with (and the value type a probe declares), checks every scalar's type, and builds
+only classes in the registry it is given: a snapshot names data, never code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+from reconciler.core.probe import Probe, ProbeFailed
+
+TAG = "@"
+FAILED = "ProbeFailed"
+
+
+class CodecError(ValueError):
+    """The data does not decode to the expected type (the message says where and why)."""
+
+
+class Registry:
+    """The dataclasses a codec may build, by class name."""
+
+    def __init__(self, classes: Iterable[type]) -> None:
+        self.classes: dict[str, type] = {}
+        for cls in classes:
+            if not dataclasses.is_dataclass(cls):
+                raise TypeError(f"{cls.__name__} is not a dataclass")
+            self.classes[cls.__name__] = cls
+        self._hints: dict[type, dict[str, Any]] = {}
+
+    def __contains__(self, cls: type) -> bool:
+        return self.classes.get(cls.__name__) is cls
+
+    def hints(self, cls: type) -> dict[str, Any]:
+        if cls not in self._hints:
+            self._hints[cls] = typing.get_type_hints(cls)
+        return self._hints[cls]
+
+
+# --- encoding ------------------------------------------------------------------------------------
+
+
+def encode(value: Any, registry: Registry) -> Any:
+    """`value` as JSON-ready data (raises TypeError for a class the registry does not know)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, ProbeFailed):
+        return {TAG: FAILED, "message": str(value)}
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple | list):
+        return [encode(item, registry) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): encode(item, registry) for key, item in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        cls = type(value)
+        if cls not in registry:
+            raise TypeError(f"{cls.__name__} is not registered with the snapshot codec")
+        out: dict[str, Any] = {TAG: cls.__name__}
+        for field in dataclasses.fields(value):
+            current = getattr(value, field.name)
+            if _is_default(field, current):
+                continue
+            out[field.name] = encode(current, registry)
+        return out
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _is_default(field: dataclasses.Field[Any], value: Any) -> bool:
+    if field.default is not dataclasses.MISSING:
+        return bool(value == field.default)
+    if field.default_factory is not dataclasses.MISSING:
+        return bool(value == field.default_factory())
+    return False
+
+
+# --- decoding ------------------------------------------------------------------------------------
+
+
+def decode(data: Any, hint: Any, registry: Registry, where: str = "$") -> Any:
+    """`data` as a value of type `hint` (Any: JSON as it is)."""
+    if hint is Any:
+        return data
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if origin in (Union, types.UnionType):
+        if data is None and type(None) in args:
+            return None
+        problems = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return decode(data, arg, registry, where)
+            except CodecError as exc:
+                problems.append(str(exc))
+        raise CodecError("; ".join(problems) or f"{where}: unexpected null")
+    if origin is Literal:
+        if data in args:
+            return data
+        raise CodecError(f"{where}: {data!r} is not one of {', '.join(map(repr, args))}")
+    if origin is tuple:
+        if not isinstance(data, list):
+            raise CodecError(f"{where}: expected a list")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(
+                decode(item, args[0], registry, f"{where}[{i}]") for i, item in enumerate(data)
+            )
+        if len(args) != len(data):
+            raise CodecError(f"{where}: expected {len(args)} items")
+        return tuple(
+            decode(item, arg, registry, f"{where}[{i}]")
+            for i, (item, arg) in enumerate(zip(data, args, strict=True))
+        )
+    if origin in (dict, Mapping):
+        if not isinstance(data, dict):
+            raise CodecError(f"{where}: expected an object")
+        key_type, value_type = args or (str, Any)
+        return {
+            _key(key, key_type, where): decode(item, value_type, registry, f"{where}.{key}")
+            for key, item in data.items()
+        }
+    if hint is type(None):
+        if data is None:
+            return None
+        raise CodecError(f"{where}: expected null")
+    if hint is Path:
+        return Path(_scalar(data, str, where))
+    if hint is bool:
+        return _scalar(data, bool, where)
+    if hint is int:
+        if isinstance(data, bool):
+            raise CodecError(f"{where}: expected an integer")
+        return _scalar(data, int, where)
+    if hint is float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            raise CodecError(f"{where}: expected a number")
+        return float(data)
+    if hint is str:
+        return _scalar(data, str, where)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return decode_dataclass(data, registry, where, expected=hint)
+    raise CodecError(f"{where}: cannot decode a {hint!r}")
+
+
+def decode_dataclass(
+    data: Any, registry: Registry, where: str = "$", expected: type | None = None
+) -> Any:
+    """An object tagged with a registered class name -> that dataclass (or a ProbeFailed)."""
+    if not isinstance(data, dict) or not isinstance(data.get(TAG), str):
+        raise CodecError(f"{where}: expected an object with {TAG!r} naming its type")
+    name = data[TAG]
+    if name == FAILED:
+        return ProbeFailed(_scalar(data.get("message"), str, f"{where}.message"))
+    cls = registry.classes.get(name)
+    if cls is None:
+        raise CodecError(f"{where}: unknown type {name!r}")
+    if expected is not None and not issubclass(cls, expected):
+        raise CodecError(f"{where}: expected a {expected.__name__}, found {name}")
+    hints = registry.hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names - {TAG})
+    if unknown:
+        raise CodecError(f"{where}: unknown field(s) of {name}: {', '.join(unknown)}")
+    kwargs = {
+        key: decode(value, hints[key], registry, f"{where}.{key}")
+        for key, value in data.items()
+        if key != TAG
+    }
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required field is missing
+        raise CodecError(f"{where}: {name}: {exc}") from None
+
+
+def value_type(probe_class: type) -> Any:
+    """The fact type a probe class declares (`PathProbe(Probe[PathState])` -> PathState)."""
+    for klass in probe_class.__mro__:
+        for base in getattr(klass, "__orig_bases__", ()):
+            origin = get_origin(base)
+            if isinstance(origin, type) and issubclass(origin, Probe):
+                (arg,) = get_args(base)
+                if not isinstance(arg, typing.TypeVar):
+                    return arg
+    return Any
+
+
+def decode_fact(data: Any, probe: Probe[Any], registry: Registry, where: str) -> Any:
+    """A recorded fact of `probe`: its declared value type, or the failure it recorded."""
+    if isinstance(data, dict) and data.get(TAG) == FAILED:
+        return decode_dataclass(data, registry, where)
+    return decode(data, value_type(type(probe)), registry, where)
+
+
+def _key(key: str, key_type: Any, where: str) -> Any:
+    if key_type is int:
+        try:
+            return int(key)
+        except ValueError:
+            raise CodecError(f"{where}: key {key!r} is not an integer") from None
+    return key
+
+
+def _scalar(data: Any, kind: type, where: str) -> Any:
+    if not isinstance(data, kind):
+        raise CodecError(f"{where}: expected {kind.__name__}, found {type(data).__name__}")
+    return data

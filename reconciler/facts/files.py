@@ -1,0 +1,162 @@
+"""Paths as the kinds see them: what is there (lstat, never following a link), and file text.
+
+Read in-process. The text of a file may hold secrets (the gateway config keeps tokens and
+passwords), so it is kept out of `repr` and is only ever handed to a kind's pure parser.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from reconciler.core.host import HostContext
+from reconciler.core.probe import Probe
+
+PathKind = Literal["missing", "directory", "file", "symlink", "other"]
+
+
+@dataclass(frozen=True)
+class PathState:
+    """One path: its type (a symlink is reported as such, not followed), mode, owner, times."""
+
+    path: Path
+    kind: PathKind
+    mode: int | None = None  # permission bits only
+    uid: int | None = None
+    owner: str | None = None  # user name of uid, or the uid as text when it has no name
+    mtime: float | None = None
+    ctime: float | None = None
+    text: str | None = field(default=None, repr=False)  # content, when asked for and readable
+    error: str | None = None  # why the content could not be read
+
+    @property
+    def exists(self) -> bool:
+        return self.kind != "missing"
+
+    @property
+    def changed_at(self) -> float | None:
+        """The later of mtime and ctime: when the file last changed, whoever set its mtime."""
+        if self.mtime is None or self.ctime is None:
+            return self.mtime
+        return max(self.mtime, self.ctime)
+
+
+def _owner_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def read_path(path: Path, *, content: bool = False) -> PathState:
+    """lstat `path`; with `content`, also read a regular file's text (UTF-8)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return PathState(path, "missing")
+    except NotADirectoryError:  # a parent is a file: nothing can be here
+        return PathState(path, "missing")
+    kind: PathKind
+    if stat.S_ISLNK(info.st_mode):
+        kind = "symlink"
+    elif stat.S_ISDIR(info.st_mode):
+        kind = "directory"
+    elif stat.S_ISREG(info.st_mode):
+        kind = "file"
+    else:
+        kind = "other"
+    text: str | None = None
+    error: str | None = None
+    if content and kind == "file":
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as handle:
+                text = handle.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            error = f"not UTF-8 text (byte {exc.start})"
+        except OSError as exc:
+            error = exc.strerror or str(exc)
+    return PathState(
+        path,
+        kind,
+        mode=stat.S_IMODE(info.st_mode),
+        uid=info.st_uid,
+        owner=_owner_name(info.st_uid),
+        mtime=info.st_mtime,
+        ctime=info.st_ctime,
+        text=text,
+        error=error,
+    )
+
+
+@dataclass(frozen=True)
+class PathProbe(Probe[PathState]):
+    """A path's state, and its text when `content` is set (in-process read)."""
+
+    path: Path
+    content: bool = False
+
+    def read(self, host: HostContext) -> PathState:
+        return read_path(self.path, content=self.content)
+
+
+@dataclass(frozen=True)
+class RealPathProbe(Probe[PathState]):
+    """The file a path finally points to (symlinks resolved), e.g. an npm bin shim's target."""
+
+    path: Path
+
+    def read(self, host: HostContext) -> PathState:
+        return read_path(Path(os.path.realpath(self.path)))
+
+
+@dataclass(frozen=True)
+class DirectoryListing:
+    """Entries of a directory with the state of each (symlinks not followed)."""
+
+    path: Path
+    exists: bool
+    entries: tuple[PathState, ...] = ()
+
+
+@dataclass(frozen=True)
+class DirectoryProbe(Probe[DirectoryListing]):
+    """The entries of `path` whose names start with one of `prefixes` and end with `suffix`.
+
+    With `content`, regular files (and the files symlinks point to) are read as text.
+    """
+
+    path: Path
+    prefixes: tuple[str, ...]
+    suffix: str
+    content: bool = False
+
+    def read(self, host: HostContext) -> DirectoryListing:
+        try:
+            names = sorted(os.listdir(self.path))
+        except (FileNotFoundError, NotADirectoryError):
+            return DirectoryListing(self.path, False)
+        entries: list[PathState] = []
+        for name in names:
+            if not name.endswith(self.suffix) or not name.startswith(self.prefixes):
+                continue
+            state = read_path(self.path / name, content=self.content)
+            if state.kind == "symlink" and self.content:
+                target = read_path(Path(os.path.realpath(self.path / name)), content=True)
+                state = PathState(
+                    state.path,
+                    "symlink",
+                    state.mode,
+                    state.uid,
+                    state.owner,
+                    state.mtime,
+                    state.ctime,
+                    target.text,
+                    target.error,
+                )
+            entries.append(state)
+        return DirectoryListing(self.path, True, tuple(entries))

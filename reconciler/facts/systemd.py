@@ -1,0 +1,198 @@
+"""The user's systemd manager: the state of many units, read with ONE `systemctl --user show`.
+
+REFERENCE §3: `systemctl --user show A B -p ...` prints one block of `Key=value` lines per unit,
+blocks separated by a blank line, in the order the units were asked. Every kind that cares about
+a unit (gateway services, legacy units, later the reconcile timer) declares a `UnitStatusProbe`;
+the probe session merges them all into a single call, whatever the number of profiles.
+
+Timestamps are asked for with `--timestamp=us+utc` (systemd >= 247): the default format is in the
+local time zone with one-second resolution, too coarse to tell whether a file written a few
+hundred milliseconds before a restart is older or newer than the running service.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from reconciler.core.command import Command, CommandResult
+from reconciler.core.host import HostContext
+from reconciler.core.probe import BatchedProbe, ProbeFailed
+
+PROPERTIES = (
+    "Id",
+    "LoadState",
+    "ActiveState",
+    "SubState",
+    "UnitFileState",
+    "FragmentPath",
+    "NeedDaemonReload",
+    "ActiveEnterTimestamp",
+    "MainPID",
+)
+
+# What systemctl prints when the user's manager cannot be reached (no linger, no session).
+_BUS_ERRORS = (
+    "Failed to connect to bus",
+    "Failed to connect to user scope bus",
+    "$DBUS_SESSION_BUS_ADDRESS and $XDG_RUNTIME_DIR not defined",
+)
+
+ManagerReach = Literal["ok", "unreachable"]
+
+
+@dataclass(frozen=True)
+class UnitStatus:
+    """One unit as the user's manager sees it (or why the manager could not be asked)."""
+
+    unit: str
+    manager: ManagerReach = "ok"
+    detail: str = ""  # why the manager is unreachable
+    load_state: str = ""  # loaded | not-found | bad-setting | error | masked
+    active_state: str = ""  # active | reloading | inactive | failed | activating | deactivating
+    sub_state: str = ""
+    unit_file_state: str = ""  # enabled | disabled | static | masked | "" (no file) ...
+    fragment_path: str = ""
+    need_daemon_reload: bool = False
+    active_enter_s: float | None = None  # when it last became active (epoch seconds, UTC)
+    main_pid: int | None = None
+
+    @property
+    def reachable(self) -> bool:
+        return self.manager == "ok"
+
+    @property
+    def loaded(self) -> bool:
+        return self.load_state == "loaded"
+
+    @property
+    def enabled(self) -> bool:
+        return self.unit_file_state == "enabled"
+
+    @property
+    def running(self) -> bool:
+        """Up or about to be: a reload keeps the process, `activating` is a start in progress."""
+        return self.active_state in ("active", "reloading")
+
+
+def unreachable(unit: str, detail: str) -> UnitStatus:
+    return UnitStatus(unit, manager="unreachable", detail=detail)
+
+
+_TIMESTAMP = re.compile(
+    r"^(?:[A-Z][a-z]{2} )?(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))? UTC$"
+)
+
+
+def parse_timestamp(text: str) -> float | None:
+    """`Mon 2026-01-26 10:00:00.123456 UTC` (or `@1769421600`) -> epoch seconds; empty -> None.
+
+    Only UTC is accepted: a local zone abbreviation (`CET`) is ambiguous, and the probe always
+    asks for UTC. Anything else raises ValueError (a format we do not model).
+    """
+    text = text.strip()
+    if text in ("", "n/a", "0"):
+        return None
+    if text.startswith("@"):
+        return float(text[1:])
+    match = _TIMESTAMP.match(text)
+    if not match:
+        raise ValueError(f"unrecognised systemd timestamp {text!r}")
+    moment = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    fraction = int((match.group(2) or "0").ljust(6, "0")) / 1_000_000
+    return moment.timestamp() + fraction
+
+
+def parse_show_blocks(stdout: str) -> list[dict[str, str]]:
+    """`systemctl show` output -> one {property: value} per unit, in output order."""
+    blocks: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for line in stdout.splitlines():
+        if not line.strip():
+            if current:
+                blocks.append(current)
+                current = {}
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ValueError(f"not a Key=value line: {line!r}")
+        current[key] = value
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def unit_status(unit: str, block: dict[str, str]) -> UnitStatus:
+    """One parsed block -> a UnitStatus (pure)."""
+    pid = int(block.get("MainPID") or 0)
+    return UnitStatus(
+        unit=unit,
+        load_state=block.get("LoadState", ""),
+        active_state=block.get("ActiveState", ""),
+        sub_state=block.get("SubState", ""),
+        unit_file_state=block.get("UnitFileState", ""),
+        fragment_path=block.get("FragmentPath", ""),
+        need_daemon_reload=block.get("NeedDaemonReload", "no") == "yes",
+        active_enter_s=parse_timestamp(block.get("ActiveEnterTimestamp", "")),
+        main_pid=pid or None,
+    )
+
+
+def manager_problem(result: CommandResult) -> str | None:
+    """Why the user's manager could not answer, or None when it did."""
+    if result.exit_code is None:
+        return f"systemctl --user: {result.error}"
+    text = result.stderr + result.stdout
+    if any(marker in text for marker in _BUS_ERRORS):
+        return (
+            "the user's systemd manager is not running (no linger and no login session: "
+            "`Failed to connect to bus`)"
+        )
+    return None
+
+
+def parse_unit_statuses(units: list[str], result: CommandResult) -> list[UnitStatus]:
+    """The result of one `systemctl --user show U1 U2 ...` -> a status per unit, in order."""
+    problem = manager_problem(result)
+    if problem:
+        return [unreachable(u, problem) for u in units]
+    if result.exit_code != 0:
+        raise ProbeFailed(f"systemctl --user show: {result.summary()}")
+    blocks = parse_show_blocks(result.stdout)
+    if len(blocks) != len(units):
+        raise ProbeFailed(
+            f"systemctl --user show printed {len(blocks)} blocks for {len(units)} units"
+        )
+    return [unit_status(unit, block) for unit, block in zip(units, blocks, strict=True)]
+
+
+@dataclass(frozen=True)
+class UnitStatusProbe(BatchedProbe[UnitStatus]):
+    """The state of one user unit; all instances are read in one `systemctl --user show`."""
+
+    unit: str
+
+    @classmethod
+    def batch_command(cls, probes: list[Any], host: HostContext) -> Command:
+        units = sorted({p.unit for p in probes})  # sorted: the same command for the same units
+        return Command(
+            (
+                "systemctl",
+                "--user",
+                "show",
+                "--timestamp=us+utc",
+                *units,
+                "-p",
+                ",".join(PROPERTIES),
+            ),
+            scope="user",
+            timeout_s=15,
+        )
+
+    @classmethod
+    def batch_parse(cls, probes: list[Any], result: CommandResult) -> dict[Any, UnitStatus]:
+        units = sorted({p.unit for p in probes})
+        statuses = dict(zip(units, parse_unit_statuses(units, result), strict=True))
+        return {p: statuses[p.unit] for p in probes}

@@ -1,0 +1,1 @@
+"""The gateway's naming and on-disk layout, shared by the spec checks and the kinds."""

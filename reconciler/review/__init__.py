@@ -1,0 +1,1 @@
+"""Reviewing plans: saved plans, snapshots, redaction."""

@@ -1,0 +1,78 @@
+"""Secrets stay on the host: the one place that hides them in everything we print or save.
+
+A plan is made from facts that may hold secrets (a gateway config keeps tokens, an upstream unit
+file holds the token in clear, a process's command line may carry a password). The kinds never
+put a secret into an action on purpose; this is the second line: every renderer (human, JSON,
+Markdown), saved plans and snapshots pass what they show through `redact_plan`/`redact_text`,
+so a value marked sensitive, or that looks like `X_TOKEN=...`, shows as `(sensitive)`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from reconciler.core.action import SENSITIVE, Action, AttributeChange, Finding, WriteFile
+from reconciler.core.plan import Plan
+
+# The same rule the unit kind applies to the old side of a unit diff: redacting twice changes
+# nothing, so a diff made from an already redacted snapshot is the diff made on the host.
+from reconciler.kinds.gateway_unit import redact as redact_line
+
+# Every secret-looking assignment contains one of these words and a `=`: most text has neither,
+# and skips the per-line work (a 2,000-profile plan has a million lines of it).
+_HINT = re.compile(r"(?i)token|password|secret|key")
+
+
+def redact_text(text: str) -> str:
+    """Hide the values of secret-looking assignments (`X_TOKEN=...`, `--password=...`)."""
+    if "=" not in text or not _HINT.search(text):
+        return text
+    return "".join(redact_line(line) for line in text.splitlines(keepends=True))
+
+
+def redact_optional(text: str | None) -> str | None:
+    return None if text is None else redact_text(text)
+
+
+def redact_change(change: AttributeChange) -> AttributeChange:
+    """A sensitive change keeps its path only; other string values are scrubbed."""
+    if change.sensitive:
+        return replace(change, before=SENSITIVE, after=SENSITIVE)
+    before, after = _scrub(change.before), _scrub(change.after)
+    if before is change.before and after is change.after:
+        return change
+    return replace(change, before=before, after=after)
+
+
+def _scrub(value: object) -> object:
+    return redact_text(value) if isinstance(value, str) else value
+
+
+def redact_action(action: Action) -> Action:
+    """The action as it may be shown (commands are kept exactly: they never carry secrets)."""
+    shown = replace(
+        action,
+        reason=redact_text(action.reason),
+        operations=tuple(
+            replace(op, content=SENSITIVE) if isinstance(op, WriteFile) and op.sensitive else op
+            for op in action.operations
+        ),
+        changes=tuple(redact_change(c) for c in action.changes),
+        blocked=redact_optional(action.blocked),
+        warning=redact_optional(action.warning),
+        diff=redact_optional(action.diff),
+    )
+    # Equal: nothing was hidden; keep the original object (cheaper for whoever compares it).
+    return action if shown == action else shown
+
+
+def redact_plan(plan: Plan) -> Plan:
+    """The plan as every output shows it: no sensitive value, no secret-looking assignment."""
+    return Plan(
+        actions=tuple(redact_action(a) for a in plan.actions),
+        findings=tuple(
+            Finding(f.address, redact_text(f.message), f.severity) for f in plan.findings
+        ),
+        errors=tuple(redact_text(e) for e in plan.errors),
+    )

@@ -1,0 +1,337 @@
+"""Saved plans: `plan --out FILE` now, `apply FILE` later, and only if nothing changed between.
+
+A saved plan is the JSON plan document (format_version 1) plus a `freshness` section: the spec
+file's path and sha256, the hostname and the invoker the plan was made for, and a fingerprint
+of every action as planned. Apply re-probes and re-plans; `check_fresh` then refuses unless the
+spec file is byte-identical and the new plan does exactly what the saved one said.
+
+The fingerprint of an action covers what it does: its address and kind, the owned attributes
+before and after (sensitive ones as `(sensitive)`), every operation (the argv as the command
+is defined, file paths, modes and owners, the sha256 of a non-sensitive file's content, ports),
+the unit diff, its dependencies and whether it is blocked. It does not cover the wording of
+reasons, and it never covers a secret: it is computed from the redacted plan, and sensitive
+file contents are not hashed at all (a hash of a low-entropy secret could be guessed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.core.action import (
+    Action,
+    EnsureDirectory,
+    EnsureSecretEnv,
+    Operation,
+    RemoveFile,
+    RunCommand,
+    WaitForPort,
+    WriteFile,
+)
+from reconciler.core.plan import Plan
+from reconciler.render.json_plan import FORMAT_VERSION
+from reconciler.render.plan_context import PlanContext
+from reconciler.review.redaction import redact_action
+
+FRESHNESS = "freshness"
+# How many differing addresses a stale-plan message names before it says "and N more".
+SHOWN_DIFFERENCES = 12
+
+
+class SavedPlanInvalid(Exception):
+    """The file is not a saved plan this version can read."""
+
+
+class StalePlan(Exception):
+    """The saved plan no longer describes what apply would do (or is for another host)."""
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """What a saved plan was made from, to compare with a new plan at apply time."""
+
+    spec_path: str | None
+    spec_sha256: str | None
+    hostname: str
+    invoker: str
+    fingerprint: str  # over every action's digest, in apply order
+    actions: tuple[tuple[str, str], ...]  # (address, digest), in apply order
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    """A saved plan read back: the freshness data plus the whole document (for display)."""
+
+    path: Path
+    freshness: Freshness
+    document: Mapping[str, Any]
+
+    @property
+    def spec_path(self) -> str | None:
+        """The spec file as named when the plan was made (relative to that working directory)."""
+        return self.freshness.spec_path
+
+    @property
+    def summary(self) -> str:
+        return str(self.document.get("summary", {}).get("text", ""))
+
+
+# --- fingerprints (pure) -------------------------------------------------------------------------
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling of a JSON value: sorted keys, no whitespace, so equal data hash equal."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def operation_intent(op: Operation) -> dict[str, Any]:
+    """What an operation does, independent of who renders it (no sudo/runuser prefix)."""
+    if isinstance(op, RunCommand):
+        command = op.command
+        return {
+            "type": "command",
+            "argv": list(command.argv),
+            "scope": command.scope,
+            "needs_root": command.needs_root,
+            "mutating": command.mutating,
+            "stdin_sha256": sha256_text(command.stdin) if command.stdin is not None else None,
+        }
+    if isinstance(op, WriteFile):
+        return {
+            "type": "write_file",
+            "path": str(op.path),
+            "mode": op.mode,
+            "owner": op.owner,
+            "backup": op.backup,
+            "sensitive": op.sensitive,
+            "content_sha256": None if op.sensitive else sha256_text(op.content),
+        }
+    if isinstance(op, EnsureDirectory):
+        return {
+            "type": "ensure_directory",
+            "path": str(op.path),
+            "mode": op.mode,
+            "owner": op.owner,
+        }
+    if isinstance(op, RemoveFile):
+        return {"type": "remove_file", "path": str(op.path), "backup": op.backup}
+    if isinstance(op, WaitForPort):
+        return {"type": "wait_for_port", "port": op.port, "timeout_s": op.timeout_s}
+    if isinstance(op, EnsureSecretEnv):
+        return {
+            "type": "ensure_secret_env",
+            "path": str(op.path),
+            "key": op.key,
+            "mode": op.mode,
+            "owner": op.owner,
+        }
+    return {"type": type(op).__name__, "description": op.describe()}
+
+
+def action_intent(action: Action) -> dict[str, Any]:
+    """The part of an action a reviewer approves (see the module docstring)."""
+    shown = redact_action(action)
+    return {
+        "address": shown.address,
+        "kind": shown.kind,
+        "blocked": shown.blocked is not None,
+        "depends_on": list(shown.depends_on),
+        "changes": [[c.path, c.before, c.after, c.sensitive] for c in shown.changes],
+        "diff": shown.diff,
+        "operations": [operation_intent(op) for op in shown.operations],
+    }
+
+
+def action_digests(plan: Plan) -> tuple[tuple[str, str], ...]:
+    """(address, sha256 of the action's intent) for every action, in apply order."""
+    return tuple((a.address, sha256_text(canonical_json(action_intent(a)))) for a in plan.actions)
+
+
+def plan_fingerprint(digests: Sequence[tuple[str, str]]) -> str:
+    return sha256_text(canonical_json([list(d) for d in digests]))
+
+
+def freshness(plan: Plan, context: PlanContext) -> Freshness:
+    """The freshness data of a plan made in `context`."""
+    digests = action_digests(plan)
+    return Freshness(
+        spec_path=context.spec_path,
+        spec_sha256=context.spec_sha256,
+        hostname=context.hostname,
+        invoker=context.invoker,
+        fingerprint=plan_fingerprint(digests),
+        actions=digests,
+    )
+
+
+# --- the file ------------------------------------------------------------------------------------
+
+
+def saved_plan_document(document: Mapping[str, Any], fresh: Freshness) -> dict[str, Any]:
+    """The plan document with its freshness section: what `plan --out` writes."""
+    return {
+        **document,
+        FRESHNESS: {
+            "spec_path": fresh.spec_path,
+            "spec_sha256": fresh.spec_sha256,
+            "hostname": fresh.hostname,
+            "invoker": fresh.invoker,
+            "fingerprint": fresh.fingerprint,
+            "actions": [{"address": a, "sha256": d} for a, d in fresh.actions],
+        },
+    }
+
+
+def is_saved_plan(path: Path) -> bool:
+    """True when `path` holds a saved plan (a JSON object with a freshness section), not a spec.
+
+    For `apply`, which takes either a spec or a saved plan as its argument.
+    """
+    try:
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and FRESHNESS in doc and "format_version" in doc
+
+
+def load_saved_plan(path: Path) -> SavedPlan:
+    """Read a saved plan; SavedPlanInvalid says clearly what else the file is."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SavedPlanInvalid(f"{path}: cannot read the saved plan: {exc.strerror}") from None
+    try:
+        doc = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise SavedPlanInvalid(
+            f"{path}: not a saved plan: not JSON (line {exc.lineno}, column {exc.colno}); "
+            "save one with `reconciler plan SPEC --out FILE`"
+        ) from None
+    except ValueError:  # not UTF-8
+        raise SavedPlanInvalid(
+            f"{path}: not a saved plan: not JSON text; save one with "
+            "`reconciler plan SPEC --out FILE`"
+        ) from None
+    if not isinstance(doc, dict) or "format_version" not in doc:
+        raise SavedPlanInvalid(
+            f"{path}: not a saved plan (no format_version); save one with "
+            "`reconciler plan SPEC --out FILE`"
+        )
+    version = doc["format_version"]
+    if version != FORMAT_VERSION:
+        raise SavedPlanInvalid(
+            f"{path}: saved plan format_version {version!r} is not supported (this reconciler "
+            f"reads format_version {FORMAT_VERSION!r}): make the plan again with this version"
+        )
+    section = doc.get(FRESHNESS)
+    if not isinstance(section, dict):
+        raise SavedPlanInvalid(
+            f"{path}: a plan document without freshness data (from `plan --format json`?); "
+            "apply only takes plans saved with `reconciler plan SPEC --out FILE`"
+        )
+    return SavedPlan(path, _freshness(section, path), doc)
+
+
+def _freshness(section: Mapping[str, Any], path: Path) -> Freshness:
+    def text(key: str, *, optional: bool = False) -> Any:
+        value = section.get(key)
+        if isinstance(value, str) or (optional and value is None):
+            return value
+        raise SavedPlanInvalid(f"{path}: freshness.{key} is missing or not a string")
+
+    actions = section.get("actions")
+    if not isinstance(actions, list) or not all(
+        isinstance(a, dict)
+        and isinstance(a.get("address"), str)
+        and isinstance(a.get("sha256"), str)
+        for a in actions
+    ):
+        raise SavedPlanInvalid(f"{path}: freshness.actions must list {{address, sha256}} objects")
+    return Freshness(
+        spec_path=text("spec_path", optional=True),
+        spec_sha256=text("spec_sha256", optional=True),
+        hostname=text("hostname"),
+        invoker=text("invoker"),
+        fingerprint=text("fingerprint"),
+        actions=tuple((a["address"], a["sha256"]) for a in actions),
+    )
+
+
+# --- the check -----------------------------------------------------------------------------------
+
+
+def check_fresh(
+    saved: SavedPlan,
+    spec_path: str | Path | None,
+    spec_sha256: str | None,
+    hostname: str,
+    fresh_plan: Plan,
+    *,
+    invoker: str | None = None,
+) -> None:
+    """Raise StalePlan unless `fresh_plan` (just probed) is the plan that was saved.
+
+    In order: another host; the spec file changed (sha256); the new plan does something else
+    (the host changed since, or whoever applies is not whoever planned).
+    """
+    saved_fresh = saved.freshness
+    if _short(saved_fresh.hostname) != _short(hostname):
+        raise StalePlan(
+            f"Saved plan is for host {saved_fresh.hostname}, this is {hostname}: "
+            "make a plan on this host (or against its snapshot)"
+        )
+    again = f"Run `reconciler plan {spec_path or saved_fresh.spec_path or 'SPEC'} --out {saved.path}` again and review the new plan."
+    if saved_fresh.spec_sha256 != spec_sha256:
+        raise StalePlan(
+            f"Saved plan is stale: the spec changed since the plan was made "
+            f"({spec_path or saved_fresh.spec_path}: sha256 {_short_hash(saved_fresh.spec_sha256)} "
+            f"in the plan, {_short_hash(spec_sha256)} now). {again}"
+        )
+    digests = action_digests(fresh_plan)
+    if plan_fingerprint(digests) == saved_fresh.fingerprint:
+        return
+    who = ""
+    if invoker is not None and invoker != saved_fresh.invoker:
+        who = (
+            f" (the plan was made as {saved_fresh.invoker}, this runs as {invoker}; "
+            "what a plan does depends on who applies it)"
+        )
+    raise StalePlan(
+        f"Saved plan is stale: the host changed since the plan was made{who}: "
+        f"{describe_differences(saved_fresh.actions, digests)}. {again}"
+    )
+
+
+def describe_differences(saved: Sequence[tuple[str, str]], fresh: Sequence[tuple[str, str]]) -> str:
+    """`tailscale.serve[443] (changed), linger (no longer planned), x (newly planned)`."""
+    before = dict(saved)
+    after = dict(fresh)
+    notes: list[str] = []
+    for address, digest in saved:
+        if address not in after:
+            notes.append(f"{address} (no longer planned)")
+        elif after[address] != digest:
+            notes.append(f"{address} (changed)")
+    notes.extend(f"{address} (newly planned)" for address, _ in fresh if address not in before)
+    if not notes:
+        return "the same steps, in another order"
+    more = len(notes) - SHOWN_DIFFERENCES
+    shown = ", ".join(notes[:SHOWN_DIFFERENCES])
+    return shown + (f", and {more} more" if more > 0 else "")
+
+
+def _short(hostname: str) -> str:
+    # Like the spec's host check: the short name decides (vm102 == vm102.tail1234.ts.net).
+    return hostname.split(".")[0]
+
+
+def _short_hash(value: str | None) -> str:
+    return value[:12] if value else "(none)"

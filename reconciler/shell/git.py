@@ -1,0 +1,203 @@
+"""Git revisions: apply the spec as committed at a ref, never the uncommitted edits beside it.
+
+With `reconcile.source: {git: <clone>, ref: main}` the timer runs
+`reconciler apply <clone>/<spec> --git-ref main ...`. For that run we:
+
+1. find the work tree holding the spec and the spec's path inside it
+   (`git rev-parse --show-toplevel --show-prefix`);
+2. fetch when the clone has a remote (`origin`, else the first one); a failed fetch is reported
+   and the run goes on with what was fetched before, so a network outage never stops the host
+   from being kept as the last known revision says;
+3. resolve the ref to a commit: `refs/remotes/<remote>/<ref>` first (the remote is the source
+   of truth, as in Flux), then `<ref>` as a local branch, tag or commit;
+4. read the spec's bytes at that commit (`git cat-file blob <commit>:<path>`: plumbing, so no
+   pager, textconv or filters can alter them).
+
+The revision is named as Flux names it: `main@sha1:<commit>`.
+
+Every git call is a `Command` (argv list, timeout) run by a runner; the fetch is marked
+mutating (it changes the clone), so only a `HostRunner` can run it. The commands run as the
+clone's owner: git refuses a repository owned by someone else ("dubious ownership"), and a
+root-run fetch would leave root-owned objects in the user's clone.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.core.command import Command, CommandResult
+from reconciler.core.host import Account, HostContext
+from reconciler.shell.runner import HostRunner
+
+GIT_TIMEOUT_S = 15.0
+FETCH_TIMEOUT_S = 120.0
+
+Run = Callable[[Command], CommandResult]
+
+
+class SourceError(Exception):
+    """The git source could not give us a spec to apply (the message says why)."""
+
+
+@dataclass(frozen=True)
+class WorkTree:
+    """The work tree holding a file, and the file's path inside it (POSIX, no leading `./`)."""
+
+    top: Path
+    relpath: str
+
+
+@dataclass(frozen=True)
+class TreeState:
+    """A plain run's spec in a work tree: the commit checked out and whether edits are pending."""
+
+    commit: str | None  # None: a repository without commits yet
+    dirty: bool
+
+
+@dataclass(frozen=True)
+class Revision:
+    """The spec as committed at the resolved ref."""
+
+    tree: WorkTree
+    ref: str
+    commit: str
+    content: str  # the spec's text at `commit`
+    remote: str | None = None
+    fetch_error: str | None = None  # the fetch failed; `commit` is from the previous fetch
+
+    @property
+    def name(self) -> str:
+        return f"{self.ref}@sha1:{self.commit}"
+
+    @property
+    def origin(self) -> Path:
+        """Where the spec lives in the clone: the path the timer's ExecStart names."""
+        return self.tree.top / self.tree.relpath
+
+    @property
+    def source(self) -> str:
+        return f"{self.tree.top}@{self.ref}"
+
+
+def git(cwd: Path, *args: str, mutating: bool = False, timeout_s: float = GIT_TIMEOUT_S) -> Command:
+    """`git -C <cwd> <args>` as the clone's owner (scope user: see git_runner)."""
+    return Command(
+        ("git", "-C", str(cwd), *args), scope="user", mutating=mutating, timeout_s=timeout_s
+    )
+
+
+def git_runner(path: Path, env: Mapping[str, str] | None = None) -> HostRunner:
+    """A runner whose "user" is the owner of `path`, so git runs as that owner (via runuser
+    when we are root, directly when we are the owner)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    uid = probe.stat().st_uid
+    owner = _account_of(uid)
+    base = dict(os.environ if env is None else env)
+    # A timer has nobody to type a password: fail instead of waiting for one.
+    base["GIT_TERMINAL_PROMPT"] = "0"
+    host = HostContext(
+        hostname=socket.gethostname(),
+        invoker=Account.current(),
+        user=owner,
+        user_name=owner.name,
+    )
+    return HostRunner(host, env=base)
+
+
+def work_tree(path: Path, run: Run) -> WorkTree | None:
+    """The work tree holding `path` (None: not in one, or git is not installed)."""
+    result = run(git(path.parent, "rev-parse", "--show-toplevel", "--show-prefix"))
+    if not result.ok:
+        return None
+    lines = result.stdout.splitlines()
+    if not lines:
+        return None
+    prefix = lines[1] if len(lines) > 1 else ""
+    return WorkTree(Path(lines[0]), prefix + path.name)
+
+
+def tree_state(tree: WorkTree, run: Run) -> TreeState:
+    """HEAD of the tree and whether tracked files differ from it (untracked files do not count:
+    they cannot change what a commit holds)."""
+    head = run(git(tree.top, "rev-parse", "--verify", "--quiet", "HEAD"))
+    status = run(git(tree.top, "status", "--porcelain", "--untracked-files=no"))
+    commit = head.stdout.strip() if head.ok and head.stdout.strip() else None
+    return TreeState(commit, dirty=bool(status.stdout.strip()) or not status.ok)
+
+
+def checkout(spec_path: Path, ref: str, run: Run) -> Revision:
+    """Fetch (when there is a remote), resolve `ref`, and read the spec as committed there."""
+    tree = work_tree(spec_path, run)
+    if tree is None:
+        raise SourceError(f"{spec_path} is not inside a git work tree (or git is not installed)")
+    remotes = run(git(tree.top, "remote"))
+    remote = _pick_remote(remotes.stdout.split()) if remotes.ok else None
+    fetch_error = None
+    if remote is not None:
+        fetched = run(
+            git(
+                tree.top,
+                "fetch",
+                "--quiet",
+                "--prune",
+                "--no-recurse-submodules",
+                remote,
+                mutating=True,
+                timeout_s=FETCH_TIMEOUT_S,
+            )
+        )
+        if not fetched.ok:
+            fetch_error = f"git fetch {remote}: {fetched.summary()}"
+    commit = resolve(tree.top, ref, remote, run)
+    if commit is None:
+        where = f" (nor {remote}/{ref})" if remote else ""
+        fetch_note = f"; {fetch_error}" if fetch_error else ""
+        raise SourceError(f"ref {ref!r} does not name a commit in {tree.top}{where}{fetch_note}")
+    blob = run(git(tree.top, "cat-file", "blob", f"{commit}:{tree.relpath}"))
+    if not blob.ok:
+        raise SourceError(
+            f"{tree.relpath} does not exist at {ref}@sha1:{commit} in {tree.top} ({blob.summary()})"
+        )
+    return Revision(tree, ref, commit, blob.stdout, remote=remote, fetch_error=fetch_error)
+
+
+def resolve(top: Path, ref: str, remote: str | None, run: Run) -> str | None:
+    """The commit `ref` names: the remote-tracking branch first, then a local branch/tag/sha."""
+    candidates = ([f"refs/remotes/{remote}/{ref}"] if remote else []) + [ref]
+    for candidate in candidates:
+        result = run(
+            git(
+                top,
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",  # a ref from the spec can never be read as an option
+                f"{candidate}^{{commit}}",
+            )
+        )
+        if result.ok and result.stdout.strip():
+            return result.stdout.strip()
+    return None
+
+
+def _pick_remote(remotes: list[str]) -> str | None:
+    if "origin" in remotes:
+        return "origin"
+    return remotes[0] if remotes else None
+
+
+def _account_of(uid: int) -> Account:
+    import pwd
+
+    try:
+        entry = pwd.getpwuid(uid)
+    except KeyError:
+        return Account(str(uid), uid, uid, Path("/"))
+    return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir))

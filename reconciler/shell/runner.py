@@ -1,0 +1,350 @@
+"""The only place that executes anything: commands through `sh`, file operations in-process.
+
+Two classes, so that a dry run cannot mutate by construction: a `ReadOnlyRunner` has no way to
+execute an operation and refuses any command marked mutating; only a `HostRunner` can change
+the host, and only `apply` without `--dry-run` ever builds one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import socket
+import stat
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.core.action import (
+    EnsureDirectory,
+    EnsureSecretEnv,
+    Operation,
+    RemoveFile,
+    RunCommand,
+    WaitForPort,
+    WriteFile,
+)
+from reconciler.core.command import Command, CommandResult
+from reconciler.core.host import Account, HostContext
+from reconciler.shell.files import acting_as, atomic_write, ensure_directory, remove_file
+
+_SUDO_REFUSALS = (
+    "a password is required",
+    "a terminal is required",
+    "is not allowed to execute",
+    "not in the sudoers file",
+    "may not run sudo",
+)
+
+
+class MutationRefused(RuntimeError):
+    """A read-only runner was asked to run a mutating command (a bug, never a user error)."""
+
+
+def tcp_answers(port: int) -> bool:
+    """True when something accepts a TCP connection on 127.0.0.1:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        try:
+            sock.connect(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class OperationResult:
+    """The outcome of one operation of an action."""
+
+    operation: Operation
+    ok: bool
+    detail: str = ""
+    command: CommandResult | None = None
+
+
+class ReadOnlyRunner:
+    """Runs read-only commands (probes). Holds no method that could change the host."""
+
+    manager_start_timeout_s = 20.0
+
+    def __init__(self, host: HostContext, env: Mapping[str, str] | None = None) -> None:
+        self.host = host
+        self.env = dict(os.environ if env is None else env)
+        if host.acting_as_user and host.user is not None:
+            # `sudo -u`, `su -c`, cron and timers start us without the session variables;
+            # `systemctl --user` needs them to find the user's manager, which linger keeps up.
+            runtime = f"/run/user/{host.user.uid}"
+            self.env.setdefault("XDG_RUNTIME_DIR", runtime)
+            self.env.setdefault("DBUS_SESSION_BUS_ADDRESS", f"unix:path={runtime}/bus")
+        self.log: list[CommandResult] = []
+
+    def run(self, command: Command) -> CommandResult:
+        """Run a read-only command; refuses (raises) any command marked mutating."""
+        if command.mutating:
+            raise MutationRefused(f"refusing a mutating command here: {command.display()}")
+        return self._execute(command)
+
+    def wrap(self, command: Command) -> tuple[tuple[str, ...], str | None]:
+        """The argv as it will really run (sudo -n / runuser added), or why it cannot run."""
+        argv = command.argv
+        if command.scope == "user":
+            user = self.host.user
+            if user is None:
+                return argv, f"user {self.host.user_name!r} does not exist on this host"
+            if not self.host.acting_as_user:
+                if not self.host.is_root:
+                    return argv, (
+                        f"runs as {user.name}; we are {self.host.invoker.name} "
+                        f"(run as {user.name} or as root)"
+                    )
+                runtime = f"/run/user/{user.uid}"
+                argv = (
+                    "runuser",
+                    "-u",
+                    user.name,
+                    "--",
+                    "env",
+                    f"HOME={user.home}",
+                    f"XDG_RUNTIME_DIR={runtime}",
+                    f"DBUS_SESSION_BUS_ADDRESS=unix:path={runtime}/bus",
+                    f"PATH={':'.join(self.host.user_search_path())}",
+                    *argv,
+                )
+        elif command.needs_root and not self.host.is_root:
+            argv = ("sudo", "-n", *argv)
+        return argv, None
+
+    def _execute(self, command: Command) -> CommandResult:
+        result = self._execute_once(command)
+        if command.scope != "user" or not command.mutating:
+            return result
+        # `loginctl enable-linger` starts user@UID.service asynchronously: a step that talks to
+        # the user's manager right after it may find no bus yet. Mutating steps only run when
+        # the plan expects the manager, so waiting a little for it is right; probes never wait.
+        deadline = time.monotonic() + self.manager_start_timeout_s
+        while _manager_not_up(result) and time.monotonic() < deadline:
+            time.sleep(0.25)
+            result = self._execute_once(command)
+        return result
+
+    def _execute_once(self, command: Command) -> CommandResult:
+        import sh  # imported here: `validate` and `--help` never pay for it
+
+        started = time.monotonic()
+        argv, refusal = self.wrap(command)
+        if refusal:
+            return self._record(CommandResult(command, argv, None, error=refusal))
+        program = self._which(command.argv[0])
+        if program is None:
+            return self._record(CommandResult(command, argv, None, error="not installed"))
+        executable = self._which(argv[0]) if argv is not command.argv else program
+        if executable is None:
+            return self._record(CommandResult(command, argv, None, error=f"{argv[0]}: not found"))
+        # sh's `_timeout` and `wait(timeout=)` poll every 0.1 s (every command would cost
+        # 100 ms) and the latter can return before all output is read. So: start in the
+        # background, wait without a timeout, and let a timer kill the command at its deadline.
+        proc = sh.Command(executable)(
+            *argv[1:],
+            _bg=True,
+            _return_cmd=True,
+            _ok_code=list(range(-64, 256)),  # negative: killed by a signal; a result, not a raise
+            _in=command.stdin,
+            _env=self.env,
+            _tty_out=False,
+            _decode_errors="replace",
+        )
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            with contextlib.suppress(OSError):
+                proc.kill()
+
+        deadline = threading.Timer(command.timeout_s, expire)
+        deadline.daemon = True
+        deadline.start()
+        try:
+            proc.wait()
+        finally:
+            deadline.cancel()
+        if expired.is_set():
+            return self._record(
+                CommandResult(
+                    command,
+                    argv,
+                    None,
+                    error=f"timed out after {command.timeout_s:g} s",
+                    duration_s=time.monotonic() - started,
+                )
+            )
+        if proc.exit_code < 0:
+            return self._record(
+                CommandResult(command, argv, None, error=f"killed by signal {-proc.exit_code}")
+            )
+        result = CommandResult(
+            command,
+            argv,
+            int(proc.exit_code),
+            stdout=_text(proc.stdout),
+            stderr=_text(proc.stderr),
+            duration_s=time.monotonic() - started,
+        )
+        if argv[:2] == ("sudo", "-n") and result.exit_code != 0:
+            refused = next((r for r in _SUDO_REFUSALS if r in result.stderr), None)
+            if refused:
+                result = CommandResult(
+                    command,
+                    argv,
+                    None,
+                    stdout=result.stdout,
+                    stderr=result.stderr,
+                    error=sudo_hint(command, self.host.invoker.name, refused),
+                    duration_s=result.duration_s,
+                )
+        return self._record(result)
+
+    def _which(self, program: str) -> str | None:
+        if os.sep in program:
+            return program if os.access(program, os.X_OK) else None
+        return shutil.which(program, path=self.env.get("PATH", os.defpath))
+
+    def _record(self, result: CommandResult) -> CommandResult:
+        self.log.append(result)
+        return result
+
+
+# Where sudo looks for commands (Debian's default `secure_path`): sudoers rules need the same
+# absolute path, or visudo rejects the whole file ("expected a fully-qualified path name").
+SUDO_SECURE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def sudoers_command(argv: tuple[str, ...]) -> str:
+    """`argv` as a sudoers Cmnd: absolute program path, `,` `:` `\\` escaped in arguments."""
+    program = argv[0]
+    if os.sep not in program:
+        program = shutil.which(program, path=SUDO_SECURE_PATH) or f"/usr/bin/{program}"
+    args = [re.sub(r"([,:\\])", r"\\\1", a) for a in argv[1:]]
+    return " ".join([program, *args])
+
+
+def _manager_not_up(result: CommandResult) -> bool:
+    """The user's manager is not (yet) there: no bus socket to connect to."""
+    return result.exit_code not in (None, 0) and "Failed to connect to bus" in result.stderr
+
+
+def sudo_hint(command: Command, invoker: str, refusal: str) -> str:
+    """Why a root-only step did not run, and the exact sudoers rule that would allow it."""
+    return (
+        f"needs root; sudo -n refused ({refusal}). Run as root, or allow exactly this in "
+        f"/etc/sudoers.d/reconciler (edit with visudo) with a sudoers rule: "
+        f"{invoker} ALL=(root) NOPASSWD: {sudoers_command(command.argv)}"
+    )
+
+
+class HostRunner(ReadOnlyRunner):
+    """A runner that may change the host: runs mutating commands and file operations."""
+
+    def __init__(
+        self,
+        host: HostContext,
+        env: Mapping[str, str] | None = None,
+        *,
+        port_answers: Callable[[int], bool] = tcp_answers,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(host, env)
+        self.port_answers = port_answers
+        self.sleep = sleep
+
+    def run(self, command: Command) -> CommandResult:
+        return self._execute(command)
+
+    def execute(self, operation: Operation) -> OperationResult:
+        """Carry out one operation; never raises for a failure of the host, reports it."""
+        try:
+            return self._dispatch(operation)
+        except OSError as exc:
+            return OperationResult(operation, False, f"{exc.strerror or exc}: {exc.filename}")
+
+    def _dispatch(self, operation: Operation) -> OperationResult:
+        if isinstance(operation, RunCommand):
+            result = self.run(operation.command)
+            return OperationResult(
+                operation, result.ok, "" if result.ok else result.summary(), result
+            )
+        if isinstance(operation, WaitForPort):
+            return self._wait_for_port(operation)
+        owner = self._owner(getattr(operation, "owner", None))
+        if isinstance(operation, EnsureDirectory):
+            with acting_as(owner if not operation.path.exists() else None):
+                ensure_directory(operation.path, operation.mode, owner)
+            return OperationResult(operation, True)
+        if isinstance(operation, WriteFile):
+            with acting_as(owner):
+                atomic_write(
+                    operation.path, operation.content, operation.mode, backup=operation.backup
+                )
+            return OperationResult(operation, True)
+        if isinstance(operation, RemoveFile):
+            with acting_as(self._owner(self.host.user_name)):
+                remove_file(operation.path, backup=operation.backup)
+            return OperationResult(operation, True)
+        if isinstance(operation, EnsureSecretEnv):
+            with acting_as(owner):
+                created = ensure_secret_env(operation.path, operation.key, operation.mode)
+            return OperationResult(operation, True, "generated" if created else "kept")
+        raise TypeError(f"unknown operation {operation!r}")
+
+    def _owner(self, name: str | None) -> Account | None:
+        # Only root writes on someone else's behalf; anyone else writes as themselves.
+        if name is None or not self.host.is_root:
+            return None
+        if self.host.user is not None and name == self.host.user.name:
+            return self.host.user
+        return Account.lookup(name)
+
+    def _wait_for_port(self, op: WaitForPort) -> OperationResult:
+        deadline = time.monotonic() + op.timeout_s
+        while True:
+            if self.port_answers(op.port):
+                return OperationResult(op, True)
+            if time.monotonic() >= deadline:
+                return OperationResult(
+                    op, False, f"nothing answered on 127.0.0.1:{op.port} within {op.timeout_s:g} s"
+                )
+            self.sleep(0.5)
+
+
+def ensure_secret_env(path: Path, key: str, mode: int) -> bool:
+    """Give the env file at `path` a random `key=` value unless it has a non-empty one.
+
+    Returns True when a value was generated. An existing value is never replaced (clients
+    paired with it keep working); a wrong mode is fixed. The value is hex, so it needs no
+    quoting in a systemd EnvironmentFile=.
+    """
+    lines: list[str] = []
+    if path.is_file() and not path.is_symlink():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for line in lines:
+            name, sep, value = line.partition("=")
+            if sep and name.strip() == key and value.strip():
+                if stat.S_IMODE(path.stat().st_mode) != mode:
+                    os.chmod(path, mode)
+                return False
+        lines = [line for line in lines if line.partition("=")[0].strip() != key]
+    lines.append(f"{key}={secrets.token_hex(32)}")
+    atomic_write(path, "\n".join(lines) + "\n", mode, backup=False)
+    return True
+
+
+def _text(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    if isinstance(data, bytes):
+        return data.decode("utf-8", errors="replace")
+    return data
