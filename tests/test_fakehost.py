@@ -1,4 +1,4 @@
-"""The fake host's tools behave like the real ones as REFERENCE.md describes them."""
+"""The fake host's tools behave like the real ones as docs/host-facts.md describes them."""
 
 from __future__ import annotations
 

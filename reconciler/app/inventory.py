@@ -1,6 +1,6 @@
 """Backup inventory: per profile, the paths the seed runbook says to back up, and which exist.
 
-REFERENCE §1: the config file, `credentials/`, `agents/` (sessions), `devices/` (pairings),
+docs/host-facts.md §1: the config file, `credentials/`, `agents/` (sessions), `devices/` (pairings),
 `identity/`, and the workspace. The listing is a pure function of the spec, the host's resolved
 paths and an `exists` predicate (the CLI passes the real one); the renderers turn it into text,
 JSON, or a restic include file (`restic backup --files-from FILE`).

@@ -1,6 +1,6 @@
 """The user's systemd manager: the state of many units, read with ONE `systemctl --user show`.
 
-REFERENCE §3: `systemctl --user show A B -p ...` prints one block of `Key=value` lines per unit,
+docs/host-facts.md §3: `systemctl --user show A B -p ...` prints one block of `Key=value` lines per unit,
 blocks separated by a blank line, in the order the units were asked. Every kind that cares about
 a unit (gateway services, legacy units, later the reconcile timer) declares a `UnitStatusProbe`;
 the probe session merges them all into a single call, whatever the number of profiles.

@@ -1,4 +1,4 @@
-"""Tailscale facts: `tailscale status --json`, `serve status --json`, `debug prefs` (REFERENCE §2)."""
+"""Tailscale facts: `tailscale status --json`, `serve status --json`, `debug prefs` (docs/host-facts.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one table of product naming conventions (REFERENCE §1): clawdbot and openclaw."""
+"""The one table of product naming conventions (docs/host-facts.md §1): clawdbot and openclaw."""
 
 from __future__ import annotations
 

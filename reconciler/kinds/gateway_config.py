@@ -4,7 +4,7 @@ Wants: `gateway.mode = "local"` (the gateway refuses to start otherwise), `gatew
 `gateway.bind`, and `gateway.tailscale.mode = "off"` (the reconciler owns Tailscale Serve; the
 gateway's own serve handling runs `tailscale serve reset` on exit, wiping every entry). Every
 other key, written by the user or the gateway, is kept exactly as it was; no key of our own is
-ever added (the gateway rejects unknown keys and stops, REFERENCE §1). The file is 0600 and
+ever added (the gateway rejects unknown keys and stops, docs/host-facts.md §1). The file is 0600 and
 belongs to the spec's user.
 Probes: the file's type, mode, owner and text, in-process. Parsed with the `json5` package: the
 gateway's config is JSON5 (comments, trailing commas, unquoted keys), which `json` rejects;

@@ -5,7 +5,7 @@ gateway command found for the user (absolute path) as `gateway --port <port>`, w
 `Environment=` for HOME, PATH (node's directory first, so the npm shim's `#!/usr/bin/env node`
 finds the right node under systemd's minimal environment), and the product's PROFILE, STATE_DIR,
 CONFIG_PATH and GATEWAY_PORT variables (so `--profile` and the port cannot disagree);
-`Restart=always`, `RestartSec=5`, `KillMode=process`, `WantedBy=default.target` (REFERENCE §1).
+`Restart=always`, `RestartSec=5`, `KillMode=process`, `WantedBy=default.target` (docs/host-facts.md §1).
 With `auth: token`, a token is generated once, at apply time, into `<state>/gateway.env` (0600)
 and referenced with `EnvironmentFile=`: never in the unit (upstream writes it into the
 world-readable unit, a reported bug), never in a plan, never printed.

@@ -1,7 +1,7 @@
 """Linger: the spec's user keeps a systemd manager without a login, so gateways survive logout.
 
 Wants: `linger: true|false` (null: leave alone). Probes: the file
-/var/lib/systemd/linger/<user> (readable without logind, REFERENCE §3). Fixes:
+/var/lib/systemd/linger/<user> (readable without logind, docs/host-facts.md §3). Fixes:
 `loginctl enable-linger|disable-linger <user>` as root.
 """
 

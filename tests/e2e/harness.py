@@ -1,7 +1,7 @@
 """Throwaway Debian bookworm machines with a real systemd + logind, booted in systemd-nspawn.
 
 The host's PID 1 is not systemd, so every test that needs real ``systemctl --user``, linger and
-a reboot gets a container of its own (REFERENCE.md section 4)::
+a reboot gets a container of its own (docs/host-facts.md §4)::
 
     c = Container(tarball=images.ensure_rootfs())
     c.prepare()          # untar a private copy of the cached rootfs, install test assets
@@ -840,7 +840,7 @@ def reap_stale() -> list[str]:
 
 
 def gateway_names(profile: str | None = None, home: str = f"/home/{USER}") -> dict[str, str]:
-    """Unit name, state dir and config path of a clawdbot profile (REFERENCE.md section 1)."""
+    """Unit name, state dir and config path of a clawdbot profile (docs/host-facts.md §1)."""
     suffix = "" if profile in (None, "default") else f"-{profile}"
     state = f"{home}/.clawdbot{suffix}"
     return {
@@ -851,7 +851,7 @@ def gateway_names(profile: str | None = None, home: str = f"/home/{USER}") -> di
 
 
 def gateway_config_json5(port: int) -> str:
-    """The smallest config the real gateway starts with (REFERENCE.md section 1), as JSON5."""
+    """The smallest config the real gateway starts with (docs/host-facts.md §1), as JSON5."""
     return textwrap.dedent(
         f"""\
         // written by the e2e harness; the gateway validates strictly: no keys of our own here
@@ -868,7 +868,7 @@ def gateway_config_json5(port: int) -> str:
 
 
 def gateway_unit(c: Container, port: int, profile: str | None = None, user: str = USER) -> str:
-    """A user unit shaped like the one `clawdbot gateway install` writes (REFERENCE.md 1),
+    """A user unit shaped like the one `clawdbot gateway install` writes (docs/host-facts.md §1),
     running the real gateway when the container has it, else the stand-in."""
     _, home = c.user_info(user)
     n = gateway_names(profile, home)

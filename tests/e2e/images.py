@@ -10,7 +10,7 @@ artifact and a crashed build leaves only a ``.tmp-*`` entry that the next build 
   runtime dependencies (``[project] dependencies`` of pyproject.toml) and the build recipe (the
   constants and the source of the build functions below), so editing either makes a new tarball.
 * ``ensure_gateway()`` -> ``gateway-clawdbot-<version>/`` holding ``node_modules`` with node 22
-  and clawdbot (REFERENCE.md section 1: the libsignal override is required).
+  and clawdbot (docs/host-facts.md §1: the libsignal override is required).
 
 Command line (prints the artifact path; builds it when missing)::
 
@@ -62,12 +62,12 @@ GATEWAY_PACKAGE_JSON = {
     "dependencies": {
         "node": NODE_SPEC,
         "clawdbot": GATEWAY_VERSION,
-        # Not in REFERENCE.md: @mariozechner/pi-coding-agent@0.49.3 (pinned by clawdbot) imports
+        # docs/host-facts.md §1: @mariozechner/pi-coding-agent@0.49.3 (pinned by clawdbot) imports
         # strip-ansi without declaring it; with today's registry no strip-ansi gets hoisted to the
         # top level and `clawdbot --version` dies with ERR_MODULE_NOT_FOUND 'strip-ansi'.
         "strip-ansi": "^7.1.0",
     },
-    # REFERENCE.md section 1: without it clawdbot fetches libsignal from a git host.
+    # docs/host-facts.md §1: without it clawdbot fetches libsignal from a git host.
     "overrides": {"libsignal": "npm:libsignal@6.0.0"},
 }
 
@@ -236,7 +236,7 @@ def _build_rootfs_tree(root: Path, wheels_python: str) -> None:
     deps = runtime_dependencies()
     wheels = root / "opt/wheels"
     wheels.mkdir(parents=True)
-    # pip inside the chroot cannot verify TLS with the fresh rootfs' trust store (REFERENCE 4):
+    # pip inside the chroot cannot verify TLS with the fresh rootfs' trust store (docs/host-facts.md §4):
     # build wheels on the host (same Python minor version: 3.11) and install them offline.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_FIND_LINKS")}
     _run([wheels_python, "-m", "pip", "wheel", "-q", "-w", str(wheels), *deps], env=env)

@@ -255,7 +255,7 @@ def test_real_gateway_runs_as_lingering_user_service(make_container) -> None:  #
     )
     assert json.loads(r.stdout)["ok"] is True
     assert c.systemctl_user("is-active", unit).stdout.strip() == "active"
-    # the gateway keeps its own state private (REFERENCE.md section 1)
+    # the gateway keeps its own state private (docs/host-facts.md §1)
     st = c.run(["stat", "-c", "%a", "/home/user/.clawdbot", "/home/user/.clawdbot/clawdbot.json"])
     assert st.stdout.split() == ["700", "600"]
     print(f"real gateway listening {waited:.1f}s after enable --now")

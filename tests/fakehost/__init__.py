@@ -143,7 +143,7 @@ def gateway_unit_text(
     token: str | None = "3f9c2a7e5b1d4c8f0a6e2b9d7c5f1a3e",
     version: str = "2026.1.24-3",
 ) -> str:
-    """A gateway unit as `clawdbot gateway install` renders it (REFERENCE.md section 1)."""
+    """A gateway unit as `clawdbot gateway install` renders it (docs/host-facts.md §1)."""
     home = str(home)
     prefix = str(prefix or f"{home}/.npm-global/lib/node_modules")
     env = product.upper()
@@ -361,7 +361,7 @@ class FakeHost:
             h.data["tailscale"]["operator"] = user
 
     def set_serve_config(self, config: dict[str, Any] | None) -> None:
-        """The ServeConfig (REFERENCE section 2 shape). None: empty, and printed as `null` like
+        """The ServeConfig (docs/host-facts.md §2 shape). None: empty, and printed as `null` like
         older versions; {}: empty, printed as `{}`."""
         with self._edit() as h:
             ts = h.data["tailscale"]

@@ -24,7 +24,7 @@ NAMES = st.lists(
 @st.composite
 def profile_sets(draw: st.DrawFn) -> tuple[tuple[Profile, ...], int, int]:
     names = draw(NAMES)
-    # ports at least 20 apart (REFERENCE §1: the gateway uses base+N for helpers)
+    # ports at least 20 apart (docs/host-facts.md §1: the gateway uses base+N for helpers)
     slots = draw(
         st.lists(
             st.integers(900, 1400), min_size=len(names) + 1, max_size=len(names) + 1, unique=True
