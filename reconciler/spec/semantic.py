@@ -21,7 +21,7 @@ from reconciler.spec.duration import parse_duration
 from reconciler.spec.schema import pattern
 from reconciler.spec.yaml_source import YAML11_BOOLS, Document, PathT, show
 
-MIN_PORT_GAP = 20  # the gateway derives ports from its base (docs/gateway/multiple-gateways.md)
+MIN_PORT_GAP = 20  # the gateway derives ports from its base (docs/host-facts.md §1)
 FUNNEL_PORTS = (443, 8443, 10000)  # the only ports Tailscale Funnel listens on
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
