@@ -117,9 +117,13 @@ def broken_links(path: Path) -> list[str]:
         where = f"{path.relative_to(REPO)}:{number}: {target}"
         if not resolved.exists():
             broken.append(f"{where} (no such file)")
-        elif anchor and resolved.suffix == ".md" and resolved.is_file():
-            if anchor not in github_anchors(resolved.read_text()):
-                broken.append(f"{where} (no such heading in {resolved.name})")
+        elif (
+            anchor
+            and resolved.suffix == ".md"
+            and resolved.is_file()
+            and anchor not in github_anchors(resolved.read_text())
+        ):
+            broken.append(f"{where} (no such heading in {resolved.name})")
     return broken
 
 
@@ -128,9 +132,7 @@ def test_the_repository_has_markdown_to_check() -> None:
     assert {"README.md", "docs/spec-reference.md", "tests/fakehost/README.md"} <= names
 
 
-@pytest.mark.parametrize(
-    "path", markdown_files(), ids=lambda p: p.relative_to(REPO).as_posix()
-)
+@pytest.mark.parametrize("path", markdown_files(), ids=lambda p: p.relative_to(REPO).as_posix())
 def test_relative_links_resolve(path: Path) -> None:
     broken = broken_links(path)
     assert not broken, "broken links:\n" + "\n".join(broken)

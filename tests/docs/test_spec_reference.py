@@ -166,9 +166,7 @@ def test_default_required_and_choices_agree(row: DocumentedField) -> None:
         assert not row.default_cell.startswith("required"), where
     if "default" in field.node or not field.required:
         assert not row.default_cell.startswith("required"), where
-    choices = field.node.get("enum") or (
-        [field.node["const"]] if "const" in field.node else None
-    )
+    choices = field.node.get("enum") or ([field.node["const"]] if "const" in field.node else None)
     if choices is not None:
         shown = re.findall(r"`([^`]+)`", row.type_cell)
         assert shown == [str(c) for c in choices], where
