@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 class _Group(click.Group):
-    """Turns any unexpected exception into a one-line message (traceback only with --debug)."""
+    """Turns any unexpected exception into `error: Class: message` and a hint (traceback: --debug)."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
