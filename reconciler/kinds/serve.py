@@ -7,7 +7,8 @@ CapMap "https"), `tailscale debug prefs` (operator, to know whether we need root
 Compares: node-level `Web` mounts of this node by HTTPS port, targets normalised.
 Fixes: `tailscale serve --bg --yes --https=P <target>`; a change removes then adds; removal only
 of a mount the probe saw. `Foreground` and `Services` entries are never touched. With
-`funnel: deny`, public exposure is removed (`tailscale funnel --https=P off`) and shouted about.
+`funnel: deny`, public exposure is removed and shouted about: the port is served again
+tailnet-only, or, with no proxy to keep, `tailscale funnel --https=P off` (docs/host-facts.md §2).
 """
 
 from __future__ import annotations
