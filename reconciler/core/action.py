@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from reconciler.core.command import Command
 
@@ -14,11 +15,97 @@ ActionKind = Literal["create", "update", "delete", "verify"]
 SENSITIVE = "(sensitive)"
 
 
+# --- what an operation says about itself -------------------------------------------------------
+#
+# Every operation type lists its fields once (`fields()`); the JSON plan document
+# (render/json_plan.py) and the saved-plan fingerprint (review/saved_plan.py) are both generated
+# from that one walk, so a new operation type cannot be shown in one and forgotten in the other.
+# Values that the two render differently are wrapped in the small types below.
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A permission mode: `"0644"` in the plan document, the integer in the fingerprint."""
+
+    bits: int
+
+
+@dataclass(frozen=True)
+class Argv:
+    """A command's argv: as it will run (sudo/runuser added) in the plan, as defined in the
+    fingerprint (who renders it must not change what a reviewer approved)."""
+
+    command: Command
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """A command's argv as one shell-quoted line, as it will run (plan document only)."""
+
+    command: Command
+
+
+@dataclass(frozen=True)
+class CannotRun:
+    """Why this host refuses the command (sudo policy), or None (plan document only)."""
+
+    command: Command
+
+
+@dataclass(frozen=True)
+class Digest:
+    """The sha256 of a text (None stays None): the fingerprint holds hashes, never contents."""
+
+    text: str | None
+
+
+@dataclass(frozen=True)
+class OperationField:
+    """One field of an operation: its name, its value, and which documents carry it."""
+
+    name: str
+    value: Any
+    in_plan: bool = True  # the JSON plan document (render/json_plan.py)
+    in_fingerprint: bool = True  # the saved-plan fingerprint (review/saved_plan.py)
+
+
+def plan_only(name: str, value: Any) -> OperationField:
+    return OperationField(name, value, in_fingerprint=False)
+
+
+def fingerprint_only(name: str, value: Any) -> OperationField:
+    return OperationField(name, value, in_plan=False)
+
+
+def _shown_state(op: Any) -> tuple[OperationField, ...]:
+    """The fields every operation shows in the plan document after its own."""
+    return (
+        plan_only("description", op.describe()),
+        plan_only("needs_root", op.needs_root),
+        plan_only("mutating", op.mutating),
+    )
+
+
 @dataclass(frozen=True)
 class RunCommand:
     """Run a command on the host."""
 
+    type_name: ClassVar[str] = "command"
+
     command: Command
+
+    def fields(self) -> tuple[OperationField, ...]:
+        command = self.command
+        return (
+            OperationField("argv", Argv(command)),
+            OperationField("scope", command.scope),
+            plan_only("timeout_s", command.timeout_s),
+            plan_only("cannot_run", CannotRun(command)),
+            plan_only("description", CommandLine(command)),
+            OperationField("needs_root", command.needs_root),
+            OperationField("mutating", command.mutating),
+            fingerprint_only("stdin_sha256", Digest(command.stdin)),
+        )
 
     @property
     def mutating(self) -> bool:
@@ -49,6 +136,19 @@ class WriteFile:
     needs_root: bool = False
 
     mutating = True
+    type_name: ClassVar[str] = "write_file"
+
+    def fields(self) -> tuple[OperationField, ...]:
+        return (
+            OperationField("path", self.path),
+            OperationField("mode", Mode(self.mode)),
+            OperationField("owner", self.owner),
+            OperationField("backup", self.backup),
+            OperationField("sensitive", self.sensitive),
+            # A hash of a low-entropy secret could be guessed: sensitive contents are not hashed.
+            fingerprint_only("content_sha256", Digest(None if self.sensitive else self.content)),
+            *_shown_state(self),
+        )
 
     def describe(self) -> str:
         return f"write {self.path} (mode {self.mode:04o}{', backup kept' if self.backup else ''})"
@@ -64,6 +164,15 @@ class EnsureDirectory:
     needs_root: bool = False
 
     mutating = True
+    type_name: ClassVar[str] = "ensure_directory"
+
+    def fields(self) -> tuple[OperationField, ...]:
+        return (
+            OperationField("path", self.path),
+            OperationField("mode", Mode(self.mode)),
+            OperationField("owner", self.owner),
+            *_shown_state(self),
+        )
 
     def describe(self) -> str:
         who = f", owner {self.owner}" if self.owner else ""
@@ -79,6 +188,14 @@ class RemoveFile:
     needs_root: bool = False
 
     mutating = True
+    type_name: ClassVar[str] = "remove_file"
+
+    def fields(self) -> tuple[OperationField, ...]:
+        return (
+            OperationField("path", self.path),
+            OperationField("backup", self.backup),
+            *_shown_state(self),
+        )
 
     def describe(self) -> str:
         return f"remove {self.path}" + (" (backup kept)" if self.backup else "")
@@ -93,6 +210,14 @@ class WaitForPort:
 
     mutating = False
     needs_root = False
+    type_name: ClassVar[str] = "wait_for_port"
+
+    def fields(self) -> tuple[OperationField, ...]:
+        return (
+            OperationField("port", self.port),
+            OperationField("timeout_s", self.timeout_s),
+            *_shown_state(self),
+        )
 
     def describe(self) -> str:
         return f"wait until 127.0.0.1:{self.port} answers (up to {self.timeout_s:g} s)"
@@ -114,6 +239,16 @@ class EnsureSecretEnv:
     needs_root: bool = False
 
     mutating = True
+    type_name: ClassVar[str] = "ensure_secret_env"
+
+    def fields(self) -> tuple[OperationField, ...]:
+        return (
+            OperationField("path", self.path),
+            OperationField("key", self.key),
+            OperationField("mode", Mode(self.mode)),
+            OperationField("owner", self.owner),
+            *_shown_state(self),
+        )
 
     def describe(self) -> str:
         return (
@@ -123,6 +258,26 @@ class EnsureSecretEnv:
 
 
 Operation = RunCommand | WriteFile | EnsureDirectory | RemoveFile | WaitForPort | EnsureSecretEnv
+OPERATION_TYPES: tuple[type[Operation], ...] = (
+    RunCommand,
+    WriteFile,
+    EnsureDirectory,
+    RemoveFile,
+    WaitForPort,
+    EnsureSecretEnv,
+)
+
+
+def walk_fields(
+    op: Operation, render: Callable[[Any], Any], *, fingerprint: bool
+) -> dict[str, Any]:
+    """The operation as one document: `type`, then its fields (those of the plan document, or
+    those of the fingerprint), each value passed through `render`."""
+    out: dict[str, Any] = {"type": op.type_name}
+    for item in op.fields():
+        if item.in_fingerprint if fingerprint else item.in_plan:
+            out[item.name] = render(item.value)
+    return out
 
 
 @dataclass(frozen=True)

@@ -13,18 +13,18 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
 from reconciler.core.action import (
     Action,
-    EnsureDirectory,
-    EnsureSecretEnv,
+    Argv,
+    CannotRun,
+    CommandLine,
+    Mode,
     Operation,
-    RemoveFile,
-    RunCommand,
-    WaitForPort,
-    WriteFile,
+    walk_fields,
 )
 from reconciler.core.command import Command
 from reconciler.core.plan import Plan
@@ -143,52 +143,22 @@ def action_entry(action: Action, wrap: Wrap, refusal: Refusal | None = None) -> 
 
 
 def operation_entry(op: Operation, wrap: Wrap, refusal: Refusal | None = None) -> dict[str, Any]:
-    """One operation: a command with its argv as it will run, or a file/port operation."""
-    common: dict[str, Any] = {
-        "description": op.describe(),
-        "needs_root": op.needs_root,
-        "mutating": op.mutating,
-    }
-    if isinstance(op, RunCommand):
-        command = op.command
-        return {
-            "type": "command",
-            "argv": list(wrap(command)),
-            "scope": command.scope,
-            "timeout_s": command.timeout_s,
-            "cannot_run": refusal(command) if refusal else None,
-            **common,
-            "description": shlex.join(wrap(command)),
-        }
-    if isinstance(op, WriteFile):
-        return {
-            "type": "write_file",
-            "path": str(op.path),
-            "mode": f"{op.mode:04o}",
-            "owner": op.owner,
-            "backup": op.backup,
-            "sensitive": op.sensitive,
-            **common,
-        }
-    if isinstance(op, EnsureDirectory):
-        return {
-            "type": "ensure_directory",
-            "path": str(op.path),
-            "mode": f"{op.mode:04o}",
-            "owner": op.owner,
-            **common,
-        }
-    if isinstance(op, RemoveFile):
-        return {"type": "remove_file", "path": str(op.path), "backup": op.backup, **common}
-    if isinstance(op, WaitForPort):
-        return {"type": "wait_for_port", "port": op.port, "timeout_s": op.timeout_s, **common}
-    if isinstance(op, EnsureSecretEnv):
-        return {
-            "type": "ensure_secret_env",
-            "path": str(op.path),
-            "key": op.key,
-            "mode": f"{op.mode:04o}",
-            "owner": op.owner,
-            **common,
-        }
-    raise TypeError(f"unknown operation {op!r}")  # a new operation type needs an entry here
+    """One operation: a command with its argv as it will run, or a file/port operation.
+
+    Generated from the operation's own field list (`Operation.fields`), as the fingerprint is.
+    """
+
+    def shown(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, Mode):
+            return f"{value.bits:04o}"
+        if isinstance(value, Argv):
+            return list(wrap(value.command))
+        if isinstance(value, CommandLine):
+            return shlex.join(wrap(value.command))
+        if isinstance(value, CannotRun):
+            return refusal(value.command) if refusal else None
+        return value
+
+    return walk_fields(op, shown, fingerprint=False)

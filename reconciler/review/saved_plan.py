@@ -22,16 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.action import (
-    Action,
-    EnsureDirectory,
-    EnsureSecretEnv,
-    Operation,
-    RemoveFile,
-    RunCommand,
-    WaitForPort,
-    WriteFile,
-)
+from reconciler.core.action import Action, Argv, Digest, Mode, Operation, walk_fields
 from reconciler.core.plan import Plan
 from reconciler.render.json_plan import FORMAT_VERSION
 from reconciler.render.plan_context import PlanContext
@@ -93,47 +84,23 @@ def sha256_text(text: str) -> str:
 
 
 def operation_intent(op: Operation) -> dict[str, Any]:
-    """What an operation does, independent of who renders it (no sudo/runuser prefix)."""
-    if isinstance(op, RunCommand):
-        command = op.command
-        return {
-            "type": "command",
-            "argv": list(command.argv),
-            "scope": command.scope,
-            "needs_root": command.needs_root,
-            "mutating": command.mutating,
-            "stdin_sha256": sha256_text(command.stdin) if command.stdin is not None else None,
-        }
-    if isinstance(op, WriteFile):
-        return {
-            "type": "write_file",
-            "path": str(op.path),
-            "mode": op.mode,
-            "owner": op.owner,
-            "backup": op.backup,
-            "sensitive": op.sensitive,
-            "content_sha256": None if op.sensitive else sha256_text(op.content),
-        }
-    if isinstance(op, EnsureDirectory):
-        return {
-            "type": "ensure_directory",
-            "path": str(op.path),
-            "mode": op.mode,
-            "owner": op.owner,
-        }
-    if isinstance(op, RemoveFile):
-        return {"type": "remove_file", "path": str(op.path), "backup": op.backup}
-    if isinstance(op, WaitForPort):
-        return {"type": "wait_for_port", "port": op.port, "timeout_s": op.timeout_s}
-    if isinstance(op, EnsureSecretEnv):
-        return {
-            "type": "ensure_secret_env",
-            "path": str(op.path),
-            "key": op.key,
-            "mode": op.mode,
-            "owner": op.owner,
-        }
-    return {"type": type(op).__name__, "description": op.describe()}
+    """What an operation does, independent of who renders it (no sudo/runuser prefix).
+
+    Generated from the operation's own field list (`Operation.fields`), as the plan document is.
+    """
+
+    def intent(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, Mode):
+            return value.bits
+        if isinstance(value, Argv):
+            return list(value.command.argv)
+        if isinstance(value, Digest):
+            return None if value.text is None else sha256_text(value.text)
+        return value
+
+    return walk_fields(op, intent, fingerprint=True)
 
 
 def action_intent(action: Action) -> dict[str, Any]:

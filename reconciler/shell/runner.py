@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 from reconciler.core.action import (
     EnsureDirectory,
@@ -272,33 +273,45 @@ class HostRunner(ReadOnlyRunner):
             return OperationResult(operation, False, f"{exc.strerror or exc}: {exc.filename}")
 
     def _dispatch(self, operation: Operation) -> OperationResult:
-        if isinstance(operation, RunCommand):
-            result = self.run(operation.command)
-            return OperationResult(
-                operation, result.ok, "" if result.ok else result.summary(), result
-            )
-        if isinstance(operation, WaitForPort):
-            return self._wait_for_port(operation)
-        owner = self._owner(getattr(operation, "owner", None))
-        if isinstance(operation, EnsureDirectory):
-            with acting_as(owner if not operation.path.exists() else None):
-                ensure_directory(operation.path, operation.mode, owner)
-            return OperationResult(operation, True)
-        if isinstance(operation, WriteFile):
-            with acting_as(owner):
-                atomic_write(
-                    operation.path, operation.content, operation.mode, backup=operation.backup
-                )
-            return OperationResult(operation, True)
-        if isinstance(operation, RemoveFile):
-            with acting_as(self._owner(self.host.user_name)):
-                remove_file(operation.path, backup=operation.backup)
-            return OperationResult(operation, True)
-        if isinstance(operation, EnsureSecretEnv):
-            with acting_as(owner):
-                created = ensure_secret_env(operation.path, operation.key, operation.mode)
-            return OperationResult(operation, True, "generated" if created else "kept")
-        raise TypeError(f"unknown operation {operation!r}")
+        # The one dispatch over operation types: a table, checked complete by a test.
+        handler = self._handlers.get(type(operation))
+        if handler is None:
+            raise TypeError(f"unknown operation {operation!r}")
+        return handler(self, operation)
+
+    def _run_command(self, operation: RunCommand) -> OperationResult:
+        result = self.run(operation.command)
+        return OperationResult(operation, result.ok, "" if result.ok else result.summary(), result)
+
+    def _ensure_directory(self, operation: EnsureDirectory) -> OperationResult:
+        owner = self._owner(operation.owner)
+        with acting_as(owner if not operation.path.exists() else None):
+            ensure_directory(operation.path, operation.mode, owner)
+        return OperationResult(operation, True)
+
+    def _write_file(self, operation: WriteFile) -> OperationResult:
+        with acting_as(self._owner(operation.owner)):
+            atomic_write(operation.path, operation.content, operation.mode, backup=operation.backup)
+        return OperationResult(operation, True)
+
+    def _remove_file(self, operation: RemoveFile) -> OperationResult:
+        with acting_as(self._owner(self.host.user_name)):
+            remove_file(operation.path, backup=operation.backup)
+        return OperationResult(operation, True)
+
+    def _ensure_secret_env(self, operation: EnsureSecretEnv) -> OperationResult:
+        with acting_as(self._owner(operation.owner)):
+            created = ensure_secret_env(operation.path, operation.key, operation.mode)
+        return OperationResult(operation, True, "generated" if created else "kept")
+
+    _handlers: ClassVar[Mapping[type, Callable[[Any, Any], OperationResult]]] = {
+        RunCommand: _run_command,
+        WaitForPort: lambda runner, op: runner._wait_for_port(op),
+        EnsureDirectory: _ensure_directory,
+        WriteFile: _write_file,
+        RemoveFile: _remove_file,
+        EnsureSecretEnv: _ensure_secret_env,
+    }
 
     def _owner(self, name: str | None) -> Account | None:
         # Only root writes on someone else's behalf; anyone else writes as themselves.

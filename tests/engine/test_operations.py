@@ -1,0 +1,95 @@
+"""One operation dispatch: every operation type describes, fingerprints and serialises itself.
+
+The JSON plan entry and the saved-plan intent are generated from one field walk
+(`Operation.fields`); these tests pin both against golden data recorded before that walk
+existed, so the refactor changed neither the plan format nor any fingerprint.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import get_args
+
+import pytest
+from plan_scenarios import SCENARIOS
+
+from reconciler.core.action import (
+    OPERATION_TYPES,
+    EnsureDirectory,
+    EnsureSecretEnv,
+    Operation,
+    RemoveFile,
+    RunCommand,
+    WaitForPort,
+    WriteFile,
+)
+from reconciler.core.command import Command
+from reconciler.render.json_plan import operation_entry
+from reconciler.review.saved_plan import action_digests, operation_intent, plan_fingerprint
+from reconciler.shell.runner import HostRunner
+
+GOLDEN = json.loads((Path(__file__).parent.parent / "data" / "operations.json").read_text())
+
+# One of every operation type, with every field away from its default where it has one.
+EVERY_OPERATION: list[Operation] = [
+    RunCommand(
+        Command(("a", "b c"), scope="user", needs_root=True, mutating=True, timeout_s=5, stdin="in")
+    ),
+    WriteFile(Path("/f"), "text", 0o640, "u", False, False, True),
+    WriteFile(Path("/s"), "secret", 0o600, sensitive=True),
+    EnsureDirectory(Path("/d"), 0o700, "u", True),
+    RemoveFile(Path("/r"), False),
+    WaitForPort(80, 2.5),
+    EnsureSecretEnv(Path("/e"), "K", 0o600, "u"),
+]
+
+
+def _wrap(command: Command) -> tuple[str, ...]:
+    return ("sudo", "-n", *command.argv)
+
+
+# Recorded with the code before the field walk (main at 6df8b46): unchanged plans keep them.
+FINGERPRINTS = {
+    "fresh-host": "ae3f9d7e62fc1e2c42a5cc5448d2ea6497aaa4ab2f361d5d0cb3b3eae48a6df7",
+    "in-sync": "4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945",
+    "public-exposure": "fb60baa3c647016776e81773398453ba512d4577e422b48af4de3a49e0144f99",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FINGERPRINTS))
+def test_fingerprints_of_unchanged_plans_do_not_change(name: str) -> None:
+    plan = SCENARIOS[name].probed().plan
+    assert plan_fingerprint(action_digests(plan)) == FINGERPRINTS[name]
+
+
+def test_every_operation_type_is_in_the_golden_data() -> None:
+    assert {type(op) for op in EVERY_OPERATION} == set(OPERATION_TYPES)
+
+
+def test_plan_entries_and_intents_are_the_golden_ones() -> None:
+    assert [operation_intent(op) for op in EVERY_OPERATION] == GOLDEN["intents"]
+    assert [operation_entry(op, _wrap, lambda c: "no") for op in EVERY_OPERATION] == GOLDEN[
+        "entries"
+    ]
+    assert [operation_entry(op, _wrap) for op in EVERY_OPERATION] == GOLDEN["entries-norefusal"]
+    # Key order is part of the JSON plan text (golden plans are compared as text).
+    for op, golden in zip(EVERY_OPERATION, GOLDEN["entries"], strict=True):
+        assert list(operation_entry(op, _wrap, lambda c: "no")) == list(golden)
+
+
+def test_every_operation_type_is_registered_everywhere() -> None:
+    """A new operation type cannot be missed: the union, the table, the runner and the walk."""
+    assert set(get_args(Operation)) == set(OPERATION_TYPES)
+    assert set(HostRunner._handlers) == set(OPERATION_TYPES)
+    names = [cls.type_name for cls in OPERATION_TYPES]
+    assert len(set(names)) == len(names)
+
+
+def test_secrets_never_reach_the_fingerprint_or_the_plan() -> None:
+    sensitive = WriteFile(Path("/s"), "hunter2-secret", 0o600, sensitive=True)
+    assert "hunter2" not in json.dumps(operation_intent(sensitive))
+    assert "hunter2" not in json.dumps(operation_entry(sensitive, _wrap))
+    # A non-sensitive file's content is hashed, so editing it changes the fingerprint.
+    one = WriteFile(Path("/f"), "a", 0o644)
+    assert operation_intent(one) != operation_intent(WriteFile(Path("/f"), "b", 0o644))
