@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import importlib
 import json
 import os
+import pkgutil
 import shutil
+import typing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,27 +21,42 @@ from fakehost import FakeHost
 from plan_scenarios import HOME, SCENARIOS, USER, host_of
 from review_cli import SPEC, with_work_profile
 
+import reconciler.review.snapshot
 from reconciler.app.plan_pass import plan_from_facts, probe_and_plan
 from reconciler.commands.review import record_host
 from reconciler.core.host import HostContext
-from reconciler.core.probe import ProbeFailed
-from reconciler.facts.codec import CodecError, Registry, decode, encode
+from reconciler.core.probe import Probe, ProbeFailed
+from reconciler.facts.codec import (
+    CodecError,
+    Redaction,
+    Registry,
+    decode,
+    encode,
+    recorded,
+    redact_value,
+    value_type,
+)
 from reconciler.facts.files import DirectoryProbe, PathProbe, PathState, RealPathProbe
+from reconciler.facts.listeners import Listener
 from reconciler.facts.systemd import UnitStatusProbe
 from reconciler.kinds import all_kinds
-from reconciler.kinds.gateway_config import compare, parse_config
-from reconciler.review.redaction import redact_plan
+from reconciler.kinds.gateway_config import (
+    UNREADABLE_CONFIG,
+    compare,
+    owned_config_text,
+    parse_config,
+)
+from reconciler.review.redaction import redact_plan, redact_text
 from reconciler.review.saved_plan import action_digests, describe_differences, plan_fingerprint
 from reconciler.review.snapshot import (
     CONTENT_DROPPED,
-    UNREADABLE_CONFIG,
     Snapshot,
     SnapshotFacts,
     SnapshotInvalid,
+    file_text_keeper,
     load_snapshot,
-    owned_config_text,
     parse_snapshot,
-    recorded_text,
+    record_snapshot,
     registry,
     snapshot_document,
     snapshot_text,
@@ -159,12 +179,14 @@ def test_a_config_keeps_only_the_owned_keys_and_plans_the_same(template: str) ->
 
 
 def test_unit_files_are_redacted_and_other_files_dropped() -> None:
+    case = SCENARIOS["in-sync"]
+    recorded_text = file_text_keeper(case.spec, case.snapshot.host_context())
     unit = f"[Service]\nEnvironment=CLAWDBOT_GATEWAY_TOKEN={SECRET}\nExecStart=/x --port 1\n"
-    text, error = recorded_text(Path("/u/clawdbot-gateway.service"), unit, frozenset())
+    text, error = recorded_text(Path("/u/clawdbot-gateway.service"), unit)
     assert error is None and text is not None
     assert SECRET not in text and "CLAWDBOT_GATEWAY_TOKEN=(sensitive)" in text
     assert "--port 1" in text
-    assert recorded_text(Path("/x/notes.txt"), SECRET, frozenset()) == (None, CONTENT_DROPPED)
+    assert recorded_text(Path("/x/notes.txt"), SECRET) == (None, CONTENT_DROPPED)
 
 
 # --- answering probes -----------------------------------------------------------------------------
@@ -297,3 +319,96 @@ def test_the_snapshot_document_lists_facts_in_a_stable_order() -> None:
     assert keys == sorted(keys)
     assert doc["host"]["@"] == "HostContext" and doc["host"]["privileged"] is True
     assert host_of(USER).user == USER
+
+
+# --- facts describe themselves --------------------------------------------------------------------
+
+SNAPSHOTS = Path(__file__).parent / "data" / "snapshots"
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_snapshot_files_of_the_previous_layout_still_load_and_plan_the_same(name: str) -> None:
+    """Files written before each fact carried its own codec (main at 6df8b46) load unchanged."""
+    case = SCENARIOS[name]
+    loaded = load_snapshot(SNAPSHOTS / f"{name}.json").snapshot
+    assert loaded.facts == case.snapshot.facts and loaded.host == case.snapshot.host
+    assert snapshot_text(loaded) == (SNAPSHOTS / f"{name}.json").read_text()
+    facts = SnapshotFacts(loaded)
+    offline = plan_from_facts(case.spec, facts.host, all_kinds(), facts.collect, "t").plan
+    assert action_digests(offline) == action_digests(case.probed().plan)
+
+
+def _probe_classes() -> set[type]:
+    """Every probe class of the package (every module imported, so the set is always whole)."""
+    for module in pkgutil.walk_packages(reconciler.__path__, "reconciler."):
+        if module.name != "reconciler.__main__":
+            importlib.import_module(module.name)
+    found: set[type] = set()
+    todo = list(Probe.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls.__module__.startswith("reconciler.") and dataclasses.is_dataclass(cls):
+            found.add(cls)
+    return found
+
+
+def test_every_probe_of_the_package_is_registered_with_the_codec() -> None:
+    probes = _probe_classes()
+    registered = registry()
+    assert len(probes) >= 15
+    assert sorted(c.__name__ for c in probes if c not in registered) == []
+    for cls in probes:
+        fact_type = value_type(cls)
+        for part in (*typing.get_args(fact_type), fact_type):
+            if dataclasses.is_dataclass(part):
+                assert part in registered, f"{cls.__name__}'s fact {part.__name__}"
+
+
+def test_an_unknown_probe_is_an_error_not_silently_dropped() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class StrayProbe(Probe[bool]):
+        name: str
+
+    case = SCENARIOS["in-sync"]
+    facts = {**case.snapshot.facts, StrayProbe("x"): True}
+    with pytest.raises(TypeError, match=r"StrayProbe not registered.*@recorded"):
+        record_snapshot(
+            case.spec, case.snapshot.host_context(), facts, recorded_at="t", listeners=None
+        )
+    doc = json.loads(snapshot_text(case.snapshot))
+    doc["facts"].append({"probe": {"@": "StrayProbe", "name": "x"}, "value": True})
+    with pytest.raises(SnapshotInvalid, match=r"facts\[\d+\]\.probe: unknown type 'StrayProbe'"):
+        parse_snapshot(doc, "snap.json")
+
+
+def test_a_second_class_under_a_recorded_name_is_refused() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class PathState:  # the name of facts.files.PathState
+        path: str
+
+    with pytest.raises(TypeError, match=r"name is taken by reconciler\.facts\.files"):
+        recorded(PathState)
+
+
+def test_the_snapshot_codec_knows_no_kind() -> None:
+    """review/snapshot.py imports no kind module and names no probe class of a kind."""
+    source = (Path(reconciler.review.snapshot.__file__)).read_text()
+    tree = ast.parse(source)
+    imported = [
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    ]
+    assert not [m for m in imported if m.startswith("reconciler.kinds")]
+    kind_classes = {
+        c.__name__ for c in _probe_classes() if c.__module__.startswith("reconciler.kinds")
+    }
+    assert kind_classes and not [name for name in kind_classes if name in source]
+
+
+def test_facts_redact_themselves() -> None:
+    listener = Listener("127.0.0.1", 1, 1000, 7, 42, f"srv --password={SECRET}")
+    redaction = Redaction(text=redact_text, file_text=lambda p, t: (None, "dropped"))
+    shown = redact_value((listener, ProbeFailed(f"x API_TOKEN={SECRET}")), redaction)
+    assert SECRET not in repr(shown) and SECRET not in str(shown[1])
+    state = PathState(Path("/x"), "file", text=SECRET)
+    assert redact_value(state, redaction) == replace(state, text=None, error="dropped")

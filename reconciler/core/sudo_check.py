@@ -15,15 +15,18 @@ from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
 from reconciler.core.plan import Plan, propagate_blocks
 from reconciler.core.probe import Facts, Probe
+from reconciler.facts.codec import RecordedHost, recorded
 from reconciler.shell.runner import sudo_hint
 
 
+@recorded
 @dataclass(frozen=True)
 class SudoVerdict:
     allowed: bool
     refusal: str = ""
 
 
+@recorded
 @dataclass(frozen=True)
 class SudoProbe(Probe[SudoVerdict]):
     """May `argv` run through `sudo -n`? (`sudo -n -l argv`; exit 0 means yes)."""
@@ -41,6 +44,10 @@ class SudoProbe(Probe[SudoVerdict]):
         text = (result.stderr or result.stdout).strip().splitlines()
         reason = text[-1].removeprefix("sudo: ") if text else "not allowed by sudoers"
         return SudoVerdict(False, reason)
+
+    def answer_from(self, recorded: RecordedHost) -> SudoVerdict:
+        # Never recorded as allowed: a snapshot cannot vouch for sudo.
+        return SudoVerdict(False, f"{recorded.source} does not say whether sudo allows this")
 
 
 def root_commands(plan: Plan, host: HostContext) -> list[Command]:

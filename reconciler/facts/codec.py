@@ -1,5 +1,18 @@
 """A JSON codec for frozen dataclasses (probes, facts, host context), used by snapshots.
 
+Facts describe themselves: a probe or fact class that a snapshot may hold says so where it is
+defined, with the `@recorded` class decorator, and carries the rest of its codec as methods:
+
+- `redacted(self, redaction) -> Self` (facts): what of it a snapshot may keep (default: all);
+- `answer_from(self, recorded) -> fact | None` (probes): the answer a snapshot implies when it
+  did not record this probe (default: None, "the snapshot cannot say");
+- and, through `@records`, a module declares what a snapshot must record for any spec beyond
+  the probes the kinds asked for (facts a later spec may ask for, program locations, the
+  directories new profiles would live in), and through `@keeps_file_content` what of a file's
+  text a snapshot may keep (default: nothing).
+
+`review/snapshot.py` is then a generic codec: it knows no probe, fact or kind.
+
 Encoding: a dataclass becomes an object with `"@": <class name>` and the fields that differ
 from their defaults; a Path its string; a tuple a list; a dict with int keys string keys; a
 `ProbeFailed` `{"@": "ProbeFailed", "message": ...}`. Decoding is guided by the type each field
@@ -12,11 +25,26 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Literal,
+    Protocol,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    runtime_checkable,
+)
 
+from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe, ProbeFailed
+
+if TYPE_CHECKING:
+    from reconciler.spec.model import Spec
 
 TAG = "@"
 FAILED = "ProbeFailed"
@@ -44,6 +72,128 @@ class Registry:
         if cls not in self._hints:
             self._hints[cls] = typing.get_type_hints(cls)
         return self._hints[cls]
+
+
+# --- what a snapshot may hold: registered where each class is defined ---------------------------
+
+C = TypeVar("C", bound=type)
+T = TypeVar("T")
+
+_RECORDED: dict[str, type] = {}
+
+
+def recorded(cls: C) -> C:
+    """Class decorator (above `@dataclass`): snapshots may hold instances of `cls`.
+
+    Classes are named in a snapshot by their class name, so two recorded classes may not share
+    one (the second registration is an error at import time, not a silent overwrite).
+    """
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"@recorded {cls.__name__}: put it above @dataclass")
+    known = _RECORDED.get(cls.__name__)
+    if known is not None and known is not cls:
+        raise TypeError(
+            f"@recorded {cls.__module__}.{cls.__name__}: the name is taken by {known.__module__}"
+        )
+    _RECORDED[cls.__name__] = cls
+    return cls
+
+
+def recorded_classes(*extra: type) -> Registry:
+    """Every `@recorded` class (plus `extra`, the snapshot's own containers)."""
+    return Registry([*_RECORDED.values(), *extra])
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """What a fact's `redacted` may use: the text rule, and what to keep of a file's text."""
+
+    text: Callable[[str], str]  # a line or command line with its secret values masked
+    file_text: Callable[[Path, str], tuple[str | None, str | None]]  # (kept text, or why not)
+
+
+def redact_value(value: Any, redaction: Redaction) -> Any:
+    """`value` as a snapshot may hold it: each fact redacts itself (`redacted`)."""
+    if isinstance(value, ProbeFailed):
+        return ProbeFailed(redaction.text(str(value)))
+    if isinstance(value, tuple):
+        return tuple(redact_value(item, redaction) for item in value)
+    redacted = getattr(value, "redacted", None)
+    return redacted(redaction) if callable(redacted) else value
+
+
+class RecordedHost(Protocol):
+    """What a probe's `answer_from` may ask of a snapshot (see review/snapshot.py)."""
+
+    source: str  # "the snapshot", or its file name
+    host: HostContext  # the recorded host; its lookups answer from the snapshot
+    working_directory: Path | None  # where `reconciler probe` ran
+    listeners: tuple[Any, ...] | None  # every listening TCP socket; None: not recorded
+
+    def fact(self, probe: Probe[Any]) -> Any:
+        """The recorded fact of `probe`, or None when it was not recorded."""
+
+    def facts_of(self, cls: type[T]) -> list[T]:
+        """Every recorded fact of type `cls`."""
+
+    def known_missing(self, path: Path) -> bool:
+        """True when the snapshot shows that `path` cannot exist (never a guess)."""
+
+
+@runtime_checkable
+class AnswersFromSnapshot(Protocol):
+    """A probe that can derive its answer from a snapshot that did not record it."""
+
+    def answer_from(self, recorded: RecordedHost) -> Any:
+        """The fact the snapshot implies, or None when it cannot tell."""
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What a snapshot records for a spec beyond the facts its kinds asked for."""
+
+    probes: tuple[Probe[Any], ...] = ()
+    programs: tuple[str, ...] = ()  # where these are (`locate`)
+    directories: tuple[tuple[Path, tuple[str, ...]], ...] = ()  # (dir, name prefixes) to list
+
+
+@dataclass(frozen=True)
+class FileTextContext:
+    """What a `@keeps_file_content` rule is given besides the file: the spec, the host, and the
+    text rule (`text(s)` masks secret-looking values)."""
+
+    spec: Spec
+    host: HostContext
+    text: Callable[[str], str]
+
+
+WantedFor = Callable[["Spec", HostContext], Wanted]
+FileTextRule = Callable[[FileTextContext, Path, str], tuple[str | None, str | None] | None]
+
+_WANTED: list[WantedFor] = []
+_FILE_TEXT_RULES: list[FileTextRule] = []
+
+
+def records(fn: WantedFor) -> WantedFor:
+    """Decorator: `fn(spec, host)` says what a snapshot must also record for a spec."""
+    _WANTED.append(fn)
+    return fn
+
+
+def wanted(spec: Spec, host: HostContext) -> list[Wanted]:
+    """What every registered module wants recorded for `spec` on `host`."""
+    return [fn(spec, host) for fn in _WANTED]
+
+
+def keeps_file_content(rule: FileTextRule) -> FileTextRule:
+    """Decorator: `rule(context, path, text)` -> (kept text, error) for the files it owns,
+    None for the others. A file no rule owns keeps no content in a snapshot."""
+    _FILE_TEXT_RULES.append(rule)
+    return rule
+
+
+def file_text_rules() -> tuple[FileTextRule, ...]:
+    return tuple(_FILE_TEXT_RULES)
 
 
 # --- encoding ------------------------------------------------------------------------------------

@@ -9,16 +9,18 @@ from __future__ import annotations
 import os
 import pwd
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
+from reconciler.facts.codec import RecordedHost, Redaction, recorded
 
 PathKind = Literal["missing", "directory", "file", "symlink", "other"]
 
 
+@recorded
 @dataclass(frozen=True)
 class PathState:
     """One path: its type (a symlink is reported as such, not followed), mode, owner, times."""
@@ -43,6 +45,13 @@ class PathState:
         if self.mtime is None or self.ctime is None:
             return self.mtime
         return max(self.mtime, self.ctime)
+
+    def redacted(self, redaction: Redaction) -> PathState:
+        """In a snapshot: only what the rule for this file keeps of its text (else nothing)."""
+        if self.text is None:
+            return self
+        text, error = redaction.file_text(self.path, self.text)
+        return replace(self, text=text, error=error)
 
 
 def _owner_name(uid: int) -> str:
@@ -93,6 +102,7 @@ def read_path(path: Path, *, content: bool = False) -> PathState:
     )
 
 
+@recorded
 @dataclass(frozen=True)
 class PathProbe(Probe[PathState]):
     """A path's state, and its text when `content` is set (in-process read)."""
@@ -103,7 +113,18 @@ class PathProbe(Probe[PathState]):
     def read(self, host: HostContext) -> PathState:
         return read_path(self.path, content=self.content)
 
+    def answer_from(self, recorded: RecordedHost) -> PathState | None:
+        """The same path probed with(out) content, or "missing" when the snapshot shows it."""
+        other = recorded.fact(PathProbe(self.path, not self.content))
+        if isinstance(other, PathState):
+            if not self.content:
+                return replace(other, text=None, error=None)
+            if other.kind != "file":
+                return other
+        return PathState(self.path, "missing") if recorded.known_missing(self.path) else None
 
+
+@recorded
 @dataclass(frozen=True)
 class RealPathProbe(Probe[PathState]):
     """The file a path finally points to (symlinks resolved), e.g. an npm bin shim's target."""
@@ -114,6 +135,7 @@ class RealPathProbe(Probe[PathState]):
         return read_path(Path(os.path.realpath(self.path)))
 
 
+@recorded
 @dataclass(frozen=True)
 class DirectoryListing:
     """Entries of a directory with the state of each (symlinks not followed)."""
@@ -122,7 +144,11 @@ class DirectoryListing:
     exists: bool
     entries: tuple[PathState, ...] = ()
 
+    def redacted(self, redaction: Redaction) -> DirectoryListing:
+        return replace(self, entries=tuple(e.redacted(redaction) for e in self.entries))
 
+
+@recorded
 @dataclass(frozen=True)
 class DirectoryProbe(Probe[DirectoryListing]):
     """The entries of `path` whose names start with one of `prefixes` and end with `suffix`.
@@ -160,3 +186,6 @@ class DirectoryProbe(Probe[DirectoryListing]):
                 )
             entries.append(state)
         return DirectoryListing(self.path, True, tuple(entries))
+
+    def answer_from(self, recorded: RecordedHost) -> DirectoryListing | None:
+        return DirectoryListing(self.path, False) if recorded.known_missing(self.path) else None

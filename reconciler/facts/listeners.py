@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
+from reconciler.facts.codec import RecordedHost, Redaction, recorded
 
 TCP_LISTEN = 0x0A  # include/net/tcp_states.h: TCP_LISTEN
 
@@ -32,6 +33,7 @@ class Socket:
     inode: int
 
 
+@recorded
 @dataclass(frozen=True)
 class Listener:
     """A listening socket on a port we care about, with its process when we could see it."""
@@ -53,6 +55,10 @@ class Listener:
     def in_unit(self, unit: str) -> bool:
         """True when the process runs in `unit`'s cgroup (systemd puts every child there too)."""
         return unit in self.cgroup
+
+    def redacted(self, redaction: Redaction) -> Listener:
+        """A command line may carry a secret (`--token X`): masked in snapshots."""
+        return replace(self, cmdline=redaction.text(self.cmdline))
 
 
 def _address(hex_addr: str) -> str:
@@ -109,6 +115,7 @@ def parse_cgroup(text: str) -> tuple[str, ...]:
     return fallback
 
 
+@recorded
 @dataclass(frozen=True)
 class ListenersProbe(Probe[tuple[Listener, ...]]):
     """Listening sockets on `ports` (any address), each with its process when visible."""
@@ -129,6 +136,13 @@ class ListenersProbe(Probe[tuple[Listener, ...]]):
             return ()
         owners = _owners(proc, {s.inode for s in sockets})
         return tuple(_listener(proc, s, owners.get(s.inode)) for s in sockets)
+
+    def answer_from(self, recorded: RecordedHost) -> tuple[Listener, ...] | None:
+        """The recorded sockets on these ports (a snapshot records every listening socket)."""
+        if recorded.listeners is None:
+            return None
+        wanted = set(self.ports)
+        return tuple(x for x in recorded.listeners if x.port in wanted)
 
 
 def _owners(proc: Path, inodes: set[int]) -> dict[int, int]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
+from reconciler.facts.codec import RecordedHost, recorded
 
 _VERSION_TOKEN = re.compile(r"v?\d+\.\d+(?:\.\d+)?(?:[-+][\w.]+)?")
 
@@ -22,6 +23,7 @@ def locate(program: str, host: HostContext) -> str | None:
     return shutil.which(program, path=":".join(host.user_search_path()))
 
 
+@recorded
 @dataclass(frozen=True)
 class ProgramVersion:
     """A program's absolute path and the version it reports (None when absent or silent)."""
@@ -31,6 +33,7 @@ class ProgramVersion:
     detail: str = ""
 
 
+@recorded
 @dataclass(frozen=True)
 class ProgramVersionProbe(Probe[ProgramVersion]):
     """`<program> --version`, found on the user's search path (or at an explicit path)."""
@@ -57,3 +60,7 @@ class ProgramVersionProbe(Probe[ProgramVersion]):
         if not match:
             return ProgramVersion(self.path, None, f"{self.program} --version printed no version")
         return ProgramVersion(self.path, match.group(0), "")
+
+    def answer_from(self, recorded: RecordedHost) -> ProgramVersion | None:
+        # "Not installed" needs no command and reads nothing: the same answer anywhere.
+        return self.read(recorded.host) if self.path is None else None

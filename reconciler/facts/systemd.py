@@ -20,6 +20,8 @@ from typing import Any, Literal
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
 from reconciler.core.probe import BatchedProbe, ProbeFailed
+from reconciler.facts.codec import RecordedHost, recorded
+from reconciler.gateway.paths import unit_dir
 
 PROPERTIES = (
     "Id",
@@ -43,6 +45,7 @@ _BUS_ERRORS = (
 ManagerReach = Literal["ok", "unreachable"]
 
 
+@recorded
 @dataclass(frozen=True)
 class UnitStatus:
     """One unit as the user's manager sees it (or why the manager could not be asked)."""
@@ -168,6 +171,7 @@ def parse_unit_statuses(units: list[str], result: CommandResult) -> list[UnitSta
     return [unit_status(unit, block) for unit, block in zip(units, blocks, strict=True)]
 
 
+@recorded
 @dataclass(frozen=True)
 class UnitStatusProbe(BatchedProbe[UnitStatus]):
     """The state of one user unit; all instances are read in one `systemctl --user show`."""
@@ -196,3 +200,16 @@ class UnitStatusProbe(BatchedProbe[UnitStatus]):
         units = sorted({p.unit for p in probes})
         statuses = dict(zip(units, parse_unit_statuses(units, result), strict=True))
         return {p: statuses[p.unit] for p in probes}
+
+    def answer_from(self, recorded: RecordedHost) -> UnitStatus | None:
+        """An unreachable manager is unreachable for every unit; a unit whose file the
+        snapshot shows missing is what `systemctl --user show` says of it: not-found."""
+        statuses = recorded.facts_of(UnitStatus)
+        down = next((s for s in statuses if not s.reachable), None)
+        if down is not None:
+            return unreachable(self.unit, down.detail)
+        if statuses and recorded.known_missing(unit_dir(recorded.host) / self.unit):
+            return UnitStatus(
+                self.unit, load_state="not-found", active_state="inactive", sub_state="dead"
+            )
+        return None

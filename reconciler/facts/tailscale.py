@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe, ProbeFailed
+from reconciler.facts.codec import Redaction, Wanted, recorded, records
+
+if TYPE_CHECKING:
+    from reconciler.spec.model import Spec
 
 # `status` says "failed to connect to local tailscaled; ...", the LocalAPI client of `serve`,
 # `debug prefs` and `set` says "Failed to connect to local Tailscale daemon for /localapi/...".
@@ -31,6 +36,7 @@ def _unreachable(result: CommandResult) -> tuple[Reachability, str] | None:
     return None
 
 
+@recorded
 @dataclass(frozen=True)
 class TailscaleStatus:
     """The node as `tailscale status --json` shows it."""
@@ -57,6 +63,7 @@ class TailscaleStatus:
         return None
 
 
+@recorded
 @dataclass(frozen=True)
 class TailscaleStatusProbe(Probe[TailscaleStatus]):
     def command(self, host: HostContext) -> Command:
@@ -82,6 +89,7 @@ class TailscaleStatusProbe(Probe[TailscaleStatus]):
         )
 
 
+@recorded
 @dataclass(frozen=True)
 class TailscalePrefs:
     reachability: Reachability
@@ -89,6 +97,7 @@ class TailscalePrefs:
     operator: str | None = None
 
 
+@recorded
 @dataclass(frozen=True)
 class TailscalePrefsProbe(Probe[TailscalePrefs]):
     def command(self, host: HostContext) -> Command:
@@ -104,6 +113,7 @@ class TailscalePrefsProbe(Probe[TailscalePrefs]):
         return TailscalePrefs("ok", operator=doc.get("OperatorUser") or None)
 
 
+@recorded
 @dataclass(frozen=True)
 class WebMount:
     """The handlers of one node-level web serve (`host:port`)."""
@@ -116,7 +126,17 @@ class WebMount:
         handler = self.handlers.get("/")
         return handler.get("Proxy") if handler else None
 
+    def redacted(self, redaction: Redaction) -> WebMount:
+        """Handler strings (a proxy URL may carry credentials) masked in snapshots."""
+        handlers = copy.deepcopy(self.handlers)
+        for handler in handlers.values():
+            for key, item in handler.items():
+                if isinstance(item, str):
+                    handler[key] = redaction.text(item)
+        return replace(self, handlers=handlers)
 
+
+@recorded
 @dataclass(frozen=True)
 class ServeConfig:
     """`tailscale serve status --json`, split into what we may own and what we never touch."""
@@ -133,7 +153,11 @@ class ServeConfig:
     def mount(self, host: str, port: int) -> WebMount | None:
         return next((m for m in self.web if m.host == host and m.port == port), None)
 
+    def redacted(self, redaction: Redaction) -> ServeConfig:
+        return replace(self, web=tuple(m.redacted(redaction) for m in self.web))
 
+
+@recorded
 @dataclass(frozen=True)
 class ServeStatusProbe(Probe[ServeConfig]):
     def command(self, host: HostContext) -> Command:
@@ -174,6 +198,12 @@ def parse_serve_config(doc: Any) -> ServeConfig:
         foreground_sessions=tuple(sorted(foreground)),
         services=tuple(sorted(doc.get("Services") or {})),
     )
+
+
+@records
+def _any_spec_may_ask(spec: Spec, host: HostContext) -> Wanted:
+    """Tailscale's state is recorded whatever this spec asks: a later spec may serve."""
+    return Wanted(probes=(TailscaleStatusProbe(), ServeStatusProbe(), TailscalePrefsProbe()))
 
 
 def normalize_target(target: str) -> str:

@@ -15,8 +15,9 @@ from typing import Any
 from reconciler.core.action import Action, Finding, KindPlan
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Facts, Probe
+from reconciler.facts.codec import Wanted, records
 from reconciler.facts.files import PathState
-from reconciler.gateway.naming import ProductNames, product_names
+from reconciler.gateway.naming import GATEWAY_UNIT_PREFIXES, PRODUCTS, ProductNames, product_names
 from reconciler.spec.model import Profile, Spec
 
 # Beside the config in the state root; holds `<PREFIX>GATEWAY_TOKEN=` for `auth: token`.
@@ -155,3 +156,33 @@ def plan_profile_files(
             found = foreign_owner(address_of(profile.name), state, host)
             findings.extend([found] if found else [])
     return KindPlan(actions=tuple(actions), findings=tuple(findings), errors=tuple(errors))
+
+
+@records
+def _where_new_profiles_would_live(spec: Spec, host: HostContext) -> Wanted:
+    """The directories a snapshot lists (names only, limited to those a gateway path can
+    have): so a plan against it for a new profile knows "that path does not exist"."""
+    if host.user is None:
+        return Wanted()
+    home_dir = home(host)
+    home_prefixes = {".config"}
+    for names in PRODUCTS.values():
+        home_prefixes |= {f".{names.state_prefix}", names.workspace_prefix}
+    others: set[Path] = set()
+    for profile in spec.profiles:
+        for given in (profile.state_dir, profile.workspace):
+            if given is None:
+                continue
+            path = expand(given, home_dir)
+            if path.parent == home_dir:
+                home_prefixes.add(path.name)
+            else:
+                others.add(path.parent)
+    listed = [
+        (home_dir, tuple(sorted(home_prefixes))),
+        (home_dir / ".config", ("systemd",)),
+        (home_dir / ".config/systemd", ("user",)),
+        (unit_dir(host), GATEWAY_UNIT_PREFIXES),
+    ]
+    listed += [(path, ()) for path in sorted(others)]
+    return Wanted(directories=tuple(listed))

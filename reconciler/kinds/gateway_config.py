@@ -27,6 +27,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import json5
@@ -35,6 +36,7 @@ from reconciler.core.action import Action, KindPlan, WriteFile
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Facts, Probe
+from reconciler.facts.codec import FileTextContext, keeps_file_content
 from reconciler.facts.files import PathProbe, PathState
 from reconciler.gateway.paths import (
     ProfilePaths,
@@ -170,6 +172,56 @@ def compare(doc: dict[str, Any], profile: Profile, where: str) -> ConfigComparis
 def render_config(doc: Mapping[str, Any]) -> str:
     """The document as indented JSON (valid JSON5), keys in their original order."""
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+# --- what a snapshot keeps of a config ----------------------------------------------------------
+
+UNREADABLE_CONFIG = "not valid JSON5 (its content is not recorded in snapshots)"
+_NOT_AN_OBJECT = "(not an object)"
+
+
+def owned_config_text(text: str) -> tuple[str | None, str | None]:
+    """A gateway config reduced to the keys the spec owns: (text, None) or (None, error).
+
+    Only the owned paths survive (`gateway.mode/port/bind/tailscale.mode`): their scalar values,
+    an empty object or list where one stands (the plan only shows its type), a placeholder
+    where a parent is not an object (the plan only says so). Tokens, passwords and every other
+    key are gone, and this kind plans the same owned-key changes from the result.
+    """
+    try:
+        doc = parse_config(text, "")
+    except ConfigUnreadable:
+        return None, UNREADABLE_CONFIG
+    kept: dict[str, Any] = {}
+    for path in OWNED:
+        _keep_path(doc, kept, path)
+    return render_config(kept), None
+
+
+def _keep_path(source: dict[str, Any], target: dict[str, Any], path: tuple[str, ...]) -> None:
+    key = path[0]
+    if key not in source:
+        return
+    value = source[key]
+    if len(path) == 1:
+        target[key] = type(value)() if isinstance(value, dict | list) else value
+    elif not isinstance(value, dict):
+        target[key] = _NOT_AN_OBJECT
+    else:
+        child = target.setdefault(key, {})
+        if isinstance(child, dict):
+            _keep_path(value, child, path[1:])
+
+
+@keeps_file_content
+def _config_text(
+    context: FileTextContext, path: Path, text: str
+) -> tuple[str | None, str | None] | None:
+    """Snapshots keep of each profile's gateway config the owned keys only."""
+    host, spec = context.host, context.spec
+    if host.user is None or all(profile_paths(spec, p, host).config != path for p in spec.profiles):
+        return None
+    return owned_config_text(text)
 
 
 class GatewayConfigKind:

@@ -38,6 +38,7 @@ from reconciler.core.action import (
 )
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Facts, Probe
+from reconciler.facts.codec import FileTextContext, RecordedHost, keeps_file_content, recorded
 from reconciler.facts.files import PathProbe, PathState, read_path
 from reconciler.gateway.paths import (
     ProfilePaths,
@@ -79,6 +80,7 @@ def token_key(spec: Spec) -> str:
 # --- the token file: whether it holds a value, never the value itself -------------------------
 
 
+@recorded
 @dataclass(frozen=True)
 class SecretEnvState:
     """An env file as far as a plan may know it: type, mode, owner, times, key present."""
@@ -96,6 +98,7 @@ def has_value(text: str, key: str) -> bool:
     return False
 
 
+@recorded
 @dataclass(frozen=True)
 class SecretEnvProbe(Probe[SecretEnvState]):
     """Reads the file in-process and keeps only whether `key` has a value."""
@@ -111,6 +114,11 @@ class SecretEnvProbe(Probe[SecretEnvState]):
             found.path, found.kind, found.mode, found.uid, found.owner, found.mtime, found.ctime
         )
         return SecretEnvState(stripped, present)
+
+    def answer_from(self, recorded: RecordedHost) -> SecretEnvState | None:
+        if recorded.known_missing(self.path):
+            return SecretEnvState(PathState(self.path, "missing"), False)
+        return None
 
 
 def token_probe(spec: Spec, paths: ProfilePaths) -> SecretEnvProbe:
@@ -205,6 +213,17 @@ def _hide(match: re.Match[str]) -> str:
 def redact(line: str) -> str:
     """Hide values of secret-looking variables (an upstream unit holds the token in clear)."""
     return _SECRET_ASSIGNMENT.sub(_hide, line)
+
+
+@keeps_file_content
+def _unit_file_text(
+    context: FileTextContext, path: Path, text: str
+) -> tuple[str | None, str | None] | None:
+    """Snapshots keep a unit file's every line, secret-looking values masked: the rule of the
+    unit diff, so the diff planned against a snapshot is the one planned on the host."""
+    if path.suffix in (".service", ".timer"):
+        return context.text(text), None
+    return None
 
 
 def unit_diff(path: Path, before: str | None, after: str) -> str:

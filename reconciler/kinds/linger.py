@@ -16,11 +16,13 @@ from reconciler.core.command import Command
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Facts, Probe
+from reconciler.facts.codec import Wanted, recorded, records
 from reconciler.spec.model import Spec
 
 ADDRESS = "linger"
 
 
+@recorded
 @dataclass(frozen=True)
 class LingerProbe(Probe[bool]):
     """Whether the linger flag file exists for `user` (in-process read)."""
@@ -29,6 +31,12 @@ class LingerProbe(Probe[bool]):
 
     def read(self, host: HostContext) -> bool:
         return (host.linger_dir / self.user).exists()
+
+
+@records
+def _any_spec_may_ask(spec: Spec, host: HostContext) -> Wanted:
+    """Linger is recorded whatever this spec asks: a later spec may set it."""
+    return Wanted(probes=(LingerProbe(spec.host.user),))
 
 
 class LingerKind:

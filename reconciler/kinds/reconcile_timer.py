@@ -25,6 +25,7 @@ timer file changed under a running timer; `disable` / `stop` before removal.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -36,6 +37,7 @@ from reconciler.core.command import Command
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Facts, Probe
+from reconciler.facts.codec import RecordedHost, Wanted, recorded, records
 from reconciler.facts.files import PathProbe, PathState
 from reconciler.facts.systemd import UnitStatus, UnitStatusProbe
 from reconciler.gateway.paths import expand, home, unit_dir, user_blocker
@@ -63,6 +65,7 @@ RUN_TIMEOUT = "1h"
 HEADER = "# Written by the reconciler from its spec; local edits are replaced on the next apply."
 
 
+@recorded
 @dataclass(frozen=True)
 class Invocation:
     """How the timer will call us: interpreter and absolute paths, read at plan time."""
@@ -72,6 +75,7 @@ class Invocation:
     clone: Path | None  # the git source's clone, when the spec has one
 
 
+@recorded
 @dataclass(frozen=True)
 class InvocationProbe(Probe[Invocation]):
     """`sys.executable` and the resolved spec and clone paths (in-process)."""
@@ -88,10 +92,34 @@ class InvocationProbe(Probe[Invocation]):
             clone=self.clone.resolve() if self.clone is not None else None,
         )
 
+    def answer_from(self, recorded: RecordedHost) -> Invocation | None:
+        """For another spec path: the recorded interpreter, the paths joined to where `probe`
+        ran (as `resolve()` would, without reading this disk)."""
+        known = recorded.facts_of(Invocation)
+        cwd = recorded.working_directory
+        if not known or cwd is None:
+            return None
+
+        def absolute(path: Path | None) -> Path | None:
+            return None if path is None else Path(os.path.normpath(cwd / path))
+
+        return Invocation(known[0].python, absolute(self.spec_path), absolute(self.clone))
+
 
 def invocation_probe(spec: Spec, host: HostContext) -> InvocationProbe:
     source = spec.reconcile.source
     return InvocationProbe(spec.path, expand(source.path, home(host)) if source else None)
+
+
+@records
+def _timer_command(spec: Spec, host: HostContext) -> Wanted:
+    """The timer's ExecStart, and whether its units are there, are recorded whatever the spec
+    (a later one may add the timer)."""
+    if host.user is None:
+        return Wanted()
+    return Wanted(
+        probes=(invocation_probe(spec, host),), directories=((unit_dir(host), ("reconciler.",)),)
+    )
 
 
 def service_path(host: HostContext) -> Path:

@@ -19,8 +19,9 @@ from reconciler.core.command import Command, CommandResult
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Facts, Probe
+from reconciler.facts.codec import RecordedHost, Wanted, recorded, records
 from reconciler.facts.programs import ProgramVersionProbe, locate
-from reconciler.gateway.naming import product_names
+from reconciler.gateway.naming import PRODUCTS, product_names
 from reconciler.semver import satisfies
 from reconciler.spec.model import Spec
 
@@ -39,12 +40,14 @@ def node_probe(host: HostContext) -> ProgramVersionProbe:
     return ProgramVersionProbe.find("node", host)
 
 
+@recorded
 @dataclass(frozen=True)
 class DockerStatus:
     reachable: bool
     detail: str
 
 
+@recorded
 @dataclass(frozen=True)
 class DockerProbe(Probe[DockerStatus]):
     """`docker info` as the spec's user, with a short timeout (a hung daemon must not stall us)."""
@@ -65,6 +68,23 @@ class DockerProbe(Probe[DockerStatus]):
         if result.ok:
             return DockerStatus(True, f"docker daemon {result.stdout.strip().strip(chr(34))}")
         return DockerStatus(False, f"docker: {result.summary()}")
+
+    def answer_from(self, recorded: RecordedHost) -> DockerStatus | None:
+        # "Not installed" needs no command and reads nothing: the same answer anywhere.
+        return self.read(recorded.host) if self.path is None else None
+
+
+@records
+def _programs(spec: Spec, host: HostContext) -> Wanted:
+    """Where the programs this kind looks for are, and both products' gateway versions
+    (whatever this spec asks: a later spec may switch product)."""
+    names = ["node", "npm", "docker", *(p.command for p in PRODUCTS.values())]
+    if spec.runtime.gateway.command:
+        names.append(spec.runtime.gateway.command)
+    return Wanted(
+        probes=tuple(ProgramVersionProbe.find(p.command, host) for p in PRODUCTS.values()),
+        programs=tuple(dict.fromkeys(names)),
+    )
 
 
 class RuntimeKind:

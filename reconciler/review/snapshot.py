@@ -8,31 +8,29 @@ listing).
 
 What is recorded, and what never is:
 - the HostContext (hostname, invoker, the spec's user and home, search path, root or not);
-- every fact the kinds asked for, plus a few any spec might ask for (Tailscale, linger, both
-  products' gateway command) -- encoded by `fact_codec`;
-- where the programs the kinds look for are (`node`, `npm`, `docker`, the gateway commands);
-- the names (only) in the directories new profiles would live in, limited to the names a
-  gateway path can have (`~/.clawdbot*`, `~/clawd*`, the unit directory's gateway units ...),
-  so that a PR adding a profile plans against "that path does not exist" instead of "unknown";
+- every fact the kinds asked for, plus what the modules that define facts declare with
+  `@records` for any spec (facts a later spec may ask for, where the programs the kinds look
+  for are, the names (only) in the directories new profiles would live in, limited to the
+  names a gateway path can have), so that a PR adding a profile plans against "that path does
+  not exist" instead of "unknown";
 - every listening TCP socket (port, address, uid, pid, command line), so a new port is checked.
-- Never: a gateway config's content beyond the keys the spec owns (the config is reduced to
-  them, so tokens, passwords and every other key are gone); the value of a secret-looking
-  assignment in a unit file or a command line (`X_TOKEN=(sensitive)`); any other file content
-  (dropped); an env file's content (its probe keeps only whether the key has a value).
+- Never a secret: each fact redacts itself (`redacted`), and of a file's text only what a
+  `@keeps_file_content` rule keeps survives (a gateway config: the owned keys; a unit file:
+  every line with secret-looking values masked); any other file content is dropped.
 
-A probe the snapshot cannot answer (a path it never looked at, a spec for another user) is a
-`ProbeFailed` saying so: the plan reports "could not read the host" for that kind, it never
-guesses. What it does derive: a path under a directory whose listing lacks it is missing; a unit
-it never asked about, whose file is not in the unit directory, is not loaded (LoadState
-not-found) while the user's manager answered; `sudo` verdicts it never recorded are refusals; a
-program it did not look up is not installed (`locate` has no way to say "unknown").
+This module is a generic codec: it knows no probe, fact or kind. Each probe and fact class is
+`@recorded` where it is defined (reconciler/facts/codec.py), and says itself how a snapshot
+answers it when the snapshot did not record it (`answer_from`). A probe the snapshot cannot
+answer (a path it never looked at, a spec for another user) is a `ProbeFailed` saying so: the
+plan reports "could not read the host" for that kind, it never guesses. A probe class that is
+not `@recorded` is an error when recording, never silently left out.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
+import importlib
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -43,41 +41,25 @@ from typing import Any
 from reconciler import __version__
 from reconciler.core.host import Account, HostContext, RecordedLookups
 from reconciler.core.probe import Facts, Probe, ProbeFailed
-from reconciler.core.sudo_check import SudoProbe, SudoVerdict
 from reconciler.facts.codec import (
+    AnswersFromSnapshot,
     CodecError,
+    FileTextContext,
+    Redaction,
     Registry,
+    Wanted,
     decode,
     decode_dataclass,
     decode_fact,
     encode,
+    file_text_rules,
+    recorded_classes,
+    redact_value,
+    wanted,
 )
-from reconciler.facts.files import (
-    DirectoryListing,
-    DirectoryProbe,
-    PathProbe,
-    PathState,
-    RealPathProbe,
-)
+from reconciler.facts.files import PathProbe, PathState
 from reconciler.facts.listeners import Listener, ListenersProbe, parse_proc_net_tcp
-from reconciler.facts.programs import ProgramVersion, ProgramVersionProbe, locate
-from reconciler.facts.systemd import UnitStatus, UnitStatusProbe, unreachable
-from reconciler.facts.tailscale import (
-    ServeConfig,
-    ServeStatusProbe,
-    TailscalePrefs,
-    TailscalePrefsProbe,
-    TailscaleStatus,
-    TailscaleStatusProbe,
-    WebMount,
-)
-from reconciler.gateway.naming import GATEWAY_UNIT_PREFIXES, PRODUCTS
-from reconciler.gateway.paths import expand, home, profile_paths, unit_dir
-from reconciler.kinds.gateway_config import OWNED, ConfigUnreadable, parse_config, render_config
-from reconciler.kinds.gateway_unit import SecretEnvProbe, SecretEnvState
-from reconciler.kinds.linger import LingerProbe
-from reconciler.kinds.reconcile_timer import Invocation, InvocationProbe, invocation_probe
-from reconciler.kinds.runtime import DockerProbe, DockerStatus
+from reconciler.facts.programs import locate
 from reconciler.review.redaction import redact_text
 from reconciler.spec.model import Spec
 
@@ -115,8 +97,8 @@ class Snapshot:
     directories: tuple[DirectoryNames, ...]
     listeners: tuple[Listener, ...] | None  # every listening TCP socket; None: not recorded
     facts: Mapping[Probe[Any], Any] = dataclasses.field(repr=False)
-    # Where `reconciler probe` ran: a relative spec path is resolved against it, as the timer
-    # kind's InvocationProbe does on the host.
+    # Where `reconciler probe` ran: a relative spec path is resolved against it, as the
+    # timer's invocation probe does on the host.
     working_directory: Path | None = None
 
     def host_context(self) -> HostContext:
@@ -128,137 +110,45 @@ class Snapshot:
         return replace(self.host, recorded=lookups)
 
 
+# The modules that define recorded probe and fact classes register them when imported; every
+# one of them is imported by the kinds package (named here by string: no kind is known here).
+_DEFINING_PACKAGE = "reconciler.kinds"
+
+
 def registry() -> Registry:
-    """Every class a snapshot may hold: probes, their facts, and the host context."""
-    return Registry(
-        [
-            # probes
-            LingerProbe,
-            TailscaleStatusProbe,
-            TailscalePrefsProbe,
-            ServeStatusProbe,
-            ProgramVersionProbe,
-            DockerProbe,
-            PathProbe,
-            RealPathProbe,
-            DirectoryProbe,
-            SecretEnvProbe,
-            UnitStatusProbe,
-            ListenersProbe,
-            SudoProbe,
-            InvocationProbe,
-            # facts
-            PathState,
-            DirectoryListing,
-            SecretEnvState,
-            ProgramVersion,
-            DockerStatus,
-            TailscaleStatus,
-            TailscalePrefs,
-            ServeConfig,
-            WebMount,
-            UnitStatus,
-            Listener,
-            SudoVerdict,
-            Invocation,
-            # the host
-            HostContext,
-            Account,
-            DirectoryNames,
-        ]
-    )
+    """Every class a snapshot may hold: the `@recorded` probes and facts, and the host context."""
+    importlib.import_module(_DEFINING_PACKAGE)
+    return recorded_classes(HostContext, Account, DirectoryNames)
 
 
 # --- redaction: what a snapshot may hold ---------------------------------------------------------
 
 CONTENT_DROPPED = "content not recorded in snapshots"
-UNREADABLE_CONFIG = "not valid JSON5 (its content is not recorded in snapshots)"
-_NOT_AN_OBJECT = "(not an object)"
 
 
-def owned_config_text(text: str) -> tuple[str | None, str | None]:
-    """A gateway config reduced to the keys the spec owns: (text, None) or (None, error).
+def file_text_keeper(
+    spec: Spec, host: HostContext
+) -> Callable[[Path, str], tuple[str | None, str | None]]:
+    """What a snapshot keeps of a file's text: (text, error), by the first registered rule
+    (`@keeps_file_content`) that owns the file; nothing for a file no rule owns (a new kind
+    reading another file must decide what of it is safe to keep)."""
+    context = FileTextContext(spec, host, redact_text)
+    rules = file_text_rules()
 
-    Only the owned paths survive (`gateway.mode/port/bind/tailscale.mode`): their scalar values,
-    an empty object or list where one stands (the plan only shows its type), a placeholder
-    where a parent is not an object (the plan only says so). Tokens, passwords and every other
-    key are gone, and the config kind plans the same owned-key changes from the result.
-    """
-    try:
-        doc = parse_config(text, "")
-    except ConfigUnreadable:
-        return None, UNREADABLE_CONFIG
-    kept: dict[str, Any] = {}
-    for path in OWNED:
-        _keep_path(doc, kept, path)
-    return render_config(kept), None
+    def keep(path: Path, text: str) -> tuple[str | None, str | None]:
+        for rule in rules:
+            kept = rule(context, path, text)
+            if kept is not None:
+                return kept
+        return None, CONTENT_DROPPED
 
-
-def _keep_path(source: dict[str, Any], target: dict[str, Any], path: tuple[str, ...]) -> None:
-    key = path[0]
-    if key not in source:
-        return
-    value = source[key]
-    if len(path) == 1:
-        target[key] = type(value)() if isinstance(value, dict | list) else value
-    elif not isinstance(value, dict):
-        target[key] = _NOT_AN_OBJECT
-    else:
-        child = target.setdefault(key, {})
-        if isinstance(child, dict):
-            _keep_path(value, child, path[1:])
+    return keep
 
 
-def recorded_text(
-    path: Path, text: str, config_paths: frozenset[Path]
-) -> tuple[str | None, str | None]:
-    """What a snapshot keeps of a file's text: (text, error).
-
-    Gateway configs: the owned keys only. Unit files: every line, secret-looking assignments
-    redacted (the same rule as the unit diff, so the plan's diff is the same). Anything else:
-    nothing (a new kind reading another file must decide what of it is safe to keep).
-    """
-    if path in config_paths:
-        return owned_config_text(text)
-    if path.suffix in (".service", ".timer"):
-        return redact_text(text), None
-    return None, CONTENT_DROPPED
-
-
-def redact_fact(value: Any, config_paths: frozenset[Path]) -> Any:
-    """A fact as a snapshot may hold it (see the module docstring)."""
-    if isinstance(value, PathState):
-        if value.text is None:
-            return value
-        text, error = recorded_text(value.path, value.text, config_paths)
-        return replace(value, text=text, error=error)
-    if isinstance(value, DirectoryListing):
-        return replace(value, entries=tuple(redact_fact(e, config_paths) for e in value.entries))
-    if isinstance(value, Listener):
-        return replace(value, cmdline=redact_text(value.cmdline))
-    if isinstance(value, tuple):
-        return tuple(redact_fact(v, config_paths) for v in value)
-    if isinstance(value, ServeConfig):
-        return replace(value, web=tuple(_redact_mount(m) for m in value.web))
-    if isinstance(value, ProbeFailed):
-        return ProbeFailed(redact_text(str(value)))
-    return value
-
-
-def _redact_mount(mount: WebMount) -> WebMount:
-    handlers = copy.deepcopy(mount.handlers)
-    for handler in handlers.values():
-        for key, item in handler.items():
-            if isinstance(item, str):
-                handler[key] = redact_text(item)
-    return replace(mount, handlers=handlers)
-
-
-def config_paths(spec: Spec, host: HostContext) -> frozenset[Path]:
-    """The gateway config file of every profile (their text is reduced to the owned keys)."""
-    if host.user is None:
-        return frozenset()
-    return frozenset(profile_paths(spec, p, host).config for p in spec.profiles)
+def redaction_for(spec: Spec, host: HostContext) -> Redaction:
+    """The redaction of a snapshot recorded for `spec` on `host`."""
+    registry()  # the rules are registered where the files' kinds are defined
+    return Redaction(text=redact_text, file_text=file_text_keeper(spec, host))
 
 
 # --- recording (the effect shell calls these with a live probe session) --------------------------
@@ -277,54 +167,30 @@ class RecordingCollector:
         return facts
 
 
+def everything_wanted(spec: Spec, host: HostContext) -> Wanted:
+    """What every module registered with `@records` wants recorded for `spec`, merged:
+    probes and programs once each, a directory listed once with the union of the prefixes."""
+    registry()
+    probes: dict[Probe[Any], None] = {}
+    programs: dict[str, None] = {}
+    directories: dict[Path, tuple[str, ...]] = {}
+    for want in wanted(spec, host):
+        probes.update(dict.fromkeys(want.probes))
+        programs.update(dict.fromkeys(want.programs))
+        for path, prefixes in want.directories:
+            known = directories.get(path)
+            if known is None:
+                directories[path] = prefixes
+            elif known and prefixes:  # () means every name: it stays so
+                directories[path] = tuple(dict.fromkeys((*known, *prefixes)))
+            else:
+                directories[path] = ()
+    return Wanted(tuple(probes), tuple(programs), tuple(directories.items()))
+
+
 def extra_probes(spec: Spec, host: HostContext) -> list[Probe[Any]]:
     """Facts any later spec may ask for, recorded whatever this spec asks."""
-    probes: list[Probe[Any]] = [
-        TailscaleStatusProbe(),
-        ServeStatusProbe(),
-        TailscalePrefsProbe(),
-        LingerProbe(spec.host.user),
-    ]
-    probes += [ProgramVersionProbe.find(names.command, host) for names in PRODUCTS.values()]
-    if host.user is not None:
-        probes.append(invocation_probe(spec, host))  # the timer's ExecStart, whatever the spec
-    return probes
-
-
-def program_names(spec: Spec) -> tuple[str, ...]:
-    """The programs kinds look for (`locate`): node, npm, docker and the gateway commands."""
-    names = ["node", "npm", "docker", *(p.command for p in PRODUCTS.values())]
-    if spec.runtime.gateway.command:
-        names.append(spec.runtime.gateway.command)
-    return tuple(dict.fromkeys(names))
-
-
-def listed_directories(spec: Spec, host: HostContext) -> list[tuple[Path, tuple[str, ...]]]:
-    """(directory, name prefixes) to list: where a new profile's paths would be."""
-    if host.user is None:
-        return []
-    home_dir = home(host)
-    home_prefixes = {".config"}
-    for names in PRODUCTS.values():
-        home_prefixes |= {f".{names.state_prefix}", names.workspace_prefix}
-    others: set[Path] = set()
-    for profile in spec.profiles:
-        for given in (profile.state_dir, profile.workspace):
-            if given is None:
-                continue
-            path = expand(given, home_dir)
-            if path.parent == home_dir:
-                home_prefixes.add(path.name)
-            else:
-                others.add(path.parent)
-    listed = [
-        (home_dir, tuple(sorted(home_prefixes))),
-        (home_dir / ".config", ("systemd",)),
-        (home_dir / ".config/systemd", ("user",)),
-        (unit_dir(host), (*GATEWAY_UNIT_PREFIXES, "reconciler.")),
-    ]
-    listed += [(path, ()) for path in sorted(others)]
-    return listed
+    return list(everything_wanted(spec, host).probes)
 
 
 def list_names(path: Path, prefixes: tuple[str, ...]) -> DirectoryNames:
@@ -367,23 +233,27 @@ def record_snapshot(
 
     Reads what it records besides the facts (the effect of `reconciler probe`): directory names,
     program locations, the working directory. `facts` and `listeners` come from the caller.
+    Every probe must be `@recorded`: one that is not is an error, never silently left out (the
+    plan made from the snapshot would otherwise miss a fact the live plan had).
     """
     registered = registry()
-    paths = config_paths(spec, host)
-    kept = {
-        probe: redact_fact(value, paths)
-        for probe, value in facts.items()
-        if type(probe) in registered
-    }
+    unknown = sorted({type(p).__name__ for p in facts if type(p) not in registered})
+    if unknown:
+        raise TypeError(
+            f"probe class(es) {', '.join(unknown)} not registered with the snapshot codec: "
+            "decorate each with @recorded (reconciler/facts/codec.py) where it is defined"
+        )
+    redaction = redaction_for(spec, host)
+    want = everything_wanted(spec, host)
     return Snapshot(
         recorded_at=recorded_at,
         spec_path=str(spec.path) if spec.path is not None else None,
         spec_sha256=spec.sha256,
         host=replace(host, privileged=host.is_root, recorded=None),
-        programs=tuple((name, locate(name, host)) for name in program_names(spec)),
-        directories=tuple(list_names(p, pre) for p, pre in listed_directories(spec, host)),
-        listeners=None if listeners is None else redact_fact(listeners, paths),
-        facts=kept,
+        programs=tuple((name, locate(name, host)) for name in want.programs),
+        directories=tuple(list_names(path, prefixes) for path, prefixes in want.directories),
+        listeners=None if listeners is None else redact_value(listeners, redaction),
+        facts={probe: redact_value(value, redaction) for probe, value in facts.items()},
         working_directory=Path.cwd(),
     )
 
@@ -498,18 +368,20 @@ def parse_snapshot(doc: Any, where: str) -> Snapshot:
 
 
 class SnapshotFacts:
-    """Answers probes from a snapshot: what it recorded, what follows from it, or ProbeFailed."""
+    """Answers probes from a snapshot: what it recorded, what follows from it (each probe's
+    `answer_from`), or ProbeFailed. Implements `RecordedHost` (reconciler/facts/codec.py)."""
 
     def __init__(self, snapshot: Snapshot, source: str = "the snapshot") -> None:
         self.snapshot = snapshot
         self.source = source
         self.host = snapshot.host_context()
+        self.working_directory = snapshot.working_directory
+        self.listeners = snapshot.listeners
         self.directories = {d.path: d for d in snapshot.directories}
         self.paths: dict[Path, PathState] = {}
         for probe, value in snapshot.facts.items():
             if isinstance(probe, PathProbe) and isinstance(value, PathState):
                 self.paths.setdefault(probe.path, value)
-        self.statuses = [v for v in snapshot.facts.values() if isinstance(v, UnitStatus)]
 
     def collect(self, probes: Iterable[Probe[Any]]) -> Facts:
         """The `collect` of a probe session, for `plan_from_facts`."""
@@ -519,7 +391,7 @@ class SnapshotFacts:
         facts = self.snapshot.facts
         if probe in facts:
             return facts[probe]
-        derived = self._derive(probe)
+        derived = probe.answer_from(self) if isinstance(probe, AnswersFromSnapshot) else None
         if derived is not None:
             return derived
         return ProbeFailed(
@@ -528,61 +400,13 @@ class SnapshotFacts:
             "record a new snapshot on the host: reconciler probe SPEC --out FILE"
         )
 
-    def _derive(self, probe: Probe[Any]) -> Any:
-        if isinstance(probe, PathProbe):
-            other = self.snapshot.facts.get(PathProbe(probe.path, not probe.content))
-            if isinstance(other, PathState):
-                if not probe.content:
-                    return replace(other, text=None, error=None)
-                if other.kind != "file":
-                    return other
-            return PathState(probe.path, "missing") if self.known_missing(probe.path) else None
-        if isinstance(probe, SecretEnvProbe):
-            if self.known_missing(probe.path):
-                return SecretEnvState(PathState(probe.path, "missing"), False)
-            return None
-        if isinstance(probe, DirectoryProbe):
-            return DirectoryListing(probe.path, False) if self.known_missing(probe.path) else None
-        if isinstance(probe, UnitStatusProbe):
-            return self._unit_status(probe.unit)
-        if isinstance(probe, ListenersProbe):
-            if self.snapshot.listeners is None:
-                return None
-            wanted = set(probe.ports)
-            return tuple(x for x in self.snapshot.listeners if x.port in wanted)
-        if isinstance(probe, ProgramVersionProbe | DockerProbe) and probe.path is None:
-            return probe.read(self.host)  # "not installed": no command, reads nothing
-        if isinstance(probe, SudoProbe):
-            return SudoVerdict(False, f"{self.source} does not say whether sudo allows this")
-        if isinstance(probe, InvocationProbe):
-            return self._invocation(probe)
-        return None
+    def fact(self, probe: Probe[Any]) -> Any:
+        """The recorded fact of `probe` (None when it was not recorded)."""
+        return self.snapshot.facts.get(probe)
 
-    def _invocation(self, probe: InvocationProbe) -> Invocation | None:
-        """The timer's command line for another spec path: the recorded interpreter, the path
-        joined to where `probe` ran (as `resolve()` would, without reading this disk)."""
-        recorded = next(
-            (v for v in self.snapshot.facts.values() if isinstance(v, Invocation)), None
-        )
-        cwd = self.snapshot.working_directory
-        if recorded is None or cwd is None:
-            return None
-
-        def absolute(path: Path | None) -> Path | None:
-            return None if path is None else Path(os.path.normpath(cwd / path))
-
-        return Invocation(recorded.python, absolute(probe.spec_path), absolute(probe.clone))
-
-    def _unit_status(self, unit: str) -> UnitStatus | None:
-        down = next((s for s in self.statuses if not s.reachable), None)
-        if down is not None:
-            return unreachable(unit, down.detail)
-        if self.statuses and self.known_missing(unit_dir(self.host) / unit):
-            # What `systemctl --user show` says of a unit it has no file for.
-            return UnitStatus(
-                unit, load_state="not-found", active_state="inactive", sub_state="dead"
-            )
-        return None
+    def facts_of(self, cls: type[Any]) -> list[Any]:
+        """Every recorded fact of type `cls`, in recording order."""
+        return [v for v in self.snapshot.facts.values() if isinstance(v, cls)]
 
     def known_missing(self, path: Path) -> bool:
         """True when the snapshot shows that `path` cannot exist (never a guess)."""

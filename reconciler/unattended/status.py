@@ -21,6 +21,7 @@ from typing import Any
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe, ProbeFailed
+from reconciler.facts.codec import recorded
 from reconciler.facts.systemd import (
     UnitStatus,
     manager_problem,
@@ -35,6 +36,7 @@ TIMER_UNIT = "reconciler.timer"
 SCHEDULE_PROPERTIES = ("NextElapseUSecRealtime", "NextElapseUSecMonotonic", "LastTriggerUSec")
 
 
+@recorded
 @dataclass(frozen=True)
 class TimerSchedule:
     """When the timer fires next and fired last (None: not scheduled / never / unknown)."""
@@ -45,6 +47,7 @@ class TimerSchedule:
     detail: str = ""  # why it could not be read
 
 
+@recorded
 @dataclass(frozen=True)
 class TimerScheduleProbe(Probe[TimerSchedule]):
     """`systemctl --user show reconciler.timer -p NextElapseUSecRealtime,...` (read-only)."""
