@@ -11,6 +11,7 @@ from click.testing import CliRunner, Result
 from fakehost import FakeHost
 
 from reconciler import cli as cli_module
+from reconciler.app.context import AppContext
 from reconciler.app.plan_pass import probe_and_plan
 from reconciler.core.host import HostContext
 from reconciler.kinds import all_kinds
@@ -61,19 +62,19 @@ class FakeHostCli:
         self.fake = fake
         self.host: HostContext = drive.host_context(fake, invoker)
 
+    def context(self) -> AppContext:
+        """The real world but for the host: this fake one, and runners on it."""
+        return AppContext(
+            discover_host=lambda spec: self.host,
+            make_runner=lambda host, mutating: (
+                drive.host_runner(self.fake, host)
+                if mutating
+                else drive.read_only_runner(self.fake, host)
+            ),
+        )
+
     def __call__(self, *args: str | Path) -> Result:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(cli_module, "discover_host", lambda spec: self.host)
-            patch.setattr(
-                cli_module,
-                "make_runner",
-                lambda host, mutating: (
-                    drive.host_runner(self.fake, host)
-                    if mutating
-                    else drive.read_only_runner(self.fake, host)
-                ),
-            )
-            return CliRunner().invoke(cli_module.cli, [str(a) for a in args])
+        return CliRunner().invoke(cli_module.cli, [str(a) for a in args], obj=self.context())
 
     def check_saved_plan(self, plan_file: Path) -> None:
         """What `apply PLAN.json` does before it runs anything (StalePlan when stale)."""

@@ -79,7 +79,7 @@ def test_flatten_leaves_out_nulls_and_keeps_empty_sections() -> None:
 
 
 def test_the_diff_comment_calls_out_public_exposure_and_removed_profiles() -> None:
-    from reconciler.commands.review import diff_specs
+    from reconciler.app.review import diff_specs
     from reconciler.render.desired_diff import render_markdown
 
     exposed = SPEC_TEXT.replace(

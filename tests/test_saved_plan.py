@@ -96,7 +96,7 @@ def saved_file(tmp_path: Path) -> Path:
     case = SCENARIOS["fresh-host"]
     probed = case.probed()
     context = case.context(probed)
-    from reconciler.commands.review import saved_plan_text
+    from reconciler.app.review import saved_plan_text
 
     path = tmp_path / "plan.json"
     path.write_text(saved_plan_text(probed.plan, context, case.runner()))

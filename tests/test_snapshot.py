@@ -23,7 +23,7 @@ from review_cli import SPEC, with_work_profile
 
 import reconciler.review.snapshot
 from reconciler.app.plan_pass import plan_from_facts, probe_and_plan
-from reconciler.commands.review import record_host
+from reconciler.app.review import record_host
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe, ProbeFailed
 from reconciler.facts.codec import (
@@ -297,7 +297,7 @@ def test_offline_plans_equal_live_plans_on_a_converged_host(
 
 
 def test_a_spec_for_another_user_is_refused(tmp_path: Path) -> None:
-    from reconciler.commands.review import ReviewError, plan_against
+    from reconciler.app.review import ReviewError, plan_against
 
     case = SCENARIOS["in-sync"]
     path = tmp_path / "snap.json"

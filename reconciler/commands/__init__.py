@@ -1,1 +1,1 @@
-"""Command-line commands that live outside cli.py (registered there with `cli.add_command`)."""
+"""The click commands: parse arguments, hand them to a use case in reconciler/app, exit."""

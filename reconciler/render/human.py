@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from reconciler.core.action import SENSITIVE, Action, AttributeChange, RunCommand
+from reconciler.core.blocked import blocked_lines, group_blocked, steps
 from reconciler.core.command import Command
 from reconciler.core.plan import Plan
 from reconciler.review.redaction import redact_plan
@@ -35,8 +36,18 @@ def change_line(change: AttributeChange) -> str:
     return f"{change.path}: {value(change.before)} -> {value(change.after)}"
 
 
-def render_plan(plan: Plan, describe: DescribeCommand, *, color: bool, title: str = "") -> str:
-    """The whole plan as text, ending with the one-line summary (secrets redacted)."""
+def render_plan(
+    plan: Plan,
+    describe: DescribeCommand,
+    *,
+    color: bool,
+    title: str = "",
+    why_blocked: bool = True,
+) -> str:
+    """The whole plan as text, ending with the one-line summary (secrets redacted).
+
+    With `why_blocked`, the summary is preceded by the reasons steps are blocked, each once.
+    """
     plan = redact_plan(plan)
     out: list[str] = []
     style = (lambda text, sym: click.style(text, fg=COLOUR[sym])) if color else (lambda t, s: t)
@@ -71,8 +82,15 @@ def render_plan(plan: Plan, describe: DescribeCommand, *, color: bool, title: st
         out.append(style(f"error: {error}", "-"))
     if out and out[-1] != "":
         out.append("")
+    if why_blocked and plan.blocked:
+        out.extend([*why_blocked_lines(plan.blocked), ""])
     out.append(plan.summary())
     return "\n".join(out)
+
+
+def why_blocked_lines(blocked: tuple[Action, ...]) -> list[str]:
+    """`Blocked: N steps, because:` and each distinct reason with the steps it blocks."""
+    return [f"Blocked: {steps(len(blocked))}, because:", *blocked_lines(group_blocked(blocked))]
 
 
 def render_outcome(outcome: ActionOutcome, *, color: bool) -> str:

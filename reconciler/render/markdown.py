@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from reconciler.core.action import Action, Finding
+from reconciler.core.blocked import group_blocked, steps
 from reconciler.core.command import Command
 from reconciler.core.plan import Plan
 from reconciler.render.human import render_plan, symbol
@@ -65,7 +66,8 @@ def render_markdown(
     plan = redact_plan(plan)
     head = [summary_line(plan, context), "", source_line(context), ""]
     head += warning_block(warnings_of(plan))
-    body = render_plan(plan, describe, color=False).splitlines()
+    head += blocked_block(plan)
+    body = render_plan(plan, describe, color=False, why_blocked=False).splitlines()
     steps = len(plan.actions)
     label = f"{steps} step{'s' if steps != 1 else ''}"
     if plan.findings:
@@ -115,6 +117,23 @@ def warning_block(found: Warnings) -> list[str]:
     lines += [f"> - {item}" for item in items[:LISTED]]
     if len(items) > LISTED:
         lines.append(f"> - ... and {len(items) - LISTED} more (in the plan below)")
+    return [*lines, ""]
+
+
+def blocked_block(plan: Plan) -> list[str]:
+    """Why steps are blocked, each reason once with the steps it holds; empty when none."""
+    blocked = plan.blocked
+    if not blocked:
+        return []
+    lines = [f"**Blocked: {steps(len(blocked))}, because:**", ""]
+    groups = group_blocked(blocked)
+    for group in groups[:LISTED]:
+        shown = ", ".join(f"`{a}`" for a in group.addresses[:LISTED])
+        more = len(group.addresses) - LISTED
+        shown += f" and {more} more" if more > 0 else ""
+        lines.append(f"- {_cut(group.reason)} ({steps(len(group.addresses))}): {shown}")
+    if len(groups) > LISTED:
+        lines.append(f"- ... and {len(groups) - LISTED} more reasons (in the plan below)")
     return [*lines, ""]
 
 

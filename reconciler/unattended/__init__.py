@@ -28,8 +28,49 @@ def state_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "reconciler"
 
 
+class StateDirInvalid(OSError):
+    """Something other than a directory sits where the state directory must be."""
+
+
+def check_state_dir(path: Path) -> None:
+    """Raise StateDirInvalid (saying what to do) when `path` or a parent is not a directory.
+
+    A missing directory is fine: the first apply creates it.
+    """
+    for part in (path, *path.parents):
+        if not os.path.lexists(part):
+            continue
+        if part.is_dir():
+            return
+        what = "a symbolic link to no directory" if part.is_symlink() else _kind_of(part)
+        raise StateDirInvalid(
+            f"{part} is {what}, but the reconciler keeps its lock, run records and suspension "
+            f"in the directory {path}: move it away (for example `mv {part} {part}.bak`) "
+            "and run the command again"
+        )
+
+
+def _kind_of(path: Path) -> str:
+    import stat
+
+    mode = path.lstat().st_mode
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a directory"
+
+
 def ensure_state_dir(path: Path) -> Path:
-    """Create `path` (and parents) and make `path` itself 0700; return it."""
+    """Create `path` (and parents) and make `path` itself 0700; return it.
+
+    Raises StateDirInvalid when a file stands where a directory must be.
+    """
+    check_state_dir(path)
     path.mkdir(parents=True, exist_ok=True, mode=STATE_DIR_MODE)
     # mkdir's mode is filtered by the umask and ignored for an existing directory: fix it.
     if (path.stat().st_mode & 0o777) != STATE_DIR_MODE:

@@ -18,9 +18,11 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from reconciler.core.blocked import blocked_summary, group_blocked, steps
 from reconciler.core.plan import Plan
 from reconciler.shell.apply import ApplyResult, Convergence
 from reconciler.unattended import ensure_state_dir
@@ -33,7 +35,8 @@ Result = Literal["converged", "failed", "not-converged", "suspended", "invalid-s
 ApplyResultName = Literal["converged", "failed", "not-converged"]
 RESULTS: tuple[str, ...] = get_args(Result)
 
-# Results that leave the host as the spec says (blocked root-only steps included).
+# The one result that says the host matches the spec. A run that left steps blocked (root-only
+# steps under a user timer, a missing program) is "not-converged": the host still differs.
 SUCCESS: frozenset[str] = frozenset({"converged"})
 
 
@@ -51,7 +54,8 @@ class ApplyOutcome:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.result == "converged" else 1
+        """0 converged, 2 not converged (nothing failed: blocked or pending steps), 1 failed."""
+        return {"converged": 0, "not-converged": 2}.get(self.result, 1)
 
 
 def outcome_of(
@@ -77,7 +81,7 @@ def outcome_of(
                 drift=drift,
                 reason=f"{len(pending)} action(s) not applied",
             )
-        return ApplyOutcome("converged", blocked=blocked, drift=drift)
+        return _unless_blocked(ApplyOutcome("converged", blocked=blocked, drift=drift), before)
     done = ApplyOutcome(
         "converged",
         applied=result.count("applied"),
@@ -101,7 +105,21 @@ def outcome_of(
     if after is not None and after.runnable:
         still = ", ".join(a.address for a in after.runnable)
         return replace(done, result="not-converged", reason=f"still pending: {still}")
-    return done
+    return _unless_blocked(done, after if after is not None else before)
+
+
+def _unless_blocked(outcome: ApplyOutcome, plan: Plan) -> ApplyOutcome:
+    """A converged outcome becomes not-converged while `plan` still has blocked steps."""
+    blocked = plan.blocked
+    if not blocked:
+        return outcome
+    why = blocked_summary(group_blocked(blocked))
+    return replace(
+        outcome,
+        result="not-converged",
+        blocked=len(blocked),
+        reason=f"{steps(len(blocked))} blocked: {why}",
+    )
 
 
 @dataclass(frozen=True)
@@ -144,13 +162,78 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
-        """A record from a parsed line; unknown keys are kept in `extra` (newer writers)."""
+        """A record from a parsed line; unknown keys are kept in `extra` (newer writers).
+
+        Raises ValueError for an unknown result (a newer writer: skipped by readers) and
+        RecordFieldInvalid for a known field of the wrong type (a damaged record).
+        """
         known = {f.name for f in fields(cls)} - {"extra"}
         values = {k: v for k, v in data.items() if k in known}
         if values.get("result") not in RESULTS:
             raise ValueError(f"unknown result {values.get('result')!r}")
-        values["drift"] = tuple(str(d) for d in values.get("drift") or ())
+        for name, value in values.items():
+            _check_field(name, value)
+        values["drift"] = tuple(values.get("drift") or ())
+        if values["result"] == "converged" and values.get("blocked"):
+            # Written before blocked steps meant "not converged": read with today's meaning.
+            values["result"] = "not-converged"
         return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+
+class RecordFieldInvalid(Exception):
+    """A known field of a run record holds a value of the wrong type."""
+
+
+_TEXT = ("start", "end", "reason", "user")
+_COUNTS = ("applied", "failed", "blocked", "skipped", "pid")
+_OPTIONAL_TEXT = (
+    "spec_path",
+    "spec_sha256",
+    "git_commit",
+    "source",
+    "last_attempted_revision",
+    "last_applied_revision",
+)
+
+
+def _check_field(name: str, value: Any) -> None:
+    if name in _TEXT:
+        ok, wanted = isinstance(value, str), "a string"
+    elif name in _COUNTS:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        wanted = "a whole number of at least 0"
+    elif name in _OPTIONAL_TEXT:
+        ok, wanted = value is None or isinstance(value, str), "a string or null"
+    elif name == "interactive":
+        ok, wanted = isinstance(value, bool), "true or false"
+    elif name == "git_dirty":
+        ok, wanted = value is None or isinstance(value, bool), "true, false or null"
+    elif name == "drift":
+        ok = value is None or (isinstance(value, list) and all(isinstance(d, str) for d in value))
+        wanted = "a list of step addresses (strings)"
+    else:
+        return
+    if not ok:
+        raise RecordFieldInvalid(f"field {name!r} must be {wanted}, not {json.dumps(value)}")
+    if name in ("start", "end"):
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise RecordFieldInvalid(
+                f"field {name!r} must be an ISO 8601 time, not {json.dumps(value)}"
+            ) from None
+
+
+class RunRecordsCorrupt(Exception):
+    """A run record that parses as JSON but is damaged: names the file, the line and the fix."""
+
+    def __init__(self, path: Path, line: int, problem: str) -> None:
+        super().__init__(
+            f"{path}, line {line}: {problem}. The run record is damaged: fix or delete that "
+            "line (the other records are kept)"
+        )
+        self.path = path
+        self.line = line
 
 
 def carried_revision(
@@ -197,18 +280,22 @@ def read_records(directory: Path, *, keep: int = KEEP) -> list[RunRecord]:
     paths = [directory / f"{RUNS_NAME}.{n}" for n in range(keep, 0, -1)] + [directory / RUNS_NAME]
     records: list[RunRecord] = []
     for path in paths:
-        records.extend(_parse_lines(_read_lines(path)))
+        records.extend(_parse_lines(path, _read_lines(path)))
     return records
 
 
-def _parse_lines(lines: Iterable[str]) -> Iterable[RunRecord]:
-    for line in lines:
+def _parse_lines(path: Path, lines: Iterable[str]) -> Iterable[RunRecord]:
+    """Records, skipping lines torn by a crash or written by something newer; raises
+    RunRecordsCorrupt for a record whose known fields have the wrong types."""
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             data = json.loads(line)
             if isinstance(data, dict):
                 yield RunRecord.from_dict(data)
+        except RecordFieldInvalid as exc:
+            raise RunRecordsCorrupt(path, number, str(exc)) from None
         except (ValueError, TypeError):
             continue  # a line torn by a crash, or written by something else
 

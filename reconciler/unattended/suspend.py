@@ -33,11 +33,12 @@ class Suspension:
         return f"suspended since {self.since} by {self.by}{why}"
 
 
-def suspend(directory: Path, reason: str = "") -> Suspension:
-    """Suspend unattended runs (again: the newest reason and time win)."""
+def suspend(directory: Path, reason: str = "", *, since: str | None = None) -> Suspension:
+    """Suspend unattended runs, replacing any suspension in force (the `suspend` command asks
+    first: see reconciler/app/unattended.py). `since` defaults to now (ISO 8601 UTC)."""
     ensure_state_dir(directory)
     state = Suspension(
-        since=datetime.now(UTC).isoformat(timespec="seconds"),
+        since=since or datetime.now(UTC).isoformat(timespec="seconds"),
         by=Account.current().name,
         reason=reason,
     )

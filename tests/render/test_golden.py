@@ -13,7 +13,7 @@ import pytest
 from plan_documents import assert_valid_plan
 from plan_scenarios import SCENARIOS, SPEC_TEXT, spec_from
 
-from reconciler.commands.review import describe_command, diff_specs, render
+from reconciler.app.review import describe_command, diff_specs, render
 from reconciler.render import desired_diff
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "plans"

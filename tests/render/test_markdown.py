@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from plan_scenarios import PIN, SCENARIOS, Scenario
 
-from reconciler.commands.review import describe_command
+from reconciler.app.review import describe_command
 from reconciler.core.action import Action, Finding
 from reconciler.core.plan import Plan
 from reconciler.render.markdown import MAX_CHARACTERS, fit, render_markdown, warnings_of

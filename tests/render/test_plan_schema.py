@@ -11,7 +11,7 @@ from plan_scenarios import SCENARIOS
 from test_laws import HostState, fake_host, host_states, specs
 
 from reconciler.app.plan_pass import probe_and_plan
-from reconciler.commands.review import CommandView, describe_command, saved_plan_text
+from reconciler.app.review import CommandView, describe_command, saved_plan_text
 from reconciler.kinds import all_kinds
 from reconciler.render.human import render_plan
 from reconciler.render.json_plan import document

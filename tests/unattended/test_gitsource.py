@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.commands.unattended import unattended_apply
+from reconciler.app.unattended import unattended_apply
 from reconciler.shell.git import SourceError, checkout, git_runner, work_tree
 from reconciler.shell.runner import HostRunner
 from reconciler.unattended.runs import ApplyOutcome, read_records
@@ -121,7 +121,7 @@ def test_a_failed_run_keeps_the_last_applied_revision(tmp_path: Path) -> None:
     rec = read_records(tmp_path / "state")[-1]
     assert (rec.result, rec.last_applied_revision) == ("failed", None)
     assert run(tmp_path, spec, Recorder()) == 0
-    assert run(tmp_path, spec, Recorder(ApplyOutcome("not-converged", reason="pending"))) == 1
+    assert run(tmp_path, spec, Recorder(ApplyOutcome("not-converged", reason="pending"))) == 2
     assert read_records(tmp_path / "state")[-1].last_applied_revision == f"main@sha1:{commit}"
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.commands.unattended import EXIT_LOCKED
+from reconciler.app.unattended import EXIT_LOCKED
 from reconciler.shell.lock import LockBusy, apply_lock, read_holder
 from reconciler.unattended.runs import read_records
 
@@ -25,7 +25,7 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from reconciler.commands.unattended import unattended_apply
+    from reconciler.app.unattended import unattended_apply
     from reconciler.unattended.runs import ApplyOutcome
 
     state, spec, ready, release, timeout = sys.argv[1:6]

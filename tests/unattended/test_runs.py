@@ -15,6 +15,7 @@ from reconciler.unattended.runs import (
     RUNS_NAME,
     ApplyOutcome,
     RunRecord,
+    RunRecordsCorrupt,
     append_record,
     carried_revision,
     outcome_of,
@@ -107,15 +108,32 @@ def _result(*outcomes: tuple[Action, str, str]) -> ApplyResult:
     return ApplyResult([ActionOutcome(a, o, d) for a, o, d in outcomes])  # type: ignore[arg-type]
 
 
-def test_outcome_converged_with_blocked_root_steps() -> None:
+def test_blocked_root_steps_mean_not_converged() -> None:
+    # Issue 12 #3: a host with blocked steps does not match its spec (this used to be
+    # "converged", exit 0). Nothing failed, so the exit code is 2, not 1.
     a, b = _action("profile[p].service"), _action("linger", blocked="needs root")
+    c = _action("tailscale.operator", blocked="needs root")
     out = outcome_of(
-        Plan((a, b)), _result((a, "applied", ""), (b, "blocked", "needs root")), Plan((b,))
+        Plan((a, b, c)),
+        _result((a, "applied", ""), (b, "blocked", "needs root"), (c, "blocked", "needs root")),
+        Plan((b, c)),
     )
     assert out == ApplyOutcome(
-        "converged", applied=1, blocked=1, drift=("profile[p].service", "linger")
+        "not-converged",
+        applied=1,
+        blocked=2,
+        drift=("profile[p].service", "linger", "tailscale.operator"),
+        reason="2 steps blocked: needs root (linger, tailscale.operator)",
     )
-    assert out.exit_code == 0
+    assert out.exit_code == 2
+    nothing_ran = outcome_of(Plan((b,)), None)
+    assert (nothing_ran.result, nothing_ran.exit_code, nothing_ran.blocked) == ("not-converged", 2, 1)
+
+
+def test_a_record_from_before_blocked_meant_not_converged_reads_as_not_converged() -> None:
+    old = record(result="converged", blocked=3)
+    assert RunRecord.from_dict(json.loads(old.to_json())).result == "not-converged"
+    assert RunRecord.from_dict(json.loads(record().to_json())).result == "converged"
 
 
 @pytest.mark.parametrize(
@@ -129,13 +147,16 @@ def test_outcome_converged_with_blocked_root_steps() -> None:
 def test_outcome_failures(outcome: str, after: Plan, expected: str) -> None:
     a = _action("x")
     out = outcome_of(Plan((a,)), _result((a, outcome, "exit 1: boom")), after)
-    assert out.result == expected and out.exit_code == 1 and out.reason
+    code = 2 if expected == "not-converged" else 1  # nothing failed: the host still differs
+    assert out.result == expected and out.exit_code == code and out.reason
 
 
 def test_outcome_without_apply() -> None:
     assert outcome_of(Plan(()), None, None) == ApplyOutcome("converged")
     verify = _action("runtime.node", kind="verify", blocked="node missing")
-    assert outcome_of(Plan((verify,)), None, None).blocked == 1
+    blocked = outcome_of(Plan((verify,)), None, None)
+    assert (blocked.blocked, blocked.result) == (1, "not-converged")
+    assert blocked.reason == "1 step blocked: node missing (runtime.node)"
     assert outcome_of(Plan((_action("x"),)), None, None).result == "not-converged"  # declined
     assert outcome_of(Plan((), errors=("bad",)), None, None).result == "failed"
 
@@ -154,3 +175,37 @@ def test_outcome_of_a_convergence_uses_its_final_plan() -> None:
         Convergence([_result((a, "applied", ""), (b, "failed", "exit 1"))], Plan((b,))),
     )
     assert failed.result == "failed" and failed.reason == "profile[p].service: exit 1"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("end", 5, "field 'end' must be a string, not 5"),
+        ("start", "yesterday", "field 'start' must be an ISO 8601 time"),
+        ("applied", "2", "field 'applied' must be a whole number"),
+        ("drift", "linger", "field 'drift' must be a list of step addresses"),
+        ("interactive", "no", "field 'interactive' must be true or false"),
+        ("git_commit", 7, "field 'git_commit' must be a string or null"),
+    ],
+)
+def test_a_mistyped_record_is_an_error_naming_file_line_and_fix(
+    tmp_path: Path, field: str, value: object, problem: str
+) -> None:
+    # Issue 11 #13: `status` used to die with TypeError from fromisoformat.
+    append_record(tmp_path, record(1))
+    data = json.loads(record(2).to_json())
+    data[field] = value
+    with (tmp_path / RUNS_NAME).open("a") as f:
+        f.write(json.dumps(data) + "\n")
+    with pytest.raises(RunRecordsCorrupt) as caught:
+        read_records(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / RUNS_NAME}, line 2: {problem}"), message
+    assert "fix or delete that line" in message
+
+
+def test_torn_and_foreign_lines_are_still_skipped(tmp_path: Path) -> None:
+    append_record(tmp_path, record(1))
+    with (tmp_path / RUNS_NAME).open("a") as f:
+        f.write('{"start": "2026-01-26T1\n[1, 2]\n{"result": "from-the-future"}\n')
+    assert [r.start for r in read_records(tmp_path)] == [record(1).start]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.commands.unattended import unattended_apply
+from reconciler.app.unattended import unattended_apply
 from reconciler.unattended.runs import read_records
 from reconciler.unattended.suspend import SUSPEND_NAME, current, resume, suspend
 

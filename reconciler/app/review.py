@@ -1,6 +1,7 @@
 """Reviewing spec changes: plan formats, saved plans, snapshots (offline plans), spec diffs.
 
-cli.py keeps only the click wiring (`plan`, `probe`, `diff`); the work is here.
+The building blocks of the `plan`, `probe`, `diff` and `apply PLAN.json` use cases
+(reconciler/app/planning.py and applying.py).
 
 Wiring `apply PLAN.json` (saved plans)
 --------------------------------------

@@ -1,0 +1,206 @@
+"""Read-only use cases: `plan`, `probe`, `diff`, `state-paths`, and the host/plan steps that
+`apply` shares with them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reconciler.app.context import EXIT_DIFFERS, EXIT_OK, EXIT_USAGE, AppContext, Failed
+from reconciler.app.specs import load
+
+if TYPE_CHECKING:
+    from reconciler.app.plan_pass import Probed
+    from reconciler.app.review import PlanFormat
+    from reconciler.core.host import HostContext
+    from reconciler.render.plan_context import SnapshotSource
+    from reconciler.shell.runner import ReadOnlyRunner
+    from reconciler.spec.model import Spec
+
+
+def host_for(ctx: AppContext, spec: Spec, host_check: bool) -> HostContext:
+    """This machine, refusing a spec written for another one unless the check is off."""
+    from reconciler.app.plan_pass import HostMismatch, check_host
+
+    host = ctx.discover_host(spec)
+    if host_check:
+        try:
+            check_host(spec, host)
+        except HostMismatch as exc:
+            raise Failed(str(exc)) from None
+    return host
+
+
+def probe_plan(
+    ctx: AppContext, spec: Spec, host_check: bool, *, mutating: bool
+) -> tuple[HostContext, ReadOnlyRunner, Probed]:
+    """Host check, runner, and one probe-and-plan pass."""
+    from reconciler.app.plan_pass import probe_and_plan
+    from reconciler.kinds import all_kinds
+
+    host = host_for(ctx, spec, host_check)
+    runner = ctx.make_runner(host, mutating)
+    return host, runner, probe_and_plan(spec, host, runner, all_kinds())
+
+
+def show_plan(
+    ctx: AppContext,
+    spec: Spec,
+    host: HostContext,
+    runner: ReadOnlyRunner,
+    probed: Probed,
+    fmt: PlanFormat,
+    color: bool,
+    snapshot: SnapshotSource | None = None,
+) -> None:
+    """Print the plan in `fmt` (human, json, markdown)."""
+    from reconciler.app.review import describe_command, render
+    from reconciler.render.plan_context import plan_context
+
+    context = plan_context(spec, host, probed.probed_at, snapshot)
+    text = render(fmt, probed.plan, context, runner, describe_command(runner), color=color)
+    ctx.echo(text, color=color and fmt == "human")
+
+
+def check_out_path(path: Path) -> None:
+    """Refuse, before any work, an `--out` we could not write: its folder must exist."""
+    parent = path.parent
+    if path.is_dir():
+        raise Failed(f"cannot write {path}: it is a folder; name a file in it")
+    if not parent.exists():
+        raise Failed(
+            f"cannot write {path}: the folder {parent} does not exist; create it first "
+            f"(mkdir -p {parent}) or name a file in an existing folder"
+        )
+    if not parent.is_dir():
+        raise Failed(
+            f"cannot write {path}: {parent} is a file, not a folder; name a file in a folder"
+        )
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What `reconciler plan` was asked for."""
+
+    spec_path: Path
+    fmt: str | None = None
+    as_json: bool = False
+    out: Path | None = None
+    against: Path | None = None
+    detailed_exitcode: bool = False
+    host_check: bool = True
+    no_color: bool = False
+
+
+def plan(ctx: AppContext, request: PlanRequest) -> int:
+    """Probe this host (or read a snapshot), print the plan, optionally save it.
+
+    Exit: 1 when the plan has errors; with --detailed-exitcode 2 when the host differs from
+    the spec (steps to run or blocked steps), else 0.
+    """
+    from reconciler.app.review import ReviewError, choose_format, plan_against, write_saved_plan
+    from reconciler.kinds import all_kinds
+    from reconciler.render.plan_context import plan_context
+
+    try:
+        chosen = choose_format(request.fmt, request.as_json)
+    except ReviewError as exc:
+        raise Failed(str(exc), code=EXIT_USAGE) from None
+    if request.out is not None:
+        check_out_path(request.out)
+    spec = load(ctx, request.spec_path)
+    snapshot = None
+    if request.against is None:
+        host, runner, probed = probe_plan(ctx, spec, request.host_check, mutating=False)
+    else:
+        try:
+            host, runner, probed, snapshot = plan_against(
+                spec, request.against, all_kinds(), host_check=request.host_check
+            )
+        except ReviewError as exc:
+            raise Failed(str(exc)) from None
+    show_plan(ctx, spec, host, runner, probed, chosen, ctx.use_color(request.no_color), snapshot)
+    if request.out is not None:
+        try:
+            context = plan_context(spec, host, probed.probed_at, snapshot)
+            write_saved_plan(request.out, probed.plan, context, runner)
+        except ReviewError as exc:
+            raise Failed(str(exc)) from None
+        ctx.error(
+            f"Saved the plan to {request.out}; apply exactly it with: "
+            f"reconciler apply {request.out}"
+        )
+    if probed.plan.errors:
+        raise Failed()
+    return EXIT_DIFFERS if request.detailed_exitcode and probed.plan.has_changes else EXIT_OK
+
+
+def probe(ctx: AppContext, spec_path: Path, out: Path | None, host_check: bool) -> int:
+    """Record this host's actual state for the spec (out None: standard output)."""
+    from reconciler.app.review import record_host
+    from reconciler.kinds import all_kinds
+    from reconciler.review.snapshot import snapshot_text
+
+    if out is not None:
+        check_out_path(out)
+    spec = load(ctx, spec_path)
+    host = host_for(ctx, spec, host_check)
+    snapshot, _ = record_host(spec, host, ctx.make_runner(host, False), all_kinds())
+    text = snapshot_text(snapshot)
+    if out is None:
+        ctx.echo(text, nl=False)
+        return EXIT_OK
+    from reconciler.shell.files import atomic_write
+
+    atomic_write(out, text, 0o644, backup=False)
+    ctx.error(
+        f"Recorded {len(snapshot.facts)} facts of {host.hostname} (user {spec.host.user}) in "
+        f"{out}; plan against it anywhere with: reconciler plan {spec_path} --against {out}"
+    )
+    return EXIT_OK
+
+
+def diff(
+    ctx: AppContext,
+    old_path: Path,
+    new_path: Path,
+    fmt: str,
+    *,
+    detailed_exitcode: bool,
+    no_color: bool,
+) -> int:
+    """The desired-state change from OLD to NEW; 2 (with --detailed-exitcode) when any."""
+    from reconciler.app.review import diff_specs
+    from reconciler.render import desired_diff
+
+    changes = diff_specs(load(ctx, old_path), load(ctx, new_path))
+    if fmt == "json":
+        ctx.echo(desired_diff.render_json(changes))
+    elif fmt == "markdown":
+        ctx.echo(desired_diff.render_markdown(changes))
+    else:
+        color = ctx.use_color(no_color)
+        ctx.echo(desired_diff.render_text(changes, color=color), color=color)
+    return EXIT_DIFFERS if detailed_exitcode and changes.changes else EXIT_OK
+
+
+def state_paths(ctx: AppContext, spec_path: Path, fmt: str, host_check: bool) -> int:
+    """Each profile's backup-relevant paths, and which exist, as text, JSON or restic list."""
+    from reconciler.app.inventory import inventory, render_json, render_restic, render_text
+
+    spec = load(ctx, spec_path)
+    host = host_for(ctx, spec, host_check)
+    if host.user is None:
+        # Paths stay `~user/...`: never test those against our own working directory.
+        ctx.error(f"note: user {spec.host.user!r} does not exist on this host")
+        found = inventory(spec, host, lambda _: False)
+    else:
+        found = inventory(spec, host, lambda p: p.exists())
+    if fmt == "json":
+        ctx.echo(render_json(found, spec), nl=False)
+    elif fmt == "restic":
+        ctx.echo(render_restic(found, spec), nl=False)
+    else:
+        ctx.echo(render_text(found), nl=False)
+    return EXIT_OK

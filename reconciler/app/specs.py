@@ -1,0 +1,65 @@
+"""Reading specs for the use cases, and `validate`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reconciler.app.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE, AppContext, Failed
+
+if TYPE_CHECKING:
+    from reconciler.spec.errors import SpecInvalid
+    from reconciler.spec.model import Spec
+
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+
+
+def read_spec(ctx: AppContext, path: Path) -> Spec:
+    """The spec at `path` (`-`: standard input); raises SpecInvalid."""
+    from reconciler.spec import load_spec
+    from reconciler.spec.loader import load_spec_text
+    from reconciler.spec.yaml_source import MAX_BYTES
+
+    if ctx.spec_loader is not None:
+        return ctx.spec_loader(path)
+    if str(path) == STDIN:
+        # One byte over the limit is enough for the loader to say "too large".
+        return load_spec_text(ctx.read_stdin(MAX_BYTES + 1), STDIN_NAME)
+    return load_spec(path)
+
+
+def report_invalid(ctx: AppContext, exc: SpecInvalid) -> None:
+    for error in exc.errors:
+        ctx.error(str(error))
+
+
+def load(ctx: AppContext, path: Path) -> Spec:
+    """The spec at `path`, or (printed: every error, then what was not done) Failed."""
+    from reconciler.spec import SpecInvalid
+
+    try:
+        return read_spec(ctx, path)
+    except SpecInvalid as exc:
+        report_invalid(ctx, exc)
+        ctx.error(f"{path}: invalid spec; nothing was probed or changed")
+        raise Failed() from None
+
+
+def validate(ctx: AppContext, paths: Sequence[Path]) -> int:
+    """Check each spec (`-`: standard input, once); report every error; 1 when any is invalid."""
+    from reconciler.spec import SpecInvalid
+
+    if sum(1 for p in paths if str(p) == STDIN) > 1:
+        raise Failed("`-` (standard input) can be given once", code=EXIT_USAGE)
+    failed = False
+    for path in paths:
+        try:
+            read_spec(ctx, path)
+        except SpecInvalid as exc:
+            failed = True
+            report_invalid(ctx, exc)
+        else:
+            ctx.echo(f"{STDIN_NAME if str(path) == STDIN else path}: ok")
+    return EXIT_FAILED if failed else EXIT_OK

@@ -1,0 +1,406 @@
+"""Unattended runs as use cases: the apply wrapper (suspension, lock, spec at a git revision,
+run record), and `status`, `suspend`, `resume`.
+
+`unattended_apply(spec_path, *, lock_timeout, non_interactive, log_format, do_apply, git_ref,
+state, ctx)` returns the exit code. In order, it:
+
+1. checks suspension: a non-interactive run that finds `reconciler suspend` in force records
+   `suspended` and returns 0 at once (an interactive run prints a note and goes on);
+2. takes the lock, waiting up to `lock_timeout` seconds; when busy it prints the holder (pid,
+   user, command, start) on stderr, records `locked` and returns EXIT_LOCKED (75);
+3. loads the spec: from SPEC, or with `git_ref` from the clone at that ref (fetch first when
+   there is a remote; uncommitted edits are never read). An invalid spec is printed on stderr,
+   recorded as `invalid-spec` with the reason, not applied, and returns 1; a git failure is
+   recorded as `failed` and returns 1;
+4. calls `do_apply(spec, log)` -- `log` is an `ActionLog` when lines must be logged
+   (non-interactive or json), else None (render for humans) -- which returns an
+   `ApplyOutcome` (reconciler/app/applying.py builds it with `outcome_of`);
+5. appends the run record (runs.jsonl), logs the summary line (when `log`), and returns
+   `outcome.exit_code`: 0 converged, 2 not converged (blocked or pending steps, nothing
+   failed), 1 failed.
+
+`do_apply` must return, not exit (an exception is still recorded as `failed`, then re-raised).
+`spec.path` is where the spec lives (for git runs: the path inside the clone, not a temp file),
+so the timer kind renders the same ExecStart on every run.
+
+Exit codes: 0 converged or suspended; 1 failed or invalid spec; 2 not converged; 75 locked
+(EX_TEMPFAIL: try again later). docs/commands.md lists them for every command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reconciler.app.context import (
+    EXIT_DIFFERS,
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    AppContext,
+    Failed,
+)
+
+if TYPE_CHECKING:
+    from reconciler.core.host import HostContext
+    from reconciler.shell.git import Revision
+    from reconciler.spec.errors import SpecError, SpecInvalid
+    from reconciler.spec.model import Spec
+    from reconciler.unattended.logs import ActionLog, LogFormat
+    from reconciler.unattended.runs import ApplyOutcome, Result
+    from reconciler.unattended.status import Status
+
+__all__ = ["EXIT_FAILED", "EXIT_LOCKED", "EXIT_OK", "resume", "status", "suspend"]
+
+DoApply = Callable[["Spec", "ActionLog | None"], "ApplyOutcome"]
+
+# How many spec errors a run record repeats (all of them go to stderr).
+REASON_ERRORS = 3
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every record of this invocation shares, fixed when it starts."""
+
+    ctx: AppContext
+    directory: Path
+    start: str
+    interactive: bool
+    spec_path: str
+    log: ActionLog | None
+
+    def finish(self, result: Result, **fields: Any) -> int:
+        """Append the record, log the summary, and return the exit code for `result`."""
+        from reconciler.core.host import Account
+        from reconciler.unattended.runs import RunRecord, append_record
+
+        record = RunRecord(
+            start=self.start,
+            end=self.ctx.timestamp(),
+            result=result,
+            interactive=self.interactive,
+            pid=os.getpid(),
+            user=Account.current().name,
+            **{"spec_path": self.spec_path, **fields},
+        )
+        try:
+            append_record(self.directory, record)
+        except OSError as exc:  # the run itself happened; say so rather than hide its outcome
+            self.ctx.error(f"warning: could not write the run record: {exc}")
+        if self.log is not None:
+            self.log.summary(record)
+        return RESULT_EXIT.get(result, EXIT_FAILED)
+
+
+# A run's result as its exit code (docs/commands.md).
+RESULT_EXIT: dict[str, int] = {
+    "converged": EXIT_OK,
+    "suspended": EXIT_OK,
+    "not-converged": EXIT_DIFFERS,
+    "locked": EXIT_LOCKED,
+}
+
+
+def unattended_apply(
+    spec_path: Path,
+    *,
+    lock_timeout: float,
+    non_interactive: bool,
+    log_format: LogFormat,
+    do_apply: DoApply,
+    git_ref: str | None = None,
+    state: Path | None = None,
+    ctx: AppContext | None = None,
+) -> int:
+    """Suspension, lock, spec (at a git revision), apply, run record. See the module docstring."""
+    from reconciler.shell.lock import LockBusy, apply_lock
+    from reconciler.unattended.logs import ActionLog
+    from reconciler.unattended.suspend import current
+
+    ctx = ctx if ctx is not None else AppContext()
+    directory = checked_state_dir(state if state is not None else ctx.state_dir())
+    log = ActionLog(log_format, ctx.echo) if non_interactive or log_format == "json" else None
+    run = _Run(ctx, directory, ctx.timestamp(), not non_interactive, os.path.abspath(spec_path), log)
+
+    suspension = current(directory)
+    if suspension is not None:
+        if non_interactive:
+            if log is not None:
+                log.message(f"reconcile {suspension.describe()}; nothing done")
+            return run.finish("suspended", reason=suspension.describe())
+        ctx.error(
+            f"note: unattended runs are {suspension.describe()} (`reconciler resume` lifts it); "
+            "this interactive apply runs anyway"
+        )
+
+    def waiting(holder: Any) -> None:
+        who = holder.describe() if holder is not None else "another process"
+        ctx.error(f"waiting up to {lock_timeout:g} s for the apply lock held by {who}")
+
+    try:
+        with apply_lock(directory, lock_timeout, on_wait=waiting):
+            return _locked_apply(run, spec_path, git_ref, do_apply)
+    except LockBusy as busy:
+        holder = busy.holder
+        ctx.error(f"error: {busy}")
+        if holder is not None:
+            ctx.error(
+                f"holder: pid={holder.pid} user={holder.user} started={holder.started} "
+                f"command={holder.command}"
+            )
+        return run.finish("locked", reason=str(busy))
+
+
+def _locked_apply(run: _Run, spec_path: Path, git_ref: str | None, do_apply: DoApply) -> int:
+    """Steps 3-5, under the lock."""
+    from reconciler.spec import SpecInvalid, load_spec
+
+    fields: dict[str, Any] = {}
+    if git_ref is not None:
+        loaded = _load_revision(run, spec_path, git_ref, fields)
+        if isinstance(loaded, int):
+            return loaded
+        spec = loaded
+    else:
+        try:
+            spec = load_spec(spec_path)
+        except SpecInvalid as exc:
+            return _invalid(run, str(spec_path), exc, fields)
+        fields.update(_tree_fields(spec_path))
+    fields["spec_sha256"] = spec.sha256
+    fields["spec_path"] = os.path.abspath(spec.path) if spec.path else str(spec_path)
+
+    try:
+        outcome = do_apply(spec, run.log)
+    except BaseException as exc:  # recorded whatever it is, then re-raised for cli's handler
+        run.finish("failed", reason=_describe_exit(exc), **fields)
+        raise
+    if git_ref is not None:
+        fields["last_applied_revision"] = _carried(
+            run, fields["last_attempted_revision"], outcome.result
+        )
+    return run.finish(
+        outcome.result,
+        applied=outcome.applied,
+        failed=outcome.failed,
+        blocked=outcome.blocked,
+        skipped=outcome.skipped,
+        drift=outcome.drift,
+        reason=outcome.reason,
+        **fields,
+    )
+
+
+def read_revision(spec_path: Path, ref: str) -> tuple[Revision, Spec | SpecInvalid]:
+    """The spec as committed at `ref` (its path set to where it lives in the clone), or why
+    those bytes are not a valid spec. Raises SourceError (no clone, no such ref or file)."""
+    from reconciler.shell.git import checkout, git_runner
+    from reconciler.spec import SpecInvalid
+    from reconciler.spec.loader import load_spec_text
+    from reconciler.spec.yaml_source import MAX_BYTES
+
+    revision = checkout(spec_path, ref, git_runner(spec_path).run)
+    name = revision_name(revision)
+    try:
+        if len(revision.content.encode("utf-8")) > MAX_BYTES:
+            raise SpecInvalid([_too_large(name)])
+        return revision, replace(load_spec_text(revision.content, name), path=revision.origin)
+    except SpecInvalid as exc:
+        return revision, exc
+
+
+def revision_name(revision: Revision) -> str:
+    """How errors name a committed spec: `main@sha1:...:hosts/vm102.yaml`."""
+    return f"{revision.name}:{revision.tree.relpath}"
+
+
+def _load_revision(run: _Run, spec_path: Path, ref: str, fields: dict[str, Any]) -> Spec | int:
+    """The spec as committed at `ref`, or the exit code of a run that ended here (recorded)."""
+    from reconciler.shell.git import SourceError, git_runner, tree_state
+
+    fields["source"] = f"{spec_path}@{ref}"
+    try:
+        revision, loaded = read_revision(spec_path, ref)
+    except SourceError as exc:
+        run.ctx.error(f"error: {exc}")
+        fields["last_applied_revision"] = _carried(run, None, "failed")
+        return run.finish("failed", reason=f"git source: {exc}", **fields)
+    if revision.fetch_error:
+        message = f"{revision.fetch_error}; applying {revision.name}, fetched before"
+        run.ctx.error(f"warning: {message}")
+        if run.log is not None:
+            run.log.message(message, level="warning")
+    state = tree_state(revision.tree, git_runner(spec_path).run)
+    fields.update(
+        source=revision.source,
+        spec_path=str(revision.origin),
+        git_commit=revision.commit,
+        git_dirty=state.dirty,  # what the clone holds beside the commit: ignored, noted
+        last_attempted_revision=revision.name,
+    )
+    if not isinstance(loaded, Exception):
+        return loaded
+    fields["last_applied_revision"] = _carried(run, None, "invalid-spec")
+    return _invalid(run, revision_name(revision), loaded, fields)
+
+
+def _invalid(run: _Run, name: str, exc: SpecInvalid, fields: dict[str, Any]) -> int:
+    errors = [str(e) for e in exc.errors]
+    for error in errors:
+        run.ctx.error(error)
+    run.ctx.error(f"{name}: invalid spec; nothing was probed or changed")
+    shown = "; ".join(e.replace("\n", " ") for e in errors[:REASON_ERRORS])
+    more = f" (and {len(errors) - REASON_ERRORS} more)" if len(errors) > REASON_ERRORS else ""
+    return run.finish("invalid-spec", reason=f"{name} is invalid: {shown}{more}", **fields)
+
+
+def _too_large(name: str) -> SpecError:
+    from reconciler.spec.errors import SpecError
+    from reconciler.spec.yaml_source import MAX_BYTES
+
+    return SpecError(
+        name, 0, 0, "", f"the file is too large (a spec may be at most {MAX_BYTES} bytes)"
+    )
+
+
+def _tree_fields(spec_path: Path) -> dict[str, Any]:
+    """git_commit/git_dirty of the work tree holding a plain run's spec ({} when none)."""
+    from reconciler.shell.git import git_runner, tree_state, work_tree
+
+    try:
+        runner = git_runner(spec_path)
+        tree = work_tree(spec_path, runner.run)
+        if tree is None:
+            return {}
+        state = tree_state(tree, runner.run)
+    except OSError:
+        return {}
+    return {"git_commit": state.commit, "git_dirty": state.dirty}
+
+
+def _carried(run: _Run, attempted: str | None, result: Result) -> str | None:
+    from reconciler.unattended.runs import RunRecordsCorrupt, carried_revision, read_records
+
+    try:
+        history = read_records(run.directory)
+    except RunRecordsCorrupt as exc:  # a broken history must not stop the run itself
+        run.ctx.error(f"warning: {exc}; the last applied revision is not carried over")
+        history = []
+    return carried_revision(history, attempted, result)
+
+
+def _describe_exit(exc: BaseException) -> str:
+    if isinstance(exc, Failed):
+        return exc.message or f"apply failed (exit {exc.code})"
+    if isinstance(exc, SystemExit):
+        return f"apply exited with code {exc.code}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def checked_state_dir(directory: Path) -> Path:
+    """`directory`, or Failed with what to do when something else is in its place."""
+    from reconciler.unattended import StateDirInvalid, check_state_dir
+
+    try:
+        check_state_dir(directory)
+    except StateDirInvalid as exc:
+        raise Failed(str(exc)) from None
+    return directory
+
+
+# --- status / suspend / resume -------------------------------------------------------------------
+
+
+def status(ctx: AppContext, spec_path: Path, *, as_json: bool) -> int:
+    """The last runs, drift found, suspension and the reconcile timer. Read-only.
+
+    A spec that cannot be read is an error (exit 1); an invalid one still shows the records.
+    """
+    from reconciler.unattended.runs import RunRecordsCorrupt, read_records
+    from reconciler.unattended.status import build_status, render_status, status_document
+    from reconciler.unattended.suspend import current
+
+    if str(spec_path) != "-" and not spec_path.is_file():
+        what = "does not exist" if not spec_path.exists() else "is not a file"
+        raise Failed(f"{spec_path} {what}: name the spec the timer applies")
+    directory = checked_state_dir(ctx.state_dir())
+    try:
+        records = read_records(directory)
+    except RunRecordsCorrupt as exc:
+        raise Failed(str(exc)) from None
+    unit, schedule, note = _probe_timer(ctx, spec_path)
+    now_s, monotonic_s = ctx.now().timestamp(), ctx.monotonic()
+    result: Status = build_status(
+        records, current(directory), unit, schedule, now_s=now_s, monotonic_s=monotonic_s
+    )
+    if note:
+        result = replace(result, timer=replace(result.timer, detail=note))
+    if as_json:
+        ctx.echo(json.dumps(status_document(result), indent=2, sort_keys=False))
+    else:
+        ctx.echo(render_status(result, now_s=now_s), nl=False)
+    return EXIT_OK
+
+
+def _probe_timer(ctx: AppContext, spec_path: Path) -> tuple[Any, Any, str]:
+    """(UnitStatus | None, TimerSchedule | None, note) for reconciler.timer of the spec's user."""
+    from reconciler.app.specs import read_spec
+    from reconciler.core.probe import ProbeFailed, ProbeSession
+    from reconciler.facts.systemd import UnitStatusProbe
+    from reconciler.spec import SpecInvalid
+    from reconciler.unattended.status import TIMER_UNIT, TimerScheduleProbe
+
+    try:
+        spec = read_spec(ctx, spec_path)
+    except SpecInvalid as exc:
+        return None, None, f"{spec_path} is invalid ({len(exc.errors)} error(s)); timer not probed"
+    host: HostContext = ctx.discover_host(spec)
+    runner = ctx.make_runner(host, False)
+    unit_probe, schedule_probe = UnitStatusProbe(TIMER_UNIT), TimerScheduleProbe(TIMER_UNIT)
+    facts = ProbeSession(host, runner.run).collect([unit_probe, schedule_probe])
+    try:
+        unit = facts.get(unit_probe)
+    except ProbeFailed as exc:
+        return None, None, f"could not read {TIMER_UNIT}: {exc}"
+    try:
+        schedule = facts.get(schedule_probe)
+    except ProbeFailed:
+        schedule = None  # the unit's state is still worth showing
+    return unit, schedule, ""
+
+
+def suspend(ctx: AppContext, reason: str, *, replace_existing: bool) -> int:
+    """Pause unattended runs. A suspension in force is kept (and shown) unless replaced."""
+    from reconciler.unattended.suspend import current
+    from reconciler.unattended.suspend import suspend as do_suspend
+
+    directory = checked_state_dir(ctx.state_dir())
+    existing = current(directory)
+    if existing is not None and not replace_existing:
+        ctx.echo(
+            f"Unattended runs are already {existing.describe()}; kept that suspension "
+            "(pass --replace to replace it with this one, `reconciler resume` lifts it)."
+        )
+        return EXIT_OK
+    state = do_suspend(directory, reason, since=ctx.timestamp())
+    replaced = f" (replaced: {existing.describe()})" if existing is not None else ""
+    ctx.echo(f"Unattended runs {state.describe()}{replaced}. `reconciler resume` lifts it.")
+    return EXIT_OK
+
+
+def resume(ctx: AppContext) -> int:
+    """Let unattended runs apply again after `reconciler suspend`."""
+    from reconciler.unattended.suspend import resume as do_resume
+
+    lifted = do_resume(checked_state_dir(ctx.state_dir()))
+    if lifted is None:
+        ctx.echo("Unattended runs were not suspended.")
+    else:
+        ctx.echo(f"Resumed unattended runs (they were {lifted.describe()}).")
+    return EXIT_OK

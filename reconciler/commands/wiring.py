@@ -1,0 +1,48 @@
+"""What every command shares: the options, and running a use case to its exit code."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, Concatenate, NoReturn, ParamSpec
+
+import click
+
+from reconciler.app.context import AppContext, Failed
+
+P = ParamSpec("P")
+
+HOST_CHECK = click.option(
+    "--host-check",
+    type=click.Choice(["on", "off"]),
+    default="on",
+    show_default=True,
+    help="Refuse when host.name differs from this machine's hostname (off: containers, tests).",
+)
+NO_COLOR = click.option("--no-color", is_flag=True, help="Never colour the output.")
+
+
+def use_case(
+    command: Callable[Concatenate[AppContext, P], int],
+) -> Callable[P, NoReturn]:
+    """Run the command body with the AppContext (click's `obj`, or the real one) and exit with
+    the code it returns; a `Failed` prints `error: MESSAGE` on stderr and exits its code."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> NoReturn:
+        app = click.get_current_context().find_object(AppContext) or AppContext()
+        try:
+            code = command(app, *args, **kwargs)
+        except Failed as exc:
+            if exc.message:
+                app.error(f"error: {exc.message}")
+            code = exc.code
+        sys.exit(code)
+
+    return run
+
+
+def host_check_on(value: Any) -> bool:
+    """`--host-check on|off` as a bool."""
+    return bool(value == "on")
