@@ -103,16 +103,19 @@ def _cli_script(spec: Spec, fake: FakeHost, profiles: int) -> str:
         from fakehost import FakeHost
         from plan_bench import make_spec
         from reconciler import cli
+        from reconciler.app.context import AppContext
 
         fake = FakeHost.attach(Path({str(fake.dir)!r}))
         spec = make_spec({profiles})
         host = drive.host_context(fake, "user")
-        cli._load_or_exit = lambda path: spec
-        cli.discover_host = lambda s: host
-        cli.make_runner = lambda h, mutating: drive.read_only_runner(fake, h)
-        sys.argv = ["reconciler", "plan", "spec.yaml", "--host-check=off", "--detailed-exitcode"]
+        app = AppContext(
+            spec_loader=lambda path: spec,
+            discover_host=lambda s: host,
+            make_runner=lambda h, mutating: drive.read_only_runner(fake, h),
+        )
+        args = ["plan", "spec.yaml", "--host-check=off", "--detailed-exitcode"]
         try:
-            cli.main()
+            cli.cli.main(args, prog_name="reconciler", obj=app)
         except SystemExit as exc:
             sys.exit(0 if exc.code == 0 else 1)
         """

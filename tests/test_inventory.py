@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 from pathlib import Path
 
@@ -74,8 +76,9 @@ def test_restic_include_file() -> None:
     assert restic_line(Path("/srv/a*b[1]")) == "/srv/a\\*b\\[1]"
 
 
-def test_cli_state_paths(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import reconciler.cli as cli
+def test_cli_state_paths(tmp_path: Path) -> None:
+    from reconciler.app.context import AppContext
+    from reconciler.cli import cli
 
     home = tmp_path / "home"
     (home / ".clawdbot-ops").mkdir(parents=True)
@@ -86,16 +89,22 @@ def test_cli_state_paths(tmp_path: Path, monkeypatch) -> None:  # type: ignore[n
         runtime=Runtime(node=None, gateway=GatewayRuntime("clawdbot")),
         profiles=(Profile("ops", 18809),),
     )
-    monkeypatch.setattr(cli, "_load_or_exit", lambda path: spec)
-    monkeypatch.setattr(
-        cli, "discover_host", lambda s: HostContext("vm102", account, account, "user")
+    app = AppContext(
+        spec_loader=lambda path: spec,
+        discover_host=lambda s: HostContext("vm102", account, account, "user"),
     )
-    result = CliRunner().invoke(cli.cli, ["state-paths", "x.yaml", "--format", "restic"])
+    result = CliRunner().invoke(cli, ["state-paths", "x.yaml", "--format", "restic"], obj=app)
     assert result.exit_code == 0, result.output
     assert f"{home}/.clawdbot-ops/clawdbot.json\n" in result.output
     assert f"# missing: credentials {home}/.clawdbot-ops/credentials" in result.output
-    as_json = CliRunner().invoke(cli.cli, ["state-paths", "x.yaml", "--format", "json"])
+    as_json = CliRunner().invoke(cli, ["state-paths", "x.yaml", "--format", "json"], obj=app)
     assert json.loads(as_json.output)["profiles"][0]["name"] == "ops"
-    monkeypatch.setattr(cli, "discover_host", lambda s: HostContext("vm102", account, None, "user"))
-    missing = CliRunner().invoke(cli.cli, ["state-paths", "x.yaml"])
+    no_user = replace(app, discover_host=lambda s: HostContext("vm102", account, None, "user"))
+    missing = CliRunner().invoke(cli, ["state-paths", "x.yaml"], obj=no_user)
     assert missing.exit_code == 0 and "missing" in missing.output
+    # Issue 12 #7: state-paths checks the host like plan and apply do.
+    elsewhere = replace(app, discover_host=lambda s: HostContext("vm103", account, account, "user"))
+    refused = CliRunner().invoke(cli, ["state-paths", "x.yaml"], obj=elsewhere)
+    assert refused.exit_code == 1 and "is for host 'vm102' but this machine is 'vm103'" in refused.stderr
+    off = ["state-paths", "x.yaml", "--host-check=off"]
+    assert CliRunner().invoke(cli, off, obj=elsewhere).exit_code == 0

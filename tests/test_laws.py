@@ -26,6 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler import cli as cli_module
+from reconciler.app.context import AppContext
 from reconciler.spec.model import (
     GatewayRuntime,
     Host,
@@ -205,20 +206,16 @@ def test_any_single_failure_is_recovered_by_the_next_apply(
 
 def _cli_dry_run(fake: FakeHost, spec: Spec, host: Any) -> Any:
     """`reconciler apply --dry-run` through the real CLI, with the spec and host injected."""
-    runner = CliRunner()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cli_module, "_load_or_exit", lambda path: spec)
-        patch.setattr(cli_module, "discover_host", lambda s: host)
-        patch.setattr(
-            cli_module,
-            "make_runner",
-            lambda h, mutating: (
-                drive.host_runner(fake, h) if mutating else drive.read_only_runner(fake, h)
-            ),
-        )
-        return runner.invoke(
-            cli_module.cli, ["apply", "spec.yaml", "--dry-run", "--host-check=off"]
-        )
+    app = AppContext(
+        spec_loader=lambda path: spec,
+        discover_host=lambda s: host,
+        make_runner=lambda h, mutating: (
+            drive.host_runner(fake, h) if mutating else drive.read_only_runner(fake, h)
+        ),
+    )
+    return CliRunner().invoke(
+        cli_module.cli, ["apply", "spec.yaml", "--dry-run", "--host-check=off"], obj=app
+    )
 
 
 @settings(max_examples=1)

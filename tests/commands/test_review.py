@@ -14,7 +14,7 @@ from plan_documents import assert_valid_plan
 from plan_scenarios import SCENARIOS
 from review_cli import SPEC, FakeHostCli, with_work_profile
 
-from reconciler import cli as cli_module
+from reconciler.app.context import AppContext
 from reconciler.render.human import render_plan
 from reconciler.review.saved_plan import load_saved_plan
 from reconciler.review.snapshot import load_snapshot
@@ -54,7 +54,7 @@ def test_json_is_an_alias_of_format_json_and_validates(host: FakeHostCli) -> Non
 
 def test_conflicting_format_options_are_a_usage_error(host: FakeHostCli) -> None:
     result = host("plan", "vm102.yaml", "--json", "--format", "markdown")
-    assert result.exit_code == 2
+    assert result.exit_code == 64  # EX_USAGE: 2 means "changes" with --detailed-exitcode
     assert "--json and --format markdown disagree" in result.stderr
 
 
@@ -154,7 +154,7 @@ def test_colour_only_on_a_terminal_without_no_color(
         monkeypatch.delenv("NO_COLOR", raising=False)
     else:
         monkeypatch.setenv("NO_COLOR", no_color_env)
-    assert cli_module._use_color(flag) is expected
+    assert AppContext().use_color(flag) is expected
 
 
 def test_colour_is_only_in_the_human_format() -> None:
