@@ -30,16 +30,16 @@ class _Group(click.Group):
         **extra: object,
     ) -> click.Context:
         try:
-            return super().make_context(info_name, args, parent, **extra)  # type: ignore[arg-type]
+            return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:
-            exc.exit_code = EXIT_USAGE
+            _as_usage(exc)
             raise
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:  # a subcommand's arguments (parsed in here)
-            exc.exit_code = EXIT_USAGE
+            _as_usage(exc)
             raise
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
@@ -53,6 +53,12 @@ class _Group(click.Group):
             click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
             click.echo("(run with --debug for a traceback)", err=True)
             sys.exit(EXIT_FAILED)
+
+
+def _as_usage(exc: click.UsageError) -> None:
+    # click declares exit_code on the class (2); this one error exits 64 instead, and keeps
+    # its own message (click's suggestions included).
+    setattr(exc, "exit_code", EXIT_USAGE)  # noqa: B010
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import engine_on_fakehost as drive
-import pytest
 from click.testing import CliRunner, Result
 from fakehost import FakeHost
 

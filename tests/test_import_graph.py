@@ -117,9 +117,46 @@ def test_the_package_has_no_import_cycle() -> None:
     )
 
 
-def test_the_checker_sees_deferred_imports_and_cycles() -> None:
-    graph = import_graph()
-    # A function-level import (cli.py imports its commands lazily or not, either way) is an edge.
-    assert any(graph[name] for name in graph)
+def test_the_checker_sees_deferred_imports_and_skips_type_checking(tmp_path: Path) -> None:
+    source = tmp_path / "mod.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "import reconciler.spec\n"
+        "if TYPE_CHECKING:\n"
+        "    from reconciler.core import plan\n"
+        "def late():\n"
+        "    from reconciler.app.context import AppContext\n"
+        "    from reconciler.kinds import linger\n"
+        "    from . import sibling\n"
+    )
+    known = {
+        name: tmp_path
+        for name in (
+            "reconciler.spec",
+            "reconciler.core.plan",
+            "reconciler.app.context",
+            "reconciler.kinds",
+            "reconciler.kinds.linger",
+            "reconciler.app.sibling",
+        )
+    }
+    found = imported("reconciler.app.mod", source, known)
+    assert found == {
+        "reconciler.spec",
+        "reconciler.app.context",
+        "reconciler.kinds.linger",
+        "reconciler.app.sibling",
+    }
+
+
+def test_the_checker_finds_cycles() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_cli_and_commands_are_one_way() -> None:
+    graph = import_graph()
+    assert "reconciler.commands.unattended" in graph["reconciler.cli"]
+    assert not any(
+        "reconciler.cli" in graph[name] for name in graph if name.startswith("reconciler.commands")
+    )

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -105,6 +104,9 @@ def test_cli_state_paths(tmp_path: Path) -> None:
     # Issue 12 #7: state-paths checks the host like plan and apply do.
     elsewhere = replace(app, discover_host=lambda s: HostContext("vm103", account, account, "user"))
     refused = CliRunner().invoke(cli, ["state-paths", "x.yaml"], obj=elsewhere)
-    assert refused.exit_code == 1 and "is for host 'vm102' but this machine is 'vm103'" in refused.stderr
+    assert (
+        refused.exit_code == 1
+        and "is for host 'vm102' but this machine is 'vm103'" in refused.stderr
+    )
     off = ["state-paths", "x.yaml", "--host-check=off"]
     assert CliRunner().invoke(cli, off, obj=elsewhere).exit_code == 0

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import engine_on_fakehost as drive
-import pytest
 from click.testing import CliRunner
 from fakehost import FakeHost
 from hypothesis import given, settings

@@ -18,10 +18,13 @@ from reconciler.app.planning import probe_plan, show_plan
 from reconciler.app.specs import load
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from reconciler.core.host import HostContext
     from reconciler.core.plan import Plan
     from reconciler.review.saved_plan import SavedPlan
-    from reconciler.shell.apply import Convergence
+    from reconciler.shell.apply import ActionOutcome, Convergence
+    from reconciler.shell.runner import HostRunner
     from reconciler.spec.model import Spec
     from reconciler.unattended.logs import ActionLog, LogFormat
     from reconciler.unattended.runs import ApplyOutcome
@@ -71,7 +74,9 @@ def apply(ctx: AppContext, request: ApplyRequest) -> int:
     )
 
 
-def dry_run(ctx: AppContext, request: ApplyRequest, spec_path: Path, saved: SavedPlan | None) -> int:
+def dry_run(
+    ctx: AppContext, request: ApplyRequest, spec_path: Path, saved: SavedPlan | None
+) -> int:
     """Show the plan and the exact commands; run none. With --git-ref, of the committed spec
     at REF (fetched first, as the timer does); a bad ref is an error."""
     spec = _revision(ctx, spec_path, request.git_ref) if request.git_ref else load(ctx, spec_path)
@@ -119,7 +124,6 @@ def apply_spec(
     """
     from reconciler.app.plan_pass import probe_and_plan
     from reconciler.kinds import all_kinds
-    from reconciler.shell.apply import ActionOutcome, converge
     from reconciler.shell.runner import HostRunner
     from reconciler.unattended.root_steps import block_root_steps
     from reconciler.unattended.runs import ApplyOutcome, outcome_of
@@ -146,32 +150,63 @@ def apply_spec(
         ctx.error("error: the plan has errors; nothing was changed")
         return outcome_of(plan, None)
     if not plan.runnable:
-        if log is not None:
-            for action in plan.blocked:
-                log.action(ActionOutcome(action, "blocked", action.blocked or ""))
-        else:
-            report_blocked(ctx, plan)
+        _nothing_to_run(ctx, plan, log)
         return outcome_of(plan, None)
     if not (request.yes or request.non_interactive or saved is not None):
         declined = _confirm(ctx, plan)
         if declined is not None:
             return declined
     assert isinstance(runner, HostRunner)
-    outcome = converge(
+    outcome = _converge(
+        ctx,
         plan,
         lambda: unprivileged(probe_and_plan(spec, host, runner, all_kinds()).plan),
         runner,
-        log.action if log is not None else lambda o: _progress(ctx, o, color),
-        max_passes=1 if saved is not None else 3,
-        on_pass=None
-        if log is not None
-        else lambda n, p: ctx.echo(
-            f"Pass {n}: {len(p.runnable)} more step(s) became possible after the last pass."
-        ),
+        log,
+        passes=1 if saved is not None else 3,
+        color=color,
     )
     if log is None:
         report_convergence(ctx, outcome)
     return outcome_of(plan, outcome)
+
+
+def _nothing_to_run(ctx: AppContext, plan: Plan, log: ActionLog | None) -> None:
+    """Say so when only blocked steps are left: a log line each, or one line for humans."""
+    from reconciler.shell.apply import ActionOutcome
+
+    if log is not None:
+        for action in plan.blocked:
+            log.action(ActionOutcome(action, "blocked", action.blocked or ""))
+    elif plan.blocked:
+        report_blocked(ctx, plan, reasons=False)  # the plan just shown gave them
+
+
+def _converge(
+    ctx: AppContext,
+    plan: Plan,
+    replan: Callable[[], Plan],
+    runner: HostRunner,
+    log: ActionLog | None,
+    *,
+    passes: int,
+    color: bool,
+) -> Convergence:
+    """Run the plan and what becomes possible after it; progress as log lines or for humans."""
+    from reconciler.shell.apply import converge
+
+    if log is not None:
+        return converge(plan, replan, runner, log.action, max_passes=passes)
+    return converge(
+        plan,
+        replan,
+        runner,
+        lambda o: _progress(ctx, o, color),
+        max_passes=passes,
+        on_pass=lambda n, p: ctx.echo(
+            f"Pass {n}: {len(p.runnable)} more step(s) became possible after the last pass."
+        ),
+    )
 
 
 def _confirm(ctx: AppContext, plan: Plan) -> ApplyOutcome | None:
@@ -187,21 +222,22 @@ def _confirm(ctx: AppContext, plan: Plan) -> ApplyOutcome | None:
     return None
 
 
-def _progress(ctx: AppContext, outcome: object, color: bool) -> None:
+def _progress(ctx: AppContext, outcome: ActionOutcome, color: bool) -> None:
     from reconciler.render.human import render_outcome
-    from reconciler.shell.apply import ActionOutcome
 
-    assert isinstance(outcome, ActionOutcome)
     ctx.echo(render_outcome(outcome, color=color), color=color)
 
 
-def report_blocked(ctx: AppContext, plan: Plan) -> None:
-    """`Not converged: N steps blocked` and each distinct reason once (nothing to run)."""
+def report_blocked(ctx: AppContext, plan: Plan, *, reasons: bool = True) -> None:
+    """`Converged`, or `Not converged: N steps blocked` and each distinct reason once."""
     from reconciler.core.blocked import blocked_lines, group_blocked, steps
 
     blocked = plan.blocked
     if not blocked:
         ctx.echo("Converged: the host matches the spec.")
+        return
+    if not reasons:
+        ctx.echo(f"Not converged: {steps(len(blocked))} blocked (why: above).")
         return
     ctx.echo(f"Not converged: {steps(len(blocked))} blocked, because:")
     for line in blocked_lines(group_blocked(blocked)):

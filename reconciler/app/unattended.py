@@ -124,7 +124,9 @@ def unattended_apply(
     ctx = ctx if ctx is not None else AppContext()
     directory = checked_state_dir(state if state is not None else ctx.state_dir())
     log = ActionLog(log_format, ctx.echo) if non_interactive or log_format == "json" else None
-    run = _Run(ctx, directory, ctx.timestamp(), not non_interactive, os.path.abspath(spec_path), log)
+    run = _Run(
+        ctx, directory, ctx.timestamp(), not non_interactive, os.path.abspath(spec_path), log
+    )
 
     suspension = current(directory)
     if suspension is not None:

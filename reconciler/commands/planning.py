@@ -62,7 +62,14 @@ def plan(
     from reconciler.app.planning import plan as run
 
     request = PlanRequest(
-        spec_path, fmt, as_json, out, against, detailed_exitcode, host_check_on(host_check), no_color
+        spec_path,
+        fmt,
+        as_json,
+        out,
+        against,
+        detailed_exitcode,
+        host_check_on(host_check),
+        no_color,
     )
     return run(app, request)
 

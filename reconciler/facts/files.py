@@ -19,6 +19,15 @@ from reconciler.facts.codec import RecordedHost, Redaction, recorded
 
 PathKind = Literal["missing", "directory", "file", "symlink", "other"]
 
+# What a path is, as a message says it ("... is a symbolic link, not a regular file").
+DESCRIBED: dict[str, str] = {
+    "missing": "missing",
+    "directory": "a directory",
+    "file": "a regular file",
+    "symlink": "a symbolic link",
+    "other": "a special file (a FIFO, socket or device)",
+}
+
 
 @recorded
 @dataclass(frozen=True)
@@ -38,6 +47,11 @@ class PathState:
     @property
     def exists(self) -> bool:
         return self.kind != "missing"
+
+    @property
+    def described(self) -> str:
+        """What the path is, worded for a message: `a directory`, `a symbolic link` ..."""
+        return DESCRIBED[self.kind]
 
     @property
     def changed_at(self) -> float | None:

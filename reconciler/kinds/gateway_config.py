@@ -261,7 +261,7 @@ def plan_config(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -
         return _write(paths, fresh, render_config(fresh.merged), "create", host, after_state)
     if found.kind != "file":
         raise ConfigUnreadable(
-            f"{where} is a {found.kind}, not a regular file (it is not followed)"
+            f"{where} is {found.described}, not a regular file (it is not followed)"
         )
     if found.text is None:
         raise ConfigUnreadable(f"cannot read {where}: {found.error}; it is never overwritten")

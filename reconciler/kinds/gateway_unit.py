@@ -298,7 +298,9 @@ def plan_unit(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -> 
     if profile.auth == "token":
         token = facts.get(token_probe(spec, paths))
         if token.file.kind not in ("missing", "file"):
-            raise UnitRenderError(f"{paths.token_env} is a {token.file.kind}, not a regular file")
+            raise UnitRenderError(
+                f"{paths.token_env} is {token.file.described}, not a regular file"
+            )
         if not token.has_key or token.file.mode != TOKEN_MODE:
             operations.append(
                 EnsureSecretEnv(paths.token_env, token_key(spec), TOKEN_MODE, host.user.name)

@@ -264,7 +264,7 @@ def _file_action(
 ) -> Action | None:
     """Write `content` to `path` unless text, mode and owner already match."""
     if found.kind not in ("missing", "file", "symlink"):
-        raise UnitRenderError(f"{path} is a {found.kind}, not a unit file")
+        raise UnitRenderError(f"{path} is {found.described}, not a unit file")
     if (
         found.kind == "file"
         and found.text == content

@@ -208,7 +208,10 @@ def test_a_second_suspend_keeps_the_first_unless_replaced(tmp_path: Path) -> Non
 def test_status_of_a_missing_spec_is_an_error(tmp_path: Path, state: Path) -> None:
     result = CliRunner().invoke(cli, ["status", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 1
-    assert result.stderr == f"error: {tmp_path / 'nope.yaml'} does not exist: name the spec the timer applies\n"
+    assert (
+        result.stderr
+        == f"error: {tmp_path / 'nope.yaml'} does not exist: name the spec the timer applies\n"
+    )
 
 
 def test_status_with_a_damaged_run_record_says_which_line(tmp_path: Path, state: Path) -> None:
@@ -224,7 +227,9 @@ def test_status_with_a_damaged_run_record_says_which_line(tmp_path: Path, state:
     assert "fix or delete that line" in result.stderr and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("command", [["status", "SPEC"], ["suspend"], ["resume"], ["apply", "SPEC"]])
+@pytest.mark.parametrize(
+    "command", [["status", "SPEC"], ["suspend"], ["resume"], ["apply", "SPEC"]]
+)
 def test_a_file_where_the_state_dir_must_be_is_a_clear_error(
     tmp_path: Path, command: list[str]
 ) -> None:

@@ -127,7 +127,11 @@ def test_blocked_root_steps_mean_not_converged() -> None:
     )
     assert out.exit_code == 2
     nothing_ran = outcome_of(Plan((b,)), None)
-    assert (nothing_ran.result, nothing_ran.exit_code, nothing_ran.blocked) == ("not-converged", 2, 1)
+    assert (nothing_ran.result, nothing_ran.exit_code, nothing_ran.blocked) == (
+        "not-converged",
+        2,
+        1,
+    )
 
 
 def test_a_record_from_before_blocked_meant_not_converged_reads_as_not_converged() -> None:
