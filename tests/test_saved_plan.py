@@ -251,7 +251,7 @@ def test_a_plan_with_errors_is_not_saved(tmp_path: Path) -> None:
 
 
 def test_a_saved_plan_applies_once_then_is_stale(planned: tuple[FakeHostCli, Path, Path]) -> None:
-    # The apply wiring as documented in reconciler/commands/review.py: check, then one pass.
+    # What reconciler/app/applying.py does with a saved plan: check, then one pass.
     cli, _, plan_file = planned
     saved = load_saved_plan(plan_file)
     assert saved.spec_path is not None

@@ -3,8 +3,8 @@
 The building blocks of the `plan`, `probe`, `diff` and `apply PLAN.json` use cases
 (reconciler/app/planning.py and applying.py).
 
-Wiring `apply PLAN.json` (saved plans)
---------------------------------------
+How `apply PLAN.json` runs a saved plan (reconciler/app/applying.py)
+-------------------------------------------------------------------
 `reconciler apply FILE` takes a spec or a saved plan; `is_saved_plan(FILE)` tells them apart
 (a saved plan is a JSON object with `format_version` and `freshness`). For a saved plan:
 

@@ -359,7 +359,9 @@ def test_user_apply_sudo_blocked_then_allowed(container: Container) -> None:
     assert {"linger", "tailscale.operator"} <= set(blocked), doc["actions"]
     for address in ("linger", "tailscale.operator"):
         assert "sudo" in blocked[address], blocked
-    out = apply(c, spec, user=USER)
+    # Blocked steps left: the host does not match the spec, so apply exits 2 (issue 12 #3).
+    out = apply(c, spec, user=USER, expect=2)
+    assert "Not converged: " in out and "Converged" not in out, out
     steps = _by_address(out)
     for profile in PORTS:
         for part in ("state", "config", "unit"):
@@ -405,9 +407,10 @@ def test_user_apply_with_linger_already_on(container: Container) -> None:
     spec = install_spec(c)
     c.run(["loginctl", "enable-linger", USER])
     c.wait_unit(f"user@{UID}.service", timeout=30)
-    out = apply(c, spec, user=USER)
+    out = apply(c, spec, user=USER, expect=2)  # the operator is blocked: not converged
     steps = _by_address(out)
     assert steps.get("tailscale.operator", "").startswith("blocked"), out
+    assert "Not converged: 1 step blocked, because:" in out, out
     assert "linger" not in steps, out
     for profile, port in PORTS.items():
         assert steps.get(f"profile[{profile}].service") == "ok", out
