@@ -410,7 +410,7 @@ def test_user_apply_with_linger_already_on(container: Container) -> None:
     out = apply(c, spec, user=USER, expect=2)  # the operator is blocked: not converged
     steps = _by_address(out)
     assert steps.get("tailscale.operator", "").startswith("blocked"), out
-    assert "Not converged: 1 step blocked, because:" in out, out
+    assert "Not converged: 3 steps blocked, because:" in out, out  # operator + 2 serves
     assert "linger" not in steps, out
     for profile, port in PORTS.items():
         assert steps.get(f"profile[{profile}].service") == "ok", out

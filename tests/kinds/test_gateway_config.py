@@ -193,7 +193,7 @@ def test_unreadable_and_odd_files_are_errors() -> None:
     result = plan_for(PathState(CONFIG, "file", 0o600, 1000, "user", error="Permission denied"))
     assert result.actions == () and "never overwritten" in result.errors[0]
     result = plan_for(PathState(CONFIG, "symlink", 0o777, 1000, "user"))
-    assert result.actions == () and "symlink" in result.errors[0]
+    assert result.actions == () and "is a symbolic link, not a regular file" in result.errors[0]
 
 
 # --- on the fake host ---------------------------------------------------------------------------
