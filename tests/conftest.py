@@ -11,3 +11,6 @@ settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+# A real sshd on loopback for the SSH transport tests (tests/sshd.py).
+pytest_plugins = ["sshd"]

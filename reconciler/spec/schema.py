@@ -14,6 +14,7 @@ import difflib
 import functools
 import json
 from collections.abc import Iterable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,9 @@ _TYPE_WORDS = {
 @functools.cache
 def schema_text() -> str:
     """The schema file's text, exactly as shipped."""
-    return SCHEMA_PATH.read_text(encoding="utf-8")
+    # Through importlib.resources, so that it also reads from the zipapp shipped to remote targets.
+    package = resources.files("reconciler")
+    return package.joinpath("schemas/spec.schema.json").read_text(encoding="utf-8")
 
 
 @functools.cache

@@ -1,0 +1,95 @@
+"""The agent: what runs on the target, inside the shipped zipapp.
+
+It runs one reconciler command there, exactly as the command line would, with the files the admin
+machine sent (the spec, a reviewed plan) in a private temporary folder, and sends back the files
+the command wrote (a snapshot) after its output. stdin holds one JSON request:
+
+    {"protocol": 1, "argv": ["probe", "@file:spec.yaml", "--out", "@file:snapshot.json"],
+     "files": {"spec.yaml": "<base64>"}, "want": ["snapshot.json"],
+     "schema_checked": ["<sha256 of the spec bytes>"]}
+
+The command's own output streams through unchanged; the last line is the result record, marked
+with RESULT_MARK so that the client can tell it from anything the command printed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import sys
+import tempfile
+from typing import Any
+
+PROTOCOL = 1
+RESULT_MARK = b"\x1ereconciler-agent-result "
+FILE_PREFIX = "@file:"
+MAX_REQUEST = 64 * 1024 * 1024
+
+
+def _bad_request(message: str) -> int:
+    sys.stderr.write(f"reconciler agent: bad request: {message}\n")
+    return 2
+
+
+def main() -> int:
+    """Run the requested command; print its output, then the result record."""
+    raw = sys.stdin.buffer.read(MAX_REQUEST + 1)
+    if len(raw) > MAX_REQUEST:
+        return _bad_request("larger than 64 MiB")
+    try:
+        request: dict[str, Any] = json.loads(raw)
+    except ValueError as exc:
+        return _bad_request(f"not JSON ({exc})")
+    if request.get("protocol") != PROTOCOL:
+        return _bad_request(f"protocol {request.get('protocol')!r}, this agent speaks {PROTOCOL}")
+    workdir = tempfile.mkdtemp(prefix="reconciler-remote-")
+    try:
+        code = _run(request, workdir)
+        sys.stdout.flush()
+        result = {"exit": code, "files": _collect(request.get("want", []), workdir)}
+        out = sys.stdout.buffer
+        out.write(b"\n" + RESULT_MARK + json.dumps(result).encode() + b"\n")
+        out.flush()
+        return 0
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _path(workdir: str, name: str) -> str:
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"bad file name {name!r}")
+    return os.path.join(workdir, name)
+
+
+def _run(request: dict[str, Any], workdir: str) -> int:
+    from reconciler.spec import loader
+
+    for name, data in request.get("files", {}).items():
+        fd = os.open(_path(workdir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(base64.b64decode(data))
+    loader.SCHEMA_CHECKED.update(request.get("schema_checked", []))
+    argv = [
+        _path(workdir, arg[len(FILE_PREFIX) :]) if arg.startswith(FILE_PREFIX) else arg
+        for arg in request["argv"]
+    ]
+    from reconciler.cli import cli
+
+    try:
+        cli.main(args=argv, prog_name="reconciler", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+def _collect(names: list[str], workdir: str) -> dict[str, str]:
+    files = {}
+    for name in names:
+        try:
+            with open(_path(workdir, name), "rb") as stream:
+                files[name] = base64.b64encode(stream.read()).decode()
+        except FileNotFoundError:
+            continue  # the command failed before writing it; its exit code says why
+    return files

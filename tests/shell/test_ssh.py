@@ -1,0 +1,127 @@
+"""The SSH transport against a real sshd: quoting, one connection per run, host key refusals."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from sshd import RunningSshd
+
+from reconciler.shell.ssh import SshError, SshSession, SshTarget, explain_failure
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ssh://vm102", SshTarget("vm102")),
+        ("ssh://admin@vm102", SshTarget("vm102", "admin")),
+        ("ssh://admin@vm102:2222", SshTarget("vm102", "admin", 2222)),
+        ("ssh://10.0.0.5:22", SshTarget("10.0.0.5", None, 22)),
+    ],
+)
+def test_targets_parse(text: str, expected: SshTarget) -> None:
+    assert SshTarget.parse(text) == expected
+    assert SshTarget.parse(str(expected)) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("vm102", "write ssh://[user@]host[:port]"),
+        ("ssh://vm102/etc", "no path"),
+        ("ssh://a:b@vm102", "no path, password"),
+        ("ssh://vm102:99999", "port must be a number"),
+        ("ssh://vm102:x", "port must be a number"),
+        ("ssh://", "missing or invalid host"),
+        ("ssh://-oProxyCommand=x", "missing or invalid host"),
+        ("ssh://-l@vm102", "invalid user name"),
+    ],
+)
+def test_bad_targets_say_what_is_wrong(text: str, says: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        SshTarget.parse(text)
+    assert says in str(caught.value)
+
+
+def test_the_host_is_never_read_as_an_option() -> None:
+    argv = SshSession(SshTarget("vm102", "admin", 2222)).command_argv(["true"])
+    assert argv[-3:] == ["--", "vm102", "true"]
+    assert "StrictHostKeyChecking=no" not in " ".join(argv)
+    assert "BatchMode=yes" in argv
+
+
+@pytest.mark.parametrize(
+    ("stderr", "says"),
+    [
+        ("@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@\n...", "CHANGED"),
+        ("No ED25519 host key is known for x.\nHost key verification failed.", "not known"),
+        ("root@x: Permission denied (publickey).", "refused our credentials"),
+        ("ssh: connect to host x port 22: Connection refused", "connection refused"),
+        ("ssh: Could not resolve hostname nope: Name or service not known", "does not resolve"),
+        ("something new", "ssh failed: something new"),
+    ],
+)
+def test_failures_are_explained(stderr: str, says: str) -> None:
+    assert says in explain_failure(SshTarget("x"), stderr)
+
+
+def test_argv_reaches_the_remote_program_unchanged(sshd: RunningSshd) -> None:
+    tricky = ["a b", "'q'", '"dq"', "$HOME", "; rm -rf /", "`id`", "*", "", "ä\\n"]
+    with SshSession(SshTarget.parse(sshd.url), options=sshd.client_options) as session:
+        result = session.run(
+            ["python3", "-c", "import sys, json; print(json.dumps(sys.argv[1:]))", *tricky]
+        )
+    assert result.exit_code == 0, result.stderr
+    import json
+
+    assert json.loads(result.stdout) == tricky
+
+
+def test_one_connection_serves_every_call_and_is_closed(sshd: RunningSshd) -> None:
+    session = SshSession(SshTarget.parse(sshd.url), options=sshd.client_options)
+    for _ in range(4):
+        assert session.run(["true"]).exit_code == 0
+    control_dir = session._control_dir
+    assert control_dir is not None and Path(control_dir).stat().st_mode & 0o077 == 0
+    session.close()
+    assert not Path(control_dir).exists()
+    assert sshd.connections() == 1
+    assert sshd.sessions() == 4
+
+
+def test_remote_exit_codes_are_the_commands_own(sshd: RunningSshd) -> None:
+    with SshSession(SshTarget.parse(sshd.url), options=sshd.client_options) as session:
+        assert session.run(["sh", "-c", "exit 7"]).exit_code == 7
+
+
+def test_a_changed_host_key_is_refused(sshd: RunningSshd, tmp_path: Path) -> None:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True
+    )
+    sshd.set_known_host_key(tmp_path / "other.pub")
+    with (
+        SshSession(SshTarget.parse(sshd.url), options=sshd.client_options) as session,
+        pytest.raises(SshError, match="CHANGED"),
+    ):
+        session.run(["true"])
+    assert sshd.sessions() == 0
+
+
+def test_an_unknown_host_key_is_refused_not_accepted(sshd: RunningSshd) -> None:
+    (sshd.root / "known_hosts").write_text("")
+    with (
+        SshSession(SshTarget.parse(sshd.url), options=sshd.client_options) as session,
+        pytest.raises(SshError, match="not known"),
+    ):
+        session.run(["true"])
+    assert (sshd.root / "known_hosts").read_text() == ""  # nothing was learnt silently
+
+
+def test_an_unreachable_host_is_an_error(sshd: RunningSshd) -> None:
+    sshd.stop()
+    with (
+        SshSession(SshTarget.parse(sshd.url), options=sshd.client_options) as session,
+        pytest.raises(SshError, match="connection refused"),
+    ):
+        session.run(["true"])
