@@ -31,6 +31,7 @@ from reconciler.spec.model import (
     Runtime,
     ServeEntry,
     Spec,
+    SshAccess,
     Tailscale,
     Timer,
 )
@@ -132,13 +133,22 @@ def build(data: dict[str, Any]) -> Spec:
     """Validated data -> Spec. Defaults are the dataclasses' (model.py), never repeated here."""
     product = data.get("product", "clawdbot")
     return Spec(
-        host=Host(name=data["host"]["name"], user=data["host"]["user"]),
+        host=_host(data["host"]),
         runtime=_runtime(data.get("runtime", {}), product),
         profiles=tuple(_profile(name, body) for name, body in sorted(data["profiles"].items())),
         tailscale=_tailscale(data["tailscale"]) if "tailscale" in data else None,
         reconcile=_reconcile(data.get("reconcile", {})),
         **_some(data, "product", "linger", "prune_units"),
         api_version=data.get("apiVersion", API_VERSION),
+    )
+
+
+def _host(section: dict[str, Any]) -> Host:
+    ssh = section.get("ssh")
+    return Host(
+        name=section["name"],
+        user=section["user"],
+        ssh=SshAccess(**_some(ssh, "address", "user", "port", "python")) if ssh else None,
     )
 
 

@@ -20,11 +20,22 @@ AuthMode = Literal["none", "token"]
 
 
 @dataclass(frozen=True)
+class SshAccess:
+    """How the admin machine reaches the host (`host.ssh`); None fields: ssh's own defaults."""
+
+    address: str
+    user: str | None = None
+    port: int | None = None
+    python: str = "python3"
+
+
+@dataclass(frozen=True)
 class Host:
     """The machine the spec is for and the user whose gateways it runs."""
 
     name: str
     user: str
+    ssh: SshAccess | None = None
 
 
 @dataclass(frozen=True)

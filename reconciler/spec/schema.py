@@ -33,6 +33,14 @@ PATTERN_MESSAGES: dict[str, tuple[str, str | None]] = {
         "host names are dot-separated labels of letters, digits and hyphens, like vm102",
     ),
     "packageName": ("{value} is not a valid npm package name", "e.g. clawdbot or @scope/name"),
+    "sshAddress": (
+        "{value} is not a host name, ssh alias or IP address",
+        "write what you would type after `ssh`, like vm102 or 100.64.0.7 (no leading -)",
+    ),
+    "programName": (
+        "{value} is not a program name or absolute path",
+        "write python3 or /usr/bin/python3.11",
+    ),
     "version": (
         "{value} is not an exact version",
         "pin an exact version like 2026.1.24-3 (ranges and tags like latest are not pins)",
