@@ -261,6 +261,7 @@ class Container:
         fake_tailscale: bool = True,
         nspawn_args: Sequence[str] = (),
         repo: Path = REPO,
+        network_namespace: str | None = None,
     ) -> None:
         self.tarball = Path(tarball) if tarball else images.ensure_rootfs()
         self.name = name or f"e2e-{os.getpid()}-{next(_COUNTER)}-{uuid.uuid4().hex[:4]}"
@@ -276,6 +277,8 @@ class Container:
         self.fake_tailscale_installed = False
         self.nspawn_args = list(nspawn_args)
         self.repo = repo
+        # None: a private loopback-only network; else a namespace the test made (network.py).
+        self.network_namespace = network_namespace
         self.workdir: Path | None = None
         self.root: Path | None = None
         self.log_path: Path | None = None
@@ -382,7 +385,11 @@ class Container:
             "--register=no",
             "--keep-unit",
             "--console=passive",
-            "--private-network",
+            (
+                f"--network-namespace-path=/run/netns/{self.network_namespace}"
+                if self.network_namespace
+                else "--private-network"
+            ),
             f"--bind-ro={self.repo}:/src",
         ]
         if self.real_gateway:

@@ -44,7 +44,7 @@ SUITE = "bookworm"
 MIRROR = os.environ.get("RECONCILER_E2E_MIRROR", "http://deb.debian.org/debian")
 INCLUDE = (
     "systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,python3,python3-venv,"
-    "sudo,iproute2,procps,ca-certificates,util-linux,less"
+    "sudo,iproute2,procps,ca-certificates,util-linux,less,openssh-server"
 )
 IMAGE_HOSTNAME = "e2e"
 USER = "user"
@@ -218,6 +218,11 @@ def _write_image_files(root: Path) -> None:
     jconf = root / "etc/systemd/journald.conf.d"
     jconf.mkdir(parents=True, exist_ok=True)
     (jconf / "e2e.conf").write_text("[Journal]\nStorage=persistent\nSystemMaxUse=32M\n")
+    # sshd is there for the remote-administration tests, which start it; other tests boot without.
+    for wants in root.glob("etc/systemd/system/*.wants/ssh*"):
+        wants.unlink()
+    for alias in root.glob("etc/systemd/system/sshd.service"):
+        alias.unlink()
     # Units that only slow a container down or fail without hardware.
     for unit in (
         "apt-daily.timer",
