@@ -15,9 +15,12 @@ with RESULT_MARK so that the client can tell it from anything the command printe
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from typing import Any
@@ -33,8 +36,31 @@ def _bad_request(message: str) -> int:
     return 2
 
 
+class _LossTolerantStream(io.TextIOWrapper):
+    """stdout that keeps the command going when the admin's connection is gone.
+
+    A lost SSH connection must not kill an apply half way: the steps are idempotent and atomic,
+    but finishing the reviewed plan (and its run record) leaves the host in a known state.
+    """
+
+    def write(self, text: str) -> int:
+        try:
+            return super().write(text)
+        except (BrokenPipeError, OSError):
+            return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            super().flush()
+
+
 def main() -> int:
     """Run the requested command; print its output, then the result record."""
+    # sshd hangs up on us when the connection drops: carry on (see _LossTolerantStream).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    sys.stdout = _LossTolerantStream(sys.stdout.buffer, encoding="utf-8", line_buffering=True)
+    sys.stderr = _LossTolerantStream(sys.stderr.buffer, encoding="utf-8", line_buffering=True)
     raw = sys.stdin.buffer.read(MAX_REQUEST + 1)
     if len(raw) > MAX_REQUEST:
         return _bad_request("larger than 64 MiB")
@@ -47,11 +73,9 @@ def main() -> int:
     workdir = tempfile.mkdtemp(prefix="reconciler-remote-")
     try:
         code = _run(request, workdir)
-        sys.stdout.flush()
         result = {"exit": code, "files": _collect(request.get("want", []), workdir)}
-        out = sys.stdout.buffer
-        out.write(b"\n" + RESULT_MARK + json.dumps(result).encode() + b"\n")
-        out.flush()
+        sys.stdout.write("\n" + RESULT_MARK.decode() + json.dumps(result) + "\n")
+        sys.stdout.flush()
         return 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
