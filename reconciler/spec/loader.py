@@ -16,11 +16,12 @@ import hashlib
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.spec import schema, semantic
+from reconciler.spec import validation_cache
 from reconciler.spec.duration import parse_duration
 from reconciler.spec.errors import SpecError, SpecInvalid
+from reconciler.spec.limits import MAX_BYTES
 from reconciler.spec.model import (
     API_VERSION,
     GatewayRuntime,
@@ -35,7 +36,10 @@ from reconciler.spec.model import (
     Tailscale,
     Timer,
 )
-from reconciler.spec.yaml_source import MAX_BYTES, Document, decode, field_path, parse
+from reconciler.spec.schema_file import schema_text
+
+if TYPE_CHECKING:
+    from reconciler.spec.yaml_source import Document
 
 # SHA-256 digests of spec bytes whose schema check already passed elsewhere: the remote agent
 # fills it with the digest the admin machine validated, so the target needs no jsonschema. The
@@ -72,8 +76,31 @@ def load_spec(path: str | Path) -> Spec:
 
 
 def load_spec_text(data: bytes | str, filename: str) -> Spec:
-    """Validate and convert spec text; `filename` is only used in error messages."""
+    """Validate and convert spec text; `filename` is only used in error messages.
+
+    Bytes that passed here before (same code, same schema) are not parsed and checked again:
+    their validated data comes from the cache (validation_cache), and only the conversion runs.
+    """
     raw = data.encode("utf-8") if isinstance(data, str) else data
+    digest = hashlib.sha256(raw).hexdigest()
+    stamp = validation_cache.code_stamp()
+    key = None if stamp is None else validation_cache.cache_key(raw, schema_text(), stamp)
+    directory = validation_cache.cache_dir() if key is not None else None
+    known = validation_cache.lookup(key, directory) if key is not None else None
+    if known is not None:
+        return replace(build(known), sha256=digest)
+    schema_checked = digest in SCHEMA_CHECKED
+    valid = _validated(raw, filename, schema_checked=schema_checked)
+    if key is not None and not schema_checked:  # a pass on another machine's word is not ours
+        validation_cache.store(key, directory, valid)
+    return replace(build(valid), sha256=digest)
+
+
+def _validated(raw: bytes, filename: str, *, schema_checked: bool) -> dict[str, Any]:
+    """Parse and check the spec: its plain data, or SpecInvalid with every error."""
+    # The parser, jsonschema and the rules are imported only when a spec is not in the cache.
+    from reconciler.spec.yaml_source import decode, parse
+
     text = decode(raw, filename)
     if isinstance(text, SpecError):
         raise SpecInvalid([text])
@@ -96,15 +123,17 @@ def load_spec_text(data: bytes | str, filename: str) -> Spec:
                 ),
             ]
         )
-    digest = hashlib.sha256(raw).hexdigest()
-    errors += _validate(doc, filename, schema_checked=digest in SCHEMA_CHECKED)
+    errors += _validate(doc, filename, schema_checked=schema_checked)
     if errors:
         raise SpecInvalid(list(dict.fromkeys(errors)))
-    return replace(build(doc.data), sha256=digest)
+    return doc.data
 
 
 def _validate(doc: Document, filename: str, *, schema_checked: bool = False) -> list[SpecError]:
     """Schema errors, plus semantic issues about places the schema found nothing wrong with."""
+    from reconciler.spec import schema, semantic
+    from reconciler.spec.yaml_source import field_path
+
     errors, bad_paths = ([], set()) if schema_checked else schema.validate(doc, filename)
     bad_paths |= doc.broken
     for issue in semantic.check(doc):

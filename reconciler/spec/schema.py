@@ -14,14 +14,12 @@ import difflib
 import functools
 import json
 from collections.abc import Iterable
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from reconciler.spec.errors import SpecError
+from reconciler.spec.schema_file import SCHEMA_PATH as SCHEMA_PATH  # re-exported
+from reconciler.spec.schema_file import schema_text as schema_text  # re-exported
 from reconciler.spec.yaml_source import YAML11_BOOLS, Document, PathT, describe, field_path, show
-
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "spec.schema.json"
 
 # $defs whose pattern (and minimum) the semantic rules check themselves, with better messages.
 SEMANTIC_DEFS = ("profileName", "userName", "duration", "loopbackUrl")
@@ -68,14 +66,6 @@ _TYPE_WORDS = {
     "number": "a number",
     "null": "null",
 }
-
-
-@functools.cache
-def schema_text() -> str:
-    """The schema file's text, exactly as shipped."""
-    # Through importlib.resources, so that it also reads from the zipapp shipped to remote targets.
-    package = resources.files("reconciler")
-    return package.joinpath("schemas/spec.schema.json").read_text(encoding="utf-8")
 
 
 @functools.cache

@@ -33,8 +33,8 @@ from yaml.events import (
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.spec.errors import SpecError
+from reconciler.spec.limits import MAX_BYTES as MAX_BYTES  # re-exported
 
-MAX_BYTES = 1024 * 1024  # refuse bigger files before parsing
 MAX_NODES = 100_000  # nodes composed, and values produced (aliases count every time they expand)
 MAX_DEPTH = 100  # nesting of mappings and lists
 
