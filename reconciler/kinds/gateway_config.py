@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import json5
-
 from reconciler.core.action import Action, KindPlan, WriteFile
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
@@ -97,7 +95,21 @@ def parse_config(text: str, where: str) -> dict[str, Any]:
     if not text.strip():
         return {}
     try:
-        doc = json5.loads(text, strict=False)
+        # What we write is plain JSON, which is JSON5 with the same meaning: the stdlib parser
+        # reads it without importing json5 (a converged plan then never needs json5).
+        doc = json.loads(text)
+    except ValueError:
+        doc = _parse_json5(text, where)
+    if not isinstance(doc, dict):
+        raise ConfigUnreadable(f"{where}: the top level is not an object")
+    return doc
+
+
+def _parse_json5(text: str, where: str) -> Any:
+    import json5
+
+    try:
+        return json5.loads(text, strict=False)
     except ValueError as exc:
         match = _POSITION.search(str(exc))
         at = f":{match.group(1)}:{match.group(2)}" if match else ""
@@ -105,9 +117,6 @@ def parse_config(text: str, where: str) -> dict[str, Any]:
             f"{where}{at}: not valid JSON5 (fix it by hand; a file that cannot be read is "
             "never overwritten)"
         ) from None
-    if not isinstance(doc, dict):
-        raise ConfigUnreadable(f"{where}: the top level is not an object")
-    return doc
 
 
 def _lookup(doc: Mapping[str, Any], path: tuple[str, ...], where: str) -> tuple[bool, Any]:

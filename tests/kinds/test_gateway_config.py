@@ -9,6 +9,8 @@ from pathlib import Path
 
 import json5
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reconciler.core.action import WriteFile
 from reconciler.facts.files import PathProbe, PathState
@@ -67,6 +69,21 @@ def test_parse_errors_name_line_and_column_but_never_content() -> None:
     assert SECRET not in message and "oops" not in message
     with pytest.raises(ConfigUnreadable, match="top level is not an object"):
         parse_config("[1, 2]", "c.json")
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(doc=st.dictionaries(st.text(), _JSON, max_size=5), indent=st.sampled_from([None, 2]))
+def test_plain_json_reads_as_json5_reads_it(doc: dict[str, object], indent: int | None) -> None:
+    """The stdlib fast path (no json5 import) must mean exactly what json5 means."""
+    text = json.dumps(doc, indent=indent, ensure_ascii=False)
+    assert parse_config(text, "c.json") == json5.loads(text, strict=False)
+    assert parse_config("\ufeff" + text, "c.json") == json5.loads(text, strict=False)
 
 
 def test_compare_touches_owned_keys_only() -> None:
