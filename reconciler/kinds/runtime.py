@@ -2,7 +2,8 @@
 
 Wants: `runtime.node` (an npm-style range), `runtime.gateway.{package, version, command}`,
 `runtime.docker` (required | optional | absent).
-Probes: `node --version`, `<gateway> --version`, `npm --version`'s path, `docker info` as the user.
+Probes: `node --version`, `<gateway> --version`, `npm --version`'s path, `docker info` as the user
+(only when the spec requires docker or wants it absent: `optional` needs no answer).
 Fixes: a differing gateway pin plans `npm install -g <package>@<version>` (as the user when the
 gateway lives under the user's home, else as root). A wrong node or unreachable required docker
 is a blocked step with the reason: we do not install runtimes.
@@ -94,7 +95,10 @@ class RuntimeKind:
         # Always: npm and the gateway need node even when the spec does not pin its range.
         yield node_probe(host)
         yield gateway_probe(spec, host)
-        yield DockerProbe(locate("docker", host))
+        if spec.runtime.docker != "optional":
+            # `docker info` asks the daemon: on a host with docker, the slowest probe of a
+            # plan. With `optional` no answer changes the plan, so the daemon is not asked.
+            yield DockerProbe(locate("docker", host))
 
     def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
         actions: list[Action] = []
@@ -117,8 +121,19 @@ class RuntimeKind:
                     )
                 )
         actions.extend(self._gateway(spec, host, facts, node_blocked, node.detail))
-        docker = facts.get(DockerProbe(locate("docker", host)))
+        docker = self._docker(spec, host, facts, actions)
+        return KindPlan(actions=tuple(actions), findings=(*findings, *docker))
+
+    @staticmethod
+    def _docker(
+        spec: Spec, host: HostContext, facts: Facts, actions: list[Action]
+    ) -> tuple[Finding, ...]:
         policy = spec.runtime.docker
+        if policy == "optional":
+            path = locate("docker", host)
+            where = "not installed" if path is None else f"{path}, its daemon not asked"
+            return (Finding(DOCKER, f"docker: {where} ({policy})"),)
+        docker = facts.get(DockerProbe(locate("docker", host)))
         if policy == "required" and not docker.reachable:
             actions.append(
                 Action(
@@ -128,17 +143,16 @@ class RuntimeKind:
                     blocked=f"{docker.detail} (for user {spec.host.user})",
                 )
             )
-        elif policy == "absent" and docker.reachable:
-            findings.append(
+            return ()
+        if policy == "absent" and docker.reachable:
+            return (
                 Finding(
                     DOCKER,
                     f"docker answers for {spec.host.user} but the spec says absent",
                     "warning",
-                )
+                ),
             )
-        else:
-            findings.append(Finding(DOCKER, f"{docker.detail} ({policy})"))
-        return KindPlan(actions=tuple(actions), findings=tuple(findings))
+        return (Finding(DOCKER, f"{docker.detail} ({policy})"),)
 
     def _gateway(
         self, spec: Spec, host: HostContext, facts: Facts, node_blocked: bool, node_detail: str

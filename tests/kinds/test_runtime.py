@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from reconciler.core.action import RunCommand
+from reconciler.core.host import HostContext, RecordedLookups
 from reconciler.facts.programs import ProgramVersion, ProgramVersionProbe
 from reconciler.kinds.runtime import DockerProbe, RuntimeKind, gateway_probe, node_probe
 from reconciler.spec.model import GatewayRuntime, Runtime
@@ -81,3 +84,29 @@ def test_no_node_blocks_the_gateway_install_even_without_a_node_range() -> None:
     (action,) = plan(None, None, runtime=runtime).actions
     assert action.blocked and "npm and the gateway need node" in action.blocked
     assert isinstance(ProgramVersionProbe("node", None).read(make_host()), ProgramVersion)
+
+
+def _docker_host(path: str | None) -> HostContext:
+    return replace(make_host(), recorded=RecordedLookups(programs=(("docker", path),)))
+
+
+@pytest.mark.parametrize("path", ["/usr/bin/docker", None])
+def test_optional_docker_asks_no_daemon(path: str | None) -> None:
+    """With `optional` no answer of `docker info` changes the plan: the probe is not run."""
+    spec, host = make_spec(), _docker_host(path)
+    assert spec.runtime.docker == "optional"
+    probes = list(RuntimeKind().probes(spec, host))
+    assert not any(isinstance(p, DockerProbe) for p in probes)
+    values = {p: ProgramVersion("/usr/bin/x", PIN) for p in probes}
+    result = RuntimeKind().plan(spec, host, facts(values))
+    (finding,) = [f for f in result.findings if f.address == "runtime.docker"]
+    where = "not installed" if path is None else "/usr/bin/docker, its daemon not asked"
+    assert finding.message == f"docker: {where} (optional)"
+
+
+@pytest.mark.parametrize("policy", ["required", "absent"])
+def test_required_or_absent_docker_asks_the_daemon(policy: str) -> None:
+    spec = make_spec()
+    spec = replace(spec, runtime=replace(spec.runtime, docker=policy))
+    host = _docker_host("/usr/bin/docker")
+    assert DockerProbe("/usr/bin/docker") in list(RuntimeKind().probes(spec, host))
