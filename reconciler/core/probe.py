@@ -8,10 +8,10 @@ whose subclass is `BatchedProbe` is merged with its siblings into one command (o
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
@@ -78,8 +78,6 @@ class _Job:
 class ProbeSession:
     """Runs a set of probes: in-process reads directly, commands concurrently, batches merged."""
 
-    max_workers: ClassVar[int] = 8
-
     def __init__(self, host: HostContext, run: RunCommand) -> None:
         self.host = host
         self.run = run
@@ -107,11 +105,7 @@ class ProbeSession:
             if command.mutating:
                 raise AssertionError(f"a probe asked for a mutating command: {command.display()}")
 
-        if len(jobs) > 1:
-            with ThreadPoolExecutor(max_workers=min(self.max_workers, len(jobs))) as pool:
-                outcomes = list(pool.map(lambda job: self.run(job.command), jobs))
-        else:
-            outcomes = [self.run(job.command) for job in jobs]
+        outcomes = _run_at_once([job.command for job in jobs], self.run)
 
         for job, result in zip(jobs, outcomes, strict=True):
             for probe in job.probes:
@@ -136,3 +130,28 @@ def _guard(fn: Callable[[], Any]) -> Any:
         return exc
     except (ValueError, KeyError, TypeError, IndexError, OSError) as exc:
         return ProbeFailed(f"{type(exc).__name__}: {exc}")
+
+
+def _run_at_once(commands: list[Command], run: RunCommand) -> list[CommandResult]:
+    """Run every command at the same time (one thread each: they wait on their child, not
+    the CPU), results in order. A plan runs a handful of probe commands, so no pool: starting
+    them all at once is what makes a plan as fast as its slowest probe."""
+    if len(commands) < 2:
+        return [run(command) for command in commands]
+    outcomes: list[CommandResult | BaseException | None] = [None] * len(commands)
+
+    def one(index: int) -> None:
+        try:
+            outcomes[index] = run(commands[index])
+        except BaseException as exc:  # re-raised in the caller's thread, as a pool would
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(len(commands))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return cast(list[CommandResult], outcomes)
