@@ -7,12 +7,15 @@ Converges a fake host (tests/fakehost) for a spec with N profiles, then measures
 - whole command: a fresh `python -m reconciler plan` process (imports included) wired to the
   same fake host, the way the timer would start it;
 and counts subprocesses per plan from the fake tools' call log (each fake tool logs every call,
-so this counts what really ran, not what we think we ran).
+so this counts what really ran, not what we think we ran). Last, loading the seed spec in a fresh
+python: validated (RECONCILER_NO_CACHE=1) and from the spec cache (what a timer run does).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -77,19 +80,42 @@ def main() -> None:
         tools = sorted({" ".join(c["argv"][:3]) for c in fake.calls()})
 
         cli_times = []
+        cli_cpu = []
         script = Path(tmp) / "cli_plan.py"
         script.write_text(_cli_script(spec, fake, args.profiles))
         for _ in range(max(5, args.runs // 2)):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), _children_cpu()
             done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
             cli_times.append(time.perf_counter() - start)
+            cli_cpu.append(_children_cpu() - cpu)
             if done.returncode != 0:
                 sys.exit(f"cli plan failed: {done.stdout}{done.stderr}")
+
+        load_times = _spec_load_times(Path(tmp), max(5, args.runs // 2))
 
     print(f"profiles: {args.profiles}, runs: {args.runs}")
     print(f"subprocesses per plan: {sorted(set(per_plan))}  ({', '.join(tools)})")
     print(_stats("plan, in-process (probe + plan)", times))
     print(_stats("plan, whole command (fresh python)", cli_times))
+    print(_stats("plan, whole command, CPU time (user+sys, all processes)", cli_cpu))
+    for label, samples in load_times.items():
+        print(_stats(f"load specs/vm102.yaml, fresh python, {label}", samples))
+
+
+def _spec_load_times(tmp: Path, runs: int) -> dict[str, list[float]]:
+    """A fresh python that loads the seed spec: validated (no cache) vs from the spec cache."""
+    script = f"from reconciler.spec import load_spec; load_spec({str(REPO / 'specs/vm102.yaml')!r})"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp / "cache")}
+    env.pop("RECONCILER_NO_CACHE", None)
+    subprocess.run([sys.executable, "-c", script], env=env, check=True)  # fills the cache
+    times: dict[str, list[float]] = {}
+    for _ in range(runs):
+        for label, extra in (("validated", {"RECONCILER_NO_CACHE": "1"}), ("cached", {})):
+            start, cpu = time.perf_counter(), _children_cpu()
+            subprocess.run([sys.executable, "-c", script], env={**env, **extra}, check=True)
+            times.setdefault(label, []).append(time.perf_counter() - start)
+            times.setdefault(f"{label}, CPU time", []).append(_children_cpu() - cpu)
+    return times
 
 
 def _cli_script(spec: Spec, fake: FakeHost, profiles: int) -> str:
@@ -120,6 +146,13 @@ def _cli_script(spec: Spec, fake: FakeHost, profiles: int) -> str:
             sys.exit(0 if exc.code == 0 else 1)
         """
     )
+
+
+def _children_cpu() -> float:
+    """CPU seconds used by finished children (and theirs): unlike wall time, not inflated by
+    other work on a shared machine."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def _stats(label: str, samples: list[float]) -> str:
