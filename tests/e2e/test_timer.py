@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from .harness import Container
 from .test_scenarios import HOME, PORTS, UNITS, answers, apply, install_spec, show, unit_prop
@@ -34,9 +35,16 @@ def test_timer_restarts_a_stopped_gateway_by_itself(container: Container) -> Non
         time.sleep(1)
     answers(c, PORTS["ops"])
 
-    runs = c.read_file(f"{HOME}/.local/state/reconciler/runs.jsonl").splitlines()
-    records = [json.loads(line) for line in runs if line.strip()]
-    restarts = [r for r in records if "profile[ops].service" in r.get("drift", [])]
+    # The gateway answers before the timer's run has re-probed and recorded itself: wait for
+    # the record (reading it at once raced with a slow re-probe on a loaded machine).
+    restarts: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    while not restarts and time.monotonic() - stopped_at < 180:
+        runs = c.run(["cat", f"{HOME}/.local/state/reconciler/runs.jsonl"], check=False)
+        records = [json.loads(line) for line in runs.stdout.splitlines() if line.strip()]
+        restarts = [r for r in records if "profile[ops].service" in r.get("drift", [])]
+        if not restarts:
+            time.sleep(1)
     assert restarts, f"no run record shows the repair: {records}"
     assert restarts[-1]["result"] == "converged", restarts[-1]
     # And the host is back where the spec says: nothing left to do.
