@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import engine_on_fakehost as drive
 import pytest
@@ -19,6 +20,7 @@ from reconciler.core.command import Command
 from reconciler.core.plan import Plan
 from reconciler.kinds import all_kinds
 from reconciler.review.saved_plan import (
+    EditedPlan,
     SavedPlanInvalid,
     StalePlan,
     action_digests,
@@ -28,6 +30,7 @@ from reconciler.review.saved_plan import (
     is_saved_plan,
     load_saved_plan,
     plan_fingerprint,
+    reads_as_document,
     saved_plan_document,
 )
 from reconciler.shell.apply import converge
@@ -84,7 +87,12 @@ def test_differences_name_addresses() -> None:
         describe_differences(saved, fresh)
         == "b (changed), c (no longer planned), d (newly planned)"
     )
-    assert describe_differences(saved, tuple(reversed(saved))) == "the same steps, in another order"
+    assert (
+        describe_differences(saved, tuple(reversed(saved)))
+        == "the same steps, in another order (now: c, b, a)"
+    )
+    # Same steps, same order: only an edited fingerprint gets here, and it is not called a reorder.
+    assert "another order" not in describe_differences(saved, saved)
     many = tuple((f"x{i}", "1") for i in range(30))
     assert describe_differences(many, ()).endswith(", and 18 more")
 
@@ -300,3 +308,141 @@ def test_apply_refuses_a_saved_plan_after_drift_and_changes_nothing(
         assert "tailscale.operator (no longer planned)" in result.stderr
     assert cli.fake.mutating_calls() == []
     assert cli.fake.snapshot() == before
+
+
+# --- the file is what was made (issue 11 #11) -------------------------------------------------------
+
+
+def _edit(plan_file: Path, change: Any) -> None:
+    doc = json.loads(plan_file.read_text())
+    change(doc)
+    plan_file.write_text(json.dumps(doc, indent=2))
+
+
+def _first_command(doc: dict[str, Any]) -> dict[str, Any]:
+    return next(op for a in doc["actions"] for op in a["operations"] if op["type"] == "command")
+
+
+def test_visible_argv_edits_are_refused_and_nothing_runs(
+    planned: tuple[FakeHostCli, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack of issue 11 #11: every argv replaced, freshness kept, used to apply (rc 0)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    cli, _, plan_file = planned
+    original = _first_command(json.loads(plan_file.read_text()))["argv"]
+
+    def pwn(doc: dict[str, Any]) -> None:
+        for action in doc["actions"]:
+            for op in action["operations"]:
+                if op["type"] == "command":
+                    op["argv"] = ["/bin/touch", str(tmp_path / "PWNED")]
+
+    _edit(plan_file, pwn)
+    with pytest.raises(EditedPlan, match="the plan file was edited after it was made"):
+        cli.check_saved_plan(plan_file)
+    before = cli.fake.snapshot()
+    cli.fake.clear_calls()
+    for args in (("apply", plan_file), ("apply", plan_file, "--dry-run")):
+        result = cli(*args)
+        assert result.exit_code == 1, result.output
+        assert "the plan file was edited after it was made" in result.stderr
+        assert '.operations[0].argv is ["/bin/touch"' in result.stderr
+        # what the plan really runs: the argv as planned (the file shows it after `sudo -n`)
+        assert original[:2] == ["sudo", "-n"] and json.dumps(original[2:]) in result.stderr
+        assert "another order" not in result.stderr
+    assert cli.fake.mutating_calls() == []
+    assert cli.fake.snapshot() == before
+    assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["actions"][0].update(kind="verify"), '.kind is "verify" in the file'),
+        (lambda d: d["actions"][0].update(depends_on=["x"]), '.depends_on is ["x"] in the file'),
+        (
+            lambda d: _first_command(d).update(
+                scope="system" if _first_command(d)["scope"] == "user" else "user"
+            ),
+            ".operations[0].scope is",
+        ),
+    ],
+)
+def test_every_visible_field_is_tied_to_the_fingerprint(
+    planned: tuple[FakeHostCli, Path, Path], change: Any, message: str
+) -> None:
+    cli, _, plan_file = planned
+    _edit(plan_file, change)
+    with pytest.raises(EditedPlan) as caught:
+        cli.check_saved_plan(plan_file)
+    assert message in str(caught.value)
+
+
+def test_wording_and_who_runs_it_are_not_edits(planned: tuple[FakeHostCli, Path, Path]) -> None:
+    cli, _, plan_file = planned
+
+    def reword(doc: dict[str, Any]) -> None:
+        doc["actions"][0]["reason"] = "reworded"
+        command = _first_command(doc)
+        # as root would show it: without the `sudo -n` the user's plan has
+        assert command["argv"][:2] == ["sudo", "-n"]
+        command["argv"] = command["argv"][2:]
+        command["description"] = "anything"
+
+    _edit(plan_file, reword)
+    cli.check_saved_plan(plan_file)
+
+
+def test_a_tampered_fingerprint_is_an_edit_not_a_reordering(
+    planned: tuple[FakeHostCli, Path, Path],
+) -> None:
+    cli, _, plan_file = planned
+    _edit(plan_file, lambda d: d["freshness"].update(fingerprint="0" * 64))
+    with pytest.raises(SavedPlanInvalid) as caught:
+        load_saved_plan(plan_file)
+    message = str(caught.value)
+    assert "the plan file was edited after it was made" in message
+    assert "freshness.fingerprint is 000000000000" in message and "another order" not in message
+    result = cli("apply", plan_file)
+    assert result.exit_code == 1 and "freshness.fingerprint is 000000000000" in result.stderr
+
+
+def test_actions_shown_must_be_the_actions_fingerprinted(
+    planned: tuple[FakeHostCli, Path, Path],
+) -> None:
+    _, _, plan_file = planned
+    _edit(plan_file, lambda d: d["actions"].reverse())
+    with pytest.raises(SavedPlanInvalid, match=r"edited after it was made: actions\[0\] shows"):
+        load_saved_plan(plan_file)
+    _edit(plan_file, lambda d: d["actions"].pop())
+    with pytest.raises(SavedPlanInvalid, match="edited after it was made"):
+        load_saved_plan(plan_file)
+
+
+# --- documents that are not saved plans (issue 12 #4) ---------------------------------------------
+
+
+def test_apply_names_the_document_it_was_given_and_what_to_do(
+    planned: tuple[FakeHostCli, Path, Path], tmp_path: Path
+) -> None:
+    cli, spec, plan_file = planned
+    plain = tmp_path / "plain.json"
+    plain.write_text(cli("plan", spec, "--format", "json").stdout)
+    snapshot = tmp_path / "snap.json"
+    assert cli("probe", spec, "--out", snapshot).exit_code == 0
+    truncated = tmp_path / "cut.json"
+    truncated.write_text(plan_file.read_text()[:700])
+    cases = {
+        plain: "this is a plan without freshness data (from `plan --format json`?)",
+        snapshot: "this is a snapshot (from `reconciler probe`), not a plan",
+        truncated: "a plan document cut short",
+    }
+    for path, message in cases.items():
+        assert reads_as_document(path)
+        for args in (("apply", path), ("apply", path, "--dry-run")):
+            result = cli(*args)
+            assert result.exit_code == 1, result.output
+            assert message in result.stderr
+            assert "invalid spec" not in result.stderr and "apiVersion" not in result.stderr
+            assert "reconciler plan SPEC" in result.stderr
+    assert not reads_as_document(spec)

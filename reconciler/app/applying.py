@@ -263,9 +263,9 @@ def report_convergence(ctx: AppContext, outcome: Convergence) -> None:
 
 def _saved_plan(path: Path) -> SavedPlan | None:
     """The saved plan at `path` (from `plan --out`), None when `path` is a spec."""
-    from reconciler.review.saved_plan import SavedPlanInvalid, is_saved_plan, load_saved_plan
+    from reconciler.review.saved_plan import SavedPlanInvalid, load_saved_plan, reads_as_document
 
-    if not is_saved_plan(path):
+    if not reads_as_document(path):
         return None
     try:
         return load_saved_plan(path)

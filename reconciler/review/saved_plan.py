@@ -26,7 +26,7 @@ from reconciler.core.action import Action, Argv, Digest, Mode, Operation, walk_f
 from reconciler.core.plan import Plan
 from reconciler.render.json_plan import FORMAT_VERSION
 from reconciler.render.plan_context import PlanContext
-from reconciler.review.redaction import redact_action
+from reconciler.review.redaction import redact_action, redact_plan
 
 FRESHNESS = "freshness"
 # How many differing addresses a stale-plan message names before it says "and N more".
@@ -157,6 +157,34 @@ def saved_plan_document(document: Mapping[str, Any], fresh: Freshness) -> dict[s
     }
 
 
+SNAPSHOT_KIND = "reconciler-snapshot"  # review/snapshot.py's document kind
+_SAVE_ONE = "save one with `reconciler plan SPEC --out FILE` and apply that file"
+
+
+def reads_as_document(path: Path) -> bool:
+    """True when `apply` must read `path` as one of our JSON documents, not as a YAML spec.
+
+    A saved plan, a plan without freshness (`plan --format json`), a snapshot, or a JSON object
+    cut short (a truncated plan): `load_saved_plan` then says which it is and what to do,
+    instead of a dump of spec-field errors.
+    """
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(1 << 16)
+    except OSError:
+        return False
+    text = head.lstrip()
+    if not text.startswith(b"{"):
+        return False  # YAML specs start with a key or a comment
+    try:
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return True  # starts like a JSON object but is not one: damaged or truncated
+    return isinstance(doc, dict) and (
+        "format_version" in doc or FRESHNESS in doc or doc.get("kind") == SNAPSHOT_KIND
+    )
+
+
 def is_saved_plan(path: Path) -> bool:
     """True when `path` holds a saved plan (a JSON object with a freshness section), not a spec.
 
@@ -178,6 +206,13 @@ def load_saved_plan(path: Path) -> SavedPlan:
     try:
         doc = json.loads(data)
     except json.JSONDecodeError as exc:
+        body = data.strip()
+        if body.startswith(b"{") and not body.endswith(b"}"):
+            raise SavedPlanInvalid(
+                f"{path}: a plan document cut short (a JSON object that never closes; the "
+                f"first error is at line {exc.lineno}, column {exc.colno}: truncated?); "
+                f"{_SAVE_ONE} again"
+            ) from None
         raise SavedPlanInvalid(
             f"{path}: not a saved plan: not JSON (line {exc.lineno}, column {exc.colno}); "
             "save one with `reconciler plan SPEC --out FILE`"
@@ -187,6 +222,12 @@ def load_saved_plan(path: Path) -> SavedPlan:
             f"{path}: not a saved plan: not JSON text; save one with "
             "`reconciler plan SPEC --out FILE`"
         ) from None
+    if isinstance(doc, dict) and doc.get("kind") == SNAPSHOT_KIND:
+        raise SavedPlanInvalid(
+            f"{path}: this is a snapshot (from `reconciler probe`), not a plan: plan against it "
+            f"with `reconciler plan SPEC --against {path} --out PLAN`, review PLAN, then apply "
+            "PLAN on the host"
+        )
     if not isinstance(doc, dict) or "format_version" not in doc:
         raise SavedPlanInvalid(
             f"{path}: not a saved plan (no format_version); save one with "
@@ -201,10 +242,12 @@ def load_saved_plan(path: Path) -> SavedPlan:
     section = doc.get(FRESHNESS)
     if not isinstance(section, dict):
         raise SavedPlanInvalid(
-            f"{path}: a plan document without freshness data (from `plan --format json`?); "
-            "apply only takes plans saved with `reconciler plan SPEC --out FILE`"
+            f"{path}: this is a plan without freshness data (from `plan --format json`?), "
+            "which apply cannot check against the host; " + _SAVE_ONE
         )
-    return SavedPlan(path, _freshness(section, path), doc)
+    saved = SavedPlan(path, _freshness(section, path), doc)
+    check_self_consistent(saved)
+    return saved
 
 
 def _freshness(section: Mapping[str, Any], path: Path) -> Freshness:
@@ -230,6 +273,117 @@ def _freshness(section: Mapping[str, Any], path: Path) -> Freshness:
         fingerprint=text("fingerprint"),
         actions=tuple((a["address"], a["sha256"]) for a in actions),
     )
+
+
+# --- the file is what was made ------------------------------------------------------------------
+
+EDITED = "the plan file was edited after it was made"
+
+
+class EditedPlan(StalePlan):
+    """The saved plan's visible content is not what its fingerprint stands for."""
+
+
+def check_self_consistent(saved: SavedPlan) -> None:
+    """Refuse a saved plan whose parts disagree: the fingerprint and the digests it is made of,
+    the digests' addresses and the actions shown. Raises SavedPlanInvalid saying what differs."""
+    fresh, path = saved.freshness, saved.path
+    computed = plan_fingerprint(fresh.actions)
+    if computed != fresh.fingerprint:
+        raise SavedPlanInvalid(
+            f"{path}: {EDITED}: freshness.fingerprint is {_short_hash(fresh.fingerprint)}, but "
+            f"the action digests listed with it hash to {_short_hash(computed)}; "
+            f"{_SAVE_ONE} again"
+        )
+    actions = saved.document.get("actions")
+    if not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions):
+        raise SavedPlanInvalid(f"{path}: {EDITED}: `actions` is not a list of objects")
+    shown = [a.get("address") for a in actions]
+    listed = [address for address, _ in fresh.actions]
+    if shown != listed:
+        raise SavedPlanInvalid(
+            f"{path}: {EDITED}: {_list_difference(shown, listed)}; {_SAVE_ONE} again"
+        )
+
+
+def _list_difference(shown: list[Any], listed: list[str]) -> str:
+    for i, (a, b) in enumerate(zip(shown, listed, strict=False)):
+        if a != b:
+            return f"actions[{i}] shows {a!r}, the fingerprint covers {b!r} there"
+    return f"the file shows {len(shown)} action(s), the fingerprint covers {len(listed)}"
+
+
+# Wording a fingerprint leaves out on purpose (reasons, warnings and why a step is blocked may
+# be worded from facts that vary, a command's description and refusal depend on who renders it).
+_WORDING = frozenset({"reason", "warning", "description", "cannot_run", "symbol"})
+
+
+def visible_differences(saved_actions: Sequence[Mapping[str, Any]], plan: Plan) -> list[str]:
+    """Where the actions a saved plan shows differ from what `plan` would do (empty: none).
+
+    Everything shown is compared but wording (`_WORDING`) and the sudo/runuser prefix of an
+    argv (who applies decides it; the argv must end with the command as planned).
+    """
+    from reconciler.render.json_plan import action_entry
+
+    # As the file holds them: through JSON (tuples become lists).
+    planned = json.loads(
+        json.dumps([action_entry(a, lambda c: c.argv) for a in redact_plan(plan).actions])
+    )
+    notes: list[str] = []
+    for i, (shown, made) in enumerate(zip(saved_actions, planned, strict=False)):
+        where = f"actions[{i}] ({made['address']})"
+        notes += _entry_differences(where, shown, made)
+    if len(saved_actions) != len(planned):
+        notes.append(f"the file shows {len(saved_actions)} action(s), the plan has {len(planned)}")
+    return notes
+
+
+def _entry_differences(where: str, shown: Mapping[str, Any], made: Mapping[str, Any]) -> list[str]:
+    notes: list[str] = []
+    for key in sorted(set(shown) | set(made)):
+        if key in _WORDING:
+            continue
+        a, b = shown.get(key), made.get(key)
+        if key == "blocked":
+            a, b = a is not None, b is not None
+        if key == "operations" and isinstance(a, list) and isinstance(b, list):
+            for j, (op_a, op_b) in enumerate(zip(a, b, strict=False)):
+                if isinstance(op_a, dict):
+                    notes += _entry_differences(f"{where}.operations[{j}]", op_a, op_b)
+                else:
+                    notes.append(f"{where}.operations[{j}] is not an object")
+            if len(a) != len(b):
+                notes.append(f"{where}.operations: {len(a)} in the file, {len(b)} planned")
+            continue
+        if key == "argv" and _same_command(a, b):
+            continue
+        if a != b:
+            notes.append(f"{where}.{key} is {_show(a)} in the file, {_show(b)} in the plan")
+    return notes
+
+
+def _same_command(shown: Any, argv: Any) -> bool:
+    """`shown` is `argv` as some invoker would run it: as is, after `sudo -n`, or after
+    `runuser -u USER -- env NAME=VALUE...`."""
+    if not isinstance(shown, list) or not isinstance(argv, list):
+        return False
+    n = len(argv)
+    if len(shown) < n or shown[len(shown) - n :] != argv:
+        return False
+    prefix = shown[: len(shown) - n]
+    if prefix in ([], ["sudo", "-n"]):
+        return True
+    return (
+        prefix[:2] == ["runuser", "-u"]
+        and prefix[3:5] == ["--", "env"]
+        and all(isinstance(w, str) and "=" in w for w in prefix[5:])
+    )
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 400 else text[:397] + "..."
 
 
 # --- the check -----------------------------------------------------------------------------------
@@ -264,6 +418,15 @@ def check_fresh(
         )
     digests = action_digests(fresh_plan)
     if plan_fingerprint(digests) == saved_fresh.fingerprint:
+        edits = visible_differences(saved.document.get("actions") or [], fresh_plan)
+        if edits:
+            more = len(edits) - SHOWN_DIFFERENCES
+            raise EditedPlan(
+                f"Saved plan refused: {EDITED}: what it shows is not what it would run: "
+                + "; ".join(edits[:SHOWN_DIFFERENCES])
+                + (f"; and {more} more" if more > 0 else "")
+                + f". {again}"
+            )
         return
     who = ""
     if invoker is not None and invoker != saved_fresh.invoker:
@@ -289,7 +452,10 @@ def describe_differences(saved: Sequence[tuple[str, str]], fresh: Sequence[tuple
             notes.append(f"{address} (changed)")
     notes.extend(f"{address} (newly planned)" for address, _ in fresh if address not in before)
     if not notes:
-        return "the same steps, in another order"
+        if [a for a, _ in saved] != [a for a, _ in fresh]:
+            order = ", ".join(a for a, _ in fresh)
+            return f"the same steps, in another order (now: {order})"
+        return "no step differs, yet the fingerprints do (the plan file was edited?)"
     more = len(notes) - SHOWN_DIFFERENCES
     shown = ", ".join(notes[:SHOWN_DIFFERENCES])
     return shown + (f", and {more} more" if more > 0 else "")
