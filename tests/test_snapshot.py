@@ -9,8 +9,10 @@ import json
 import os
 import pkgutil
 import shutil
+import stat
 import typing
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -412,3 +414,41 @@ def test_facts_redact_themselves() -> None:
     assert SECRET not in repr(shown) and SECRET not in str(shown[1])
     state = PathState(Path("/x"), "file", text=SECRET)
     assert redact_value(state, redaction) == replace(state, text=None, error="dropped")
+
+
+# --- the file on disk: private, and the same file for the same state -------------------------------
+
+
+def test_probe_writes_a_private_file_that_re_recording_leaves_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from review_cli import FakeHostCli
+
+    monkeypatch.chdir(tmp_path)
+    with FakeHost(tmp_path / "host") as fake:
+        fake.set_node("v22.12.0")
+        fake.set_gateway("2026.1.20")
+        fake.install_gateway_unit("ops", port=18809, token=SECRET)
+        cli = FakeHostCli(fake)
+        Path("vm102.yaml").write_text(SPEC)
+        out = tmp_path / "snap.json"
+        out.write_text("old content\n")
+        out.chmod(0o644)
+        assert cli("probe", "vm102.yaml", "--out", out).exit_code == 0
+        assert stat.S_IMODE(out.stat().st_mode) == 0o600
+        first = out.read_text()
+        assert SECRET not in first
+        monkeypatch.setattr(
+            "reconciler.commands.review.datetime",
+            type("Later", (), {"now": staticmethod(lambda tz: _LATER)}),
+        )
+        assert cli("probe", "vm102.yaml", "--out", out).exit_code == 0
+        assert out.read_text() == first  # same state: the same bytes, recorded_at kept
+        fake.set_linger("user", True)  # the host changes
+        assert cli("probe", "vm102.yaml", "--out", out).exit_code == 0
+        changed = load_snapshot(out).snapshot
+        assert changed.recorded_at == _LATER.isoformat(timespec="seconds")
+        assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+_LATER = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -151,9 +151,9 @@ def probe(ctx: AppContext, spec_path: Path, out: Path | None, host_check: bool) 
     if out is None:
         ctx.echo(text, nl=False)
         return EXIT_OK
-    from reconciler.shell.files import atomic_write
+    from reconciler.app.review import write_snapshot
 
-    atomic_write(out, text, 0o644, backup=False)
+    write_snapshot(out, snapshot)
     ctx.error(
         f"Recorded {len(snapshot.facts)} facts of {host.hostname} (user {spec.host.user}) in "
         f"{out}; plan against it anywhere with: reconciler plan {spec_path} --against {out}"

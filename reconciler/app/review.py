@@ -27,7 +27,9 @@ How `apply PLAN.json` runs a saved plan (reconciler/app/applying.py)
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,6 +166,33 @@ def record_host(
         listeners=all_listeners(host) if host.user is not None else None,
     )
     return snapshot, probed
+
+
+# Snapshots hold paths, unit files and process command lines of the user's account: as private
+# as the home they describe (issue 11: root `probe` used to write them 0644).
+SNAPSHOT_MODE = 0o600
+
+
+def write_snapshot(path: Path, snapshot: Snapshot) -> Snapshot:
+    """Write `snapshot` to `path` atomically, mode 0600; returns what was written.
+
+    When `path` already holds a snapshot of the same state, its `recorded_at` is kept, so the
+    file comes out byte-identical (see `unchanged_since`).
+    """
+    from reconciler.review.snapshot import (
+        SnapshotInvalid,
+        load_snapshot,
+        snapshot_text,
+        unchanged_since,
+    )
+
+    try:
+        if stat.S_ISREG(os.lstat(path).st_mode):  # never wait on a FIFO or read a device
+            snapshot = unchanged_since(snapshot, load_snapshot(path).snapshot)
+    except (OSError, SnapshotInvalid):
+        pass  # no file yet, or not a snapshot this version reads: written afresh
+    atomic_write(path, snapshot_text(snapshot), SNAPSHOT_MODE, backup=False)
+    return snapshot
 
 
 def plan_against(

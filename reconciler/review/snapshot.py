@@ -291,6 +291,21 @@ def snapshot_text(snapshot: Snapshot) -> str:
     return json.dumps(snapshot_document(snapshot), indent=2, ensure_ascii=False) + "\n"
 
 
+def unchanged_since(snapshot: Snapshot, previous: Snapshot) -> Snapshot:
+    """`snapshot`, stamped with `previous.recorded_at` when both record the same state.
+
+    `recorded_at` says since when the file's state has been recorded: re-recording an unchanged
+    host then writes the very same file (a snapshot kept in git changes only where the host
+    did), while a changed host gets the time of the new recording.
+    """
+    stamped = replace(snapshot, recorded_at=previous.recorded_at)
+
+    def canonical(recorded: Snapshot) -> str:
+        return json.dumps(snapshot_document(recorded), sort_keys=True)
+
+    return stamped if canonical(stamped) == canonical(previous) else snapshot
+
+
 @dataclass(frozen=True)
 class LoadedSnapshot:
     """A snapshot read from a file, with the file's path and sha256 (named in plans)."""
