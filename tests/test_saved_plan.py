@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from plan_scenarios import SCENARIOS
 from review_cli import SPEC, FakeHostCli
 
 from reconciler.app.plan_pass import probe_and_plan
+from reconciler.commands.review import saved_spec_path
 from reconciler.core.action import Action, RunCommand, WriteFile
 from reconciler.core.command import Command
 from reconciler.core.plan import Plan
@@ -22,6 +25,7 @@ from reconciler.kinds import all_kinds
 from reconciler.review.saved_plan import (
     EditedPlan,
     SavedPlanInvalid,
+    SpecLocation,
     StalePlan,
     action_digests,
     check_fresh,
@@ -446,3 +450,100 @@ def test_apply_names_the_document_it_was_given_and_what_to_do(
             assert "invalid spec" not in result.stderr and "apiVersion" not in result.stderr
             assert "reconciler plan SPEC" in result.stderr
     assert not reads_as_document(spec)
+
+
+# --- the spec is found from any folder (issue 12 #5) -------------------------------------------------
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.email=t@example.org", "-c", "user.name=t", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+@pytest.fixture
+def repo_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[FakeHostCli, Path, Path]:
+    """A spec committed in a repository, planned with `--out` from the repository's top."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    fake = FakeHost(tmp_path / "host")
+    fake.set_node("v22.12.0")
+    fake.set_gateway("2026.1.20")
+    repo = tmp_path / "ci" / "ops"
+    (repo / "specs").mkdir(parents=True)
+    (repo / "specs" / "vm102.yaml").write_text(SPEC)
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "spec")
+    cli = FakeHostCli(fake)
+    plan_file = tmp_path / "plan.json"
+    monkeypatch.chdir(repo)
+    result = cli("plan", "specs/vm102.yaml", "--out", plan_file)
+    assert result.exit_code == 0, result.output
+    yield cli, repo, plan_file
+    fake.close()
+
+
+def test_a_saved_plan_names_its_spec_in_the_repository(
+    repo_plan: tuple[FakeHostCli, Path, Path],
+) -> None:
+    _, repo, plan_file = repo_plan
+    assert_valid_plan(plan_file.read_text())
+    location = load_saved_plan(plan_file).freshness.spec_location
+    assert location is not None
+    root = _git(repo, "rev-list", "--max-parents=0", "HEAD").strip()
+    assert location == SpecLocation(str(repo / "specs/vm102.yaml"), "specs/vm102.yaml", root)
+
+
+def test_apply_finds_the_spec_in_another_clone_from_any_folder_in_it(
+    repo_plan: tuple[FakeHostCli, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Saved in CI, applied on the host: another clone, another folder, the CI path gone."""
+    cli, repo, plan_file = repo_plan
+    monkeypatch.chdir(repo / "specs")  # another folder of the same clone: the same plan
+    result = cli("apply", plan_file, "--dry-run")
+    assert result.exit_code == 0, result.output
+    clone = tmp_path / "host-clone"
+    _git(tmp_path, "clone", "-q", str(repo), str(clone))
+    shutil.rmtree(repo.parent)  # the CI checkout is gone
+    (clone / "docs").mkdir()
+    monkeypatch.chdir(clone / "docs")
+    saved = load_saved_plan(plan_file)
+    assert saved_spec_path(saved) == clone / "specs/vm102.yaml"
+    result = cli("apply", plan_file, "--dry-run")
+    assert "cannot find the spec" not in result.stderr and "cannot read" not in result.stderr
+    # The spec is the reviewed one (same bytes); the timer now names this clone's spec, so the
+    # plan differs only there, and apply says so instead of running it.
+    assert result.exit_code == 1, result.output
+    assert "reconcile.timer.service (changed)" in result.stderr
+
+
+def test_apply_from_elsewhere_says_which_paths_it_tried(
+    repo_plan: tuple[FakeHostCli, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli, repo, plan_file = repo_plan
+    other = tmp_path / "other-repo"
+    other.mkdir()
+    _git(other, "init", "-q")
+    _git(other, "commit", "-q", "--allow-empty", "-m", "unrelated")
+    outside = tmp_path / "plain-folder"
+    outside.mkdir()
+    (repo / "specs" / "vm102.yaml").rename(repo / "specs" / "moved.yaml")
+    for folder, why in ((other, "another repository"), (outside, "is not in one")):
+        monkeypatch.chdir(folder)
+        result = cli("apply", plan_file)
+        assert result.exit_code == 1
+        message = result.stderr
+        assert "cannot find the spec this plan was made from; tried:" in message
+        assert why in message
+        assert f"{repo / 'specs/vm102.yaml'} (where the plan was made): not a file" in message
+        assert f"{folder / 'specs/vm102.yaml'} (as named, relative to {folder})" in message
+    # A legacy plan (no spec_location) is still found relative to the folder it is applied in.
+    (repo / "specs" / "moved.yaml").rename(repo / "specs" / "vm102.yaml")
+    doc = json.loads(plan_file.read_text())
+    del doc["freshness"]["spec_location"]
+    plan_file.write_text(json.dumps(doc))
+    assert saved_spec_path(load_saved_plan(plan_file), repo) == repo / "specs/vm102.yaml"

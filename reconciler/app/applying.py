@@ -58,7 +58,12 @@ def apply(ctx: AppContext, request: ApplyRequest) -> int:
             )
         if saved.spec_path is None:
             raise Failed(f"{request.target}: the saved plan names no spec file")
-        spec_path = Path(saved.spec_path)
+        from reconciler.app.review import ReviewError, saved_spec_path
+
+        try:
+            spec_path = saved_spec_path(saved)
+        except ReviewError as exc:
+            raise Failed(str(exc)) from None
     if request.dry_run:
         return dry_run(ctx, request, spec_path, saved)
     from reconciler.app.unattended import unattended_apply

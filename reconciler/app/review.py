@@ -49,6 +49,7 @@ from reconciler.spec.model import Spec
 if TYPE_CHECKING:  # imported late at run time: `reconciler --help` stays fast
     from reconciler.render.desired_diff import DesiredDiff
     from reconciler.render.human import DescribeCommand
+    from reconciler.review.saved_plan import SavedPlan, SpecLocation
     from reconciler.review.snapshot import Snapshot
 
 PlanFormat = Literal["human", "json", "markdown"]
@@ -118,14 +119,19 @@ def render(
     return render_plan(plan, describe, color=color, title=context.title())
 
 
-def saved_plan_text(plan: Plan, context: PlanContext, runner: ReadOnlyRunner) -> str:
+def saved_plan_text(
+    plan: Plan,
+    context: PlanContext,
+    runner: ReadOnlyRunner,
+    location: SpecLocation | None = None,
+) -> str:
     """The file `plan --out` writes: the JSON document plus its freshness data."""
     from reconciler.render.json_plan import document
     from reconciler.review.saved_plan import freshness, saved_plan_document
 
     view = CommandView(runner)
     doc = document(plan, context, wrap=view.argv, refusal=view.refusal)
-    saved = saved_plan_document(doc, freshness(plan, context))
+    saved = saved_plan_document(doc, freshness(plan, context, location))
     return json.dumps(saved, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -133,7 +139,69 @@ def write_saved_plan(path: Path, plan: Plan, context: PlanContext, runner: ReadO
     """Write the saved plan atomically (it holds no secret: 0644 like any plan output)."""
     if plan.errors:
         raise ReviewError(f"the plan has errors; {path} was not written")
-    atomic_write(path, saved_plan_text(plan, context, runner), 0o644, backup=False)
+    location = spec_location(Path(context.spec_path)) if context.spec_path else None
+    atomic_write(path, saved_plan_text(plan, context, runner, location), 0o644, backup=False)
+
+
+# --- where the spec of a saved plan is ------------------------------------------------------------
+
+
+def spec_location(spec_path: Path) -> SpecLocation:
+    """Where the spec is now: its absolute path and, in a git work tree, its path there and the
+    repository (read with git as the owner of the folder, like the git source)."""
+    from reconciler.review.saved_plan import SpecLocation
+    from reconciler.shell.git import git_runner, place_of
+
+    absolute = spec_path.absolute()
+    place = place_of(absolute, git_runner(absolute.parent).run)
+    if place is None:
+        return SpecLocation(absolute=str(absolute))
+    return SpecLocation(str(absolute), place.tree.relpath, place.repository)
+
+
+def saved_spec_path(saved: SavedPlan, cwd: Path | None = None) -> Path:
+    """The spec file a saved plan was made from, found from the folder `apply` runs in.
+
+    Tried in order: the spec's path in this folder's git work tree (when it is a clone of the
+    same repository), the absolute path where the plan was made, the path as named there
+    relative to this folder. ReviewError lists every path tried and why each was not used.
+    """
+    from reconciler.shell.git import folder_place, git_runner
+
+    here = (cwd or Path.cwd()).absolute()
+    location = saved.freshness.spec_location
+    tried: list[str] = []
+    candidates: list[tuple[Path, str]] = []
+    if location is not None and location.work_tree_path is not None:
+        place = folder_place(here, git_runner(here).run)
+        if place is None:
+            tried.append(f"{location.work_tree_path} in a git work tree ({here} is not in one)")
+        elif location.repository and place.repository != location.repository:
+            tried.append(
+                f"{location.work_tree_path} in {place.tree.top} (another repository: root "
+                f"commit {_short(place.repository)}, the plan's is {_short(location.repository)})"
+            )
+        else:
+            candidates.append(
+                (place.tree.top / location.work_tree_path, f"in this work tree {place.tree.top}")
+            )
+    if location is not None and location.absolute is not None:
+        candidates.append((Path(location.absolute), "where the plan was made"))
+    if saved.spec_path is not None:
+        candidates.append((here / saved.spec_path, f"as named, relative to {here}"))
+    for path, why in candidates:
+        if path.is_file():
+            return path
+        tried.append(f"{path} ({why}): not a file")
+    raise ReviewError(
+        f"{saved.path}: cannot find the spec this plan was made from; tried: "
+        + "; ".join(tried)
+        + ". Apply from inside a clone of the spec's repository, or make the plan again here"
+    )
+
+
+def _short(commits: str | None) -> str:
+    return ",".join(c[:12] for c in (commits or "?").split(","))
 
 
 # --- snapshots -----------------------------------------------------------------------------------

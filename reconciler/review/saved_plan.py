@@ -15,6 +15,7 @@ file contents are not hashed at all (a hash of a low-entropy secret could be gue
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,16 @@ class StalePlan(Exception):
 
 
 @dataclass(frozen=True)
+class SpecLocation:
+    """Where the spec was when the plan was made, so `apply` finds it from any folder: in the
+    git work tree of the same repository (a clone on the host), or at the same absolute path."""
+
+    absolute: str | None = None  # on the machine the plan was made on
+    work_tree_path: str | None = None  # relative to the work tree's top (POSIX)
+    repository: str | None = None  # the repository's root commit(s): the same in every clone
+
+
+@dataclass(frozen=True)
 class Freshness:
     """What a saved plan was made from, to compare with a new plan at apply time."""
 
@@ -51,6 +62,7 @@ class Freshness:
     invoker: str
     fingerprint: str  # over every action's digest, in apply order
     actions: tuple[tuple[str, str], ...]  # (address, digest), in apply order
+    spec_location: SpecLocation | None = None
 
 
 @dataclass(frozen=True)
@@ -126,8 +138,8 @@ def plan_fingerprint(digests: Sequence[tuple[str, str]]) -> str:
     return sha256_text(canonical_json([list(d) for d in digests]))
 
 
-def freshness(plan: Plan, context: PlanContext) -> Freshness:
-    """The freshness data of a plan made in `context`."""
+def freshness(plan: Plan, context: PlanContext, location: SpecLocation | None = None) -> Freshness:
+    """The freshness data of a plan made in `context` (from the spec at `location`)."""
     digests = action_digests(plan)
     return Freshness(
         spec_path=context.spec_path,
@@ -136,6 +148,7 @@ def freshness(plan: Plan, context: PlanContext) -> Freshness:
         invoker=context.invoker,
         fingerprint=plan_fingerprint(digests),
         actions=digests,
+        spec_location=location,
     )
 
 
@@ -153,6 +166,11 @@ def saved_plan_document(document: Mapping[str, Any], fresh: Freshness) -> dict[s
             "invoker": fresh.invoker,
             "fingerprint": fresh.fingerprint,
             "actions": [{"address": a, "sha256": d} for a, d in fresh.actions],
+            **(
+                {"spec_location": dataclasses.asdict(fresh.spec_location)}
+                if fresh.spec_location is not None
+                else {}
+            ),
         },
     }
 
@@ -266,6 +284,7 @@ def _freshness(section: Mapping[str, Any], path: Path) -> Freshness:
     ):
         raise SavedPlanInvalid(f"{path}: freshness.actions must list {{address, sha256}} objects")
     return Freshness(
+        spec_location=_location(section.get("spec_location"), path),
         spec_path=text("spec_path", optional=True),
         spec_sha256=text("spec_sha256", optional=True),
         hostname=text("hostname"),
@@ -273,6 +292,21 @@ def _freshness(section: Mapping[str, Any], path: Path) -> Freshness:
         fingerprint=text("fingerprint"),
         actions=tuple((a["address"], a["sha256"]) for a in actions),
     )
+
+
+def _location(data: Any, path: Path) -> SpecLocation | None:
+    if data is None:
+        return None  # a plan saved before spec locations were recorded
+    keys = [f.name for f in dataclasses.fields(SpecLocation)]
+    if (
+        not isinstance(data, dict)
+        or not all(isinstance(data.get(k), str | None) for k in keys)
+        or set(data) - set(keys)
+    ):
+        raise SavedPlanInvalid(
+            f"{path}: freshness.spec_location must be an object of {', '.join(keys)} (strings)"
+        )
+    return SpecLocation(**data)
 
 
 # --- the file is what was made ------------------------------------------------------------------

@@ -201,3 +201,36 @@ def _account_of(uid: int) -> Account:
     except KeyError:
         return Account(str(uid), uid, uid, Path("/"))
     return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir))
+
+
+@dataclass(frozen=True)
+class RepositoryPlace:
+    """Where a path is in its git repository: the work tree, the path inside it, and the
+    repository's root commit(s), which are the same in every clone (a URL is not)."""
+
+    tree: WorkTree
+    root_commits: tuple[str, ...]
+
+    @property
+    def repository(self) -> str | None:
+        return ",".join(self.root_commits) or None
+
+
+def place_of(path: Path, run: Run) -> RepositoryPlace | None:
+    """The repository place of the file `path` (None: not in a work tree, or no git)."""
+    tree = work_tree(path, run)
+    return None if tree is None else RepositoryPlace(tree, _root_commits(tree.top, run))
+
+
+def folder_place(folder: Path, run: Run) -> RepositoryPlace | None:
+    """The repository place of the folder itself (its `relpath` is empty)."""
+    result = run(git(folder, "rev-parse", "--show-toplevel"))
+    if not result.ok or not result.stdout.strip():
+        return None
+    top = Path(result.stdout.strip())
+    return RepositoryPlace(WorkTree(top, ""), _root_commits(top, run))
+
+
+def _root_commits(top: Path, run: Run) -> tuple[str, ...]:
+    roots = run(git(top, "rev-list", "--max-parents=0", "HEAD"))
+    return tuple(sorted(roots.stdout.split())) if roots.ok else ()
