@@ -17,7 +17,7 @@ from plan_scenarios import SCENARIOS
 from review_cli import SPEC, FakeHostCli
 
 from reconciler.app.plan_pass import probe_and_plan
-from reconciler.commands.review import saved_spec_path
+from reconciler.app.review import saved_spec_path
 from reconciler.core.action import Action, RunCommand, WriteFile
 from reconciler.core.command import Command
 from reconciler.core.plan import Plan

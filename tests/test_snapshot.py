@@ -439,7 +439,7 @@ def test_probe_writes_a_private_file_that_re_recording_leaves_unchanged(
         first = out.read_text()
         assert SECRET not in first
         monkeypatch.setattr(
-            "reconciler.commands.review.datetime",
+            "reconciler.app.review.datetime",
             type("Later", (), {"now": staticmethod(lambda tz: _LATER)}),
         )
         assert cli("probe", "vm102.yaml", "--out", out).exit_code == 0

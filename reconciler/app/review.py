@@ -5,19 +5,25 @@ The building blocks of the `plan`, `probe`, `diff` and `apply PLAN.json` use cas
 
 How `apply PLAN.json` runs a saved plan (reconciler/app/applying.py)
 -------------------------------------------------------------------
-`reconciler apply FILE` takes a spec or a saved plan; `is_saved_plan(FILE)` tells them apart
-(a saved plan is a JSON object with `format_version` and `freshness`). For a saved plan:
+`reconciler apply FILE` takes a spec or a saved plan; `reads_as_document(FILE)` tells them apart
+(a JSON object of ours: a saved plan, a plan without freshness, a snapshot, or one cut short).
+For a saved plan:
 
 1. `saved = load_saved_plan(FILE)` -- `SavedPlanInvalid` (not a plan, a plain `--format json`
-   document, another format_version) is an error: print it, exit 1;
-2. load the spec the plan was made from: `saved.spec_path` (as it was named when planning,
-   relative to that working directory);
+   document, a snapshot, a truncated file, another format_version, or a file edited after it
+   was made: a fingerprint that is not its digests', actions that are not the ones listed) is
+   an error: print it, exit 1;
+2. find the spec the plan was made from: `saved_spec_path(saved)` (in this folder's clone of
+   the same repository, else where the plan was made, else as named; else an error listing
+   every path tried);
 3. probe and plan exactly as for a spec (same host check, same runner);
 4. `check_fresh(saved, spec.path, spec.sha256, host.hostname, probed.plan,
    invoker=host.invoker.name)` -- `StalePlan` is an error: print it, exit 1, change nothing.
    It refuses another host ("Saved plan is for host X, this is Y"), an edited spec ("Saved plan
    is stale: the spec changed since the plan was made ..."), and any difference in what the
-   steps do ("... the host changed since the plan was made: <addresses>");
+   steps do ("... the host changed since the plan was made: <addresses>"), and a file whose
+   visible actions are not what the fingerprint stands for ("the plan file was edited after it
+   was made: <field> is X in the file, Y in the plan");
 5. run `probed.plan` (equal to the saved one, with contents computed just now) with
    `converge(..., max_passes=1)`: a step that only becomes possible after this pass (the unit
    waiting for `npm install`) was reviewed as blocked, so it is left for the next plan. No
