@@ -9,7 +9,7 @@ the same code `plan --detailed-exitcode` gives such a host. 1 is kept for errors
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,7 @@ from reconciler.app.specs import load
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from reconciler.app.remote import Reach, Remote
     from reconciler.core.host import HostContext
     from reconciler.core.plan import Plan
     from reconciler.review.saved_plan import SavedPlan
@@ -43,6 +44,13 @@ class ApplyRequest:
     git_ref: str | None = None
     host_check: bool = True
     no_color: bool = False
+    reach: Reach = field(default_factory=lambda: _local_reach())
+
+
+def _local_reach() -> Reach:
+    from reconciler.app.remote import Reach
+
+    return Reach()
 
 
 def apply(ctx: AppContext, request: ApplyRequest) -> int:
@@ -64,6 +72,9 @@ def apply(ctx: AppContext, request: ApplyRequest) -> int:
             spec_path = saved_spec_path(saved)
         except ReviewError as exc:
             raise Failed(str(exc)) from None
+    remote = _remote(ctx, request, spec_path)
+    if remote is not None:
+        return _apply_remote(ctx, request, spec_path, saved, *remote)
     if request.dry_run:
         return dry_run(ctx, request, spec_path, saved)
     from reconciler.app.unattended import unattended_apply
@@ -77,6 +88,64 @@ def apply(ctx: AppContext, request: ApplyRequest) -> int:
         do_apply=lambda spec, log: apply_spec(ctx, request, spec, log, saved),
         ctx=ctx,
     )
+
+
+def _remote(ctx: AppContext, request: ApplyRequest, spec_path: Path) -> tuple[Spec, Remote] | None:
+    """The spec and its remote host when this apply goes over SSH (docs/remote.md).
+
+    The timer (--non-interactive) and `--target local` never do; an invalid spec is left to the
+    local path, which reports it as it always has.
+    """
+    from reconciler.app.remote import LOCAL, resolve
+    from reconciler.app.specs import read_spec
+    from reconciler.spec import SpecInvalid
+
+    if request.non_interactive or request.reach.target == LOCAL:
+        return None
+    try:
+        spec = read_spec(ctx, spec_path)
+    except SpecInvalid:
+        if request.reach.target is None:
+            return None
+        spec = load(ctx, spec_path)  # prints every error, then fails
+    remote = resolve(spec, request.reach, host_check=request.host_check)
+    return None if remote is None else (spec, remote)
+
+
+def _apply_remote(
+    ctx: AppContext,
+    request: ApplyRequest,
+    spec_path: Path,
+    saved: SavedPlan | None,
+    spec: Spec,
+    remote: Remote,
+) -> int:
+    """apply over SSH: a spec (plan here, run there), or a saved plan run there as it is."""
+    from reconciler.app.remote import RemoteApply, apply_remote, apply_saved_remote, connected
+
+    if request.git_ref is not None:
+        raise Failed(
+            "--git-ref with a remote host: check the revision out here and apply that file "
+            "(the timer on the host pulls revisions itself)",
+            code=EXIT_USAGE,
+        )
+    if saved is None:
+        options = RemoteApply(request.dry_run, request.yes, request.host_check, request.no_color)
+        return apply_remote(ctx, spec, remote, options)
+    # There the spec travels under the name the plan gives it, relative to the command's folder.
+    named = Path(saved.spec_path or "")
+    if not saved.spec_path or named.is_absolute() or ".." in named.parts:
+        raise Failed(
+            f"{request.target}: the plan names its spec as {saved.spec_path}; to run it on "
+            f"{remote.label}, make the plan with a relative spec path inside this folder"
+        )
+    if request.dry_run:
+        raise Failed("a saved plan is its own preview: read it with `cat` or `plan --against`")
+    with connected(remote) as connection:
+        plan = saved.path.read_bytes()
+        return apply_saved_remote(
+            ctx, connection, spec, plan, request.host_check, spec_name=named.as_posix()
+        )
 
 
 def dry_run(

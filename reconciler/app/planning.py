@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +12,7 @@ from reconciler.app.specs import load
 
 if TYPE_CHECKING:
     from reconciler.app.plan_pass import Probed
+    from reconciler.app.remote import Reach
     from reconciler.app.review import PlanFormat
     from reconciler.core.host import HostContext
     from reconciler.render.plan_context import SnapshotSource
@@ -91,6 +92,13 @@ class PlanRequest:
     detailed_exitcode: bool = False
     host_check: bool = True
     no_color: bool = False
+    reach: Reach = field(default_factory=lambda: _local_reach())
+
+
+def _local_reach() -> Reach:
+    from reconciler.app.remote import Reach
+
+    return Reach()
 
 
 def plan(ctx: AppContext, request: PlanRequest) -> int:
@@ -99,8 +107,7 @@ def plan(ctx: AppContext, request: PlanRequest) -> int:
     Exit: 1 when the plan has errors; with --detailed-exitcode 2 when the host differs from
     the spec (steps to run or blocked steps), else 0.
     """
-    from reconciler.app.review import ReviewError, choose_format, plan_against, write_saved_plan
-    from reconciler.kinds import all_kinds
+    from reconciler.app.review import ReviewError, choose_format, write_saved_plan
     from reconciler.render.plan_context import plan_context
 
     try:
@@ -110,16 +117,7 @@ def plan(ctx: AppContext, request: PlanRequest) -> int:
     if request.out is not None:
         check_out_path(request.out)
     spec = load(ctx, request.spec_path)
-    snapshot = None
-    if request.against is None:
-        host, runner, probed = probe_plan(ctx, spec, request.host_check, mutating=False)
-    else:
-        try:
-            host, runner, probed, snapshot = plan_against(
-                spec, request.against, all_kinds(), host_check=request.host_check
-            )
-        except ReviewError as exc:
-            raise Failed(str(exc)) from None
+    host, runner, probed, snapshot = _probed(ctx, spec, request)
     show_plan(ctx, spec, host, runner, probed, chosen, ctx.use_color(request.no_color), snapshot)
     if request.out is not None:
         try:
@@ -136,8 +134,36 @@ def plan(ctx: AppContext, request: PlanRequest) -> int:
     return EXIT_DIFFERS if request.detailed_exitcode and probed.plan.has_changes else EXIT_OK
 
 
-def probe(ctx: AppContext, spec_path: Path, out: Path | None, host_check: bool) -> int:
+def _probed(
+    ctx: AppContext, spec: Spec, request: PlanRequest
+) -> tuple[HostContext, ReadOnlyRunner, Probed, SnapshotSource | None]:
+    """Probe this host, a remote one (over SSH), or read a snapshot; and plan."""
+    from reconciler.app.remote import connected, plan_remote, resolve
+    from reconciler.app.review import ReviewError, plan_against
+    from reconciler.kinds import all_kinds
+
+    if request.against is not None:
+        try:
+            return plan_against(spec, request.against, all_kinds(), host_check=request.host_check)
+        except ReviewError as exc:
+            raise Failed(str(exc)) from None
+    remote = resolve(spec, request.reach, host_check=request.host_check)
+    if remote is not None:
+        with connected(remote) as connection:
+            return plan_remote(connection, spec, request.host_check)
+    host, runner, probed = probe_plan(ctx, spec, request.host_check, mutating=False)
+    return host, runner, probed, None
+
+
+def probe(
+    ctx: AppContext,
+    spec_path: Path,
+    out: Path | None,
+    host_check: bool,
+    reach: Reach | None = None,
+) -> int:
     """Record this host's actual state for the spec (out None: standard output)."""
+    from reconciler.app.remote import connected, resolve
     from reconciler.app.review import record_host
     from reconciler.kinds import all_kinds
     from reconciler.review.snapshot import snapshot_text
@@ -145,6 +171,18 @@ def probe(ctx: AppContext, spec_path: Path, out: Path | None, host_check: bool) 
     if out is not None:
         check_out_path(out)
     spec = load(ctx, spec_path)
+    remote = resolve(spec, reach, host_check=host_check) if reach else None
+    if remote is not None:
+        with connected(remote) as connection:
+            data = connection.snapshot(spec, host_check).read_bytes()
+        if out is None:
+            ctx.echo(data.decode(), nl=False)
+        else:
+            from reconciler.shell.files import atomic_write
+
+            atomic_write(out, data.decode(), 0o600, backup=False)
+            ctx.error(f"Recorded the state of {remote.label} in {out}")
+        return EXIT_OK
     host = host_for(ctx, spec, host_check)
     snapshot, _ = record_host(spec, host, ctx.make_runner(host, False), all_kinds())
     text = snapshot_text(snapshot)

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler.app.context import AppContext
-from reconciler.commands.wiring import HOST_CHECK, NO_COLOR, host_check_on, use_case
+from reconciler.commands.wiring import (
+    HOST_CHECK,
+    NO_COLOR,
+    REACH,
+    host_check_on,
+    reach_of,
+    use_case,
+)
 
 if TYPE_CHECKING:
     from reconciler.unattended.logs import LogFormat
@@ -44,6 +51,7 @@ if TYPE_CHECKING:
     "blocked steps), 1 on error.",
 )
 @HOST_CHECK
+@REACH
 @NO_COLOR
 @use_case
 def plan(
@@ -55,6 +63,8 @@ def plan(
     against: Path | None,
     detailed_exitcode: bool,
     host_check: str,
+    target: str | None,
+    ssh_config: Path | None,
     no_color: bool,
 ) -> int:
     """Probe this host (or read a snapshot) and show what apply would change. Read-only."""
@@ -70,12 +80,13 @@ def plan(
         detailed_exitcode,
         host_check_on(host_check),
         no_color,
+        reach_of(target, ssh_config),
     )
     return run(app, request)
 
 
 @click.command()
-@click.argument("target", metavar="SPEC|PLAN", type=click.Path(path_type=Path))
+@click.argument("spec_or_plan", metavar="SPEC|PLAN", type=click.Path(path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Show the plan and the exact commands; run none.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option(
@@ -104,11 +115,12 @@ def plan(
     help="Apply SPEC as committed at REF of its git clone (with --dry-run: show that plan).",
 )
 @HOST_CHECK
+@REACH
 @NO_COLOR
 @use_case
 def apply(
     app: AppContext,
-    target: Path,
+    spec_or_plan: Path,
     dry_run: bool,
     yes: bool,
     non_interactive: bool,
@@ -116,6 +128,8 @@ def apply(
     log_format: LogFormat,
     git_ref: str | None,
     host_check: str,
+    target: str | None,
+    ssh_config: Path | None,
     no_color: bool,
 ) -> int:
     """Make this host match SPEC (or run the saved PLAN from `plan --out`): probe, plan, run
@@ -130,7 +144,7 @@ def apply(
     from reconciler.app.applying import apply as run
 
     request = ApplyRequest(
-        target,
+        spec_or_plan,
         dry_run=dry_run,
         yes=yes,
         non_interactive=non_interactive,
@@ -139,6 +153,7 @@ def apply(
         git_ref=git_ref,
         host_check=host_check_on(host_check),
         no_color=no_color,
+        reach=reach_of(target, ssh_config),
     )
     return run(app, request)
 
@@ -153,12 +168,21 @@ def apply(
     help="Where to write the snapshot (-: standard output). Its folder must exist.",
 )
 @HOST_CHECK
+@REACH
 @use_case
-def probe(app: AppContext, spec_path: Path, out: Path, host_check: str) -> int:
+def probe(
+    app: AppContext,
+    spec_path: Path,
+    out: Path,
+    host_check: str,
+    target: str | None,
+    ssh_config: Path | None,
+) -> int:
     """Record this host's actual state for SPEC (read-only, no secrets), for `plan --against`."""
     from reconciler.app.planning import probe as run
 
-    return run(app, spec_path, None if str(out) == "-" else out, host_check_on(host_check))
+    where = None if str(out) == "-" else out
+    return run(app, spec_path, where, host_check_on(host_check), reach_of(target, ssh_config))
 
 
 COMMANDS = (plan, apply, probe)

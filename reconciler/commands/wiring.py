@@ -5,11 +5,15 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any, Concatenate, NoReturn, ParamSpec
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Concatenate, NoReturn, ParamSpec
 
 import click
 
 from reconciler.app.context import AppContext, Failed
+
+if TYPE_CHECKING:
+    from reconciler.app.remote import Reach
 
 P = ParamSpec("P")
 
@@ -21,6 +25,27 @@ HOST_CHECK = click.option(
     help="Refuse when host.name differs from this machine's hostname (off: containers, tests).",
 )
 NO_COLOR = click.option("--no-color", is_flag=True, help="Never colour the output.")
+
+
+def REACH(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--target` and `--ssh-config`: where the host is (docs/remote.md)."""
+    command = click.option(
+        "--ssh-config",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        help="An ssh_config file for the connection (default: ssh's own, ~/.ssh/config).",
+    )(command)
+    return click.option(
+        "--target",
+        metavar="ssh://[USER@]HOST[:PORT]|local",
+        help="Reach the host over SSH (default: host.ssh of the spec, unless this machine is "
+        "the host); `local`: this machine.",
+    )(command)
+
+
+def reach_of(target: str | None, ssh_config: Path | None) -> Reach:
+    from reconciler.app.remote import Reach
+
+    return Reach(target, ssh_config)
 
 
 def use_case(

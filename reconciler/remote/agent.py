@@ -82,16 +82,21 @@ def main() -> int:
 
 
 def _path(workdir: str, name: str) -> str:
-    if not name or "/" in name or name.startswith("."):
+    """A file of the request, inside the private folder (relative names with folders allowed:
+    a saved plan names its spec relative to where it was made)."""
+    parts = name.split("/")
+    if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise ValueError(f"bad file name {name!r}")
-    return os.path.join(workdir, name)
+    return os.path.join(workdir, *parts)
 
 
 def _run(request: dict[str, Any], workdir: str) -> int:
     from reconciler.spec import loader
 
     for name, data in request.get("files", {}).items():
-        fd = os.open(_path(workdir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        path = _path(workdir, name)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(base64.b64decode(data))
     loader.SCHEMA_CHECKED.update(request.get("schema_checked", []))
@@ -101,10 +106,15 @@ def _run(request: dict[str, Any], workdir: str) -> int:
     ]
     from reconciler.cli import cli
 
+    # Relative names (a saved plan's spec) resolve in the private folder, as where they were made.
+    before = os.getcwd()
+    os.chdir(workdir)
     try:
         cli.main(args=argv, prog_name="reconciler", standalone_mode=True)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.chdir(before)
     return 0
 
 

@@ -39,7 +39,11 @@ class PlanContext:
 
     def title(self) -> str:
         """`Plan for vm102 (user user) from specs/vm102.yaml:` (plus the snapshot, if any)."""
-        against = f", against snapshot {self.snapshot.path}" if self.snapshot else ""
+        against = ""
+        if self.snapshot is not None:
+            # A remote plan is made from the facts its target just sent (docs/remote.md).
+            remote = self.snapshot.path.startswith("ssh://")
+            against = f", {'probed over' if remote else 'against snapshot'} {self.snapshot.path}"
         return (
             f"Plan for {self.host_name} (user {self.user}) from {self.spec_path or 'the spec'}"
             f"{against}:"

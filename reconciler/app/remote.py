@@ -1,0 +1,289 @@
+"""Use cases against a host reached over SSH: probe there, plan here, run the reviewed plan there.
+
+The admin machine validates the spec and plans; the target only probes (one call returns every
+fact, as `reconciler probe` records them) and runs a saved plan, which it refuses when the host no
+longer gives exactly that plan. So what runs there is what was reviewed here, as with `plan --out`
+and `apply PLAN` on one machine.
+
+When does a command go over SSH? `--target ssh://...` says so; `--target local` says not; without
+either, a spec with `host.ssh` is reached over SSH unless this machine is that host (the timer on
+the host itself always runs locally) or the host check is off (`make plan` on any machine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reconciler.app.context import EXIT_FAILED, EXIT_USAGE, AppContext, Failed
+
+if TYPE_CHECKING:
+    from reconciler.app.plan_pass import Probed
+    from reconciler.core.host import HostContext
+    from reconciler.core.plan import Plan
+    from reconciler.remote.client import RemoteReconciler
+    from reconciler.render.plan_context import SnapshotSource
+    from reconciler.shell.runner import ReadOnlyRunner
+    from reconciler.shell.ssh import SshTarget
+    from reconciler.spec.model import Spec
+
+LOCAL = "local"
+# The names the spec and a saved plan travel under (the agent's private folder is their cwd).
+SPEC_FILE = "spec.yaml"
+PLAN_FILE = "plan.json"
+SNAPSHOT_FILE = "snapshot.json"
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How the command line asked to reach the host: `--target`, `--ssh-config`."""
+
+    target: str | None = None  # ssh://..., "local", or None: the spec decides
+    ssh_config: Path | None = None
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A resolved remote host: where, with which interpreter and ssh options."""
+
+    ssh: SshTarget
+    python: str = "python3"
+    options: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return str(self.ssh)
+
+
+def resolve(spec: Spec, reach: Reach, *, host_check: bool, this_host: str = "") -> Remote | None:
+    """The remote host to use for `spec`, or None for this machine (module docstring)."""
+    from reconciler.shell.ssh import SshTarget
+
+    options = ("-F", str(reach.ssh_config)) if reach.ssh_config else ()
+    python = spec.host.ssh.python if spec.host.ssh else "python3"
+    if reach.target == LOCAL:
+        return None
+    if reach.target is not None:
+        try:
+            return Remote(SshTarget.parse(reach.target), python, options)
+        except ValueError as exc:
+            raise Failed(f"--target: {exc}", code=EXIT_USAGE) from None
+    ssh = spec.host.ssh
+    here = (this_host or socket.gethostname()).split(".")[0]
+    if ssh is None or not host_check or here == spec.host.name.split(".")[0]:
+        return None
+    return Remote(SshTarget(ssh.address, ssh.user, ssh.port), python, options)
+
+
+def spec_bytes(spec: Spec) -> bytes:
+    """The exact bytes of the validated spec, re-read and checked against its hash."""
+    import hashlib
+
+    if spec.path is None:
+        raise Failed("a spec from standard input cannot be sent to a remote host; name a file")
+    data = spec.path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != spec.sha256:
+        raise Failed(f"{spec.path} changed while it was being read; run the command again")
+    return data
+
+
+class RemoteHost:
+    """One run's connection to a remote host (one multiplexed SSH connection, closed at exit)."""
+
+    def __init__(self, remote: Remote) -> None:
+        from reconciler.remote.client import RemoteReconciler
+        from reconciler.shell.ssh import SshSession
+
+        self.remote = remote
+        self.session = SshSession(remote.ssh, options=remote.options)
+        self.client: RemoteReconciler = RemoteReconciler(self.session, python=remote.python)
+        self.workdir = Path(tempfile.mkdtemp(prefix="reconciler-remote-"))
+
+    def close(self) -> None:
+        self.session.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def call(
+        self,
+        argv: list[str],
+        spec: Spec,
+        *,
+        files: dict[str, bytes] | None = None,
+        want: tuple[str, ...] = (),
+        spec_name: str = SPEC_FILE,
+        on_output: Callable[[bytes], None] = lambda line: None,
+    ) -> tuple[int, dict[str, bytes], str]:
+        """Run `reconciler ARGV` there with the spec (as `spec_name`, relative to the command's
+        folder there); (exit code, wanted files, stderr)."""
+        from reconciler.shell.ssh import SshError
+
+        sent = {spec_name: spec_bytes(spec), **(files or {})}
+        try:
+            result = self.client.call(
+                argv, files=sent, want=want, validated=[spec_name], on_output=on_output
+            )
+        except SshError as exc:
+            raise Failed(str(exc)) from None
+        return result.exit_code, dict(result.files), result.stderr
+
+    def snapshot(self, spec: Spec, host_check: bool) -> Path:
+        """Probe the host for `spec` there (one call); the snapshot, as a local file."""
+        from reconciler.remote.client import file_arg
+
+        argv = ["probe", file_arg(SPEC_FILE), "--out", file_arg(SNAPSHOT_FILE)]
+        code, files, stderr = self.call(
+            [*argv, f"--host-check={'on' if host_check else 'off'}"], spec, want=(SNAPSHOT_FILE,)
+        )
+        if code != 0 or SNAPSHOT_FILE not in files:
+            raise Failed(f"{self.remote.label}: probing failed: {_last_lines(stderr)}", code)
+        path = self.workdir / SNAPSHOT_FILE
+        path.write_bytes(files[SNAPSHOT_FILE])
+        return path
+
+
+@contextlib.contextmanager
+def connected(remote: Remote) -> Iterator[RemoteHost]:
+    host = RemoteHost(remote)
+    try:
+        yield host
+    finally:
+        host.close()
+
+
+def _last_lines(stderr: str, n: int = 3) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return " / ".join(lines[-n:]) or "no message"
+
+
+def plan_remote(
+    connection: RemoteHost, spec: Spec, host_check: bool
+) -> tuple[HostContext, ReadOnlyRunner, Probed, SnapshotSource]:
+    """Probe over SSH, plan here: the same plan `plan` makes on the host, named by its target."""
+    from reconciler.app.review import ReviewError, plan_against
+    from reconciler.kinds import all_kinds
+
+    path = connection.snapshot(spec, host_check)
+    try:
+        host, runner, probed, source = plan_against(spec, path, all_kinds(), host_check=host_check)
+    except ReviewError as exc:
+        raise Failed(str(exc)) from None
+    return host, runner, probed, replace(source, path=connection.remote.label)
+
+
+def saved_plan_bytes(
+    spec: Spec, host: HostContext, runner: ReadOnlyRunner, probed: Probed, source: SnapshotSource
+) -> bytes:
+    """The reviewed plan as `plan --out` saves it, naming the spec as the target will see it."""
+    from reconciler.app.review import ReviewError, saved_plan_text
+    from reconciler.render.plan_context import plan_context
+
+    if probed.plan.errors:
+        raise Failed("the plan has errors; nothing was changed")
+    there = replace(spec, path=Path(SPEC_FILE))
+    try:
+        text = saved_plan_text(
+            probed.plan, plan_context(there, host, probed.probed_at, source), runner
+        )
+    except ReviewError as exc:
+        raise Failed(str(exc)) from None
+    return text.encode()
+
+
+def apply_saved_remote(
+    ctx: AppContext,
+    connection: RemoteHost,
+    spec: Spec,
+    plan: bytes,
+    host_check: bool,
+    spec_name: str = SPEC_FILE,
+) -> int:
+    """Run a reviewed plan there (one call, under the target's lock); stream its progress."""
+    from reconciler.remote.client import file_arg
+
+    argv = ["apply", file_arg(PLAN_FILE), f"--host-check={'on' if host_check else 'off'}"]
+    code, _, stderr = connection.call(
+        [*argv, "--no-color"],
+        spec,
+        files={PLAN_FILE: plan},
+        spec_name=spec_name,
+        on_output=lambda line: ctx.echo(line.decode(errors="replace").rstrip("\n")),
+    )
+    for line in stderr.splitlines():
+        ctx.error(line)
+    return code if isinstance(code, int) else EXIT_FAILED
+
+
+@dataclass(frozen=True)
+class RemoteApply:
+    """What `apply --target` was asked for (the remote part of ApplyRequest)."""
+
+    dry_run: bool
+    yes: bool
+    host_check: bool
+    no_color: bool
+    max_passes: int = 3
+
+
+def apply_remote(ctx: AppContext, spec: Spec, remote: Remote, request: RemoteApply) -> int:
+    """Probe there, plan and confirm here, run the reviewed plan there; again (up to
+    `max_passes`) while steps become possible that were blocked on earlier ones.
+
+    Exit codes as `apply`: 0 the host matches the spec, 2 it does not (blocked steps), 1 a
+    failure, 75 another apply holds the target's lock.
+    """
+    from reconciler.app.applying import report_blocked
+    from reconciler.app.context import EXIT_DIFFERS, EXIT_OK
+
+    code = EXIT_DIFFERS
+    with connected(remote) as connection:
+        for number in range(1, request.max_passes + 1):
+            plan, reviewed = _review_pass(ctx, connection, spec, request, number)
+            if reviewed is None and number == 1 and not request.dry_run:
+                report_blocked(ctx, plan)
+            if reviewed is None and (number > 1 or request.dry_run):
+                return code if number > 1 else EXIT_OK
+            if reviewed is None:
+                return EXIT_DIFFERS if plan.has_changes else EXIT_OK
+            code = apply_saved_remote(ctx, connection, spec, reviewed, request.host_check)
+            if code != EXIT_DIFFERS:
+                return code
+    return code
+
+
+def _review_pass(
+    ctx: AppContext, connection: RemoteHost, spec: Spec, request: RemoteApply, number: int
+) -> tuple[Plan, bytes | None]:
+    """One pass: the plan, and what to send there (None: nothing left to run, or a dry run)."""
+    host, runner, probed, source = plan_remote(connection, spec, request.host_check)
+    plan = probed.plan
+    if number == 1:
+        from reconciler.app.planning import show_plan
+
+        color = ctx.use_color(request.no_color)
+        show_plan(ctx, spec, host, runner, probed, "human", color, source)
+    if plan.errors:
+        raise Failed("the plan has errors; nothing was changed")
+    if not plan.runnable:
+        return plan, None
+    if number == 1 and request.dry_run:
+        ctx.echo("Dry run: no command was run that changes the host.")
+        return plan, None
+    if number == 1 and not request.yes:
+        _confirm(ctx, connection.remote)
+    if number > 1:
+        ctx.echo(f"Pass {number}: {len(plan.runnable)} more step(s) became possible.")
+    return plan, saved_plan_bytes(spec, host, runner, probed, source)
+
+
+def _confirm(ctx: AppContext, remote: Remote) -> None:
+    if not ctx.stdin_is_terminal():
+        raise Failed("not a terminal; pass --yes to apply without confirmation")
+    if not ctx.confirm(f"Apply these changes on {remote.label}?"):
+        ctx.echo("Nothing changed.")
+        raise Failed(code=0)

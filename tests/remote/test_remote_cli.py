@@ -1,0 +1,72 @@
+"""plan / probe / apply --target over a real sshd (this machine, as root, through SSH)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from sshd import RunningSshd
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = REPO / "specs" / "vm102.yaml"
+
+
+def reconciler(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+
+
+def remote(sshd: RunningSshd, *args: str) -> subprocess.CompletedProcess[str]:
+    return reconciler(*args, "--target", sshd.url, "--ssh-config", str(sshd.root / "ssh_config"))
+
+
+def test_a_remote_plan_is_the_local_plan_and_costs_one_round_trip(sshd: RunningSshd) -> None:
+    local = reconciler("plan", str(SPEC), "--host-check=off", "--format", "json")
+    first = remote(sshd, "plan", str(SPEC), "--host-check=off", "--format", "json")
+    assert first.returncode == local.returncode == 0, first.stderr
+    shipped = sshd.sessions()
+    assert shipped == 2  # the first run finds no agent there and sends it
+    second = remote(sshd, "plan", str(SPEC), "--host-check=off", "--format", "json")
+    assert second.returncode == 0, second.stderr
+    assert sshd.sessions() == shipped + 1  # warm target: ONE round trip for a whole plan
+    assert sshd.connections() == 2  # one connection per run
+    mine, theirs = json.loads(local.stdout), json.loads(second.stdout)
+    assert theirs["actions"] == mine["actions"]
+    assert theirs["summary"] == mine["summary"]
+
+
+def test_the_host_check_is_made_against_the_remote_hosts_name(sshd: RunningSshd) -> None:
+    result = remote(sshd, "plan", str(SPEC))  # vm102 is not this machine
+    assert result.returncode == 1
+    assert "is for host 'vm102'" in result.stderr
+
+
+def test_remote_probe_writes_a_private_snapshot_here(sshd: RunningSshd, tmp_path: Path) -> None:
+    out = tmp_path / "snap.json"
+    result = remote(sshd, "probe", str(SPEC), "--host-check=off", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert json.loads(out.read_text())["kind"]
+    against = reconciler("plan", str(SPEC), "--host-check=off", "--against", str(out))
+    assert against.returncode == 0, against.stderr
+
+
+def test_a_refused_host_key_stops_before_anything_runs(sshd: RunningSshd) -> None:
+    (sshd.root / "known_hosts").write_text("")
+    result = remote(sshd, "apply", str(SPEC), "--host-check=off", "--yes")
+    assert result.returncode == 1
+    assert "host key" in result.stderr and "Traceback" not in result.stderr
+    assert sshd.sessions() == 0
+
+
+def test_a_bad_target_is_a_usage_error_with_the_form(tmp_path: Path) -> None:
+    result = reconciler("plan", str(SPEC), "--target", "vm102")
+    assert result.returncode == 64
+    assert "ssh://[user@]host[:port]" in result.stderr
