@@ -145,7 +145,7 @@ def _apply_remote(
         plan = saved.path.read_bytes()
         return apply_saved_remote(
             ctx, connection, spec, plan, request.host_check, spec_name=named.as_posix()
-        )
+        ).exit_code
 
 
 def dry_run(

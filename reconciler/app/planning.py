@@ -117,7 +117,7 @@ def plan(ctx: AppContext, request: PlanRequest) -> int:
     if request.out is not None:
         check_out_path(request.out)
     spec = load(ctx, request.spec_path)
-    host, runner, probed, snapshot = _probed(ctx, spec, request)
+    host, runner, probed, snapshot = probed_for(ctx, spec, request)
     show_plan(ctx, spec, host, runner, probed, chosen, ctx.use_color(request.no_color), snapshot)
     if request.out is not None:
         try:
@@ -134,7 +134,7 @@ def plan(ctx: AppContext, request: PlanRequest) -> int:
     return EXIT_DIFFERS if request.detailed_exitcode and probed.plan.has_changes else EXIT_OK
 
 
-def _probed(
+def probed_for(
     ctx: AppContext, spec: Spec, request: PlanRequest
 ) -> tuple[HostContext, ReadOnlyRunner, Probed, SnapshotSource | None]:
     """Probe this host, a remote one (over SSH), or read a snapshot; and plan."""

@@ -21,13 +21,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.app.context import EXIT_FAILED, EXIT_USAGE, AppContext, Failed
+from reconciler.app.context import EXIT_USAGE, AppContext, Failed
 
 if TYPE_CHECKING:
     from reconciler.app.plan_pass import Probed
     from reconciler.core.host import HostContext
     from reconciler.core.plan import Plan
-    from reconciler.remote.client import RemoteReconciler
+    from reconciler.remote.client import AgentResult, RemoteReconciler
     from reconciler.render.plan_context import SnapshotSource
     from reconciler.shell.runner import ReadOnlyRunner
     from reconciler.shell.ssh import SshTarget
@@ -38,6 +38,10 @@ LOCAL = "local"
 SPEC_FILE = "spec.yaml"
 PLAN_FILE = "plan.json"
 SNAPSHOT_FILE = "snapshot.json"
+
+
+class Unreachable(Failed):
+    """The host could not be reached (or the connection was lost): say so, distinctly."""
 
 
 @dataclass(frozen=True)
@@ -118,32 +122,32 @@ class RemoteHost:
         want: tuple[str, ...] = (),
         spec_name: str = SPEC_FILE,
         on_output: Callable[[bytes], None] = lambda line: None,
-    ) -> tuple[int, dict[str, bytes], str]:
+    ) -> AgentResult:
         """Run `reconciler ARGV` there with the spec (as `spec_name`, relative to the command's
-        folder there); (exit code, wanted files, stderr)."""
+        folder there)."""
         from reconciler.shell.ssh import SshError
 
         sent = {spec_name: spec_bytes(spec), **(files or {})}
         try:
-            result = self.client.call(
+            return self.client.call(
                 argv, files=sent, want=want, validated=[spec_name], on_output=on_output
             )
         except SshError as exc:
-            raise Failed(str(exc)) from None
-        return result.exit_code, dict(result.files), result.stderr
+            raise Unreachable(str(exc)) from None
 
     def snapshot(self, spec: Spec, host_check: bool) -> Path:
         """Probe the host for `spec` there (one call); the snapshot, as a local file."""
         from reconciler.remote.client import file_arg
 
         argv = ["probe", file_arg(SPEC_FILE), "--out", file_arg(SNAPSHOT_FILE)]
-        code, files, stderr = self.call(
+        result = self.call(
             [*argv, f"--host-check={'on' if host_check else 'off'}"], spec, want=(SNAPSHOT_FILE,)
         )
-        if code != 0 or SNAPSHOT_FILE not in files:
-            raise Failed(f"{self.remote.label}: probing failed: {_last_lines(stderr)}", code)
+        if result.exit_code != 0 or SNAPSHOT_FILE not in result.files:
+            why = _last_lines(result.stderr)
+            raise Failed(f"{self.remote.label}: probing failed: {why}", result.exit_code or 1)
         path = self.workdir / SNAPSHOT_FILE
-        path.write_bytes(files[SNAPSHOT_FILE])
+        path.write_bytes(result.files[SNAPSHOT_FILE])
         return path
 
 
@@ -202,21 +206,21 @@ def apply_saved_remote(
     plan: bytes,
     host_check: bool,
     spec_name: str = SPEC_FILE,
-) -> int:
+) -> AgentResult:
     """Run a reviewed plan there (one call, under the target's lock); stream its progress."""
     from reconciler.remote.client import file_arg
 
     argv = ["apply", file_arg(PLAN_FILE), f"--host-check={'on' if host_check else 'off'}"]
-    code, _, stderr = connection.call(
+    result = connection.call(
         [*argv, "--no-color"],
         spec,
         files={PLAN_FILE: plan},
         spec_name=spec_name,
         on_output=lambda line: ctx.echo(line.decode(errors="replace").rstrip("\n")),
     )
-    for line in stderr.splitlines():
+    for line in result.stderr.splitlines():
         ctx.error(line)
-    return code if isinstance(code, int) else EXIT_FAILED
+    return result
 
 
 @dataclass(frozen=True)
@@ -250,7 +254,7 @@ def apply_remote(ctx: AppContext, spec: Spec, remote: Remote, request: RemoteApp
                 return code if number > 1 else EXIT_OK
             if reviewed is None:
                 return EXIT_DIFFERS if plan.has_changes else EXIT_OK
-            code = apply_saved_remote(ctx, connection, spec, reviewed, request.host_check)
+            code = apply_saved_remote(ctx, connection, spec, reviewed, request.host_check).exit_code
             if code != EXIT_DIFFERS:
                 return code
     return code

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reconciler.app.context import AppContext
+from reconciler.app.context import EXIT_USAGE, AppContext, Failed
 from reconciler.commands.wiring import (
     HOST_CHECK,
+    JOBS,
     NO_COLOR,
     REACH,
     host_check_on,
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.argument(
+    "spec_paths", metavar="SPEC...", nargs=-1, required=True, type=click.Path(path_type=Path)
+)
 @click.option(
     "--format",
     "fmt",
@@ -52,11 +55,12 @@ if TYPE_CHECKING:
 )
 @HOST_CHECK
 @REACH
+@JOBS
 @NO_COLOR
 @use_case
 def plan(
     app: AppContext,
-    spec_path: Path,
+    spec_paths: tuple[Path, ...],
     fmt: str | None,
     as_json: bool,
     out: Path | None,
@@ -65,14 +69,32 @@ def plan(
     host_check: str,
     target: str | None,
     ssh_config: Path | None,
+    jobs: int,
     no_color: bool,
 ) -> int:
-    """Probe this host (or read a snapshot) and show what apply would change. Read-only."""
+    """Probe this host (or read a snapshot) and show what apply would change. Read-only.
+
+    With several SPECs (one per host), plan every host in parallel and end with a table.
+    """
     from reconciler.app.planning import PlanRequest
     from reconciler.app.planning import plan as run
 
+    if len(spec_paths) > 1:
+        from reconciler.app.fleet import FleetRequest, plan_fleet
+
+        if out is not None or against is not None:
+            raise Failed("--out and --against take one SPEC", EXIT_USAGE)
+        fleet = FleetRequest(
+            spec_paths,
+            jobs,
+            "json" if as_json else (fmt or "human"),
+            host_check_on(host_check),
+            reach_of(target, ssh_config),
+            no_color,
+        )
+        return plan_fleet(app, fleet, detailed_exitcode)
     request = PlanRequest(
-        spec_path,
+        spec_paths[0],
         fmt,
         as_json,
         out,
@@ -86,7 +108,13 @@ def plan(
 
 
 @click.command()
-@click.argument("spec_or_plan", metavar="SPEC|PLAN", type=click.Path(path_type=Path))
+@click.argument(
+    "spec_or_plan",
+    metavar="SPEC|PLAN...",
+    nargs=-1,
+    required=True,
+    type=click.Path(path_type=Path),
+)
 @click.option("--dry-run", is_flag=True, help="Show the plan and the exact commands; run none.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option(
@@ -116,11 +144,12 @@ def plan(
 )
 @HOST_CHECK
 @REACH
+@JOBS
 @NO_COLOR
 @use_case
 def apply(
     app: AppContext,
-    spec_or_plan: Path,
+    spec_or_plan: tuple[Path, ...],
     dry_run: bool,
     yes: bool,
     non_interactive: bool,
@@ -130,6 +159,7 @@ def apply(
     host_check: str,
     target: str | None,
     ssh_config: Path | None,
+    jobs: int,
     no_color: bool,
 ) -> int:
     """Make this host match SPEC (or run the saved PLAN from `plan --out`): probe, plan, run
@@ -143,8 +173,22 @@ def apply(
     from reconciler.app.applying import ApplyRequest
     from reconciler.app.applying import apply as run
 
+    if len(spec_or_plan) > 1:
+        from reconciler.app.fleet import FleetRequest, apply_fleet
+
+        if non_interactive or git_ref is not None:
+            raise Failed("--non-interactive and --git-ref take one SPEC", EXIT_USAGE)
+        fleet = FleetRequest(
+            spec_or_plan,
+            jobs,
+            "human",
+            host_check_on(host_check),
+            reach_of(target, ssh_config),
+            no_color,
+        )
+        return apply_fleet(app, fleet, yes=yes, dry_run=dry_run)
     request = ApplyRequest(
-        spec_or_plan,
+        spec_or_plan[0],
         dry_run=dry_run,
         yes=yes,
         non_interactive=non_interactive,

@@ -42,6 +42,16 @@ def REACH(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+JOBS = click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1, max=64),
+    default=8,
+    show_default=True,
+    help="With several SPECs: how many hosts at once.",
+)
+
+
 def reach_of(target: str | None, ssh_config: Path | None) -> Reach:
     from reconciler.app.remote import Reach
 

@@ -73,7 +73,11 @@ def main() -> int:
     workdir = tempfile.mkdtemp(prefix="reconciler-remote-")
     try:
         code = _run(request, workdir)
-        result = {"exit": code, "files": _collect(request.get("want", []), workdir)}
+        result = {
+            "exit": code,
+            "files": _collect(request.get("want", []), workdir),
+            "run": _run_record(),
+        }
         sys.stdout.write("\n" + RESULT_MARK.decode() + json.dumps(result) + "\n")
         sys.stdout.flush()
         return 0
@@ -116,6 +120,18 @@ def _run(request: dict[str, Any], workdir: str) -> int:
     finally:
         os.chdir(before)
     return 0
+
+
+def _run_record() -> dict[str, Any] | None:
+    """The run record an apply in this process wrote (its pid is ours), for fleet summaries."""
+    try:
+        from reconciler.unattended import state_dir
+        from reconciler.unattended.runs import read_records
+
+        mine = [r for r in read_records(state_dir()) if r.pid == os.getpid()]
+    except Exception:  # no record, or unreadable: the exit code still says how it went
+        return None
+    return json.loads(mine[-1].to_json()) if mine else None
 
 
 def _collect(names: list[str], workdir: str) -> dict[str, str]:

@@ -29,6 +29,7 @@ class AgentResult:
     exit_code: int
     files: Mapping[str, bytes] = field(default_factory=dict)
     stderr: str = ""
+    run: Mapping[str, object] | None = None  # the run record an apply wrote there
 
 
 def file_arg(name: str) -> str:
@@ -117,6 +118,7 @@ class RemoteReconciler:
             exit_code=code if isinstance(code, int) else 1,
             files={name: base64.b64decode(data) for name, data in files.items()},
             stderr=stderr,
+            run=run if isinstance(run := record.get("run"), dict) else None,
         )
 
 

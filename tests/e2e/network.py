@@ -24,7 +24,7 @@ def _ip(*args: str, netns: str | None = None) -> None:
 
 
 @dataclass
-class TestNetwork:
+class PrivateNetwork:
     """An admin namespace with a bridge, and one namespace per host attached to it."""
 
     subnet: int = field(default_factory=lambda: 100 + os.getpid() % 150)
@@ -38,7 +38,7 @@ class TestNetwork:
     def address(self, index: int) -> str:
         return f"10.231.{self.subnet}.{10 + index}"
 
-    def create(self) -> TestNetwork:
+    def create(self) -> PrivateNetwork:
         _ip("netns", "add", self.admin)
         _ip("link", "set", "lo", "up", netns=self.admin)
         _ip("link", "add", "br0", "type", "bridge", netns=self.admin)
@@ -81,6 +81,10 @@ class TestNetwork:
     def cut(self, index: int) -> None:
         """Unplug host `index` (its veth goes down): connections to it stall, as a lost link does."""
         _ip("link", "set", f"v{index}", "down", netns=self.admin)
+
+    def restore(self, index: int) -> None:
+        """Plug host `index` back in."""
+        _ip("link", "set", f"v{index}", "up", netns=self.admin)
 
     def destroy(self) -> None:
         for name in [*self.hosts, self.admin]:

@@ -1,0 +1,370 @@
+"""Many hosts at once: `plan A.yaml B.yaml ...` and `apply ...`, one spec per host, in parallel.
+
+Each host runs in a worker with its own buffered output; its block is printed whole when it
+finishes (lines of two hosts never interleave), then a summary table. One host that cannot be
+reached or fails never stops the others. `apply` plans every host first, asks once (unless
+--yes), then runs each host's reviewed plan there (refused on a host whose plan changed).
+
+Exit codes, aggregated the way `--detailed-exitcode` reads them: 1 when any host failed or was
+unreachable, else 75 when any was locked, else 2 when any differs from its spec, else 0.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reconciler.app.context import (
+    EXIT_DIFFERS,
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_USAGE,
+    AppContext,
+    Failed,
+)
+
+if TYPE_CHECKING:
+    from reconciler.app.remote import Reach
+    from reconciler.core.plan import Plan
+
+# Enough to overlap SSH latency, few enough not to swamp the admin machine.
+DEFAULT_JOBS = 8
+
+
+@dataclass
+class BufferedOutput:
+    """An Output that keeps every line for printing later as one block."""
+
+    lines: list[tuple[bool, str]] = field(default_factory=list)  # (is_error, text)
+
+    def echo(self, text: str = "", *, nl: bool = True, color: bool = False) -> None:
+        self.lines.append((False, text + ("\n" if nl else "")))
+
+    def error(self, text: str) -> None:
+        self.lines.append((True, text + "\n"))
+
+    def text(self, *, errors: bool | None = None) -> str:
+        return "".join(t for is_error, t in self.lines if errors is None or is_error == errors)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What one host's plan or apply amounted to, for the summary table."""
+
+    changes: int | None = None  # steps to run (add + change + remove + verify)
+    blocked: int | None = None
+    failed: int | None = None
+
+
+@dataclass(frozen=True)
+class HostRun:
+    """One host's part of a fleet run."""
+
+    spec: Path
+    host: str
+    code: int
+    result: str
+    seconds: float
+    counts: Counts
+    output: BufferedOutput
+
+
+@dataclass(frozen=True)
+class FleetRequest:
+    """What a fleet plan/apply was asked for."""
+
+    specs: tuple[Path, ...]
+    jobs: int = DEFAULT_JOBS
+    fmt: str = "human"
+    host_check: bool = True
+    reach: Reach | None = None
+    no_color: bool = False
+
+
+HostJob = Callable[[AppContext, Path], tuple[int, str, Counts]]
+
+
+def run_hosts(ctx: AppContext, request: FleetRequest, job: HostJob) -> list[HostRun]:
+    """Run `job` for every spec in parallel; print each host's block as it finishes."""
+    printing = threading.Lock()
+    runs: list[HostRun] = []
+
+    def one(spec: Path) -> HostRun:
+        buffer = BufferedOutput()
+        host_ctx = replace(ctx, output=buffer, stdout_is_terminal=lambda: False)
+        start = ctx.monotonic()
+        try:
+            code, result, counts = job(host_ctx, spec)
+        except Failed as exc:
+            from reconciler.app.remote import Unreachable
+
+            if exc.message:
+                buffer.error(f"error: {exc.message}")
+            unreachable = isinstance(exc, Unreachable)
+            code, result, counts = exc.code, "unreachable" if unreachable else "failed", Counts()
+        except Exception as exc:  # one host's surprise must not stop the others
+            buffer.error(f"error: {type(exc).__name__}: {exc}")
+            code, result, counts = EXIT_FAILED, "failed", Counts()
+        return HostRun(
+            spec, _host_name(spec), code, result, ctx.monotonic() - start, counts, buffer
+        )
+
+    with ThreadPoolExecutor(max_workers=max(1, request.jobs)) as pool:
+        futures = [pool.submit(one, spec) for spec in request.specs]
+        for future in as_completed(futures):
+            run = future.result()
+            runs.append(run)
+            if request.fmt == "human":
+                with printing:
+                    _print_block(ctx, run)
+    order = {spec: i for i, spec in enumerate(request.specs)}
+    return sorted(runs, key=lambda r: order[r.spec])
+
+
+def _host_name(spec: Path) -> str:
+    """The spec's host.name when it reads, else the file name (for the table)."""
+    try:
+        from reconciler.spec import load_spec
+
+        return load_spec(spec).host.name
+    except Exception:
+        return spec.stem
+
+
+def _print_block(ctx: AppContext, run: HostRun) -> None:
+    ctx.echo(f"=== {run.host} ({run.spec}): {run.result} ===")
+    ctx.echo(run.output.text(errors=False), nl=False)
+    errors = run.output.text(errors=True)
+    if errors:
+        ctx.echo(errors, nl=False)
+    ctx.echo()
+
+
+def summary_table(runs: Sequence[HostRun]) -> str:
+    """host, result, changes, blocked, failed, duration: one row per host."""
+    rows: list[tuple[str, ...]] = [
+        ("HOST", "SPEC", "RESULT", "CHANGES", "BLOCKED", "FAILED", "TIME")
+    ]
+    for run in runs:
+        c = run.counts
+        rows.append(
+            (
+                run.host,
+                str(run.spec),
+                run.result,
+                *("-" if n is None else str(n) for n in (c.changes, c.blocked, c.failed)),
+                f"{run.seconds:.1f}s",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(w) if i < 3 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    )
+
+
+def aggregate(codes: Sequence[int]) -> int:
+    """1 beats 75 beats 2 beats 0 (module docstring)."""
+    for code in (EXIT_FAILED, EXIT_LOCKED, EXIT_DIFFERS):
+        if code in codes:
+            return code
+    return EXIT_FAILED if any(c not in (EXIT_OK,) for c in codes) else EXIT_OK
+
+
+def plan_counts(plan: Plan) -> Counts:
+    runnable = len(plan.runnable)
+    return Counts(changes=runnable, blocked=len(plan.blocked), failed=0)
+
+
+# --- plan --------------------------------------------------------------------------------------
+
+
+def plan_fleet(ctx: AppContext, request: FleetRequest, detailed_exitcode: bool) -> int:
+    """`plan SPEC SPEC ...`: every host's plan, then the table (json: one document per host)."""
+    from reconciler.app.planning import PlanRequest, probed_for, show_plan
+    from reconciler.app.specs import load
+
+    def job(host_ctx: AppContext, spec_path: Path) -> tuple[int, str, Counts]:
+        spec = load(host_ctx, spec_path)
+        one = PlanRequest(spec_path, host_check=request.host_check, reach=_reach(request))
+        host, runner, probed, source = probed_for(host_ctx, spec, one)
+        color = host_ctx.use_color(request.no_color)
+        show_plan(host_ctx, spec, host, runner, probed, request.fmt, color, source)  # type: ignore[arg-type]
+        if probed.plan.errors:
+            return EXIT_FAILED, "plan has errors", plan_counts(probed.plan)
+        differs = probed.plan.has_changes
+        return (
+            (EXIT_DIFFERS if differs else EXIT_OK),
+            ("differs" if differs else "matches"),
+            plan_counts(probed.plan),
+        )
+
+    runs = run_hosts(ctx, request, job)
+    if request.fmt == "json":
+        ctx.echo(json.dumps([_document(run) for run in runs], indent=2))
+    else:
+        ctx.echo(summary_table(runs))
+    code = aggregate([run.code for run in runs])
+    return code if detailed_exitcode or code != EXIT_DIFFERS else EXIT_OK
+
+
+def _document(run: HostRun) -> dict[str, object]:
+    """One host of `--format json`: the plan document, or the error that stopped it."""
+    text = run.output.text(errors=False)
+    try:
+        plan = json.loads(text) if text.strip() else None
+    except ValueError:
+        plan = None
+    return {
+        "host": run.host,
+        "spec": str(run.spec),
+        "result": run.result,
+        "exit_code": run.code,
+        "plan": plan,
+        "errors": run.output.text(errors=True).splitlines(),
+    }
+
+
+def _reach(request: FleetRequest) -> Reach:
+    from reconciler.app.remote import Reach
+
+    reach = request.reach or Reach()
+    if reach.target not in (None, "local"):
+        raise Failed("--target names one host; for many, put host.ssh in each spec", EXIT_USAGE)
+    return reach
+
+
+# --- apply -------------------------------------------------------------------------------------
+
+
+def apply_fleet(ctx: AppContext, request: FleetRequest, *, yes: bool, dry_run: bool) -> int:
+    """`apply SPEC SPEC ...`: plan all, ask once, then apply each host's reviewed plan."""
+    reviewed: dict[Path, bytes] = {}
+    lock = threading.Lock()
+
+    def review(host_ctx: AppContext, spec_path: Path) -> tuple[int, str, Counts]:
+        code, result, counts, plan = _review_host(host_ctx, request, spec_path)
+        if plan is not None:
+            with lock:
+                reviewed[spec_path] = plan
+        return code, result, counts
+
+    planned = run_hosts(ctx, request, review)
+    ctx.echo(summary_table(planned))
+    if dry_run or not reviewed:
+        if dry_run:
+            ctx.echo("Dry run: no command was run that changes any host.")
+        return aggregate([run.code for run in planned])
+    if not yes and not _confirm_all(ctx, len(reviewed)):
+        ctx.echo("Nothing changed.")
+        return EXIT_OK
+    applied = run_hosts(
+        ctx,
+        replace(request, specs=tuple(s for s in request.specs if s in reviewed)),
+        lambda host_ctx, spec_path: _apply_host(host_ctx, request, spec_path, reviewed[spec_path]),
+    )
+    ctx.echo(summary_table(applied))
+    untouched = [run.code for run in planned if run.spec not in reviewed]
+    return aggregate([*untouched, *(run.code for run in applied)])
+
+
+def _confirm_all(ctx: AppContext, hosts: int) -> bool:
+    if not ctx.stdin_is_terminal():
+        raise Failed("not a terminal; pass --yes to apply without confirmation")
+    return ctx.confirm(f"Apply these changes to {hosts} host(s)?")
+
+
+def _review_host(
+    ctx: AppContext, request: FleetRequest, spec_path: Path
+) -> tuple[int, str, Counts, bytes | None]:
+    from reconciler.app.planning import PlanRequest, probed_for, show_plan
+    from reconciler.app.remote import saved_plan_bytes
+    from reconciler.app.specs import load
+
+    spec = load(ctx, spec_path)
+    one = PlanRequest(spec_path, host_check=request.host_check, reach=_reach(request))
+    host, runner, probed, source = probed_for(ctx, spec, one)
+    show_plan(ctx, spec, host, runner, probed, "human", ctx.use_color(request.no_color), source)
+    plan, counts = probed.plan, plan_counts(probed.plan)
+    if plan.errors:
+        return EXIT_FAILED, "plan has errors", counts, None
+    if not plan.runnable:
+        return (
+            (EXIT_DIFFERS, "blocked", counts, None)
+            if plan.blocked
+            else (EXIT_OK, "matches", counts, None)
+        )
+    if source is None:  # this machine: the saved plan names the spec as given
+        from reconciler.app.review import saved_plan_text
+        from reconciler.render.plan_context import plan_context
+
+        text = saved_plan_text(plan, plan_context(spec, host, probed.probed_at), runner)
+        return EXIT_DIFFERS, "to apply", counts, text.encode()
+    return EXIT_DIFFERS, "to apply", counts, saved_plan_bytes(spec, host, runner, probed, source)
+
+
+def _apply_host(
+    ctx: AppContext, request: FleetRequest, spec_path: Path, plan: bytes
+) -> tuple[int, str, Counts]:
+    """Run one host's reviewed plan (there, or here), then converge what became possible."""
+    from reconciler.app.remote import (
+        RemoteApply,
+        apply_remote,
+        apply_saved_remote,
+        connected,
+        resolve,
+    )
+    from reconciler.app.specs import load
+
+    spec = load(ctx, spec_path)
+    remote = resolve(spec, _reach(request), host_check=request.host_check)
+    if remote is None:
+        return _apply_here(ctx, request, spec_path, plan)
+    with connected(remote) as connection:
+        result = apply_saved_remote(ctx, connection, spec, plan, request.host_check)
+    code, run = result.exit_code, result.run or {}
+    if code == EXIT_DIFFERS:  # steps became possible: plan, and run, again (as apply does)
+        code = apply_remote(
+            ctx, spec, remote, RemoteApply(False, True, request.host_check, True, 2)
+        )
+    counts = Counts(
+        changes=_int(run.get("applied")),
+        blocked=_int(run.get("blocked")),
+        failed=_int(run.get("failed")),
+    )
+    return code, _result_name(code), counts
+
+
+def _apply_here(
+    ctx: AppContext, request: FleetRequest, spec_path: Path, plan: bytes
+) -> tuple[int, str, Counts]:
+    import tempfile
+
+    from reconciler.app.applying import ApplyRequest, apply
+
+    with tempfile.TemporaryDirectory(prefix="reconciler-fleet-") as folder:
+        saved = Path(folder, "plan.json")
+        saved.write_bytes(plan)
+        code = apply(
+            ctx, ApplyRequest(saved, yes=True, host_check=request.host_check, no_color=True)
+        )
+    return code, _result_name(code), Counts()
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _result_name(code: int) -> str:
+    return {EXIT_OK: "converged", EXIT_DIFFERS: "not converged", EXIT_LOCKED: "locked"}.get(
+        code, "failed"
+    )
