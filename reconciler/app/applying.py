@@ -91,25 +91,13 @@ def apply(ctx: AppContext, request: ApplyRequest) -> int:
 
 
 def _remote(ctx: AppContext, request: ApplyRequest, spec_path: Path) -> tuple[Spec, Remote] | None:
-    """The spec and its remote host when this apply goes over SSH (docs/remote.md).
+    """The spec and its remote host when this apply goes over SSH (docs/remote.md); the timer
+    (--non-interactive) never does."""
+    from reconciler.app.remote import remote_for_path
 
-    The timer (--non-interactive) and `--target local` never do; an invalid spec is left to the
-    local path, which reports it as it always has.
-    """
-    from reconciler.app.remote import LOCAL, resolve
-    from reconciler.app.specs import read_spec
-    from reconciler.spec import SpecInvalid
-
-    if request.non_interactive or request.reach.target == LOCAL:
+    if request.non_interactive:
         return None
-    try:
-        spec = read_spec(ctx, spec_path)
-    except SpecInvalid:
-        if request.reach.target is None:
-            return None
-        spec = load(ctx, spec_path)  # prints every error, then fails
-    remote = resolve(spec, request.reach, host_check=request.host_check)
-    return None if remote is None else (spec, remote)
+    return remote_for_path(ctx, spec_path, request.reach, request.host_check)
 
 
 def _apply_remote(

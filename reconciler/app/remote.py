@@ -291,3 +291,38 @@ def _confirm(ctx: AppContext, remote: Remote) -> None:
     if not ctx.confirm(f"Apply these changes on {remote.label}?"):
         ctx.echo("Nothing changed.")
         raise Failed(code=0)
+
+
+def run_there(ctx: AppContext, remote: Remote, spec: Spec, argv: list[str]) -> int:
+    """Run a read-only command (`status`) there as it is, its output streamed back."""
+    from reconciler.remote.client import file_arg
+
+    with connected(remote) as connection:
+        result = connection.call(
+            [*argv, file_arg(SPEC_FILE)],
+            spec,
+            on_output=lambda line: ctx.echo(line.decode(errors="replace").rstrip("\n")),
+        )
+    for line in result.stderr.splitlines():
+        ctx.error(line)
+    return result.exit_code
+
+
+def remote_for_path(
+    ctx: AppContext, spec_path: Path, reach: Reach, host_check: bool = True
+) -> tuple[Spec, Remote] | None:
+    """The spec and its remote host when a command on `spec_path` goes over SSH; an invalid
+    spec stays local (the local command reports it) unless --target asked for a host."""
+    from reconciler.app.specs import load, read_spec
+    from reconciler.spec import SpecInvalid
+
+    if reach.target == LOCAL:
+        return None
+    try:
+        spec = read_spec(ctx, spec_path)
+    except (SpecInvalid, OSError):
+        if reach.target is None:
+            return None
+        spec = load(ctx, spec_path)  # prints every error, then fails
+    remote = resolve(spec, reach, host_check=host_check)
+    return None if remote is None else (spec, remote)

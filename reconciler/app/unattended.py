@@ -46,6 +46,7 @@ from reconciler.app.context import (
 )
 
 if TYPE_CHECKING:
+    from reconciler.app.remote import Reach
     from reconciler.core.host import HostContext
     from reconciler.shell.git import Revision
     from reconciler.spec.errors import SpecError, SpecInvalid
@@ -319,11 +320,18 @@ def checked_state_dir(directory: Path) -> Path:
 # --- status / suspend / resume -------------------------------------------------------------------
 
 
-def status(ctx: AppContext, spec_path: Path, *, as_json: bool) -> int:
+def status(ctx: AppContext, spec_path: Path, *, as_json: bool, reach: Reach | None = None) -> int:
     """The last runs, drift found, suspension and the reconcile timer. Read-only.
 
     A spec that cannot be read is an error (exit 1); an invalid one still shows the records.
+    With a remote host (--target, host.ssh), the host's own status, over SSH.
     """
+    if reach is not None:
+        from reconciler.app.remote import remote_for_path, run_there
+
+        found = remote_for_path(ctx, spec_path, reach)
+        if found is not None:
+            return run_there(ctx, found[1], found[0], ["status", *(["--json"] if as_json else [])])
     from reconciler.unattended.runs import RunRecordsCorrupt, read_records
     from reconciler.unattended.status import build_status, render_status, status_document
     from reconciler.unattended.suspend import current

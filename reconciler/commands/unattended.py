@@ -8,18 +8,21 @@ from pathlib import Path
 import click
 
 from reconciler.app.context import AppContext
-from reconciler.commands.wiring import use_case
+from reconciler.commands.wiring import REACH, reach_of, use_case
 
 
 @click.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the status as a JSON document.")
+@REACH
 @use_case
-def status(app: AppContext, spec_path: Path, as_json: bool) -> int:
+def status(
+    app: AppContext, spec_path: Path, as_json: bool, target: str | None, ssh_config: Path | None
+) -> int:
     """Show the last runs, drift found, suspension and the reconcile timer. Read-only."""
     from reconciler.app.unattended import status as run
 
-    return run(app, spec_path, as_json=as_json)
+    return run(app, spec_path, as_json=as_json, reach=reach_of(target, ssh_config))
 
 
 @click.command()

@@ -70,3 +70,12 @@ def test_a_bad_target_is_a_usage_error_with_the_form(tmp_path: Path) -> None:
     result = reconciler("plan", str(SPEC), "--target", "vm102")
     assert result.returncode == 64
     assert "ssh://[user@]host[:port]" in result.stderr
+
+
+def test_status_over_ssh_is_the_hosts_own(sshd: RunningSshd) -> None:
+    there = remote(sshd, "status", str(SPEC), "--json")
+    assert there.returncode == 0, there.stderr
+    assert (
+        json.loads(there.stdout).keys()
+        == json.loads(reconciler("status", str(SPEC), "--json").stdout).keys()
+    )
