@@ -13,14 +13,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.app.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE, AppContext, Failed
+from reconciler.app.context import (
+    EXIT_DIFFERS,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    AppContext,
+    Failed,
+)
 from reconciler.app.planning import probe_plan, show_plan
 from reconciler.app.specs import load
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from reconciler.app.remote import Reach, Remote
+    from reconciler.app.remote import Reach, Remote, RemoteHost
     from reconciler.core.host import HostContext
     from reconciler.core.plan import Plan
     from reconciler.review.saved_plan import SavedPlan
@@ -109,7 +116,7 @@ def _apply_remote(
     remote: Remote,
 ) -> int:
     """apply over SSH: a spec (plan here, run there), or a saved plan run there as it is."""
-    from reconciler.app.remote import RemoteApply, apply_remote, apply_saved_remote, connected
+    from reconciler.app.remote import apply_saved_remote, connected
 
     if request.git_ref is not None:
         raise Failed(
@@ -343,3 +350,75 @@ def _check_fresh(saved: SavedPlan, spec: Spec, host: HostContext, plan: Plan) ->
         check_fresh(saved, spec.path, spec.sha256, host.hostname, plan, invoker=host.invoker.name)
     except StalePlan as exc:
         raise Failed(str(exc)) from None
+
+
+# --- remote hosts (docs/remote.md) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteApply:
+    """What `apply --target` was asked for (the remote part of ApplyRequest)."""
+
+    dry_run: bool
+    yes: bool
+    host_check: bool
+    no_color: bool
+    max_passes: int = 3
+
+
+def apply_remote(ctx: AppContext, spec: Spec, remote: Remote, request: RemoteApply) -> int:
+    """Probe there, plan and confirm here, run the reviewed plan there; again (up to
+    `max_passes`) while steps become possible that were blocked on earlier ones.
+
+    Exit codes as `apply`: 0 the host matches the spec, 2 it does not (blocked steps), 1 a
+    failure, 75 another apply holds the target's lock.
+    """
+    from reconciler.app.remote import apply_saved_remote, connected
+
+    code = EXIT_DIFFERS
+    with connected(remote) as connection:
+        for number in range(1, request.max_passes + 1):
+            plan, reviewed = _review_pass(ctx, connection, spec, request, number)
+            if reviewed is None and number == 1 and not request.dry_run:
+                report_blocked(ctx, plan)
+            if reviewed is None and (number > 1 or request.dry_run):
+                return code if number > 1 else EXIT_OK
+            if reviewed is None:
+                return EXIT_DIFFERS if plan.has_changes else EXIT_OK
+            code = apply_saved_remote(ctx, connection, spec, reviewed, request.host_check).exit_code
+            if code != EXIT_DIFFERS:
+                return code
+    return code
+
+
+def _review_pass(
+    ctx: AppContext, connection: RemoteHost, spec: Spec, request: RemoteApply, number: int
+) -> tuple[Plan, bytes | None]:
+    """One pass: the plan, and what to send there (None: nothing left to run, or a dry run)."""
+    from reconciler.app.remote import plan_remote, saved_plan_bytes
+
+    host, runner, probed, source = plan_remote(connection, spec, request.host_check)
+    plan = probed.plan
+    if number == 1:
+        color = ctx.use_color(request.no_color)
+        show_plan(ctx, spec, host, runner, probed, "human", color, source)
+    if plan.errors:
+        raise Failed("the plan has errors; nothing was changed")
+    if not plan.runnable:
+        return plan, None
+    if number == 1 and request.dry_run:
+        ctx.echo("Dry run: no command was run that changes the host.")
+        return plan, None
+    if number == 1 and not request.yes:
+        _confirm_remote(ctx, connection.remote)
+    if number > 1:
+        ctx.echo(f"Pass {number}: {len(plan.runnable)} more step(s) became possible.")
+    return plan, saved_plan_bytes(spec, host, runner, probed, source)
+
+
+def _confirm_remote(ctx: AppContext, remote: Remote) -> None:
+    if not ctx.stdin_is_terminal():
+        raise Failed("not a terminal; pass --yes to apply without confirmation")
+    if not ctx.confirm(f"Apply these changes on {remote.label}?"):
+        ctx.echo("Nothing changed.")
+        raise Failed(code=0)

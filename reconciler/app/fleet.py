@@ -316,13 +316,8 @@ def _apply_host(
     ctx: AppContext, request: FleetRequest, spec_path: Path, plan: bytes
 ) -> tuple[int, str, Counts]:
     """Run one host's reviewed plan (there, or here), then converge what became possible."""
-    from reconciler.app.remote import (
-        RemoteApply,
-        apply_remote,
-        apply_saved_remote,
-        connected,
-        resolve,
-    )
+    from reconciler.app.applying import RemoteApply, apply_remote
+    from reconciler.app.remote import apply_saved_remote, connected, resolve
     from reconciler.app.specs import load
 
     spec = load(ctx, spec_path)

@@ -26,7 +26,6 @@ from reconciler.app.context import EXIT_USAGE, AppContext, Failed
 if TYPE_CHECKING:
     from reconciler.app.plan_pass import Probed
     from reconciler.core.host import HostContext
-    from reconciler.core.plan import Plan
     from reconciler.remote.client import AgentResult, RemoteReconciler
     from reconciler.render.plan_context import SnapshotSource
     from reconciler.shell.runner import ReadOnlyRunner
@@ -221,76 +220,6 @@ def apply_saved_remote(
     for line in result.stderr.splitlines():
         ctx.error(line)
     return result
-
-
-@dataclass(frozen=True)
-class RemoteApply:
-    """What `apply --target` was asked for (the remote part of ApplyRequest)."""
-
-    dry_run: bool
-    yes: bool
-    host_check: bool
-    no_color: bool
-    max_passes: int = 3
-
-
-def apply_remote(ctx: AppContext, spec: Spec, remote: Remote, request: RemoteApply) -> int:
-    """Probe there, plan and confirm here, run the reviewed plan there; again (up to
-    `max_passes`) while steps become possible that were blocked on earlier ones.
-
-    Exit codes as `apply`: 0 the host matches the spec, 2 it does not (blocked steps), 1 a
-    failure, 75 another apply holds the target's lock.
-    """
-    from reconciler.app.applying import report_blocked
-    from reconciler.app.context import EXIT_DIFFERS, EXIT_OK
-
-    code = EXIT_DIFFERS
-    with connected(remote) as connection:
-        for number in range(1, request.max_passes + 1):
-            plan, reviewed = _review_pass(ctx, connection, spec, request, number)
-            if reviewed is None and number == 1 and not request.dry_run:
-                report_blocked(ctx, plan)
-            if reviewed is None and (number > 1 or request.dry_run):
-                return code if number > 1 else EXIT_OK
-            if reviewed is None:
-                return EXIT_DIFFERS if plan.has_changes else EXIT_OK
-            code = apply_saved_remote(ctx, connection, spec, reviewed, request.host_check).exit_code
-            if code != EXIT_DIFFERS:
-                return code
-    return code
-
-
-def _review_pass(
-    ctx: AppContext, connection: RemoteHost, spec: Spec, request: RemoteApply, number: int
-) -> tuple[Plan, bytes | None]:
-    """One pass: the plan, and what to send there (None: nothing left to run, or a dry run)."""
-    host, runner, probed, source = plan_remote(connection, spec, request.host_check)
-    plan = probed.plan
-    if number == 1:
-        from reconciler.app.planning import show_plan
-
-        color = ctx.use_color(request.no_color)
-        show_plan(ctx, spec, host, runner, probed, "human", color, source)
-    if plan.errors:
-        raise Failed("the plan has errors; nothing was changed")
-    if not plan.runnable:
-        return plan, None
-    if number == 1 and request.dry_run:
-        ctx.echo("Dry run: no command was run that changes the host.")
-        return plan, None
-    if number == 1 and not request.yes:
-        _confirm(ctx, connection.remote)
-    if number > 1:
-        ctx.echo(f"Pass {number}: {len(plan.runnable)} more step(s) became possible.")
-    return plan, saved_plan_bytes(spec, host, runner, probed, source)
-
-
-def _confirm(ctx: AppContext, remote: Remote) -> None:
-    if not ctx.stdin_is_terminal():
-        raise Failed("not a terminal; pass --yes to apply without confirmation")
-    if not ctx.confirm(f"Apply these changes on {remote.label}?"):
-        ctx.echo("Nothing changed.")
-        raise Failed(code=0)
 
 
 def run_there(ctx: AppContext, remote: Remote, spec: Spec, argv: list[str]) -> int:

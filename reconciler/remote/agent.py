@@ -25,9 +25,8 @@ import sys
 import tempfile
 from typing import Any
 
-PROTOCOL = 1
-RESULT_MARK = b"\x1ereconciler-agent-result "
-FILE_PREFIX = "@file:"
+from reconciler.remote.protocol import FILE_PREFIX, PROTOCOL, RESULT_MARK
+
 MAX_REQUEST = 64 * 1024 * 1024
 
 

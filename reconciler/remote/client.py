@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.remote import bootstrap
-from reconciler.remote.agent import FILE_PREFIX, PROTOCOL, RESULT_MARK
+from reconciler.remote.protocol import FILE_PREFIX, PROTOCOL, RESULT_MARK
 from reconciler.remote.zipapp import build_agent
 from reconciler.shell.ssh import RemoteResult, SshError, SshSession
 

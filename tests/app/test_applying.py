@@ -94,7 +94,7 @@ def test_usage_errors_exit_64_never_2(host: FakeHostCli, tmp_path: Path, args: l
 
 def test_help_names_what_apply_and_diff_take(host: FakeHostCli) -> None:
     apply_help = host("apply", "--help").stdout
-    assert "apply [OPTIONS] SPEC|PLAN\n" in apply_help
+    assert "apply [OPTIONS] SPEC|PLAN...\n" in apply_help
     diff_help = " ".join(host("diff", "--help").stdout.split())
     assert "--format [human|json|markdown] human: a coloured text diff;" in diff_help
 
