@@ -254,5 +254,9 @@ def explain_failure(target: SshTarget, stderr: str) -> str:
     for needle, message in _FAILURES:
         if needle in stderr:
             return message.format(host=target)
-    last = next((line for line in reversed(stderr.splitlines()) if line.strip()), "no message")
+    last = next((line for line in reversed(stderr.splitlines()) if line.strip()), "")
+    if not last:
+        # A multiplexed call whose control master died (the link dropped, keepalives went
+        # unanswered) ends with 255 and says nothing itself.
+        return f"{target}: the connection was lost (the link dropped or the host stopped answering)"
     return f"{target}: ssh failed: {last.strip()}"

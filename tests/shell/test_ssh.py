@@ -60,6 +60,7 @@ def test_the_host_is_never_read_as_an_option() -> None:
         ("ssh: connect to host x port 22: Connection refused", "connection refused"),
         ("ssh: Could not resolve hostname nope: Name or service not known", "does not resolve"),
         ("something new", "ssh failed: something new"),
+        ("", "the connection was lost"),
     ],
 )
 def test_failures_are_explained(stderr: str, says: str) -> None:
