@@ -44,6 +44,7 @@ def host_context(fake: FakeHost, invoker: str = "user") -> HostContext:
         user_name=fake.user,
         linger_dir=fake.linger_dir,
         proc_root=fake.proc_root,
+        systemd_dir=fake.systemd_dir,
         search_path=tuple(fake.path.split(":")),
         privileged=invoker == "root",
     )

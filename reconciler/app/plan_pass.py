@@ -10,7 +10,7 @@ from typing import Any
 from reconciler.core.host import HostContext
 from reconciler.core.kind import ResourceKind
 from reconciler.core.plan import Plan, build_plan
-from reconciler.core.probe import Facts, Probe, ProbeSession
+from reconciler.core.probe import Facts, Probe, ProbeFailed, ProbeSession
 from reconciler.core.sudo_check import block_refused, root_commands, sudo_probes
 from reconciler.shell.runner import ReadOnlyRunner
 from reconciler.spec.model import Spec
@@ -43,6 +43,14 @@ class Probed:
 Collect = Callable[[Iterable[Probe[Any]]], Facts]
 
 
+def _declared(kind: ResourceKind, spec: Spec, host: HostContext, found: Facts) -> list[Probe[Any]]:
+    """A kind's probes; none when a discovery it depends on failed (its plan then reports it)."""
+    try:
+        return list(kind.probes(spec, host, found))
+    except ProbeFailed:
+        return []
+
+
 def probe_and_plan(
     spec: Spec, host: HostContext, runner: ReadOnlyRunner, kinds: Sequence[ResourceKind]
 ) -> Probed:
@@ -61,11 +69,14 @@ def plan_from_facts(
 ) -> Probed:
     """Plan from whatever answers the probes: a live probe session, or a recorded snapshot.
 
-    `collect` is asked for every kind's probes at once, then (not root, root-only steps
-    planned) for the sudo verdicts of those steps.
+    `collect` is asked first for what the kinds discover (in-process reads: where programs
+    are, which unit files exist), then for every kind's probes at once, then (not root,
+    root-only steps planned) for the sudo verdicts of those steps. Nothing here reads the
+    host: `collect` does.
     """
-    probes = [p for kind in kinds for p in kind.probes(spec, host)]
-    facts = collect(probes)
+    found = collect([p for kind in kinds for p in kind.discover(spec, host)])
+    probes = [p for kind in kinds for p in _declared(kind, spec, host, found)]
+    facts = found.merged(collect([p for p in probes if p not in found.values]))
     plan = build_plan(spec, host, facts, kinds)
     asks = sudo_probes(root_commands(plan, host))
     if asks:

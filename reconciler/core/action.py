@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -295,7 +295,11 @@ class Action:
     """One idempotent step of a plan.
 
     `address` names the resource (`tailscale.serve[443]`); `depends_on` lists addresses that must
-    succeed first; `blocked` says why the action cannot run on this host now.
+    succeed first; `blocked` says why the action cannot run on this host now. `triggers` names
+    the handlers (see `Handler`) this action notifies: a unit write triggers the daemon-reload
+    and its service's restart. `after` orders it after those addresses when (and only when)
+    the plan holds them, as systemd's After= does: the planner adds the ones present to
+    `depends_on`. Both are planning data only: no output shows them.
     """
 
     address: str
@@ -307,6 +311,8 @@ class Action:
     blocked: str | None = None
     warning: str | None = None
     diff: str | None = None  # a unified diff of a file, when the action writes one
+    triggers: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
 
     @property
     def needs_root(self) -> bool:
@@ -326,6 +332,50 @@ class Finding:
     severity: Literal["info", "warning", "danger"] = "info"
 
 
+class PlanError(Exception):
+    """A condition that makes the whole plan unsafe (a file we cannot parse, a value that cannot
+    be written into a unit). Kinds raise it; the planner turns it into one of `Plan.errors`,
+    exactly as it does a `ProbeFailed`."""
+
+
+class PlanView:
+    """The actions planned so far, as a handler sees them (read-only for handlers; indexed,
+    so that a 2,000-profile plan's handlers stay linear)."""
+
+    def __init__(self, actions: Iterable[Action] = ()) -> None:
+        self._by_address: dict[str, Action] = {}
+        self._by_handler: dict[str, list[Action]] = {}
+        self.add(actions)
+
+    def add(self, actions: Iterable[Action]) -> None:
+        """The planner's: record more planned actions."""
+        for action in actions:
+            self._by_address.setdefault(action.address, action)
+            for handler in action.triggers:
+                self._by_handler.setdefault(handler, []).append(action)
+
+    def planned(self, address: str) -> Action | None:
+        """The action at `address`, or None when the plan holds none."""
+        return self._by_address.get(address)
+
+    def triggering(self, handler: str) -> tuple[Action, ...]:
+        """Every action that names `handler` in its `triggers`, in plan order."""
+        return tuple(self._by_handler.get(handler, ()))
+
+
+@dataclass(frozen=True)
+class Handler:
+    """An action a kind plans only when the plan calls for it (NixOS restartTriggers, Ansible
+    handlers): `build` sees the other kinds' actions (`PlanView`) and returns the handler's part,
+    which is empty when nothing triggers `address` and the kind's own host evidence (a stale
+    start time, NeedDaemonReload) does not ask for it either. The planner then makes the
+    handler's action depend on every action that triggered it.
+    """
+
+    address: str
+    build: Callable[[PlanView], KindPlan] = field(compare=False)
+
+
 @dataclass(frozen=True)
 class KindPlan:
     """What one resource kind contributes to a plan."""
@@ -333,3 +383,4 @@ class KindPlan:
     actions: tuple[Action, ...] = ()
     findings: tuple[Finding, ...] = ()
     errors: tuple[str, ...] = field(default=())  # conditions that make the whole plan unsafe
+    handlers: tuple[Handler, ...] = ()

@@ -74,6 +74,8 @@ class HostContext:
     user_name: str
     linger_dir: Path = Path("/var/lib/systemd/linger")
     proc_root: Path = Path("/proc")
+    # Exists when systemd is the init system (sd_booted(3)); tests point it at a fake host's.
+    systemd_dir: Path = Path("/run/systemd/system")
     # Where to look for node, the gateway and npm on behalf of the user (the user's login PATH is
     # not available to a timer or to root, so we search the usual places explicitly).
     search_path: tuple[str, ...] = field(default_factory=lambda: tuple(DEFAULT_PATH.split(":")))

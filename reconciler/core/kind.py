@@ -2,23 +2,75 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeVar
 
 from reconciler.core.action import KindPlan
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Facts, Probe
 from reconciler.spec.model import Spec
 
+NO_FACTS = Facts(values={}, results={})
+
 
 class ResourceKind(Protocol):
     """One kind of thing on the host the spec owns (linger, serve entries, a unit ...).
 
-    `probes` names the facts it needs; `plan` is pure: spec + host + facts -> actions/findings.
+    Three pure steps, none of which reads the host (every read is a probe):
+    - `discover`: probes whose answers decide which other probes to run (where a program is,
+      which unit files a directory holds); in-process reads, run first;
+    - `probes`: the facts it needs, given the discovered ones (`found`);
+    - `plan`: spec + host + facts -> actions, findings, errors and handlers. A kind that
+      cannot plan raises `PlanError` (or lets a probe's `ProbeFailed` through); the planner
+      turns either into a plan error.
+    A kind imports the core, the facts, the spec and private helpers (`kinds/_*.py`,
+    `reconciler/gateway/`), never another kind: what it needs of another is data (the other
+    kind's actions, seen by its handlers; addresses from `reconciler.gateway.addresses`).
     """
 
     name: str
 
-    def probes(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]: ...
+    def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]: ...
+
+    def probes(
+        self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
+    ) -> Iterable[Probe[Any]]: ...
 
     def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan: ...
+
+
+class Kind:
+    """Defaults for the optional parts of the contract (a kind without discovery)."""
+
+    name: str = ""
+
+    def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+        """Nothing to discover: every probe is known from the spec and host alone."""
+        return ()
+
+
+K = TypeVar("K", bound=type)
+_REGISTERED: dict[str, tuple[int, type]] = {}
+
+
+def register(rank: int) -> Callable[[K], K]:
+    """Class decorator: this kind takes part in every plan, listed at `rank` (lower first).
+
+    A kind registers itself in its own module; `reconciler.kinds.all_kinds` imports every
+    kind module, so adding a kind touches no list elsewhere.
+    """
+
+    def add(cls: K) -> K:
+        name = getattr(cls, "name", "")
+        taken = {r: n for n, (r, _) in _REGISTERED.items() if n != name}
+        if not name or rank in taken:
+            raise ValueError(f"kind {cls.__name__}: needs a name and a rank of its own ({rank})")
+        _REGISTERED[name] = (rank, cls)
+        return cls
+
+    return add
+
+
+def registered_kinds() -> tuple[type, ...]:
+    """Every registered kind class, in rank order."""
+    return tuple(cls for _, cls in sorted(_REGISTERED.values(), key=lambda item: item[0]))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from graphlib import CycleError, TopologicalSorter
 
-from reconciler.core.action import Action, Finding, KindPlan
+from reconciler.core.action import Action, Finding, Handler, KindPlan, PlanError, PlanView
 from reconciler.core.host import HostContext
 from reconciler.core.kind import ResourceKind
 from reconciler.core.probe import Facts, ProbeFailed
@@ -54,17 +55,63 @@ class Plan:
 
 
 def build_plan(spec: Spec, host: HostContext, facts: Facts, kinds: Sequence[ResourceKind]) -> Plan:
-    """Ask every kind for its part, then order the actions and propagate blocks to dependents."""
-    parts: list[KindPlan] = []
-    for kind in kinds:
-        try:
-            parts.append(kind.plan(spec, host, facts))
-        except ProbeFailed as exc:
-            parts.append(KindPlan(errors=(f"{kind.name}: could not read the host: {exc}",)))
-    actions = [a for part in parts for a in part.actions]
-    findings = tuple(f for part in parts for f in part.findings)
-    errors = tuple(e for part in parts for e in part.errors)
-    return Plan(actions=propagate_blocks(order_actions(actions)), findings=findings, errors=errors)
+    """Ask every kind for its part, run their handlers, then order the actions and propagate
+    blocks to dependents.
+
+    Handlers run after every kind has planned, in kind order, each seeing every action planned
+    so far (a later kind's handler sees an earlier one's handler actions too). A kind's handler
+    actions are listed right after its own actions, so the listing order stays the kinds'.
+    """
+    parts = [_guarded(kind.name, functools.partial(kind.plan, spec, host, facts)) for kind in kinds]
+    listed: list[list[Action]] = [list(part.actions) for part in parts]
+    findings: list[list[Finding]] = [list(part.findings) for part in parts]
+    errors: list[list[str]] = [list(part.errors) for part in parts]
+    view = PlanView(a for group in listed for a in group)
+    for i, (kind, part) in enumerate(zip(kinds, parts, strict=True)):
+        for handler in part.handlers:
+            done = _guarded(kind.name, functools.partial(handler.build, view))
+            wired = [_wired(handler, action, view) for action in done.actions]
+            listed[i].extend(wired)
+            view.add(wired)
+            findings[i].extend(done.findings)
+            errors[i].extend(done.errors)
+    actions = _ordered_after([a for group in listed for a in group])
+    return Plan(
+        actions=propagate_blocks(order_actions(actions)),
+        findings=tuple(f for group in findings for f in group),
+        errors=tuple(e for group in errors for e in group),
+    )
+
+
+def _guarded(name: str, plan: Callable[[], KindPlan]) -> KindPlan:
+    """The one place a kind's failure becomes a plan error (never a crash of the whole plan)."""
+    try:
+        return plan()
+    except ProbeFailed as exc:
+        return KindPlan(errors=(f"{name}: could not read the host: {exc}",))
+    except PlanError as exc:
+        return KindPlan(errors=(str(exc),))
+
+
+def _ordered_after(actions: list[Action]) -> list[Action]:
+    """Each action's `after` addresses that the plan holds, added to its `depends_on`."""
+    present = {a.address for a in actions}
+    out: list[Action] = []
+    for action in actions:
+        extra = [d for d in action.after if d in present and d not in action.depends_on]
+        out.append(replace(action, depends_on=(*action.depends_on, *extra)) if extra else action)
+    return out
+
+
+def _wired(handler: Handler, action: Action, view: PlanView) -> Action:
+    """A handler's action waits for every action that triggered it (added when missing)."""
+    if action.address != handler.address:
+        return action
+    missing = [a.address for a in view.triggering(handler.address)]
+    missing = [a for a in missing if a not in action.depends_on]
+    if not missing:
+        return action
+    return replace(action, depends_on=(*action.depends_on, *missing))
 
 
 def order_actions(actions: Sequence[Action]) -> tuple[Action, ...]:

@@ -58,6 +58,10 @@ class Facts:
     values: Mapping[Probe[Any], Any]
     results: Mapping[Probe[Any], CommandResult]  # raw results, for --debug and snapshots
 
+    def merged(self, other: Facts) -> Facts:
+        """These facts and `other`'s (a discovery round's and the main round's)."""
+        return Facts({**self.values, **other.values}, {**self.results, **other.results})
+
     def get(self, probe: Probe[T]) -> T:
         value = self.values[probe]
         if isinstance(value, ProbeFailed):

@@ -7,8 +7,12 @@ runs, which steps are blocked and the exact sudoers rule that would allow each.
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from reconciler.core.action import Action, RunCommand
 from reconciler.core.command import Command, CommandResult
@@ -16,7 +20,10 @@ from reconciler.core.host import HostContext
 from reconciler.core.plan import Plan, propagate_blocks
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import RecordedHost, recorded
-from reconciler.shell.runner import sudo_hint
+
+# Where sudo looks for commands (Debian's default `secure_path`): sudoers rules need the same
+# absolute path, or visudo rejects the whole file ("expected a fully-qualified path name").
+SUDO_SECURE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @recorded
@@ -50,6 +57,43 @@ class SudoProbe(Probe[SudoVerdict]):
         return SudoVerdict(False, f"{recorded.source} does not say whether sudo allows this")
 
 
+@recorded
+@dataclass(frozen=True)
+class SudoersPathProbe(Probe[str]):
+    """The absolute path sudo runs `program` from (its secure_path), for a sudoers rule
+    (in-process lookup; `/usr/bin/<program>` when it is not found there)."""
+
+    program: str
+
+    def read(self, host: HostContext) -> str:
+        if os.sep in self.program:
+            return self.program
+        return shutil.which(self.program, path=SUDO_SECURE_PATH) or f"/usr/bin/{self.program}"
+
+    def answer_from(self, recorded: RecordedHost) -> str:
+        # Never looked up on the machine planning: where the snapshot found it, else sudo's
+        # usual place (only the hint's text depends on it).
+        if os.sep in self.program:
+            return self.program
+        found = recorded.host.recorded.program(self.program) if recorded.host.recorded else None
+        return found or f"/usr/bin/{self.program}"
+
+
+def sudoers_command(argv: tuple[str, ...], program: str) -> str:
+    """`argv` as a sudoers Cmnd: `program` (absolute), `,` `:` `\\` escaped in arguments."""
+    args = [re.sub(r"([,:\\])", r"\\\1", a) for a in argv[1:]]
+    return " ".join([program, *args])
+
+
+def sudo_hint(command: Command, invoker: str, refusal: str, program: str) -> str:
+    """Why a root-only step did not run, and the exact sudoers rule that would allow it."""
+    return (
+        f"needs root; sudo -n refused ({refusal}). Run as root, or allow exactly this in "
+        f"/etc/sudoers.d/reconciler (edit with visudo) with a sudoers rule: "
+        f"{invoker} ALL=(root) NOPASSWD: {sudoers_command(command.argv, program)}"
+    )
+
+
 def root_commands(plan: Plan, host: HostContext) -> list[Command]:
     """The root-only commands of runnable actions, when we are not root (else none)."""
     if host.is_root:
@@ -62,8 +106,12 @@ def root_commands(plan: Plan, host: HostContext) -> list[Command]:
     ]
 
 
-def sudo_probes(commands: Iterable[Command]) -> list[SudoProbe]:
-    return [SudoProbe(c.argv) for c in commands]
+def sudo_probes(commands: Iterable[Command]) -> list[Probe[Any]]:
+    """Whether sudo allows each command, and where sudo finds its program (for the hint)."""
+    probes: list[Probe[Any]] = []
+    for c in commands:
+        probes += [SudoProbe(c.argv), SudoersPathProbe(c.argv[0])]
+    return probes
 
 
 def block_refused(plan: Plan, host: HostContext, facts: Facts) -> Plan:
@@ -79,7 +127,12 @@ def block_refused(plan: Plan, host: HostContext, facts: Facts) -> Plan:
                     if not verdict.allowed:
                         action = replace(
                             action,
-                            blocked=sudo_hint(op.command, host.invoker.name, verdict.refusal),
+                            blocked=sudo_hint(
+                                op.command,
+                                host.invoker.name,
+                                verdict.refusal,
+                                facts.get(SudoersPathProbe(op.command.argv[0])),
+                            ),
                         )
                         break
         actions.append(action)

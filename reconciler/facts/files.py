@@ -203,3 +203,44 @@ class DirectoryProbe(Probe[DirectoryListing]):
 
     def answer_from(self, recorded: RecordedHost) -> DirectoryListing | None:
         return DirectoryListing(self.path, False) if recorded.known_missing(self.path) else None
+
+
+def has_value(text: str, key: str) -> bool:
+    """Pure: does `text` (`KEY=value` lines, as an EnvironmentFile) give `key` a non-empty value?"""
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip() == key and value.strip():
+            return True
+    return False
+
+
+@recorded
+@dataclass(frozen=True)
+class SecretEnvState:
+    """An env file as far as a plan may know it: type, mode, owner, times, key present."""
+
+    file: PathState
+    has_key: bool
+
+
+@recorded
+@dataclass(frozen=True)
+class SecretEnvProbe(Probe[SecretEnvState]):
+    """Reads the file in-process and keeps only whether `key` has a value."""
+
+    path: Path
+    key: str
+
+    def read(self, host: HostContext) -> SecretEnvState:
+        found = read_path(self.path, content=True)
+        present = found.text is not None and has_value(found.text, self.key)
+        # Drop the text: the fact must not carry the secret any further.
+        stripped = PathState(
+            found.path, found.kind, found.mode, found.uid, found.owner, found.mtime, found.ctime
+        )
+        return SecretEnvState(stripped, present)
+
+    def answer_from(self, recorded: RecordedHost) -> SecretEnvState | None:
+        if recorded.known_missing(self.path):
+            return SecretEnvState(PathState(self.path, "missing"), False)
+        return None

@@ -14,13 +14,53 @@ from reconciler.facts.codec import RecordedHost, recorded
 _VERSION_TOKEN = re.compile(r"v?\d+\.\d+(?:\.\d+)?(?:[-+][\w.]+)?")
 
 
-def locate(program: str, host: HostContext) -> str | None:
-    """Absolute path of `program` as the spec's user would find it (their npm prefix first)."""
-    if host.recorded is not None:  # a snapshot's host: never look at the machine we run on
-        return host.recorded.program(program)
+def find_program(program: str, search: tuple[str, ...]) -> str | None:
+    """Absolute path of `program` on `search` (an explicit path: itself, when executable).
+
+    Reads the machine: only probes (and `reconciler probe` recording a snapshot) call it.
+    """
     if "/" in program:
         return program if shutil.which(program) else None
-    return shutil.which(program, path=":".join(host.user_search_path()))
+    return shutil.which(program, path=":".join(search))
+
+
+def locate(program: str, host: HostContext) -> str | None:
+    """Absolute path of `program` as the spec's user would find it (their npm prefix first)."""
+    return find_program(program, host.user_search_path())
+
+
+@recorded
+@dataclass(frozen=True)
+class ProgramLocation:
+    """Where a program is: its absolute path, None when it is not installed."""
+
+    path: str | None = None
+
+
+@recorded
+@dataclass(frozen=True)
+class ProgramLocationProbe(Probe[ProgramLocation]):
+    """Where `program` is on `search` (the user's search path), in-process.
+
+    A discovery probe: the version probe of a program is declared with the path found here.
+    """
+
+    program: str
+    search: tuple[str, ...]
+
+    @classmethod
+    def for_user(cls, program: str, host: HostContext) -> ProgramLocationProbe:
+        """The probe that finds `program` as the spec's user would (their npm prefix first)."""
+        return cls(program, () if "/" in program else host.user_search_path())
+
+    def read(self, host: HostContext) -> ProgramLocation:
+        return ProgramLocation(find_program(self.program, self.search))
+
+    def answer_from(self, recorded: RecordedHost) -> ProgramLocation | None:
+        """Where the recorded host had it (snapshots list the programs kinds look for); a
+        program the snapshot did not look up counts as not installed."""
+        lookups = recorded.host.recorded
+        return ProgramLocation(lookups.program(self.program)) if lookups is not None else None
 
 
 @recorded
@@ -43,6 +83,7 @@ class ProgramVersionProbe(Probe[ProgramVersion]):
 
     @classmethod
     def find(cls, program: str, host: HostContext) -> ProgramVersionProbe:
+        """Locate `program` now (reads the machine: for recording snapshots, never planning)."""
         return cls(program, locate(program, host))
 
     def command(self, host: HostContext) -> Command | None:

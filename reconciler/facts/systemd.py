@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
-from reconciler.core.probe import BatchedProbe, ProbeFailed
+from reconciler.core.probe import BatchedProbe, Probe, ProbeFailed
 from reconciler.facts.codec import RecordedHost, recorded
 from reconciler.gateway.paths import unit_dir
 
@@ -213,3 +213,47 @@ class UnitStatusProbe(BatchedProbe[UnitStatus]):
                 self.unit, load_state="not-found", active_state="inactive", sub_state="dead"
             )
         return None
+
+
+@recorded
+@dataclass(frozen=True)
+class LingerProbe(Probe[bool]):
+    """Whether the linger flag file exists for `user` (in-process read; needs no logind)."""
+
+    user: str
+
+    def read(self, host: HostContext) -> bool:
+        return (host.linger_dir / self.user).exists()
+
+
+@recorded
+@dataclass(frozen=True)
+class SystemdState:
+    """Whether systemd runs this host: `/run/systemd/system` exists (sd_booted(3)'s test), and
+    what PID 1 is (its `comm`), to say so when it is not."""
+
+    running: bool
+    pid1: str = ""
+
+    def blocker(self) -> str | None:
+        """Why no unit, linger or timer step can run here, or None when systemd runs."""
+        if self.running:
+            return None
+        return f"systemd is not running on this host (PID 1 is {self.pid1 or 'unknown'})"
+
+
+@recorded
+@dataclass(frozen=True)
+class SystemdProbe(Probe[SystemdState]):
+    """Is systemd the init system here (in-process: one stat and one small /proc read)."""
+
+    def read(self, host: HostContext) -> SystemdState:
+        try:
+            pid1 = (host.proc_root / "1" / "comm").read_text(encoding="utf-8").strip()
+        except OSError:
+            pid1 = ""
+        return SystemdState(host.systemd_dir.is_dir(), pid1)
+
+    def answer_from(self, recorded: RecordedHost) -> SystemdState | None:
+        # A snapshot recorded before this fact existed: its host answered systemctl.
+        return SystemdState(True, "systemd") if recorded.facts_of(UnitStatus) else None

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.action import Action, Finding, KindPlan
+from reconciler.core.action import Action, Finding, KindPlan, PlanError
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import Wanted, records
-from reconciler.facts.files import PathState
+from reconciler.facts.files import PathProbe, PathState, SecretEnvProbe
+from reconciler.gateway.addresses import profile_address
 from reconciler.gateway.naming import GATEWAY_UNIT_PREFIXES, PRODUCTS, ProductNames, product_names
 from reconciler.spec.model import Profile, Spec
 
@@ -82,7 +83,26 @@ def names(spec: Spec) -> ProductNames:
 
 def address(profile: str, part: str) -> str:
     """`profile[ops].config`."""
-    return f"profile[{profile}].{part}"
+    return profile_address(profile, part)
+
+
+def config_probe(paths: ProfilePaths) -> PathProbe:
+    """A profile's config: its text for the config kind, its times for the service's restart."""
+    return PathProbe(paths.config, content=True)
+
+
+def unit_probe(paths: ProfilePaths) -> PathProbe:
+    """A profile's unit file: its text for the unit kind, its times for the service's restart."""
+    return PathProbe(paths.unit_file, content=True)
+
+
+def token_key(spec: Spec) -> str:
+    return names(spec).env("GATEWAY_TOKEN")
+
+
+def token_probe(spec: Spec, paths: ProfilePaths) -> SecretEnvProbe:
+    """Whether a profile's `gateway.env` holds its token (never the token itself)."""
+    return SecretEnvProbe(paths.token_env, token_key(spec))
 
 
 def owner_name(state: PathState, host: HostContext) -> str | None:
@@ -135,10 +155,9 @@ def plan_profile_files(
     plan_one: Callable[[Spec, Profile, HostContext, Facts], Action | None],
     address_of: Callable[[str], str],
     probe_of: Callable[[ProfilePaths], Probe[Any]],
-    unreadable: type[Exception],
 ) -> KindPlan:
     """A file kind's plan over every profile: one action each (or none), a plan error for a
-    profile whose file cannot be handled (`unreadable`), and a finding for a file another user
+    profile whose file cannot be handled (`PlanError`), and a finding for a file another user
     owns (only root could give it back)."""
     actions: list[Action] = []
     findings: list[Finding] = []
@@ -146,7 +165,7 @@ def plan_profile_files(
     for profile in spec.profiles:
         try:
             action = plan_one(spec, profile, host, facts)
-        except unreadable as exc:
+        except PlanError as exc:
             errors.append(f"{address_of(profile.name)}: {exc}")
             continue
         if action is not None:

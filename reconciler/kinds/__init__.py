@@ -1,31 +1,24 @@
-"""Every resource kind, in the order their actions are listed when nothing else orders them."""
+"""Every resource kind: each module here (except private `_*.py` helpers) holds one kind, which
+registers itself with `reconciler.core.kind.register(rank)`; the rank orders the plan's listing
+when nothing else orders it."""
 
 from __future__ import annotations
 
-from reconciler.core.kind import ResourceKind
-from reconciler.kinds.gateway_config import GatewayConfigKind
-from reconciler.kinds.gateway_service import GatewayServiceKind
-from reconciler.kinds.gateway_unit import GatewayUnitKind
-from reconciler.kinds.legacy_units import LegacyUnitsKind
-from reconciler.kinds.linger import LingerKind
-from reconciler.kinds.operator import OperatorKind
-from reconciler.kinds.profile_state import ProfileStateKind
-from reconciler.kinds.reconcile_timer import ReconcileTimerKind
-from reconciler.kinds.runtime import RuntimeKind
-from reconciler.kinds.serve import ServeKind
+import importlib
+import pkgutil
+
+from reconciler.core.kind import ResourceKind, registered_kinds
+
+
+def kind_modules() -> tuple[str, ...]:
+    """The names of the kind modules in this package (private helpers excluded)."""
+    return tuple(
+        sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    )
 
 
 def all_kinds() -> tuple[ResourceKind, ...]:
     """The kinds a plan consults, in listing order (dependencies may reorder actions)."""
-    return (
-        RuntimeKind(),
-        LingerKind(),
-        ProfileStateKind(),
-        GatewayConfigKind(),
-        GatewayUnitKind(),
-        LegacyUnitsKind(),
-        GatewayServiceKind(),
-        OperatorKind(),
-        ServeKind(),
-        ReconcileTimerKind(),
-    )
+    for module in kind_modules():
+        importlib.import_module(f"{__name__}.{module}")
+    return tuple(cls() for cls in registered_kinds())

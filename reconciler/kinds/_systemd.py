@@ -1,24 +1,44 @@
-"""The spec user's systemd manager, as the unit-related kinds need it (not a kind itself).
+"""What the unit-related kinds share about systemd (a private helper, not a kind).
 
-Every unit action (`enable`, `start`, `stop`, `daemon-reload`) talks to the user's manager.
-Whether it answers is a fact of the one batched `systemctl --user show`: without linger and
-without a login session it does not ("Failed to connect to bus"). Then those actions wait for
-the `linger` action when the plan turns linger on (enabling linger starts the manager), and are
-blocked with the reason otherwise.
+- the user's manager: every unit action (`enable`, `start`, `stop`, `daemon-reload`) talks to
+  it. Whether it answers is a fact of the one batched `systemctl --user show`: without linger
+  and without a login session it does not ("Failed to connect to bus"). Then those actions wait
+  for the `linger` action when the plan turns linger on (enabling linger starts the manager),
+  and are blocked with the reason otherwise; on a host whose init is not systemd at all they
+  are blocked with that reason;
+- `systemctl --user` commands, the header of the unit files we write, and how a word is
+  written into a unit file (quoting, specifiers) and a unit file's diff shown (secrets hidden).
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
+from reconciler.core.action import PlanError, RunCommand
+from reconciler.core.command import Command
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Facts, Probe
-from reconciler.facts.systemd import UnitStatus, UnitStatusProbe
+from reconciler.facts.codec import FileTextContext, keeps_file_content
+from reconciler.facts.systemd import LingerProbe, SystemdProbe, UnitStatus, UnitStatusProbe
+from reconciler.gateway.addresses import LINGER
 from reconciler.gateway.paths import names
-from reconciler.kinds import linger
-from reconciler.kinds.linger import LingerProbe
 from reconciler.spec.model import Spec
+
+UNIT_MODE = 0o644
+HEADER = "# Written by the reconciler from its spec; local edits are replaced on the next apply."
+
+
+class UnitRenderError(PlanError):
+    """A value cannot be written into a unit file (a newline in a path, say)."""
+
+
+def systemctl(*args: str) -> RunCommand:
+    """A mutating `systemctl --user ...` step, run in the spec user's manager."""
+    return RunCommand(Command(("systemctl", "--user", *args), scope="user", mutating=True))
 
 
 def managed_units(spec: Spec) -> tuple[str, ...]:
@@ -28,7 +48,8 @@ def managed_units(spec: Spec) -> tuple[str, ...]:
 
 
 def manager_probes(spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
-    """What every unit-related kind needs: the owned units' status and the linger flag."""
+    """What the gate needs: the owned units' status, the linger flag, whether systemd runs."""
+    yield SystemdProbe()
     if host.user is None:
         return
     for unit in managed_units(spec):
@@ -45,21 +66,95 @@ def unit_status(facts: Facts, unit: str) -> UnitStatus | None:
     return facts.get(probe)
 
 
+def linger_changes(wanted: bool | None, actual: bool) -> bool:
+    """The linger kind's rule: a plan turns linger on or off when the flag differs."""
+    return wanted is not None and actual != wanted
+
+
 def linger_planned(spec: Spec, facts: Facts) -> bool:
-    """True when this plan turns linger on (the same test the linger kind makes)."""
-    return bool(spec.linger) and not facts.get(LingerProbe(spec.host.user))
+    """True when this plan turns linger on (the linger kind's rule, on its probe's fact)."""
+    return bool(spec.linger) and linger_changes(spec.linger, facts.get(LingerProbe(spec.host.user)))
 
 
-def manager_gate(spec: Spec, host: HostContext, facts: Facts) -> tuple[tuple[str, ...], str | None]:
-    """(depends_on, blocked) for an action that needs the user's manager."""
-    if host.user is None:
-        return (), None
-    status = unit_status(facts, managed_units(spec)[0])
-    if status is None or status.reachable:
+def systemd_blocker(facts: Facts) -> str | None:
+    """ "systemd is not running on this host (PID 1 is ...)", or None when it runs."""
+    return facts.get(SystemdProbe()).blocker()
+
+
+def manager_gate(
+    spec: Spec, host: HostContext, facts: Facts, status: UnitStatus | None
+) -> tuple[tuple[str, ...], str | None]:
+    """(depends_on, blocked) for an action that needs the user's manager, as `status` (a unit
+    the manager was asked about) shows it."""
+    down = systemd_blocker(facts)
+    if down is not None:
+        return (), down
+    if host.user is None or status is None or status.reachable:
         return (), None
     if linger_planned(spec, facts):
-        return (linger.ADDRESS,), None
+        return (LINGER,), None
     return (), (
         f"{status.detail} for {host.user.name}: set linger: true in the spec, or log in as "
         f"{host.user.name}"
+    )
+
+
+_NEEDS_QUOTES = re.compile(r"[\s\"'\\;]")
+
+
+def systemd_word(value: str, *, exec_line: bool) -> str:
+    """One word for ExecStart=/Environment=, quoted and escaped by systemd's rules.
+
+    `%` starts a specifier everywhere (so `%%`); in ExecStart `$` expands a variable (so `$$`).
+    Words with whitespace, quotes, backslashes or `;` are double-quoted with C-style escapes.
+    """
+    if any(c in value for c in "\n\r\0"):
+        raise UnitRenderError(f"{value!r} cannot be written into a unit file")
+    text = value.replace("%", "%%")
+    if exec_line:
+        text = text.replace("$", "$$")
+    if text and not _NEEDS_QUOTES.search(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_SECRET_NAME = r"[A-Z0-9_]*(?:TOKEN|PASSWORD|SECRET|KEY)[A-Z0-9_]*"
+# `"NAME=value with spaces"` (the whole assignment quoted), or `NAME=value` / `NAME="value"`.
+_SECRET_ASSIGNMENT = re.compile(
+    rf'(?i)"({_SECRET_NAME})=[^"]*"|\b({_SECRET_NAME})=("[^"]*"|[^\s"]+)'
+)
+
+
+def _hide(match: re.Match[str]) -> str:
+    if match.group(1) is not None:
+        return f'"{match.group(1)}=(sensitive)"'
+    return f"{match.group(2)}=(sensitive)"
+
+
+def redact(line: str) -> str:
+    """Hide values of secret-looking variables (an upstream unit holds the token in clear)."""
+    return _SECRET_ASSIGNMENT.sub(_hide, line)
+
+
+@keeps_file_content
+def _unit_file_text(
+    context: FileTextContext, path: Path, text: str
+) -> tuple[str | None, str | None] | None:
+    """Snapshots keep a unit file's every line, secret-looking values masked: the rule of the
+    unit diff, so the diff planned against a snapshot is the one planned on the host."""
+    if path.suffix in (".service", ".timer"):
+        return context.text(text), None
+    return None
+
+
+def unit_diff(path: Path, before: str | None, after: str) -> str:
+    """A unified diff of a unit file, old secrets redacted."""
+    old = [redact(line) for line in (before or "").splitlines(keepends=True)]
+    return "".join(
+        difflib.unified_diff(
+            old,
+            after.splitlines(keepends=True),
+            fromfile=str(path) if before is not None else "/dev/null",
+            tofile=str(path),
+        )
     )

@@ -30,15 +30,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.action import Action, KindPlan, WriteFile
+from reconciler.core.action import Action, KindPlan, PlanError, WriteFile
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
+from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import FileTextContext, keeps_file_content
-from reconciler.facts.files import PathProbe, PathState
+from reconciler.facts.files import PathState
+from reconciler.gateway.addresses import config_address, service_address, state_address
 from reconciler.gateway.paths import (
     ProfilePaths,
-    address,
+    config_probe,
     foreign_owner,
     owner_drift,
     owner_name,
@@ -46,7 +48,6 @@ from reconciler.gateway.paths import (
     profile_paths,
     user_blocker,
 )
-from reconciler.kinds.profile_state import ProfileStateKind, plan_state, state_address
 from reconciler.shell.files import backup_path
 from reconciler.spec.model import Profile, Spec
 
@@ -61,17 +62,8 @@ OWNED: tuple[tuple[str, ...], ...] = (
 )
 
 
-class ConfigUnreadable(Exception):
+class ConfigUnreadable(PlanError):
     """The config cannot be parsed or does not have the shape we can merge into."""
-
-
-def config_address(profile: str) -> str:
-    return address(profile, "config")
-
-
-def config_probe(paths: ProfilePaths) -> PathProbe:
-    """The probe of a profile's config (shared with the service kind, which needs its mtime)."""
-    return PathProbe(paths.config, content=True)
 
 
 def owned_values(profile: Profile) -> dict[tuple[str, ...], Any]:
@@ -233,13 +225,15 @@ def _config_text(
     return owned_config_text(text)
 
 
-class GatewayConfigKind:
+@register(40)
+class GatewayConfigKind(Kind):
     name = "profile.config"
 
-    def probes(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+    def probes(
+        self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
+    ) -> Iterable[Probe[Any]]:
         if host.user is None:
             return
-        yield from ProfileStateKind().probes(spec, host)  # to order the write after the state root
         for profile in spec.profiles:
             yield config_probe(profile_paths(spec, profile, host))
 
@@ -251,7 +245,6 @@ class GatewayConfigKind:
             plan_one=plan_config,
             address_of=config_address,
             probe_of=config_probe,
-            unreadable=ConfigUnreadable,
         )
 
 
@@ -263,8 +256,7 @@ def plan_config(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -
         fresh = compare({}, profile, where)
         return _write(paths, fresh, render_config(fresh.merged), "create", host, (), reason=None)
     found = facts.get(config_probe(paths))
-    state_action, _ = plan_state(paths, host, facts)
-    after_state = (state_address(profile.name),) if state_action is not None else ()
+    after_state = (state_address(profile.name),)  # kept when the plan creates or fixes it
     if found.kind == "missing":
         fresh = compare({}, profile, where)
         return _write(paths, fresh, render_config(fresh.merged), "create", host, after_state)
@@ -320,7 +312,7 @@ def _write(
     content: str,
     kind: str,
     host: HostContext,
-    depends_on: tuple[str, ...],
+    after: tuple[str, ...],
     *,
     found: PathState | None = None,
     reason: str | None = None,
@@ -341,6 +333,8 @@ def _write(
         reason or f"profile {paths.profile}'s gateway reads {paths.config}",
         (WriteFile(paths.config, content, CONFIG_MODE, owner=user, sensitive=True),),
         changes=attribute_changes(desired, actual),
-        depends_on=depends_on,
         blocked=user_blocker(host),
+        # A new config reaches a running gateway only by a restart; after the state root.
+        triggers=(service_address(paths.profile),) if host.user else (),
+        after=after,
     )

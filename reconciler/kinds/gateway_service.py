@@ -23,66 +23,59 @@ waits (`runtime.gateway.start_timeout_s`) for the port to answer on 127.0.0.1.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.action import Action, Finding, KindPlan, RunCommand, WaitForPort
-from reconciler.core.command import Command
+from reconciler.core.action import (
+    Action,
+    Finding,
+    Handler,
+    KindPlan,
+    PlanView,
+    RunCommand,
+    WaitForPort,
+)
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
+from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import PathState, RealPathProbe
 from reconciler.facts.listeners import Listener, ListenersProbe
 from reconciler.facts.systemd import UnitStatus
+from reconciler.gateway.addresses import (
+    DAEMON_RELOAD,
+    GATEWAY,
+    config_address,
+    health_address,
+    legacy_unit_address,
+    legacy_unit_name,
+    service_address,
+    state_address,
+    unit_address,
+    workspace_address,
+)
 from reconciler.gateway.naming import GATEWAY_UNIT_PREFIXES
-from reconciler.gateway.paths import ProfilePaths, address, profile_paths, user_blocker
+from reconciler.gateway.paths import (
+    ProfilePaths,
+    config_probe,
+    profile_paths,
+    token_probe,
+    unit_probe,
+    user_blocker,
+)
+from reconciler.kinds._programs import gateway_program, location_probe, version_probe
 from reconciler.kinds._systemd import (
     managed_units,
     manager_gate,
     manager_probes,
+    systemctl,
     unit_status,
 )
-from reconciler.kinds.gateway_config import (
-    ConfigUnreadable,
-    GatewayConfigKind,
-    config_address,
-    config_probe,
-)
-from reconciler.kinds.gateway_config import plan_config as _plan_config
-from reconciler.kinds.gateway_unit import (
-    GatewayUnitKind,
-    UnitRenderError,
-    plan_unit,
-    token_probe,
-    unit_address,
-    unit_probe,
-)
-from reconciler.kinds.legacy_units import LegacyUnit, LegacyUnitsKind, legacy_units
-from reconciler.kinds.profile_state import (
-    ProfileStateKind,
-    plan_state,
-    plan_workspace,
-    state_address,
-    workspace_address,
-)
-from reconciler.kinds.runtime import GATEWAY, gateway_probe
 from reconciler.spec.model import Profile, Spec
 
-DAEMON_RELOAD = "systemd.daemon-reload"
-
-
-def service_address(profile: str) -> str:
-    return address(profile, "service")
-
-
-def health_address(profile: str) -> str:
-    return address(profile, "health")
-
-
-def _systemctl(*args: str) -> RunCommand:
-    return RunCommand(Command(("systemctl", "--user", *args), scope="user", mutating=True))
+__all__ = ["DAEMON_RELOAD", "GatewayServiceKind", "binary_probe", "stale_reasons"]
 
 
 def listeners_probe(spec: Spec) -> ListenersProbe:
@@ -94,48 +87,32 @@ def binary_probe(gateway_path: str) -> RealPathProbe:
 
 
 @dataclass(frozen=True)
-class PlannedWrites:
-    """What else this plan changes for one profile (each one makes a running gateway stale)."""
+class Triggers:
+    """What else this plan changes for one profile (each one makes a running gateway stale),
+    read from the actions that trigger its service and the plan around it."""
 
     state: str | None
     workspace: str | None
     config: str | None
     unit: str | None  # the address, present even when blocked (so blocks propagate)
-    unit_runnable: bool
+    package: bool  # the gateway package is installed or upgraded
+    removals: tuple[str, ...]  # unowned units claiming its port that the plan removes
 
+    @classmethod
+    def of(cls, profile: str, view: PlanView) -> Triggers:
+        by = {a.address for a in view.triggering(service_address(profile))}
 
-def planned_writes(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -> PlannedWrites:
-    """Pure: the same plans the state, config and unit kinds make, reduced to their addresses."""
-    paths = profile_paths(spec, profile, host)
-    state, _ = plan_state(paths, host, facts)
-    workspace, _ = plan_workspace(paths, host, facts)
-    try:
-        config = _plan_config(spec, profile, host, facts)
-    except ConfigUnreadable:
-        config = None  # the config kind reports the error, which stops the whole plan
-    try:
-        unit = plan_unit(spec, profile, host, facts)
-    except UnitRenderError:
-        unit = None  # the unit kind reports the error, which stops the whole plan
-    return PlannedWrites(
-        state_address(profile.name) if state else None,
-        workspace_address(profile.name) if workspace else None,
-        config_address(profile.name) if config else None,
-        unit_address(profile.name) if unit else None,
-        unit is not None and unit.blocked is None,
-    )
+        def planned(address: str) -> str | None:
+            return address if view.planned(address) is not None else None
 
-
-def gateway_will_change(spec: Spec, host: HostContext, facts: Facts) -> bool:
-    """True when the runtime kind plans to install or upgrade the gateway package.
-
-    The same condition as `RuntimeKind`: a pinned version, no explicit command, and the
-    installed version differs.
-    """
-    pin = spec.runtime.gateway
-    if pin.version is None or pin.command is not None:
-        return False
-    return facts.get(gateway_probe(spec, host)).version != pin.version
+        return cls(
+            state=planned(state_address(profile)),
+            workspace=planned(workspace_address(profile)),
+            config=config_address(profile) if config_address(profile) in by else None,
+            unit=unit_address(profile) if unit_address(profile) in by else None,
+            package=GATEWAY in by,
+            removals=tuple(sorted(a for a in by if legacy_unit_name(a) is not None)),
+        )
 
 
 def _when(epoch: float) -> str:
@@ -178,19 +155,23 @@ def port_holders(
     ]
 
 
-class GatewayServiceKind:
+@register(70)
+class GatewayServiceKind(Kind):
     name = "profile.service"
 
-    def probes(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+    def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+        if host.user is not None:
+            yield location_probe(gateway_program(spec), host)
+
+    def probes(
+        self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
+    ) -> Iterable[Probe[Any]]:
         if host.user is None:
             return
-        # Every fact the other profile kinds read too: this kind re-derives their plans (pure)
-        # to know what changes; equal probes run once.
-        for kind in (ProfileStateKind(), GatewayConfigKind(), GatewayUnitKind(), LegacyUnitsKind()):
-            yield from kind.probes(spec, host)
+        # Only what a restart is decided from; what the other kinds change comes as triggers.
         yield from manager_probes(spec, host)
         yield listeners_probe(spec)
-        gateway = gateway_probe(spec, host)
+        gateway = version_probe(gateway_program(spec), host, found)
         yield gateway
         if gateway.path is not None:
             yield binary_probe(gateway.path)
@@ -215,179 +196,217 @@ class GatewayServiceKind:
                     for p in spec.profiles
                 )
             )
-        writes = {p.name: planned_writes(spec, p, host, facts) for p in spec.profiles}
-        removals = {u.name: u for u in legacy_units(spec, host, facts) if u.prune}
-        gate_deps, gate_block = manager_gate(spec, host, facts)
+        # The reload and the services are handlers: what they do depends on what the other
+        # kinds plan (unit and config writes, unit removals, a new gateway package).
+        gate_deps, gate_block = manager_gate(
+            spec, host, facts, unit_status(facts, managed_units(spec)[0])
+        )
         blocked = user_blocker(host) or gate_block
 
-        actions: list[Action] = []
-        reload = self._daemon_reload(spec, facts, writes, removals, gate_deps, blocked)
-        if reload is not None:
-            actions.append(reload)
-        errors: list[str] = []
-        findings: list[Finding] = []
-        listeners = facts.get(listeners_probe(spec))
-        package_changes = gateway_will_change(spec, host, facts)
-        gateway = facts.get(gateway_probe(spec, host))
-        binary = facts.get(binary_probe(gateway.path)) if gateway.path else None
-        for profile in spec.profiles:
-            paths = profile_paths(spec, profile, host)
-            status = unit_status(facts, paths.unit)
-            mine = writes[profile.name]
-            depends = list(gate_deps)
-            for owner, legacy in sorted(removals.items()):
-                if legacy.port == profile.port:
-                    depends.append(f"unit[{owner}]")
-            for holder in port_holders(profile, paths, status, listeners):
-                pruned = next((n for n in removals if holder.in_unit(n)), None)
-                if pruned is not None:
-                    depends.append(f"unit[{pruned}]")
-                    continue
-                errors.append(_port_error(profile, paths, holder))
-            action = self._service(
-                spec, profile, paths, status, mine, facts, package_changes, binary
-            )
-            if action is None:
-                continue
-            deps = [
-                *(a for a in (mine.state, mine.workspace, mine.config, mine.unit) if a),
-                *((DAEMON_RELOAD,) if reload is not None else ()),
-                *((GATEWAY,) if package_changes else ()),
-                *depends,
-            ]
-            masked = status is not None and "masked" in (status.load_state, status.unit_file_state)
-            actions.append(
-                replace(
-                    action,
-                    depends_on=tuple(dict.fromkeys(deps)),
-                    blocked=blocked
-                    or (
-                        f"{paths.unit} is masked (someone ran `systemctl --user mask`): unmask "
-                        "it by hand if it should run"
-                        if masked
-                        else None
-                    ),
-                )
-            )
-            starts = any(
-                isinstance(op, RunCommand) and op.command.argv[2] in ("start", "restart")
-                for op in action.operations
-            )
-            if not starts:
-                continue  # only enabled: the running gateway was already checked
-            if profile.bind == "tailnet":
-                findings.append(
-                    Finding(
-                        health_address(profile.name),
-                        "not checked: with bind tailnet the gateway does not listen on loopback",
-                    )
-                )
-                continue
-            actions.append(
-                Action(
-                    health_address(profile.name),
-                    "verify",
-                    f"profile {profile.name}'s gateway answers on 127.0.0.1:{profile.port}",
-                    (WaitForPort(profile.port, spec.runtime.gateway.start_timeout_s),),
-                    depends_on=(service_address(profile.name),),
-                    blocked=blocked,
-                )
-            )
-        return KindPlan(actions=tuple(actions), findings=tuple(findings), errors=tuple(errors))
+        def reload(view: PlanView) -> KindPlan:
+            action = _daemon_reload(spec, facts, view, gate_deps, blocked)
+            return KindPlan(actions=(action,) if action is not None else ())
 
-    def _daemon_reload(
-        self,
-        spec: Spec,
-        facts: Facts,
-        writes: dict[str, PlannedWrites],
-        removals: dict[str, LegacyUnit],
-        gate_deps: tuple[str, ...],
-        blocked: str | None,
-    ) -> Action | None:
-        """One reload after every unit write and removal, or when systemd asks for one."""
-        written = [w.unit for w in writes.values() if w.unit and w.unit_runnable]
-        removed = [f"unit[{name}]" for name in sorted(removals)]
-        statuses = [unit_status(facts, u) for u in (*managed_units(spec), *sorted(removals))]
-        stale = sorted(s.unit for s in statuses if s is not None and s.need_daemon_reload)
-        if not (written or removed or stale):
-            return None
-        why = []
-        if written or removed:
-            why.append("unit files change in this plan")
-        if stale:
-            why.append(f"systemd reports NeedDaemonReload=yes for {', '.join(stale)}")
-        return Action(
-            DAEMON_RELOAD,
-            "update",
-            "the user's manager must re-read its units: " + "; ".join(why),
-            (_systemctl("daemon-reload"),),
-            depends_on=tuple(dict.fromkeys([*written, *removed, *gate_deps])),
-            blocked=blocked,
+        def service(profile: Profile) -> Handler:
+            return Handler(
+                service_address(profile.name),
+                lambda view: _profile_service(spec, host, facts, view, profile, gate_deps, blocked),
+            )
+
+        return KindPlan(
+            handlers=(Handler(DAEMON_RELOAD, reload), *(service(p) for p in spec.profiles))
         )
 
-    def _service(
-        self,
-        spec: Spec,
-        profile: Profile,
-        paths: ProfilePaths,
-        status: UnitStatus | None,
-        writes: PlannedWrites,
-        facts: Facts,
-        package_changes: bool,
-        binary: PathState | None,
-    ) -> Action | None:
-        """enable / start / restart for one profile (dependencies are added by the caller)."""
-        known = status is not None and status.reachable
-        enabled = known and status is not None and status.enabled
-        running = known and status is not None and status.running
-        operations: list[RunCommand] = []
-        if not enabled:
-            operations.append(_systemctl("enable", paths.unit))
-        reasons: list[str] = []
-        if not running:
-            operations.append(_systemctl("start", paths.unit))
+
+def _daemon_reload(
+    spec: Spec,
+    facts: Facts,
+    view: PlanView,
+    gate_deps: tuple[str, ...],
+    blocked: str | None,
+) -> Action | None:
+    """One reload after every unit write and removal, or when systemd asks for one."""
+    triggered = [a.address for a in view.triggering(DAEMON_RELOAD)]
+    written = [a for a in triggered if legacy_unit_name(a) is None]
+    removed = sorted(a for a in triggered if legacy_unit_name(a) is not None)
+    removed_units = [legacy_unit_name(a) or "" for a in removed]
+    statuses = [unit_status(facts, u) for u in (*managed_units(spec), *removed_units)]
+    stale = sorted(s.unit for s in statuses if s is not None and s.need_daemon_reload)
+    if not (written or removed or stale):
+        return None
+    why = []
+    if written or removed:
+        why.append("unit files change in this plan")
+    if stale:
+        why.append(f"systemd reports NeedDaemonReload=yes for {', '.join(stale)}")
+    return Action(
+        DAEMON_RELOAD,
+        "update",
+        "the user's manager must re-read its units: " + "; ".join(why),
+        (systemctl("daemon-reload"),),
+        depends_on=tuple(dict.fromkeys([*written, *removed, *gate_deps])),
+        blocked=blocked,
+    )
+
+
+def _profile_service(
+    spec: Spec,
+    host: HostContext,
+    facts: Facts,
+    view: PlanView,
+    profile: Profile,
+    gate_deps: tuple[str, ...],
+    blocked: str | None,
+) -> KindPlan:
+    """One profile's service action (enable/start/restart) and its health check."""
+    paths = profile_paths(spec, profile, host)
+    status = unit_status(facts, paths.unit)
+    triggers = Triggers.of(profile.name, view)
+    depends = [*gate_deps, *triggers.removals]
+    errors: list[str] = []
+    listeners = facts.get(listeners_probe(spec))
+    for holder in port_holders(profile, paths, status, listeners):
+        pruned = next((u for u in holder.cgroup if view.planned(legacy_unit_address(u))), None)
+        if pruned is not None:
+            depends.append(legacy_unit_address(pruned))
         else:
-            assert status is not None
-            if writes.unit:
-                reasons.append("its unit changes in this plan")
-            if writes.config:
-                reasons.append("its config changes in this plan")
-            if package_changes:
-                reasons.append("the gateway package changes in this plan")
-            files: list[tuple[str, PathState]] = [
-                (str(paths.unit_file), facts.get(unit_probe(paths))),
-                (str(paths.config), facts.get(config_probe(paths))),
-            ]
-            if profile.auth == "token":
-                token = facts.get(token_probe(spec, paths))
-                files.append((str(paths.token_env), token.file))
-            if binary is not None:
-                files.append((f"the gateway ({binary.path})", binary))
-            reasons.extend(stale_reasons(status, files))
-            if reasons:
-                operations.append(_systemctl("restart", paths.unit))
-        if not operations:
-            return None
-        if not known:
-            reason = f"start {paths.unit} once the user's manager runs; enable it at boot"
-        elif not running and not enabled:
-            reason = f"profile {profile.name}'s gateway runs always (enable and start {paths.unit})"
-        elif not running:
-            reason = f"{paths.unit} is {status.active_state if status else 'unknown'}: start it"
-        elif reasons:
-            reason = f"restart {paths.unit}: " + "; ".join(reasons)
-        else:
-            reason = f"{paths.unit} must start at boot: enable it"
-        return Action(
-            service_address(profile.name),
-            "create" if not (enabled or running) else "update",
-            reason,
-            tuple(operations),
-            changes=attribute_changes(
-                {"enabled": True, "active": True},
-                {"enabled": enabled, "active": running} if known else {},
-            ),
+            errors.append(_port_error(profile, paths, holder))
+    action = _service(spec, host, profile, paths, status, triggers, facts)
+    if action is None:
+        return KindPlan(errors=tuple(errors))
+    deps = [
+        *(a for a in (triggers.state, triggers.workspace, triggers.config, triggers.unit) if a),
+        *((DAEMON_RELOAD,) if view.planned(DAEMON_RELOAD) else ()),
+        *((GATEWAY,) if triggers.package else ()),
+        *depends,
+    ]
+    masked = status is not None and "masked" in (status.load_state, status.unit_file_state)
+    service = Action(
+        action.address,
+        action.kind,
+        action.reason,
+        action.operations,
+        changes=action.changes,
+        depends_on=tuple(dict.fromkeys(deps)),
+        blocked=blocked
+        or (
+            f"{paths.unit} is masked (someone ran `systemctl --user mask`): unmask "
+            "it by hand if it should run"
+            if masked
+            else None
+        ),
+    )
+    health = _health(spec, profile, service, blocked)
+    return KindPlan(
+        actions=(service, *((health,) if isinstance(health, Action) else ())),
+        findings=(health,) if isinstance(health, Finding) else (),
+        errors=tuple(errors),
+    )
+
+
+def _health(
+    spec: Spec, profile: Profile, service: Action, blocked: str | None
+) -> Action | Finding | None:
+    """The check that a (re)started gateway answers on its port; None when it only got enabled."""
+    starts = any(
+        isinstance(op, RunCommand) and op.command.argv[2] in ("start", "restart")
+        for op in service.operations
+    )
+    if not starts:
+        return None  # only enabled: the running gateway was already checked
+    if profile.bind == "tailnet":
+        return Finding(
+            health_address(profile.name),
+            "not checked: with bind tailnet the gateway does not listen on loopback",
         )
+    return Action(
+        health_address(profile.name),
+        "verify",
+        f"profile {profile.name}'s gateway answers on 127.0.0.1:{profile.port}",
+        (WaitForPort(profile.port, spec.runtime.gateway.start_timeout_s),),
+        depends_on=(service_address(profile.name),),
+        blocked=blocked,
+    )
+
+
+def _restart_reasons(
+    spec: Spec,
+    host: HostContext,
+    profile: Profile,
+    paths: ProfilePaths,
+    status: UnitStatus,
+    triggers: Triggers,
+    facts: Facts,
+) -> list[str]:
+    """Why a running gateway must restart: what this plan changes, or what changed on disk
+    after it started (so a run that wrote a file and died before the restart still restarts)."""
+    reasons: list[str] = []
+    if triggers.unit:
+        reasons.append("its unit changes in this plan")
+    if triggers.config:
+        reasons.append("its config changes in this plan")
+    if triggers.package:
+        reasons.append("the gateway package changes in this plan")
+    files: list[tuple[str, PathState]] = [
+        (str(paths.unit_file), facts.get(unit_probe(paths))),
+        (str(paths.config), facts.get(config_probe(paths))),
+    ]
+    if profile.auth == "token":
+        files.append((str(paths.token_env), facts.get(token_probe(spec, paths)).file))
+    gateway = facts.get(version_probe(gateway_program(spec), host, facts))
+    if gateway.path is not None:
+        binary = facts.get(binary_probe(gateway.path))
+        files.append((f"the gateway ({binary.path})", binary))
+    reasons.extend(stale_reasons(status, files))
+    return reasons
+
+
+def _service(
+    spec: Spec,
+    host: HostContext,
+    profile: Profile,
+    paths: ProfilePaths,
+    status: UnitStatus | None,
+    triggers: Triggers,
+    facts: Facts,
+) -> Action | None:
+    """enable / start / restart for one profile (dependencies are added by the caller)."""
+    known = status is not None and status.reachable
+    enabled = known and status is not None and status.enabled
+    running = known and status is not None and status.running
+    operations: list[RunCommand] = []
+    if not enabled:
+        operations.append(systemctl("enable", paths.unit))
+    reasons: list[str] = []
+    if not running:
+        operations.append(systemctl("start", paths.unit))
+    else:
+        assert status is not None
+        reasons = _restart_reasons(spec, host, profile, paths, status, triggers, facts)
+        if reasons:
+            operations.append(systemctl("restart", paths.unit))
+    if not operations:
+        return None
+    if not known:
+        reason = f"start {paths.unit} once the user's manager runs; enable it at boot"
+    elif not running and not enabled:
+        reason = f"profile {profile.name}'s gateway runs always (enable and start {paths.unit})"
+    elif not running:
+        reason = f"{paths.unit} is {status.active_state if status else 'unknown'}: start it"
+    elif reasons:
+        reason = f"restart {paths.unit}: " + "; ".join(reasons)
+    else:
+        reason = f"{paths.unit} must start at boot: enable it"
+    return Action(
+        service_address(profile.name),
+        "create" if not (enabled or running) else "update",
+        reason,
+        tuple(operations),
+        changes=attribute_changes(
+            {"enabled": True, "active": True},
+            {"enabled": enabled, "active": running} if known else {},
+        ),
+    )
 
 
 def _port_error(profile: Profile, paths: ProfilePaths, holder: Listener) -> str:

@@ -18,63 +18,54 @@ which systemd ignores); the shared `systemd.daemon-reload` runs after.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.core.action import Action, Finding, KindPlan, RemoveFile, RunCommand
-from reconciler.core.command import Command
+from reconciler.core.action import Action, Finding, KindPlan, RemoveFile
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
+from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import DirectoryListing, DirectoryProbe, PathState
 from reconciler.facts.systemd import UnitStatus, UnitStatusProbe
+from reconciler.gateway.addresses import DAEMON_RELOAD, legacy_unit_address, service_address
 from reconciler.gateway.naming import GATEWAY_UNIT_PREFIXES
-from reconciler.gateway.paths import names, unit_dir, user_blocker
-from reconciler.kinds._systemd import manager_gate, manager_probes, unit_status
+from reconciler.gateway.paths import unit_dir, user_blocker
+from reconciler.kinds._systemd import (
+    managed_units,
+    manager_gate,
+    manager_probes,
+    systemctl,
+    unit_status,
+)
 from reconciler.spec.model import Spec
 
 SUFFIX = ".service"
-
-
-def legacy_address(unit: str) -> str:
-    return f"unit[{unit}]"
+legacy_address = legacy_unit_address
 
 
 def owned_units(spec: Spec) -> frozenset[str]:
-    table = names(spec)
-    return frozenset(table.unit(p.name) for p in spec.profiles)
+    return frozenset(managed_units(spec))
 
 
 def directory_probe(host: HostContext) -> DirectoryProbe:
     return DirectoryProbe(unit_dir(host), GATEWAY_UNIT_PREFIXES, SUFFIX, content=True)
 
 
-def candidate_names(spec: Spec, host: HostContext) -> tuple[str, ...]:
-    """Unowned gateway unit names in the unit directory, listed when probes are declared.
+def candidate_names(spec: Spec, host: HostContext, found: Facts) -> tuple[str, ...]:
+    """Unowned gateway unit names in the unit directory, as the discovery round listed it.
 
-    Their `UnitStatusProbe`s must be declared before probing so that they join the one batched
-    `systemctl --user show`; a directory listing is cheap and read-only (like `locate`).
+    Their `UnitStatusProbe`s are declared before the main round so that they join the one
+    batched `systemctl --user show`.
     """
-    if host.user is None:
+    probe = directory_probe(host)
+    if host.user is None or probe not in found.values:
         return ()
-    if host.recorded is not None:  # a snapshot's host: its recorded listing, not this disk
-        entries = list(host.recorded.listing(unit_dir(host)))
-    else:
-        try:
-            entries = os.listdir(unit_dir(host))
-        except OSError:
-            return ()
+    listing: DirectoryListing = found.get(probe)
     owned = owned_units(spec)
-    return tuple(
-        sorted(
-            n
-            for n in entries
-            if n.endswith(SUFFIX) and n.startswith(GATEWAY_UNIT_PREFIXES) and n not in owned
-        )
-    )
+    return tuple(sorted(e.path.name for e in listing.entries if e.path.name not in owned))
 
 
 _PORT_FLAG = re.compile(r"--port(?:=|\s+)[\"']?(\d+)")
@@ -146,20 +137,22 @@ def legacy_units(spec: Spec, host: HostContext, facts: Facts) -> tuple[LegacyUni
     return tuple(units)
 
 
-def removal_addresses(spec: Spec, host: HostContext, facts: Facts) -> dict[str, str]:
-    """unit name -> address of its planned removal (for the services and daemon-reload)."""
-    return {u.name: legacy_address(u.name) for u in legacy_units(spec, host, facts) if u.prune}
-
-
-class LegacyUnitsKind:
+@register(60)
+class LegacyUnitsKind(Kind):
     name = "unit.legacy"
 
-    def probes(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+    def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+        if host.user is not None:
+            yield directory_probe(host)
+
+    def probes(
+        self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
+    ) -> Iterable[Probe[Any]]:
         if host.user is None:
             return
         yield directory_probe(host)
         yield from manager_probes(spec, host)
-        for unit in candidate_names(spec, host):
+        for unit in candidate_names(spec, host, found):
             yield UnitStatusProbe(unit)
 
     def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
@@ -194,10 +187,9 @@ class LegacyUnitsKind:
 def plan_removal(
     spec: Spec, host: HostContext, facts: Facts, unit: LegacyUnit, claim: str
 ) -> Action:
-    gate_deps, gate_block = manager_gate(spec, host, facts)
-
-    def systemctl(*args: str) -> RunCommand:
-        return RunCommand(Command(("systemctl", "--user", *args), scope="user", mutating=True))
+    gate_deps, gate_block = manager_gate(
+        spec, host, facts, unit_status(facts, managed_units(spec)[0])
+    )
 
     why = (
         f"prune: true on profile {unit.profile}"
@@ -217,4 +209,6 @@ def plan_removal(
         depends_on=gate_deps,
         blocked=user_blocker(host) or gate_block,
         warning=f"two gateways on port {unit.port}" if unit.profile else None,
+        # The manager forgets the unit; the profile whose port it claims starts after it.
+        triggers=(DAEMON_RELOAD, *((service_address(unit.profile),) if unit.profile else ())),
     )

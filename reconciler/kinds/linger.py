@@ -8,29 +8,22 @@ Wants: `linger: true|false` (null: leave alone). Probes: the file
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.action import Action, KindPlan, RunCommand
 from reconciler.core.command import Command
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
+from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
-from reconciler.facts.codec import Wanted, recorded, records
+from reconciler.facts.codec import Wanted, records
+from reconciler.facts.systemd import LingerProbe, SystemdProbe
+from reconciler.gateway.addresses import LINGER
+from reconciler.kinds._systemd import linger_changes, systemd_blocker
 from reconciler.spec.model import Spec
 
-ADDRESS = "linger"
-
-
-@recorded
-@dataclass(frozen=True)
-class LingerProbe(Probe[bool]):
-    """Whether the linger flag file exists for `user` (in-process read)."""
-
-    user: str
-
-    def read(self, host: HostContext) -> bool:
-        return (host.linger_dir / self.user).exists()
+ADDRESS = LINGER
+__all__ = ["ADDRESS", "LingerKind", "LingerProbe"]
 
 
 @records
@@ -39,19 +32,23 @@ def _any_spec_may_ask(spec: Spec, host: HostContext) -> Wanted:
     return Wanted(probes=(LingerProbe(spec.host.user),))
 
 
-class LingerKind:
+@register(20)
+class LingerKind(Kind):
     name = "linger"
 
-    def probes(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+    def probes(
+        self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
+    ) -> Iterable[Probe[Any]]:
         if spec.linger is not None:
             yield LingerProbe(spec.host.user)
+            yield SystemdProbe()
 
     def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
         if spec.linger is None:
             return KindPlan()
         user = spec.host.user
         actual = facts.get(LingerProbe(user))
-        if actual == spec.linger:
+        if not linger_changes(spec.linger, actual):
             return KindPlan()
         verb = "enable-linger" if spec.linger else "disable-linger"
         command = Command(("loginctl", verb, user), needs_root=True, mutating=True)
@@ -67,7 +64,11 @@ class LingerKind:
                     ),
                     operations=(RunCommand(command),),
                     changes=attribute_changes({"linger": spec.linger}, {"linger": actual}),
-                    blocked=None if host.user else f"user {user!r} does not exist on this host",
+                    blocked=(
+                        systemd_blocker(facts)
+                        if host.user
+                        else f"user {user!r} does not exist on this host"
+                    ),
                 ),
             )
         )

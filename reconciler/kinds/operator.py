@@ -14,17 +14,22 @@ from reconciler.core.action import Action, KindPlan, RunCommand
 from reconciler.core.command import Command
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
+from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.tailscale import TailscalePrefsProbe
+from reconciler.gateway.addresses import OPERATOR
 from reconciler.spec.model import Spec
 
-ADDRESS = "tailscale.operator"
+ADDRESS = OPERATOR
 
 
-class OperatorKind:
+@register(80)
+class OperatorKind(Kind):
     name = "tailscale.operator"
 
-    def probes(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+    def probes(
+        self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
+    ) -> Iterable[Probe[Any]]:
         if spec.tailscale is not None and spec.tailscale.operator is not None:
             yield TailscalePrefsProbe()
 

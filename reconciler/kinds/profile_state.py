@@ -21,11 +21,12 @@ from typing import Any
 from reconciler.core.action import Action, EnsureDirectory, Finding, KindPlan, Operation
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
+from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import PathProbe, PathState
+from reconciler.gateway.addresses import state_address, workspace_address
 from reconciler.gateway.paths import (
     ProfilePaths,
-    address,
     foreign_owner,
     owner_drift,
     owner_name,
@@ -36,14 +37,6 @@ from reconciler.spec.model import Spec
 
 STATE_MODE = 0o700
 WORKSPACE_MODE = 0o700
-
-
-def state_address(profile: str) -> str:
-    return address(profile, "state")
-
-
-def workspace_address(profile: str) -> str:
-    return address(profile, "workspace")
 
 
 def _desired(user: str, host: HostContext) -> dict[str, Any]:
@@ -60,10 +53,13 @@ def _actual(state: PathState, host: HostContext) -> dict[str, Any]:
     )
 
 
-class ProfileStateKind:
+@register(30)
+class ProfileStateKind(Kind):
     name = "profile.state"
 
-    def probes(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+    def probes(
+        self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
+    ) -> Iterable[Probe[Any]]:
         if host.user is None:
             return  # `~` cannot be resolved: nothing to look at
         for profile in spec.profiles:

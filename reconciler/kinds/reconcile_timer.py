@@ -32,19 +32,26 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.action import Action, KindPlan, Operation, RemoveFile, RunCommand, WriteFile
-from reconciler.core.command import Command
+from reconciler.core.action import Action, KindPlan, Operation, RemoveFile, WriteFile
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
+from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import RecordedHost, Wanted, recorded, records
 from reconciler.facts.files import PathProbe, PathState
-from reconciler.facts.systemd import UnitStatus, UnitStatusProbe
+from reconciler.facts.systemd import LingerProbe, SystemdProbe, UnitStatus, UnitStatusProbe
+from reconciler.gateway.addresses import DAEMON_RELOAD
 from reconciler.gateway.paths import expand, home, unit_dir, user_blocker
-from reconciler.kinds import linger
-from reconciler.kinds.gateway_service import DAEMON_RELOAD
-from reconciler.kinds.gateway_unit import UNIT_MODE, UnitRenderError, systemd_word, unit_diff
-from reconciler.kinds.linger import LingerProbe
+from reconciler.kinds._systemd import (
+    HEADER,
+    UNIT_MODE,
+    UnitRenderError,
+    manager_gate,
+    systemctl,
+    systemd_blocker,
+    systemd_word,
+    unit_diff,
+)
 from reconciler.spec.duration import format_duration
 from reconciler.spec.model import GitSource, Spec, Timer
 
@@ -61,8 +68,6 @@ LOCK_TIMEOUT_S = 300
 # A gateway install may take 15 minutes; a hung run must still end, or the timer never fires
 # again (a oneshot service that is still activating is not started a second time).
 RUN_TIMEOUT = "1h"
-
-HEADER = "# Written by the reconciler from its spec; local edits are replaced on the next apply."
 
 
 @recorded
@@ -202,12 +207,16 @@ def render_timer(timer: Timer) -> str:
 # --- the kind ----------------------------------------------------------------------------------
 
 
-class ReconcileTimerKind:
+@register(100)
+class ReconcileTimerKind(Kind):
     name = "reconcile.timer"
 
-    def probes(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+    def probes(
+        self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
+    ) -> Iterable[Probe[Any]]:
         if host.user is None:
             return
+        yield SystemdProbe()
         yield PathProbe(service_path(host), content=True)
         yield PathProbe(timer_path(host), content=True)
         yield UnitStatusProbe(SERVICE_UNIT)
@@ -229,34 +238,12 @@ class ReconcileTimerKind:
                 return plan_enabled(spec, host, facts)
             return plan_disabled(spec, host, facts)
         except UnitRenderError as exc:  # e.g. a directory where a unit file belongs
-            return KindPlan(errors=(f"{self.name}: {exc}",))
+            raise UnitRenderError(f"{self.name}: {exc}") from exc
 
 
 def _reason(spec: Spec) -> str:
     every = format_duration(spec.reconcile.timer.interval_s)
     return f"the spec asks for an unattended reconcile every {every}"
-
-
-def _systemctl(*args: str) -> RunCommand:
-    return RunCommand(Command(("systemctl", "--user", *args), scope="user", mutating=True))
-
-
-def manager_gate(
-    spec: Spec, host: HostContext, facts: Facts, status: UnitStatus
-) -> tuple[tuple[str, ...], str | None]:
-    """(depends_on, blocked) for actions that talk to the user's manager.
-
-    An unreachable manager comes up once linger is on: wait for the linger action when this
-    plan turns linger on, else say what is missing.
-    """
-    if status.reachable:
-        return (), None
-    if spec.linger and not facts.get(LingerProbe(spec.host.user)):
-        return (linger.ADDRESS,), None
-    return (), (
-        f"{status.detail} for {host.user_name}: set linger: true in the spec, or log in as "
-        f"{host.user_name}"
-    )
 
 
 def _file_action(
@@ -284,23 +271,56 @@ def _file_action(
 
 def plan_enabled(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
     """Both files as rendered, then reload, then the timer enabled and active."""
-    assert host.user is not None
-    invocation = facts.get(invocation_probe(spec, host))
-    user = host.user
-    blocker = user_blocker(host)
-    service_found = facts.get(PathProbe(service_path(host), content=True))
-    timer_found = facts.get(PathProbe(timer_path(host), content=True))
+    blocker = user_blocker(host) or systemd_blocker(facts)
     timer_status = facts.get(UnitStatusProbe(TIMER_UNIT))
     service_status = facts.get(UnitStatusProbe(SERVICE_UNIT))
     gate_deps, gate_block = manager_gate(spec, host, facts, timer_status)
+    files = _enabled_files(spec, host, facts)
+    actions = [_with(action, blocked=blocker or block) for action, block in files]
+    written = [action.address for action, _ in files]
+    stale = [s.unit for s in (service_status, timer_status) if s.reachable and s.need_daemon_reload]
+    if written or stale:
+        why = (
+            "our unit files change in this plan"
+            if written
+            else (f"systemd reports NeedDaemonReload=yes for {', '.join(stale)}")
+        )
+        actions.append(
+            Action(
+                RELOAD,
+                "update",
+                f"the user's manager must re-read {SERVICE_UNIT} and {TIMER_UNIT}: {why}",
+                (systemctl("daemon-reload"),),
+                # After the gateway kinds' reload (when planned): one manager, one reload at a time.
+                depends_on=(*written, DAEMON_RELOAD, *gate_deps),
+                blocked=blocker or gate_block,
+            )
+        )
+    timer_changes = any(a.address == UNIT and a.diff is not None for a, _ in files)
+    state = _enabled_state(timer_status, timer_changes)
+    if state is not None:
+        after = [*written, *((RELOAD,) if written or stale else ()), *gate_deps]
+        actions.append(
+            replace(state, depends_on=tuple(dict.fromkeys(after)), blocked=blocker or gate_block)
+        )
+    return KindPlan(actions=tuple(actions))
 
+
+def _enabled_files(spec: Spec, host: HostContext, facts: Facts) -> list[tuple[Action, str | None]]:
+    """The writes of reconciler.service and reconciler.timer that are needed, each with why it
+    is blocked (an interpreter the user cannot run, a command line that cannot be built)."""
+    assert host.user is not None
+    user = host.user
+    invocation = facts.get(invocation_probe(spec, host))
+    service_found = facts.get(PathProbe(service_path(host), content=True))
+    timer_found = facts.get(PathProbe(timer_path(host), content=True))
+    service: Action | None
     try:
-        argv = exec_argv(invocation, spec.reconcile.source)
         service = _file_action(
             SERVICE,
             service_path(host),
             service_found,
-            render_service(argv),
+            render_service(exec_argv(invocation, spec.reconcile.source)),
             user.name,
             user.uid,
             f"{SERVICE_UNIT} runs `reconciler apply` on the spec, unattended",
@@ -319,69 +339,41 @@ def plan_enabled(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
         user.uid,
         _reason(spec),
     )
+    return [(a, b) for a, b in ((service, service_block), (timer, None)) if a is not None]
 
-    actions: list[Action] = []
-    written: list[str] = []
-    for action, block in ((service, service_block), (timer, None)):
-        if action is None:
-            continue
-        actions.append(_with(action, blocked=blocker or block))
-        written.append(action.address)
 
-    stale = [s.unit for s in (service_status, timer_status) if s.reachable and s.need_daemon_reload]
-    if written or stale:
-        why = (
-            "our unit files change in this plan"
-            if written
-            else (f"systemd reports NeedDaemonReload=yes for {', '.join(stale)}")
-        )
-        actions.append(
-            Action(
-                RELOAD,
-                "update",
-                f"the user's manager must re-read {SERVICE_UNIT} and {TIMER_UNIT}: {why}",
-                (_systemctl("daemon-reload"),),
-                # After the gateway kinds' reload (when planned): one manager, one reload at a time.
-                depends_on=(*written, DAEMON_RELOAD, *gate_deps),
-                blocked=blocker or gate_block,
-            )
-        )
-
-    known = timer_status.reachable
-    enabled = known and timer_status.enabled
-    running = known and timer_status.running
+def _enabled_state(status: UnitStatus, timer_changes: bool) -> Action | None:
+    """enable / start the timer, or restart it when its file changed under it (dependencies
+    and blocks are added by the caller)."""
+    known = status.reachable
+    enabled = known and status.enabled
+    running = known and status.running
     operations: list[Operation] = []
     if not enabled:
-        operations.append(_systemctl("enable", TIMER_UNIT))
+        operations.append(systemctl("enable", TIMER_UNIT))
     if not running:
-        operations.append(_systemctl("start", TIMER_UNIT))
-    elif (timer is not None and timer.diff is not None) or timer_status.need_daemon_reload:
+        operations.append(systemctl("start", TIMER_UNIT))
+    elif timer_changes or status.need_daemon_reload:
         # A running timer keeps its old schedule until restarted (also when an earlier run
         # wrote the file but stopped before the restart: systemd still flags the unit stale).
-        operations.append(_systemctl("restart", TIMER_UNIT))
-    if operations:
-        actions.append(
-            Action(
-                STATE,
-                "update" if (enabled or running) else "create",
-                _state_reason(enabled, running),
-                tuple(operations),
-                changes=attribute_changes(
-                    {"enabled": True, "active": True},
-                    {"enabled": enabled, "active": running} if known else {},
-                ),
-                depends_on=tuple(
-                    dict.fromkeys([*written, *((RELOAD,) if written or stale else ()), *gate_deps])
-                ),
-                blocked=blocker or gate_block,
-            )
-        )
-    return KindPlan(actions=tuple(actions))
+        operations.append(systemctl("restart", TIMER_UNIT))
+    if not operations:
+        return None
+    return Action(
+        STATE,
+        "update" if (enabled or running) else "create",
+        _state_reason(enabled, running),
+        tuple(operations),
+        changes=attribute_changes(
+            {"enabled": True, "active": True},
+            {"enabled": enabled, "active": running} if known else {},
+        ),
+    )
 
 
 def plan_disabled(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
     """Timer stopped and disabled, then both files removed, then reload. Nothing when absent."""
-    blocker = user_blocker(host)
+    blocker = user_blocker(host) or systemd_blocker(facts)
     timer_status = facts.get(UnitStatusProbe(TIMER_UNIT))
     gate_deps, gate_block = manager_gate(spec, host, facts, timer_status)
     files = [
@@ -389,25 +381,16 @@ def plan_disabled(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
         (UNIT, timer_path(host), facts.get(PathProbe(timer_path(host), content=True))),
     ]
     present = [(address, path) for address, path, found in files if found.exists]
-    known = timer_status.reachable
-    operations: list[Operation] = []
-    if known:
-        if timer_status.enabled:
-            operations.append(_systemctl("disable", TIMER_UNIT))
-        if timer_status.active_state not in ("inactive", "failed", ""):
-            operations.append(_systemctl("stop", TIMER_UNIT))
-    elif any(address == UNIT for address, _ in present):
-        # The manager cannot say whether the timer is enabled: disable it anyway (a no-op when
-        # it is not), so that removing the file never leaves a dangling timers.target link.
-        operations.append(_systemctl("disable", TIMER_UNIT))
+    operations = _disable_operations(timer_status, timer_file=any(a == UNIT for a, _ in present))
     actions: list[Action] = []
     if operations:
+        known = timer_status.reachable
         actions.append(
             Action(
                 STATE,
                 "delete",
                 "reconcile.timer.enabled is false: no unattended runs",
-                tuple(operations),
+                operations,
                 changes=attribute_changes(
                     {"enabled": False, "active": False},
                     {"enabled": timer_status.enabled, "active": timer_status.running}
@@ -437,12 +420,26 @@ def plan_disabled(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
                 RELOAD,
                 "update",
                 f"the user's manager must forget {SERVICE_UNIT} and {TIMER_UNIT}",
-                (_systemctl("daemon-reload"),),
+                (systemctl("daemon-reload"),),
                 depends_on=(*removed, DAEMON_RELOAD, *gate_deps),
                 blocked=blocker or gate_block,
             )
         )
     return KindPlan(actions=tuple(actions))
+
+
+def _disable_operations(status: UnitStatus, *, timer_file: bool) -> tuple[Operation, ...]:
+    """disable / stop the timer before its files go."""
+    if not status.reachable:
+        # The manager cannot say whether the timer is enabled: disable it anyway (a no-op when
+        # it is not), so that removing the file never leaves a dangling timers.target link.
+        return (systemctl("disable", TIMER_UNIT),) if timer_file else ()
+    operations: list[Operation] = []
+    if status.enabled:
+        operations.append(systemctl("disable", TIMER_UNIT))
+    if status.active_state not in ("inactive", "failed", ""):
+        operations.append(systemctl("stop", TIMER_UNIT))
+    return tuple(operations)
 
 
 def _state_reason(enabled: bool, running: bool) -> str:

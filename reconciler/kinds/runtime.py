@@ -19,26 +19,30 @@ from reconciler.core.action import Action, Finding, KindPlan, RunCommand
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
+from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import RecordedHost, Wanted, recorded, records
-from reconciler.facts.programs import ProgramVersionProbe, locate
+from reconciler.facts.programs import ProgramVersion, ProgramVersionProbe
+from reconciler.gateway.addresses import DOCKER, GATEWAY, NODE, service_address
 from reconciler.gateway.naming import PRODUCTS, product_names
+from reconciler.kinds._programs import gateway_program, location_probe, version_probe
 from reconciler.semver import satisfies
 from reconciler.spec.model import Spec
 
-NODE = "runtime.node"
-GATEWAY = "runtime.gateway"
-DOCKER = "runtime.docker"
+__all__ = ["DOCKER", "GATEWAY", "NODE", "DockerProbe", "RuntimeKind"]
 
 
-def gateway_probe(spec: Spec, host: HostContext) -> ProgramVersionProbe:
-    """The probe that finds the gateway command (shared with the unit kind)."""
-    program = spec.runtime.gateway.command or product_names(spec.product).command
-    return ProgramVersionProbe.find(program, host)
+def gateway_probe(spec: Spec, host: HostContext, found: Facts) -> ProgramVersionProbe:
+    """`<gateway> --version`, at the path discovered for the spec's gateway command."""
+    return version_probe(gateway_program(spec), host, found)
 
 
-def node_probe(host: HostContext) -> ProgramVersionProbe:
-    return ProgramVersionProbe.find("node", host)
+def node_probe(host: HostContext, found: Facts) -> ProgramVersionProbe:
+    return version_probe("node", host, found)
+
+
+def docker_probe(host: HostContext, found: Facts) -> DockerProbe:
+    return DockerProbe(found.get(location_probe("docker", host)).path)
 
 
 @recorded
@@ -88,22 +92,29 @@ def _programs(spec: Spec, host: HostContext) -> Wanted:
     )
 
 
-class RuntimeKind:
+@register(10)
+class RuntimeKind(Kind):
     name = "runtime"
 
-    def probes(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+    def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+        for program in ("node", gateway_program(spec), "npm", "docker"):
+            yield location_probe(program, host)
+
+    def probes(
+        self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
+    ) -> Iterable[Probe[Any]]:
         # Always: npm and the gateway need node even when the spec does not pin its range.
-        yield node_probe(host)
-        yield gateway_probe(spec, host)
+        yield node_probe(host, found)
+        yield gateway_probe(spec, host, found)
         if spec.runtime.docker != "optional":
             # `docker info` asks the daemon: on a host with docker, the slowest probe of a
             # plan. With `optional` no answer changes the plan, so the daemon is not asked.
-            yield DockerProbe(locate("docker", host))
+            yield docker_probe(host, found)
 
     def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
         actions: list[Action] = []
         findings: list[Finding] = []
-        node = facts.get(node_probe(host))
+        node = facts.get(node_probe(host, facts))
         node_blocked = node.version is None
         if spec.runtime.node is not None:
             problem = _node_problem(node.version, node.detail, spec.runtime.node)
@@ -130,10 +141,10 @@ class RuntimeKind:
     ) -> tuple[Finding, ...]:
         policy = spec.runtime.docker
         if policy == "optional":
-            path = locate("docker", host)
+            path = facts.get(location_probe("docker", host)).path
             where = "not installed" if path is None else f"{path}, its daemon not asked"
             return (Finding(DOCKER, f"docker: {where} ({policy})"),)
-        docker = facts.get(DockerProbe(locate("docker", host)))
+        docker = facts.get(docker_probe(host, facts))
         if policy == "required" and not docker.reachable:
             actions.append(
                 Action(
@@ -158,38 +169,13 @@ class RuntimeKind:
         self, spec: Spec, host: HostContext, facts: Facts, node_blocked: bool, node_detail: str
     ) -> Iterable[Action]:
         pin = spec.runtime.gateway
-        gateway = facts.get(gateway_probe(spec, host))
-        names = product_names(spec.product)
+        gateway = facts.get(gateway_probe(spec, host, facts))
         if pin.version is None or pin.command is not None:
-            if gateway.path is None:
-                yield Action(
-                    GATEWAY,
-                    "verify",
-                    f"every profile runs the {names.command} gateway",
-                    blocked=(
-                        f"{gateway.detail}; install it (npm install -g {pin.package}) or pin "
-                        "runtime.gateway.version to let the reconciler install it"
-                    ),
-                )
-            elif pin.version is not None and gateway.version != pin.version:
-                # An explicit command is the user's own install: we check it, never replace it.
-                yield Action(
-                    GATEWAY,
-                    "verify",
-                    f"the spec pins {pin.package}@{pin.version} at {pin.command}",
-                    changes=attribute_changes(
-                        {"version": pin.version}, {"version": gateway.version}
-                    ),
-                    blocked=(
-                        f"{pin.command} reports {gateway.version or gateway.detail}; with "
-                        "runtime.gateway.command set the reconciler does not install the gateway: "
-                        "update it there, or drop `command` to let npm install the pin"
-                    ),
-                )
+            yield from _checked_gateway(spec, gateway)
             return
         if gateway.version == pin.version:
             return
-        npm = locate("npm", host)
+        npm = facts.get(location_probe("npm", host)).path
         under_home = (
             host.user is not None
             and gateway.path is not None
@@ -209,12 +195,43 @@ class RuntimeKind:
             (RunCommand(command),),
             changes=attribute_changes({"version": pin.version}, {"version": gateway.version}),
             depends_on=(NODE,) if node_blocked and spec.runtime.node else (),
+            # A new gateway package restarts every profile's running gateway.
+            triggers=tuple(service_address(p.name) for p in spec.profiles),
             blocked=(
                 "npm: not installed (it comes with node)"
                 if not npm
                 else f"{node_detail or 'node: not installed'} (npm and the gateway need node)"
                 if node_blocked and not spec.runtime.node
                 else None
+            ),
+        )
+
+
+def _checked_gateway(spec: Spec, gateway: ProgramVersion) -> Iterable[Action]:
+    """No pin, or the user's own command: the gateway is checked, never installed."""
+    pin = spec.runtime.gateway
+    names = product_names(spec.product)
+    if gateway.path is None:
+        yield Action(
+            GATEWAY,
+            "verify",
+            f"every profile runs the {names.command} gateway",
+            blocked=(
+                f"{gateway.detail}; install it (npm install -g {pin.package}) or pin "
+                "runtime.gateway.version to let the reconciler install it"
+            ),
+        )
+    elif pin.version is not None and gateway.version != pin.version:
+        # An explicit command is the user's own install: we check it, never replace it.
+        yield Action(
+            GATEWAY,
+            "verify",
+            f"the spec pins {pin.package}@{pin.version} at {pin.command}",
+            changes=attribute_changes({"version": pin.version}, {"version": gateway.version}),
+            blocked=(
+                f"{pin.command} reports {gateway.version or gateway.detail}; with "
+                "runtime.gateway.command set the reconciler does not install the gateway: "
+                "update it there, or drop `command` to let npm install the pin"
             ),
         )
 

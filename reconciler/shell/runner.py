@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
 import shutil
 import socket
@@ -32,6 +31,7 @@ from reconciler.core.action import (
 )
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import Account, HostContext
+from reconciler.core.sudo_check import SudoersPathProbe, sudo_hint
 from reconciler.shell.files import acting_as, atomic_write, ensure_directory, remove_file
 
 _SUDO_REFUSALS = (
@@ -204,7 +204,12 @@ class ReadOnlyRunner:
                     None,
                     stdout=result.stdout,
                     stderr=result.stderr,
-                    error=sudo_hint(command, self.host.invoker.name, refused),
+                    error=sudo_hint(
+                        command,
+                        self.host.invoker.name,
+                        refused,
+                        SudoersPathProbe(command.argv[0]).read(self.host),
+                    ),
                     duration_s=result.duration_s,
                 )
         return self._record(result)
@@ -219,32 +224,9 @@ class ReadOnlyRunner:
         return result
 
 
-# Where sudo looks for commands (Debian's default `secure_path`): sudoers rules need the same
-# absolute path, or visudo rejects the whole file ("expected a fully-qualified path name").
-SUDO_SECURE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def sudoers_command(argv: tuple[str, ...]) -> str:
-    """`argv` as a sudoers Cmnd: absolute program path, `,` `:` `\\` escaped in arguments."""
-    program = argv[0]
-    if os.sep not in program:
-        program = shutil.which(program, path=SUDO_SECURE_PATH) or f"/usr/bin/{program}"
-    args = [re.sub(r"([,:\\])", r"\\\1", a) for a in argv[1:]]
-    return " ".join([program, *args])
-
-
 def _manager_not_up(result: CommandResult) -> bool:
     """The user's manager is not (yet) there: no bus socket to connect to."""
     return result.exit_code not in (None, 0) and "Failed to connect to bus" in result.stderr
-
-
-def sudo_hint(command: Command, invoker: str, refusal: str) -> str:
-    """Why a root-only step did not run, and the exact sudoers rule that would allow it."""
-    return (
-        f"needs root; sudo -n refused ({refusal}). Run as root, or allow exactly this in "
-        f"/etc/sudoers.d/reconciler (edit with visudo) with a sudoers rule: "
-        f"{invoker} ALL=(root) NOPASSWD: {sudoers_command(command.argv)}"
-    )
 
 
 class HostRunner(ReadOnlyRunner):

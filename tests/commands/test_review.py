@@ -13,6 +13,7 @@ from fakehost import FakeHost
 from plan_documents import assert_valid_plan
 from plan_scenarios import SCENARIOS
 from review_cli import SPEC, FakeHostCli, with_work_profile
+from sealed_host import sealed_machine
 
 from reconciler.app.context import AppContext
 from reconciler.render.human import render_plan
@@ -228,3 +229,18 @@ def test_a_planted_secret_appears_in_no_output_and_no_file(host: FakeHostCli) ->
     # the host really held it (the test would prove nothing otherwise)
     assert SECRET in (host.fake.home / ".clawdbot-ops/clawdbot.json").read_text()
     assert_valid_plan(outputs["plan.json"])
+
+
+def test_plan_against_a_snapshot_reads_nothing_of_this_machine(host: FakeHostCli) -> None:
+    """The whole command, as a non-root user (so the sudo hints are made too): the spec and the
+    snapshot are the only files it opens; no stat, listing, PATH lookup or subprocess."""
+    assert host("probe", "vm102.yaml", "--out", "snap.json").exit_code == 0
+    # Another operator: `tailscale set --operator` is root-only, so sudo is asked about it.
+    Path("other.yaml").write_text(SPEC.replace("operator: user", "operator: root"))
+    allowed = [Path(p) for p in ("other.yaml", "snap.json")]
+    allowed += [p.absolute() for p in allowed]
+    with sealed_machine(allowed):
+        offline = host("plan", "other.yaml", "--against", "snap.json")
+    assert offline.exception is None or isinstance(offline.exception, SystemExit), offline.output
+    assert offline.exit_code == 0, offline.output
+    assert "blocked" in offline.stdout and "sudoers rule" in offline.stdout

@@ -83,6 +83,7 @@ def fake_context(fake: FakeHost, uid: int) -> HostContext:
         user_name=fake.user,
         linger_dir=fake.linger_dir,
         proc_root=fake.proc_root,
+        systemd_dir=fake.systemd_dir,
         search_path=tuple(fake.env["PATH"].split(":")),
     )
 

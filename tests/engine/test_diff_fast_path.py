@@ -1,5 +1,6 @@
-"""attribute_changes' fast path gives exactly what deepdiff gives, for records of dicts and
-scalars (deepdiff >= 8 with threshold_to_diff_deeper=0: one change per leaf)."""
+"""attribute_changes gives exactly what deepdiff gives (deepdiff >= 8 with
+threshold_to_diff_deeper=0: one change per leaf), for records of dicts, lists and scalars:
+deepdiff is the oracle here, not a dependency of the planner."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ scalars = st.one_of(
 records = st.recursive(
     scalars, lambda inner: st.dictionaries(keys, inner, max_size=4), max_leaves=12
 ).filter(lambda r: isinstance(r, dict) and bool(r))
+items = st.recursive(
+    st.one_of(scalars, st.sampled_from(["/", "/api", "/x"])),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=3)),
+    max_leaves=10,
+)
+records_with_lists = st.dictionaries(keys, st.lists(items, max_size=5), min_size=1, max_size=3)
 
 
 def by_deepdiff(desired: dict[str, Any], actual: dict[str, Any]) -> list[tuple[str, Any, Any]]:
@@ -33,6 +40,8 @@ def by_deepdiff(desired: dict[str, Any], actual: dict[str, Any]) -> list[tuple[s
         out += [(p, c["old_value"], c["new_value"]) for p, c in found.get(group, {}).items()]
     out += [(p, ABSENT, v) for p, v in found.get("dictionary_item_added", {}).items()]
     out += [(p, v, ABSENT) for p, v in found.get("dictionary_item_removed", {}).items()]
+    out += [(p, ABSENT, v) for p, v in found.get("iterable_item_added", {}).items()]
+    out += [(p, v, ABSENT) for p, v in found.get("iterable_item_removed", {}).items()]
     return sorted(((dotted(p), b, a) for p, b, a in out), key=repr)
 
 
@@ -50,6 +59,14 @@ def test_a_mostly_different_record_is_still_one_change_per_leaf() -> None:
     assert [c.path for c in changes] == ["a", "b", "c", "mode"]
 
 
-def test_lists_still_go_through_deepdiff() -> None:
+def test_lists_are_compared_as_deepdiff_compares_them() -> None:
     changes = attribute_changes({"paths": ["/"], "x": 1}, {"paths": ["/", "/api"], "x": 1})
     assert [(c.path, c.before, c.after) for c in changes] == [("paths[1]", "/api", ABSENT)]
+    shifted = attribute_changes({"p": ["b"]}, {"p": ["a", "b"]})
+    assert [(c.path, c.before, c.after) for c in shifted] == [("p[0]", "a", ABSENT)]
+
+
+@given(desired=records_with_lists, actual=records_with_lists)
+def test_lists_equal_deepdiff(desired: dict[str, Any], actual: dict[str, Any]) -> None:
+    mine = [(c.path, c.before, c.after) for c in attribute_changes(desired, actual)]
+    assert sorted(mine, key=repr) == by_deepdiff(desired, actual)

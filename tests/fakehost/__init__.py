@@ -200,6 +200,8 @@ class FakeHost:
         self.home = self.root / "home" / user
         self.linger_dir = self.root / "var/lib/systemd/linger"
         self.proc_root = self.root / "proc"
+        # Exists on a host booted with systemd (sd_booted); the planner checks it.
+        self.systemd_dir = self.root / "run/systemd/system"
         self.unit_dir = self.home / ".config/systemd/user"
         self._servers: list[subprocess.Popen[bytes]] = []
 
@@ -217,7 +219,14 @@ class FakeHost:
 
     def _create(self, caller: str | None) -> None:
         user, uid, hostname = self.user, self.uid, self.hostname
-        for d in (self.linger_dir, self.home, self.proc_root, self.bin_dir, self.root / "tmp"):
+        for d in (
+            self.linger_dir,
+            self.home,
+            self.proc_root,
+            self.bin_dir,
+            self.root / "tmp",
+            self.systemd_dir,
+        ):
             d.mkdir(parents=True, exist_ok=True)
         state = fs.default_state(root=str(self.root), hostname=hostname)
         state["user"].update(name=user, uid=uid, gid=uid, home=str(self.home), groups=[user])

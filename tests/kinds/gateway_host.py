@@ -15,25 +15,12 @@ from fakehost import FakeHost
 from reconciler.app.plan_pass import Probed, probe_and_plan
 from reconciler.core.kind import ResourceKind
 from reconciler.core.plan import Plan
-from reconciler.kinds.gateway_config import GatewayConfigKind
-from reconciler.kinds.gateway_service import GatewayServiceKind
-from reconciler.kinds.gateway_unit import GatewayUnitKind
-from reconciler.kinds.legacy_units import LegacyUnitsKind
-from reconciler.kinds.linger import LingerKind
-from reconciler.kinds.profile_state import ProfileStateKind
-from reconciler.kinds.runtime import RuntimeKind
+from reconciler.kinds import all_kinds
 from reconciler.shell.apply import ApplyResult, apply_plan
 from reconciler.spec.model import GatewayRuntime, Host, Profile, Runtime, Spec
 
-KINDS: tuple[ResourceKind, ...] = (
-    RuntimeKind(),
-    LingerKind(),
-    ProfileStateKind(),
-    GatewayConfigKind(),
-    GatewayUnitKind(),
-    LegacyUnitsKind(),
-    GatewayServiceKind(),
-)
+# Every registered kind: the specs here leave Tailscale and the timer alone, so those plan nothing.
+KINDS: tuple[ResourceKind, ...] = all_kinds()
 
 
 def gateway_spec(*profiles: Profile, **kw: Any) -> Spec:

@@ -7,6 +7,8 @@ from typing import Any
 
 from reconciler.core.host import Account, HostContext
 from reconciler.core.probe import Facts, Probe
+from reconciler.facts.programs import ProgramLocation, ProgramLocationProbe
+from reconciler.facts.systemd import SystemdProbe, SystemdState
 from reconciler.spec.model import (
     GatewayRuntime,
     Host,
@@ -46,5 +48,20 @@ def make_host(invoker: Account = USER, user: Account | None = USER) -> HostConte
     return HostContext(hostname="vm102", invoker=invoker, user=user, user_name="user")
 
 
+SYSTEMD = SystemdState(True, "systemd")
+
+
 def facts(values: dict[Probe[Any], Any]) -> Facts:
-    return Facts(values=values, results={})
+    """Facts as given, on a host that runs systemd unless `values` says otherwise."""
+    return Facts(values={SystemdProbe(): SYSTEMD, **values}, results={})
+
+
+def located(
+    host: HostContext, programs: dict[str, str | None] | None = None, **paths: str | None
+) -> dict[Probe[Any], Any]:
+    """Where each program is (`node="/usr/bin/node"`; None: not installed), as discovered."""
+    every = {**(programs or {}), **paths}
+    return {
+        ProgramLocationProbe.for_user(name, host): ProgramLocation(path)
+        for name, path in every.items()
+    }

@@ -12,17 +12,13 @@ from reconciler.facts.listeners import Listener
 from reconciler.facts.programs import ProgramVersion
 from reconciler.facts.systemd import UnitStatus
 from reconciler.gateway.paths import profile_paths
-from reconciler.kinds.gateway_service import (
-    gateway_will_change,
-    port_holders,
-    stale_reasons,
-)
-from reconciler.kinds.runtime import gateway_probe
+from reconciler.kinds.gateway_service import port_holders, stale_reasons
+from reconciler.kinds.runtime import RuntimeKind, docker_probe, gateway_probe, node_probe
 from reconciler.shell.apply import apply_plan
 from reconciler.spec.model import GatewayRuntime, Profile
 
 from .gateway_host import GatewayHost, addresses, gateway_spec
-from .helpers import facts, make_host
+from .helpers import facts, located, make_host
 
 UNIT = "clawdbot-gateway-ops.service"
 RUNNING = UnitStatus(
@@ -72,6 +68,7 @@ def test_port_holders_are_everyone_but_the_service() -> None:
 
 
 def test_gateway_package_change_follows_the_runtime_kind() -> None:
+    """The rule lives once, in the runtime kind: its install action triggers every service."""
     host = make_host()
     pinned = gateway_spec(Profile("ops", 18809))
     pinned = dataclasses.replace(
@@ -80,11 +77,24 @@ def test_gateway_package_change_follows_the_runtime_kind() -> None:
             pinned.runtime, gateway=GatewayRuntime("clawdbot", "2026.1.25")
         ),
     )
-    probe = gateway_probe(pinned, host)
-    assert gateway_will_change(pinned, host, facts({probe: ProgramVersion("/g", "2026.1.24-3")}))
-    assert not gateway_will_change(pinned, host, facts({probe: ProgramVersion("/g", "2026.1.25")}))
-    unpinned = gateway_spec(Profile("ops", 18809))
-    assert not gateway_will_change(unpinned, host, facts({}))
+    where = located(host, node="/usr/bin/node", clawdbot="/g", npm="/usr/bin/npm", docker=None)
+
+    def triggers(spec, version):  # type: ignore[no-untyped-def]
+        found = facts(where)
+        values = {
+            **where,
+            node_probe(host, found): ProgramVersion("/usr/bin/node", "v22.12.0"),
+            gateway_probe(spec, host, found): ProgramVersion("/g", version),
+            docker_probe(host, found): __import__(
+                "reconciler.kinds.runtime", fromlist=["DockerStatus"]
+            ).DockerStatus(False, "docker: not installed"),
+        }
+        plan = RuntimeKind().plan(spec, host, facts(values))
+        return [a.triggers for a in plan.actions if a.address == "runtime.gateway"]
+
+    assert triggers(pinned, "2026.1.24-3") == [("profile[ops].service",)]
+    assert triggers(pinned, "2026.1.25") == []
+    assert triggers(gateway_spec(Profile("ops", 18809)), "2026.1.25") == []
 
 
 # --- on the fake host ---------------------------------------------------------------------------
@@ -234,3 +244,28 @@ def test_disabled_but_running_is_only_enabled(tmp_path: Path) -> None:
     plan = gw.plan(spec)
     assert addresses(plan) == ["profile[ops].service"]  # no restart, so no health check
     assert ops(plan, "profile[ops].service") == [("enable", UNIT)]
+
+
+def test_without_systemd_every_unit_step_is_blocked_naming_pid_1(tmp_path: Path) -> None:
+    """Issue 12 #6: a host whose PID 1 is not systemd (a plain container) gets no runnable
+    linger, unit, service or health step; each says why."""
+    gw = GatewayHost(tmp_path, linger=False)
+    gw.host = dataclasses.replace(gw.host, systemd_dir=tmp_path / "no-systemd")
+    plan = gw.plan(gateway_spec(linger=True))
+    systemd_steps = [
+        a
+        for a in plan.actions
+        if a.address == "linger" or a.address.endswith((".unit", ".service"))
+    ]
+    assert {a.address for a in systemd_steps} >= {
+        "linger",
+        "profile[ops].unit",
+        "profile[ops].service",
+    }
+    for action in systemd_steps:
+        assert action.blocked is not None
+        assert "systemd is not running on this host (PID 1 is " in action.blocked or (
+            "waits for" in action.blocked
+        )
+    # what needs no systemd still runs: the state directories and the config
+    assert not next(a for a in plan.actions if a.address == "profile[ops].state").blocked

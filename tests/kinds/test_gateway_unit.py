@@ -31,7 +31,7 @@ from reconciler.shell.runner import ensure_secret_env
 from reconciler.spec.model import Profile
 
 from .gateway_host import GatewayHost, addresses, gateway_spec
-from .helpers import USER, facts, make_host
+from .helpers import USER, facts, located, make_host
 
 GATEWAY = "/home/user/.npm-global/bin/clawdbot"
 NODE = "/opt/node-22/bin/node"
@@ -133,9 +133,14 @@ def unit_facts(spec, unit_text: str | None, *, gateway: str | None = GATEWAY, to
         if unit_text is not None
         else PathState(paths.unit_file, "missing")
     )
+    where = located(host, clawdbot=gateway, node=NODE)
+    found = facts(where)
     values = {
-        gateway_probe(spec, host): ProgramVersion(gateway, "2026.1.24-3" if gateway else None),
-        node_probe(host): ProgramVersion(NODE, "v22.12.0"),
+        **where,
+        gateway_probe(spec, host, found): ProgramVersion(
+            gateway, "2026.1.24-3" if gateway else None
+        ),
+        node_probe(host, found): ProgramVersion(NODE, "v22.12.0"),
         PathProbe(paths.unit_file, content=True): unit,
     }
     state = PathState(paths.state, "directory", 0o700, 1000, "user")

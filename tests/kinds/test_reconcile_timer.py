@@ -13,7 +13,7 @@ from fakehost import FakeHost
 from reconciler.app.plan_pass import probe_and_plan
 from reconciler.core.action import Action, RemoveFile, RunCommand, WriteFile
 from reconciler.core.host import Account, HostContext
-from reconciler.core.plan import Plan
+from reconciler.core.plan import Plan, build_plan
 from reconciler.facts.files import PathProbe, PathState
 from reconciler.facts.systemd import UnitStatus, UnitStatusProbe, unreachable
 from reconciler.kinds import linger
@@ -334,7 +334,8 @@ def test_a_directory_where_the_timer_belongs_is_a_plan_error() -> None:
     values = dict(_facts(spec, host).values)  # type: ignore[attr-defined]
     path = Path("/home/user/.config/systemd/user/reconciler.timer")
     values[PathProbe(path, content=True)] = PathState(path, "directory", 0o755, 1000, "user")
-    result = ReconcileTimerKind().plan(spec, host, facts(values))
+    # A kind's plan errors reach the plan through the planner's one error channel.
+    result = build_plan(spec, host, facts(values), [ReconcileTimerKind()])
     assert result.actions == () and "is a directory" in result.errors[0]
 
 

@@ -9,10 +9,16 @@ import pytest
 from reconciler.core.action import RunCommand
 from reconciler.core.host import HostContext, RecordedLookups
 from reconciler.facts.programs import ProgramVersion, ProgramVersionProbe
-from reconciler.kinds.runtime import DockerProbe, RuntimeKind, gateway_probe, node_probe
+from reconciler.kinds.runtime import (
+    DockerStatus,
+    RuntimeKind,
+    docker_probe,
+    gateway_probe,
+    node_probe,
+)
 from reconciler.spec.model import GatewayRuntime, Runtime
 
-from .helpers import facts, make_host, make_spec
+from .helpers import facts, located, make_host, make_spec
 
 PIN = "2026.1.24-3"
 
@@ -24,22 +30,30 @@ def plan(
     if runtime is not None:
         spec = replace(spec, runtime=runtime)
     host = make_host()
+    # Where the programs are is a discovered fact: nothing here depends on this machine's PATH.
+    program = spec.runtime.gateway.command or "clawdbot"
+    where = located(
+        host,
+        {program: "/usr/local/bin/clawdbot" if gateway else None},
+        node="/usr/bin/node" if node else None,
+        npm="/usr/bin/npm",
+        docker="/usr/bin/docker",
+    )
+    found = facts(where)
     values = {
-        node_probe(host): ProgramVersion(
+        **where,
+        node_probe(host, found): ProgramVersion(
             "/usr/bin/node" if node else None, node, "" if node else "node: not installed"
         ),
-        gateway_probe(spec, host): ProgramVersion(
+        gateway_probe(spec, host, found): ProgramVersion(
             "/usr/local/bin/clawdbot" if gateway else None,
             gateway,
             "" if gateway else "clawdbot: not installed",
         ),
+        docker_probe(host, found): DockerStatus(
+            docker, "docker daemon 27" if docker else "docker: not installed"
+        ),
     }
-    from reconciler.facts.programs import locate
-    from reconciler.kinds.runtime import DockerStatus
-
-    values[DockerProbe(locate("docker", host))] = DockerStatus(
-        docker, "docker daemon 27" if docker else "docker: not installed"
-    )
     return RuntimeKind().plan(spec, host, facts(values))
 
 

@@ -1,0 +1,57 @@
+"""Every action address one kind needs of another, in one place.
+
+A kind names its own actions with these, and a handler finds the actions it depends on or is
+triggered by with the same functions: no kind builds another kind's address by hand, and no
+kind imports another to learn it.
+"""
+
+from __future__ import annotations
+
+LINGER = "linger"
+NODE = "runtime.node"
+GATEWAY = "runtime.gateway"
+DOCKER = "runtime.docker"
+OPERATOR = "tailscale.operator"
+# The one reload of the user's manager after the gateway units change.
+DAEMON_RELOAD = "systemd.daemon-reload"
+
+
+def profile_address(profile: str, part: str) -> str:
+    """`profile[ops].config`."""
+    return f"profile[{profile}].{part}"
+
+
+def state_address(profile: str) -> str:
+    return profile_address(profile, "state")
+
+
+def workspace_address(profile: str) -> str:
+    return profile_address(profile, "workspace")
+
+
+def config_address(profile: str) -> str:
+    return profile_address(profile, "config")
+
+
+def unit_address(profile: str) -> str:
+    return profile_address(profile, "unit")
+
+
+def service_address(profile: str) -> str:
+    return profile_address(profile, "service")
+
+
+def health_address(profile: str) -> str:
+    return profile_address(profile, "health")
+
+
+def legacy_unit_address(unit: str) -> str:
+    """The removal of an unowned gateway unit file: `unit[clawdbot-gateway.service]`."""
+    return f"unit[{unit}]"
+
+
+def legacy_unit_name(address: str) -> str | None:
+    """The unit a `legacy_unit_address` names; None for any other address."""
+    if address.startswith("unit[") and address.endswith("]"):
+        return address[len("unit[") : -1]
+    return None
