@@ -32,6 +32,7 @@ from reconciler.core.action import (
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import Account, HostContext
 from reconciler.core.sudo_check import SudoersPathProbe, sudo_hint
+from reconciler.facts.files import has_value
 from reconciler.shell.files import acting_as, atomic_write, ensure_directory, remove_file
 
 _SUDO_REFUSALS = (
@@ -325,12 +326,10 @@ def ensure_secret_env(path: Path, key: str, mode: int) -> bool:
     lines: list[str] = []
     if path.is_file() and not path.is_symlink():
         lines = path.read_text(encoding="utf-8").splitlines()
-        for line in lines:
-            name, sep, value = line.partition("=")
-            if sep and name.strip() == key and value.strip():
-                if stat.S_IMODE(path.stat().st_mode) != mode:
-                    os.chmod(path, mode)
-                return False
+        if has_value("\n".join(lines), key):  # the probe's own test: kept once it exists
+            if stat.S_IMODE(path.stat().st_mode) != mode:
+                os.chmod(path, mode)
+            return False
         lines = [line for line in lines if line.partition("=")[0].strip() != key]
     lines.append(f"{key}={secrets.token_hex(32)}")
     atomic_write(path, "\n".join(lines) + "\n", mode, backup=False)
