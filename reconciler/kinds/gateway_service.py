@@ -202,6 +202,8 @@ class GatewayServiceKind(Kind):
             spec, host, facts, unit_status(facts, managed_units(spec)[0])
         )
         blocked = user_blocker(host) or gate_block
+        found = facts.get(listeners_probe(spec))
+        listeners = tuple(found)  # read once: every profile's handler shares it
 
         def reload(view: PlanView) -> KindPlan:
             action = _daemon_reload(spec, facts, view, gate_deps, blocked)
@@ -210,7 +212,9 @@ class GatewayServiceKind(Kind):
         def service(profile: Profile) -> Handler:
             return Handler(
                 service_address(profile.name),
-                lambda view: _profile_service(spec, host, facts, view, profile, gate_deps, blocked),
+                lambda view: _profile_service(
+                    spec, host, facts, view, profile, (gate_deps, blocked), listeners
+                ),
             )
 
         return KindPlan(
@@ -255,16 +259,17 @@ def _profile_service(
     facts: Facts,
     view: PlanView,
     profile: Profile,
-    gate_deps: tuple[str, ...],
-    blocked: str | None,
+    gate: tuple[tuple[str, ...], str | None],
+    listeners: tuple[Listener, ...],
 ) -> KindPlan:
-    """One profile's service action (enable/start/restart) and its health check."""
+    """One profile's service action (enable/start/restart) and its health check; `gate` is
+    the user manager's (depends_on, blocked)."""
+    gate_deps, blocked = gate
     paths = profile_paths(spec, profile, host)
     status = unit_status(facts, paths.unit)
     triggers = Triggers.of(profile.name, view)
     depends = [*gate_deps, *triggers.removals]
     errors: list[str] = []
-    listeners = facts.get(listeners_probe(spec))
     for holder in port_holders(profile, paths, status, listeners):
         pruned = next((u for u in holder.cgroup if view.planned(legacy_unit_address(u))), None)
         if pruned is not None:
