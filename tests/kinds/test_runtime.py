@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from reconciler.core.action import RunCommand
-from reconciler.core.host import HostContext, RecordedLookups
+from reconciler.core.probe import Probe
 from reconciler.facts.programs import ProgramVersion, ProgramVersionProbe
 from reconciler.kinds.runtime import (
+    DockerProbe,
     DockerStatus,
     RuntimeKind,
     docker_probe,
@@ -100,27 +102,30 @@ def test_no_node_blocks_the_gateway_install_even_without_a_node_range() -> None:
     assert isinstance(ProgramVersionProbe("node", None).read(make_host()), ProgramVersion)
 
 
-def _docker_host(path: str | None) -> HostContext:
-    return replace(make_host(), recorded=RecordedLookups(programs=(("docker", path),)))
+def _docker_found(path: str | None) -> dict[Probe[Any], Any]:
+    """What discovery found: docker at `path` (None: not installed), the rest installed."""
+    return located(
+        make_host(), node="/usr/bin/node", clawdbot="/usr/bin/x", npm="/usr/bin/npm", docker=path
+    )
 
 
 @pytest.mark.parametrize("path", ["/usr/bin/docker", None])
 def test_optional_docker_asks_no_daemon(path: str | None) -> None:
     """With `optional` no answer of `docker info` changes the plan: the probe is not run."""
-    spec, host = make_spec(), _docker_host(path)
+    spec, host, where = make_spec(), make_host(), _docker_found(path)
     assert spec.runtime.docker == "optional"
-    probes = list(RuntimeKind().probes(spec, host))
+    probes = list(RuntimeKind().probes(spec, host, facts(where)))
     assert not any(isinstance(p, DockerProbe) for p in probes)
-    values = {p: ProgramVersion("/usr/bin/x", PIN) for p in probes}
+    values = {**where, **{p: ProgramVersion("/usr/bin/x", PIN) for p in probes}}
     result = RuntimeKind().plan(spec, host, facts(values))
     (finding,) = [f for f in result.findings if f.address == "runtime.docker"]
-    where = "not installed" if path is None else "/usr/bin/docker, its daemon not asked"
-    assert finding.message == f"docker: {where} (optional)"
+    where_text = "not installed" if path is None else "/usr/bin/docker, its daemon not asked"
+    assert finding.message == f"docker: {where_text} (optional)"
 
 
 @pytest.mark.parametrize("policy", ["required", "absent"])
 def test_required_or_absent_docker_asks_the_daemon(policy: str) -> None:
     spec = make_spec()
     spec = replace(spec, runtime=replace(spec.runtime, docker=policy))
-    host = _docker_host("/usr/bin/docker")
-    assert DockerProbe("/usr/bin/docker") in list(RuntimeKind().probes(spec, host))
+    found = facts(_docker_found("/usr/bin/docker"))
+    assert DockerProbe("/usr/bin/docker") in list(RuntimeKind().probes(spec, make_host(), found))
