@@ -29,12 +29,17 @@ def sealed_machine(allowed: Iterable[Path] = ()) -> Iterator[None]:
         {sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parents[1] / "reconciler")}
     )
     own += (str(Path(__file__).resolve().parents[1] / "schemas"),)
+    # The tool's own validation cache (spec/validation_cache.py): it skips re-checking a spec,
+    # it says nothing about the host.
+    own += tuple(
+        os.path.join(os.environ[k], "reconciler") for k in ("XDG_CACHE_HOME",) if k in os.environ
+    )
 
     def allowed_path(file: Any) -> bool:
         if isinstance(file, int):
             return True
         name = os.fspath(file)
-        return name in permitted or name.startswith(tuple(p + "/" for p in own))
+        return name in permitted or name in own or name.startswith(tuple(p + "/" for p in own))
 
     def refuse(what: str) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -59,7 +64,10 @@ def sealed_machine(allowed: Iterable[Path] = ()) -> Iterator[None]:
         mp.setattr(os, "stat", guarded(real_stat, "os.stat"))
         mp.setattr(os, "lstat", guarded(real_lstat, "os.lstat"))
         mp.setattr(os, "access", guarded(real_access, "os.access"))
-        for name in ("listdir", "scandir", "readlink", "open"):
+        mp.setattr(os, "listdir", guarded(os.listdir, "os.listdir"))
+        mp.setattr(os, "scandir", guarded(os.scandir, "os.scandir"))
+        mp.setattr(os, "open", guarded(os.open, "os.open"))
+        for name in ("readlink",):
             mp.setattr(os, name, refuse(f"os.{name}"))
         for name in ("fork", "execv", "execve", "posix_spawn", "posix_spawnp", "system"):
             mp.setattr(os, name, refuse(f"os.{name}"))
