@@ -1,24 +1,39 @@
 # All set-up happens here: a fresh Debian machine with python3 needs nothing else.
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
-STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Exact versions (with hashes) for the venv: pyproject.toml keeps compatible ranges, `make lock`
+# re-resolves them. Resolved for CPython 3.11 (Debian bookworm's python3).
+LOCK    := requirements/ci.lock
+STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 SPEC    ?= specs/vm102.yaml
 PYTEST_ARGS ?=
 
-.PHONY: plan validate test fast e2e check fmt lint typecheck bench clean venv
+.PHONY: plan validate test fast e2e check fmt lint typecheck bench clean venv dist lock
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || python3 -m venv $(VENV) || { \
 	  rm -rf $(VENV); \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get install -y -q python3-venv && python3 -m venv $(VENV); \
 	  else echo "python3 -m venv failed: install python3-venv (sudo apt-get install python3-venv)" >&2; exit 1; fi; }
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	@# setuptools warns on every editable install of a flat layout (a folder named like the
+	@# package shadows it): that is exactly what we want here, so keep the first run quiet.
+	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+## lock: re-resolve requirements/ci.lock from pyproject.toml's ranges (newest matching releases)
+lock: venv
+	$(VENV)/bin/pip-compile --quiet --extra dev --generate-hashes --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --output-file $(LOCK) pyproject.toml
+
+## dist: the wheel and the sdist to install on a gateway host (dist/reconciler-<version>*)
+dist: venv
+	rm -rf dist
+	$(PY) -m build --quiet --no-isolation --outdir dist .
 
 ## plan: what the reconciler would do to THIS machine for the seed spec (read-only, host-name check off)
 plan: venv
@@ -54,4 +69,4 @@ bench: venv
 	$(PY) bench/plan_bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
