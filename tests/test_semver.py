@@ -21,6 +21,17 @@ CASES = [
     ("0.4.0", "^0.3.1", False),
     ("22.12.0", "22.12.0", True),
     ("22.12.1", "=22.12.0", False),
+    ("22.12.0", ">=22.12 <25 || 26.x", True),
+    ("26.0.1", ">=22.12 <25 || 26.x", True),
+    ("25.9.0", ">=22.12 <25 || 26.x", False),
+    # npm's prerelease rule: a prerelease satisfies only ranges naming a prerelease of the same
+    # major.minor.patch, and sorts below its release.
+    ("2026.1.24-3", "2026.1.24-3", True),
+    ("2026.1.24-3", ">=2026.1.24-1", True),
+    ("2026.1.24-3", ">=2026.1.0", False),
+    ("2026.1.24-3", "<2026.1.24", False),
+    ("2026.1.24", ">2026.1.24-3", True),
+    ("v23.0.0-nightly20260101", ">=22.12", False),
 ]
 
 
@@ -29,12 +40,24 @@ def test_satisfies(version: str, wanted: str, ok: bool) -> None:
     assert satisfies(version, wanted) is ok
 
 
-@pytest.mark.parametrize("bad", ["", "latest", ">=", "22..1", ">> 22"])
+@pytest.mark.parametrize("bad", ["", "latest", ">=", "22..1", ">> 22", "22 ||", "|| 22"])
 def test_bad_ranges_are_value_errors(bad: str) -> None:
     with pytest.raises(ValueError):
         check_range(bad)
 
 
 def test_parse_version_accepts_v_prefix_and_prerelease() -> None:
-    assert parse_version("v22.12.0") == (22, 12, 0)
-    assert parse_version("2026.1.24-3") == (2026, 1, 24)
+    assert parse_version("v22.12.0") == (22, 12, 0, ())
+    assert parse_version("2026.1.24-3") == (2026, 1, 24, (3,))
+    assert parse_version("22.12.0-rc.1") == (22, 12, 0, ("rc", 1))
+
+
+@pytest.mark.parametrize("bad", ["", "22", "22.x", "v", "latest"])
+def test_parse_version_refuses_what_is_not_one_version(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_version(bad)
+
+
+def test_a_version_that_is_not_one_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="not a version"):
+        satisfies("garbage", ">=22")

@@ -1,7 +1,12 @@
-"""systemd-like durations: `30s`, `15min`, `2m`, `1h 30min`, `1d`, or a bare number of seconds.
+"""Durations, one parser for both directions of systemd's time spans (systemd.time(7)).
 
-Only whole seconds: sub-second units (`ms`, `us`) and fractions (`1.5h`) are refused, because every
-consumer (systemd timer settings, start timeouts) works in seconds here.
+- `parse_duration`: what a spec may write: `30s`, `15min`, `2m`, `1h 30min`, `1d`, or a bare
+  number of seconds. Only whole seconds: sub-second units (`ms`, `us`), months, years and fractions
+  (`1.5h`) are refused, because every consumer (systemd timer settings, start timeouts) works in
+  whole seconds here.
+- `parse_timespan`: what systemd prints (`systemctl show`'s `2h 3min 4.5s`, `250ms`, `3μs`).
+
+Both read terms with one unit table and one term scanner; they differ only in what they accept.
 """
 
 from __future__ import annotations
@@ -9,8 +14,17 @@ from __future__ import annotations
 import json
 import re
 
-# Unit spellings as systemd.time(7) accepts them, in seconds. `m` is minutes (as in systemd).
-UNITS: dict[str, int] = {
+# Every spelling systemd.time(7) accepts, in seconds. `m` is minutes and `M` months (as in
+# systemd); a month and a year are systemd's averages (30.44 and 365.25 days).
+UNIT_SECONDS: dict[str, float] = {
+    "ns": 1e-9,
+    "nsec": 1e-9,
+    "us": 1e-6,
+    "usec": 1e-6,
+    "µs": 1e-6,  # micro sign
+    "μs": 1e-6,  # Greek mu: newer systemd prints this one
+    "ms": 1e-3,
+    "msec": 1e-3,
     "s": 1,
     "sec": 1,
     "second": 1,
@@ -29,14 +43,31 @@ UNITS: dict[str, int] = {
     "w": 604800,
     "week": 604800,
     "weeks": 604800,
+    "M": 2_629_800,
+    "month": 2_629_800,
+    "months": 2_629_800,
+    "y": 31_557_600,
+    "year": 31_557_600,
+    "years": 31_557_600,
 }
 
-_SUBSECOND = {"ms", "msec", "us", "usec", "µs", "ns", "nsec"}
+# What a spec may write: the whole-second units with a fixed length, seconds to weeks.
+UNITS: dict[str, int] = {u: int(s) for u, s in UNIT_SECONDS.items() if 1 <= s <= 604800}
+
+_SUBSECOND = {u for u, s in UNIT_SECONDS.items() if s < 1}
 _MAX_DIGITS = 9  # 999999999 of any unit is already decades; more is a typo
 
-# One `<number><unit>` term, units longest first so `min` is not read as `m` + `in`.
-_UNIT_ALT = "|".join(sorted(UNITS, key=lambda u: (-len(u), u)))
-_TERM = re.compile(rf"([0-9]+)\s*({_UNIT_ALT})(?![A-Za-z])")
+
+def _alternation(units: dict[str, int] | dict[str, float]) -> str:
+    # Longest first, so that `min` is not read as `m` + `in`, nor `ms` as `m` + `s`.
+    return "|".join(re.escape(u) for u in sorted(units, key=lambda u: (-len(u), u)))
+
+
+# One `<number><unit>` term. A spec may put spaces between number and unit (`5 minutes`);
+# systemd never does, and a gap in its output means the text is not what we think it is.
+_UNIT_ALT = _alternation(UNITS)
+_TERM = re.compile(rf"([0-9]+(?:\.[0-9]+)?)\s*({_alternation(UNIT_SECONDS)})(?![A-Za-z])")
+_SYSTEMD_TERM = re.compile(rf"([0-9]+(?:\.[0-9]+)?)({_alternation(UNIT_SECONDS)})(?![A-Za-z])")
 _WORD = re.compile(r"[0-9.]*\s*[^\s0-9]*")
 
 # The same language as parse_duration accepts, as an ECMA-262/Python regex for the JSON Schema.
@@ -44,6 +75,29 @@ _WORD = re.compile(r"[0-9.]*\s*[^\s0-9]*")
 PATTERN = rf"^\s*(?:[0-9]+|(?:[0-9]+\s*(?:{_UNIT_ALT})\s*)+)\s*$"
 
 EXAMPLES = "30s, 15min, 2m, 1h, 1h 30min, 1d or a number of seconds"
+
+
+def _terms(text: str, term: re.Pattern[str]) -> list[tuple[int, str, str]]:
+    """(position, number, unit) of each whitespace-separated term; ValueError(position) at the
+    first piece that is not one."""
+    found = []
+    pos = 0
+    while pos < len(text):
+        if text[pos].isspace():
+            pos += 1
+            continue
+        match = term.match(text, pos)
+        if match is None:
+            raise _NotATerm(pos)
+        found.append((pos, match.group(1), match.group(2)))
+        pos = match.end()
+    return found
+
+
+class _NotATerm(ValueError):
+    def __init__(self, pos: int) -> None:
+        super().__init__(pos)
+        self.pos = pos
 
 
 def parse_duration(text: str) -> int:
@@ -55,18 +109,29 @@ def parse_duration(text: str) -> int:
         raise ValueError(f"empty duration: write one like {EXAMPLES}")
     if stripped.isascii() and stripped.isdigit():
         return _number(stripped)
+    try:
+        terms = _terms(stripped, _TERM)
+    except _NotATerm as stop:
+        raise ValueError(_explain(stripped, stop.pos)) from None
     total = 0
-    pos = 0
-    while pos < len(stripped):
-        if stripped[pos].isspace():
-            pos += 1
-            continue
-        match = _TERM.match(stripped, pos)
-        if match is None:
+    for pos, number, unit in terms:
+        if "." in number or unit not in UNITS:
             raise ValueError(_explain(stripped, pos))
-        total += _number(match.group(1)) * UNITS[match.group(2)]
-        pos = match.end()
+        total += _number(number) * UNITS[unit]
     return total
+
+
+def parse_timespan(text: str) -> float | None:
+    """Seconds in a timespan as systemd prints it (`2h 3min 4.5s`, `250ms`); None for `0`, empty,
+    `infinity` and `n/a` (nothing scheduled). ValueError for anything else."""
+    text = text.strip()
+    if text in ("", "0", "infinity", "n/a"):
+        return None
+    try:
+        terms = _terms(text, _SYSTEMD_TERM)
+    except _NotATerm:
+        raise ValueError(f"unrecognised systemd timespan {text!r}") from None
+    return sum(float(number) * UNIT_SECONDS[unit] for _, number, unit in terms)
 
 
 def _number(digits: str) -> int:

@@ -13,7 +13,6 @@ caller read at the same moment.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +27,7 @@ from reconciler.facts.systemd import (
     parse_show_blocks,
     parse_timestamp,
 )
+from reconciler.spec.duration import parse_timespan
 from reconciler.unattended.runs import RunRecord
 from reconciler.unattended.suspend import Suspension
 
@@ -82,40 +82,6 @@ class TimerScheduleProbe(Probe[TimerSchedule]):
             next_monotonic_s=parse_timespan(block.get("NextElapseUSecMonotonic", "")),
             last_trigger_s=parse_timestamp(block.get("LastTriggerUSec", "")),
         )
-
-
-# systemd's format_timespan units (µ/μ spellings: newer versions print the Greek letter).
-_SPAN_UNITS = {
-    "y": 31_557_600.0,
-    "month": 2_629_800.0,
-    "w": 604_800.0,
-    "d": 86_400.0,
-    "h": 3_600.0,
-    "min": 60.0,
-    "s": 1.0,
-    "ms": 1e-3,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-}
-_SPAN_TERM = re.compile(r"(\d+(?:\.\d+)?)(month|min|ms|us|µs|μs|y|w|d|h|s)(?![a-z])")
-
-
-def parse_timespan(text: str) -> float | None:
-    """`2h 3min 4.5s` -> seconds; `0`, empty and `infinity` -> None (not scheduled)."""
-    text = text.strip()
-    if text in ("", "0", "infinity", "n/a"):
-        return None
-    total = 0.0
-    pos = 0
-    for match in _SPAN_TERM.finditer(text):
-        if text[pos : match.start()].strip():
-            raise ValueError(f"unrecognised systemd timespan {text!r}")
-        total += float(match.group(1)) * _SPAN_UNITS[match.group(2)]
-        pos = match.end()
-    if text[pos:].strip() or pos == 0:
-        raise ValueError(f"unrecognised systemd timespan {text!r}")
-    return total
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from reconciler.spec.duration import PATTERN, format_duration, parse_duration
+from reconciler.spec.duration import (
+    PATTERN,
+    UNIT_SECONDS,
+    UNITS,
+    format_duration,
+    parse_duration,
+    parse_timespan,
+)
 
 
 @pytest.mark.parametrize(
@@ -80,3 +87,32 @@ def test_schema_pattern_accepts_exactly_what_parses(text: str) -> None:
 @given(st.integers(min_value=1, max_value=10**8))
 def test_format_round_trips(seconds: int) -> None:
     assert parse_duration(format_duration(seconds)) == seconds
+
+
+# --- systemd's own output (status reads NextElapseUSecMonotonic) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("2h 3min 4.5s", 7384.5), ("1d 2h", 93600.0), ("250ms", 0.25), ("3us", 3e-6), ("12μs", 12e-6),
+     ("1w", 604800.0), ("0", None), ("", None), ("infinity", None)],
+)  # fmt: skip
+def test_parse_timespan(text: str, seconds: float | None) -> None:
+    assert parse_timespan(text) == (pytest.approx(seconds) if seconds is not None else None)
+
+
+@pytest.mark.parametrize("text", ["2 hours", "5x", "1h garbage", "1.5", "5 s"])
+def test_parse_timespan_refuses_unknown_text(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_timespan(text)
+
+
+def test_one_unit_table_serves_both_directions() -> None:
+    # The spec's units are the whole-second subset of systemd's table, with the same values.
+    assert all(UNIT_SECONDS[unit] == seconds for unit, seconds in UNITS.items())
+    for unit, seconds in UNITS.items():
+        assert parse_duration(f"3{unit}") == 3 * seconds
+        assert parse_timespan(f"3{unit}") == 3 * seconds
+    assert parse_timespan("1M") == pytest.approx(2_629_800)
+    with pytest.raises(ValueError, match='unknown unit "M"'):
+        parse_duration("1M")

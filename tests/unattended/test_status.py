@@ -13,7 +13,6 @@ from reconciler.unattended.status import (
     TimerSchedule,
     TimerScheduleProbe,
     build_status,
-    parse_timespan,
     render_status,
     status_document,
 )
@@ -98,21 +97,6 @@ def test_json_document_is_stable() -> None:
     assert doc["last_run"]["result"] == "converged"
     assert doc["last_applied_revision"] == "main@sha1:a"
     json.dumps(doc)
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("2h 3min 4.5s", 7384.5), ("1d 2h", 93600.0), ("250ms", 0.25), ("3us", 3e-6), ("12μs", 12e-6),
-     ("1w", 604800.0), ("0", None), ("", None), ("infinity", None)],
-)  # fmt: skip
-def test_parse_timespan(text: str, seconds: float | None) -> None:
-    assert parse_timespan(text) == (pytest.approx(seconds) if seconds is not None else None)
-
-
-@pytest.mark.parametrize("text", ["2 hours", "5x", "1h garbage"])
-def test_parse_timespan_refuses_unknown_text(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_timespan(text)
 
 
 def _result(stdout: str, code: int = 0, stderr: str = "") -> CommandResult:
