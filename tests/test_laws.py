@@ -67,7 +67,7 @@ class HostState:
     gateway: str | None
 
 
-def _spec(linger, ts, operator, serve, prune, node, pin, profiles, timer):  # type: ignore[no-untyped-def]
+def _spec(linger, ts, operator, serve, prune, node, pin, profiles, timer, command):  # type: ignore[no-untyped-def]
     names = {p.name for p in profiles}
     # A serve entry may only name a profile the spec has (validation guarantees that).
     serve = tuple(e for e in serve if e.profile is None or e.profile in names)
@@ -77,7 +77,7 @@ def _spec(linger, ts, operator, serve, prune, node, pin, profiles, timer):  # ty
         profiles=profiles,
         linger=linger,
         tailscale=Tailscale(operator=operator, serve=serve, prune=prune) if ts else None,
-        reconcile=Reconcile(timer=Timer(enabled=timer)),
+        reconcile=Reconcile(timer=Timer(enabled=timer), command=command),
         path=Path("/srv/hostspec/vm102.yaml"),
     )
 
@@ -93,6 +93,8 @@ specs = st.builds(
     pin=st.sampled_from([PIN, None]),
     profiles=st.sampled_from([PROFILES, PROFILES[:1], PROFILES[1:], TOKEN_PROFILES]),
     timer=st.booleans(),
+    # None: the interpreter running the tests, a scratch one (a clone, /tmp): the timer is blocked.
+    command=st.sampled_from([None, ("/opt/reconciler/bin/reconciler",)]),
 )
 
 targets = st.sampled_from(

@@ -2,9 +2,13 @@
 
 Wants: with `reconcile.timer.enabled: true`, two user units in `~/.config/systemd/user/`,
 rendered byte for byte from the spec:
-- `reconciler.service`, Type=oneshot, `ExecStart=<python> -m reconciler apply <spec> --yes
-  --non-interactive --lock-timeout 300`, where <python> is the interpreter running this plan
-  (`sys.executable`: the venv or pipx install the user has) and <spec> the spec's absolute path.
+- `reconciler.service`, Type=oneshot, `ExecStart=<program> apply <spec> --yes
+  --non-interactive --lock-timeout 300`, where <spec> is the spec's absolute path and <program>
+  `reconcile.command` when the spec sets it, else the installed `reconciler` entry point beside
+  the interpreter running this plan (`sys.executable`: the pipx or /opt venv the user installed),
+  else `<python> -m reconciler`. An interpreter inside a temporary directory or a git work tree
+  (a scratch clone's `.venv`) is refused, blocked with the reason, unless `reconcile.command`
+  says what to run: a timer bound to it breaks when that directory changes or goes away.
   With `reconcile.source` it adds `--git-ref <ref>`, and <spec> must lie inside the clone: the
   timer then applies the spec as committed at that ref (reconciler/shell/git.py);
 - `reconciler.timer`: OnBootSec=, OnUnitActiveSec= (the interval), RandomizedDelaySec=,
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -78,6 +83,8 @@ class Invocation:
     python: str
     spec: Path | None  # None: the spec did not come from a file
     clone: Path | None  # the git source's clone, when the spec has one
+    entry_point: str | None = None  # the `reconciler` script installed beside `python`
+    scratch: str | None = None  # why `python` is a scratch install ("inside the git work tree X")
 
 
 @recorded
@@ -91,10 +98,13 @@ class InvocationProbe(Probe[Invocation]):
     def read(self, host: HostContext) -> Invocation:
         # sys.executable is kept as is, not resolved: a venv's bin/python is a symlink to the
         # system interpreter, and only the link's path makes `-m reconciler` find the venv.
+        script = Path(sys.executable).parent / "reconciler"
         return Invocation(
             python=sys.executable,
             spec=self.spec_path.resolve() if self.spec_path is not None else None,
             clone=self.clone.resolve() if self.clone is not None else None,
+            entry_point=str(script) if os.access(script, os.X_OK) and script.is_file() else None,
+            scratch=scratch_location(Path(sys.executable)) if sys.executable else None,
         )
 
     def answer_from(self, recorded: RecordedHost) -> Invocation | None:
@@ -108,7 +118,25 @@ class InvocationProbe(Probe[Invocation]):
         def absolute(path: Path | None) -> Path | None:
             return None if path is None else Path(os.path.normpath(cwd / path))
 
-        return Invocation(known[0].python, absolute(self.spec_path), absolute(self.clone))
+        return replace(known[0], spec=absolute(self.spec_path), clone=absolute(self.clone))
+
+
+# Where the temporary directories are (tmpfs or cleaned at boot on most systems).
+TEMPORARY = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def scratch_location(python: Path) -> str | None:
+    """Why an interpreter at `python` is a scratch install (in a temporary directory or a git work
+    tree), or None. Its directory is resolved (a symlinked /tmp counts), the interpreter itself
+    is not (a venv's bin/python links to the system's)."""
+    where = python.parent.resolve()
+    for temp in dict.fromkeys((*TEMPORARY, tempfile.gettempdir())):
+        if where.is_relative_to(Path(temp).resolve()):
+            return f"inside the temporary directory {temp}"
+    for folder in (where, *where.parents):
+        if (folder / ".git").exists():
+            return f"inside the git work tree {folder}"
+    return None
 
 
 def invocation_probe(spec: Spec, host: HostContext) -> InvocationProbe:
@@ -138,13 +166,25 @@ def timer_path(host: HostContext) -> Path:
 # --- rendering (pure) --------------------------------------------------------------------------
 
 
-def exec_argv(invocation: Invocation, source: GitSource | None) -> tuple[str, ...]:
+def program(invocation: Invocation, command: tuple[str, ...] | None) -> tuple[str, ...]:
+    """What the timer runs before `apply`: the spec's command, the installed entry point, or the
+    interpreter with `-m reconciler`."""
+    if command is not None:
+        return command
+    if invocation.entry_point is not None:
+        return (invocation.entry_point,)
+    return (invocation.python, "-m", "reconciler")
+
+
+def exec_argv(
+    invocation: Invocation, source: GitSource | None, command: tuple[str, ...] | None = None
+) -> tuple[str, ...]:
     """The timer's command line; UnitRenderError when it cannot be built from these facts."""
-    if not invocation.python:
+    if not invocation.python and command is None:
         raise UnitRenderError("the running interpreter's path is unknown (sys.executable)")
     if invocation.spec is None:
         raise UnitRenderError("the spec was not read from a file, so the timer cannot name it")
-    argv = [invocation.python, "-m", "reconciler", "apply", str(invocation.spec)]
+    argv = [*program(invocation, command), "apply", str(invocation.spec)]
     if source is not None:
         assert invocation.clone is not None  # the probe resolves the clone whenever a source is set
         if not invocation.spec.is_relative_to(invocation.clone):
@@ -320,12 +360,12 @@ def _enabled_files(spec: Spec, host: HostContext, facts: Facts) -> list[tuple[Ac
             SERVICE,
             service_path(host),
             service_found,
-            render_service(exec_argv(invocation, spec.reconcile.source)),
+            render_service(exec_argv(invocation, spec.reconcile.source, spec.reconcile.command)),
             user.name,
             user.uid,
             f"{SERVICE_UNIT} runs `reconciler apply` on the spec, unattended",
         )
-        service_block = _unusable_interpreter(invocation, host)
+        service_block = _unusable_interpreter(invocation, host, spec.reconcile.command)
     except UnitRenderError as exc:
         # Without a command line there is nothing sane to write: block, and keep the timer off.
         service = Action(SERVICE, "create", f"{SERVICE_UNIT} runs `reconciler apply`")
@@ -452,12 +492,25 @@ def _state_reason(enabled: bool, running: bool) -> str:
     return f"{TIMER_UNIT} changed while running: restart it to take the new schedule"
 
 
-def _unusable_interpreter(invocation: Invocation, host: HostContext) -> str | None:
+def _unusable_interpreter(
+    invocation: Invocation, host: HostContext, command: tuple[str, ...] | None
+) -> str | None:
     """Why the spec user's timer could not run this interpreter, or None.
 
-    Root planning from its own venv (under /root) would install a timer the user cannot run.
+    A scratch install (a clone's .venv, /tmp) breaks the timer when it changes or goes away; root
+    planning from its own venv (under /root) would install a timer the user cannot run. The
+    spec's own `reconcile.command` is taken as given.
     """
     assert host.user is not None
+    if command is not None:
+        return None
+    if invocation.scratch is not None:
+        return (
+            f"the reconciler runs from {invocation.python}, {invocation.scratch}: a timer bound "
+            "to it breaks when that directory changes or goes away. Install the reconciler "
+            "(pipx install dist/reconciler-*.whl, or a venv under /opt/reconciler) and apply "
+            "with that one, or set reconcile.command in the spec to run this one on purpose"
+        )
     if host.invoker.uid == host.user.uid:
         return None
     private = str(host.invoker.home).rstrip("/") + "/"

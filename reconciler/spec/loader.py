@@ -223,7 +223,9 @@ def _reconcile(section: dict[str, Any]) -> Reconcile:
         (model, _seconds(timer[key])) for key, model in _TIMER_FIELDS.items() if key in timer
     )
     source = section.get("source")
+    command = section.get("command")
     return Reconcile(
         timer=Timer(**fields),
         source=GitSource(path=source["git"], **_some(source, "ref")) if source else None,
+        command=tuple(command) if command is not None else None,
     )

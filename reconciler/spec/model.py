@@ -113,6 +113,9 @@ class GitSource:
 class Reconcile:
     timer: Timer = field(default_factory=Timer)
     source: GitSource | None = None
+    # The program the timer runs (argv prefix before `apply <spec> ...`). None: the installed
+    # `reconciler` entry point beside the interpreter that plans, which must not be a scratch one.
+    command: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,16 @@ def _translate(error: Any, path: PathT, doc: Document, def_name: str | None) -> 
             f"{show(value)} is greater than the maximum of {error.validator_value}",
             None,
         )
+    elif kind == "minItems":
+        hint = (
+            "name the program, e.g. [/opt/reconciler/bin/reconciler], or remove the key to use "
+            "the installed entry point"
+            if path == ("reconcile", "command")
+            else None
+        )
+        yield path, False, f"needs at least {error.validator_value} item, got none", hint
+    elif kind == "minLength":
+        yield path, False, "must not be empty", None
     elif kind == "maxLength":
         yield path, False, f"{show(value)} is longer than {error.validator_value} characters", None
     elif kind == "pattern" and def_name in PATTERN_MESSAGES:

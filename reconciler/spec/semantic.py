@@ -344,6 +344,25 @@ def node_range(doc: Document) -> Iterator[Issue]:
             )
 
 
+# What the timer adds after reconcile.command itself (reconcile_timer.exec_argv).
+TIMER_WORDS = ("apply", "--yes", "--non-interactive", "--lock-timeout", "--git-ref")
+
+
+def reconcile_command(doc: Document) -> Iterator[Issue]:
+    """reconcile.command names the program only: the timer adds `apply <spec>` and its options."""
+    command = _get(doc.data, "reconcile", "command")
+    if not isinstance(command, list):
+        return
+    for index, word in enumerate(command[1:], start=1):  # [0] is the program's path
+        if isinstance(word, str) and word.split("=", 1)[0] in TIMER_WORDS:
+            yield Issue(
+                ("reconcile", "command", index),
+                f"{show(word)} is added by the timer itself",
+                "end reconcile.command with the program, e.g. [/opt/reconciler/bin/reconciler] "
+                "or [/path/to/python, -m, reconciler]: the timer adds `apply <spec> --yes ...`",
+            )
+
+
 def control_characters(doc: Document) -> Iterator[Issue]:
     """No string holds a control character (a stray line break from a block scalar, a tab, ...)."""
     for path, text, is_key in _strings(doc.data, ()):
@@ -417,6 +436,7 @@ RULES: list[Rule] = [
     durations,
     state_dirs,
     node_range,
+    reconcile_command,
     control_characters,
     yaml11_booleans,
 ]

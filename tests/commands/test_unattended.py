@@ -45,6 +45,8 @@ reconcile:
   timer:
     enabled: true
     interval: 5min
+  # The tests run from a clone: name an installed program, as a host would have one.
+  command: [/opt/reconciler/bin/reconciler]
 """
 
 

@@ -16,7 +16,7 @@ from reconciler.core.host import Account, HostContext
 from reconciler.core.plan import Plan, build_plan
 from reconciler.facts.files import PathProbe, PathState
 from reconciler.facts.systemd import UnitStatus, UnitStatusProbe, unreachable
-from reconciler.kinds import linger
+from reconciler.kinds import linger, reconcile_timer
 from reconciler.kinds.gateway_service import DAEMON_RELOAD
 from reconciler.kinds.linger import LingerProbe
 from reconciler.kinds.reconcile_timer import (
@@ -30,6 +30,7 @@ from reconciler.kinds.reconcile_timer import (
     invocation_probe,
     render_service,
     render_timer,
+    scratch_location,
 )
 from reconciler.shell.apply import apply_plan
 from reconciler.spec.model import (
@@ -78,13 +79,21 @@ WantedBy=timers.target
 
 
 def timer_spec(
-    path: Path | None = SPEC_FILE, *, source: GitSource | None = None, **timer: object
+    path: Path | None = SPEC_FILE,
+    *,
+    source: GitSource | None = None,
+    command: tuple[str, ...] | None = None,
+    **timer: object,
 ) -> Spec:
     return Spec(
         host=Host("vm102", "user"),
         runtime=Runtime(node=None, gateway=GatewayRuntime("clawdbot")),
         profiles=(Profile("personal", 18789),),
-        reconcile=Reconcile(timer=Timer(**{"enabled": True, **timer}), source=source),  # type: ignore[arg-type]
+        reconcile=Reconcile(
+            timer=Timer(**{"enabled": True, **timer}),  # type: ignore[arg-type]
+            source=source,
+            command=command,
+        ),
         path=path,
     )
 
@@ -127,6 +136,77 @@ def test_paths_with_spaces_and_percent_are_escaped_for_systemd() -> None:
     )
 
 
+def test_the_installed_entry_point_comes_first_then_python_m() -> None:
+    installed = Invocation(
+        "/opt/reconciler/bin/python", SPEC_FILE, None, "/opt/reconciler/bin/reconciler"
+    )
+    assert exec_argv(installed, None)[:3] == (
+        "/opt/reconciler/bin/reconciler",
+        "apply",
+        str(SPEC_FILE),
+    )
+    assert exec_argv(Invocation(PY, SPEC_FILE, None), None)[:4] == (PY, "-m", "reconciler", "apply")
+
+
+def test_the_spec_command_wins_over_what_runs_the_plan() -> None:
+    command = ("/srv/dev/.venv/bin/python", "-m", "reconciler")
+    argv = exec_argv(Invocation(PY, SPEC_FILE, None, "/opt/r/bin/reconciler"), None, command)
+    assert argv == (
+        *command,
+        "apply",
+        str(SPEC_FILE),
+        "--yes",
+        "--non-interactive",
+        "--lock-timeout",
+        "300",
+    )
+
+
+def test_the_probe_finds_the_entry_point_beside_the_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bindir = tmp_path / "venv" / "bin"
+    bindir.mkdir(parents=True)
+    (bindir / "python").symlink_to(sys.executable)
+    monkeypatch.setattr(sys, "executable", str(bindir / "python"))
+    spec = timer_spec(tmp_path / "spec.yaml")
+    assert invocation_probe(spec, _host()).read(_host()).entry_point is None  # none installed
+    script = bindir / "reconciler"
+    script.write_text("#!/bin/sh\n")
+    assert invocation_probe(spec, _host()).read(_host()).entry_point is None  # not executable
+    script.chmod(0o755)
+    found = invocation_probe(spec, _host()).read(_host())
+    assert found.entry_point == str(script)
+    assert (found.scratch or "").startswith("inside the temporary directory")  # tmp_path
+
+
+def test_scratch_locations_are_temporary_directories_and_git_work_trees(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def python_in(*parts: str) -> Path:
+        bindir = tmp_path.joinpath(*parts, "bin")
+        bindir.mkdir(parents=True)
+        return bindir / "python"
+
+    assert scratch_location(python_in("t", ".venv")) is not None  # tmp_path is under /tmp
+    # Pretend the test's folder is not temporary, to see the other rule on its own.
+    monkeypatch.setattr(reconcile_timer, "TEMPORARY", ())
+    monkeypatch.setattr(reconcile_timer.tempfile, "gettempdir", lambda: "/nonexistent-tmp")
+    (tmp_path / "clone" / ".git").mkdir(parents=True)
+    assert scratch_location(python_in("clone", "sub", ".venv")) == (
+        f"inside the git work tree {(tmp_path / 'clone').resolve()}"
+    )
+    (tmp_path / "worktree").mkdir()
+    (tmp_path / "worktree" / ".git").write_text("gitdir: /elsewhere/.git/worktrees/w\n")
+    assert "git work tree" in (scratch_location(python_in("worktree", ".venv")) or "")
+    assert scratch_location(python_in("opt", "reconciler")) is None
+    # A symlink into a scratch place is that place.
+    (tmp_path / "link").symlink_to(tmp_path / "clone" / "sub")
+    assert "git work tree" in (
+        scratch_location(tmp_path / "link" / ".venv" / "bin" / "python") or ""
+    )
+
+
 def test_the_interpreter_is_sys_executable_unresolved(tmp_path: Path) -> None:
     spec = timer_spec(tmp_path / "link" / ".." / "spec.yaml")
     found = invocation_probe(spec, _host()).read(_host())
@@ -150,6 +230,8 @@ def _facts(
     timer_status: UnitStatus | None = None,
     python: str = PY,
     lingering: bool = True,
+    entry_point: str | None = None,
+    scratch: str | None = None,
 ) -> object:
     unit_dir = Path("/home/user/.config/systemd/user")
 
@@ -169,7 +251,9 @@ def _facts(
             ),
             UnitStatusProbe("reconciler.timer"): timer_status or UnitStatus("reconciler.timer"),
             LingerProbe("user"): lingering,
-            invocation_probe(spec, host): Invocation(python, spec.path and SPEC_FILE, None),
+            invocation_probe(spec, host): Invocation(
+                python, spec.path and SPEC_FILE, None, entry_point, scratch
+            ),
         }
     )
 
@@ -252,6 +336,44 @@ def test_root_planning_from_its_own_venv_is_blocked() -> None:
     assert "cannot use" in (actions[SERVICE].blocked or "")
 
 
+def test_a_scratch_interpreter_is_refused_unless_the_spec_names_the_command() -> None:
+    scratch = "inside the git work tree /home/user/src/reconciler"
+    python = "/home/user/src/reconciler/.venv/bin/python"
+    actions = _plan(timer_spec(), python=python, scratch=scratch)
+    assert actions[SERVICE].blocked is not None
+    assert f"runs from {python}, {scratch}" in actions[SERVICE].blocked
+    assert "reconcile.command" in actions[SERVICE].blocked
+    assert SERVICE in actions[STATE].depends_on  # never started without its service file
+    # Converged files bound to the scratch interpreter earlier: nothing new is bound, no block.
+    assert (
+        _plan(
+            timer_spec(),
+            service=EXPECTED_SERVICE,
+            timer=EXPECTED_TIMER,
+            timer_status=ACTIVE,
+            scratch=scratch,
+        )
+        == {}
+    )
+
+    command = (python, "-m", "reconciler")
+    chosen = _plan(timer_spec(command=command), python=python, scratch=scratch)
+    assert chosen[SERVICE].blocked is None
+    (write,) = [op for op in chosen[SERVICE].operations if isinstance(op, WriteFile)]
+    assert f"ExecStart={python} -m reconciler apply {SPEC_FILE} --yes" in write.content
+
+
+def test_the_installed_entry_point_is_what_the_timer_runs() -> None:
+    actions = _plan(
+        timer_spec(),
+        python="/opt/reconciler/bin/python",
+        entry_point="/opt/reconciler/bin/reconciler",
+    )
+    (write,) = [op for op in actions[SERVICE].operations if isinstance(op, WriteFile)]
+    assert f"ExecStart=/opt/reconciler/bin/reconciler apply {SPEC_FILE} --yes" in write.content
+    assert actions[SERVICE].blocked is None
+
+
 def test_spec_without_a_file_cannot_be_named() -> None:
     actions = _plan(timer_spec(path=None))
     assert "not read from a file" in (actions[SERVICE].blocked or "")
@@ -282,7 +404,9 @@ class TimerHost:
 
 def test_install_change_and_remove_on_the_fake_host(tmp_path: Path) -> None:
     th = TimerHost(tmp_path)
-    spec = timer_spec(th.spec_file)
+    # The tests run from a clone (or /tmp): a scratch interpreter, so the spec says to use it.
+    command = (sys.executable, "-m", "reconciler")
+    spec = timer_spec(th.spec_file, command=command)
     th.converge(spec)
     unit_dir = th.fake.unit_dir
     service = (unit_dir / "reconciler.service").read_text()
@@ -301,7 +425,9 @@ def test_install_change_and_remove_on_the_fake_host(tmp_path: Path) -> None:
     th.converge(spec)
     assert th.fake.mutating_calls() == []
 
-    th.converge(replace(spec, reconcile=Reconcile(timer=Timer(True, interval_s=300))))
+    th.converge(
+        replace(spec, reconcile=Reconcile(timer=Timer(True, interval_s=300), command=command))
+    )
     assert "OnUnitActiveSec=5min" in (unit_dir / "reconciler.timer").read_text()
 
     th.fake.clear_calls()

@@ -225,8 +225,8 @@ def test_schema_defaults_match_model_defaults() -> None:
     written = _fill_defaults(filled, root, root)
     # product, runtime.node/docker, gateway version/command/start_timeout, linger,
     # tailscale operator/funnel/prune, serve funnel, profile state_dir/workspace/bind/auth/prune,
-    # prune_units, timer x4, source ref (+ the serve list itself is given)
-    assert written == 22
+    # prune_units, timer x4, source ref, reconcile command (+ the serve list itself is given)
+    assert written == 23
     implicit = load_spec_text(yaml.safe_dump(data), "implicit.yaml")
     explicit = load_spec_text(yaml.safe_dump(filled), "explicit.yaml")
     assert dataclasses.replace(explicit, sha256=None) == dataclasses.replace(implicit, sha256=None)
@@ -265,7 +265,7 @@ MODEL_FIELDS_WITH_DEFAULTS: dict[type, dict[str, str | None]] = {
         "randomized_delay_s": "reconcile.timer.randomized_delay",
     },
     GitSource: {"ref": "reconcile.source.ref"},
-    Reconcile: {"timer": "reconcile.timer", "source": None},
+    Reconcile: {"timer": "reconcile.timer", "source": None, "command": "reconcile.command"},
     Spec: {
         "product": "product",
         "linger": "linger",
@@ -295,3 +295,10 @@ def test_every_model_default_has_a_schema_default(cls: type) -> None:
         for part in rest:
             node = _resolve(node, root)["properties"][part]
         assert "default" in node, f"{location} has no default in the schema"
+
+
+def test_reconcile_command_is_the_argv_prefix_as_written() -> None:
+    text = MINIMAL + "reconcile:\n  command: [/srv/dev/.venv/bin/python, -m, reconciler]\n"
+    spec = load_spec_text(text, "command.yaml")
+    assert spec.reconcile.command == ("/srv/dev/.venv/bin/python", "-m", "reconciler")
+    assert load_spec_text(MINIMAL, "minimal.yaml").reconcile.command is None
