@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,29 @@ def e2e_rootfs() -> Path:
 @pytest.fixture(scope="session")
 def real_gateway_dir() -> Path:
     return images.ensure_gateway()
+
+
+@pytest.fixture(scope="session")
+def reconciler_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reconciler's wheel, built from this checkout as `make dist` builds it."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--quiet",
+            "--no-isolation",
+            "--outdir",
+            str(out),
+        ],
+        cwd=images.REPO,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    (wheel,) = out.glob("reconciler-*.whl")
+    return wheel
 
 
 @pytest.fixture

@@ -44,7 +44,9 @@ SUITE = "bookworm"
 MIRROR = os.environ.get("RECONCILER_E2E_MIRROR", "http://deb.debian.org/debian")
 INCLUDE = (
     "systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,python3,python3-venv,"
-    "sudo,iproute2,procps,ca-certificates,util-linux,less,openssh-server"
+    "sudo,iproute2,procps,ca-certificates,util-linux,less,openssh-server,"
+    # Debian's pipx: the install test puts the reconciler's own wheel in with it (offline).
+    "pipx"
 )
 IMAGE_HOSTNAME = "e2e"
 USER = "user"
