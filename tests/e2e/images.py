@@ -246,7 +246,9 @@ def _build_rootfs_tree(root: Path, wheels_python: str) -> None:
     # pip inside the chroot cannot verify TLS with the fresh rootfs' trust store (docs/host-facts.md §4):
     # build wheels on the host (same Python minor version: 3.11) and install them offline.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_FIND_LINKS")}
-    _run([wheels_python, "-m", "pip", "wheel", "-q", "-w", str(wheels), *deps], env=env)
+    # pip, setuptools and wheel too: pipx refreshes its shared venv with them, offline here.
+    tools = ["pip", "setuptools", "wheel"]
+    _run([wheels_python, "-m", "pip", "wheel", "-q", "-w", str(wheels), *deps, *tools], env=env)
     quoted = " ".join("'" + d.replace("'", "") + "'" for d in deps)
     _chroot(
         root,
@@ -255,7 +257,7 @@ def _build_rootfs_tree(root: Path, wheels_python: str) -> None:
         f"useradd -m -u {UID} -U -s /bin/bash {USER}\n"
         "apt-get clean\n",
     )
-    shutil.rmtree(wheels)
+    # The wheelhouse stays (a few MB): tests install the reconciler's own wheel with pipx, offline.
     for p in (root / "var/lib/apt/lists").glob("*_*"):
         p.unlink()
     _write_image_files(root)

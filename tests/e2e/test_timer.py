@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from .harness import Container
 from .images import VENV
@@ -17,13 +18,19 @@ reconcile:
   timer: {enabled: true, interval: 15s, on_boot: 5s, randomized_delay: 0s}
 """
 
-# A system-wide pipx install: root-owned, readable by the user whose timer runs it.
-PIPX_ENV = {"PIPX_HOME": "/opt/pipx", "PIPX_BIN_DIR": "/usr/local/bin"}
+# A system-wide pipx install: root-owned, readable by the user whose timer runs it. The container
+# has no network: every pip call pipx makes installs from the image's wheelhouse.
+PIPX_ENV = {
+    "PIPX_HOME": "/opt/pipx",
+    "PIPX_BIN_DIR": "/usr/local/bin",
+    "PIP_NO_INDEX": "1",
+    "PIP_FIND_LINKS": "/opt/wheels",
+}
 INSTALLED = "/opt/pipx/venvs/reconciler/bin/reconciler"
 
 
 def pipx_install(c: Container, wheel: Path) -> float:
-    """`pipx install` the wheel, its dependencies from the image's wheelhouse (no network)."""
+    """`pipx install` the wheel (as README says), its dependencies from the image's wheelhouse."""
     c.write_file(f"/root/{wheel.name}", wheel.read_bytes())
     # The image's own `reconciler` (a wrapper around the /src checkout) would shadow pipx's.
     c.run(["rm", "-f", "/usr/local/bin/reconciler"])
@@ -43,6 +50,13 @@ def pipx_install(c: Container, wheel: Path) -> float:
     assert r.returncode == 0, show(r)
     assert c.run(["readlink", "-f", "/usr/local/bin/reconciler"]).stdout.strip() == INSTALLED
     return took
+
+
+def run_records(c: Container) -> list[dict[str, Any]]:
+    path = f"{HOME}/.local/state/reconciler/runs.jsonl"
+    if not c.exists(path):
+        return []
+    return [json.loads(line) for line in c.read_file(path).splitlines() if line.strip()]
 
 
 def test_installed_with_pipx_the_timer_runs_that_install_and_repairs_the_host(
@@ -72,13 +86,18 @@ def test_installed_with_pipx_the_timer_runs_that_install_and_repairs_the_host(
         time.sleep(1)
     answers(c, PORTS["ops"])
 
-    # The run was the installed command's, and it succeeded.
-    assert unit_prop(c, "reconciler.service", "ExecMainStatus") == "0"
-    runs = c.read_file(f"{HOME}/.local/state/reconciler/runs.jsonl").splitlines()
-    records = [json.loads(line) for line in runs if line.strip()]
-    restarts = [r for r in records if "profile[ops].service" in r.get("drift", [])]
-    assert restarts, f"no run record shows the repair: {records}"
+    # The gateway answers before that run ends (its health check, then the record): wait for it.
+    restarts: list[dict[str, object]] = []
+    while not restarts:
+        if time.monotonic() - stopped_at > 180:
+            raise AssertionError(f"no run record shows the repair: {run_records(c)}")
+        time.sleep(1)
+        restarts = [r for r in run_records(c) if "profile[ops].service" in r.get("drift", [])]
     assert restarts[-1]["result"] == "converged", restarts[-1]
+    # That run was the installed command's, and it exited 0.
+    while unit_prop(c, "reconciler.service", "ActiveState") == "activating":
+        time.sleep(0.5)
+    assert unit_prop(c, "reconciler.service", "ExecMainStatus") == "0"
     # And the host is back where the spec says: nothing left to do.
     r = c.run(
         ["reconciler", "plan", "/etc/reconciler/host.yaml", "--detailed-exitcode"], check=False
