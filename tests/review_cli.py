@@ -42,6 +42,8 @@ profiles:
 reconcile:
   timer:
     enabled: true
+  # The tests run from a clone: name an installed program, as a host would have one.
+  command: [/opt/reconciler/bin/reconciler]
 """
 
 WORK_PROFILE = "  work:\n    port: 18829\n"

@@ -20,7 +20,8 @@ from pathlib import Path
 
 # What the agent imports. deepdiff and its helpers are left out on purpose: planning happens on
 # the admin machine; the target only probes and runs a reviewed plan.
-PACKAGES = ("reconciler", "yaml", "sh", "click", "json5")
+# nodesemver: the spec's semantic rules check runtime.node with it (pure Python).
+PACKAGES = ("reconciler", "yaml", "sh", "click", "json5", "nodesemver")
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".so", ".pyd")
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
