@@ -8,6 +8,8 @@ from typing import Literal
 
 Scope = Literal["system", "user"]
 
+TIMED_OUT = "timed out"  # how a CommandResult's error starts when the deadline ended it
+
 
 @dataclass(frozen=True)
 class Command:
@@ -48,6 +50,11 @@ class CommandResult:
     @property
     def ok(self) -> bool:
         return self.exit_code == 0
+
+    @property
+    def timed_out(self) -> bool:
+        """The deadline ended it: a failure, never a fact about the host."""
+        return self.exit_code is None and (self.error or "").startswith(TIMED_OUT)
 
     @property
     def not_found(self) -> bool:

@@ -114,7 +114,12 @@ class ProbeSession:
         for job, result in zip(jobs, outcomes, strict=True):
             for probe in job.probes:
                 results[probe] = result
-            if job.batched:
+            if result.timed_out:
+                # A hung command proves nothing about the host (a hung `systemctl --user` is not
+                # a manager without linger): the plan fails, it never turns this into "blocked".
+                failed = ProbeFailed(f"{job.command.display()}: {result.error}")
+                values.update(dict.fromkeys(job.probes, failed))
+            elif job.batched:
                 members = list(job.probes)
                 batch_cls = cast(type[BatchedProbe[Any]], type(members[0]))
                 parsed = _guard(functools.partial(batch_cls.batch_parse, members, result))

@@ -1,4 +1,4 @@
-"""The only place that executes anything: commands through `sh`, file operations in-process.
+"""The only place that executes anything: commands (shell/process.py), file operations in-process.
 
 Two classes, so that a dry run cannot mutate by construction: a `ReadOnlyRunner` has no way to
 execute an operation and refuses any command marked mutating; only a `HostRunner` can change
@@ -7,13 +7,11 @@ the host, and only `apply` without `--dry-run` ever builds one.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
 import socket
 import stat
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,11 +27,12 @@ from reconciler.core.action import (
     WaitForPort,
     WriteFile,
 )
-from reconciler.core.command import Command, CommandResult
+from reconciler.core.command import TIMED_OUT, Command, CommandResult
 from reconciler.core.host import Account, HostContext
 from reconciler.core.sudo_check import SudoersPathProbe, sudo_hint
 from reconciler.facts.files import has_value
 from reconciler.shell.files import acting_as, atomic_write, ensure_directory, remove_file
+from reconciler.shell.process import GRACE_S, run_process
 
 _SUDO_REFUSALS = (
     "a password is required",
@@ -73,6 +72,7 @@ class ReadOnlyRunner:
     """Runs read-only commands (probes). Holds no method that could change the host."""
 
     manager_start_timeout_s = 20.0
+    kill_grace_s = GRACE_S  # between SIGTERM and SIGKILL of a command's tree at its deadline
 
     def __init__(self, host: HostContext, env: Mapping[str, str] | None = None) -> None:
         self.host = host
@@ -135,8 +135,6 @@ class ReadOnlyRunner:
         return result
 
     def _execute_once(self, command: Command) -> CommandResult:
-        import sh  # imported here: `validate` and `--help` never pay for it
-
         started = time.monotonic()
         argv, refusal = self.wrap(command)
         if refusal:
@@ -147,41 +145,28 @@ class ReadOnlyRunner:
         executable = self._which(argv[0]) if argv is not command.argv else program
         if executable is None:
             return self._record(CommandResult(command, argv, None, error=f"{argv[0]}: not found"))
-        # sh's `_timeout` and `wait(timeout=)` poll every 0.1 s (every command would cost
-        # 100 ms) and the latter can return before all output is read. So: start in the
-        # background, wait without a timeout, and let a timer kill the command at its deadline.
-        proc = sh.Command(executable)(
-            *argv[1:],
-            _bg=True,
-            _return_cmd=True,
-            _ok_code=list(range(-64, 256)),  # negative: killed by a signal; a result, not a raise
-            _in=command.stdin,
-            _env=self.env,
-            _tty_out=False,
-            _decode_errors="replace",
-        )
-        expired = threading.Event()
-
-        def expire() -> None:
-            expired.set()
-            with contextlib.suppress(OSError):
-                proc.kill()
-
-        deadline = threading.Timer(command.timeout_s, expire)
-        deadline.daemon = True
-        deadline.start()
         try:
-            proc.wait()
-        finally:
-            deadline.cancel()
-        if expired.is_set():
+            proc = run_process(
+                (executable, *argv[1:]),
+                env=self.env,
+                stdin=None if command.stdin is None else command.stdin.encode("utf-8"),
+                timeout_s=command.timeout_s,
+                grace_s=self.kill_grace_s,
+            )
+        except OSError as exc:
+            return self._record(
+                CommandResult(command, argv, None, error=f"{argv[0]}: {exc.strerror or exc}")
+            )
+        if proc.timed_out:
             return self._record(
                 CommandResult(
                     command,
                     argv,
                     None,
-                    error=f"timed out after {command.timeout_s:g} s",
-                    duration_s=time.monotonic() - started,
+                    stdout=_text(proc.stdout),
+                    stderr=_text(proc.stderr),
+                    error=f"{TIMED_OUT} after {command.timeout_s:g} s",
+                    duration_s=proc.duration_s,
                 )
             )
         if proc.exit_code < 0:
@@ -191,7 +176,7 @@ class ReadOnlyRunner:
         result = CommandResult(
             command,
             argv,
-            int(proc.exit_code),
+            proc.exit_code,
             stdout=_text(proc.stdout),
             stderr=_text(proc.stderr),
             duration_s=time.monotonic() - started,

@@ -1,0 +1,209 @@
+"""Running one child process to completion, or killing its whole tree at the deadline.
+
+Every command starts in a session (and so a process group) of its own, with a marker in its
+environment. At the deadline the tree is ended as a whole, not only the direct child: `runuser`,
+`sudo` and shells leave grandchildren that would otherwise survive as orphans (one held a lock
+and blocked the next apply for eleven minutes). The tree is everything that is, at that moment,
+
+- in the child's process group or session (a shell's background jobs, `sudo`'s helpers),
+- a descendant of the child by parent pid (also one that left with `setsid`, while its parent
+  lives), or
+- carrying the marker in its environment (also one that left with `setsid` and whose parent
+  died; `sudo` resets the environment, which is why the parent walk exists too).
+
+Each gets SIGTERM, then, after a grace period, SIGKILL; the scan repeats until nothing is left,
+so a process forked during the grace period is found as well. When the child exits by itself,
+whatever it left in its own process group is ended the same way: the runner starts no daemons
+(systemd does), so a survivor is an orphan by definition.
+
+Why `subprocess` and not `sh`: see bench/runner_bench.py and the report in docs/hardening.md.
+In short, `sh` runs three threads per command and its own timeout polls (100 ms per command);
+what we need of it (a session, pipes, a deadline, the exit status) is what `Popen.communicate`
+does with one `select` loop, and the tree kill needs the pid and session that we own here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+MARKER = "RECONCILER_PROCESS_TREE"  # environment variable naming the tree a process belongs to
+GRACE_S = 2.0  # between SIGTERM and SIGKILL
+_ROUNDS = 10  # scans after SIGKILL until no member is left (a fork bomb is not our adversary)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How a child ended: its exit code (negative: the signal that killed it) and its output.
+
+    `timed_out` is True when the deadline ended it; the output is what it wrote until then.
+    """
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool
+    duration_s: float
+
+
+def run_process(
+    argv: tuple[str, ...],
+    *,
+    env: Mapping[str, str],
+    stdin: bytes | None,
+    timeout_s: float,
+    grace_s: float = GRACE_S,
+) -> Finished:
+    """Run `argv` (argv[0] an absolute path) in its own session; end its tree at the deadline.
+
+    Raises OSError only when the program cannot be started at all.
+    """
+    tree = secrets.token_hex(8)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**env, MARKER: tree},
+        start_new_session=True,
+        close_fds=True,
+    )
+    timed_out = False
+    try:
+        out, err = proc.communicate(stdin, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        kill_tree(proc.pid, tree, grace_s=grace_s)
+        out, err = _drain(proc, grace_s)
+    except BaseException:
+        # KeyboardInterrupt or a bug: never leave the tree behind us.
+        kill_tree(proc.pid, tree, grace_s=0.0)
+        proc.wait()
+        raise
+    if not timed_out and _group_alive(proc.pid):
+        kill_tree(proc.pid, tree, grace_s=grace_s)
+    return Finished(
+        exit_code=proc.returncode,
+        stdout=out or b"",
+        stderr=err or b"",
+        timed_out=timed_out,
+        duration_s=time.monotonic() - started,
+    )
+
+
+def _drain(proc: subprocess.Popen[bytes], grace_s: float) -> tuple[bytes, bytes]:
+    """What the killed tree wrote. Every writer of the pipes should be gone now; should one
+    have escaped us all the same, we give up its output rather than wait for it forever."""
+    try:
+        return proc.communicate(timeout=grace_s + 1.0)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        return b"", b""
+
+
+def kill_tree(leader: int, tree: str | None, *, grace_s: float, proc: Path = Path("/proc")) -> None:
+    """End the process tree of `leader` (see the module docstring): SIGTERM, grace, SIGKILL."""
+    members = tree_members(leader, tree, proc)
+    _signal_all(leader, members, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        members = tree_members(leader, tree, proc, known=members)
+        if not members:
+            return
+        time.sleep(0.02)
+    for _ in range(_ROUNDS):
+        members = tree_members(leader, tree, proc, known=members)
+        if not members:
+            return
+        _signal_all(leader, members, signal.SIGKILL)
+        time.sleep(0.01)
+
+
+@dataclass(frozen=True)
+class _Stat:
+    pid: int
+    ppid: int
+    pgrp: int
+    session: int
+    zombie: bool
+
+
+def tree_members(
+    leader: int, tree: str | None, proc: Path = Path("/proc"), *, known: Iterable[int] = ()
+) -> set[int]:
+    """The live pids that belong to the tree of `leader` (zombies are already dead)."""
+    stats = {s.pid: s for s in _scan(proc)}
+    members = {
+        s.pid
+        for s in stats.values()
+        if s.pid == leader or s.pgrp == leader or s.session == leader or s.pid in known
+    }
+    if tree is not None:
+        members |= {pid for pid in stats if pid not in members and _carries(proc, pid, tree)}
+    children: dict[int, list[int]] = {}
+    for s in stats.values():
+        children.setdefault(s.ppid, []).append(s.pid)
+    todo = list(members)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in members:
+                members.add(child)
+                todo.append(child)
+    me = os.getpid()
+    return {pid for pid in members if pid in stats and not stats[pid].zombie and pid != me}
+
+
+def _scan(proc: Path) -> Iterable[_Stat]:
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(proc / entry / "stat", "rb") as handle:
+                text = handle.read().decode("ascii", errors="replace")
+        except OSError:
+            continue  # gone meanwhile
+        # `comm` may hold spaces and parentheses: the fields we want follow the last ')'.
+        fields = text[text.rfind(")") + 2 :].split()
+        try:
+            yield _Stat(int(entry), int(fields[1]), int(fields[2]), int(fields[3]), fields[0] in "ZX")
+        except (IndexError, ValueError):
+            continue
+
+
+def _carries(proc: Path, pid: int, tree: str) -> bool:
+    try:
+        with open(proc / str(pid) / "environ", "rb") as handle:
+            environ = handle.read(1 << 20)
+    except OSError:
+        return False  # not ours to read (another user's process, as a non-root invoker), or gone
+    return f"{MARKER}={tree}".encode() in environ.split(b"\0")
+
+
+def _signal_all(leader: int, members: set[int], sig: signal.Signals) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(leader, sig)
+    for pid in members:
+        with contextlib.suppress(OSError):
+            os.kill(pid, sig)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # a member changed uid (runuser, sudo): alive, and we may not signal it
+    return True

@@ -1,0 +1,148 @@
+"""Process trees: a command's whole tree ends at its deadline, however it tried to escape."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from reconciler.core.command import Command
+from reconciler.core.host import Account, HostContext
+from reconciler.shell.process import MARKER, run_process, tree_members
+from reconciler.shell.runner import ReadOnlyRunner
+
+# A child that forks a grandchild; the grandchild ignores SIGTERM, holds a lock, records its pid.
+# ESCAPE: "" (stays in the group), "setsid" (new session, parent lives on),
+# "orphan" (new session, parent exits: reparented away from the tree),
+# "orphan-clean-env" (as orphan, and with an empty environment, as sudo would leave it; found
+# only while its parent lives, so the parent waits).
+FORKER = textwrap.dedent(
+    """
+    import fcntl, os, signal, sys, time
+    lock, pidfile, escape = sys.argv[1], sys.argv[2], sys.argv[3]
+    pid = os.fork()
+    if pid == 0:
+        if escape:
+            os.setsid()
+        if escape == "orphan-clean-env":
+            os.execve(sys.executable, [sys.executable, "-c", sys.argv[4], lock, pidfile], {})
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with open(pidfile, "w") as f:
+            f.write(str(os.getpid()))
+        while True:
+            time.sleep(1)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if escape == "orphan":
+        while not os.path.exists(pidfile):
+            time.sleep(0.01)
+        os._exit(0)
+    while True:
+        time.sleep(1)
+    """
+)
+HOLDER = textwrap.dedent(
+    """
+    import fcntl, os, signal, sys, time
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    with open(sys.argv[2], "w") as f:
+        f.write(str(os.getpid()))
+    while True:
+        time.sleep(1)
+    """
+)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rpartition(")")[2].split()[0] not in "ZX"
+    except FileNotFoundError:
+        return False
+
+
+def _lock_is_free(path: Path) -> bool:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("escape", ["", "setsid", "orphan", "orphan-clean-env"])
+def test_the_whole_tree_dies_at_the_deadline(tmp_path: Path, escape: str) -> None:
+    lock, pidfile = tmp_path / "lock", tmp_path / "pid"
+    argv = (sys.executable, "-S", "-c", FORKER, str(lock), str(pidfile), escape, HOLDER)
+    if escape == "orphan-clean-env":
+        argv = (*argv[:6], escape, HOLDER)
+    # The deadline must come after the grandchild holds the lock: it has to be killed holding it.
+    done = run_process(argv, env=dict(os.environ), stdin=None, timeout_s=1.5, grace_s=0.3)
+    assert done.timed_out
+    assert pidfile.exists(), "the grandchild never started: the test proves nothing"
+    grandchild = int(pidfile.read_text())
+    deadline = time.monotonic() + 2
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(grandchild), f"grandchild {grandchild} survived ({escape or 'in group'})"
+    assert _lock_is_free(lock)
+
+
+def test_an_orphan_left_in_the_group_after_a_normal_exit_is_ended(tmp_path: Path) -> None:
+    lock, pidfile = tmp_path / "lock", tmp_path / "pid"
+    # The child starts the holder in the background and exits 0 at once (a "daemonizing" tool).
+    shell = (
+        f"{sys.executable} -S -c '{HOLDER}' {lock} {pidfile} >/dev/null 2>&1 </dev/null & "
+        f"while [ ! -s {pidfile} ]; do sleep 0.01; done; exit 0"
+    )
+    done = run_process(("/bin/sh", "-c", shell), env=dict(os.environ), stdin=None, timeout_s=10)
+    assert (done.exit_code, done.timed_out) == (0, False)
+    grandchild = int(pidfile.read_text())
+    deadline = time.monotonic() + 3
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(grandchild)
+    assert _lock_is_free(lock)
+
+
+def test_output_before_the_deadline_is_kept_and_the_runner_reports_a_timeout() -> None:
+    host = HostContext(
+        hostname="h",
+        invoker=Account.current(),
+        user=Account.current(),
+        user_name=Account.current().name,
+    )
+    runner = ReadOnlyRunner(host)
+    runner.kill_grace_s = 0.2
+    started = time.monotonic()
+    result = runner.run(Command(("sh", "-c", "echo started; exec sleep 30"), timeout_s=0.5))
+    assert result.timed_out and result.exit_code is None and not result.ok
+    assert result.error == "timed out after 0.5 s"
+    assert result.stdout == "started\n"
+    assert time.monotonic() - started < 5
+
+
+def test_every_command_runs_in_a_session_of_its_own_with_the_tree_marker() -> None:
+    probe = (
+        "import os; print(os.getsid(0) == os.getpid(), os.getpgid(0) == os.getpid(), "
+        f"os.environ.get('{MARKER}', '')[:0] == '' and '{MARKER}' in os.environ)"
+    )
+    done = run_process(
+        (sys.executable, "-S", "-c", probe), env=dict(os.environ), stdin=None, timeout_s=10
+    )
+    assert done.stdout.decode().split() == ["True", "True", "True"]
+    assert os.getsid(0) != 0  # we stay in our own session
+
+
+def test_tree_members_never_include_ourselves() -> None:
+    assert os.getpid() not in tree_members(os.getpid(), None)
