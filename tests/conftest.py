@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("dev", max_examples=20, deadline=None)
@@ -23,3 +24,16 @@ pytest_plugins = ["sshd"]
 _CACHE_HOME = tempfile.mkdtemp(prefix="reconciler-test-cache-")
 os.environ["XDG_CACHE_HOME"] = _CACHE_HOME
 atexit.register(shutil.rmtree, _CACHE_HOME, True)
+
+
+@pytest.fixture(autouse=True)
+def _private_host_lock(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host's one apply lock lives in /run/lock; tests get a sticky directory of their own
+    (tests of several worktrees run at once on this machine and must not lock each other out)."""
+    import reconciler.shell.lock as lock
+
+    directory = tmp_path_factory.mktemp("run-lock")
+    directory.chmod(0o1777)
+    monkeypatch.setattr(lock, "HOST_LOCK_DIR", directory)

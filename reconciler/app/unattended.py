@@ -6,8 +6,10 @@ state, ctx)` returns the exit code. In order, it:
 
 1. checks suspension: a non-interactive run that finds `reconciler suspend` in force records
    `suspended` and returns 0 at once (an interactive run prints a note and goes on);
-2. takes the lock, waiting up to `lock_timeout` seconds; when busy it prints the holder (pid,
-   user, command, start) on stderr, records `locked` and returns EXIT_LOCKED (75);
+2. takes the host's one lock (`/run/lock/reconciler.lock`, shell/lock.py; `<state>/lock` when
+   `state` is given), waiting up to `lock_timeout` seconds; when busy it prints the holder (pid,
+   user, command, start) on stderr, records `locked` and returns EXIT_LOCKED (75); a lock path
+   that is not a regular file we may open is an error (recorded `failed`, exit 1);
 3. loads the spec: from SPEC, or with `git_ref` from the clone at that ref (fetch first when
    there is a remote; uncommitted edits are never read). An invalid spec is printed on stderr,
    recorded as `invalid-spec` with the reason, not applied, and returns 1; a git failure is
@@ -44,6 +46,7 @@ from reconciler.app.context import (
     AppContext,
     Failed,
 )
+from reconciler.core.host import Account
 
 if TYPE_CHECKING:
     from reconciler.app.remote import Reach
@@ -118,7 +121,7 @@ def unattended_apply(
     ctx: AppContext | None = None,
 ) -> int:
     """Suspension, lock, spec (at a git revision), apply, run record. See the module docstring."""
-    from reconciler.shell.lock import LockBusy, apply_lock
+    from reconciler.shell.lock import LOCK_NAME, LockBusy, LockUnusable, hold_lock, host_lock_path
     from reconciler.unattended.logs import ActionLog
     from reconciler.unattended.suspend import current
 
@@ -144,9 +147,15 @@ def unattended_apply(
         who = holder.describe() if holder is not None else "another process"
         ctx.error(f"waiting up to {lock_timeout:g} s for the apply lock held by {who}")
 
+    # One lock per host for every invoker; a caller naming its own state directory (tests,
+    # embedding) locks there instead.
+    lock = directory / LOCK_NAME if state is not None else host_lock_path(directory)
     try:
-        with apply_lock(directory, lock_timeout, on_wait=waiting):
-            return _locked_apply(run, spec_path, git_ref, do_apply)
+        with hold_lock(lock, lock_timeout, on_wait=waiting) as held:
+            return _locked_apply(run, spec_path, git_ref, do_apply, held.share_with)
+    except LockUnusable as unusable:
+        ctx.error(f"error: {unusable}")
+        return run.finish("failed", reason=str(unusable))
     except LockBusy as busy:
         holder = busy.holder
         ctx.error(f"error: {busy}")
@@ -158,7 +167,13 @@ def unattended_apply(
         return run.finish("locked", reason=str(busy))
 
 
-def _locked_apply(run: _Run, spec_path: Path, git_ref: str | None, do_apply: DoApply) -> int:
+def _locked_apply(
+    run: _Run,
+    spec_path: Path,
+    git_ref: str | None,
+    do_apply: DoApply,
+    share_lock: Callable[[Account | None], None],
+) -> int:
     """Steps 3-5, under the lock."""
     from reconciler.spec import SpecInvalid, load_spec
 
@@ -174,6 +189,7 @@ def _locked_apply(run: _Run, spec_path: Path, git_ref: str | None, do_apply: DoA
         except SpecInvalid as exc:
             return _invalid(run, str(spec_path), exc, fields)
         fields.update(_tree_fields(spec_path))
+    share_lock(Account.lookup(spec.host.user))  # as root: the user's timer takes it next time
     fields["spec_sha256"] = spec.sha256
     fields["spec_path"] = os.path.abspath(spec.path) if spec.path else str(spec_path)
 
@@ -342,7 +358,7 @@ def status(ctx: AppContext, spec_path: Path, *, as_json: bool, reach: Reach | No
     directory = checked_state_dir(ctx.state_dir())
     try:
         records = read_records(directory)
-    except RunRecordsCorrupt as exc:
+    except (RunRecordsCorrupt, OSError) as exc:  # OSError: a FIFO or device, an oversized file
         raise Failed(str(exc)) from None
     unit, schedule, note = _probe_timer(ctx, spec_path)
     now_s, monotonic_s = ctx.now().timestamp(), ctx.monotonic()

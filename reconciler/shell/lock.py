@@ -1,6 +1,15 @@
-"""The apply lock: one apply at a time per user, and never a stale lock.
+"""The apply lock: one apply at a time per host, whoever runs it, and never a stale lock.
 
-An exclusive `flock` on `<state dir>/lock`. The kernel drops a flock when the last descriptor
+One lock file for every invoker (root, the user, the user's timer, `sudo`): `/run/lock/
+reconciler.lock`. `/run/lock` is the system's lock directory (mode 1777 root, like /tmp, so the
+user can create the file when root has not yet), and root takes the same file (a root apply and
+the user's timer once ran at the same time, each under its own `XDG_STATE_HOME`). The file is
+0600; when root created it, root hands it to the spec's user once the spec is loaded, so that
+the user's timer can take it next time; other users cannot open it (nor hold it to block us).
+Without a usable `/run/lock` (no such directory, or not a root-owned sticky one) the lock falls
+back to `<state dir>/lock`. A caller that names its own state directory (tests) locks there.
+
+An exclusive `flock` on the lock file. The kernel drops a flock when the last descriptor
 of its open file is closed, which includes the holder being killed (even by SIGKILL), so a
 crash can never leave the lock held: no pid files to clean up, no staleness heuristics.
 
@@ -17,6 +26,7 @@ import fcntl
 import json
 import os
 import shlex
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +38,9 @@ from reconciler.core.host import Account
 from reconciler.unattended import ensure_state_dir
 
 LOCK_NAME = "lock"
+HOST_LOCK_DIR = Path("/run/lock")  # the system's lock directory: root-owned, mode 1777
+HOST_LOCK_NAME = "reconciler.lock"
+MAX_HOLDER_BYTES = 64 * 1024  # a holder record is one short JSON line
 POLL_S = 0.2  # how often a waiting apply retries; flock has no timeout of its own
 
 
@@ -80,6 +93,38 @@ class LockBusy(Exception):
         super().__init__(f"another reconciler apply holds {path}{waited}: {who}")
 
 
+class LockUnusable(Exception):
+    """The lock file cannot be used (not a regular file, not ours to open): what and what to do."""
+
+
+def host_lock_path(fallback_dir: Path) -> Path:
+    """The host's one lock file, or `fallback_dir/lock` when /run/lock is not usable."""
+    try:
+        info = os.stat(HOST_LOCK_DIR)
+    except OSError:
+        return fallback_dir / LOCK_NAME
+    sticky_root_dir = (
+        stat.S_ISDIR(info.st_mode) and info.st_uid == 0 and bool(info.st_mode & stat.S_ISVTX)
+    )
+    return HOST_LOCK_DIR / HOST_LOCK_NAME if sticky_root_dir else fallback_dir / LOCK_NAME
+
+
+@dataclass(frozen=True)
+class HeldLock:
+    """A lock we hold: who we are, and the open file (to hand it to the spec's user)."""
+
+    holder: Holder
+    path: Path
+    fd: int
+
+    def share_with(self, owner: Account | None) -> None:
+        """As root, give a lock file root created to `owner`, so their timer can take it too."""
+        if owner is None or os.geteuid() != 0 or owner.uid == 0:
+            return
+        if os.fstat(self.fd).st_uid == 0:
+            os.fchown(self.fd, owner.uid, owner.gid)
+
+
 @contextlib.contextmanager
 def apply_lock(
     directory: Path,
@@ -96,17 +141,38 @@ def apply_lock(
     once, with the current holder, when we have to wait at all.
     """
     ensure_state_dir(directory)
-    path = directory / LOCK_NAME
-    # O_CLOEXEC: children (systemctl, npm) must not inherit the descriptor, or a daemon they
-    # leave behind would keep the lock held after we exit. O_NOFOLLOW: never lock (and then
-    # truncate) whatever a planted symlink points at.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    with hold_lock(
+        directory / LOCK_NAME,
+        timeout_s,
+        command=command,
+        on_wait=on_wait,
+        clock=clock,
+        sleep=sleep,
+    ) as held:
+        yield held.holder
+
+
+@contextlib.contextmanager
+def hold_lock(
+    path: Path,
+    timeout_s: float,
+    *,
+    command: str | None = None,
+    on_wait: Callable[[Holder | None], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[HeldLock]:
+    """Hold the lock file `path` for the `with` block (see `apply_lock`).
+
+    Raises LockUnusable when `path` is not a regular file we may open.
+    """
+    fd = _open_lock(path)
     try:
         _acquire(fd, path, timeout_s, on_wait, clock, sleep)
         me = Holder.me(command)
         _record(fd, me)
         try:
-            yield me
+            yield HeldLock(me, path, fd)
         finally:
             # Clear the record before the kernel lets the next holder in, so that nobody reads
             # our details as if we still held it.
@@ -116,12 +182,77 @@ def apply_lock(
         os.close(fd)
 
 
+def _open_lock(path: Path) -> int:
+    # O_CLOEXEC: children (systemctl, npm) must not inherit the descriptor, or a daemon they
+    # leave behind would keep the lock held after we exit. O_NOFOLLOW: never lock (and then
+    # truncate) whatever a planted symlink points at. O_NONBLOCK: a FIFO planted there must not
+    # hang us at open; it is refused below.
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise LockUnusable(_open_problem(path, exc)) from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise LockUnusable(
+            f"the lock file {path} is {describe_type(info.st_mode)}, not a regular file: "
+            f"remove it (rm {path}) and run again"
+        )
+    return fd
+
+
+def _open_problem(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return f"the lock file {path} is a symbolic link: remove it (rm {path}) and run again"
+    if exc.errno == errno.EISDIR:
+        return (
+            f"the lock file {path} is a directory, not a regular file: remove it "
+            f"(rm -r {path}) and run again"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        try:
+            info = os.lstat(path)
+            owner = f"owned by uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):04o}"
+        except OSError:
+            owner = "not readable"
+        return (
+            f"cannot open the lock file {path} ({owner}): it belongs to another user; run as "
+            f"the spec's user or as root, or remove it as root (rm {path})"
+        )
+    return f"cannot open the lock file {path}: {exc.strerror or exc}"
+
+
+def describe_type(mode: int) -> str:
+    """`a FIFO`, `a directory`, ... for a file type that is not a regular file."""
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symbolic link"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
 def read_holder(directory: Path) -> Holder | None:
     """The holder recorded in the lock file (informative only; see the module docstring)."""
+    return read_holder_at(directory / LOCK_NAME)
+
+
+def read_holder_at(path: Path) -> Holder | None:
+    """The holder recorded in the lock file `path` (never blocks on a planted FIFO)."""
     try:
-        return Holder.parse((directory / LOCK_NAME).read_text(encoding="utf-8"))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return _read_fd(fd)
+    finally:
+        os.close(fd)
 
 
 def _acquire(
@@ -159,6 +290,6 @@ def _record(fd: int, holder: Holder) -> None:
 
 def _read_fd(fd: int) -> Holder | None:
     try:
-        return Holder.parse(os.pread(fd, 65536, 0).decode("utf-8", errors="replace"))
+        return Holder.parse(os.pread(fd, MAX_HOLDER_BYTES, 0).decode("utf-8", errors="replace"))
     except OSError:
         return None

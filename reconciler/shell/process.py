@@ -177,7 +177,9 @@ def _scan(proc: Path) -> Iterable[_Stat]:
         # `comm` may hold spaces and parentheses: the fields we want follow the last ')'.
         fields = text[text.rfind(")") + 2 :].split()
         try:
-            yield _Stat(int(entry), int(fields[1]), int(fields[2]), int(fields[3]), fields[0] in "ZX")
+            yield _Stat(
+                int(entry), int(fields[1]), int(fields[2]), int(fields[3]), fields[0] in "ZX"
+            )
         except (IndexError, ValueError):
             continue
 

@@ -170,3 +170,93 @@ def test_state_dir_follows_xdg_state_home(tmp_path: Path) -> None:
     assert state_dir({"XDG_STATE_HOME": "relative", "HOME": "/h"}) == Path(
         "/h/.local/state/reconciler"
     )
+
+
+# --- one lock per host (issue 11 #7) and lock files that are not regular files -------------------
+
+
+def _apply_without_state(spec: Path, xdg: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    """What the CLI does: no state directory named, so the host's lock is taken."""
+    from reconciler.commands.unattended import unattended_apply
+    from reconciler.unattended.runs import ApplyOutcome
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(xdg))
+    return unattended_apply(
+        spec,
+        lock_timeout=0,
+        non_interactive=True,
+        log_format="text",
+        do_apply=lambda spec, log: ApplyOutcome("converged"),  # type: ignore[arg-type,return-value]
+    )
+
+
+def test_invokers_with_different_state_dirs_share_the_host_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reconciler.shell.lock import hold_lock, host_lock_path
+
+    spec = write_spec(tmp_path)
+    # "root" holds the lock under its own XDG_STATE_HOME; "the user" runs with another one.
+    with hold_lock(host_lock_path(tmp_path / "root-state"), 0, command="reconciler apply (root)"):
+        assert _apply_without_state(spec, tmp_path / "user-xdg", monkeypatch) == EXIT_LOCKED
+    assert "reconciler apply (root)" in capsys.readouterr().err
+    assert _apply_without_state(spec, tmp_path / "user-xdg", monkeypatch) == 0
+    (locked, converged) = read_records(tmp_path / "user-xdg" / "reconciler")
+    assert (locked.result, converged.result) == ("locked", "converged")
+    assert not (tmp_path / "user-xdg" / "reconciler" / "lock").exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "symlink"])
+def test_a_lock_path_that_is_not_a_regular_file_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    from reconciler.shell.lock import host_lock_path
+
+    lock = host_lock_path(tmp_path / "state")
+    assert lock.name == "reconciler.lock"  # the host lock (conftest gives each test its own)
+    if kind == "fifo":
+        os.mkfifo(lock)
+    elif kind == "directory":
+        lock.mkdir()
+    else:
+        lock.symlink_to(tmp_path / "elsewhere")
+    started = time.monotonic()
+    assert _apply_without_state(write_spec(tmp_path), tmp_path / "xdg", monkeypatch) == 1
+    assert time.monotonic() - started < 5  # a FIFO must not hang us
+    err = capsys.readouterr().err
+    expected = {
+        "fifo": "is a FIFO (named pipe), not a regular file",
+        "directory": "is a directory, not a regular file",
+        "symlink": "is a symbolic link",
+    }[kind]
+    assert f"error: the lock file {lock} {expected}" in err and f"{lock}) and run again" in err
+    (record,) = read_records(tmp_path / "xdg" / "reconciler")
+    assert record.result == "failed" and expected in (record.reason or "")
+    assert read_holder(lock.parent) is None  # reading a FIFO as the holder does not hang either
+
+
+def test_without_a_sticky_root_lock_directory_the_lock_falls_back_to_the_state_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reconciler.shell.lock as lock
+
+    monkeypatch.setattr(lock, "HOST_LOCK_DIR", tmp_path / "missing")
+    assert lock.host_lock_path(tmp_path / "state") == tmp_path / "state" / "lock"
+    plain = tmp_path / "plain"
+    plain.mkdir(mode=0o777)
+    monkeypatch.setattr(lock, "HOST_LOCK_DIR", plain)
+    assert lock.host_lock_path(tmp_path / "state") == tmp_path / "state" / "lock"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing the lock file over needs root")
+def test_root_hands_the_lock_file_it_created_to_the_specs_user(tmp_path: Path) -> None:
+    from reconciler.core.host import Account
+    from reconciler.shell.lock import hold_lock, host_lock_path
+
+    nobody = Account("nobody", 65534, 65534, Path("/nonexistent"))
+    path = host_lock_path(tmp_path)
+    with hold_lock(path, 0) as held:
+        assert os.stat(path).st_uid == 0
+        held.share_with(nobody)
+    info = os.stat(path)
+    assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (65534, 65534, 0o600)
