@@ -16,6 +16,7 @@ from typing import Literal
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.facts.codec import RecordedHost, Redaction, recorded
+from reconciler.shell.bounded import read_bounded
 
 PathKind = Literal["missing", "directory", "file", "symlink", "other"]
 
@@ -27,6 +28,9 @@ DESCRIBED: dict[str, str] = {
     "symlink": "a symbolic link",
     "other": "a special file (a FIFO, socket or device)",
 }
+
+
+MAX_FILE_BYTES = 64 * 1024 * 1024  # a gateway config of 20 MB must still plan
 
 
 @recorded
@@ -96,9 +100,8 @@ def read_path(path: Path, *, content: bool = False) -> PathState:
     error: str | None = None
     if content and kind == "file":
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-            with os.fdopen(fd, "rb") as handle:
-                text = handle.read().decode("utf-8")
+            # Swapped for a FIFO or device since the lstat, or huge: refused, never waited on.
+            text = read_bounded(path, MAX_FILE_BYTES, follow=False).decode("utf-8")
         except UnicodeDecodeError as exc:
             error = f"not UTF-8 text (byte {exc.start})"
         except OSError as exc:

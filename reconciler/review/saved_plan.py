@@ -28,10 +28,13 @@ from reconciler.core.plan import Plan
 from reconciler.render.json_plan import FORMAT_VERSION
 from reconciler.render.plan_context import PlanContext
 from reconciler.review.redaction import redact_action, redact_plan
+from reconciler.shell.bounded import loads_json, read_bounded
 
 FRESHNESS = "freshness"
 # How many differing addresses a stale-plan message names before it says "and N more".
 SHOWN_DIFFERENCES = 12
+
+MAX_PLAN_BYTES = 256 * 1024 * 1024  # a 2,000-profile plan is far below this
 
 
 class SavedPlanInvalid(Exception):
@@ -209,8 +212,8 @@ def is_saved_plan(path: Path) -> bool:
     For `apply`, which takes either a spec or a saved plan as its argument.
     """
     try:
-        doc = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        doc = loads_json(read_bounded(path, MAX_PLAN_BYTES), source=path)
+    except (OSError, ValueError):  # a FIFO, /dev/zero, too large or too deep: not a plan
         return False
     return isinstance(doc, dict) and FRESHNESS in doc and "format_version" in doc
 
@@ -218,11 +221,10 @@ def is_saved_plan(path: Path) -> bool:
 def load_saved_plan(path: Path) -> SavedPlan:
     """Read a saved plan; SavedPlanInvalid says clearly what else the file is."""
     try:
-        data = path.read_bytes()
+        data = read_bounded(path, MAX_PLAN_BYTES)
+        doc = loads_json(data, source=path)
     except OSError as exc:
         raise SavedPlanInvalid(f"{path}: cannot read the saved plan: {exc.strerror}") from None
-    try:
-        doc = json.loads(data)
     except json.JSONDecodeError as exc:
         body = data.strip()
         if body.startswith(b"{") and not body.endswith(b"}"):

@@ -61,10 +61,13 @@ from reconciler.facts.files import PathProbe, PathState
 from reconciler.facts.listeners import Listener, ListenersProbe, parse_proc_net_tcp
 from reconciler.facts.programs import locate
 from reconciler.review.redaction import redact_text
+from reconciler.shell.bounded import loads_json, read_bounded
 from reconciler.spec.model import Spec
 
 FORMAT_VERSION = "1"
 KIND = "reconciler-snapshot"
+
+MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024  # configs and unit files of many profiles
 
 
 class SnapshotInvalid(Exception):
@@ -318,11 +321,10 @@ class LoadedSnapshot:
 def load_snapshot(path: Path) -> LoadedSnapshot:
     """Read a snapshot file; SnapshotInvalid says what is wrong, and where."""
     try:
-        data = path.read_bytes()
+        data = read_bounded(path, MAX_SNAPSHOT_BYTES)
+        doc = loads_json(data, source=path)
     except OSError as exc:
         raise SnapshotInvalid(f"{path}: cannot read the snapshot: {exc.strerror}") from None
-    try:
-        doc = json.loads(data)
     except ValueError:
         raise SnapshotInvalid(
             f"{path}: not a snapshot (not JSON); record one with `reconciler probe SPEC --out FILE`"

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.core.host import Account
+from reconciler.shell.bounded import file_type
 from reconciler.unattended import ensure_state_dir
 
 LOCK_NAME = "lock"
@@ -196,7 +197,7 @@ def _open_lock(path: Path) -> int:
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise LockUnusable(
-            f"the lock file {path} is {describe_type(info.st_mode)}, not a regular file: "
+            f"the lock file {path} is {file_type(info.st_mode)}, not a regular file: "
             f"remove it (rm {path}) and run again"
         )
     return fd
@@ -221,19 +222,6 @@ def _open_problem(path: Path, exc: OSError) -> str:
             f"the spec's user or as root, or remove it as root (rm {path})"
         )
     return f"cannot open the lock file {path}: {exc.strerror or exc}"
-
-
-def describe_type(mode: int) -> str:
-    """`a FIFO`, `a directory`, ... for a file type that is not a regular file."""
-    kinds = (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISLNK, "a symbolic link"),
-    )
-    return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
 def read_holder(directory: Path) -> Holder | None:

@@ -13,11 +13,11 @@ The steps, each reporting with file:line:column:
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reconciler.shell.bounded import InputRefused, read_bounded
 from reconciler.spec import validation_cache
 from reconciler.spec.duration import parse_duration
 from reconciler.spec.errors import SpecError, SpecInvalid
@@ -50,10 +50,16 @@ SCHEMA_CHECKED: set[str] = set()
 def load_spec(path: str | Path) -> Spec:
     """Read, validate and convert the spec at `path` (errors name the path as given)."""
     filename = str(path)
+    size = 0
     try:
-        with open(path, "rb") as stream:
-            size = os.fstat(stream.fileno()).st_size
-            data = b"" if size > MAX_BYTES else stream.read(MAX_BYTES + 1)
+        # Never blocks on a FIFO or device, never reads more than the limit (shell/bounded.py).
+        data = read_bounded(path, MAX_BYTES)
+    except InputRefused as exc:
+        if exc.size is None:
+            raise SpecInvalid(
+                [SpecError(filename, 0, 0, "", f"cannot read the spec: it {exc.problem}")]
+            ) from None
+        size, data = exc.size, b""
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise SpecInvalid(

@@ -16,6 +16,7 @@ import errno
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
@@ -25,10 +26,12 @@ from typing import Any, Literal, get_args
 from reconciler.core.blocked import blocked_summary, group_blocked, steps
 from reconciler.core.plan import Plan
 from reconciler.shell.apply import ApplyResult, Convergence
+from reconciler.shell.bounded import InputRefused, file_type, read_bounded
 from reconciler.unattended import ensure_state_dir
 
 RUNS_NAME = "runs.jsonl"
 MAX_BYTES = 1024 * 1024  # rotate when the current file would grow past this
+MAX_READ_BYTES = 16 * MAX_BYTES  # what we read of one file (someone else may have grown it)
 KEEP = 3  # rotated files kept: runs.jsonl.1 (newest) .. runs.jsonl.3
 
 Result = Literal["converged", "failed", "not-converged", "suspended", "invalid-spec", "locked"]
@@ -257,10 +260,18 @@ def append_record(
     path = directory / RUNS_NAME
     line = (record.to_json() + "\n").encode("utf-8")
     while True:
-        fd = os.open(
-            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
-        )
+        # O_NONBLOCK: opening a planted FIFO for writing would wait for a reader forever.
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
         try:
+            fd = os.open(path, flags | os.O_NONBLOCK, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # a FIFO nobody reads
+                raise InputRefused(path, "is a FIFO (named pipe), not a regular file") from None
+            raise
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise InputRefused(path, f"is {file_type(mode)}, not a regular file")
             fcntl.flock(fd, fcntl.LOCK_EX)
             if not _same_file(fd, path):
                 continue  # rotated away while we waited for the flock: write to the new file
@@ -301,10 +312,12 @@ def _parse_lines(path: Path, lines: Iterable[str]) -> Iterable[RunRecord]:
 
 
 def _read_lines(path: Path) -> list[str]:
+    """The file's lines; InputRefused (an OSError) for a FIFO, device or oversized file."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace").splitlines()
+        data = read_bounded(path, MAX_READ_BYTES, follow=False)
     except FileNotFoundError:
         return []
+    return data.decode("utf-8", errors="replace").splitlines()
 
 
 def _rotate(path: Path, keep: int) -> None:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.core.host import Account
+from reconciler.shell.bounded import read_bounded
 from reconciler.shell.files import atomic_write
 from reconciler.unattended import ensure_state_dir
 
@@ -60,7 +61,7 @@ def current(directory: Path) -> Suspension | None:
     doubt, an unattended run must stay out of the way."""
     path = directory / SUSPEND_NAME
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, 64 * 1024, follow=False).decode("utf-8", errors="replace")
     except FileNotFoundError:
         return None
     except OSError as exc:
