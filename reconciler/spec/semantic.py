@@ -363,15 +363,33 @@ def reconcile_command(doc: Document) -> Iterator[Issue]:
             )
 
 
+# Characters that end or reorder a line on a terminal besides the C0/C1 controls: a path holding
+# one can print as two lines of a plan (`+ExecStartPre=/bin/id` appearing as a line of the unit
+# diff) or show its characters in another order than they run.
+_LINE_BREAKERS = {
+    "\u2028": "the line separator",
+    "\u2029": "the paragraph separator",
+    **dict.fromkeys("\u200e\u200f\u202a\u202b\u202c\u202d\u202e", "the bidirectional control"),
+    **dict.fromkeys("\u2066\u2067\u2068\u2069", "the bidirectional control"),
+}
+
+
+def _refused(c: str) -> str | None:
+    code = ord(c)
+    if code < 0x20 or 0x7F <= code <= 0x9F:  # C0, DEL, C1 (U+0085 is NEL, a line break)
+        return "the control character"
+    return _LINE_BREAKERS.get(c)
+
+
 def control_characters(doc: Document) -> Iterator[Issue]:
-    """No string holds a control character (a stray line break from a block scalar, a tab, ...)."""
+    """No string holds a control character, line/paragraph separator or bidi control (a stray
+    line break from a block scalar, a tab, U+2028 spoofing an extra line in a plan, ...)."""
     for path, text, is_key in _strings(doc.data, ()):
-        bad = next((c for c in text if ord(c) < 0x20 or ord(c) == 0x7F), None)
+        bad = next((c for c in text if _refused(c) is not None), None)
         if bad is not None:
             yield Issue(
                 path,
-                f"{'the key' if is_key else 'the value'} contains the control character "
-                f"U+{ord(bad):04X}",
+                f"{'the key' if is_key else 'the value'} contains {_refused(bad)} U+{ord(bad):04X}",
                 "remove it (a `|` or `>` block scalar keeps its final line break: use `|-`, or "
                 "write the value on one line)"
                 if bad == "\n"
