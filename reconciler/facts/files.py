@@ -15,6 +15,7 @@ from typing import Literal
 
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
+from reconciler.core.secrets import learn_secrets
 from reconciler.facts.codec import RecordedHost, Redaction, recorded
 from reconciler.shell.bounded import read_bounded
 
@@ -102,6 +103,7 @@ def read_path(path: Path, *, content: bool = False) -> PathState:
         try:
             # Swapped for a FIFO or device since the lstat, or huge: refused, never waited on.
             text = read_bounded(path, MAX_FILE_BYTES, follow=False).decode("utf-8")
+            learn_secrets(text)  # env files, configs, units: hidden wherever they show later
         except UnicodeDecodeError as exc:
             error = f"not UTF-8 text (byte {exc.start})"
         except OSError as exc:

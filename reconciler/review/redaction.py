@@ -9,26 +9,24 @@ so a value marked sensitive, or that looks like `X_TOKEN=...`, shows as `(sensit
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 from reconciler.core.action import SENSITIVE, Action, AttributeChange, Finding, WriteFile
 from reconciler.core.plan import Plan
+from reconciler.core.secrets import has_secret_hint, learn_secrets, mask_secrets
 
 # The same rule the unit kind applies to the old side of a unit diff: redacting twice changes
 # nothing, so a diff made from an already redacted snapshot is the diff made on the host.
 from reconciler.kinds.gateway_unit import redact as redact_line
 
-# Every secret-looking assignment contains one of these words and a `=`: most text has neither,
-# and skips the per-line work (a 2,000-profile plan has a million lines of it).
-_HINT = re.compile(r"(?i)token|password|secret|key")
-
 
 def redact_text(text: str) -> str:
-    """Hide the values of secret-looking assignments (`X_TOKEN=...`, `--password=...`)."""
-    if "=" not in text or not _HINT.search(text):
-        return text
-    return "".join(redact_line(line) for line in text.splitlines(keepends=True))
+    """Hide secrets by value (every one learnt so far, and those `text` itself names) and by
+    shape (`X_TOKEN=...`, `--password X`, `Authorization: Bearer X`, `"apiKey": "..."`)."""
+    text = mask_secrets(text)
+    if "=" in text and has_secret_hint(text):  # the unit kind's own rule, kept byte for byte
+        text = "".join(redact_line(line) for line in text.splitlines(keepends=True))
+    return text
 
 
 def redact_optional(text: str | None) -> str | None:
@@ -69,6 +67,7 @@ def redact_action(action: Action) -> Action:
 
 def redact_plan(plan: Plan) -> Plan:
     """The plan as every output shows it: no sensitive value, no secret-looking assignment."""
+    _learn_from(plan)  # first: a value named in one place is hidden in every other place too
     return Plan(
         actions=tuple(redact_action(a) for a in plan.actions),
         findings=tuple(
@@ -76,3 +75,16 @@ def redact_plan(plan: Plan) -> Plan:
         ),
         errors=tuple(redact_text(e) for e in plan.errors),
     )
+
+
+def _learn_from(plan: Plan) -> None:
+    for action in plan.actions:
+        for text in (action.reason, action.blocked, action.warning, action.diff):
+            if text:
+                learn_secrets(text)
+        for change in action.changes:
+            for value in (change.before, change.after):
+                if isinstance(value, str):
+                    learn_secrets(value)
+    for text in (*(f.message for f in plan.findings), *plan.errors):
+        learn_secrets(text)

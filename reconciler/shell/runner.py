@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import shutil
 import socket
 import stat
@@ -29,6 +30,7 @@ from reconciler.core.action import (
 )
 from reconciler.core.command import TIMED_OUT, Command, CommandResult
 from reconciler.core.host import Account, HostContext
+from reconciler.core.secrets import learn_secrets, remember_secret
 from reconciler.core.sudo_check import SudoersPathProbe, sudo_hint
 from reconciler.facts.files import has_value
 from reconciler.shell.files import acting_as, atomic_write, ensure_directory, remove_file
@@ -206,6 +208,9 @@ class ReadOnlyRunner:
         return shutil.which(program, path=self.env.get("PATH", os.defpath))
 
     def _record(self, result: CommandResult) -> CommandResult:
+        # `--token X` in an argv, `Environment=...` in `systemctl show`: hidden from now on.
+        learn_secrets(shlex.join(result.argv))
+        learn_secrets(result.stdout)
         self.log.append(result)
         return result
 
@@ -312,11 +317,14 @@ def ensure_secret_env(path: Path, key: str, mode: int) -> bool:
     if path.is_file() and not path.is_symlink():
         lines = path.read_text(encoding="utf-8").splitlines()
         if has_value("\n".join(lines), key):  # the probe's own test: kept once it exists
+            learn_secrets("\n".join(lines))  # the kept token is masked wherever it shows
             if stat.S_IMODE(path.stat().st_mode) != mode:
                 os.chmod(path, mode)
             return False
         lines = [line for line in lines if line.partition("=")[0].strip() != key]
-    lines.append(f"{key}={secrets.token_hex(32)}")
+    token = secrets.token_hex(32)
+    remember_secret(token)  # never printed: masked in every output and record from now on
+    lines.append(f"{key}={token}")
     atomic_write(path, "\n".join(lines) + "\n", mode, backup=False)
     return True
 

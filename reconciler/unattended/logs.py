@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from reconciler.core.secrets import mask_secrets
 from reconciler.shell.apply import ActionOutcome
 from reconciler.unattended.runs import RunRecord
 
@@ -75,14 +76,15 @@ class ActionLog:
     fmt: LogFormat
     write: Callable[[str], None]  # one line, without its newline
 
+    # Every line passes `mask_secrets`: a command's error output may quote a secret.
     def action(self, outcome: ActionOutcome) -> None:
-        self.write(action_line(outcome, self.fmt))
+        self.write(mask_secrets(action_line(outcome, self.fmt)))
 
     def summary(self, record: RunRecord) -> None:
-        self.write(summary_line(record, self.fmt))
+        self.write(mask_secrets(summary_line(record, self.fmt)))
 
     def message(self, text: str, *, level: str = "info") -> None:
-        self.write(message_line(text, self.fmt, level=level))
+        self.write(mask_secrets(message_line(text, self.fmt, level=level)))
 
 
 def _json(data: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ from typing import Any, Literal, get_args
 
 from reconciler.core.blocked import blocked_summary, group_blocked, steps
 from reconciler.core.plan import Plan
+from reconciler.core.secrets import mask_secrets
 from reconciler.shell.apply import ApplyResult, Convergence
 from reconciler.shell.bounded import InputRefused, file_type, read_bounded
 from reconciler.unattended import ensure_state_dir
@@ -258,7 +259,7 @@ def append_record(
     """Append `record` as one line to runs.jsonl, rotating first when it would grow too big."""
     ensure_state_dir(directory)
     path = directory / RUNS_NAME
-    line = (record.to_json() + "\n").encode("utf-8")
+    line = (mask_secrets(record.to_json()) + "\n").encode("utf-8")  # reasons quote errors
     while True:
         # O_NONBLOCK: opening a planted FIFO for writing would wait for a reader forever.
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW

@@ -1,0 +1,88 @@
+"""Secrets the reconciler knows, hidden by value wherever they appear.
+
+A process-wide set of secret values: the token we generate, values read from env files and
+configs under secret-looking names, `--token`/`--password` arguments, `Authorization:`
+credentials. `learn_secrets` finds them in any text (an env file, a unit, a command line, a
+config in JSON or YAML shape, a comment); `mask_secrets` replaces every known value in a text
+we are about to print or write. Renderers, saved plans, snapshots, run records and logs pass
+what they write through it (review/redaction.py, unattended/). Not pure, but without effects
+on the host: a memory of what must never be shown, shared by the whole process.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+MASK = "(sensitive)"
+MIN_SECRET_CHARS = 8  # shorter "secrets" (`true`, a port) would mask ordinary words
+
+# Names that say "what follows is a secret", in any case and as part of a longer name
+# (GATEWAY_PASS, AUTH_BEARER, CLAWDBOT_GATEWAY_TOKEN, apiKey, client_secret, ...).
+_NAME = (
+    r"[\w.-]*?(?:token|passw(?:or)?d|pass|secret|key|auth|bearer|credential|cookie|session)[\w.-]*"
+)
+_VALUE = r"(?:\"[^\"\n]*\"|'[^'\n]*'|[^\s\"',;]+)"
+# Authorization: Bearer X / Basic X, also URL-encoded (Bearer%20X) or inside another value.
+_CREDENTIAL = re.compile(r"(?i:\b(?:bearer|basic)(?:\s+|%20|\+))(?P<v>[A-Za-z0-9._~+/=-]{8,})")
+# Every other shape a secret is written in; the group that matched is the value.
+_SHAPES = re.compile(
+    "|".join(
+        (
+            # NAME=value (env files, Environment=NAME=value, "NAME=value", --token=value)
+            rf"(?i:(?<![\w-]){_NAME})=(?P<v1>{_VALUE})",
+            # name: value (YAML, `# token: X`, headers), "name": "value" (JSON)
+            rf"(?i:(?<![\w-])[\"']?{_NAME}[\"']?)[ \t]*:[ \t]*(?P<v2>{_VALUE})",
+            # --token X, --password X
+            rf"(?i:(?<![\w-])--{_NAME})[ \t]+(?P<v3>(?!-){_VALUE})",
+        )
+    )
+)
+_HINT = re.compile(r"(?i)token|pass|secret|key|auth|bearer|credential|cookie|session|basic")
+
+_known: set[str] = set()
+_known_lock = threading.Lock()
+_known_pattern: re.Pattern[str] | None = None
+
+
+def remember_secret(value: str) -> None:
+    """Mask `value` wherever it appears from now on (a generated token, an env file's value)."""
+    global _known_pattern
+    value = value.strip().strip("\"'")
+    if len(value) < MIN_SECRET_CHARS or value == MASK or value in _known:
+        return
+    with _known_lock:
+        _known.add(value)
+        ordered = sorted(_known, key=len, reverse=True)  # longest first: no partial masks
+        _known_pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+
+def learn_secrets(text: str) -> None:
+    """Remember every value `text` writes in a secret-looking shape (`_CREDENTIAL`, `_SHAPES`).
+
+    A value must look like a credential (8+ characters with a digit, or 16+), so that settings
+    that merely sit under a secret-sounding name (`auth.mode: loopback`) stay readable.
+    """
+    if not _HINT.search(text):
+        return
+    values = [m.group("v") for m in _CREDENTIAL.finditer(text)]
+    for match in _SHAPES.finditer(text):
+        values.append(next(v for v in match.group("v1", "v2", "v3") if v is not None))
+    for value in values:
+        bare = value.strip("\"'")
+        if MASK in bare or bare.startswith("$"):
+            continue
+        if len(bare) >= 16 or (len(bare) >= MIN_SECRET_CHARS and any(c.isdigit() for c in bare)):
+            remember_secret(bare)
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with every secret it names, and every secret learnt before, replaced by MASK."""
+    learn_secrets(text)
+    pattern = _known_pattern
+    return text if pattern is None else pattern.sub(MASK, text)
+
+
+def has_secret_hint(text: str) -> bool:
+    """Cheap pre-check: could `text` name a secret at all?"""
+    return _HINT.search(text) is not None

@@ -1,0 +1,97 @@
+"""Redaction by value, not by name (issue 11 #8): every shape a secret was seen leaking in is
+planted on the fake host; no output and no file we write may show any of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fakehost import FakeHost
+from review_cli import SPEC, FakeHostCli
+
+from reconciler.core.secrets import learn_secrets, mask_secrets, remember_secret
+from reconciler.review.redaction import redact_text
+
+# (line planted in the unit file, the secret in it)
+VARIANTS = [
+    ("Environment=GATEWAY_PASS=gp-SECRET-1111", "gp-SECRET-1111"),
+    ("Environment=AUTH_BEARER=ab-SECRET-2222", "ab-SECRET-2222"),
+    ("Environment=CLAWDBOT_GATEWAY_AUTH=Bearer%20cgaSECRET3333", "cgaSECRET3333"),
+    ("# token: ct-SECRET-4444", "ct-SECRET-4444"),
+    (
+        'ExecStartPre="/usr/bin/true" --token tk-SECRET-5555 --password pw-SECRET-6666',
+        "tk-SECRET-5555",
+    ),
+    ('Environment="X_HEADER=Authorization: Bearer ahSECRET7777"', "ahSECRET7777"),
+    ("Environment=CLIENT_SECRET=cs-SECRET-8888", "cs-SECRET-8888"),
+]
+UNNAMED = ["pw-SECRET-6666"]  # only after `--password`: hidden because that argument named it
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        *VARIANTS,
+        ('{"gateway": {"auth": {"token": "js-SECRET-9999"}}}', "js-SECRET-9999"),
+        ("Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l", "YWxhZGRpbjpvcGVuc2VzYW1l"),
+        ("clawdbot gateway --token=eq-SECRET-1212", "eq-SECRET-1212"),
+        ("apiKey: ak-SECRET-1313", "ak-SECRET-1313"),
+    ],
+)
+def test_each_shape_is_masked_and_then_masked_everywhere(text: str, secret: str) -> None:
+    assert secret not in redact_text(text)
+    # learnt: the bare value is hidden too, in any later text
+    assert mask_secrets(f"the log says {secret} somewhere") == "the log says (sensitive) somewhere"
+
+
+def test_settings_under_secret_sounding_names_stay_readable() -> None:
+    for text in ("gateway.auth.mode: loopback", '"auth": {"mode": "token"}', "bind=loopback"):
+        learn_secrets(text)
+        assert mask_secrets(text) == text
+
+
+def test_a_generated_token_is_masked_wherever_it_appears() -> None:
+    remember_secret("0123456789abcdef0123456789abcdef")
+    assert "0123456789abcdef" not in mask_secrets("x 0123456789abcdef0123456789abcdef y")
+
+
+def test_no_output_or_written_file_shows_a_planted_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    fake = FakeHost(tmp_path / "fake")
+    fake.set_node("v22.12.0")
+    fake.set_gateway("2026.1.24-3")
+    unit = fake.install_gateway_unit("personal", port=18789)
+    planted = fake.gateway_unit_text(profile="personal", port=18789).replace(
+        "[Install]", "\n".join(line for line, _ in VARIANTS) + "\n\n[Install]"
+    )
+    fake.add_unit_file(unit, planted)
+    fake.daemon_reload()
+    spec = tmp_path / "vm102.yaml"
+    spec.write_text(SPEC)
+    run = FakeHostCli(fake)
+    outputs = {
+        fmt: run("plan", spec, "--format", fmt, "--no-color").output
+        for fmt in ("human", "json", "markdown")
+    }
+    assert "gateway.unit" in outputs["human"] or "unit" in outputs["human"], outputs["human"]
+    assert any("(sensitive)" in text for text in outputs.values()), "nothing was planted"
+    outputs["plan --out"] = run("plan", spec, "--out", tmp_path / "plan.json").output
+    outputs["probe --out"] = run("probe", spec, "--out", tmp_path / "snap.json").output
+    outputs["--against"] = run("plan", spec, "--against", tmp_path / "snap.json").output
+    outputs["apply"] = run("apply", spec, "--yes", "--log-format", "json").output
+    written = {
+        str(p): p.read_text(errors="replace")
+        for p in [tmp_path / "plan.json", tmp_path / "snap.json", *(tmp_path / "xdg").rglob("*")]
+        if p.is_file()
+    }
+    assert str(tmp_path / "xdg" / "reconciler" / "runs.jsonl") in written
+    secrets = [secret for _, secret in VARIANTS] + UNNAMED
+    leaks = [
+        (secret, where)
+        for secret in secrets
+        for where, text in {**outputs, **written}.items()
+        if secret in text
+    ]
+    assert leaks == []
