@@ -122,6 +122,7 @@ def unattended_apply(
 ) -> int:
     """Suspension, lock, spec (at a git revision), apply, run record. See the module docstring."""
     from reconciler.shell.lock import LOCK_NAME, LockBusy, LockUnusable, hold_lock, host_lock_path
+    from reconciler.unattended import ensure_state_dir
     from reconciler.unattended.logs import ActionLog
     from reconciler.unattended.suspend import current
 
@@ -151,6 +152,7 @@ def unattended_apply(
     # embedding) locks there instead.
     lock = directory / LOCK_NAME if state is not None else host_lock_path(directory)
     try:
+        ensure_state_dir(directory)
         with hold_lock(lock, lock_timeout, on_wait=waiting) as held:
             return _locked_apply(run, spec_path, git_ref, do_apply, held.share_with)
     except LockUnusable as unusable:

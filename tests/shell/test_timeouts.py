@@ -10,7 +10,7 @@ import pytest
 from commands.test_unattended import fake_context, wired_do_apply
 from fakehost import FakeHost
 
-from reconciler.commands.unattended import unattended_apply
+from reconciler.app.unattended import unattended_apply
 from reconciler.core.command import Command, CommandResult
 from reconciler.kinds import all_kinds
 from reconciler.shell.runner import HostRunner

@@ -177,7 +177,7 @@ def test_state_dir_follows_xdg_state_home(tmp_path: Path) -> None:
 
 def _apply_without_state(spec: Path, xdg: Path, monkeypatch: pytest.MonkeyPatch) -> int:
     """What the CLI does: no state directory named, so the host's lock is taken."""
-    from reconciler.commands.unattended import unattended_apply
+    from reconciler.app.unattended import unattended_apply
     from reconciler.unattended.runs import ApplyOutcome
 
     monkeypatch.setenv("XDG_STATE_HOME", str(xdg))
