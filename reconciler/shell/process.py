@@ -16,7 +16,7 @@ so a process forked during the grace period is found as well. When the child exi
 whatever it left in its own process group is ended the same way: the runner starts no daemons
 (systemd does), so a survivor is an orphan by definition.
 
-Why `subprocess` and not `sh`: see bench/runner_bench.py and the report in docs/hardening.md.
+Why `subprocess` and not `sh`: measured by bench/runner_bench.py (per-command cost, output).
 In short, `sh` runs three threads per command and its own timeout polls (100 ms per command);
 what we need of it (a session, pipes, a deadline, the exit status) is what `Popen.communicate`
 does with one `select` loop, and the tree kill needs the pid and session that we own here.
