@@ -190,15 +190,16 @@ def reads_as_document(path: Path) -> bool:
     instead of a dump of spec-field errors.
     """
     try:
-        with path.open("rb") as handle:
-            head = handle.read(1 << 16)
+        # Bounded, never blocking: a FIFO, a device or a huge file is not a plan (the spec
+        # loader then says what it is).
+        data = read_bounded(path, MAX_PLAN_BYTES)
     except OSError:
         return False
-    text = head.lstrip()
+    text = data[: 1 << 16].lstrip()
     if not text.startswith(b"{"):
         return False  # YAML specs start with a key or a comment
     try:
-        doc = json.loads(path.read_bytes())
+        doc = loads_json(data, source=path)
     except (OSError, ValueError):
         return True  # starts like a JSON object but is not one: damaged or truncated
     return isinstance(doc, dict) and (
