@@ -96,7 +96,8 @@ def timed(argv: list[str], runs: int, env: dict[str, str] | None = None) -> list
 
 def sessions(c: harness.Container) -> int:
     """SSH sessions sshd has started on this host so far."""
-    out = c.run(["sh", "-c", "journalctl -u ssh --no-pager | grep -c 'Starting session' || true"])
+    # The per-connection sshd processes sit in logind session scopes, not in ssh.service.
+    out = c.run(["sh", "-c", "journalctl -t sshd --no-pager | grep -c 'Starting session' || true"])
     return int(out.stdout.strip() or 0)
 
 
