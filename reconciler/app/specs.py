@@ -19,8 +19,8 @@ STDIN_NAME = "<stdin>"
 def read_spec(ctx: AppContext, path: Path) -> Spec:
     """The spec at `path` (`-`: standard input); raises SpecInvalid."""
     from reconciler.spec import load_spec
+    from reconciler.spec.limits import MAX_BYTES
     from reconciler.spec.loader import load_spec_text
-    from reconciler.spec.yaml_source import MAX_BYTES
 
     if ctx.spec_loader is not None:
         return ctx.spec_loader(path)

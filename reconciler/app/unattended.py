@@ -221,8 +221,8 @@ def read_revision(spec_path: Path, ref: str) -> tuple[Revision, Spec | SpecInval
     those bytes are not a valid spec. Raises SourceError (no clone, no such ref or file)."""
     from reconciler.shell.git import checkout, git_runner
     from reconciler.spec import SpecInvalid
+    from reconciler.spec.limits import MAX_BYTES
     from reconciler.spec.loader import load_spec_text
-    from reconciler.spec.yaml_source import MAX_BYTES
 
     revision = checkout(spec_path, ref, git_runner(spec_path).run)
     name = revision_name(revision)
@@ -281,7 +281,7 @@ def _invalid(run: _Run, name: str, exc: SpecInvalid, fields: dict[str, Any]) -> 
 
 def _too_large(name: str) -> SpecError:
     from reconciler.spec.errors import SpecError
-    from reconciler.spec.yaml_source import MAX_BYTES
+    from reconciler.spec.limits import MAX_BYTES
 
     return SpecError(
         name, 0, 0, "", f"the file is too large (a spec may be at most {MAX_BYTES} bytes)"
