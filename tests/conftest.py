@@ -1,4 +1,5 @@
-"""Suite-wide settings: hypothesis profiles (CI runs more examples than a developer's loop)."""
+"""Suite-wide settings: hypothesis profiles (CI runs more examples than a developer's loop), and
+a private temp root when run as root."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -37,3 +39,19 @@ def _private_host_lock(
     directory = tmp_path_factory.mktemp("run-lock")
     directory.chmod(0o1777)
     monkeypatch.setattr(lock, "HOST_LOCK_DIR", directory)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """As root, give this session a temp root the fake user's uid can traverse.
+
+    Tests drop to the fake user's uid for real (reconciler.shell.as_user), so every parent of a
+    fake home must stay searchable. pytest resets the shared /tmp/pytest-of-root to 0700 at every
+    session start, which, with several sessions at once, would pull the floor from under a
+    running one; a private per-session directory (0711) cannot be reset by another session.
+    """
+    if os.geteuid() != 0 or config.option.basetemp or hasattr(config, "workerinput"):
+        return
+    base = Path(tempfile.mkdtemp(prefix="reconciler-tests-"))
+    base.chmod(0o711)
+    config.option.basetemp = str(base)
+    config.add_cleanup(lambda: shutil.rmtree(base, ignore_errors=True))

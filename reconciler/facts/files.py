@@ -1,22 +1,28 @@
 """Paths as the kinds see them: what is there (lstat, never following a link), and file text.
 
-Read in-process. The text of a file may hold secrets (the gateway config keeps tokens and
-passwords), so it is kept out of `repr` and is only ever handed to a kind's pure parser.
+Read in-process, or, when we are root, in a child that dropped to the spec's user
+(reconciler.shell.as_user): the user controls these paths, so a link they plant must never make
+root read (and copy into a plan or snapshot) a file only root may read. The text of a file may
+hold secrets (the gateway config keeps tokens and passwords), so it is kept out of `repr` and is
+only ever handed to a kind's pure parser.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pwd
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.core.secrets import learn_secrets
 from reconciler.facts.codec import RecordedHost, Redaction, recorded
+from reconciler.shell.as_user import acting_account, call_as
 from reconciler.shell.bounded import read_bounded
 
 PathKind = Literal["missing", "directory", "file", "symlink", "other"]
@@ -103,7 +109,9 @@ def read_path(path: Path, *, content: bool = False) -> PathState:
         try:
             # Swapped for a FIFO or device since the lstat, or huge: refused, never waited on.
             text = read_bounded(path, MAX_FILE_BYTES, follow=False).decode("utf-8")
-            learn_secrets(text)  # env files, configs, units: hidden wherever they show later
+            # env files, configs, units: hidden wherever they show later (learnt in a child
+            # acting as the user too: reconciler.shell.as_user hands what it learnt back)
+            learn_secrets(text)
         except UnicodeDecodeError as exc:
             error = f"not UTF-8 text (byte {exc.start})"
         except OSError as exc:
@@ -121,16 +129,29 @@ def read_path(path: Path, *, content: bool = False) -> PathState:
     )
 
 
+def _encode(state: PathState) -> dict[str, Any]:
+    return dataclasses.asdict(state) | {"path": str(state.path)}
+
+
+def _decode(data: dict[str, Any]) -> PathState:
+    return PathState(**(data | {"path": Path(data["path"])}))
+
+
+def read_as_user(host: HostContext, read: Callable[[], PathState]) -> PathState:
+    """`read()` with the spec user's permissions when we are root (see the module docstring)."""
+    return _decode(call_as(acting_account(host), lambda: _encode(read())))
+
+
 @recorded
 @dataclass(frozen=True)
 class PathProbe(Probe[PathState]):
-    """A path's state, and its text when `content` is set (in-process read)."""
+    """A path's state, and its text when `content` is set (read with the user's permissions)."""
 
     path: Path
     content: bool = False
 
     def read(self, host: HostContext) -> PathState:
-        return read_path(self.path, content=self.content)
+        return read_as_user(host, lambda: read_path(self.path, content=self.content))
 
     def answer_from(self, recorded: RecordedHost) -> PathState | None:
         """The same path probed with(out) content, or "missing" when the snapshot shows it."""
@@ -151,7 +172,7 @@ class RealPathProbe(Probe[PathState]):
     path: Path
 
     def read(self, host: HostContext) -> PathState:
-        return read_path(Path(os.path.realpath(self.path)))
+        return read_as_user(host, lambda: read_path(Path(os.path.realpath(self.path))))
 
 
 @recorded
@@ -181,10 +202,16 @@ class DirectoryProbe(Probe[DirectoryListing]):
     content: bool = False
 
     def read(self, host: HostContext) -> DirectoryListing:
+        found = call_as(acting_account(host), self._listing)
+        return DirectoryListing(
+            self.path, bool(found["exists"]), tuple(_decode(e) for e in found["entries"])
+        )
+
+    def _listing(self) -> dict[str, Any]:
         try:
             names = sorted(os.listdir(self.path))
         except (FileNotFoundError, NotADirectoryError):
-            return DirectoryListing(self.path, False)
+            return {"exists": False, "entries": []}
         entries: list[PathState] = []
         for name in names:
             if not name.endswith(self.suffix) or not name.startswith(self.prefixes):
@@ -204,7 +231,7 @@ class DirectoryProbe(Probe[DirectoryListing]):
                     target.error,
                 )
             entries.append(state)
-        return DirectoryListing(self.path, True, tuple(entries))
+        return {"exists": True, "entries": [_encode(e) for e in entries]}
 
     def answer_from(self, recorded: RecordedHost) -> DirectoryListing | None:
         return DirectoryListing(self.path, False) if recorded.known_missing(self.path) else None
@@ -231,19 +258,21 @@ class SecretEnvState:
 @recorded
 @dataclass(frozen=True)
 class SecretEnvProbe(Probe[SecretEnvState]):
-    """Reads the file in-process and keeps only whether `key` has a value."""
+    """Reads the file (with the user's permissions) and keeps only whether `key` has a value."""
 
     path: Path
     key: str
 
     def read(self, host: HostContext) -> SecretEnvState:
-        found = read_path(self.path, content=True)
-        present = found.text is not None and has_value(found.text, self.key)
-        # Drop the text: the fact must not carry the secret any further.
-        stripped = PathState(
-            found.path, found.kind, found.mode, found.uid, found.owner, found.mtime, found.ctime
-        )
-        return SecretEnvState(stripped, present)
+        def look() -> PathState:
+            # Only whether the key has a value leaves the child acting as the user, not the text.
+            found = read_path(self.path, content=True)
+            present = found.text is not None and has_value(found.text, self.key)
+            return replace(found, text=None, error="present" if present else None)
+
+        looked = read_as_user(host, look)
+        # The fact must not carry the secret (nor our marker) any further.
+        return SecretEnvState(replace(looked, error=None), looked.error == "present")
 
     def answer_from(self, recorded: RecordedHost) -> SecretEnvState | None:
         if recorded.known_missing(self.path):

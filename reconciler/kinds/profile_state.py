@@ -5,10 +5,13 @@ Wants: per profile, the state root (`state_dir`, default the product's `~/.clawd
 user with mode 0700 (the gateway keeps tokens, sessions and device keys there); the workspace
 (`workspace`, default `~/clawd-<profile>`) exists. `~` is the spec user's home on this host.
 Probes: lstat of each path, in-process; a symlink is reported as a symlink, never followed.
-Compares: type, permission bits and (as root) owning uid of the state root and `credentials/`;
-a directory another user owns is a warning when we are not root (only root can change an
-owner, and a plan holds no action that cannot succeed); only existence for the workspace (it is the user's working tree: an existing one is never chmod-ed;
-one we create gets 0700).
+Compares: type, permission bits and owning uid of the state root and `credentials/`. An
+existing directory another account owns is never taken over: as root it is a plan error (root
+could chown it, but a spec naming `/etc` or another user's home, or a link planted by the user,
+would make root hand it over); otherwise a warning (a plan holds no action that cannot succeed).
+Only existence for the workspace (it is the user's working tree: an existing one is never
+chmod-ed; one we create gets 0700). Every change is made as the spec's user
+(reconciler.shell.as_user), so directories created are theirs by construction.
 Fixes: `EnsureDirectory` (create with parents, or fix mode/owner). A symlink or a file where a
 directory should be is a plan error: following it could chmod or chown whatever it points at.
 """
@@ -113,9 +116,14 @@ def plan_state(
         if problem:
             errors.append(f"{state_address(paths.profile)}: {problem}")
             break
+        if owner_drift(found, host):
+            # Root could chown it, but must not: a spec (or a link the user planted) naming
+            # someone else's directory would hand it to the spec's user.
+            errors.append(f"{state_address(paths.profile)}: {taken(found, host)}")
+            break
         if foreign_owner(state_address(paths.profile), found, host):
             continue  # not ours to chmod either: reported by `state_findings`
-        if found.exists and found.mode == STATE_MODE and not owner_drift(found, host):
+        if found.exists and found.mode == STATE_MODE:
             continue
         operations.append(EnsureDirectory(path, STATE_MODE, user.name))
         desired[label] = _desired(user.name, host)
@@ -171,6 +179,16 @@ def plan_workspace(
         blocked=user_blocker(host),
     )
     return action, []
+
+
+def taken(found: PathState, host: HostContext) -> str:
+    """Why an existing directory another account owns is refused (a plan error)."""
+    user = host.user.name if host.user is not None else host.user_name
+    return (
+        f"{found.path} exists and belongs to {owner_name(found, host)}, not {user}; "
+        f"refusing to take it over (if it really is {user}'s, chown it to {user} yourself; "
+        "otherwise point the spec at another path)"
+    )
 
 
 def _not_a_directory(found: PathState) -> str | None:

@@ -1,18 +1,89 @@
-"""File operations that lose nothing: atomic writes with fsync, backups, exact modes."""
+"""File operations that lose nothing: atomic writes with fsync, backups, exact modes.
+
+Temp files are named `.<target>.<pid>-<random>.reconciler-tmp`, so that a write killed half way
+(kill -9, power loss) leaves a file a later run recognises and removes: the next write of the
+same target sweeps it first, and `stale_temp_files` lets a plan list them.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
+import secrets
 import shutil
 import stat
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
+from reconciler.core.action import EnsureDirectory, EnsureSecretEnv, RemoveFile, WriteFile
 from reconciler.core.host import Account
+from reconciler.core.secrets import learn_secrets, remember_secret
+from reconciler.facts.files import MAX_FILE_BYTES, has_value
+from reconciler.shell.bounded import InputRefused
+
+FileOperation = EnsureDirectory | WriteFile | RemoveFile | EnsureSecretEnv
 
 BACKUP_SUFFIX = ".reconciler-backup"
+TEMP_SUFFIX = ".reconciler-tmp"
+# `.<name>.<pid>-<8 hex>.reconciler-tmp`; before these names, mkstemp's `.<name>.<8 chars>.tmp`.
+_TEMP = re.compile(r"^\.(?P<target>.+)\.(?P<pid>[0-9]+)-[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + "$")
+_LEGACY_TEMP = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
+
+
+def temp_target(name: str) -> str | None:
+    """The file name a temp file called `name` was writing, when it is one of ours."""
+    found = _TEMP.match(name) or _LEGACY_TEMP.match(name)
+    return found.group("target") if found else None
+
+
+def is_stale_temp(name: str) -> bool:
+    """True for a temp file of ours whose writer is gone (a live writer's file is left alone)."""
+    found = _TEMP.match(name)
+    if found is None:
+        return _LEGACY_TEMP.match(name) is not None
+    return not _alive(int(found.group("pid")))
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # our own earlier, interrupted write (we write one file at a time)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def sweep_temp_files(directory: Path, target: str) -> list[str]:
+    """Remove stale temp files of `target` (and of its backup) in `directory`; their names."""
+    try:
+        names = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    wanted = (target, target + BACKUP_SUFFIX)
+    removed = []
+    for name in sorted(names):
+        if temp_target(name) in wanted and is_stale_temp(name):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(directory / name)
+                removed.append(name)
+    return removed
+
+
+def _create_temp(parent: Path, target: str, mode: int) -> tuple[int, Path]:
+    """A new temp file for `target` with `mode` from its first byte (O_EXCL, never a link)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    while True:
+        tmp = parent / f".{target}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        try:
+            fd = os.open(tmp, flags, 0o600)
+        except FileExistsError:
+            continue
+        os.fchmod(fd, mode)  # exactly `mode`, whatever the umask
+        return fd, tmp
 
 
 def backup_path(path: Path) -> Path:
@@ -28,11 +99,11 @@ def atomic_write(path: Path, content: str, mode: int, *, backup: bool) -> None:
     """
     parent = path.parent
     parent.mkdir(parents=True, exist_ok=True)
+    sweep_temp_files(parent, path.name)
     if backup and path.is_file() and not path.is_symlink():
         _copy_private(path, backup_path(path))
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(parent, path.name, mode)
     try:
-        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(content)
             handle.flush()
@@ -55,58 +126,46 @@ def remove_file(path: Path, *, backup: bool) -> None:
 
 
 def ensure_directory(path: Path, mode: int, owner: Account | None) -> None:
-    """Create `path` (parents too) and give it exactly `mode` and, when root, `owner`.
+    """Create `path` (parents too) with exactly `mode`; never take over someone else's.
 
     The final directory is opened with O_NOFOLLOW so that a symlink planted in its place is
-    refused rather than followed.
+    refused rather than followed. An existing directory that belongs to anyone but `owner` (or,
+    without `owner`, to anyone but us) is refused, never chown-ed or chmod-ed: root is not to
+    hand another account's directory to the spec's user. A directory we create is ours.
     """
     path.mkdir(parents=True, exist_ok=True, mode=mode)
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         info = os.fstat(fd)
-        if (
-            owner is not None
-            and os.geteuid() == 0
-            and (info.st_uid, info.st_gid)
-            != (
-                owner.uid,
-                owner.gid,
+        expected = owner.uid if owner is not None else os.geteuid()
+        if info.st_uid != expected:
+            raise PermissionError(
+                errno.EPERM,
+                f"belongs to {_user_name(info.st_uid)}, not {_user_name(expected)}; "
+                "refusing to take it over (chown it yourself if it really is theirs, or point "
+                "the spec elsewhere)",
+                str(path),
             )
-        ):
-            os.fchown(fd, owner.uid, owner.gid)
         if stat.S_IMODE(info.st_mode) != mode:
             os.fchmod(fd, mode)
     finally:
         os.close(fd)
 
 
-@contextlib.contextmanager
-def acting_as(account: Account | None) -> Iterator[None]:
-    """When root, create and write files as `account` so the kernel enforces its permissions.
+def _user_name(uid: int) -> str:
+    import pwd
 
-    A no-op when we are not root or no account is given. Only used while nothing else runs
-    (apply is sequential), since the effective uid is per process.
-    """
-    if account is None or os.geteuid() != 0 or account.uid == 0:
-        yield
-        return
-    groups = os.getgroups()
-    os.setgroups(os.getgrouplist(account.name, account.gid))
-    os.setegid(account.gid)
-    os.seteuid(account.uid)
     try:
-        yield
-    finally:
-        os.seteuid(0)
-        os.setegid(0)
-        os.setgroups(groups)
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
 
 
 def _copy_private(source: Path, target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(target.parent, target.name, 0o600)
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+        src_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "wb") as out, os.fdopen(src_fd, "rb") as src:
             shutil.copyfileobj(src, out)
             out.flush()
             os.fsync(out.fileno())
@@ -123,3 +182,55 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def ensure_secret_env(path: Path, key: str, mode: int) -> bool:
+    """Give the env file at `path` a random `key=` value unless it has a non-empty one.
+
+    Returns True when a value was generated. An existing value is never replaced (clients
+    paired with it keep working); a wrong mode is fixed. The value is hex, so it needs no
+    quoting in a systemd EnvironmentFile=. A symlink in the file's place is never followed.
+    """
+    lines: list[str] = []
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        fd = -1
+    if fd >= 0:
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise OSError(errno.EINVAL, "not a regular file (move it away)", str(path))
+            data = handle.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                raise InputRefused(path, f"too large (at most {MAX_FILE_BYTES} bytes are read)")
+            text = data.decode("utf-8")
+            if has_value(text, key):  # the probe's own test: kept once it exists
+                learn_secrets(text)  # the kept token is masked wherever it shows
+                if stat.S_IMODE(info.st_mode) != mode:
+                    os.fchmod(handle.fileno(), mode)
+                return False
+        lines = [line for line in text.splitlines() if line.partition("=")[0].strip() != key]
+    token = secrets.token_hex(32)
+    remember_secret(token)  # never printed: masked in every output and record from now on
+    lines.append(f"{key}={token}")
+    atomic_write(path, "\n".join(lines) + "\n", mode, backup=False)
+    return True
+
+
+def file_operation(operation: FileOperation) -> str:
+    """Carry out one file operation with whatever permissions this process has; its detail.
+
+    The runner calls this in a child that dropped to the spec's user when we are root.
+    """
+    if isinstance(operation, EnsureDirectory):
+        ensure_directory(operation.path, operation.mode, None)
+        return ""
+    if isinstance(operation, WriteFile):
+        atomic_write(operation.path, operation.content, operation.mode, backup=operation.backup)
+        return ""
+    if isinstance(operation, RemoveFile):
+        remove_file(operation.path, backup=operation.backup)
+        return ""
+    created = ensure_secret_env(operation.path, operation.key, operation.mode)
+    return "generated" if created else "kept"

@@ -1,4 +1,5 @@
-"""The only place that executes anything: commands (shell/process.py), file operations in-process.
+"""The only place that executes anything: commands (shell/process.py), and file operations
+(shell/files.py), as the spec's user when we are root (shell/as_user.py).
 
 Two classes, so that a dry run cannot mutate by construction: a `ReadOnlyRunner` has no way to
 execute an operation and refuses any command marked mutating; only a `HostRunner` can change
@@ -8,15 +9,13 @@ the host, and only `apply` without `--dry-run` ever builds one.
 from __future__ import annotations
 
 import os
-import secrets
 import shlex
 import shutil
 import socket
-import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from typing import Any, ClassVar
 
 from reconciler.core.action import (
@@ -29,11 +28,11 @@ from reconciler.core.action import (
     WriteFile,
 )
 from reconciler.core.command import TIMED_OUT, Command, CommandResult
-from reconciler.core.host import Account, HostContext
-from reconciler.core.secrets import learn_secrets, remember_secret
+from reconciler.core.host import HostContext
+from reconciler.core.secrets import learn_secrets
 from reconciler.core.sudo_check import SudoersPathProbe, sudo_hint
-from reconciler.facts.files import has_value
-from reconciler.shell.files import acting_as, atomic_write, ensure_directory, remove_file
+from reconciler.shell.as_user import acting_account, call_as
+from reconciler.shell.files import FileOperation, file_operation
 from reconciler.shell.process import GRACE_S, run_process
 
 _SUDO_REFUSALS = (
@@ -243,7 +242,8 @@ class HostRunner(ReadOnlyRunner):
         try:
             return self._dispatch(operation)
         except OSError as exc:
-            return OperationResult(operation, False, f"{exc.strerror or exc}: {exc.filename}")
+            where = f": {exc.filename}" if exc.filename else ""
+            return OperationResult(operation, False, f"{exc.strerror or exc}{where}")
 
     def _dispatch(self, operation: Operation) -> OperationResult:
         # The one dispatch over operation types: a table, checked complete by a test.
@@ -256,43 +256,20 @@ class HostRunner(ReadOnlyRunner):
         result = self.run(operation.command)
         return OperationResult(operation, result.ok, "" if result.ok else result.summary(), result)
 
-    def _ensure_directory(self, operation: EnsureDirectory) -> OperationResult:
-        owner = self._owner(operation.owner)
-        with acting_as(owner if not operation.path.exists() else None):
-            ensure_directory(operation.path, operation.mode, owner)
-        return OperationResult(operation, True)
-
-    def _write_file(self, operation: WriteFile) -> OperationResult:
-        with acting_as(self._owner(operation.owner)):
-            atomic_write(operation.path, operation.content, operation.mode, backup=operation.backup)
-        return OperationResult(operation, True)
-
-    def _remove_file(self, operation: RemoveFile) -> OperationResult:
-        with acting_as(self._owner(self.host.user_name)):
-            remove_file(operation.path, backup=operation.backup)
-        return OperationResult(operation, True)
-
-    def _ensure_secret_env(self, operation: EnsureSecretEnv) -> OperationResult:
-        with acting_as(self._owner(operation.owner)):
-            created = ensure_secret_env(operation.path, operation.key, operation.mode)
-        return OperationResult(operation, True, "generated" if created else "kept")
+    def _file_operation(self, operation: FileOperation) -> OperationResult:
+        # As root, in a child that dropped to the spec's user (reconciler.shell.as_user); a
+        # token it generates or keeps is handed back to be masked here too.
+        detail = call_as(acting_account(self.host), partial(file_operation, operation))
+        return OperationResult(operation, True, str(detail))
 
     _handlers: ClassVar[Mapping[type, Callable[[Any, Any], OperationResult]]] = {
         RunCommand: _run_command,
         WaitForPort: lambda runner, op: runner._wait_for_port(op),
-        EnsureDirectory: _ensure_directory,
-        WriteFile: _write_file,
-        RemoveFile: _remove_file,
-        EnsureSecretEnv: _ensure_secret_env,
+        EnsureDirectory: _file_operation,
+        WriteFile: _file_operation,
+        RemoveFile: _file_operation,
+        EnsureSecretEnv: _file_operation,
     }
-
-    def _owner(self, name: str | None) -> Account | None:
-        # Only root writes on someone else's behalf; anyone else writes as themselves.
-        if name is None or not self.host.is_root:
-            return None
-        if self.host.user is not None and name == self.host.user.name:
-            return self.host.user
-        return Account.lookup(name)
 
     def _wait_for_port(self, op: WaitForPort) -> OperationResult:
         deadline = time.monotonic() + op.timeout_s
@@ -304,29 +281,6 @@ class HostRunner(ReadOnlyRunner):
                     op, False, f"nothing answered on 127.0.0.1:{op.port} within {op.timeout_s:g} s"
                 )
             self.sleep(0.5)
-
-
-def ensure_secret_env(path: Path, key: str, mode: int) -> bool:
-    """Give the env file at `path` a random `key=` value unless it has a non-empty one.
-
-    Returns True when a value was generated. An existing value is never replaced (clients
-    paired with it keep working); a wrong mode is fixed. The value is hex, so it needs no
-    quoting in a systemd EnvironmentFile=.
-    """
-    lines: list[str] = []
-    if path.is_file() and not path.is_symlink():
-        lines = path.read_text(encoding="utf-8").splitlines()
-        if has_value("\n".join(lines), key):  # the probe's own test: kept once it exists
-            learn_secrets("\n".join(lines))  # the kept token is masked wherever it shows
-            if stat.S_IMODE(path.stat().st_mode) != mode:
-                os.chmod(path, mode)
-            return False
-        lines = [line for line in lines if line.partition("=")[0].strip() != key]
-    token = secrets.token_hex(32)
-    remember_secret(token)  # never printed: masked in every output and record from now on
-    lines.append(f"{key}={token}")
-    atomic_write(path, "\n".join(lines) + "\n", mode, backup=False)
-    return True
 
 
 def _text(data: bytes | str | None) -> str:

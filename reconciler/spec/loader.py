@@ -184,6 +184,7 @@ def _host(section: dict[str, Any]) -> Host:
         name=section["name"],
         user=section["user"],
         ssh=SshAccess(**_some(ssh, "address", "user", "port", "python")) if ssh else None,
+        data_roots=tuple(section.get("data_roots", ())),
     )
 
 

@@ -36,6 +36,8 @@ class Host:
     name: str
     user: str
     ssh: SshAccess | None = None
+    # Absolute directories outside the home where state_dir/workspace may lie (validated).
+    data_roots: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ business and is skipped here.
 from __future__ import annotations
 
 import difflib
+import posixpath
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -330,6 +331,96 @@ def state_dirs(doc: Document) -> Iterator[Issue]:
             )
 
 
+# Directories no profile may own, nor any data root be or lie in: the system's, and every
+# user's home (the spec user's own home is written `~/`). Root would create, chmod or write
+# there on the spec's behalf.
+SYSTEM_DIRS = (
+    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
+    "/lost+found", "/proc", "/root", "/run", "/sbin", "/sys", "/tmp", "/usr", "/var/backups",
+    "/var/cache", "/var/lib/apt", "/var/lib/dpkg", "/var/lib/systemd", "/var/lock", "/var/log",
+    "/var/mail", "/var/run", "/var/spool", "/var/tmp",
+)  # fmt: skip
+# Too broad to be a data root themselves (a directory inside them is fine): `/srv/clawd`.
+BROAD_DIRS = ("/", "/media", "/mnt", "/opt", "/srv", "/var", "/var/lib", "/var/opt")
+PATH_HINT = (
+    "write a path inside the user's home (~/...), or inside a directory listed under "
+    "host.data_roots (e.g. data_roots: [/srv/clawd] and state_dir: /srv/clawd/ops); the "
+    "user's own home is written ~/, never /home/NAME"
+)
+
+
+def _inside(path: str, directory: str) -> bool:
+    """`path` is `directory` or lies below it (both normalised, absolute)."""
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def _system_dir(path: str) -> str | None:
+    return next((d for d in SYSTEM_DIRS if _inside(path, d)), None)
+
+
+def _data_roots(doc: Document) -> list[tuple[int, str]]:
+    roots = _get(doc.data, "host", "data_roots")
+    if not isinstance(roots, list):
+        return []
+    return [(i, r) for i, r in enumerate(roots) if isinstance(r, str) and r.startswith("/")]
+
+
+def data_roots(doc: Document) -> Iterator[Issue]:
+    """host.data_roots: absolute, no `..`, neither a system directory nor a whole top level."""
+    for i, root in _data_roots(doc):
+        path = ("host", "data_roots", i)
+        norm = posixpath.normpath(root)
+        if ".." in root.split("/"):
+            yield Issue(path, f"{show(root)} has a `..` component", "write the path without `..`")
+        elif _system_dir(norm):
+            yield Issue(
+                path,
+                f"{show(root)} is a system directory (or inside {_system_dir(norm)}); "
+                "a spec may not own it",
+                "list a directory of its own, like /srv/clawd",
+            )
+        elif norm in BROAD_DIRS:
+            yield Issue(
+                path,
+                f"{show(root)} is too broad to be a data root",
+                f"list a directory of its own inside it, like {norm.rstrip('/')}/clawd",
+            )
+
+
+def owned_paths(doc: Document) -> Iterator[Issue]:
+    """state_dir and workspace lie inside the user's home or inside a host.data_roots entry.
+
+    Root creates these directories and (for the state root) fixes their mode: a spec naming
+    `/etc`, another user's home or `~/../..` would turn root against the machine.
+    """
+    roots = [posixpath.normpath(r) for _, r in _data_roots(doc)]
+    for name, body in _profiles(doc).items():
+        for key in ("state_dir", "workspace"):
+            value = _get(body, key)
+            if isinstance(value, str):
+                problem = _path_problem(value, roots)
+                if problem:
+                    yield Issue(("profiles", name, key), f"{show(value)} {problem}", PATH_HINT)
+
+
+def _path_problem(value: str, roots: list[str]) -> str | None:
+    if not value.startswith(("/", "~/")):
+        return None  # the schema's error
+    if ".." in value.split("/"):
+        return "has a `..` component (it could lead somewhere else than it seems to)"
+    if value.startswith("~/"):
+        if posixpath.normpath(value[2:]) == ".":
+            return "is the home itself, not a directory inside it"
+        return None
+    norm = posixpath.normpath(value)
+    system = _system_dir(norm)
+    if system:
+        return f"is inside the system directory {system}"
+    if not any(_inside(norm, r) and norm != r for r in roots):
+        return "is outside the user's home and outside every host.data_roots entry"
+    return None
+
+
 def node_range(doc: Document) -> Iterator[Issue]:
     """runtime.node is a range the prerequisite check (reconciler.semver) understands."""
     value = _get(doc.data, "runtime", "node")
@@ -453,6 +544,8 @@ RULES: list[Rule] = [
     funnel_ports,
     durations,
     state_dirs,
+    data_roots,
+    owned_paths,
     node_range,
     reconcile_command,
     control_characters,

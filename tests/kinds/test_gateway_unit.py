@@ -27,7 +27,7 @@ from reconciler.kinds.gateway_unit import (
 from reconciler.kinds.runtime import gateway_probe, node_probe
 from reconciler.render.human import render_plan
 from reconciler.render.json_plan import plan_document
-from reconciler.shell.runner import ensure_secret_env
+from reconciler.shell.files import ensure_secret_env
 from reconciler.spec.model import Profile
 
 from .gateway_host import GatewayHost, addresses, gateway_spec

@@ -77,11 +77,18 @@ def test_plan_as_data(case: str) -> None:
         assert all(op.mode == 0o700 and op.owner == "user" for op in action.operations)  # type: ignore[union-attr]
 
 
-def test_wrong_owner_is_fixed_by_root_and_reported_to_anyone_else() -> None:
-    as_root = plan(d(STATE, 0o700, uid=0), d(CREDS), d(WORK), invoker=ROOT)
-    (action,) = as_root.actions
-    assert action.blocked is None and action.operations == (EnsureDirectory(STATE, 0o700, "user"),)
-    assert {c.path: c.after for c in action.changes}["state.owner"] == "user"
+@pytest.mark.parametrize("where", ["state", "credentials"])
+def test_root_never_takes_over_a_directory_someone_else_owns(where: str) -> None:
+    # Root could chown it to the user, and did before issue 11: a spec naming /etc, another
+    # user's home or a link the user planted turned root against the machine. Now a plan error.
+    state = d(STATE, 0o755, uid=0) if where == "state" else d(STATE)
+    creds = d(CREDS, 0o700, uid=1001) if where == "credentials" else d(CREDS)
+    as_root = plan(state, creds, d(WORK), invoker=ROOT)
+    assert as_root.actions == ()
+    (error,) = as_root.errors
+    path = STATE if where == "state" else CREDS
+    assert error.startswith(f"profile[ops].state: {path} exists and belongs to ")
+    assert "refusing to take it over" in error and "chown it to user yourself" in error
     # not root: no action that cannot succeed, a warning instead (mode left alone too)
     as_user = plan(d(STATE, 0o755, uid=0), d(CREDS), d(WORK))
     assert as_user.actions == ()

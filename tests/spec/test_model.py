@@ -223,10 +223,11 @@ def test_schema_defaults_match_model_defaults() -> None:
     data = yaml.safe_load(SPARSE)
     filled = copy.deepcopy(data)
     written = _fill_defaults(filled, root, root)
-    # product, runtime.node/docker, gateway version/command/start_timeout, linger,
-    # tailscale operator/funnel/prune, serve funnel, profile state_dir/workspace/bind/auth/prune,
-    # prune_units, timer x4, source ref, reconcile command (+ the serve list itself is given)
-    assert written == 23
+    # host data_roots, product, runtime.node/docker, gateway version/command/start_timeout,
+    # linger, tailscale operator/funnel/prune, serve funnel, profile
+    # state_dir/workspace/bind/auth/prune, prune_units, timer x4, source ref, reconcile command
+    # (+ the serve list itself is given)
+    assert written == 24
     implicit = load_spec_text(yaml.safe_dump(data), "implicit.yaml")
     explicit = load_spec_text(yaml.safe_dump(filled), "explicit.yaml")
     assert dataclasses.replace(explicit, sha256=None) == dataclasses.replace(implicit, sha256=None)
@@ -234,6 +235,7 @@ def test_schema_defaults_match_model_defaults() -> None:
 
 MODEL_FIELDS_WITH_DEFAULTS: dict[type, dict[str, str | None]] = {
     # model class -> {model field: schema location}, every dataclass field that has a default
+    Host: {"data_roots": "host.data_roots"},
     GatewayRuntime: {
         "version": "runtime.gateway.version",
         "command": "runtime.gateway.command",

@@ -1,0 +1,121 @@
+"""Do file work as the spec's user, in a child process that dropped root for good.
+
+`apply` runs as root (linger and the operator need it) but acts in a home the user controls.
+Switching only the effective uid of the whole process, or opening the last component with
+O_NOFOLLOW, still lets a symlink planted in a parent directory (or swapped in while root reads
+the confirmation prompt) redirect root. Here a forked child sets its real, effective and saved
+uid/gid and its supplementary groups to the user's before touching any path, so the kernel checks
+every component of every path with the user's permissions: the worst a planted link can do is
+make us change something the user could have changed anyway.
+
+The child hands back a JSON value through a pipe (never pickle: the parent is root and must not
+execute what a child running as the user produced); an OSError in the child is raised again in
+the parent with the same errno, message and file name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+from reconciler.core.host import Account, HostContext
+
+_RESULT_LIMIT = 64 * 1024 * 1024  # more than any file we read for a plan (H5b bounds those)
+
+
+class ChildFailed(OSError):
+    """The child acting as the user died without an answer (killed, or a bug in it)."""
+
+
+def acting_account(host: HostContext) -> Account | None:
+    """Whose permissions file work on the user's paths needs: the spec user's when we are root
+    and are not that user; None when we are the user already (or nobody to drop to)."""
+    user = host.user
+    if user is None or not host.is_root or user.uid == 0 or host.acting_as_user:
+        return None
+    return user
+
+
+def call_as(account: Account | None, work: Callable[[], Any]) -> Any:
+    """Run `work` with `account`'s permissions and return its JSON-serialisable result.
+
+    In-process when `account` is None or we are not really root (nothing to drop: the kernel
+    already checks our own permissions). Otherwise in a forked child that drops to the account
+    before calling `work`.
+    """
+    if account is None or os.geteuid() != 0:
+        return work()
+    groups = _groups(account)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_end)
+        _child(account, groups, work, write_end)
+    os.close(write_end)
+    try:
+        data = _read_all(read_end)
+    finally:
+        os.close(read_end)
+        _, status = os.waitpid(pid, 0)
+    return _answer(account, data, status)
+
+
+def _groups(account: Account) -> list[int]:
+    try:
+        return os.getgrouplist(account.name, account.gid)
+    except OSError:
+        return [account.gid]
+
+
+def _child(account: Account, groups: list[int], work: Callable[[], Any], out: int) -> None:
+    code = 0
+    try:
+        os.setgroups(groups)
+        os.setresgid(account.gid, account.gid, account.gid)
+        os.setresuid(account.uid, account.uid, account.uid)
+        if os.getresuid() != (account.uid,) * 3 or os.getresgid() != (account.gid,) * 3:
+            raise PermissionError("could not drop root")  # never work with root left over
+        try:
+            payload: dict[str, Any] = {"value": work()}
+        except OSError as exc:
+            payload = {"errno": exc.errno, "strerror": exc.strerror, "filename": exc.filename}
+            if exc.errno is None:
+                payload["strerror"] = str(exc)
+        except Exception as exc:  # reported to the parent, which decides what to say
+            payload = {"error": f"{type(exc).__name__}: {exc}"}
+        data = json.dumps(payload, default=str).encode("utf-8")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(out, view) :]
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := os.read(fd, 1 << 16):
+        size += len(chunk)
+        if size > _RESULT_LIMIT:
+            raise ChildFailed(0, "the child acting as the user answered too much")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _answer(account: Account, data: bytes, status: int) -> Any:
+    if not data:
+        if os.WIFSIGNALED(status):
+            why = f"was killed by signal {os.WTERMSIG(status)}"
+        else:
+            why = f"exited with status {os.waitstatus_to_exitcode(status)} without an answer"
+        raise ChildFailed(0, f"the process acting as {account.name} {why}")
+    payload = json.loads(data)
+    if "value" in payload:
+        return payload["value"]
+    if "error" in payload:
+        raise ChildFailed(0, f"acting as {account.name}: {payload['error']}")
+    raise OSError(payload.get("errno") or 0, payload.get("strerror"), payload.get("filename"))
