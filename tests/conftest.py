@@ -52,6 +52,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.geteuid() != 0 or config.option.basetemp or hasattr(config, "workerinput"):
         return
     base = Path(tempfile.mkdtemp(prefix="reconciler-tests-"))
-    base.chmod(0o711)
     config.option.basetemp = str(base)
     config.add_cleanup(lambda: shutil.rmtree(base, ignore_errors=True))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _searchable_basetemp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # pytest (re)creates the base temp directory 0700; the fake user must be able to pass.
+    if os.geteuid() == 0:
+        tmp_path_factory.getbasetemp().chmod(0o711)

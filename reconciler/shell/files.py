@@ -58,7 +58,12 @@ def _alive(pid: int) -> bool:
 
 
 def sweep_temp_files(directory: Path, target: str) -> list[str]:
-    """Remove stale temp files of `target` (and of its backup) in `directory`; their names."""
+    """Remove stale temp files in `directory`: ours of any target whose writer is gone, and the
+    older mkstemp-style ones of `target` (and of its backup). Returns the names removed.
+
+    Called before every write, so a write killed half way (its temp may hold a token) is gone
+    once the next run writes into that directory, which it does: the target was not replaced.
+    """
     try:
         names = os.listdir(directory)
     except (FileNotFoundError, NotADirectoryError):
@@ -66,7 +71,8 @@ def sweep_temp_files(directory: Path, target: str) -> list[str]:
     wanted = (target, target + BACKUP_SUFFIX)
     removed = []
     for name in sorted(names):
-        if temp_target(name) in wanted and is_stale_temp(name):
+        ours = _TEMP.match(name) is not None or temp_target(name) in wanted
+        if ours and is_stale_temp(name):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(directory / name)
                 removed.append(name)
@@ -134,7 +140,16 @@ def ensure_directory(path: Path, mode: int, owner: Account | None) -> None:
     hand another account's directory to the spec's user. A directory we create is ours.
     """
     path.mkdir(parents=True, exist_ok=True, mode=mode)
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and path.is_symlink():
+            raise OSError(
+                errno.ELOOP,
+                "a symlink is here, and it is not followed (replace it with a directory)",
+                str(path),
+            ) from None
+        raise
     try:
         info = os.fstat(fd)
         expected = owner.uid if owner is not None else os.geteuid()
