@@ -15,8 +15,13 @@ the parent with the same errno, message and file name.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import select
+import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,12 +43,13 @@ def acting_account(host: HostContext) -> Account | None:
     return user
 
 
-def call_as(account: Account | None, work: Callable[[], Any]) -> Any:
+def call_as(account: Account | None, work: Callable[[], Any], timeout_s: float = 60.0) -> Any:
     """Run `work` with `account`'s permissions and return its JSON-serialisable result.
 
     In-process when `account` is None or we are not really root (nothing to drop: the kernel
     already checks our own permissions). Otherwise in a forked child that drops to the account
-    before calling `work`.
+    before calling `work`; a child still busy after `timeout_s` (a FIFO swapped in, a hung
+    network file system) is killed and reported, never waited for forever.
     """
     if account is None or os.geteuid() != 0:
         return work()
@@ -55,7 +61,11 @@ def call_as(account: Account | None, work: Callable[[], Any]) -> Any:
         _child(account, groups, work, write_end)
     os.close(write_end)
     try:
-        data = _read_all(read_end)
+        data = _read_all(read_end, time.monotonic() + timeout_s)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        raise
     finally:
         os.close(read_end)
         _, status = os.waitpid(pid, 0)
@@ -72,6 +82,9 @@ def _groups(account: Account) -> list[int]:
 def _child(account: Account, groups: list[int], work: Callable[[], Any], out: int) -> None:
     code = 0
     try:
+        # Hold no descriptor of the parent's (a lock above all): only the answer pipe.
+        os.closerange(3, out)
+        os.closerange(out + 1, _max_fd())
         os.setgroups(groups)
         os.setresgid(account.gid, account.gid, account.gid)
         os.setresuid(account.uid, account.uid, account.uid)
@@ -95,10 +108,23 @@ def _child(account: Account, groups: list[int], work: Callable[[], Any], out: in
         os._exit(code)
 
 
-def _read_all(fd: int) -> bytes:
+def _max_fd() -> int:
+    try:
+        return max(int(name) for name in os.listdir("/proc/self/fd")) + 1
+    except (OSError, ValueError):
+        return os.sysconf("SC_OPEN_MAX")
+
+
+def _read_all(fd: int, deadline: float) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    while chunk := os.read(fd, 1 << 16):
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise ChildFailed(errno.ETIMEDOUT, "the process acting as the user timed out")
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
         size += len(chunk)
         if size > _RESULT_LIMIT:
             raise ChildFailed(0, "the child acting as the user answered too much")

@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,25 @@ def test_a_child_that_dies_is_a_failure_not_a_hang() -> None:
         call_as(account(), lambda: os.kill(os.getpid(), signal.SIGKILL))
     with pytest.raises(ChildFailed, match="ZeroDivisionError"):
         call_as(account(), lambda: 1 // 0)
+
+
+def test_a_hung_child_is_killed_at_its_deadline_and_holds_none_of_our_files(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ChildFailed, match="timed out"):
+        call_as(account(), lambda: time.sleep(30), timeout_s=0.3)
+    # a descriptor we hold (the apply lock, say) is not held by the child as well
+    with open(tmp_path / "lock", "w") as held:
+        inherited = call_as(account(), lambda: _is_open(held.fileno()))
+        assert _is_open(held.fileno()) and not inherited
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
 
 
 def test_only_root_acting_for_another_user_drops() -> None:
@@ -207,16 +227,22 @@ def _plant(world: World, rel: Path, target: Path) -> None:
     os.lchown(link, world.fake.uid, world.fake.uid)
 
 
-def _read_facts(world: World) -> list[Any]:
-    """Every in-process probe of every kind, read as root reads it for a plan or snapshot."""
+def _read_facts(world: World, planted: Path) -> list[Any]:
+    """Every in-process probe of every kind whose path can meet the link planted at `planted`
+    (through it, or listing it), read as root reads it for a plan or a snapshot."""
     values = []
+    link = world.fake.home / planted
     for kind in all_kinds():
         for probe in kind.probes(SPEC, world.host):
-            if not isinstance(probe, BatchedProbe) and probe.command(world.host) is None:
-                try:
-                    values.append(probe.read(world.host))
-                except OSError as exc:  # a read refused is fine; a leak is not
-                    values.append(str(exc))
+            path = getattr(probe, "path", None)
+            if isinstance(probe, BatchedProbe) or probe.command(world.host) is not None:
+                continue
+            if path is None or not (path.is_relative_to(link) or link.is_relative_to(path)):
+                continue
+            try:
+                values.append(probe.read(world.host))
+            except OSError as exc:  # a read refused is fine; a leak is not
+                values.append(str(exc))
     return values
 
 
@@ -237,7 +263,7 @@ def _attack(world: World, rel: Path, target: Path) -> list[str]:
     """Plant `rel` -> `target`, read every probe, then run the plan made before the plant."""
     _reset_home(world)
     _plant(world, rel, target)
-    leaks = [t for t in _texts(_read_facts(world)) if ROOT_MARK in t or OTHER_MARK in t]
+    leaks = [t for t in _texts(_read_facts(world, rel)) if ROOT_MARK in t or OTHER_MARK in t]
     runner = drive.host_runner(world.fake, world.host)
     for action in world.plan.actions:
         for op in action.operations:
