@@ -372,7 +372,7 @@ def test_finding_2_a_linked_parent_no_longer_redirects_root(world: World) -> Non
 def test_finding_4_a_unit_linked_to_a_root_only_file_never_reaches_a_snapshot(
     world: World,
 ) -> None:
-    from reconciler.commands.review import record_host
+    from reconciler.app.review import record_host
     from reconciler.review.snapshot import snapshot_text
 
     _reset_home(world)

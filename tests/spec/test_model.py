@@ -235,7 +235,7 @@ def test_schema_defaults_match_model_defaults() -> None:
 
 MODEL_FIELDS_WITH_DEFAULTS: dict[type, dict[str, str | None]] = {
     # model class -> {model field: schema location}, every dataclass field that has a default
-    Host: {"data_roots": "host.data_roots"},
+    Host: {"data_roots": "host.data_roots", "ssh": None},  # ssh absent: local administration
     GatewayRuntime: {
         "version": "runtime.gateway.version",
         "command": "runtime.gateway.command",
