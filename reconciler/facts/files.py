@@ -22,7 +22,7 @@ from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.core.secrets import learn_secrets
 from reconciler.facts.codec import RecordedHost, Redaction, recorded
-from reconciler.shell.as_user import acting_account, call_as
+from reconciler.shell.as_user import acting_account, call_as, in_child
 from reconciler.shell.bounded import read_bounded
 
 PathKind = Literal["missing", "directory", "file", "symlink", "other"]
@@ -80,6 +80,8 @@ class PathState:
 
 
 def _owner_name(uid: int) -> str:
+    if in_child():
+        return str(uid)  # named by the parent (`_decode`)
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
@@ -134,7 +136,9 @@ def _encode(state: PathState) -> dict[str, Any]:
 
 
 def _decode(data: dict[str, Any]) -> PathState:
-    return PathState(**(data | {"path": Path(data["path"])}))
+    uid = data.get("uid")
+    named = {"owner": _owner_name(uid)} if isinstance(uid, int) else {}
+    return PathState(**(data | {"path": Path(data["path"])} | named))
 
 
 def read_as_user(host: HostContext, read: Callable[[], PathState]) -> PathState:

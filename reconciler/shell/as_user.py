@@ -30,6 +30,15 @@ from reconciler.core.host import Account, HostContext
 _RESULT_LIMIT = 64 * 1024 * 1024  # more than any file we read for a plan (H5b bounds those)
 
 
+_in_child = False
+
+
+def in_child() -> bool:
+    """True in a child that dropped to the user: it must not look up names (NSS may hold a lock
+    another thread of the parent had at the fork); the parent names owners instead."""
+    return _in_child
+
+
 class ChildFailed(OSError):
     """The child acting as the user died without an answer (killed, or a bug in it)."""
 
@@ -80,6 +89,8 @@ def _groups(account: Account) -> list[int]:
 
 
 def _child(account: Account, groups: list[int], work: Callable[[], Any], out: int) -> None:
+    global _in_child
+    _in_child = True
     code = 0
     try:
         # Hold no descriptor of the parent's (a lock above all): only the answer pipe.

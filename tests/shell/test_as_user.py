@@ -407,3 +407,22 @@ def test_finding_1_root_refuses_an_existing_directory_someone_else_owns(world: W
     )
     assert not any(a.address == "profile[ops].state" for a in plan.actions)
     assert _tree(world.victims) == before
+
+
+def test_a_read_as_the_user_names_the_owner_in_the_parent(tmp_path: Path) -> None:
+    import pwd
+
+    from reconciler.facts.files import PathProbe
+
+    tmp_path.chmod(0o711)
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    os.chown(mine, 1000, 1000)
+    user = Account("user", 1000, 1000, tmp_path)
+    host = HostContext("h", Account("root", 0, 0, Path("/root")), user, "user")
+    state = PathProbe(mine).read(host)
+    try:
+        expected = pwd.getpwuid(1000).pw_name
+    except KeyError:
+        expected = "1000"
+    assert (state.kind, state.uid, state.owner, state.mode) == ("directory", 1000, expected, 0o700)
