@@ -11,6 +11,7 @@ on the host: a memory of what must never be shown, shared by the whole process.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 
@@ -55,6 +56,21 @@ _HINT_WORDS = (
 _known: set[str] = set()
 _known_lock = threading.Lock()
 _known_pattern: re.Pattern[str] | None = None
+
+
+def _new_lock_in_child() -> None:
+    # A child forked while another thread held the lock (reconciler.shell.as_user forks during
+    # probes) would wait for it forever.
+    global _known_lock
+    _known_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
+def known_secrets() -> frozenset[str]:
+    """Every value masked so far (a child acting as the user hands the new ones back)."""
+    return frozenset(_known)
 
 
 def remember_secret(value: str) -> None:

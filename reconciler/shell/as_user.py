@@ -10,7 +10,9 @@ make us change something the user could have changed anyway.
 
 The child hands back a JSON value through a pipe (never pickle: the parent is root and must not
 execute what a child running as the user produced); an OSError in the child is raised again in
-the parent with the same errno, message and file name.
+the parent with the same errno, message and file name. Secrets the child learnt (a token it
+generated, values in a file it read: reconciler.core.secrets) come back with the answer, so that
+the parent masks them in every output, as if it had read the file itself.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ from collections.abc import Callable
 from typing import Any
 
 from reconciler.core.host import Account, HostContext
+from reconciler.core.secrets import known_secrets, remember_secret
 
-_RESULT_LIMIT = 64 * 1024 * 1024  # more than any file we read for a plan (H5b bounds those)
+# A file read for a plan is at most 64 MiB (facts.files.MAX_FILE_BYTES); JSON writes a byte as
+# at most 6 (`\u0000`).
+_RESULT_LIMIT = 6 * 64 * 1024 * 1024 + (1 << 20)
 
 
 _in_child = False
@@ -101,6 +106,7 @@ def _child(account: Account, groups: list[int], work: Callable[[], Any], out: in
         os.setresuid(account.uid, account.uid, account.uid)
         if os.getresuid() != (account.uid,) * 3 or os.getresgid() != (account.gid,) * 3:
             raise PermissionError("could not drop root")  # never work with root left over
+        known = known_secrets()
         try:
             payload: dict[str, Any] = {"value": work()}
         except OSError as exc:
@@ -109,6 +115,7 @@ def _child(account: Account, groups: list[int], work: Callable[[], Any], out: in
                 payload["strerror"] = str(exc)
         except Exception as exc:  # reported to the parent, which decides what to say
             payload = {"error": f"{type(exc).__name__}: {exc}"}
+        payload["secrets"] = sorted(known_secrets() - known)
         data = json.dumps(payload, default=str).encode("utf-8")
         view = memoryview(data)
         while view:
@@ -151,6 +158,9 @@ def _answer(account: Account, data: bytes, status: int) -> Any:
             why = f"exited with status {os.waitstatus_to_exitcode(status)} without an answer"
         raise ChildFailed(0, f"the process acting as {account.name} {why}")
     payload = json.loads(data)
+    for secret in payload.get("secrets", ()):
+        if isinstance(secret, str):
+            remember_secret(secret)
     if "value" in payload:
         return payload["value"]
     if "error" in payload:

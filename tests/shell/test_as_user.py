@@ -78,6 +78,43 @@ def test_a_child_that_dies_is_a_failure_not_a_hang() -> None:
         call_as(account(), lambda: 1 // 0)
 
 
+def test_secrets_the_child_learns_are_masked_in_the_parent(tmp_path: Path) -> None:
+    # Redaction by value (core/secrets.py) is a memory of this process: a token generated or a
+    # value read by the child acting as the user must be masked by the parent (root) as well.
+    from reconciler.core.secrets import MASK, mask_secrets, remember_secret
+    from reconciler.facts.files import PathProbe
+    from reconciler.shell.runner import HostRunner
+
+    generated = "child-generated-0123456789abcdef"
+    assert call_as(account(), lambda: remember_secret(generated)) is None
+    assert mask_secrets(f"x {generated} y", learn=False) == f"x {MASK} y"
+    with pytest.raises(ChildFailed, match="RuntimeError"):
+        call_as(account(), lambda: (remember_secret("child-then-failed-42"), _raise())[0])
+    assert mask_secrets("child-then-failed-42", learn=False) == MASK
+
+    tmp_path.chmod(0o711)
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    os.chown(home, 1000, 1000)
+    user = Account("user", 1000, 1000, home)
+    host = HostContext("h", Account("root", 0, 0, Path("/root")), user, "user")
+    env = home / "gateway.env"
+    result = HostRunner(host).execute(EnsureSecretEnv(env, "K_TOKEN", 0o600, "user"))
+    assert result.ok and result.detail == "generated" and env.stat().st_uid == 1000
+    token = env.read_text().strip().partition("=")[2]
+    assert len(token) == 64 and mask_secrets(token, learn=False) == MASK
+
+    read = home / "config.yaml"
+    read.write_text("gateway:\n  password: read-by-the-child-77\n")
+    os.chown(read, 1000, 1000)
+    PathProbe(read, content=True).read(host)
+    assert mask_secrets("read-by-the-child-77", learn=False) == MASK
+
+
+def _raise() -> None:
+    raise RuntimeError("after learning a secret")
+
+
 def test_a_hung_child_is_killed_at_its_deadline_and_holds_none_of_our_files(
     tmp_path: Path,
 ) -> None:
