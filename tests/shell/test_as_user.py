@@ -8,6 +8,7 @@ prompt), and nothing in the victim trees may change, nor any root-only byte reac
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -25,7 +26,7 @@ from fakehost import FakeHost
 from reconciler.core.action import EnsureDirectory, EnsureSecretEnv, RemoveFile, WriteFile
 from reconciler.core.host import Account, HostContext
 from reconciler.core.plan import Plan
-from reconciler.core.probe import BatchedProbe
+from reconciler.core.probe import BatchedProbe, ProbeFailed, ProbeSession
 from reconciler.facts.files import PathState
 from reconciler.kinds import all_kinds
 from reconciler.shell import as_user
@@ -266,20 +267,28 @@ def _plant(world: World, rel: Path, target: Path) -> None:
 
 def _read_facts(world: World, planted: Path) -> list[Any]:
     """Every in-process probe of every kind whose path can meet the link planted at `planted`
-    (through it, or listing it), read as root reads it for a plan or a snapshot."""
+    (through it, or listing it), read as root reads it for a plan or a snapshot: what the kinds
+    discover first, then the probes they declare from what was discovered."""
     values = []
     link = world.fake.home / planted
-    for kind in all_kinds():
-        for probe in kind.probes(SPEC, world.host):
-            path = getattr(probe, "path", None)
-            if isinstance(probe, BatchedProbe) or probe.command(world.host) is not None:
-                continue
-            if path is None or not (path.is_relative_to(link) or link.is_relative_to(path)):
-                continue
-            try:
-                values.append(probe.read(world.host))
-            except OSError as exc:  # a read refused is fine; a leak is not
-                values.append(str(exc))
+    kinds = all_kinds()
+    discovered = [p for kind in kinds for p in kind.discover(SPEC, world.host)]
+    session = ProbeSession(world.host, drive.read_only_runner(world.fake, world.host).run)
+    found = session.collect(discovered)
+    probes: list[Any] = list(discovered)
+    for kind in kinds:
+        with contextlib.suppress(ProbeFailed):  # a discovery the link made fail: no probes
+            probes.extend(kind.probes(SPEC, world.host, found))
+    for probe in dict.fromkeys(probes):
+        path = getattr(probe, "path", None)
+        if isinstance(probe, BatchedProbe) or probe.command(world.host) is not None:
+            continue
+        if path is None or not (path.is_relative_to(link) or link.is_relative_to(path)):
+            continue
+        try:
+            values.append(probe.read(world.host))
+        except OSError as exc:  # a read refused is fine; a leak is not
+            values.append(str(exc))
     return values
 
 
