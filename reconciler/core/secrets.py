@@ -39,6 +39,9 @@ _SHAPES = re.compile(
         )
     )
 )
+# sudoers' tags (`NOPASSWD: /usr/bin/loginctl ...` in `sudo -l` output and in our own hints) name
+# no secret: what follows them is a command. Case-sensitive, as sudoers writes them.
+_SUDOERS_TAGS = re.compile(r"\b(?:NO)?PASSWD:")
 # Plain substring tests: an alternation regex with IGNORECASE cost 2.8 s on a 2,000-profile plan.
 _HINT_WORDS = (
     "token",
@@ -93,6 +96,7 @@ def learn_secrets(text: str) -> None:
     """
     if not has_secret_hint(text):
         return
+    text = _SUDOERS_TAGS.sub("tag:", text)
     values = [m.group("v") for m in _CREDENTIAL.finditer(text)]
     for match in _SHAPES.finditer(text):
         values.append(next(v for v in match.group("v1", "v2", "v3") if v is not None))

@@ -50,6 +50,17 @@ def test_settings_under_secret_sounding_names_stay_readable() -> None:
         assert mask_secrets(text) == text
 
 
+def test_sudoers_tags_are_not_secret_names() -> None:
+    """`NOPASSWD: /usr/bin/loginctl` (sudo -l, our own sudoers hints) names a command: masking
+    it made every hinted sudoers rule invalid. A real password after `password:` still is one."""
+    rule = "user ALL=(root) NOPASSWD: /usr/bin/loginctl enable-linger user"
+    listing = "User user may run the following commands on e2e:\n    (root) PASSWD: /usr/local/bin/tailscale"
+    for text in (rule, listing):
+        learn_secrets(text)
+        assert mask_secrets(text) == text
+    assert "hunter2hunter2" not in mask_secrets("password: hunter2hunter2")
+
+
 def test_a_generated_token_is_masked_wherever_it_appears() -> None:
     remember_secret("0123456789abcdef0123456789abcdef")
     assert "0123456789abcdef" not in mask_secrets("x 0123456789abcdef0123456789abcdef y")
