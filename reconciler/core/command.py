@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 Scope = Literal["system", "user"]
@@ -25,6 +26,10 @@ class Command:
     mutating: bool = False
     timeout_s: float = 30.0
     stdin: str | None = None
+    # KEY=VALUE lines the runner adds to this command's environment (a secret such as the
+    # gateway token: never in argv, where `ps`, logs and results would show it). Read only
+    # when it is a regular file owned by the account the command runs as.
+    env_file: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.argv or not all(isinstance(a, str) for a in self.argv):

@@ -257,3 +257,121 @@ class SystemdProbe(Probe[SystemdState]):
     def answer_from(self, recorded: RecordedHost) -> SystemdState | None:
         # A snapshot recorded before this fact existed: its host answered systemctl.
         return SystemdState(True, "systemd") if recorded.facts_of(UnitStatus) else None
+
+
+RESTART_PROPERTIES = ("Id", "NRestarts", "Result", "ExecMainCode", "ExecMainStatus")
+
+
+@recorded
+@dataclass(frozen=True)
+class UnitRestarts:
+    """How a service has been ending: automatic restarts and its main process's last exit."""
+
+    unit: str
+    manager: ManagerReach = "ok"
+    detail: str = ""
+    n_restarts: int = 0  # automatic restarts since the last start by hand
+    result: str = ""  # success | exit-code | signal | timeout | core-dump | ...
+    exit_code: int | None = None  # ExecMainStatus when ExecMainCode is 1 (CLD_EXITED)
+    signal: int | None = None  # ExecMainStatus when the process was killed (CLD_KILLED/DUMPED)
+
+    def last_exit(self) -> str:
+        """`exit status 1`, `signal 9`, or "" when it never ended badly."""
+        if self.signal is not None:
+            return f"killed by signal {self.signal}"
+        if self.exit_code:
+            return f"exit status {self.exit_code}"
+        return ""
+
+
+def unit_restarts(unit: str, block: dict[str, str]) -> UnitRestarts:
+    """One `systemctl show` block of RESTART_PROPERTIES -> UnitRestarts (pure).
+
+    ExecMainCode is the siginfo code of the main process's end: 1 exited (ExecMainStatus is
+    its exit status), 2 killed and 3 dumped (ExecMainStatus is the signal), 0 never ended.
+    """
+    code = int(block.get("ExecMainCode") or 0)
+    status = int(block.get("ExecMainStatus") or 0)
+    return UnitRestarts(
+        unit,
+        n_restarts=int(block.get("NRestarts") or 0),
+        result=block.get("Result", ""),
+        exit_code=status if code == 1 else None,
+        signal=status if code in (2, 3) else None,
+    )
+
+
+@recorded
+@dataclass(frozen=True)
+class UnitRestartsProbe(BatchedProbe[UnitRestarts]):
+    """Restart counters of one user unit; all instances are read in one `systemctl --user show`."""
+
+    unit: str
+
+    @classmethod
+    def batch_command(cls, probes: list[Any], host: HostContext) -> Command:
+        units = sorted({p.unit for p in probes})
+        return Command(
+            ("systemctl", "--user", "show", *units, "-p", ",".join(RESTART_PROPERTIES)),
+            scope="user",
+            timeout_s=15,
+        )
+
+    @classmethod
+    def batch_parse(cls, probes: list[Any], result: CommandResult) -> dict[Any, UnitRestarts]:
+        units = sorted({p.unit for p in probes})
+        problem = manager_problem(result)
+        if problem:
+            return {p: UnitRestarts(p.unit, "unreachable", problem) for p in probes}
+        if result.exit_code != 0:
+            raise ProbeFailed(f"systemctl --user show: {result.summary()}")
+        blocks = parse_show_blocks(result.stdout)
+        if len(blocks) != len(units):
+            raise ProbeFailed(
+                f"systemctl --user show printed {len(blocks)} blocks for {len(units)} units"
+            )
+        found = {u: unit_restarts(u, b) for u, b in zip(units, blocks, strict=True)}
+        return {p: found[p.unit] for p in probes}
+
+
+@recorded
+@dataclass(frozen=True)
+class JournalTail:
+    """The last lines a unit wrote to the user's journal (or why they could not be read)."""
+
+    lines: tuple[str, ...] = ()
+    detail: str = ""
+
+
+@recorded
+@dataclass(frozen=True)
+class JournalTailProbe(Probe[JournalTail]):
+    """`journalctl --user -u UNIT -n N -o cat`: the last lines of one unit, as its user."""
+
+    unit: str
+    lines: int = 10
+
+    def command(self, host: HostContext) -> Command:
+        return Command(
+            (
+                "journalctl",
+                "--user",
+                "-u",
+                self.unit,
+                "-n",
+                str(self.lines),
+                "--no-pager",
+                "-o",
+                "cat",
+            ),
+            scope="user",
+            timeout_s=15,
+        )
+
+    def parse(self, result: CommandResult) -> JournalTail:
+        if not result.ok:
+            return JournalTail(detail=f"journalctl: {result.summary()}")
+        lines = tuple(line for line in result.stdout.splitlines() if line.strip())
+        if lines == ("-- No entries --",):
+            lines = ()
+        return JournalTail(lines[-self.lines :])

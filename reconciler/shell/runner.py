@@ -146,10 +146,16 @@ class ReadOnlyRunner:
         executable = self._which(argv[0]) if argv is not command.argv else program
         if executable is None:
             return self._record(CommandResult(command, argv, None, error=f"{argv[0]}: not found"))
+        env = self.env
+        if command.env_file is not None:
+            try:
+                env = {**self.env, **self._env_file(command)}
+            except (OSError, ValueError) as exc:
+                return self._record(CommandResult(command, argv, None, error=str(exc)))
         try:
             proc = run_process(
                 (executable, *argv[1:]),
-                env=self.env,
+                env=env,
                 stdin=None if command.stdin is None else command.stdin.encode("utf-8"),
                 timeout_s=command.timeout_s,
                 grace_s=self.kill_grace_s,
@@ -200,6 +206,31 @@ class ReadOnlyRunner:
                     duration_s=result.duration_s,
                 )
         return self._record(result)
+
+    def _env_file(self, command: Command) -> dict[str, str]:
+        """The KEY=VALUE lines of `command.env_file`, read only when it is a regular file owned
+        by whoever the command runs as (as root, never a symlink or hard link to a file of
+        someone else: the content goes into the environment of the user's process)."""
+        path = command.env_file
+        assert path is not None
+        owner = self.host.user if command.scope == "user" else self.host.invoker
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ValueError(f"{path}: not a regular file")
+            if owner is not None and info.st_uid != owner.uid:
+                raise ValueError(f"{path}: not owned by {owner.name}; not read")
+            with os.fdopen(fd, "r", encoding="utf-8", closefd=False) as handle:
+                text = handle.read(64 * 1024)
+        finally:
+            os.close(fd)
+        values: dict[str, str] = {}
+        for line in text.splitlines():
+            name, sep, value = line.partition("=")
+            if sep and name.strip() and not name.lstrip().startswith("#"):
+                values[name.strip()] = value.strip()
+        return values
 
     def _which(self, program: str) -> str | None:
         if os.sep in program:

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -42,6 +43,7 @@ TOOLS = (
     "sudo",
     "runuser",
     "docker",
+    "journalctl",
 )
 
 # Not taken from the real system: faked, or answering about the real machine instead of the fake.
@@ -484,6 +486,34 @@ class FakeHost:
                 sd.stop(name, result="exit-code", failed=True)
             else:
                 raise ValueError(f"unknown unit state {state!r}")
+
+    def crash_loop(self, name: str, *, exit_status: int = 1, restarts: int = 5) -> None:
+        """The unit's main process keeps exiting with `exit_status`: systemd restarts it
+        (`activating`/`auto-restart`, NRestarts counting, Result=exit-code), nothing listens."""
+        self.set_unit_state(name, "failed")
+        with self._edit() as h:
+            rt = h.data["systemd"]["units"][name]
+            rt.update(
+                active="activating",
+                sub="auto-restart",
+                n_restarts=restarts,
+                result="exit-code",
+                exec_main_code=1,
+                exec_main_status=exit_status,
+            )
+
+    def close_listener(self, port: int) -> None:
+        """The process listening on `port` stops listening but keeps running (a hung gateway)."""
+        with self._edit() as h:
+            h.data["listeners"] = [e for e in h.data["listeners"] if int(e["port"]) != port]
+            fs.write_proc(h)
+
+    def add_journal(self, unit: str, *lines: str) -> None:
+        """Append lines to `unit`'s user journal (what `journalctl --user -u UNIT` prints)."""
+        with self._edit() as h:
+            journal = h.data["systemd"].setdefault("journal", {})
+            now = time.time()
+            journal.setdefault(unit, []).extend([now, line] for line in lines)
 
     def stop_unit(self, name: str) -> None:
         """Someone stopped the unit behind our back."""

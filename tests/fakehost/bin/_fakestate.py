@@ -570,6 +570,26 @@ def unit_environment(parsed: dict) -> dict[str, str]:
     return env
 
 
+def process_environment(parsed: dict) -> dict[str, str]:
+    """What the main process gets: EnvironmentFile= lines (a `-` prefix: may be missing), then
+    Environment= (which wins), as systemd applies them. `systemctl show -p Environment` shows
+    only the latter."""
+    env: dict[str, str] = {}
+    for value in parsed.get("Service", {}).get("EnvironmentFile", []):
+        path = value.strip()
+        try:
+            with open(path.lstrip("-"), encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue  # real systemd fails the start for a missing non-`-` file; not modelled
+        for line in lines:
+            k, sep, v = line.partition("=")
+            if sep and k.strip() and not k.lstrip().startswith(("#", ";")):
+                env[k.strip()] = v.strip()
+    env.update(unit_environment(parsed))
+    return env
+
+
 def unit_port(parsed: dict) -> int | None:
     """The gateway port: `--port N` in ExecStart, else `*_GATEWAY_PORT=N` in Environment=."""
     argv = unit_exec_argv(parsed)
@@ -774,7 +794,7 @@ class Systemd:
             return
         argv = unit_exec_argv(parsed) or ["/bin/true"]
         pid = spawn_process(
-            self.st, argv, unit_environment(parsed), int(self.h.user["uid"]), unit=name
+            self.st, argv, process_environment(parsed), int(self.h.user["uid"]), unit=name
         )
         if port is not None:
             add_listener(self.st, port, pid, unit=name)

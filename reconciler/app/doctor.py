@@ -1,0 +1,701 @@
+"""`reconciler doctor`: walk, per profile, the chain a browser request takes, and stop at the
+first broken link with the reason and the exact fix.
+
+Read-only: one probe session (the plan's probes and the doctor's own, run at once and batched as
+plan's are), then, only for a unit that keeps restarting, its last journal lines. The chain is
+judged by the pure `diagnose`; the links are in docs/doctor.md.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from reconciler.app.context import EXIT_FAILED, EXIT_OK, AppContext, Failed
+from reconciler.app.specs import load
+
+if TYPE_CHECKING:
+    from reconciler.core.action import Action
+    from reconciler.core.host import HostContext
+    from reconciler.core.plan import Plan
+    from reconciler.core.probe import Facts, Probe
+    from reconciler.facts.gateway_rpc import GatewayHealthProbe
+    from reconciler.shell.runner import ReadOnlyRunner
+    from reconciler.spec.model import Profile, ServeEntry, Spec
+
+DoctorFormat = Literal["human", "json"]
+
+# Every link of a profile's chain, in the order a request meets them (docs/doctor.md).
+LINKS = (
+    "tailscaled",
+    "https",
+    "serve",
+    "funnel",
+    "manager",
+    "unit",
+    "restarts",
+    "active",
+    "port",
+    "rpc",
+    "linger",
+    "config",
+    "state",
+)
+JOURNAL_LINES = 10
+
+
+@dataclass(frozen=True)
+class Link:
+    """One checked link: fine, or broken with why and the exact fix."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    log: tuple[str, ...] = ()  # the unit's last journal lines, for a restart loop
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """One profile's chain, checked up to its first broken link."""
+
+    profile: str
+    port: int
+    url: str | None  # what users open (None: not served over Tailscale)
+    links: tuple[Link, ...]
+    findings: tuple[Link, ...] = ()  # things to act on that do not break the chain
+
+    @property
+    def healthy(self) -> bool:
+        return all(link.ok for link in self.links)
+
+    @property
+    def unchecked(self) -> tuple[str, ...]:
+        """The links after the broken one (not checked: the chain is already broken)."""
+        if self.healthy:
+            return ()
+        return LINKS[LINKS.index(self.links[-1].name) + 1 :]
+
+
+@dataclass(frozen=True)
+class DoctorRequest:
+    """What `reconciler doctor` was asked for."""
+
+    spec_path: Path
+    profile: str | None = None
+    fmt: DoctorFormat = "human"
+    host_check: bool = True
+
+
+@dataclass(frozen=True)
+class Words:
+    """How to write a fix for the person running doctor: as the right user, with sudo when
+    they are not root."""
+
+    spec_path: str
+    user: str
+    uid: int
+    as_user: bool  # doctor runs as the spec's user
+    as_root: bool
+
+    def user_cmd(self, *argv: str) -> str:
+        """A command of the user's session (their systemd manager, their journal)."""
+        line = shlex.join(argv)
+        if self.as_user:
+            return line
+        return f"sudo -u {self.user} XDG_RUNTIME_DIR=/run/user/{self.uid} {line}"
+
+    def root_cmd(self, *argv: str) -> str:
+        line = shlex.join(argv)
+        return line if self.as_root else f"sudo {line}"
+
+    def apply(self) -> str:
+        return f"reconciler apply {shlex.quote(self.spec_path)}"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the probes said about one profile (and the host), for the pure checks."""
+
+    spec: Spec
+    profile: Profile
+    unit: str
+    serve: ServeEntry | None
+    facts: Facts
+    plan: Plan
+    health: GatewayHealthProbe | None
+    gateway_program: str | None
+    journal: tuple[str, ...] = ()
+    journal_detail: str = ""
+    findings: tuple[Link, ...] = ()  # e.g. pending pairing requests
+
+    def actions(self, *parts: str) -> list[Action]:
+        from reconciler.gateway.paths import address
+
+        wanted = {address(self.profile.name, p) for p in parts}
+        return [a for a in self.plan.actions if a.address in wanted]
+
+
+def doctor(ctx: AppContext, request: DoctorRequest) -> int:
+    """Check every profile (or `request.profile`); print; 0 when all are healthy, else 1."""
+    from reconciler.app.planning import host_for
+
+    spec = load(ctx, request.spec_path)
+    profiles = _chosen_profiles(spec, request.profile)
+    host = host_for(ctx, spec, request.host_check)
+    if host.user is None:
+        raise Failed(f"user {spec.host.user!r} does not exist on this host")
+    if not host.can_act_for_user:
+        raise Failed(
+            f"doctor reads {spec.host.user}'s services and journal: run it as "
+            f"{spec.host.user} or as root (we are {host.invoker.name})"
+        )
+    runner = ctx.make_runner(host, False)
+    started = ctx.monotonic()
+    diagnoses = examine(spec, host, runner, profiles, str(request.spec_path))
+    elapsed = ctx.monotonic() - started
+    if request.fmt == "json":
+        ctx.echo(render_json(diagnoses))
+    else:
+        ctx.echo(render_human(diagnoses, elapsed, len(runner.log)), nl=False)
+    return EXIT_OK if all(d.healthy for d in diagnoses) else EXIT_FAILED
+
+
+def _chosen_profiles(spec: Spec, name: str | None) -> tuple[Profile, ...]:
+    if name is None:
+        return spec.profiles
+    try:
+        return (spec.profile(name),)
+    except KeyError:
+        known = ", ".join(p.name for p in spec.profiles)
+        raise Failed(f"{spec.path}: no profile {name!r} (the spec has: {known})") from None
+
+
+def examine(
+    spec: Spec,
+    host: HostContext,
+    runner: ReadOnlyRunner,
+    profiles: Sequence[Profile],
+    spec_path: str,
+) -> list[Diagnosis]:
+    """Probe once (plan's probes and the doctor's, at once), then diagnose each profile."""
+    from datetime import UTC, datetime
+
+    from reconciler.app.plan_pass import plan_from_facts
+    from reconciler.core.probe import ProbeSession
+    from reconciler.kinds import all_kinds
+
+    session = ProbeSession(host, runner.run)
+    ours = doctor_probes(spec, host, profiles)
+    rounds: list[Facts] = []
+
+    def collect(probes: Iterable[Probe[Any]]) -> Facts:
+        asked = list(probes) if rounds else [*probes, *ours]
+        rounds.append(session.collect(asked))
+        return rounds[-1]
+
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    plan = plan_from_facts(spec, host, all_kinds(), collect, stamp).plan
+    evidence = [_evidence(spec, host, p, rounds[0], plan) for p in profiles]
+    evidence = _with_journals(evidence, session.collect)
+    words = Words(
+        spec_path,
+        spec.host.user,
+        host.user.uid if host.user else 0,
+        host.acting_as_user,
+        host.is_root,
+    )
+    return [diagnose(e, words) for e in evidence]
+
+
+def doctor_probes(spec: Spec, host: HostContext, profiles: Sequence[Profile]) -> list[Probe[Any]]:
+    """The doctor's own probes, beyond the plan's."""
+    from reconciler.facts.listeners import ListenersProbe
+    from reconciler.facts.systemd import UnitRestartsProbe, UnitStatusProbe
+    from reconciler.facts.tailscale import ServeStatusProbe, TailscaleStatusProbe
+    from reconciler.kinds.linger import LingerProbe
+
+    names = _names(spec)
+    probes: list[Probe[Any]] = [
+        TailscaleStatusProbe(),
+        ServeStatusProbe(),
+        LingerProbe(spec.host.user),
+        ListenersProbe(tuple(sorted({p.port for p in spec.profiles}))),
+    ]
+    for profile in profiles:
+        unit = names.unit(profile.name)
+        probes += [UnitStatusProbe(unit), UnitRestartsProbe(unit)]
+        health = health_probe(spec, host, profile)
+        if health is not None:
+            probes.append(health)
+    return probes
+
+
+def _names(spec: Spec) -> Any:
+    from reconciler.gateway.naming import product_names
+
+    return product_names(spec.product)
+
+
+def health_probe(spec: Spec, host: HostContext, profile: Profile) -> GatewayHealthProbe | None:
+    """`<cmd> gateway health --json` with the profile's environment (None: no gateway CLI)."""
+    from reconciler.facts.gateway_rpc import GatewayHealthProbe
+
+    call = gateway_call(spec, host, profile)
+    if call is None:
+        return None
+    return GatewayHealthProbe(call.program, call.port, call.env, call.token_file)
+
+
+def gateway_call(spec: Spec, host: HostContext, profile: Profile) -> Any:
+    """How to run the gateway's CLI for `profile` (a GatewayCall), or None when not installed."""
+    from reconciler.facts.gateway_rpc import GatewayCall
+    from reconciler.facts.programs import locate
+    from reconciler.gateway.paths import profile_paths
+
+    names = _names(spec)
+    program = locate(spec.runtime.gateway.command or names.command, host)
+    if program is None:
+        return None
+    paths = profile_paths(spec, profile, host)
+    env = [
+        (names.env("STATE_DIR"), str(paths.state)),
+        (names.env("CONFIG_PATH"), str(paths.config)),
+    ]
+    if profile.name != "default":
+        env.insert(0, (names.env("PROFILE"), profile.name))
+    token = paths.token_env if profile.auth == "token" else None
+    return GatewayCall(program, profile.port, tuple(env), token)
+
+
+def _evidence(
+    spec: Spec, host: HostContext, profile: Profile, facts: Facts, plan: Plan
+) -> Evidence:
+    from reconciler.facts.programs import locate
+
+    serve = None
+    if spec.tailscale is not None:
+        serve = next((e for e in spec.tailscale.serve if e.profile == profile.name), None)
+    program = locate(spec.runtime.gateway.command or _names(spec).command, host)
+    return Evidence(
+        spec,
+        profile,
+        _names(spec).unit(profile.name),
+        serve,
+        facts,
+        plan,
+        health_probe(spec, host, profile),
+        program,
+    )
+
+
+def _with_journals(
+    evidence: list[Evidence], collect: Callable[[Iterable[Probe[Any]]], Facts]
+) -> list[Evidence]:
+    """A second, small round: the journal of each unit that keeps restarting (and only those)."""
+    from dataclasses import replace
+
+    from reconciler.facts.systemd import JournalTailProbe
+
+    looping = [e for e in evidence if _restart_loop(e) is not None]
+    if not looping:
+        return evidence
+    facts = collect([JournalTailProbe(e.unit, JOURNAL_LINES) for e in looping])
+    out = []
+    for e in evidence:
+        if e in looping:
+            tail = facts.get(JournalTailProbe(e.unit, JOURNAL_LINES))
+            e = replace(e, journal=tail.lines, journal_detail=tail.detail)
+        out.append(e)
+    return out
+
+
+# --- the chain (pure) -------------------------------------------------------------------------
+
+Check = Callable[["Evidence", Words], Link | None]
+
+
+def diagnose(evidence: Evidence, words: Words) -> Diagnosis:
+    """Pure: check the links in order and stop at the first broken one."""
+    links: list[Link] = []
+    for check in CHAIN:
+        link = check(evidence, words)
+        if link is None:  # does not apply to this profile (not served, linger not managed)
+            continue
+        links.append(link)
+        if not link.ok:
+            break
+    return Diagnosis(
+        evidence.profile.name,
+        evidence.profile.port,
+        _url(evidence),
+        tuple(links),
+        evidence.findings,
+    )
+
+
+def _url(e: Evidence) -> str | None:
+    from reconciler.facts.tailscale import TailscaleStatusProbe
+
+    if e.serve is None:
+        return None
+    status = e.facts.get(TailscaleStatusProbe())
+    host = status.dns_name or f"{e.spec.host.name}.<tailnet>.ts.net"
+    port = "" if e.serve.https == 443 else f":{e.serve.https}"
+    return f"https://{host}{port}/"
+
+
+def _tailscaled(e: Evidence, w: Words) -> Link | None:
+    from reconciler.facts.tailscale import TailscaleStatusProbe
+
+    if e.serve is None:
+        return None
+    status = e.facts.get(TailscaleStatusProbe())
+    if status.reachability == "not-installed":
+        return Link(
+            "tailscaled",
+            False,
+            "tailscale is not installed",
+            "install Tailscale: https://tailscale.com/download/linux",
+        )
+    if status.reachability == "daemon-down":
+        return Link(
+            "tailscaled",
+            False,
+            "tailscaled is not running",
+            w.root_cmd("systemctl", "enable", "--now", "tailscaled"),
+        )
+    if status.reachability != "ok":
+        return Link("tailscaled", False, status.detail, w.root_cmd("tailscale", "status"))
+    if status.backend_state != "Running":
+        return Link(
+            "tailscaled",
+            False,
+            f"tailscale is not logged in (BackendState {status.backend_state})",
+            w.root_cmd("tailscale", "up"),
+        )
+    return Link("tailscaled", True, f"running, logged in as {status.dns_name}")
+
+
+def _https(e: Evidence, w: Words) -> Link | None:
+    from reconciler.facts.tailscale import TailscaleStatusProbe
+
+    if e.serve is None:
+        return None
+    if not e.facts.get(TailscaleStatusProbe()).https_enabled:
+        return Link(
+            "https",
+            False,
+            'HTTPS certificates are not enabled on this tailnet (no "https" in Self.CapMap)',
+            "enable HTTPS in the Tailscale admin console: https://login.tailscale.com/admin/dns",
+        )
+    return Link("https", True, "HTTPS certificates enabled")
+
+
+def _serve_fix(e: Evidence, w: Words) -> str:
+    assert e.serve is not None
+    direct = w.root_cmd(
+        "tailscale", "serve", "--bg", "--yes", f"--https={e.serve.https}", _target(e)
+    )
+    return f"{w.apply()}  (or by hand: {direct})"
+
+
+def _target(e: Evidence) -> str:
+    from reconciler.facts.tailscale import normalize_target
+
+    assert e.serve is not None
+    return normalize_target(e.serve.target or str(e.profile.port))
+
+
+def _serve(e: Evidence, w: Words) -> Link | None:
+    from reconciler.facts.tailscale import ServeStatusProbe, TailscaleStatusProbe, normalize_target
+
+    if e.serve is None:
+        return None
+    config = e.facts.get(ServeStatusProbe())
+    if config.reachability != "ok":
+        return Link("serve", False, config.detail, w.root_cmd("tailscale", "serve", "status"))
+    dns = e.facts.get(TailscaleStatusProbe()).dns_name or ""
+    mount = config.mount(dns, e.serve.https)
+    where = f"https://{dns}:{e.serve.https}/"
+    if mount is None or mount.root_proxy() is None:
+        return Link("serve", False, f"no serve entry for {where}", _serve_fix(e, w))
+    proxy = normalize_target(mount.root_proxy() or "")
+    if proxy != _target(e):
+        return Link(
+            "serve", False, f"{where} proxies to {proxy}, not {_target(e)}", _serve_fix(e, w)
+        )
+    return Link("serve", True, f"{where} -> {proxy}")
+
+
+def _funnel(e: Evidence, w: Words) -> Link | None:
+    from reconciler.facts.tailscale import ServeStatusProbe, TailscaleStatusProbe
+
+    if e.serve is None or e.spec.tailscale is None:
+        return None
+    dns = e.facts.get(TailscaleStatusProbe()).dns_name or ""
+    key = f"{dns}:{e.serve.https}"
+    public = key in e.facts.get(ServeStatusProbe()).funnel
+    allowed = e.serve.funnel and e.spec.tailscale.funnel == "allow"
+    if public and not allowed:
+        # Serving the port again removes its funnel entry and keeps the serve (host-facts §2).
+        fix = w.root_cmd(
+            "tailscale", "serve", "--bg", "--yes", f"--https={e.serve.https}", _target(e)
+        )
+        return Link(
+            "funnel",
+            False,
+            f"{key} is open to the internet (Funnel) and the spec does not allow it",
+            fix,
+        )
+    return Link("funnel", True, "public (Funnel allowed)" if public else "tailnet only")
+
+
+def _status(e: Evidence) -> Any:
+    from reconciler.facts.systemd import UnitStatusProbe
+
+    return e.facts.get(UnitStatusProbe(e.unit))
+
+
+def _manager(e: Evidence, w: Words) -> Link:
+    from reconciler.kinds.linger import LingerProbe
+
+    status = _status(e)
+    if status.reachable:
+        return Link("manager", True, f"{e.spec.host.user}'s systemd manager is running")
+    if not e.facts.get(LingerProbe(e.spec.host.user)):
+        fix = w.root_cmd("loginctl", "enable-linger", e.spec.host.user)
+    else:
+        fix = w.root_cmd("systemctl", "start", f"user@{w.uid}.service")
+    return Link("manager", False, status.detail, fix)
+
+
+def _unit(e: Evidence, w: Words) -> Link:
+    status = _status(e)
+    if not status.loaded:
+        return Link("unit", False, f"{e.unit} is {status.load_state or 'not loaded'}", w.apply())
+    if not status.enabled:
+        return Link(
+            "unit",
+            False,
+            f"{e.unit} is {status.unit_file_state or 'not enabled'}",
+            w.user_cmd("systemctl", "--user", "enable", e.unit),
+        )
+    return Link("unit", True, f"{e.unit} loaded and enabled")
+
+
+def _restart_loop(e: Evidence) -> str | None:
+    """Why the unit counts as restart-looping, or None."""
+    from reconciler.facts.systemd import UnitRestartsProbe
+
+    status = _status(e)
+    if not status.reachable:
+        return None
+    restarts = e.facts.get(UnitRestartsProbe(e.unit))
+    crashed = restarts.result not in ("", "success")
+    if status.sub_state == "auto-restart" or (
+        not status.running and (restarts.n_restarts > 0 or (crashed and restarts.last_exit()))
+    ):
+        last = restarts.last_exit() or f"Result={restarts.result}"
+        return (
+            f"{e.unit} keeps failing ({status.active_state}/{status.sub_state}, restarted "
+            f"{restarts.n_restarts} times, last {last})"
+        )
+    return None
+
+
+def _restarts(e: Evidence, w: Words) -> Link:
+    why = _restart_loop(e)
+    if why is None:
+        return Link("restarts", True, "not restarting")
+    log = e.journal or ((f"({e.journal_detail})",) if e.journal_detail else ())
+    fix = (
+        f"read the log: {w.user_cmd('journalctl', '--user', '-u', e.unit, '-n', '50')}; fix "
+        f"what it says, then {w.user_cmd('systemctl', '--user', 'restart', e.unit)}"
+    )
+    return Link("restarts", False, why, fix, log)
+
+
+def _active(e: Evidence, w: Words) -> Link:
+    status = _status(e)
+    if not status.running:
+        return Link(
+            "active",
+            False,
+            f"{e.unit} is {status.active_state} ({status.sub_state})",
+            w.user_cmd("systemctl", "--user", "start", e.unit),
+        )
+    return Link("active", True, f"{e.unit} is {status.active_state} (PID {status.main_pid})")
+
+
+def _port(e: Evidence, w: Words) -> Link:
+    from reconciler.facts.listeners import ListenersProbe
+
+    port = e.profile.port
+    status = _status(e)
+    listeners = [
+        lst
+        for lst in e.facts.get(ListenersProbe(tuple(sorted({p.port for p in e.spec.profiles}))))
+        if lst.port == port
+    ]
+    ours = [
+        lst
+        for lst in listeners
+        if (status.main_pid is not None and lst.pid == status.main_pid)
+        or lst.in_unit(e.unit)
+        or (lst.pid is None and w.uid == lst.uid)
+    ]
+    if ours:
+        return Link("port", True, f"listening on {ours[0].address}:{port}")
+    log = w.user_cmd("journalctl", "--user", "-u", e.unit, "-n", "50")
+    if listeners:
+        other = listeners[0]
+        return Link(
+            "port",
+            False,
+            f"port {port} is held by {other.describe()}, not {e.unit}",
+            f"stop that process, then {w.user_cmd('systemctl', '--user', 'restart', e.unit)}",
+        )
+    planned = e.actions("config", "unit")
+    because = f"; the spec differs: {planned[0].reason}" if planned else ""
+    fix = w.apply() if planned else f"read the log: {log}"
+    return Link("port", False, f"nothing listens on port {port}{because}", fix)
+
+
+def _rpc(e: Evidence, w: Words) -> Link:
+    if e.health is None:
+        return Link(
+            "rpc",
+            False,
+            f"the gateway CLI ({_names(e.spec).command}) is not installed",
+            w.apply(),
+        )
+    health = e.facts.get(e.health)
+    if health.ok:
+        return Link("rpc", True, "gateway health: ok")
+    detail = f"gateway health failed: {health.detail}"
+    stale = e.actions("service")
+    if stale:  # e.g. the token changed on disk and the running gateway still has the old one
+        return Link("rpc", False, f"{detail}; {stale[0].reason}", w.apply())
+    check = e.health.call().command("gateway", "health", "--json").argv
+    log = w.user_cmd("journalctl", "--user", "-u", e.unit, "-n", "50")
+    return Link(
+        "rpc", False, detail, f"read the log: {log}; check again with: {w.user_cmd(*check)}"
+    )
+
+
+def _linger(e: Evidence, w: Words) -> Link | None:
+    from reconciler.kinds.linger import LingerProbe
+
+    if not e.spec.linger:
+        return None
+    if not e.facts.get(LingerProbe(e.spec.host.user)):
+        return Link(
+            "linger",
+            False,
+            f"linger is off for {e.spec.host.user}: the gateway stops "
+            "at logout and does not start at boot",
+            w.root_cmd("loginctl", "enable-linger", e.spec.host.user),
+        )
+    return Link("linger", True, "linger on")
+
+
+def _planned(e: Evidence, w: Words, name: str, parts: tuple[str, ...], ok: str) -> Link:
+    actions = e.actions(*parts)
+    if actions:
+        reasons = "; ".join(_described(a) for a in actions)
+        return Link(name, False, reasons, w.apply())
+    return Link(name, True, ok)
+
+
+def _described(action: Action) -> str:
+    """The plan's reason and what differs (`mode: 0755 -> 0700`; secrets never shown)."""
+    changes = ", ".join(
+        f"{c.path}: {c.before} -> {c.after}" for c in action.changes if not c.sensitive
+    )
+    return f"{action.reason} ({changes})" if changes else action.reason
+
+
+def _config(e: Evidence, w: Words) -> Link:
+    return _planned(e, w, "config", ("config",), "owned config keys match the spec")
+
+
+def _state(e: Evidence, w: Words) -> Link:
+    return _planned(e, w, "state", ("state", "workspace"), "state directories and modes match")
+
+
+CHAIN: tuple[Check, ...] = (
+    _tailscaled,
+    _https,
+    _serve,
+    _funnel,
+    _manager,
+    _unit,
+    _restarts,
+    _active,
+    _port,
+    _rpc,
+    _linger,
+    _config,
+    _state,
+)
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def render_human(diagnoses: Sequence[Diagnosis], elapsed_s: float, commands: int) -> str:
+    """Per profile: the URL, each checked link, the broken one's fix and what was not checked."""
+    lines: list[str] = []
+    for d in diagnoses:
+        where = d.url or f"not served over Tailscale (on the host: http://127.0.0.1:{d.port}/)"
+        lines.append(f"profile {d.profile}: {where}")
+        for link in d.links:
+            lines.append(f"  {'ok    ' if link.ok else 'BROKEN'} {link.name}: {link.detail}")
+            lines.extend(f"         | {text}" for text in link.log)
+            if link.fix:
+                lines.append(f"         fix: {link.fix}")
+        if d.unchecked:
+            lines.append(f"  (not checked until fixed: {', '.join(d.unchecked)})")
+        for finding in d.findings:
+            lines.append(f"  note {finding.name}: {finding.detail}")
+            if finding.fix:
+                lines.append(f"         do: {finding.fix}")
+    broken = [d.profile for d in diagnoses if not d.healthy]
+    verdict = f"broken: {', '.join(broken)}" if broken else "healthy"
+    lines.append(
+        f"doctor: {len(diagnoses)} profile(s), {verdict} ({elapsed_s:.1f} s, {commands} commands)"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def render_json(diagnoses: Sequence[Diagnosis]) -> str:
+    """The diagnoses as a JSON document (docs/doctor.md)."""
+
+    def link(item: Link) -> dict[str, Any]:
+        out: dict[str, Any] = {"link": item.name, "ok": item.ok, "detail": item.detail}
+        if item.fix:
+            out["fix"] = item.fix
+        if item.log:
+            out["log"] = list(item.log)
+        return out
+
+    doc = {
+        "healthy": all(d.healthy for d in diagnoses),
+        "profiles": [
+            {
+                "profile": d.profile,
+                "url": d.url,
+                "healthy": d.healthy,
+                "links": [link(x) for x in d.links],
+                "unchecked": list(d.unchecked),
+                "findings": [link(x) for x in d.findings],
+            }
+            for d in diagnoses
+        ],
+    }
+    return json.dumps(doc, indent=2)

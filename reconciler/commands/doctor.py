@@ -1,0 +1,41 @@
+"""Day-2 commands: `doctor`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from reconciler.app.context import AppContext
+from reconciler.commands.wiring import HOST_CHECK, host_check_on, use_case
+
+
+@click.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.option("--profile", "profile", metavar="P", help="Check only this profile.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["human", "json"]),
+    default="human",
+    show_default=True,
+    help="json: one document with every profile's links (docs/doctor.md).",
+)
+@HOST_CHECK
+@use_case
+def doctor(app: AppContext, spec_path: Path, profile: str | None, fmt: str, host_check: str) -> int:
+    """Walk each profile's chain (tailscale, serve, unit, port, gateway health, linger, config,
+    state) and stop at the first broken link with the exact fix. Read-only.
+
+    Exit 0 when every checked profile is healthy, 1 when a link is broken (or on error).
+    """
+    from reconciler.app.doctor import DoctorRequest
+    from reconciler.app.doctor import doctor as run
+
+    request = DoctorRequest(
+        spec_path, profile, "json" if fmt == "json" else "human", host_check_on(host_check)
+    )
+    return run(app, request)
+
+
+COMMANDS = (doctor,)

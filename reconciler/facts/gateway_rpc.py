@@ -1,0 +1,103 @@
+"""The gateway's own view of itself, through its CLI: `gateway health` and `devices list`.
+
+docs/host-facts.md §1, §10: the CLI talks to a running gateway over its websocket
+(`--url ws://127.0.0.1:<port>`). It is run as the spec's user with the profile's environment
+(profile, state dir and config path as `env` arguments; the token, a secret, from the profile's
+env file, which the runner reads and never puts in argv).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.core.command import Command, CommandResult
+from reconciler.core.host import HostContext
+from reconciler.core.probe import Probe
+from reconciler.facts.codec import Redaction, recorded
+
+
+@dataclass(frozen=True)
+class GatewayCall:
+    """How to run the gateway's CLI for one profile: program, environment, port."""
+
+    program: str  # absolute path
+    port: int
+    env: tuple[tuple[str, str], ...]  # non-secret: profile, state dir, config path
+    token_file: Path | None = None  # the profile's env file holding the token (auth: token)
+
+    def command(self, *args: str, timeout_s: float = 20, mutating: bool = False) -> Command:
+        """`env K=V... <program> ARGS --url ws://127.0.0.1:<port>`, as the spec's user."""
+        return Command(
+            (
+                "env",
+                *(f"{k}={v}" for k, v in self.env),
+                self.program,
+                *args,
+                "--url",
+                f"ws://127.0.0.1:{self.port}",
+            ),
+            scope="user",
+            mutating=mutating,
+            timeout_s=timeout_s,
+            env_file=self.token_file,
+        )
+
+
+@recorded
+@dataclass(frozen=True)
+class GatewayHealth:
+    """`<cmd> gateway health --json`: ok, or why not."""
+
+    ok: bool
+    detail: str = ""
+
+    def redacted(self, redaction: Redaction) -> GatewayHealth:
+        return GatewayHealth(self.ok, redaction.text(self.detail))
+
+
+@recorded
+@dataclass(frozen=True)
+class GatewayHealthProbe(Probe[GatewayHealth]):
+    """The gateway's RPC health check on its port (about 3 s on a real gateway)."""
+
+    program: str
+    port: int
+    env: tuple[tuple[str, str], ...]
+    token_file: Path | None = None
+
+    def call(self) -> GatewayCall:
+        return GatewayCall(self.program, self.port, self.env, self.token_file)
+
+    def command(self, host: HostContext) -> Command:
+        return self.call().command("gateway", "health", "--json", timeout_s=20)
+
+    def parse(self, result: CommandResult) -> GatewayHealth:
+        return parse_health(result)
+
+
+def parse_health(result: CommandResult) -> GatewayHealth:
+    """Pure: ok only when the CLI printed a JSON object with `ok: true` (and exited 0)."""
+    if result.exit_code is None:
+        return GatewayHealth(False, result.error or "did not run")
+    doc = _last_json_object(result.stdout)
+    if doc is None:
+        return GatewayHealth(False, result.summary())
+    if doc.get("ok") is True and result.exit_code == 0:
+        return GatewayHealth(True)
+    error = doc.get("error") or doc.get("message") or result.summary()
+    return GatewayHealth(False, str(error))
+
+
+def _last_json_object(text: str) -> dict[str, object] | None:
+    """The JSON object the CLI printed (it may print log lines before it)."""
+    start = text.find("{")
+    while start != -1:
+        try:
+            doc = json.loads(text[start:])
+        except json.JSONDecodeError:
+            start = text.find("{", start + 1)
+            continue
+        return doc if isinstance(doc, dict) else None
+    return None
