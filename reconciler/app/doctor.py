@@ -156,7 +156,8 @@ def doctor(ctx: AppContext, request: DoctorRequest) -> int:
         )
     runner = ctx.make_runner(host, False)
     started = ctx.monotonic()
-    diagnoses = examine(spec, host, runner, profiles, str(request.spec_path))
+    now_ms = int(ctx.now().timestamp() * 1000)
+    diagnoses = examine(spec, host, runner, profiles, str(request.spec_path), now_ms)
     elapsed = ctx.monotonic() - started
     if request.fmt == "json":
         ctx.echo(render_json(diagnoses))
@@ -181,6 +182,7 @@ def examine(
     runner: ReadOnlyRunner,
     profiles: Sequence[Profile],
     spec_path: str,
+    now_ms: int,
 ) -> list[Diagnosis]:
     """Probe once (plan's probes and the doctor's, at once), then diagnose each profile."""
     from datetime import UTC, datetime
@@ -190,7 +192,7 @@ def examine(
     from reconciler.kinds import all_kinds
 
     session = ProbeSession(host, runner.run)
-    ours = doctor_probes(spec, host, profiles)
+    ours = doctor_probes(spec, host, profiles, now_ms)
     rounds: list[Facts] = []
 
     def collect(probes: Iterable[Probe[Any]]) -> Facts:
@@ -200,8 +202,6 @@ def examine(
 
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     plan = plan_from_facts(spec, host, all_kinds(), collect, stamp).plan
-    evidence = [_evidence(spec, host, p, rounds[0], plan) for p in profiles]
-    evidence = _with_journals(evidence, session.collect)
     words = Words(
         spec_path,
         spec.host.user,
@@ -209,11 +209,44 @@ def examine(
         host.acting_as_user,
         host.is_root,
     )
+    evidence = [
+        _evidence(spec, host, p, rounds[0], plan, _pairing(spec, host, p, rounds[0], now_ms, words))
+        for p in profiles
+    ]
+    evidence = _with_journals(evidence, session.collect)
     return [diagnose(e, words) for e in evidence]
 
 
-def doctor_probes(spec: Spec, host: HostContext, profiles: Sequence[Profile]) -> list[Probe[Any]]:
+def _pairing(
+    spec: Spec, host: HostContext, profile: Profile, facts: Facts, now_ms: int, words: Words
+) -> tuple[Link, ...]:
+    """Pending pairing requests as findings, each with its approve command (never approved
+    here: `Disconnected (1008): pairing required` in a browser means one is waiting)."""
+    from reconciler.core.probe import ProbeFailed
+    from reconciler.facts.devices import DeviceFilesProbe, devices_dir
+
+    try:
+        pairing = facts.get(DeviceFilesProbe(devices_dir(spec, host, profile), now_ms))
+    except ProbeFailed as exc:
+        return (Link("pairing", False, f"pairing requests not readable: {exc}"),)
+    approve = f"reconciler devices {shlex.quote(words.spec_path)} {shlex.quote(profile.name)}"
+    return tuple(
+        Link(
+            "pairing",
+            False,
+            f"pending pairing request {r.request_id} from {r.client()} ({r.platform or '?'}, "
+            f"{r.remote_ip or '?'}), expires in {r.remaining_ms(now_ms) // 1000} s",
+            f"{approve} approve {r.request_id}",
+        )
+        for r in pairing.pending
+    )
+
+
+def doctor_probes(
+    spec: Spec, host: HostContext, profiles: Sequence[Profile], now_ms: int
+) -> list[Probe[Any]]:
     """The doctor's own probes, beyond the plan's."""
+    from reconciler.facts.devices import DeviceFilesProbe, devices_dir
     from reconciler.facts.listeners import ListenersProbe
     from reconciler.facts.systemd import UnitRestartsProbe, UnitStatusProbe
     from reconciler.facts.tailscale import ServeStatusProbe, TailscaleStatusProbe
@@ -229,6 +262,7 @@ def doctor_probes(spec: Spec, host: HostContext, profiles: Sequence[Profile]) ->
     for profile in profiles:
         unit = names.unit(profile.name)
         probes += [UnitStatusProbe(unit), UnitRestartsProbe(unit)]
+        probes.append(DeviceFilesProbe(devices_dir(spec, host, profile), now_ms))
         health = health_probe(spec, host, profile)
         if health is not None:
             probes.append(health)
@@ -243,7 +277,7 @@ def _names(spec: Spec) -> Any:
 
 def health_probe(spec: Spec, host: HostContext, profile: Profile) -> GatewayHealthProbe | None:
     """`<cmd> gateway health --json` with the profile's environment (None: no gateway CLI)."""
-    from reconciler.facts.gateway_rpc import GatewayHealthProbe
+    from reconciler.facts.gateway_rpc import GatewayHealthProbe, gateway_call
 
     call = gateway_call(spec, host, profile)
     if call is None:
@@ -251,29 +285,13 @@ def health_probe(spec: Spec, host: HostContext, profile: Profile) -> GatewayHeal
     return GatewayHealthProbe(call.program, call.port, call.env, call.token_file)
 
 
-def gateway_call(spec: Spec, host: HostContext, profile: Profile) -> Any:
-    """How to run the gateway's CLI for `profile` (a GatewayCall), or None when not installed."""
-    from reconciler.facts.gateway_rpc import GatewayCall
-    from reconciler.facts.programs import locate
-    from reconciler.gateway.paths import profile_paths
-
-    names = _names(spec)
-    program = locate(spec.runtime.gateway.command or names.command, host)
-    if program is None:
-        return None
-    paths = profile_paths(spec, profile, host)
-    env = [
-        (names.env("STATE_DIR"), str(paths.state)),
-        (names.env("CONFIG_PATH"), str(paths.config)),
-    ]
-    if profile.name != "default":
-        env.insert(0, (names.env("PROFILE"), profile.name))
-    token = paths.token_env if profile.auth == "token" else None
-    return GatewayCall(program, profile.port, tuple(env), token)
-
-
 def _evidence(
-    spec: Spec, host: HostContext, profile: Profile, facts: Facts, plan: Plan
+    spec: Spec,
+    host: HostContext,
+    profile: Profile,
+    facts: Facts,
+    plan: Plan,
+    findings: tuple[Link, ...],
 ) -> Evidence:
     from reconciler.facts.programs import locate
 
@@ -290,6 +308,7 @@ def _evidence(
         plan,
         health_probe(spec, host, profile),
         program,
+        findings=findings,
     )
 
 

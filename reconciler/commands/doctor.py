@@ -1,4 +1,4 @@
-"""Day-2 commands: `doctor`."""
+"""Day-2 commands: `doctor`, `devices`."""
 
 from __future__ import annotations
 
@@ -38,4 +38,48 @@ def doctor(app: AppContext, spec_path: Path, profile: str | None, fmt: str, host
     return run(app, request)
 
 
-COMMANDS = (doctor,)
+@click.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.argument("profile", metavar="PROFILE")
+@click.argument("action", metavar="[approve REQUEST_ID]", nargs=-1)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["human", "json"]),
+    default="human",
+    show_default=True,
+    help="Format of the list.",
+)
+@HOST_CHECK
+@use_case
+def devices(
+    app: AppContext,
+    spec_path: Path,
+    profile: str,
+    action: tuple[str, ...],
+    fmt: str,
+    host_check: str,
+) -> int:
+    """List PROFILE's pending pairing requests (age, client, platform, time left before they
+    expire) and paired devices; `approve REQUEST_ID` approves one through the gateway's CLI.
+
+    Nothing is ever approved automatically. Exit 0; 1 on errors (a failed approval).
+    """
+    from reconciler.app.devices import DevicesRequest
+    from reconciler.app.devices import devices as run
+
+    if action and (action[0] != "approve" or len(action) != 2):
+        raise click.UsageError(
+            f"expected `approve REQUEST_ID` after PROFILE, got: {' '.join(action)}"
+        )
+    request = DevicesRequest(
+        spec_path,
+        profile,
+        action[1] if action else None,
+        "json" if fmt == "json" else "human",
+        host_check_on(host_check),
+    )
+    return run(app, request)
+
+
+COMMANDS = (doctor, devices)

@@ -11,11 +11,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.facts.codec import Redaction, recorded
+from reconciler.facts.programs import locate
+from reconciler.gateway.naming import product_names
+from reconciler.gateway.paths import profile_paths
+
+if TYPE_CHECKING:
+    from reconciler.spec.model import Profile, Spec
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,23 @@ class GatewayCall:
             timeout_s=timeout_s,
             env_file=self.token_file,
         )
+
+
+def gateway_call(spec: Spec, host: HostContext, profile: Profile) -> GatewayCall | None:
+    """How to run the gateway's CLI for `profile`, or None when it is not installed."""
+    names = product_names(spec.product)
+    program = locate(spec.runtime.gateway.command or names.command, host)
+    if program is None:
+        return None
+    paths = profile_paths(spec, profile, host)
+    env = [
+        (names.env("STATE_DIR"), str(paths.state)),
+        (names.env("CONFIG_PATH"), str(paths.config)),
+    ]
+    if profile.name != "default":
+        env.insert(0, (names.env("PROFILE"), profile.name))
+    token = paths.token_env if profile.auth == "token" else None
+    return GatewayCall(program, profile.port, tuple(env), token)
 
 
 @recorded

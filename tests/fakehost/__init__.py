@@ -502,6 +502,48 @@ class FakeHost:
                 exec_main_status=exit_status,
             )
 
+    def add_pairing_request(
+        self,
+        profile: str,
+        request_id: str,
+        *,
+        device_id: str,
+        age_s: float = 30,
+        display_name: str | None = None,
+        platform: str = "MacIntel",
+        client_id: str = "clawdbot-control-ui",
+        client_mode: str = "webchat",
+        role: str = "operator",
+        remote_ip: str = "100.101.1.2",
+        state_dir: Path | None = None,
+    ) -> None:
+        """A browser asked `profile`'s gateway to pair (what the gateway writes to
+        <state>/devices/pending.json: src/infra/device-pairing.ts requestDevicePairing)."""
+        directory = (state_dir or self.home / f".clawdbot-{profile}") / "devices"
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = directory / "pending.json"
+        pending = json.loads(path.read_text()) if path.exists() else {}
+        entry: dict[str, Any] = {
+            "requestId": request_id,
+            "deviceId": device_id,
+            "publicKey": "MCowBQYDK2VwAyEA" + device_id[:24],
+            "platform": platform,
+            "clientId": client_id,
+            "clientMode": client_mode,
+            "role": role,
+            "roles": [role],
+            "scopes": ["operator.admin"],
+            "remoteIp": remote_ip,
+            "silent": False,
+            "isRepair": False,
+            "ts": int((time.time() - age_s) * 1000),
+        }
+        if display_name is not None:
+            entry["displayName"] = display_name
+        pending[request_id] = entry
+        path.write_text(json.dumps(pending, indent=2))
+        os.chmod(path, 0o600)
+
     def close_listener(self, port: int) -> None:
         """The process listening on `port` stops listening but keeps running (a hung gateway)."""
         with self._edit() as h:
