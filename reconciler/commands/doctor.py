@@ -1,4 +1,4 @@
-"""Day-2 commands: `doctor`, `devices`."""
+"""Day-2 commands: `doctor`, `devices`, `logs`."""
 
 from __future__ import annotations
 
@@ -82,4 +82,35 @@ def devices(
     return run(app, request)
 
 
-COMMANDS = (doctor, devices)
+@click.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.argument("profile", metavar="[PROFILE]", required=False)
+@click.option("--runs", is_flag=True, help="The reconciler's own timer runs instead of a profile.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (Ctrl-C ends).")
+@click.option("--since", metavar="WHEN", help="journalctl's --since: `1h ago`, `today`, a date.")
+@click.option("-n", "--lines", type=click.IntRange(min=0), help="Only the last N lines.")
+@HOST_CHECK
+@use_case
+def logs(
+    app: AppContext,
+    spec_path: Path,
+    profile: str | None,
+    runs: bool,
+    follow: bool,
+    since: str | None,
+    lines: int | None,
+    host_check: str,
+) -> int:
+    """The journal of PROFILE's gateway unit (`journalctl --user -u UNIT` as the spec's user,
+    also when run as root), or with --runs of the reconciler's timer runs.
+
+    Exit 0; 1 when journalctl fails; 64 usage (neither or both of PROFILE and --runs).
+    """
+    from reconciler.app.logs import LogsRequest
+    from reconciler.app.logs import logs as run
+
+    request = LogsRequest(spec_path, profile, runs, follow, since, lines, host_check_on(host_check))
+    return run(app, request)
+
+
+COMMANDS = (doctor, devices, logs)

@@ -92,6 +92,42 @@ class ReadOnlyRunner:
             raise MutationRefused(f"refusing a mutating command here: {command.display()}")
         return self._execute(command)
 
+    def stream(
+        self, command: Command, on_line: Callable[[str], None], on_error: Callable[[str], None]
+    ) -> CommandResult:
+        """Run a read-only command without a deadline (`journalctl -f` ends on Ctrl-C), handing
+        each line of its output to `on_line` (stderr to `on_error`) as it comes."""
+        import sh
+
+        if command.mutating:
+            raise MutationRefused(f"refusing a mutating command here: {command.display()}")
+        argv, refusal = self.wrap(command)
+        if refusal:
+            return self._record(CommandResult(command, argv, None, error=refusal))
+        executable = self._which(argv[0])
+        if executable is None or self._which(command.argv[0]) is None:
+            return self._record(CommandResult(command, argv, None, error="not installed"))
+        proc = sh.Command(executable)(
+            *argv[1:],
+            _bg=True,
+            _return_cmd=True,
+            _ok_code=list(range(-64, 256)),
+            _env=self.env,
+            _out=lambda line: on_line(_text(line).rstrip("\n")),
+            _err=lambda line: on_error(_text(line).rstrip("\n")),
+            _decode_errors="replace",
+        )
+        try:
+            proc.wait()
+        except KeyboardInterrupt:
+            with contextlib.suppress(OSError):
+                proc.terminate()
+            raise
+        code = int(proc.exit_code)
+        if code < 0:
+            return self._record(CommandResult(command, argv, None, error=f"signal {-code}"))
+        return self._record(CommandResult(command, argv, code))
+
     def wrap(self, command: Command) -> tuple[tuple[str, ...], str | None]:
         """The argv as it will really run (sudo -n / runuser added), or why it cannot run."""
         argv = command.argv

@@ -1,0 +1,69 @@
+"""`reconciler logs SPEC PROFILE [-f] [--since S] [-n N]` and `reconciler logs SPEC --runs`.
+
+The profile's journal is the user's: `journalctl --user -u <unit>` run as the spec's user (the
+runner adds `runuser` when we are root, also under `sudo`), so root sees exactly what the user
+would. `--runs` shows the reconciler's own timer runs (the `reconciler.service` journal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.app.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE, AppContext, Failed
+from reconciler.app.specs import load
+from reconciler.core.command import Command
+
+RUNS_UNIT = "reconciler.service"  # the timer's service (kinds/reconcile_timer.py SERVICE_UNIT)
+
+
+@dataclass(frozen=True)
+class LogsRequest:
+    """What `reconciler logs` was asked for."""
+
+    spec_path: Path
+    profile: str | None
+    runs: bool = False
+    follow: bool = False
+    since: str | None = None
+    lines: int | None = None
+    host_check: bool = True
+
+
+def journal_command(unit: str, request: LogsRequest) -> Command:
+    """`journalctl --user -u UNIT --no-pager [-n N] [--since S] [-f]` as the spec's user."""
+    argv = ["journalctl", "--user", "-u", unit, "--no-pager"]
+    if request.lines is not None:
+        argv += ["-n", str(request.lines)]
+    if request.since is not None:
+        argv += ["--since", request.since]
+    if request.follow:
+        argv.append("-f")
+    return Command(tuple(argv), scope="user")
+
+
+def logs(ctx: AppContext, request: LogsRequest) -> int:
+    """Print (or follow) the journal of a profile's unit, or of the reconciler's timer runs."""
+    from reconciler.app.planning import host_for
+    from reconciler.gateway.naming import product_names
+
+    if request.runs == (request.profile is not None):
+        raise Failed("name a PROFILE, or pass --runs (not both)", code=EXIT_USAGE)
+    spec = load(ctx, request.spec_path)
+    if request.profile is not None:
+        try:
+            spec.profile(request.profile)
+        except KeyError:
+            known = ", ".join(p.name for p in spec.profiles)
+            raise Failed(
+                f"{request.spec_path}: no profile {request.profile!r} (the spec has: {known})"
+            ) from None
+        unit = product_names(spec.product).unit(request.profile)
+    else:
+        unit = RUNS_UNIT
+    host = host_for(ctx, spec, request.host_check)
+    runner = ctx.make_runner(host, False)
+    result = runner.stream(journal_command(unit, request), ctx.echo, ctx.error)
+    if result.exit_code is None:
+        raise Failed(f"journalctl --user -u {unit}: {result.error}")
+    return EXIT_OK if result.exit_code == 0 else EXIT_FAILED
