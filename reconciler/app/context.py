@@ -103,6 +103,12 @@ def _read_stdin(limit: int) -> bytes:
     return sys.stdin.buffer.read(limit)
 
 
+def _port_answers(port: int) -> bool:
+    from reconciler.shell.runner import tcp_answers
+
+    return tcp_answers(port)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -124,6 +130,7 @@ class AppContext:
     # None: read the spec file named on the command line. Tests may hand a Spec built in code.
     spec_loader: Callable[[Path], Spec] | None = None
     no_color_env: bool = field(default_factory=lambda: bool(os.environ.get("NO_COLOR")))
+    port_answers: Callable[[int], bool] = _port_answers  # 127.0.0.1:port accepts a connection
     debug: bool = False
 
     def echo(self, text: str = "", *, nl: bool = True, color: bool = False) -> None:

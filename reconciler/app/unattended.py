@@ -169,6 +169,39 @@ def unattended_apply(
         return run.finish("locked", reason=str(busy))
 
 
+def _write_metrics(run: _Run, spec: Spec, outcome: ApplyOutcome, duration_s: float) -> None:
+    """The run's metrics textfile (spec.metrics); a failure to write is a warning, never the
+    run's failure."""
+    from reconciler.unattended import metrics
+
+    assert spec.metrics is not None
+    directory = Path(spec.metrics.textfile_dir)
+    finished = run.ctx.now().timestamp()
+    try:
+        before = (directory / metrics.FILE_NAME).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        before = ""
+    converged = outcome.result == "converged"
+    values = metrics.RunMetrics(
+        finished_s=finished,
+        duration_s=round(duration_s, 3),
+        result=outcome.result,
+        drift=len(outcome.drift),
+        blocked=outcome.blocked,
+        failed=outcome.failed,
+        last_success_s=finished if converged else metrics.previous_success(before),
+        gateway_up={p.name: run.ctx.port_answers(p.port) for p in spec.profiles},
+    )
+    try:
+        metrics.write(directory, values)
+    except OSError as exc:
+        message = f"could not write the metrics file in {directory}: {exc.strerror or exc}"
+        if run.log is not None:
+            run.log.message(message, level="warning")
+        else:
+            run.ctx.error(f"warning: {message}")
+
+
 def _locked_apply(
     run: _Run,
     spec_path: Path,
@@ -195,11 +228,14 @@ def _locked_apply(
     fields["spec_sha256"] = spec.sha256
     fields["spec_path"] = os.path.abspath(spec.path) if spec.path else str(spec_path)
 
+    started = run.ctx.monotonic()
     try:
         outcome = do_apply(spec, run.log)
     except BaseException as exc:  # recorded whatever it is, then re-raised for cli's handler
         run.finish("failed", reason=_describe_exit(exc), **fields)
         raise
+    if spec.metrics is not None:
+        _write_metrics(run, spec, outcome, run.ctx.monotonic() - started)
     if git_ref is not None:
         fields["last_applied_revision"] = _carried(
             run, fields["last_attempted_revision"], outcome.result

@@ -27,6 +27,7 @@ from reconciler.spec.model import (
     GatewayRuntime,
     GitSource,
     Host,
+    Metrics,
     Profile,
     Reconcile,
     Runtime,
@@ -173,6 +174,7 @@ def build(data: dict[str, Any]) -> Spec:
         profiles=tuple(_profile(name, body) for name, body in sorted(data["profiles"].items())),
         tailscale=_tailscale(data["tailscale"]) if "tailscale" in data else None,
         reconcile=_reconcile(data.get("reconcile", {})),
+        metrics=Metrics(data["metrics"]["textfile_dir"]) if "metrics" in data else None,
         **_some(data, "product", "linger", "prune_units"),
         api_version=data.get("apiVersion", API_VERSION),
     )

@@ -121,6 +121,13 @@ class Reconcile:
 
 
 @dataclass(frozen=True)
+class Metrics:
+    """Prometheus textfile output of every apply run (node_exporter's textfile collector)."""
+
+    textfile_dir: str  # absolute; the file written there is reconciler.prom
+
+
+@dataclass(frozen=True)
 class Spec:
     """A validated spec with every default filled in."""
 
@@ -132,6 +139,7 @@ class Spec:
     tailscale: Tailscale | None = None  # None: the spec does not manage Tailscale at all
     prune_units: bool = False
     reconcile: Reconcile = field(default_factory=Reconcile)
+    metrics: Metrics | None = None  # None: no metrics file
     api_version: str = API_VERSION
     # Where it came from, for plans and run records.
     path: Path | None = None

@@ -8,11 +8,13 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import engine_on_fakehost as drive
 import pytest
 from fakehost import FakeHost
 from review_cli import SPEC, FakeHostCli
 
 from reconciler.facts.devices import PENDING_TTL_MS, pairing_from_files, parse_pairing_list
+from reconciler.spec import load_spec
 
 RECORDED = Path(__file__).parents[1] / "data/probes/clawdbot/devices-list.json"
 OPS = "clawdbot-gateway-ops.service"
@@ -60,7 +62,8 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHostCl
     fake.set_linger("user", True)
     Path("vm102.yaml").write_text(SPEC)
     cli = FakeHostCli(fake)
-    assert cli("apply", "vm102.yaml", "--yes").exit_code == 0
+    converged = drive.apply(fake, load_spec("vm102.yaml"), cli.host)
+    assert converged.final.runnable == () and not converged.final.blocked
     fake.add_pairing_request(
         "ops", REQUEST, device_id=DEVICE, display_name="Firefox on Linux", age_s=75
     )

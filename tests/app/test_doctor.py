@@ -8,10 +8,13 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import engine_on_fakehost as drive
 import pytest
 from click.testing import Result
 from fakehost import FakeHost
 from review_cli import SPEC, FakeHostCli
+
+from reconciler.spec import load_spec
 
 PERSONAL = "clawdbot-gateway-personal.service"
 OPS = "clawdbot-gateway-ops.service"
@@ -28,8 +31,8 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHostCl
     fake.set_linger("user", True)
     Path("vm102.yaml").write_text(SPEC)
     cli = FakeHostCli(fake)
-    applied = cli("apply", "vm102.yaml", "--yes")
-    assert applied.exit_code == 0, applied.output
+    converged = drive.apply(fake, load_spec("vm102.yaml"), cli.host)
+    assert converged.final.runnable == () and not converged.final.blocked
     fake.clear_calls()
     yield cli
     fake.close()

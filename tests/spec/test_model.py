@@ -274,6 +274,7 @@ MODEL_FIELDS_WITH_DEFAULTS: dict[type, dict[str, str | None]] = {
         "tailscale": None,  # absent: not managed
         "prune_units": "prune_units",
         "reconcile": "reconcile",
+        "metrics": None,  # absent: no metrics file
         "api_version": None,  # required in the spec
         "path": None,  # not spec fields
         "sha256": None,

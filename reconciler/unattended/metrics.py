@@ -1,0 +1,106 @@
+"""Prometheus metrics of apply runs, as a textfile for node_exporter's textfile collector.
+
+With `metrics: {textfile_dir: DIR}` in the spec every apply (interactive or the timer's) ends by
+writing `DIR/reconciler.prom` atomically (temp file, fsync, rename: the collector never reads
+half a file). The text is the exposition format (`# HELP`, `# TYPE`, `name{label="v"} value`);
+`render` is pure.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+FILE_NAME = "reconciler.prom"
+LAST_SUCCESS = "reconciler_last_success_timestamp_seconds"
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """What one run reports."""
+
+    finished_s: float  # Unix time the run ended
+    duration_s: float
+    result: str  # converged | not-converged | failed | locked | suspended | invalid
+    drift: int
+    blocked: int
+    failed: int
+    last_success_s: float | None  # this run's end when it converged, else the previous one
+    gateway_up: Mapping[str, bool]  # profile -> its port answers on loopback after the run
+
+
+_FAMILIES = (
+    ("reconciler_last_run_timestamp_seconds", "When the last apply run ended (Unix time)."),
+    (LAST_SUCCESS, "When an apply run last converged the host (Unix time)."),
+    ("reconciler_drift_actions", "Steps the last run found to do (the host differed)."),
+    ("reconciler_blocked_actions", "Steps the last run could not run (blocked)."),
+    ("reconciler_failed_actions", "Steps that failed in the last run."),
+    ("reconciler_run_duration_seconds", "How long the last apply run took."),
+)
+
+
+def _number(value: float) -> str:
+    if math.isinf(value) or math.isnan(value):
+        raise ValueError(f"not a finite metric value: {value}")
+    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+
+
+def _label(value: str) -> str:
+    """A label value escaped as the exposition format wants (backslash, quote, newline)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render(metrics: RunMetrics) -> str:
+    """The textfile (pure): every family with HELP and TYPE, gauges all."""
+    values: dict[str, float | None] = {
+        "reconciler_last_run_timestamp_seconds": metrics.finished_s,
+        LAST_SUCCESS: metrics.last_success_s,
+        "reconciler_drift_actions": metrics.drift,
+        "reconciler_blocked_actions": metrics.blocked,
+        "reconciler_failed_actions": metrics.failed,
+        "reconciler_run_duration_seconds": metrics.duration_s,
+    }
+    lines: list[str] = []
+    for name, text in _FAMILIES:
+        value = values[name]
+        if value is None:  # never converged yet: no sample rather than a made-up time
+            continue
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge", f"{name} {_number(value)}"]
+    lines += [
+        "# HELP reconciler_last_run_result The last run's result (1 for the result it had).",
+        "# TYPE reconciler_last_run_result gauge",
+        f'reconciler_last_run_result{{result="{_label(metrics.result)}"}} 1',
+        "# HELP gateway_up Whether the profile's gateway port answered on loopback after the run.",
+        "# TYPE gateway_up gauge",
+    ]
+    lines += [
+        f'gateway_up{{profile="{_label(profile)}"}} {int(up)}'
+        for profile, up in sorted(metrics.gateway_up.items())
+    ]
+    return "\n".join(lines) + "\n"
+
+
+_SAMPLE = re.compile(rf"^{LAST_SUCCESS} (\S+)$", re.MULTILINE)
+
+
+def previous_success(text: str) -> float | None:
+    """The last-success time a previous file of ours holds (None: none, or not ours)."""
+    match = _SAMPLE.search(text)
+    if not match:
+        return None
+    try:
+        return float(match.group(1))
+    except ValueError:
+        return None
+
+
+def write(directory: Path, metrics: RunMetrics) -> Path:
+    """Write `directory/reconciler.prom` atomically (0644: node_exporter reads it)."""
+    from reconciler.shell.files import atomic_write
+
+    path = directory / FILE_NAME
+    atomic_write(path, render(metrics), 0o644, backup=False)
+    return path

@@ -1,0 +1,133 @@
+"""Metrics textfile: the exposition format (checked by the real `promtool check metrics`), written
+atomically by every apply with `metrics.textfile_dir`, keeping the last success across failures."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fakehost import FakeHost
+from review_cli import SPEC, FakeHostCli
+
+from reconciler.cli import cli
+from reconciler.unattended.metrics import RunMetrics, previous_success, render, write
+
+SAMPLE = RunMetrics(
+    finished_s=1795862400.5,
+    duration_s=2.25,
+    result="not-converged",
+    drift=3,
+    blocked=1,
+    failed=0,
+    last_success_s=1795860000,
+    gateway_up={"personal": True, 'we"ird\\name': False},
+)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian: prometheus)")
+def test_promtool_accepts_the_textfile() -> None:
+    checked = subprocess.run(
+        ["promtool", "check", "metrics"], input=render(SAMPLE), capture_output=True, text=True
+    )
+    assert (checked.returncode, checked.stdout, checked.stderr) == (0, "", "")
+
+
+def test_promtool_would_catch_a_broken_file() -> None:
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool (Debian: prometheus)")
+    broken = render(SAMPLE).replace("# TYPE gateway_up gauge\n", "# TYPE gateway_up gauge\n{")
+    checked = subprocess.run(["promtool", "check", "metrics"], input=broken, text=True,
+                             capture_output=True)  # fmt: skip
+    assert checked.returncode != 0
+
+
+def test_render_values_and_escaping() -> None:
+    text = render(SAMPLE)
+    assert "reconciler_last_run_timestamp_seconds 1795862400.5\n" in text
+    assert "reconciler_last_success_timestamp_seconds 1795860000\n" in text
+    assert "reconciler_drift_actions 3\n" in text
+    assert "reconciler_blocked_actions 1\n" in text
+    assert "reconciler_failed_actions 0\n" in text
+    assert "reconciler_run_duration_seconds 2.25\n" in text
+    assert 'reconciler_last_run_result{result="not-converged"} 1\n' in text
+    assert 'gateway_up{profile="personal"} 1\n' in text
+    assert 'gateway_up{profile="we\\"ird\\\\name"} 0\n' in text
+    assert previous_success(text) == 1795860000
+    never = render(replace(SAMPLE, last_success_s=None))
+    assert "reconciler_last_success_timestamp_seconds" not in never
+
+
+def test_write_is_atomic_and_readable_by_node_exporter(tmp_path: Path) -> None:
+    old = tmp_path / "reconciler.prom"
+    old.write_text("old\n")
+    inode = old.stat().st_ino
+    path = write(tmp_path, SAMPLE)
+    assert path == old and path.read_text() == render(SAMPLE)
+    assert path.stat().st_ino != inode  # a new file renamed over the old one, never rewritten
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reconciler.prom"]  # no temp left
+
+
+@pytest.fixture
+def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeHostCli, Path]]:
+    monkeypatch.chdir(tmp_path)
+    fake = FakeHost(tmp_path / "host")
+    fake.set_node("v22.12.0")
+    fake.set_gateway("2026.1.24-3")
+    fake.set_tailscale(https=True)
+    fake.set_linger("user", True)
+    textfiles = tmp_path / "node-exporter"
+    textfiles.mkdir()
+    Path("vm102.yaml").write_text(SPEC + f"metrics:\n  textfile_dir: {textfiles}\n")
+    yield FakeHostCli(fake), textfiles
+    fake.close()
+
+
+def apply(cli_: FakeHostCli, tmp_path: Path, *args: str) -> int:
+    listening = {int(e["port"]) for e in cli_.fake.listeners()}
+    ctx = replace(
+        cli_.context(),
+        state_dir=lambda: tmp_path / "state",
+        port_answers=lambda port: (
+            port in {int(e["port"]) for e in cli_.fake.listeners()} or port in listening
+        ),
+    )
+    result = CliRunner().invoke(cli, ["apply", "vm102.yaml", "--yes", *args], obj=ctx)
+    return result.exit_code
+
+
+def test_every_apply_writes_the_metrics(host: tuple[FakeHostCli, Path], tmp_path: Path) -> None:
+    cli_, textfiles = host
+    assert apply(cli_, tmp_path) == 0
+    first = (textfiles / "reconciler.prom").read_text()
+    # A fresh host: the plan had 15 steps to add and 2 to change (health checks are not drift).
+    assert "reconciler_drift_actions 17\n" in first
+    assert 'gateway_up{profile="ops"} 1\n' in first and 'gateway_up{profile="personal"} 1\n' in (
+        first
+    )
+    success = previous_success(first)
+    assert success is not None
+    # Break the gateway's CLI: the next run fails, the last success stays the first run's.
+    cli_.fake.stop_unit("clawdbot-gateway-ops.service")
+    cli_.fake.fail_mutating_call()
+    assert apply(cli_, tmp_path) == 1
+    second = (textfiles / "reconciler.prom").read_text()
+    assert 'reconciler_last_run_result{result="failed"} 1\n' in second
+    assert "reconciler_failed_actions 1\n" in second
+    assert 'gateway_up{profile="ops"} 0\n' in second
+    assert previous_success(second) == success
+
+
+def test_an_unwritable_metrics_dir_is_a_warning(
+    host: tuple[FakeHostCli, Path], tmp_path: Path
+) -> None:
+    cli_, textfiles = host
+    textfiles.rmdir()
+    textfiles.write_text("a file where the folder should be\n")
+    assert apply(cli_, tmp_path) == 0  # the host converged: that is the run's result
+    assert textfiles.read_text() == "a file where the folder should be\n"
