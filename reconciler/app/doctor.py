@@ -248,9 +248,8 @@ def doctor_probes(
     """The doctor's own probes, beyond the plan's."""
     from reconciler.facts.devices import DeviceFilesProbe, devices_dir
     from reconciler.facts.listeners import ListenersProbe
-    from reconciler.facts.systemd import UnitRestartsProbe, UnitStatusProbe
+    from reconciler.facts.systemd import LingerProbe, UnitRestartsProbe, UnitStatusProbe
     from reconciler.facts.tailscale import ServeStatusProbe, TailscaleStatusProbe
-    from reconciler.kinds.linger import LingerProbe
 
     names = _names(spec)
     probes: list[Probe[Any]] = [
@@ -481,7 +480,7 @@ def _status(e: Evidence) -> Any:
 
 
 def _manager(e: Evidence, w: Words) -> Link:
-    from reconciler.kinds.linger import LingerProbe
+    from reconciler.facts.systemd import LingerProbe
 
     status = _status(e)
     if status.reachable:
@@ -608,7 +607,7 @@ def _rpc(e: Evidence, w: Words) -> Link:
 
 
 def _linger(e: Evidence, w: Words) -> Link | None:
-    from reconciler.kinds.linger import LingerProbe
+    from reconciler.facts.systemd import LingerProbe
 
     if not e.spec.linger:
         return None

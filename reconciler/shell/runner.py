@@ -96,8 +96,12 @@ class ReadOnlyRunner:
         self, command: Command, on_line: Callable[[str], None], on_error: Callable[[str], None]
     ) -> CommandResult:
         """Run a read-only command without a deadline (`journalctl -f` ends on Ctrl-C), handing
-        each line of its output to `on_line` (stderr to `on_error`) as it comes."""
-        import sh
+        each line of its output to `on_line` as it comes (stderr, read after, to `on_error`).
+        Its process tree is ended when we are interrupted."""
+        import secrets
+        import subprocess
+
+        from reconciler.shell.process import GRACE_S, MARKER, kill_tree
 
         if command.mutating:
             raise MutationRefused(f"refusing a mutating command here: {command.display()}")
@@ -107,26 +111,30 @@ class ReadOnlyRunner:
         executable = self._which(argv[0])
         if executable is None or self._which(command.argv[0]) is None:
             return self._record(CommandResult(command, argv, None, error="not installed"))
-        proc = sh.Command(executable)(
-            *argv[1:],
-            _bg=True,
-            _return_cmd=True,
-            _ok_code=list(range(-64, 256)),
-            _env=self.env,
-            _out=lambda line: on_line(_text(line).rstrip("\n")),
-            _err=lambda line: on_error(_text(line).rstrip("\n")),
-            _decode_errors="replace",
-        )
-        try:
-            proc.wait()
-        except KeyboardInterrupt:
-            with contextlib.suppress(OSError):
-                proc.terminate()
-            raise
-        code = int(proc.exit_code)
+        tree = secrets.token_hex(8)
+        with subprocess.Popen(
+            (executable, *argv[1:]),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**self.env, MARKER: tree},
+            start_new_session=True,
+            close_fds=True,
+        ) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            try:
+                for raw in proc.stdout:
+                    on_line(raw.decode("utf-8", "replace").rstrip("\n"))
+                errors = proc.stderr.read().decode("utf-8", "replace")
+                code = proc.wait()
+            except BaseException:
+                kill_tree(proc.pid, tree, grace_s=GRACE_S)
+                raise
+        for line in errors.splitlines():
+            on_error(line)
         if code < 0:
             return self._record(CommandResult(command, argv, None, error=f"signal {-code}"))
-        return self._record(CommandResult(command, argv, code))
+        return self._record(CommandResult(command, argv, code, stderr=errors))
 
     def wrap(self, command: Command) -> tuple[tuple[str, ...], str | None]:
         """The argv as it will really run (sudo -n / runuser added), or why it cannot run."""
