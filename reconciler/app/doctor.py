@@ -159,10 +159,12 @@ def doctor(ctx: AppContext, request: DoctorRequest) -> int:
     now_ms = int(ctx.now().timestamp() * 1000)
     diagnoses = examine(spec, host, runner, profiles, str(request.spec_path), now_ms)
     elapsed = ctx.monotonic() - started
+    from reconciler.core.secrets import mask_secrets
+
     if request.fmt == "json":
-        ctx.echo(render_json(diagnoses))
+        ctx.echo(mask_secrets(render_json(diagnoses)))
     else:
-        ctx.echo(render_human(diagnoses, elapsed, len(runner.log)), nl=False)
+        ctx.echo(mask_secrets(render_human(diagnoses, elapsed, len(runner.log))), nl=False)
     return EXIT_OK if all(d.healthy for d in diagnoses) else EXIT_FAILED
 
 

@@ -269,6 +269,9 @@ class ReadOnlyRunner:
                 text = handle.read(64 * 1024)
         finally:
             os.close(fd)
+        from reconciler.core.secrets import learn_secrets
+
+        learn_secrets(text)  # its values are masked in anything we print or write from now on
         values: dict[str, str] = {}
         for line in text.splitlines():
             name, sep, value = line.partition("=")

@@ -205,14 +205,14 @@ def test_port_not_answering(host: FakeHostCli) -> None:
 def test_gateway_rpc_health_fails(host: FakeHostCli) -> None:
     # The token on disk changed; the running gateway still has the old one and refuses it.
     token_file = host.fake.home / ".clawdbot-ops/gateway.env"
-    token_file.write_text("CLAWDBOT_GATEWAY_TOKEN=" + "ab" * 32 + "\n")
+    token_file.write_text("CLAWDBOT_GATEWAY_TOKEN=" + "7d1e" * 16 + "\n")
     link = broken(host, "ops")
     assert link["link"] == "rpc"
     assert link["detail"].startswith(
         "gateway health failed: exit 1: unauthorized: gateway token mismatch"
     )
     assert link["fix"] == "reconciler apply vm102.yaml"
-    assert "ab" * 32 not in doctor(host, "--format", "json").stdout
+    assert "7d1e" * 16 not in doctor(host, "--format", "json").stdout
 
 
 def test_gateway_rpc_health_sends_the_token(host: FakeHostCli) -> None:
