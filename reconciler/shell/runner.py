@@ -12,6 +12,7 @@ import os
 import shlex
 import shutil
 import socket
+import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
