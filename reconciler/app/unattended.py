@@ -122,10 +122,13 @@ def unattended_apply(
 ) -> int:
     """Suspension, lock, spec (at a git revision), apply, run record. See the module docstring."""
     from reconciler.shell.lock import LOCK_NAME, LockBusy, LockUnusable, hold_lock, host_lock_path
+    from reconciler.spec import validation_cache
     from reconciler.unattended import ensure_state_dir
     from reconciler.unattended.logs import ActionLog
     from reconciler.unattended.suspend import current
 
+    # This run changes the host: it may also remember that its spec passed validation.
+    validation_cache.allow_writes()
     ctx = ctx if ctx is not None else AppContext()
     directory = checked_state_dir(state if state is not None else ctx.state_dir())
     log = ActionLog(log_format, ctx.echo) if non_interactive or log_format == "json" else None

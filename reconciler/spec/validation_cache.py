@@ -32,6 +32,18 @@ from typing import Any
 
 from reconciler import __version__
 
+# Only a run that changes the host stores entries (apply, the timer: `allow_writes`). plan,
+# probe, validate and dry runs read the cache but leave the user's home exactly as it was (the
+# dry-run law: tests/e2e test_dry_run_changes_nothing compares every path under the home).
+_writes_allowed = False
+
+
+def allow_writes(allowed: bool = True) -> None:
+    """Let this process store entries (the apply use case calls it before loading the spec)."""
+    global _writes_allowed
+    _writes_allowed = allowed
+
+
 #: entries kept; the oldest are removed when a new one is stored
 MAX_ENTRIES = 32
 DISABLE_ENV = "RECONCILER_NO_CACHE"
@@ -113,7 +125,7 @@ def lookup(key: str, directory: Path | None) -> dict[str, Any] | None:
 
 def store(key: str, directory: Path | None, data: Mapping[str, Any]) -> None:
     """Keep `data` under `key` (best effort; data that JSON would change is not kept)."""
-    if directory is None:
+    if directory is None or not _writes_allowed:
         return
     try:
         text = json.dumps(data, ensure_ascii=False, sort_keys=True)

@@ -23,7 +23,17 @@ SEED = ROOT / "specs" / "vm102.yaml"
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv(validation_cache.DISABLE_ENV, raising=False)
+    monkeypatch.setattr(validation_cache, "_writes_allowed", True)  # as in an apply
     return tmp_path / "cache" / "reconciler" / "specs"
+
+
+def test_read_only_runs_store_nothing(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """plan, probe, validate and dry runs leave the user's home as it was (the dry-run law)."""
+    monkeypatch.setattr(validation_cache, "_writes_allowed", False)
+    load_spec(_spec(tmp_path))
+    assert not cache.exists()
 
 
 def _spec(tmp_path: Path, text: str | None = None) -> Path:
@@ -170,7 +180,8 @@ def test_data_json_would_change_is_not_stored(tmp_path: Path) -> None:
     assert not (tmp_path / "d" / "k.json").exists()
 
 
-def test_only_the_newest_entries_are_kept(tmp_path: Path) -> None:
+def test_only_the_newest_entries_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(validation_cache, "_writes_allowed", True)
     directory = tmp_path / "d"
     for i in range(validation_cache.MAX_ENTRIES + 5):
         validation_cache.store(f"k{i}", directory, {"i": i})
@@ -185,7 +196,8 @@ def test_a_cached_plan_run_imports_neither_the_parser_nor_jsonschema(tmp_path: P
     script = textwrap.dedent(
         f"""
         import sys
-        from reconciler.spec import load_spec
+        from reconciler.spec import load_spec, validation_cache
+        validation_cache.allow_writes()  # as the timer's apply does
         load_spec({str(_spec(tmp_path))!r})
         print(sorted(m for m in ("yaml", "jsonschema") if m in sys.modules))
         """
