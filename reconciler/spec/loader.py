@@ -24,12 +24,14 @@ from reconciler.spec.errors import SpecError, SpecInvalid
 from reconciler.spec.limits import MAX_BYTES
 from reconciler.spec.model import (
     API_VERSION,
+    Backup,
     GatewayRuntime,
     GitSource,
     Host,
     Metrics,
     Profile,
     Reconcile,
+    Retention,
     Runtime,
     ServeEntry,
     Spec,
@@ -175,6 +177,7 @@ def build(data: dict[str, Any]) -> Spec:
         tailscale=_tailscale(data["tailscale"]) if "tailscale" in data else None,
         reconcile=_reconcile(data.get("reconcile", {})),
         metrics=Metrics(data["metrics"]["textfile_dir"]) if "metrics" in data else None,
+        backup=_backup(data["backup"]) if "backup" in data else None,
         **_some(data, "product", "linger", "prune_units"),
         api_version=data.get("apiVersion", API_VERSION),
     )
@@ -238,3 +241,30 @@ def _reconcile(section: dict[str, Any]) -> Reconcile:
         source=GitSource(path=source["git"], **_some(source, "ref")) if source else None,
         command=tuple(command) if command is not None else None,
     )
+
+
+def schedule_interval(value: str | int) -> int | None:
+    """The seconds of a schedule that is an interval, None for a calendar expression."""
+    if isinstance(value, int):
+        return value
+    try:
+        return parse_duration(value)
+    except ValueError:
+        return None
+
+
+def _backup(section: dict[str, Any]) -> Backup:
+    fields: dict[str, Any] = _some(
+        section, "repository", "password_file", "environment_file", "consistency"
+    )
+    if "schedule" in section:
+        schedule = section["schedule"]
+        fields["schedule"] = str(schedule).strip()
+        fields["schedule_interval_s"] = schedule_interval(schedule)
+    if "retention" in section:
+        fields["retention"] = Retention(**section["retention"])
+    if "profiles" in section:
+        fields["profiles"] = tuple(section["profiles"])
+    if "exclude" in section:
+        fields["exclude"] = tuple(section["exclude"])
+    return Backup(**fields)

@@ -17,6 +17,10 @@ Bind = Literal["loopback", "lan", "tailnet", "auto"]
 DockerPolicy = Literal["required", "optional", "absent"]
 FunnelPolicy = Literal["deny", "allow"]
 AuthMode = Literal["none", "token"]
+Consistency = Literal["stop", "live"]
+
+# Restic exclude patterns the gateway rebuilds by itself: its logs and caches.
+DEFAULT_BACKUP_EXCLUDES: tuple[str, ...] = ("*.log", "logs", ".cache", "cache")
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,36 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """`restic forget --prune` policy; 0 means the keep_* option is not passed."""
+
+    keep_last: int = 0
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+
+
+@dataclass(frozen=True)
+class Backup:
+    """Backups of the profiles' state with restic, run by a user timer (`backup:` in the spec).
+
+    `schedule` is either a systemd calendar expression (`schedule_interval_s` None) or an
+    interval (`schedule_interval_s` its seconds). The password and environment files are paths
+    only: their content is never read into the spec, a plan, a snapshot or a run record.
+    """
+
+    repository: str
+    password_file: str
+    schedule: str = "daily"
+    schedule_interval_s: int | None = None
+    environment_file: str | None = None
+    retention: Retention | None = None  # None: no `restic forget`
+    profiles: tuple[str, ...] | None = None  # None: every profile of the spec
+    exclude: tuple[str, ...] = DEFAULT_BACKUP_EXCLUDES
+    consistency: Consistency = "stop"
+
+
+@dataclass(frozen=True)
 class Spec:
     """A validated spec with every default filled in."""
 
@@ -140,6 +174,7 @@ class Spec:
     prune_units: bool = False
     reconcile: Reconcile = field(default_factory=Reconcile)
     metrics: Metrics | None = None  # None: no metrics file
+    backup: Backup | None = None  # None: the spec does not manage backups
     api_version: str = API_VERSION
     # Where it came from, for plans and run records.
     path: Path | None = None
@@ -151,3 +186,10 @@ class Spec:
             if p.name == name:
                 return p
         raise KeyError(name)
+
+    def backed_up_profiles(self) -> tuple[Profile, ...]:
+        """The profiles `backup.profiles` names (all when it names none); () without backups."""
+        if self.backup is None:
+            return ()
+        wanted = self.backup.profiles
+        return tuple(p for p in self.profiles if wanted is None or p.name in wanted)

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from reconciler.gateway.naming import PRODUCTS, product_names
 from reconciler.semver import check_range
+from reconciler.spec.calendar import EXAMPLES as CALENDAR_EXAMPLES
+from reconciler.spec.calendar import check_calendar
 from reconciler.spec.duration import parse_duration
 from reconciler.spec.schema import pattern
 from reconciler.spec.yaml_source import YAML11_BOOLS, Document, PathT, show
@@ -33,6 +35,8 @@ DURATIONS: tuple[tuple[tuple[str, ...], bool], ...] = (
     (("reconcile", "timer", "on_boot"), False),
     (("reconcile", "timer", "randomized_delay"), True),
 )
+# Backends restic accepts as `<scheme>:...`; anything else must be a local absolute or ~/ path.
+RESTIC_BACKENDS = ("local", "sftp", "rest", "s3", "b2", "azure", "gs", "swift", "rclone")
 
 
 @dataclass(frozen=True)
@@ -531,6 +535,140 @@ def _lookup(data: Any, path: PathT) -> Any:
     return data
 
 
+# --- backup ---------------------------------------------------------------------------------
+
+
+def _backup(doc: Document) -> dict[str, Any]:
+    section = _get(doc.data, "backup")
+    return section if isinstance(section, dict) else {}
+
+
+def backup_schedule(doc: Document) -> Iterator[Issue]:
+    """backup.schedule is an interval longer than zero or a calendar expression."""
+    value = _backup(doc).get("schedule")
+    path = ("backup", "schedule")
+    hint = f"write an interval like 6h or 1d, or a calendar expression like {CALENDAR_EXAMPLES}"
+    number = None if isinstance(value, float) else _as_int(value)
+    if number is not None:
+        if number <= 0:
+            yield Issue(path, f"{show(value)} is not a positive interval", hint)
+        return
+    if not isinstance(value, str):
+        return
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        problem = check_calendar(value)
+        if problem is not None:
+            yield Issue(
+                path, f"{show(value)} is neither an interval nor a calendar: {problem}", hint
+            )
+        return
+    if seconds <= 0:
+        yield Issue(path, f"{show(value)} is not a positive interval", hint)
+
+
+def backup_profiles(doc: Document) -> Iterator[Issue]:
+    """backup.profiles names defined profiles, each once."""
+    names = _backup(doc).get("profiles")
+    profiles = _profiles(doc)
+    if not isinstance(names, list) or not profiles:
+        return
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            continue
+        if name not in profiles:
+            hint = _did_you_mean(name, profiles) or "defined profiles: " + ", ".join(
+                f"`{p}`" for p in profiles
+            )
+            yield Issue(("backup", "profiles", i), f"no profile named {show(name)}", hint)
+        elif name in seen:
+            yield Issue(("backup", "profiles", i), f"profile {show(name)} is listed twice", None)
+        seen.add(name)
+
+
+def backup_repository(doc: Document) -> Iterator[Issue]:
+    """backup.repository is a restic backend URL or an absolute (or ~/) local path."""
+    value = _backup(doc).get("repository")
+    if not isinstance(value, str) or not value.strip():
+        return
+    scheme = value.split(":", 1)[0] if ":" in value and not value.startswith(("/", "~")) else None
+    if scheme is not None:
+        if scheme not in RESTIC_BACKENDS:
+            yield Issue(
+                ("backup", "repository"),
+                f"{show(value)} names the unknown restic backend {show(scheme)}",
+                "restic backends: "
+                + ", ".join(f"{b}:" for b in RESTIC_BACKENDS)
+                + "; a local repository is an absolute path or ~/path",
+            )
+        return
+    if not value.startswith(("/", "~/")):
+        yield Issue(
+            ("backup", "repository"),
+            f"{show(value)} is a relative path",
+            "write a local repository as /absolute/path or ~/path (the timer does not run in "
+            "the spec's folder)",
+        )
+
+
+def _backed_up_dirs(doc: Document) -> Iterator[tuple[str, str, str]]:
+    """(profile, what, path) of the state directory and workspace of every backed-up profile."""
+    product = _get(doc.data, "product")
+    names = product_names(
+        product if isinstance(product, str) and product in PRODUCTS else "clawdbot"
+    )
+    wanted = _backup(doc).get("profiles")
+    for name, body in _profiles(doc).items():
+        if isinstance(wanted, list) and name not in wanted:
+            continue
+        state = _get(body, "state_dir")
+        workspace = _get(body, "workspace")
+        yield name, "state directory", state if isinstance(state, str) else names.state_dir(name)
+        yield name, "workspace", workspace if isinstance(workspace, str) else names.workspace(name)
+
+
+def _inside(path: str, directory: str) -> bool:
+    path, directory = path.rstrip("/") or "/", directory.rstrip("/") or "/"
+    return path == directory or path.startswith(directory if directory == "/" else directory + "/")
+
+
+def backup_repository_outside_state(doc: Document) -> Iterator[Issue]:
+    """A local repository is not inside what it backs up (it would back itself up, and a wiped
+    state directory would take its own backups with it)."""
+    value = _backup(doc).get("repository")
+    if not isinstance(value, str):
+        return
+    local = value.removeprefix("local:")
+    if not local.startswith(("/", "~/")):
+        return
+    for name, what, directory in _backed_up_dirs(doc):
+        if _inside(local, directory):
+            yield Issue(
+                ("backup", "repository"),
+                f"{show(value)} is inside the {what} of profile {show(name)} ({directory}), "
+                "which it backs up",
+                "keep the repository outside every backed-up state directory and workspace, "
+                "best on another disk or host (sftp:, rest:, s3:)",
+            )
+
+
+def backup_retention(doc: Document) -> Iterator[Issue]:
+    """A retention policy keeps something (restic refuses to forget with an empty policy)."""
+    retention = _backup(doc).get("retention")
+    if not isinstance(retention, dict):
+        return
+    values = [_as_int(v) for v in retention.values()]
+    if all(v is not None and v == 0 for v in values):
+        yield Issue(
+            ("backup", "retention"),
+            "the retention policy keeps no snapshot",
+            "set at least one of keep_last, keep_daily, keep_weekly, keep_monthly above 0, "
+            "or remove retention to keep every snapshot",
+        )
+
+
 RULES: list[Rule] = [
     profile_names,
     user_names,
@@ -550,6 +688,11 @@ RULES: list[Rule] = [
     reconcile_command,
     control_characters,
     yaml11_booleans,
+    backup_schedule,
+    backup_profiles,
+    backup_repository,
+    backup_repository_outside_state,
+    backup_retention,
 ]
 
 

@@ -15,11 +15,13 @@ import yaml
 from reconciler.spec import load_spec
 from reconciler.spec.loader import load_spec_text
 from reconciler.spec.model import (
+    Backup,
     GatewayRuntime,
     GitSource,
     Host,
     Profile,
     Reconcile,
+    Retention,
     Runtime,
     ServeEntry,
     Spec,
@@ -233,6 +235,36 @@ def test_schema_defaults_match_model_defaults() -> None:
     assert dataclasses.replace(explicit, sha256=None) == dataclasses.replace(implicit, sha256=None)
 
 
+BACKUP_SPARSE = """\
+apiVersion: reconciler/v1
+host: {name: vm102, user: user}
+profiles: {ops: {port: 18789}}
+backup:
+  repository: /srv/restic
+  password_file: ~/.restic-password
+  retention: {keep_daily: 7}
+"""
+
+
+def test_backup_schema_defaults_match_model_defaults() -> None:
+    root = schema()
+    data = yaml.safe_load(BACKUP_SPARSE)
+    filled = copy.deepcopy(data)
+    written = _fill_defaults(filled, root, root)
+    assert {"schedule", "exclude", "consistency", "keep_last"} <= set(filled["backup"]) | set(
+        filled["backup"]["retention"]
+    )
+    assert written >= 6
+    implicit = load_spec_text(yaml.safe_dump(data), "implicit.yaml")
+    explicit = load_spec_text(yaml.safe_dump(filled), "explicit.yaml")
+    assert dataclasses.replace(explicit, sha256=None) == dataclasses.replace(implicit, sha256=None)
+    assert implicit.backup == Backup(
+        repository="/srv/restic",
+        password_file="~/.restic-password",
+        retention=Retention(keep_daily=7),
+    )
+
+
 MODEL_FIELDS_WITH_DEFAULTS: dict[type, dict[str, str | None]] = {
     # model class -> {model field: schema location}, every dataclass field that has a default
     Host: {"data_roots": "host.data_roots", "ssh": None},  # ssh absent: local administration
@@ -268,7 +300,23 @@ MODEL_FIELDS_WITH_DEFAULTS: dict[type, dict[str, str | None]] = {
     },
     GitSource: {"ref": "reconcile.source.ref"},
     Reconcile: {"timer": "reconcile.timer", "source": None, "command": "reconcile.command"},
+    Retention: {
+        "keep_last": "backup.retention.keep_last",
+        "keep_daily": "backup.retention.keep_daily",
+        "keep_weekly": "backup.retention.keep_weekly",
+        "keep_monthly": "backup.retention.keep_monthly",
+    },
+    Backup: {
+        "schedule": "backup.schedule",
+        "schedule_interval_s": None,  # derived from schedule
+        "environment_file": None,  # absent: no backend credentials
+        "retention": None,  # absent: never forget
+        "profiles": None,  # absent: every profile
+        "exclude": "backup.exclude",
+        "consistency": "backup.consistency",
+    },
     Spec: {
+        "backup": None,  # absent: not managed
         "product": "product",
         "linger": "linger",
         "tailscale": None,  # absent: not managed
