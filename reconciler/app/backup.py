@@ -1,0 +1,516 @@
+"""Backup use cases: `backup init|run|list|verify|restore` (docs/backups.md).
+
+Each opens a session (spec with a `backup` section, restic present and recent enough, secret
+files 0600 and the user's), then runs restic through reconciler/shell/restic.py. `run` and an
+in-place `restore` hold the reconciler's host lock, so an apply and a backup never stop or start
+the same gateway at once. Each backup, verify and restore appends a line to `backups.jsonl` in
+the state directory (what `status` reads for freshness); never a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reconciler.app.context import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, AppContext, Failed
+from reconciler.app.specs import load
+from reconciler.gateway import backup as plan
+
+if TYPE_CHECKING:
+    from reconciler.core.host import HostContext
+    from reconciler.shell.restic import Restic
+    from reconciler.spec.model import Spec
+
+RECORDS = "backups.jsonl"
+LOCK_TIMEOUT_S = 600.0
+CHANNEL_WARNING = (
+    "warning: restoring is time travel for channel credentials with ratchets (WhatsApp, Signal "
+    "sessions): if they were used after this snapshot, re-pair those channels"
+)
+
+
+@dataclass(frozen=True)
+class Session:
+    """Everything a backup command needs, checked."""
+
+    spec: Spec
+    host: HostContext
+    restic: Restic
+    targets: tuple[plan.ProfileBackup, ...]
+
+    def argv(self, *args: str) -> tuple[str, ...]:
+        return (*plan.base_argv(self.restic.program, self.restic.repo), *args)
+
+
+def open_session(ctx: AppContext, spec_path: Path, profile: str | None = None) -> Session:
+    """The checked session, or Failed naming what is missing (nothing has run)."""
+    from reconciler.facts.programs import locate
+    from reconciler.shell.restic import Restic, secret_problems
+
+    spec = load(ctx, spec_path)
+    if spec.backup is None:
+        raise Failed(f"{spec_path}: the spec has no backup section (see docs/backups.md)")
+    host = ctx.discover_host(spec)
+    program = locate("restic", host)
+    if program is None:
+        raise Failed(
+            "restic is not installed: install it with `apt-get install restic` "
+            "(the reconciler never downloads it)"
+        )
+    repo = plan.repository(spec.backup, host)
+    problems = secret_problems(repo, host)
+    if problems:
+        raise Failed("; ".join(problems))
+    try:
+        restic = Restic(program, repo, host)
+    except (OSError, ValueError) as exc:
+        raise Failed(f"environment_file: {exc}") from None
+    version = restic.run((program, "version"), mutating=False, timeout_s=20)
+    found = plan.restic_version(version.stdout)
+    if found is None or found[:2] < plan.MIN_RESTIC:
+        raise Failed(
+            f"{program}: needs restic {'.'.join(map(str, plan.MIN_RESTIC))} or newer, found "
+            f"{version.stdout.strip() or version.summary()}"
+        )
+    targets = plan.profile_backups(spec, host)
+    if profile is not None:
+        targets = tuple(t for t in targets if t.profile == profile)
+        if not targets:
+            names = ", ".join(t.profile for t in plan.profile_backups(spec, host))
+            raise Failed(f"profile {profile!r} is not backed up by this spec (backed up: {names})")
+    return Session(spec, host, restic, targets)
+
+
+def repository_state(session: Session) -> str:
+    """ok, absent, wrong-password or error (`restic cat config`)."""
+    result = session.restic.run(session.argv("cat", "config"), mutating=False, timeout_s=120)
+    return plan.repository_state(result.exit_code, result.stderr)
+
+
+def _require_repository(session: Session) -> None:
+    state = repository_state(session)
+    if state == "absent":
+        raise Failed(
+            f"no restic repository at {session.restic.repo.location}: "
+            "run `reconciler backup init SPEC` (or apply) first"
+        )
+    if state == "wrong-password":
+        raise Failed(
+            f"the password in {session.restic.repo.password_file} does not open the repository "
+            f"at {session.restic.repo.location} (it is never re-initialised)"
+        )
+    if state != "ok":
+        raise Failed(f"cannot open the repository at {session.restic.repo.location}")
+
+
+# --- records -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackupRecord:
+    """One line of backups.jsonl."""
+
+    kind: str  # backup, verify, restore
+    profile: str
+    start: str
+    end: str
+    ok: bool
+    snapshot: str | None = None
+    downtime_s: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def append_record(directory: Path, record: BackupRecord) -> None:
+    """Append one record (the state directory is the user's, 0700)."""
+    from reconciler.unattended import ensure_state_dir
+
+    ensure_state_dir(directory)
+    line = json.dumps(asdict(record), sort_keys=True) + "\n"
+    fd = os.open(directory / RECORDS, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def read_records(directory: Path) -> list[BackupRecord]:
+    """Every record, oldest first (unreadable lines are skipped)."""
+    try:
+        lines = (directory / RECORDS).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(BackupRecord(**json.loads(line)))
+        except (ValueError, TypeError):
+            continue
+    return out
+
+
+def freshness(records: list[BackupRecord]) -> dict[str, dict[str, str | None]]:
+    """Per profile: the end of the last successful backup and of the last passed verify."""
+    out: dict[str, dict[str, str | None]] = {}
+    for record in records:
+        entry = out.setdefault(record.profile, {"backup": None, "verify": None})
+        if record.ok and record.kind in entry:
+            entry[record.kind] = record.end
+    return out
+
+
+# --- lock ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def _host_lock(ctx: AppContext, command: str) -> Iterator[None]:
+    from reconciler.app.unattended import checked_state_dir
+    from reconciler.shell.lock import LockBusy, apply_lock
+
+    directory = checked_state_dir(ctx.state_dir())
+    try:
+        with apply_lock(directory, LOCK_TIMEOUT_S, command=command):
+            yield
+    except LockBusy as busy:
+        raise Failed(str(busy), EXIT_LOCKED) from None
+
+
+# --- use cases ----------------------------------------------------------------------------
+
+
+def init(ctx: AppContext, spec_path: Path) -> int:
+    """Create the repository when absent; an existing one is left alone (never re-initialised)."""
+    session = open_session(ctx, spec_path)
+    state = repository_state(session)
+    location = session.restic.repo.location
+    if state == "ok":
+        ctx.echo(f"repository {location} exists and opens with the password file; nothing to do")
+        return EXIT_OK
+    if state != "absent":
+        _require_repository(session)  # raises with the reason
+    result = session.restic.run(session.argv("init"), timeout_s=600)
+    if not result.ok:
+        raise Failed(f"restic init {location}: {result.summary()}")
+    ctx.echo(f"initialised restic repository {location}")
+    return EXIT_OK
+
+
+def run(ctx: AppContext, spec_path: Path, profile: str | None = None) -> int:
+    """Back up every selected profile (what the backup timer runs), under the host lock."""
+    session = open_session(ctx, spec_path, profile)
+    _require_repository(session)
+    failed = 0
+    with _host_lock(ctx, f"reconciler backup run {spec_path}"):
+        for target in session.targets:
+            record = _back_up(ctx, session, target)
+            append_record(ctx.state_dir(), record)
+            failed += not record.ok
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _back_up(ctx: AppContext, session: Session, target: plan.ProfileBackup) -> BackupRecord:
+    assert session.spec.backup is not None
+    backup = session.spec.backup
+    start = ctx.timestamp()
+    paths = [p for p in target.paths if p.exists()]
+    if not paths:
+        ctx.error(f"{target.profile}: nothing to back up ({', '.join(map(str, target.paths))})")
+        return BackupRecord("backup", target.profile, start, ctx.timestamp(), False)
+    host_name = session.spec.host.name
+    argv = plan.backup_argv(
+        session.restic.program, session.restic.repo, target, host_name, backup.exclude, paths
+    )
+    stopped_at = _stop(ctx, session, target) if backup.consistency == "stop" else None
+    try:
+        result = session.restic.run(argv)
+    finally:
+        downtime = _start(ctx, session, target, stopped_at)
+    summary = plan.backup_summary(result.stdout)
+    # restic exits 3 when some files could not be read: the snapshot exists but is incomplete.
+    ok = result.ok and bool(summary)
+    detail = {k: summary[k] for k in _SUMMARY_KEYS if k in summary}
+    snapshot = str(summary.get("snapshot_id")) if summary.get("snapshot_id") else None
+    if ok:
+        down = f", gateway down {downtime:.1f} s" if downtime is not None else ""
+        ctx.echo(
+            f"{target.profile}: snapshot {snapshot}: {detail.get('files_new', 0)} new, "
+            f"{detail.get('files_changed', 0)} changed, {detail.get('files_unmodified', 0)} "
+            f"unchanged files, {detail.get('data_added', 0)} bytes added{down}"
+        )
+        ok = _forget(ctx, session, target)
+    else:
+        ctx.error(f"{target.profile}: restic backup failed: {result.summary()}")
+    return BackupRecord(
+        "backup", target.profile, start, ctx.timestamp(), ok, snapshot, downtime, detail
+    )
+
+
+_SUMMARY_KEYS = (
+    "files_new",
+    "files_changed",
+    "files_unmodified",
+    "data_added",
+    "total_files_processed",
+    "total_bytes_processed",
+    "total_duration",
+)
+
+
+def _stop(ctx: AppContext, session: Session, target: plan.ProfileBackup) -> float | None:
+    """Stop the profile's gateway when it runs; the monotonic time it stopped, else None."""
+    active = session.restic.systemctl("is-active", "--quiet", target.unit)
+    if not active.ok:
+        return None
+    result = session.restic.systemctl("stop", target.unit)
+    if not result.ok:
+        raise Failed(f"{target.profile}: cannot stop {target.unit}: {result.summary()}")
+    return ctx.monotonic()
+
+
+def _start(
+    ctx: AppContext, session: Session, target: plan.ProfileBackup, stopped_at: float | None
+) -> float | None:
+    """Start the gateway again when we stopped it; the downtime in seconds."""
+    if stopped_at is None:
+        return None
+    result = session.restic.systemctl("start", target.unit)
+    downtime = ctx.monotonic() - stopped_at
+    if not result.ok:
+        ctx.error(f"{target.profile}: cannot start {target.unit} again: {result.summary()}")
+    return round(downtime, 3)
+
+
+def _forget(ctx: AppContext, session: Session, target: plan.ProfileBackup) -> bool:
+    assert session.spec.backup is not None
+    retention = session.spec.backup.retention
+    if retention is None:
+        return True
+    argv = plan.forget_argv(
+        session.restic.program, session.restic.repo, target, session.spec.host.name, retention
+    )
+    result = session.restic.run(argv)
+    if not result.ok:
+        ctx.error(f"{target.profile}: restic forget --prune failed: {result.summary()}")
+    return result.ok
+
+
+def snapshots(session: Session) -> tuple[plan.Snapshot, ...]:
+    """Every snapshot of the repository, oldest first."""
+    result = session.restic.run(session.argv("snapshots", "--json"), mutating=False)
+    if not result.ok:
+        raise Failed(f"restic snapshots: {result.summary()}")
+    return plan.parse_snapshots(result.stdout)
+
+
+def list_snapshots(ctx: AppContext, spec_path: Path, profile: str | None, as_json: bool) -> int:
+    """The snapshots of the backed-up profiles of this host, oldest first."""
+    session = open_session(ctx, spec_path, profile)
+    _require_repository(session)
+    names = {t.profile for t in session.targets}
+    host_name = session.spec.host.name
+    mine = [s for s in snapshots(session) if s.profile in names and s.hostname == host_name]
+    if as_json:
+        ctx.echo(json.dumps([asdict(s) | {"profile": s.profile} for s in mine], indent=2))
+        return EXIT_OK
+    if not mine:
+        ctx.echo("no snapshots yet")
+    for snap in mine:
+        ctx.echo(f"{snap.short_id}  {snap.time[:19].replace('T', ' ')}Z  {snap.profile}")
+    return EXIT_OK
+
+
+def _pick(session: Session, target: plan.ProfileBackup, wanted: str | None) -> plan.Snapshot:
+    """The snapshot `wanted` (an id or its prefix) of this profile, or its latest on this host."""
+    mine = [s for s in snapshots(session) if s.profile == target.profile]
+    if wanted is not None:
+        found = [s for s in mine if s.id.startswith(wanted)]
+        if len(found) != 1:
+            raise Failed(
+                f"{target.profile}: {len(found) or 'no'} snapshots of this profile match "
+                f"{wanted!r} (`reconciler backup list SPEC` shows them)"
+            )
+        return found[0]
+    latest = plan.latest_per_profile(mine, session.spec.host.name).get(target.profile)
+    if latest is None:
+        raise Failed(f"{target.profile}: no snapshot of this profile on this host yet")
+    return latest
+
+
+def _user_dir(session: Session, directory: Path) -> Path:
+    """`directory` given to the spec's user when we are root (restic runs as the user)."""
+    user = session.host.user
+    if session.host.is_root and user is not None:
+        os.chown(directory, user.uid, user.gid)
+    return directory
+
+
+def verify(ctx: AppContext, spec_path: Path, profile: str | None, subset: str) -> int:
+    """Restore each profile's latest snapshot into a temporary directory and compare every file
+    with the snapshot's listing, then `restic check --read-data-subset SUBSET`."""
+    session = open_session(ctx, spec_path, profile)
+    _require_repository(session)
+    failures = 0
+    for target in session.targets:
+        start = ctx.timestamp()
+        snap = _pick(session, target, None)
+        problems = _verify_snapshot(session, snap)
+        ok = not problems
+        for problem in problems[:20]:
+            ctx.error(f"{target.profile}: {problem}")
+        if ok:
+            ctx.echo(f"{target.profile}: snapshot {snap.short_id} restores, every file matches")
+        append_record(
+            ctx.state_dir(),
+            BackupRecord("verify", target.profile, start, ctx.timestamp(), ok, snap.id),
+        )
+        failures += not ok
+    check = session.restic.run(session.argv("--no-cache", "check", "--read-data-subset", subset))
+    if not check.ok:
+        ctx.error(f"restic check --read-data-subset {subset} failed: {check.summary()}")
+        failures += 1
+    else:
+        ctx.echo(f"restic check --read-data-subset {subset}: no errors")
+    if failures:
+        ctx.error("VERIFY FAILED: the backups above cannot be trusted")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _verify_snapshot(session: Session, snap: plan.Snapshot) -> list[str]:
+    """What is wrong with restoring `snap` (empty: every listed file restored, same size and
+    mode; restic's own --verify compared every file's content with its blob checksums).
+    --no-cache: read the repository itself, not the local copy of its tree packs."""
+    with tempfile.TemporaryDirectory(prefix="reconciler-verify-") as tmp:
+        root = _user_dir(session, Path(tmp))
+        restored = session.restic.run(
+            session.argv("--no-cache", "restore", snap.id, "--target", str(root), "--verify")
+        )
+        if not restored.ok:
+            return [f"restic restore --verify of {snap.short_id} failed: {restored.summary()}"]
+        listing = session.restic.run(session.argv("ls", "--json", snap.id), mutating=False)
+        if not listing.ok:
+            return [f"restic ls {snap.short_id} failed: {listing.summary()}"]
+        return compare_tree(root, plan.parse_ls(listing.stdout))
+
+
+def compare_tree(root: Path, files: tuple[plan.ListedFile, ...]) -> list[str]:
+    """Every listed file under `root`: present, same size, same permission bits."""
+    problems = []
+    for listed in files:
+        path = root / listed.path.lstrip("/")
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            problems.append(f"{listed.path}: missing after restore")
+            continue
+        if st.st_size != listed.size:
+            problems.append(f"{listed.path}: {st.st_size} bytes, the snapshot says {listed.size}")
+        if st.st_mode & 0o7777 != listed.mode:
+            problems.append(
+                f"{listed.path}: mode {st.st_mode & 0o7777:04o}, the snapshot says "
+                f"{listed.mode:04o}"
+            )
+    if not files:
+        problems.append("the snapshot lists no file")
+    return problems
+
+
+def restore(
+    ctx: AppContext,
+    spec_path: Path,
+    profile: str,
+    snapshot: str | None,
+    target_dir: Path | None,
+    in_place: bool,
+) -> int:
+    """Restore a snapshot of `profile`: into a fresh staging directory, or in place."""
+    session = open_session(ctx, spec_path, profile)
+    _require_repository(session)
+    (target,) = session.targets
+    snap = _pick(session, target, snapshot)
+    if in_place:
+        if target_dir is not None:
+            raise Failed("--in-place and --target exclude each other")
+        with _host_lock(ctx, f"reconciler backup restore --in-place {spec_path}"):
+            return _restore_in_place(ctx, session, target, snap)
+    stamp = ctx.now().strftime("%Y%m%dT%H%M%SZ")
+    staging = target_dir or ctx.state_dir() / "restores" / f"{profile}-{snap.short_id}-{stamp}"
+    if staging.exists() and any(staging.iterdir()):
+        raise Failed(f"{staging} is not empty: restore into a fresh directory")
+    staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _user_dir(session, staging)
+    result = session.restic.run(session.argv("restore", snap.id, "--target", str(staging)))
+    if not result.ok:
+        raise Failed(f"restic restore {snap.short_id}: {result.summary()}")
+    ctx.echo(f"{profile}: snapshot {snap.short_id} ({snap.time[:19]}Z) restored into {staging}")
+    ctx.echo("the live state was not touched; `--in-place` replaces it")
+    return EXIT_OK
+
+
+def _restore_in_place(
+    ctx: AppContext, session: Session, target: plan.ProfileBackup, snap: plan.Snapshot
+) -> int:
+    start = ctx.timestamp()
+    stamp = ctx.now().strftime("%Y%m%dT%H%M%SZ")
+    stopped_at = _stop(ctx, session, target)
+    aside = []
+    for path in (Path(p) for p in snap.paths):
+        if path not in target.paths:
+            raise Failed(f"snapshot {snap.short_id} holds {path}, not a path of {target.profile}")
+        if path.exists() or path.is_symlink():
+            moved = path.with_name(f"{path.name}.before-restore-{stamp}")
+            path.rename(moved)
+            aside.append(moved)
+    result = session.restic.run(session.argv("restore", snap.id, "--target", "/"))
+    ok = result.ok
+    if ok:
+        _fix_owner_and_modes(session, target)
+        ctx.echo(
+            f"{target.profile}: snapshot {snap.short_id} ({snap.time[:19]}Z) restored in place"
+        )
+        for moved in aside:
+            ctx.echo(f"  the state before the restore is kept at {moved}")
+    else:
+        ctx.error(f"{target.profile}: restic restore failed: {result.summary()}")
+    downtime = _start(ctx, session, target, stopped_at)
+    healthy = stopped_at is None or _answers(session, target)
+    if stopped_at is None:
+        ctx.echo(f"{target.profile}: the gateway was not running; start it with apply")
+    elif not healthy:
+        ctx.error(f"{target.profile}: the gateway does not answer on port {target.port}")
+    ctx.error(CHANNEL_WARNING)
+    append_record(
+        ctx.state_dir(),
+        BackupRecord(
+            "restore", target.profile, start, ctx.timestamp(), ok and healthy, snap.id, downtime
+        ),
+    )
+    return EXIT_OK if ok and healthy else EXIT_FAILED
+
+
+def _fix_owner_and_modes(session: Session, target: plan.ProfileBackup) -> None:
+    """The state directory is the user's and 0700, whatever the snapshot recorded."""
+    user = session.host.user
+    if target.state.exists():
+        os.chmod(target.state, 0o700)
+    if session.host.is_root and user is not None:
+        for top in target.paths:
+            for path in (top, *top.rglob("*")) if top.exists() else ():
+                os.lchown(path, user.uid, user.gid)
+
+
+def _answers(session: Session, target: plan.ProfileBackup) -> bool:
+    from reconciler.shell.runner import tcp_answers
+
+    deadline = time.monotonic() + session.spec.runtime.gateway.start_timeout_s
+    while time.monotonic() < deadline:
+        if tcp_answers(target.port):
+            return True
+        time.sleep(0.5)
+    return False

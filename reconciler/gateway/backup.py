@@ -1,0 +1,252 @@
+"""Backups with restic, the pure part: what each profile's backup covers, restic's argv for
+every call, and the readers of restic's JSON. No subprocess and no file access here (the effect
+side is reconciler/shell/restic.py, the use cases reconciler/app/backup.py).
+
+The repository password is only ever named by path (`--password-file`): nothing here can put
+its content in an argv, an output line or a record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.core.host import HostContext
+from reconciler.gateway.paths import expand, home, profile_paths
+from reconciler.spec.model import Backup, Retention, Spec
+
+PROFILE_TAG = "profile:"
+HOST_TAG = "host:"
+MIN_RESTIC = (0, 12)  # --json everywhere we read it, `check --read-data-subset N%`
+
+
+@dataclass(frozen=True)
+class ProfileBackup:
+    """One profile's backup: what restic copies, with which tags, and the unit to stop."""
+
+    profile: str
+    paths: tuple[Path, ...]  # the state directory, then the workspace
+    state: Path
+    unit: str
+    port: int
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Repository:
+    """Where the repository is and the secret files restic reads (all resolved for this host)."""
+
+    location: str
+    password_file: Path
+    environment_file: Path | None
+
+
+def repository(backup: Backup, host: HostContext) -> Repository:
+    """The repository of `backup`, `~` resolved against the spec user's home."""
+    home_dir = home(host)
+    location = backup.repository
+    if location.startswith("~/"):
+        location = str(expand(location, home_dir))
+    env = backup.environment_file
+    return Repository(
+        location,
+        expand(backup.password_file, home_dir),
+        expand(env, home_dir) if env is not None else None,
+    )
+
+
+def profile_backups(spec: Spec, host: HostContext) -> tuple[ProfileBackup, ...]:
+    """Every backed-up profile, in spec order."""
+    out = []
+    for profile in spec.backed_up_profiles():
+        paths = profile_paths(spec, profile, host)
+        out.append(
+            ProfileBackup(
+                profile=profile.name,
+                paths=(paths.state, paths.workspace),
+                state=paths.state,
+                unit=paths.unit,
+                port=profile.port,
+                tags=(f"{PROFILE_TAG}{profile.name}", f"{HOST_TAG}{spec.host.name}"),
+            )
+        )
+    return tuple(out)
+
+
+def base_argv(restic: str, repo: Repository) -> tuple[str, ...]:
+    """`restic -r REPO --password-file FILE`: the password by path, never by value."""
+    return (restic, "--repo", repo.location, "--password-file", str(repo.password_file))
+
+
+def backup_argv(
+    restic: str,
+    repo: Repository,
+    target: ProfileBackup,
+    host_name: str,
+    excludes: Iterable[str],
+    paths: Iterable[Path],
+) -> tuple[str, ...]:
+    """One snapshot of `paths` of one profile (the caller passes those that exist: restic fails
+    on a missing one, and a new profile may have no workspace yet)."""
+    tags = tuple(arg for tag in target.tags for arg in ("--tag", tag))
+    exclude = tuple(arg for pattern in excludes for arg in ("--exclude", pattern))
+    return (
+        *base_argv(restic, repo),
+        "backup",
+        "--json",
+        "--host",
+        host_name,
+        *tags,
+        *exclude,
+        *(str(p) for p in paths),
+    )
+
+
+def forget_argv(
+    restic: str, repo: Repository, target: ProfileBackup, host_name: str, retention: Retention
+) -> tuple[str, ...]:
+    """`forget --prune` of one profile's snapshots on this host, by the spec's retention."""
+    keeps = (
+        ("--keep-last", retention.keep_last),
+        ("--keep-daily", retention.keep_daily),
+        ("--keep-weekly", retention.keep_weekly),
+        ("--keep-monthly", retention.keep_monthly),
+    )
+    return (
+        *base_argv(restic, repo),
+        "forget",
+        "--prune",
+        "--host",
+        host_name,
+        "--tag",
+        target.tags[0],
+        "--group-by",
+        "host,tags",
+        *(arg for flag, n in keeps if n > 0 for arg in (flag, str(n))),
+    )
+
+
+def secret_file_problem(
+    label: str, path: Path, st: os.stat_result | None, uid: int | None
+) -> str | None:
+    """Why `path` (lstat `st`, None: absent) may not hold a secret for user `uid`, or None."""
+    if st is None:
+        return f"{label} {path} does not exist: create it (mode 0600) with the repository secret"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{label} {path} is not a regular file (symlinks are refused)"
+    if st.st_mode & 0o077:
+        return (
+            f"{label} {path} has mode {stat.S_IMODE(st.st_mode):04o}: others may read it; "
+            f"run `chmod 600 {path}`"
+        )
+    if uid is not None and st.st_uid != uid:
+        return f"{label} {path} belongs to uid {st.st_uid}, not the spec's user (uid {uid})"
+    return None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One restic snapshot, as `restic snapshots --json` lists it."""
+
+    id: str
+    short_id: str
+    time: str
+    hostname: str
+    tags: tuple[str, ...]
+    paths: tuple[str, ...]
+
+    @property
+    def profile(self) -> str | None:
+        """The profile tag's name, or None for a snapshot we did not make."""
+        return next((t[len(PROFILE_TAG) :] for t in self.tags if t.startswith(PROFILE_TAG)), None)
+
+
+def parse_snapshots(text: str) -> tuple[Snapshot, ...]:
+    """`restic snapshots --json` -> snapshots, oldest first."""
+    data = json.loads(text or "[]")
+    out = [
+        Snapshot(
+            id=item["id"],
+            short_id=item.get("short_id", item["id"][:8]),
+            time=item["time"],
+            hostname=item.get("hostname", ""),
+            tags=tuple(item.get("tags") or ()),
+            paths=tuple(item.get("paths") or ()),
+        )
+        for item in data
+    ]
+    return tuple(sorted(out, key=lambda s: s.time))
+
+
+def latest_per_profile(snapshots: Iterable[Snapshot], host_name: str) -> dict[str, Snapshot]:
+    """The newest snapshot of each profile made on `host_name`."""
+    latest: dict[str, Snapshot] = {}
+    for snap in snapshots:
+        name = snap.profile
+        if (
+            name is not None
+            and snap.hostname == host_name
+            and (name not in latest or snap.time >= latest[name].time)
+        ):
+            latest[name] = snap
+    return latest
+
+
+@dataclass(frozen=True)
+class ListedFile:
+    """A regular file of a snapshot (`restic ls --json`): its path, size and permission bits."""
+
+    path: str
+    size: int
+    mode: int
+
+
+def parse_ls(text: str) -> tuple[ListedFile, ...]:
+    """The regular files of `restic ls --json SNAPSHOT` (one JSON object per line)."""
+    files = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        node = json.loads(line)
+        if node.get("struct_type") == "node" and node.get("type") == "file":
+            files.append(ListedFile(node["path"], int(node.get("size", 0)), node["mode"] & 0o7777))
+    return tuple(files)
+
+
+def backup_summary(stdout: str) -> dict[str, object]:
+    """The summary line of `restic backup --json` (sizes, counts, snapshot id), or {}."""
+    for line in reversed(stdout.splitlines()):
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict) and item.get("message_type") == "summary":
+            return item
+    return {}
+
+
+def repository_state(exit_code: int | None, stderr: str) -> str:
+    """What `restic cat config` says of the repository: ok, absent, wrong-password, or error."""
+    if exit_code == 0:
+        return "ok"
+    if "wrong password" in stderr:
+        return "wrong-password"
+    if "Is there a repository at the following location?" in stderr:
+        return "absent"
+    return "error"
+
+
+def restic_version(text: str) -> tuple[int, int, int] | None:
+    """`restic version` -> (0, 14, 0)."""
+    parts = text.split()
+    if len(parts) < 2 or parts[0] != "restic":
+        return None
+    try:
+        major, minor, patch = (int(x) for x in parts[1].split(".")[:3])
+    except ValueError:
+        return None
+    return major, minor, patch

@@ -1,0 +1,93 @@
+"""Running restic for the backup use cases: secret files checked before, backend credentials
+from the environment file put into restic's environment (never into an argv or any output).
+
+restic runs as the spec's user (`Command(scope="user")`: the runner adds `runuser` when we are
+root), so the repository and the restored files belong to that user.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from reconciler.core.command import Command, CommandResult
+from reconciler.core.host import HostContext
+from reconciler.gateway.backup import Repository, secret_file_problem
+from reconciler.shell.runner import HostRunner
+
+# Long, but bounded: a run never hangs the timer forever (the runner kills the process tree).
+RESTIC_TIMEOUT_S = 6 * 3600.0
+
+
+def secret_problems(repo: Repository, host: HostContext) -> list[str]:
+    """Why the password (and environment) file may not be used, empty when both are fine."""
+    uid = host.user.uid if host.user is not None else None
+    files = [("password_file", repo.password_file)]
+    if repo.environment_file is not None:
+        files.append(("environment_file", repo.environment_file))
+    problems = []
+    for label, path in files:
+        try:
+            st: os.stat_result | None = os.lstat(path)
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:
+            problems.append(f"{label} {path}: {exc.strerror}")
+            continue
+        problem = secret_file_problem(label, path, st, uid)
+        if problem is not None:
+            problems.append(problem)
+    return problems
+
+
+def read_environment_file(path: Path) -> dict[str, str]:
+    """`KEY=value` lines (blank lines and `#` comments skipped; optional `export `, quotes)."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        if not sep or not key.strip().isidentifier():
+            # Never quote the line: it may hold a secret.
+            raise ValueError(f"{path}:{number}: not a KEY=value line")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+class Restic:
+    """restic at `program` for one repository, run as the spec's user."""
+
+    def __init__(self, program: str, repo: Repository, host: HostContext) -> None:
+        self.program = program
+        self.repo = repo
+        env: dict[str, str] = dict(os.environ)
+        if repo.environment_file is not None:
+            env.update(read_environment_file(repo.environment_file))
+        # restic must never fall back to asking on a terminal, nor take a password we did not
+        # choose from the invoker's environment.
+        for key in ("RESTIC_PASSWORD", "RESTIC_PASSWORD_COMMAND", "RESTIC_REPOSITORY_FILE"):
+            env.pop(key, None)
+        self.runner = HostRunner(host, env)
+
+    def run(
+        self, argv: tuple[str, ...], *, mutating: bool = True, timeout_s: float = RESTIC_TIMEOUT_S
+    ) -> CommandResult:
+        """Run one restic argv (already built by reconciler.gateway.backup)."""
+        return self.runner.run(
+            Command(argv, scope="user", mutating=mutating, timeout_s=timeout_s, stdin="")
+        )
+
+    def systemctl(self, *args: str) -> CommandResult:
+        """`systemctl --user ARGS` as the spec's user (stop/start a gateway around a copy)."""
+        return self.runner.run(
+            Command(("systemctl", "--user", *args), scope="user", mutating=True, timeout_s=120)
+        )
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        return self.runner.env
