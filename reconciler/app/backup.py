@@ -514,3 +514,56 @@ def _answers(session: Session, target: plan.ProfileBackup) -> bool:
             return True
         time.sleep(0.5)
     return False
+
+
+# --- freshness (status) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """One profile's backup freshness: its last successful backup and last passed verify."""
+
+    profile: str
+    last_backup: str | None
+    last_verified: str | None
+    stale: bool  # no backup yet, or the last is older than twice the schedule
+
+
+def schedule_period_s(spec: Spec) -> int:
+    """The time between two scheduled backups (the calendar's typical period)."""
+    from reconciler.spec.calendar import period_s
+
+    assert spec.backup is not None
+    interval = spec.backup.schedule_interval_s
+    return interval if interval is not None else period_s(spec.backup.schedule)
+
+
+def freshness_of(spec: Spec, records: list[BackupRecord], now_s: float) -> tuple[Freshness, ...]:
+    """Per backed-up profile, from the records (pure)."""
+    from datetime import datetime
+
+    latest = freshness(records)
+    limit = 2 * schedule_period_s(spec)
+    out = []
+    for profile in spec.backed_up_profiles():
+        entry = latest.get(profile.name, {})
+        last = entry.get("backup")
+        age = now_s - datetime.fromisoformat(last).timestamp() if last else None
+        out.append(Freshness(profile.name, last, entry.get("verify"), age is None or age > limit))
+    return tuple(out)
+
+
+def status_lines(spec: Spec, directory: Path, now_s: float) -> tuple[list[str], list[Any]]:
+    """`status`'s backup section: text lines and the JSON list ([] without a backup section)."""
+    if spec.backup is None:
+        return [], []
+    rows = freshness_of(spec, read_records(directory), now_s)
+    limit = 2 * schedule_period_s(spec)
+    lines = ["backups:"]
+    for row in rows:
+        stale = f"  STALE (older than {limit // 3600} h)" if row.stale else ""
+        lines.append(
+            f"  {row.profile}: last backup {row.last_backup or 'never'}, last verified restore "
+            f"{row.last_verified or 'never'}{stale}"
+        )
+    return lines, [asdict(row) for row in rows]

@@ -408,11 +408,32 @@ def status(ctx: AppContext, spec_path: Path, *, as_json: bool, reach: Reach | No
     )
     if note:
         result = replace(result, timer=replace(result.timer, detail=note))
+    lines, backups = _backup_status(ctx, spec_path, directory, now_s)
     if as_json:
-        ctx.echo(json.dumps(status_document(result), indent=2, sort_keys=False))
+        document = status_document(result)
+        if lines:
+            document["backups"] = backups
+        ctx.echo(json.dumps(document, indent=2, sort_keys=False))
     else:
         ctx.echo(render_status(result, now_s=now_s), nl=False)
+        for line in lines:
+            ctx.echo(line)
     return EXIT_OK
+
+
+def _backup_status(
+    ctx: AppContext, spec_path: Path, directory: Path, now_s: float
+) -> tuple[list[str], list[Any]]:
+    """Backup freshness per profile when the spec has a backup section (docs/backups.md)."""
+    from reconciler.app.backup import status_lines
+    from reconciler.app.specs import read_spec
+    from reconciler.spec import SpecInvalid
+
+    try:
+        spec = read_spec(ctx, spec_path)
+    except SpecInvalid:
+        return [], []
+    return status_lines(spec, directory, now_s)
 
 
 def _probe_timer(ctx: AppContext, spec_path: Path) -> tuple[Any, Any, str]:

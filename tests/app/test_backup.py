@@ -286,3 +286,38 @@ def test_restore_of_an_unknown_snapshot_or_profile_is_refused(world: World) -> N
     assert wrong.exit_code == 1 and "no snapshots of this profile match" in wrong.output
     other = world.cli("backup", "restore", str(world.spec), "work")
     assert other.exit_code == 1 and "not backed up by this spec" in other.output
+
+
+def test_status_shows_freshness_per_profile(world: World) -> None:
+    before = world.cli("status", str(world.spec))
+    assert before.exit_code == 0, before.output
+    assert "ops: last backup never, last verified restore never  STALE" in before.output
+    assert world.cli("backup", "init", str(world.spec)).exit_code == 0
+    assert world.cli("backup", "run", str(world.spec)).exit_code == 0
+    assert world.cli("backup", "verify", str(world.spec)).exit_code == 0
+    after = world.cli("status", str(world.spec), "--json")
+    assert after.exit_code == 0, after.output
+    (row,) = json.loads(after.output)["backups"]
+    assert row["profile"] == "ops" and row["stale"] is False
+    assert row["last_backup"] is not None and row["last_verified"] is not None
+
+
+def test_freshness_is_stale_after_twice_the_schedule() -> None:
+    from datetime import UTC, datetime
+
+    from reconciler.app.backup import BackupRecord, freshness_of
+    from reconciler.spec.loader import load_spec_text
+
+    spec = load_spec_text(
+        "apiVersion: reconciler/v1\nhost: {name: h, user: u}\nprofiles: {ops: {port: 18789}}\n"
+        "backup: {repository: /r, password_file: /p, schedule: 6h}\n",
+        "s.yaml",
+    )
+    record = BackupRecord(
+        "backup", "ops", "2026-11-29T00:00:00+00:00", "2026-11-29T00:00:00+00:00", True
+    )
+    at = datetime(2026, 11, 29, tzinfo=UTC).timestamp()
+    assert not freshness_of(spec, [record], at + 12 * 3600)[0].stale
+    assert freshness_of(spec, [record], at + 12 * 3600 + 1)[0].stale
+    failed = BackupRecord("backup", "ops", record.start, record.end, False)
+    assert freshness_of(spec, [failed], at)[0].stale
