@@ -169,14 +169,20 @@ def freshness(records: list[BackupRecord]) -> dict[str, dict[str, str | None]]:
 
 
 @contextmanager
-def _host_lock(ctx: AppContext, command: str) -> Iterator[None]:
+def _host_lock(ctx: AppContext, session: Session, command: str) -> Iterator[None]:
+    """The host's one reconciler lock (the one apply takes), shared with the spec's user."""
     from reconciler.app.unattended import checked_state_dir
-    from reconciler.shell.lock import LockBusy, apply_lock
+    from reconciler.shell.lock import LockBusy, LockUnusable, hold_lock, host_lock_path
+    from reconciler.unattended import ensure_state_dir
 
     directory = checked_state_dir(ctx.state_dir())
+    ensure_state_dir(directory)
     try:
-        with apply_lock(directory, LOCK_TIMEOUT_S, command=command):
+        with hold_lock(host_lock_path(directory), LOCK_TIMEOUT_S, command=command) as held:
+            held.share_with(session.host.user)
             yield
+    except LockUnusable as unusable:
+        raise Failed(str(unusable)) from None
     except LockBusy as busy:
         raise Failed(str(busy), EXIT_LOCKED) from None
 
@@ -206,7 +212,7 @@ def run(ctx: AppContext, spec_path: Path, profile: str | None = None) -> int:
     session = open_session(ctx, spec_path, profile)
     _require_repository(session)
     failed = 0
-    with _host_lock(ctx, f"reconciler backup run {spec_path}"):
+    with _host_lock(ctx, session, f"reconciler backup run {spec_path}"):
         for target in session.targets:
             record = _back_up(ctx, session, target)
             append_record(ctx.state_dir(), record)
@@ -437,7 +443,7 @@ def restore(
     if in_place:
         if target_dir is not None:
             raise Failed("--in-place and --target exclude each other")
-        with _host_lock(ctx, f"reconciler backup restore --in-place {spec_path}"):
+        with _host_lock(ctx, session, f"reconciler backup restore --in-place {spec_path}"):
             return _restore_in_place(ctx, session, target, snap)
     stamp = ctx.now().strftime("%Y%m%dT%H%M%SZ")
     staging = target_dir or ctx.state_dir() / "restores" / f"{profile}-{snap.short_id}-{stamp}"

@@ -321,3 +321,15 @@ def test_freshness_is_stale_after_twice_the_schedule() -> None:
     assert freshness_of(spec, [record], at + 12 * 3600 + 1)[0].stale
     failed = BackupRecord("backup", "ops", record.start, record.end, False)
     assert freshness_of(spec, [failed], at)[0].stale
+
+
+def test_run_takes_the_host_lock_apply_takes(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.shell.lock import hold_lock, host_lock_path
+
+    assert world.cli("backup", "init", str(world.spec)).exit_code == 0
+    monkeypatch.setattr("reconciler.app.backup.LOCK_TIMEOUT_S", 0)
+    world.state.mkdir(mode=0o700, exist_ok=True)
+    with hold_lock(host_lock_path(world.state), 5, command="reconciler apply (test)"):
+        locked = world.cli("backup", "run", str(world.spec))
+    assert locked.exit_code == 75, locked.output
+    assert read_records(world.state) == []
