@@ -171,12 +171,15 @@ def freshness(records: list[BackupRecord]) -> dict[str, dict[str, str | None]]:
 @contextmanager
 def _host_lock(ctx: AppContext, session: Session, command: str) -> Iterator[None]:
     """The host's one reconciler lock (the one apply takes), shared with the spec's user."""
-    from reconciler.app.unattended import checked_state_dir
     from reconciler.shell.lock import LockBusy, LockUnusable, hold_lock, host_lock_path
-    from reconciler.unattended import ensure_state_dir
+    from reconciler.unattended import StateDirInvalid, check_state_dir, ensure_state_dir
 
-    directory = checked_state_dir(ctx.state_dir())
-    ensure_state_dir(directory)
+    directory = ctx.state_dir()
+    try:
+        check_state_dir(directory)
+        ensure_state_dir(directory)
+    except StateDirInvalid as exc:
+        raise Failed(str(exc)) from None
     try:
         with hold_lock(host_lock_path(directory), LOCK_TIMEOUT_S, command=command) as held:
             held.share_with(session.host.user)

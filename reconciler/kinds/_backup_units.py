@@ -23,8 +23,17 @@ from reconciler.spec.model import Backup
 SERVICE = "reconciler-backup.service"
 TIMER = "reconciler-backup.timer"
 RUN_TIMEOUT = "6h"
-FIRST_RUN_AFTER_BOOT = "5min"
-RANDOMIZED_DELAY = "5min"
+MAX_DELAY_S = 300  # first run after boot, and the random spread of runs: at most 5 min
+
+
+def _delays(backup: Backup) -> tuple[int, int]:
+    """(first run after boot, randomized delay) in seconds: 5 min, or less for short schedules
+    (the first run never waits longer than one interval, the spread is a tenth of the period)."""
+    from reconciler.spec.calendar import period_s
+
+    interval = backup.schedule_interval_s
+    period = interval if interval is not None else period_s(backup.schedule)
+    return min(MAX_DELAY_S, period), min(MAX_DELAY_S, period // 10)
 
 
 def render_service(program: tuple[str, ...], spec_path: Path) -> str:
@@ -55,9 +64,10 @@ def render_service(program: tuple[str, ...], spec_path: Path) -> str:
 
 def render_timer(backup: Backup) -> str:
     """reconciler-backup.timer's exact text."""
+    on_boot, spread = _delays(backup)
     if backup.schedule_interval_s is not None:
         every = format_duration(backup.schedule_interval_s)
-        when = [f"OnBootSec={FIRST_RUN_AFTER_BOOT}", f"OnUnitActiveSec={every}"]
+        when = [f"OnBootSec={format_duration(on_boot)}", f"OnUnitActiveSec={every}"]
         description = f"every {every}"
     else:
         # OnCalendar= takes the expression as is (no quoting); the spec's rules only let
@@ -73,7 +83,7 @@ def render_timer(backup: Backup) -> str:
                 "",
                 "[Timer]",
                 *when,
-                f"RandomizedDelaySec={RANDOMIZED_DELAY}",
+                f"RandomizedDelaySec={format_duration(spread)}",
                 "Persistent=true",
                 "",
                 "[Install]",

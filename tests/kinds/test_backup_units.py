@@ -68,3 +68,10 @@ def test_no_unit_names_the_password() -> None:
     backup = _backup()
     texts = render_service(("reconciler",), Path("/s.yaml")) + render_timer(backup)
     assert "password" not in texts.lower()
+
+
+def test_short_schedules_get_short_delays() -> None:
+    text = render_timer(_backup("  schedule: 20s\n"))
+    assert "OnBootSec=20s\nOnUnitActiveSec=20s\nRandomizedDelaySec=2s\n" in text
+    daily = render_timer(_backup())
+    assert "RandomizedDelaySec=5min\n" in daily
