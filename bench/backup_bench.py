@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/backup_bench.py [--sessions 3000] [--workspace-mb 300] [--dir DIR]
 
+DIR (default: a new directory under your home) must be inside the home, and is left behind.
+
 Generates a profile (config, credentials, SESSIONS session files of a few KB each, a workspace
 of WORKSPACE_MB: half text, half incompressible binary), then times through the CLI:
 `backup init`, a first `backup run`, an unchanged incremental `backup run`, `backup verify`
@@ -68,7 +70,9 @@ def main() -> None:
     parser.add_argument("--workspace-mb", type=int, default=300)
     parser.add_argument("--dir", type=Path)
     args = parser.parse_args()
-    base = Path(args.dir or tempfile.mkdtemp(prefix="backup-bench-"))
+    # Under the home: spec rules keep gateway state out of /tmp.
+    base = Path(args.dir or tempfile.mkdtemp(prefix="backup-bench-", dir=Path.home()))
+    rel = base.relative_to(Path.home())
     home = base / "home"
     home.mkdir(parents=True)
     t0 = time.monotonic()
@@ -81,9 +85,9 @@ def main() -> None:
     spec.write_text(
         "apiVersion: reconciler/v1\n"
         f"host: {{name: {socket.gethostname()}, user: {getpass.getuser()}}}\n"
-        f"profiles:\n  ops: {{port: 18789, state_dir: {home}/.clawdbot-ops, "
-        f"workspace: {home}/clawd-ops}}\n"
-        f"backup:\n  repository: {base}/repo\n  password_file: {password}\n"
+        f"profiles:\n  ops: {{port: 18789, state_dir: ~/{rel}/home/.clawdbot-ops, "
+        f"workspace: ~/{rel}/home/clawd-ops}}\n"
+        f"backup:\n  repository: ~/{rel}/repo\n  password_file: ~/{rel}/password\n"
         "  consistency: live\n"
     )
     os.environ["XDG_STATE_HOME"] = str(base / "state")

@@ -629,7 +629,7 @@ def _backed_up_dirs(doc: Document) -> Iterator[tuple[str, str, str]]:
         yield name, "workspace", workspace if isinstance(workspace, str) else names.workspace(name)
 
 
-def _inside(path: str, directory: str) -> bool:
+def _repository_inside(path: str, directory: str) -> bool:
     path, directory = path.rstrip("/") or "/", directory.rstrip("/") or "/"
     return path == directory or path.startswith(directory if directory == "/" else directory + "/")
 
@@ -644,7 +644,7 @@ def backup_repository_outside_state(doc: Document) -> Iterator[Issue]:
     if not local.startswith(("/", "~/")):
         return
     for name, what, directory in _backed_up_dirs(doc):
-        if _inside(local, directory):
+        if _repository_inside(local, directory):
             yield Issue(
                 ("backup", "repository"),
                 f"{show(value)} is inside the {what} of profile {show(name)} ({directory}), "

@@ -14,7 +14,7 @@ import secrets
 import shutil
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,8 @@ from click.testing import CliRunner, Result
 from reconciler.app.backup import read_records
 from reconciler.app.context import AppContext
 from reconciler.cli import cli
+from reconciler.spec import load_spec
+from reconciler.spec.model import Spec
 
 if shutil.which("restic") is None:
     if os.environ.get("RECONCILER_E2E_REQUIRED"):
@@ -56,8 +58,16 @@ class World:
     def repo(self) -> Path:
         return self.root / "repo"
 
+    def load(self, path: Path) -> Spec:
+        """The spec file, its profile moved to this test's directory (spec rules keep a
+        profile out of /tmp, where pytest's directories are)."""
+        spec = load_spec(path)
+        (ops,) = spec.profiles
+        moved = replace(ops, state_dir=str(self.gateway_state), workspace=str(self.workspace))
+        return replace(spec, profiles=(moved,))
+
     def cli(self, *args: str) -> Result:
-        app = AppContext(state_dir=lambda: self.state)
+        app = AppContext(state_dir=lambda: self.state, spec_loader=self.load)
         result = CliRunner().invoke(cli, list(args), obj=app, catch_exceptions=False)
         self.outputs.append(result.output)
         return result
@@ -74,7 +84,7 @@ class World:
             "apiVersion: reconciler/v1\n"
             f"host: {{name: {HOST}, user: {USER}}}\n"
             "profiles:\n"
-            f"  ops: {{port: 18789, state_dir: {self.gateway_state}, workspace: {self.workspace}}}\n"
+            "  ops: {port: 18789}\n"
             f"backup:\n{body}"
         )
 

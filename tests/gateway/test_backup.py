@@ -31,10 +31,10 @@ USER = Account("claw", 1000, 1000, Path("/home/claw"))
 HOST = HostContext("vm102", USER, USER, "claw")
 SPEC = """\
 apiVersion: reconciler/v1
-host: {name: vm102, user: claw}
+host: {name: vm102, user: claw, data_roots: [/srv/clawd]}
 profiles:
   ops: {port: 18789}
-  personal: {port: 18809, state_dir: /srv/personal, workspace: ~/work}
+  personal: {port: 18809, state_dir: /srv/clawd/personal, workspace: ~/work}
 backup:
   repository: ~/backups/gateway
   password_file: ~/.config/restic/password
@@ -57,7 +57,7 @@ def test_paths_tags_and_units_per_profile() -> None:
         ),
         (
             "personal",
-            (Path("/srv/personal"), Path("/home/claw/work")),
+            (Path("/srv/clawd/personal"), Path("/home/claw/work")),
             ("profile:personal", "host:vm102"),
             "clawdbot-gateway-personal.service",
         ),
