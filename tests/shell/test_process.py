@@ -133,6 +133,7 @@ def test_output_before_the_deadline_is_kept_and_the_runner_reports_a_timeout() -
 
 
 def test_every_command_runs_in_a_session_of_its_own_with_the_tree_marker() -> None:
+    our_session = os.getsid(0)
     probe = (
         "import os; print(os.getsid(0) == os.getpid(), os.getpgid(0) == os.getpid(), "
         f"os.environ.get('{MARKER}', '')[:0] == '' and '{MARKER}' in os.environ)"
@@ -141,7 +142,9 @@ def test_every_command_runs_in_a_session_of_its_own_with_the_tree_marker() -> No
         (sys.executable, "-S", "-c", probe), env=dict(os.environ), stdin=None, timeout_s=10
     )
     assert done.stdout.decode().split() == ["True", "True", "True"]
-    assert os.getsid(0) != 0  # we stay in our own session
+    # The child's setsid must not move us. Our own sid may read 0 when our session leader
+    # lives outside this PID namespace (CI runs in a container), so compare, don't test.
+    assert os.getsid(0) == our_session
 
 
 def test_tree_members_never_include_ourselves() -> None:
