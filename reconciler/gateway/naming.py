@@ -16,6 +16,9 @@ class ProductNames:
     env_prefix: str  # CLAWDBOT_ / OPENCLAW_
     unit_prefix: str  # <prefix>-gateway[-<profile>].service
     workspace_prefix: str  # ~/clawd and ~/clawd-<profile>
+    # The package's "bin" target inside node_modules/<package>/ (its package.json; the unit of
+    # the gateway's own `gateway install` runs `<node> <this file> gateway --port N`).
+    bin_path: str
 
     def state_dir(self, profile: str) -> str:
         """The state directory of `profile`, `~`-relative (profile `default` has no suffix)."""
@@ -45,6 +48,7 @@ PRODUCTS: dict[str, ProductNames] = {
         env_prefix="CLAWDBOT_",
         unit_prefix="clawdbot",
         workspace_prefix="clawd",
+        bin_path="dist/entry.js",  # clawdbot 2026.1.24-3: "bin": {"clawdbot": "dist/entry.js"}
     ),
     "openclaw": ProductNames(
         command="openclaw",
@@ -54,6 +58,7 @@ PRODUCTS: dict[str, ProductNames] = {
         env_prefix="OPENCLAW_",
         unit_prefix="openclaw",
         workspace_prefix="clawd",
+        bin_path="openclaw.mjs",  # openclaw 2026.1.30: "bin": {"openclaw": "openclaw.mjs"}
     ),
 }
 

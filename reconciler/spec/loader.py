@@ -198,6 +198,9 @@ def _runtime(section: dict[str, Any], product: str) -> Runtime:
     gateway.setdefault("package", product)
     if "start_timeout" in gateway:
         gateway["start_timeout_s"] = float(_seconds(gateway.pop("start_timeout")))
+    for table in ("overrides", "extra"):
+        if table in gateway:
+            gateway[table] = tuple(sorted(gateway[table].items()))
     return Runtime(
         node=section.get("node"),
         gateway=GatewayRuntime(**gateway),
@@ -217,7 +220,7 @@ def _profile(name: str, body: dict[str, Any]) -> Profile:
     return Profile(
         name=name,
         port=int(body["port"]),
-        **_some(body, "state_dir", "workspace", "bind", "auth", "prune"),
+        **_some(body, "state_dir", "workspace", "bind", "auth", "prune", "gateway_version"),
     )
 
 

@@ -46,13 +46,20 @@ class Host:
 
 @dataclass(frozen=True)
 class GatewayRuntime:
-    """The gateway package: optional version pin, optional explicit command path."""
+    """The gateway package: optional version pin, optional explicit command path, and how
+    pinned versions are installed side by side (docs/updates.md)."""
 
     package: str
     version: str | None = None
-    command: str | None = None
+    command: str | None = None  # a gateway we do not install, only check
     # How long a started gateway may take to answer on its port (fresh installs compile for 30-45 s).
     start_timeout_s: float = 120.0
+    # Where versioned installs live (<prefix>/<version>/); None: ~/.local/lib/<product>.
+    prefix: str | None = None
+    # npm `overrides` and extra dependencies of every version's package.json, sorted by name.
+    overrides: tuple[tuple[str, str], ...] = ()
+    extra: tuple[tuple[str, str], ...] = ()
+    keep: int = 1  # previous versions kept besides those a profile runs or wants
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,7 @@ class Profile:
     bind: Bind = "loopback"
     auth: AuthMode = "none"
     prune: bool = False  # stop/disable/remove unmanaged gateway units claiming this port
+    gateway_version: str | None = None  # overrides runtime.gateway.version (a canary)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,11 @@ PATTERN_MESSAGES: dict[str, tuple[str, str | None]] = {
         "{value} is not an exact version",
         "pin an exact version like 2026.1.24-3 (ranges and tags like latest are not pins)",
     ),
+    "npmSpec": (
+        "{value} is not a registry version, range or npm: alias",
+        'write a version or range like "^7.1.0", or an alias like "npm:libsignal@6.0.0" '
+        "(git, file and URL specifiers are not installed)",
+    ),
     "nodeRange": (
         "{value} is not a semver range",
         'write a node-semver range like ">=22.12", ">=22.12.0 <25" or "22.x"',

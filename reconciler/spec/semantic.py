@@ -425,6 +425,69 @@ def _path_problem(value: str, roots: list[str]) -> str | None:
     return None
 
 
+PREFIX_HINT = (
+    "leave runtime.gateway.prefix out (~/.local/lib/<product>, the user's), write one inside the "
+    "user's home (~/...), or list a root-owned directory under host.data_roots and name it "
+    "(e.g. data_roots: [/opt/clawdbot] and prefix: /opt/clawdbot)"
+)
+
+
+def gateway_prefix(doc: Document) -> Iterator[Issue]:
+    """runtime.gateway.prefix: in the user's home, or inside (or equal to) a host.data_roots entry;
+    never a profile's state or workspace, nor a directory holding one.
+
+    Versions are installed and pruned there (as root for an absolute prefix): the same rules
+    as every other path root writes for the spec.
+    """
+    value = _get(doc.data, "runtime", "gateway", "prefix")
+    if not isinstance(value, str) or not value.startswith(("/", "~/")):
+        return  # absent, null, or the schema's error
+    path = ("runtime", "gateway", "prefix")
+    roots = [posixpath.normpath(r) for _, r in _data_roots(doc)]
+    norm = posixpath.normpath(value)
+    if value.startswith("/") and norm in roots and not _system_dir(norm):
+        problem = None  # a data root the spec lists may be the prefix itself
+    else:
+        problem = _path_problem(value, roots)
+    if problem:
+        yield Issue(path, f"{show(value)} {problem}", PREFIX_HINT)
+        return
+    product = _get(doc.data, "product")
+    names = product_names(
+        product if isinstance(product, str) and product in PRODUCTS else "clawdbot"
+    )
+    for name, body in _profiles(doc).items():
+        conventions = {"state_dir": names.state_dir(name), "workspace": names.workspace(name)}
+        for key, convention in conventions.items():
+            other = _get(body, key)
+            other = other if isinstance(other, str) else convention
+            if not other.startswith(("/", "~/")):
+                continue
+            other_norm = posixpath.normpath(other)
+            if _inside(norm, other_norm) or _inside(other_norm, norm):
+                yield Issue(
+                    path,
+                    f"{show(value)} overlaps the {key} of profile {show(name)} ({show(other)})",
+                    "give gateway versions a directory of their own",
+                )
+
+
+def profile_versions(doc: Document) -> Iterator[Issue]:
+    """profiles.<name>.gateway_version is a pin: it needs a versioned install, not `command`."""
+    command = _get(doc.data, "runtime", "gateway", "command")
+    if not isinstance(command, str):
+        return
+    for name, body in _profiles(doc).items():
+        if isinstance(_get(body, "gateway_version"), str):
+            yield Issue(
+                ("profiles", name, "gateway_version"),
+                f"profile {show(name)} pins its own gateway version, but runtime.gateway.command "
+                "names one gateway the reconciler does not install",
+                "drop runtime.gateway.command to let the reconciler install versions side by "
+                "side, or drop gateway_version",
+            )
+
+
 def node_range(doc: Document) -> Iterator[Issue]:
     """runtime.node is a range the prerequisite check (reconciler.semver) understands."""
     value = _get(doc.data, "runtime", "node")
@@ -684,6 +747,8 @@ RULES: list[Rule] = [
     state_dirs,
     data_roots,
     owned_paths,
+    gateway_prefix,
+    profile_versions,
     node_range,
     reconcile_command,
     control_characters,
