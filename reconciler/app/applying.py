@@ -282,10 +282,12 @@ def _confirm(ctx: AppContext, plan: Plan) -> ApplyOutcome | None:
     """Ask on a terminal; the outcome of not applying, or None to go on."""
     from reconciler.unattended.runs import ApplyOutcome, outcome_of
 
-    if not ctx.stdin_is_terminal():
-        ctx.error("error: not a terminal; pass --yes to apply without confirmation")
+    try:
+        agreed = ctx.agrees("Apply these changes?")
+    except Failed as refused:
+        ctx.error(f"error: {refused.message}")
         return ApplyOutcome("failed", reason="not a terminal and no --yes")
-    if not ctx.confirm("Apply these changes?"):
+    if not agreed:
         ctx.echo("Nothing changed.")
         return outcome_of(plan, None)
     return None
@@ -409,16 +411,13 @@ def _review_pass(
     if number == 1 and request.dry_run:
         ctx.echo("Dry run: no command was run that changes the host.")
         return plan, None
-    if number == 1 and not request.yes:
-        _confirm_remote(ctx, connection.remote)
+    if (
+        number == 1
+        and not request.yes
+        and not ctx.agrees(f"Apply these changes on {connection.remote.label}?")
+    ):
+        ctx.echo("Nothing changed.")
+        raise Failed(code=0)
     if number > 1:
         ctx.echo(f"Pass {number}: {len(plan.runnable)} more step(s) became possible.")
     return plan, saved_plan_bytes(spec, host, runner, probed, source)
-
-
-def _confirm_remote(ctx: AppContext, remote: Remote) -> None:
-    if not ctx.stdin_is_terminal():
-        raise Failed("not a terminal; pass --yes to apply without confirmation")
-    if not ctx.confirm(f"Apply these changes on {remote.label}?"):
-        ctx.echo("Nothing changed.")
-        raise Failed(code=0)

@@ -143,6 +143,12 @@ class AppContext:
         """Colour only on a terminal, never with --no-color or NO_COLOR set."""
         return not (no_color or self.no_color_env) and self.stdout_is_terminal()
 
+    def agrees(self, question: str) -> bool:
+        """Ask on a terminal; off one (a timer, a pipe) raise Failed: only --yes applies there."""
+        if not self.stdin_is_terminal():
+            raise Failed("not a terminal; pass --yes to apply without confirmation")
+        return self.confirm(question)
+
     def timestamp(self) -> str:
         """Now as the ISO 8601 UTC text records and plans carry (whole seconds)."""
         return self.now().isoformat(timespec="seconds")

@@ -32,6 +32,7 @@ from reconciler.app.context import (
 if TYPE_CHECKING:
     from reconciler.app.remote import Reach
     from reconciler.core.plan import Plan
+    from reconciler.spec.model import Spec
 
 # Enough to overlap SSH latency, few enough not to swamp the admin machine.
 DEFAULT_JOBS = 8
@@ -87,11 +88,46 @@ class FleetRequest:
     no_color: bool = False
 
 
+class LoadedSpecs:
+    """Each spec of a fleet run read and validated once, whichever phase asks first.
+
+    A fleet apply reviews, then applies: both phases (and the summary table's host column) use
+    the spec as it was when the plan was reviewed, and no spec is validated twice.
+    """
+
+    def __init__(self) -> None:
+        self._specs: dict[Path, Spec] = {}
+        self._lock = threading.Lock()
+
+    def load(self, ctx: AppContext, path: Path) -> Spec:
+        """The spec at `path` (errors printed to `ctx` as `load` prints them)."""
+        from reconciler.app.specs import load
+
+        with self._lock:
+            known = self._specs.get(path)
+        if known is not None:
+            return known
+        spec = load(ctx, path)
+        with self._lock:
+            return self._specs.setdefault(path, spec)
+
+    def host_name(self, path: Path) -> str:
+        """host.name of a spec that loaded, else its file name (a spec that did not read)."""
+        with self._lock:
+            spec = self._specs.get(path)
+        return spec.host.name if spec is not None else path.stem
+
+
 HostJob = Callable[[AppContext, Path], tuple[int, str, Counts]]
 
 
-def run_hosts(ctx: AppContext, request: FleetRequest, job: HostJob) -> list[HostRun]:
-    """Run `job` for every spec in parallel; print each host's block as it finishes."""
+def run_hosts(
+    ctx: AppContext, request: FleetRequest, job: HostJob, specs: LoadedSpecs
+) -> list[HostRun]:
+    """Run `job` for every spec in parallel; print each host's block as it finishes.
+
+    Jobs read their spec through `specs`, which names each host's row.
+    """
     printing = threading.Lock()
     runs: list[HostRun] = []
 
@@ -112,7 +148,7 @@ def run_hosts(ctx: AppContext, request: FleetRequest, job: HostJob) -> list[Host
             buffer.error(f"error: {type(exc).__name__}: {exc}")
             code, result, counts = EXIT_FAILED, "failed", Counts()
         return HostRun(
-            spec, _host_name(spec), code, result, ctx.monotonic() - start, counts, buffer
+            spec, specs.host_name(spec), code, result, ctx.monotonic() - start, counts, buffer
         )
 
     with ThreadPoolExecutor(max_workers=max(1, request.jobs)) as pool:
@@ -125,16 +161,6 @@ def run_hosts(ctx: AppContext, request: FleetRequest, job: HostJob) -> list[Host
                     _print_block(ctx, run)
     order = {spec: i for i, spec in enumerate(request.specs)}
     return sorted(runs, key=lambda r: order[r.spec])
-
-
-def _host_name(spec: Path) -> str:
-    """The spec's host.name when it reads, else the file name (for the table)."""
-    try:
-        from reconciler.spec import load_spec
-
-        return load_spec(spec).host.name
-    except Exception:
-        return spec.stem
 
 
 def _print_block(ctx: AppContext, run: HostRun) -> None:
@@ -191,10 +217,11 @@ def plan_counts(plan: Plan) -> Counts:
 def plan_fleet(ctx: AppContext, request: FleetRequest, detailed_exitcode: bool) -> int:
     """`plan SPEC SPEC ...`: every host's plan, then the table (json: one document per host)."""
     from reconciler.app.planning import PlanRequest, probed_for, show_plan
-    from reconciler.app.specs import load
+
+    specs = LoadedSpecs()
 
     def job(host_ctx: AppContext, spec_path: Path) -> tuple[int, str, Counts]:
-        spec = load(host_ctx, spec_path)
+        spec = specs.load(host_ctx, spec_path)
         one = PlanRequest(spec_path, host_check=request.host_check, reach=_reach(request))
         host, runner, probed, source = probed_for(host_ctx, spec, one)
         color = host_ctx.use_color(request.no_color)
@@ -208,7 +235,7 @@ def plan_fleet(ctx: AppContext, request: FleetRequest, detailed_exitcode: bool) 
             plan_counts(probed.plan),
         )
 
-    runs = run_hosts(ctx, request, job)
+    runs = run_hosts(ctx, request, job, specs)
     if request.fmt == "json":
         ctx.echo(json.dumps([_document(run) for run in runs], indent=2))
     else:
@@ -250,47 +277,44 @@ def apply_fleet(ctx: AppContext, request: FleetRequest, *, yes: bool, dry_run: b
     """`apply SPEC SPEC ...`: plan all, ask once, then apply each host's reviewed plan."""
     reviewed: dict[Path, bytes] = {}
     lock = threading.Lock()
+    specs = LoadedSpecs()
 
     def review(host_ctx: AppContext, spec_path: Path) -> tuple[int, str, Counts]:
-        code, result, counts, plan = _review_host(host_ctx, request, spec_path)
+        spec = specs.load(host_ctx, spec_path)
+        code, result, counts, plan = _review_host(host_ctx, request, spec_path, spec)
         if plan is not None:
             with lock:
                 reviewed[spec_path] = plan
         return code, result, counts
 
-    planned = run_hosts(ctx, request, review)
+    planned = run_hosts(ctx, request, review, specs)
     ctx.echo(summary_table(planned))
     if dry_run or not reviewed:
         if dry_run:
             ctx.echo("Dry run: no command was run that changes any host.")
         return aggregate([run.code for run in planned])
-    if not yes and not _confirm_all(ctx, len(reviewed)):
+    if not yes and not ctx.agrees(f"Apply these changes to {len(reviewed)} host(s)?"):
         ctx.echo("Nothing changed.")
         return EXIT_OK
     applied = run_hosts(
         ctx,
         replace(request, specs=tuple(s for s in request.specs if s in reviewed)),
-        lambda host_ctx, spec_path: _apply_host(host_ctx, request, spec_path, reviewed[spec_path]),
+        lambda host_ctx, spec_path: _apply_host(
+            host_ctx, request, specs.load(host_ctx, spec_path), spec_path, reviewed[spec_path]
+        ),
+        specs,
     )
     ctx.echo(summary_table(applied))
     untouched = [run.code for run in planned if run.spec not in reviewed]
     return aggregate([*untouched, *(run.code for run in applied)])
 
 
-def _confirm_all(ctx: AppContext, hosts: int) -> bool:
-    if not ctx.stdin_is_terminal():
-        raise Failed("not a terminal; pass --yes to apply without confirmation")
-    return ctx.confirm(f"Apply these changes to {hosts} host(s)?")
-
-
 def _review_host(
-    ctx: AppContext, request: FleetRequest, spec_path: Path
+    ctx: AppContext, request: FleetRequest, spec_path: Path, spec: Spec
 ) -> tuple[int, str, Counts, bytes | None]:
     from reconciler.app.planning import PlanRequest, probed_for, show_plan
     from reconciler.app.remote import saved_plan_bytes
-    from reconciler.app.specs import load
 
-    spec = load(ctx, spec_path)
     one = PlanRequest(spec_path, host_check=request.host_check, reach=_reach(request))
     host, runner, probed, source = probed_for(ctx, spec, one)
     show_plan(ctx, spec, host, runner, probed, "human", ctx.use_color(request.no_color), source)
@@ -313,14 +337,12 @@ def _review_host(
 
 
 def _apply_host(
-    ctx: AppContext, request: FleetRequest, spec_path: Path, plan: bytes
+    ctx: AppContext, request: FleetRequest, spec: Spec, spec_path: Path, plan: bytes
 ) -> tuple[int, str, Counts]:
     """Run one host's reviewed plan (there, or here), then converge what became possible."""
     from reconciler.app.applying import RemoteApply, apply_remote
     from reconciler.app.remote import apply_saved_remote, connected, resolve
-    from reconciler.app.specs import load
 
-    spec = load(ctx, spec_path)
     remote = resolve(spec, _reach(request), host_check=request.host_check)
     if remote is None:
         return _apply_here(ctx, request, spec_path, plan)
