@@ -257,7 +257,75 @@ class EnsureSecretEnv:
         )
 
 
-Operation = RunCommand | WriteFile | EnsureDirectory | RemoveFile | WaitForPort | EnsureSecretEnv
+@dataclass(frozen=True)
+class GatedSwitch:
+    """Switch one profile's gateway to another version behind the gateway's own health check.
+
+    The runner (reconciler/shell/switch.py) keeps a copy of the running unit file and of the
+    profile's config under `memory` (the reconciler's state, as the user), writes `content` to
+    `unit_file`, reloads the user's manager, restarts `unit`, then runs `check` (`<cmd> gateway
+    health --json`, token from the profile's env file) until it answers `ok: true`, at most
+    `start_timeout_s`; the answer must then hold for `settle_s` (a gateway that answers once
+    and crashes is not healthy). Otherwise it restores both copies, reloads, restarts, waits
+    for `rollback_check` (the old version's own CLI) and records `to_version` as bad for this
+    profile. Either way it reports the downtime: from the restart to the first healthy answer.
+    """
+
+    profile: str
+    unit: str
+    unit_file: Path
+    content: str
+    config: Path
+    check: Command
+    rollback_check: Command
+    from_version: str | None
+    to_version: str
+    start_timeout_s: float
+    settle_s: float
+    memory: Path
+    owner: str | None = None
+
+    mutating = True
+    needs_root = False
+    type_name: ClassVar[str] = "gated_switch"
+
+    def fields(self) -> tuple[OperationField, ...]:
+        return (
+            OperationField("profile", self.profile),
+            OperationField("unit", self.unit),
+            OperationField("unit_file", self.unit_file),
+            OperationField("config", self.config),
+            OperationField("from_version", self.from_version),
+            OperationField("to_version", self.to_version),
+            OperationField("check", Argv(self.check)),
+            OperationField("rollback_check", Argv(self.rollback_check)),
+            OperationField("start_timeout_s", self.start_timeout_s),
+            OperationField("settle_s", self.settle_s),
+            OperationField("memory", self.memory),
+            OperationField("owner", self.owner),
+            fingerprint_only("content_sha256", Digest(self.content)),
+            *_shown_state(self),
+        )
+
+    def describe(self) -> str:
+        old = self.from_version or "the running version"
+        return (
+            f"switch {self.unit} from {old} to {self.to_version}: write {self.unit_file}, "
+            f"daemon-reload, restart, wait up to {self.start_timeout_s:g} s for `gateway health` "
+            f"ok (still ok {self.settle_s:g} s later); if unhealthy: roll back to {old} "
+            f"(unit and config restored)"
+        )
+
+
+Operation = (
+    RunCommand
+    | WriteFile
+    | EnsureDirectory
+    | RemoveFile
+    | WaitForPort
+    | EnsureSecretEnv
+    | GatedSwitch
+)
 OPERATION_TYPES: tuple[type[Operation], ...] = (
     RunCommand,
     WriteFile,
@@ -265,6 +333,7 @@ OPERATION_TYPES: tuple[type[Operation], ...] = (
     RemoveFile,
     WaitForPort,
     EnsureSecretEnv,
+    GatedSwitch,
 )
 
 

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from reconciler.core.action import (
     EnsureDirectory,
     EnsureSecretEnv,
+    GatedSwitch,
     Operation,
     RemoveFile,
     RunCommand,
@@ -32,6 +33,7 @@ from reconciler.core.command import TIMED_OUT, Command, CommandResult
 from reconciler.core.host import HostContext
 from reconciler.core.secrets import learn_secrets
 from reconciler.core.sudo_check import SudoersPathProbe, sudo_hint
+from reconciler.core.switch import SwitchReport
 from reconciler.shell.as_user import acting_account, call_as
 from reconciler.shell.files import FileOperation, file_operation
 from reconciler.shell.process import GRACE_S, run_process
@@ -68,6 +70,7 @@ class OperationResult:
     ok: bool
     detail: str = ""
     command: CommandResult | None = None
+    report: SwitchReport | None = None  # a gated switch's account of itself
 
 
 class ReadOnlyRunner:
@@ -348,7 +351,13 @@ class HostRunner(ReadOnlyRunner):
         WriteFile: _file_operation,
         RemoveFile: _file_operation,
         EnsureSecretEnv: _file_operation,
+        GatedSwitch: lambda runner, op: runner._gated_switch(op),
     }
+
+    def _gated_switch(self, op: GatedSwitch) -> OperationResult:
+        from reconciler.shell.switch import run_switch
+
+        return run_switch(self, op)
 
     def _wait_for_port(self, op: WaitForPort) -> OperationResult:
         deadline = time.monotonic() + op.timeout_s

@@ -18,6 +18,7 @@ from reconciler.core.action import (
     OPERATION_TYPES,
     EnsureDirectory,
     EnsureSecretEnv,
+    GatedSwitch,
     Operation,
     RemoveFile,
     RunCommand,
@@ -42,6 +43,21 @@ EVERY_OPERATION: list[Operation] = [
     RemoveFile(Path("/r"), False),
     WaitForPort(80, 2.5),
     EnsureSecretEnv(Path("/e"), "K", 0o600, "u"),
+    GatedSwitch(
+        "ops",
+        "g.service",
+        Path("/u/g.service"),
+        "[Service]\n",
+        Path("/s/c.json"),
+        Command(("/v2/gw", "gateway", "health"), scope="user"),
+        Command(("/v1/gw", "gateway", "health"), scope="user"),
+        "1",
+        "2",
+        30.0,
+        5.0,
+        Path("/m"),
+        "u",
+    ),
 ]
 
 

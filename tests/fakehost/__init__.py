@@ -502,6 +502,41 @@ class FakeHost:
                 exec_main_status=exit_status,
             )
 
+    def set_start_behaviour(
+        self,
+        match: str,
+        mode: str,
+        *,
+        exit_status: int = 1,
+        after_s: float = 1.0,
+        journal: Sequence[str] = (),
+    ) -> None:
+        """How a gateway whose unit's ExecStart line contains `match` behaves when systemd
+        starts it: "fail" (its process exits at once with `exit_status`, systemd restarts it:
+        activating/auto-restart, NRestarts counting; nothing listens), "crash_after" (healthy,
+        then exits `after_s` later and keeps crashing), "unhealthy" (listens, HTTP answers,
+        `gateway health` fails with 1011). `journal`: the lines it writes when it dies.
+        Rules are tried in the order they were set; "healthy" removes the rule for `match`."""
+        if mode not in ("fail", "crash_after", "unhealthy", "healthy"):
+            raise ValueError(f"unknown start behaviour {mode!r}")
+        with self._edit() as h:
+            rules = [r for r in h.data.get("start_behaviour") or [] if r["match"] != match]
+            if mode != "healthy":
+                rules.append(
+                    {
+                        "match": match,
+                        "mode": mode,
+                        "exit_status": exit_status,
+                        "after_s": after_s,
+                        "journal": list(journal),
+                    }
+                )
+            h.data["start_behaviour"] = rules
+
+    def journal_lines(self, unit: str) -> list[str]:
+        """What the unit wrote to the user's journal (messages only)."""
+        return [m for _, m in (self.state().get("systemd") or {}).get("journal", {}).get(unit, [])]
+
     def add_pairing_request(
         self,
         profile: str,

@@ -171,6 +171,8 @@ class Host:
             self.dirty = True
             return self.data
         _fill_defaults(self.data, default_state(self.data.get("root", "/")))
+        if any((rt or {}).get("crash_at") for rt in self.data["systemd"]["units"].values()):
+            Systemd(self).settle()
         return self.data
 
     def save(self) -> None:
@@ -793,9 +795,28 @@ class Systemd:
             )
             return
         argv = unit_exec_argv(parsed) or ["/bin/true"]
+        behaviour = start_behaviour(self.st, argv)
+        if behaviour.get("mode") == "fail":
+            # Type=simple: the start job succeeds, the process exits at once, Restart=always.
+            self._set_rt(
+                name,
+                active="activating",
+                sub="auto-restart",
+                main_pid=0,
+                result="exit-code",
+                exec_main_code=1,
+                exec_main_status=int(behaviour.get("exit_status", 1)),
+                n_restarts=int(rt.get("n_restarts", 0)) + 1,
+                inactive_exit=rt.get("inactive_exit") or t,
+                crash_at=None,
+            )
+            self.journal(name, behaviour)
+            return
         pid = spawn_process(
             self.st, argv, process_environment(parsed), int(self.h.user["uid"]), unit=name
         )
+        if behaviour.get("mode") == "unhealthy":
+            self.st["processes"][str(pid)]["rpc_broken"] = True
         if port is not None:
             add_listener(self.st, port, pid, unit=name)
         self._set_rt(
@@ -809,8 +830,46 @@ class Systemd:
             inactive_exit=t,
             result="success",
             wait_port=None,
+            crash_at=(
+                t + float(behaviour.get("after_s", 1.0))
+                if behaviour.get("mode") == "crash_after"
+                else None
+            ),
+            crash_status=int(behaviour.get("exit_status", 1)),
+            crash_journal=behaviour.get("journal") or [],
         )
         write_proc(self.h)
+
+    def journal(self, name: str, behaviour: dict) -> None:
+        lines = self.sd.setdefault("journal", {}).setdefault(name, [])
+        lines.extend([now(), line] for line in behaviour.get("journal") or [])
+        self.h.mark()
+
+    def settle(self) -> None:
+        """Time passed: a gateway started with a `crash_after` behaviour whose time has come
+        exits (status `exit_status`) and systemd restarts it with the same unit, which
+        crashes again (activating/auto-restart, NRestarts counting); nothing listens."""
+        t = now()
+        for name, rt in sorted(self.sd["units"].items()):
+            at = rt.get("crash_at")
+            if not at or at > t or rt.get("active") != "active":
+                continue
+            pid = int(rt.get("main_pid") or 0)
+            if pid:
+                remove_process(self.st, pid)
+            rt.update(
+                active="activating",
+                sub="auto-restart",
+                main_pid=0,
+                result="exit-code",
+                exec_main_code=1,
+                exec_main_status=int(rt.get("crash_status", 1)),
+                n_restarts=int(rt.get("n_restarts", 0)) + 1,
+                crash_at=None,
+                active_exit=t,
+            )
+            self.journal(name, {"journal": rt.get("crash_journal") or []})
+            write_proc(self.h)
 
     def stop(self, name: str, result: str = "success", failed: bool = False) -> None:
         rt = self.rt(name)
@@ -860,6 +919,16 @@ class Systemd:
         for name in sorted(self.sd["units"]):
             if self.active_state(name) in ("active", "activating", "reloading"):
                 self.stop(name)
+
+
+def start_behaviour(st: dict, argv: list[str]) -> dict:
+    """How a gateway started with `argv` behaves (FakeHost.set_start_behaviour): the first
+    rule whose `match` occurs in the command line; {} (a healthy start) when none does."""
+    line = " ".join(argv)
+    for rule in st.get("start_behaviour") or []:
+        if rule.get("match") and rule["match"] in line:
+            return rule
+    return {}
 
 
 def manager_up(h: Host) -> bool:

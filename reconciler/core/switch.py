@@ -1,0 +1,68 @@
+"""What a health-gated version switch reports (pure data; the runner fills it in).
+
+The switch itself is `core.action.GatedSwitch`; reconciler/shell/switch.py carries it out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+SwitchOutcome = Literal["switched", "rolled-back", "rollback-failed"]
+
+
+@dataclass(frozen=True)
+class SwitchReport:
+    """How one profile's switch ended.
+
+    `downtime_s`: from the restart (the old gateway stops) to the first healthy answer of
+    whichever version serves afterwards; None when nothing answered. `reason` says why the new
+    version was refused, `journal` holds the unit's last journal lines at that moment, and
+    `rollback_error` why the rollback did not bring the old version back either.
+    """
+
+    profile: str
+    from_version: str | None
+    to_version: str
+    outcome: SwitchOutcome
+    downtime_s: float | None
+    reason: str = ""
+    journal: tuple[str, ...] = ()
+    rollback_error: str = ""
+    failed_at: str = ""  # ISO 8601 UTC, when the new version was found unhealthy
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "switched"
+
+    def message(self) -> str:
+        """One line (plus journal lines) for the apply output and the run record."""
+        old = self.from_version or "the previous unit"
+        down = f"{self.downtime_s:.1f} s" if self.downtime_s is not None else "not answering"
+        if self.outcome == "switched":
+            return f"{self.profile}: {old} -> {self.to_version}, healthy (downtime {down})"
+        tail = ""
+        if self.journal:
+            tail = ", last journal lines:\n" + "\n".join(f"    {line}" for line in self.journal)
+        if self.outcome == "rolled-back":
+            return (
+                f"FAILED (rolled back to {old}: {self.reason}{tail}) "
+                f"[{self.profile}: {self.to_version} refused, downtime {down}]"
+            )
+        return (
+            f"FAILED (rollback to {old} failed too: {self.rollback_error}; "
+            f"{self.to_version} was refused: {self.reason}{tail}) "
+            f"[{self.profile}: no healthy gateway]"
+        )
+
+    def record(self) -> dict[str, object]:
+        """What the run record keeps of it (JSON)."""
+        return {
+            "profile": self.profile,
+            "from": self.from_version,
+            "to": self.to_version,
+            "outcome": self.outcome,
+            "downtime_s": None if self.downtime_s is None else round(self.downtime_s, 3),
+            **({"reason": self.reason} if self.reason else {}),
+            **({"rollback_error": self.rollback_error} if self.rollback_error else {}),
+        }

@@ -1,0 +1,183 @@
+"""The reconciler's memory of gateway version switches: bad versions and interrupted switches.
+
+It lives in the spec user's reconciler state directory, `~/.local/state/reconciler/` of the
+user who runs the gateways (the one the reconcile timer uses for its run records), never in the
+gateway's config (the gateway refuses unknown keys), so that an apply as root and the user's
+timer share it:
+
+    gateway-bad-versions.json   {"profiles": {PROFILE: {"version", "failed_at", "reason"}}}
+    switch/PROFILE/intent.json  {"from", "to", "started_at"} while a switch runs
+    switch/PROFILE/unit         the unit file as it was before the switch (absent: there was none)
+    switch/PROFILE/config       the profile's config as it was before the switch
+
+Files 0600 in 0700 directories, written atomically as the user (reconciler/shell/switch.py).
+A switch killed half way (kill -9, power loss) leaves `intent.json`: the next plan sees it and
+runs the gate again with the copies taken before the first attempt.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.core.host import HostContext
+from reconciler.core.probe import Probe, ProbeFailed
+from reconciler.facts.codec import RecordedHost, Redaction, recorded
+from reconciler.shell.as_user import acting_account, call_as
+from reconciler.shell.bounded import read_bounded
+
+BAD_VERSIONS = "gateway-bad-versions.json"
+SWITCH_DIR = "switch"
+INTENT = "intent.json"
+UNIT_COPY = "unit"
+CONFIG_COPY = "config"
+MEMORY_MODE = 0o700
+FILE_MODE = 0o600
+_MAX_BYTES = 256 * 1024
+
+
+def memory_dir(home: Path) -> Path:
+    """The spec user's reconciler state directory (XDG default under their home)."""
+    return home / ".local" / "state" / "reconciler"
+
+
+@recorded
+@dataclass(frozen=True)
+class BadVersion:
+    """A version that failed its health check on one profile and was rolled back."""
+
+    profile: str
+    version: str
+    failed_at: str  # ISO 8601 UTC
+    reason: str
+
+    def redacted(self, redaction: Redaction) -> BadVersion:
+        return BadVersion(self.profile, self.version, self.failed_at, redaction.text(self.reason))
+
+    def blocked_message(self) -> str:
+        """The plan's reason for not trying it again."""
+        return (
+            f"{self.version} failed its health check at {self.failed_at} and was rolled back "
+            f"({self.reason}); change the version or run "
+            f"`reconciler update SPEC --retry {self.profile}`"
+        )
+
+
+@recorded
+@dataclass(frozen=True)
+class Interrupted:
+    """A switch that started and never finished (its intent file is still there)."""
+
+    profile: str
+    from_version: str | None
+    to_version: str
+    started_at: str
+
+
+@recorded
+@dataclass(frozen=True)
+class SwitchMemory:
+    """What the reconciler remembers of switches on this host."""
+
+    bad: tuple[BadVersion, ...] = ()
+    interrupted: tuple[Interrupted, ...] = ()
+
+    def bad_version(self, profile: str, version: str) -> BadVersion | None:
+        """The mark on `version` for `profile`, if it is marked bad."""
+        return next((b for b in self.bad if b.profile == profile and b.version == version), None)
+
+    def interrupted_switch(self, profile: str) -> Interrupted | None:
+        return next((i for i in self.interrupted if i.profile == profile), None)
+
+
+def parse_bad_versions(text: str, where: str) -> tuple[BadVersion, ...]:
+    """Pure: the marks of a `gateway-bad-versions.json`; ProbeFailed naming the file when it
+    is not what we write."""
+    try:
+        doc = json.loads(text) if text.strip() else {"profiles": {}}
+        profiles = doc["profiles"]
+        marks = tuple(
+            BadVersion(
+                str(name), str(e["version"]), str(e.get("failed_at", "")), str(e.get("reason", ""))
+            )
+            for name, e in sorted(profiles.items())
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ProbeFailed(
+            f"{where}: not a bad-version record of the reconciler ({exc}): move it away "
+            "(every version is then tried again)"
+        ) from None
+    return marks
+
+
+def encode_bad_versions(marks: tuple[BadVersion, ...]) -> str:
+    """Pure: the file's text for `marks` (one mark per profile, sorted)."""
+    doc = {
+        "profiles": {
+            m.profile: {"version": m.version, "failed_at": m.failed_at, "reason": m.reason}
+            for m in sorted(marks, key=lambda m: m.profile)
+        }
+    }
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def parse_intent(profile: str, text: str) -> Interrupted | None:
+    """Pure: an intent file's switch, None when it is unreadable (then nothing is resumed)."""
+    try:
+        doc = json.loads(text)
+        frm = doc.get("from")
+        return Interrupted(
+            profile, None if frm is None else str(frm), str(doc["to"]), str(doc["started_at"])
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _read_memory(directory: Path) -> dict[str, Any]:
+    """As the user: the raw texts (bad-version file, intent files), None where absent."""
+    out: dict[str, Any] = {"bad": None, "intents": {}}
+    try:
+        out["bad"] = read_bounded(directory / BAD_VERSIONS, _MAX_BYTES, follow=False).decode()
+    except FileNotFoundError:
+        pass
+    except (OSError, UnicodeDecodeError) as exc:
+        out["bad_error"] = str(exc)
+    switch = directory / SWITCH_DIR
+    try:
+        names = sorted(p.name for p in switch.iterdir() if p.is_dir() and not p.is_symlink())
+    except (FileNotFoundError, NotADirectoryError):
+        names = []
+    for name in names:
+        try:
+            out["intents"][name] = read_bounded(
+                switch / name / INTENT, _MAX_BYTES, follow=False
+            ).decode()
+        except (OSError, UnicodeDecodeError):
+            continue
+    return out
+
+
+@recorded
+@dataclass(frozen=True)
+class SwitchMemoryProbe(Probe[SwitchMemory]):
+    """Reads the memory (in-process, with the spec user's permissions)."""
+
+    directory: Path
+
+    def read(self, host: HostContext) -> SwitchMemory:
+        raw = call_as(acting_account(host), lambda: _read_memory(self.directory))
+        where = str(self.directory / BAD_VERSIONS)
+        if raw.get("bad_error"):
+            raise ProbeFailed(f"{where}: {raw['bad_error']}")
+        bad = parse_bad_versions(raw["bad"], where) if raw["bad"] is not None else ()
+        interrupted = tuple(
+            i
+            for name, text in sorted(raw["intents"].items())
+            if (i := parse_intent(name, text)) is not None
+        )
+        return SwitchMemory(bad, interrupted)
+
+    def answer_from(self, recorded: RecordedHost) -> SwitchMemory | None:
+        return SwitchMemory() if recorded.known_missing(self.directory) else None

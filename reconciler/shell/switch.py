@@ -1,0 +1,349 @@
+"""Carrying out a `GatedSwitch`: switch a profile's gateway, keep it only when it is healthy.
+
+1. As the user, copy the unit file and the profile's config into the reconciler's memory
+   (facts/switches.py) and write the intent file: from here on a kill -9 leaves a trace the next
+   plan picks up (it runs the gate again with these copies, taken before the first attempt).
+   Failing here changes nothing that runs.
+2. Write the new unit, `daemon-reload`, `restart` (the old gateway stops: downtime starts).
+3. Poll `gateway health --json` (the gateway's RPC, not an HTTP 200) until `ok: true` or
+   `start_timeout_s`; a start whose main process exits and is restarted by systemd fails at
+   once. After the first healthy answer the gateway must stay healthy for `settle_s` with no
+   restart in between (health ok then crash counts as failure).
+4. Healthy: forget the copies. Unhealthy: read the unit's last journal lines, restore the unit
+   and the config (the gateway rewrites its config on start: migrations, plugin auto-enable,
+   `meta.lastTouchedVersion`; newer releases refuse, exit 78, a config last written by a newer
+   one), `daemon-reload`, `restart`, wait for the old version's health, record the new version
+   as bad for this profile, forget the copies.
+
+Every command runs through the runner (process trees ended at their deadline); each health
+check's deadline is cut to what is left of the gate's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reconciler.core.action import GatedSwitch
+from reconciler.core.command import Command
+from reconciler.core.switch import SwitchReport
+from reconciler.facts.gateway_rpc import parse_health
+from reconciler.facts.switches import (
+    BAD_VERSIONS,
+    CONFIG_COPY,
+    FILE_MODE,
+    INTENT,
+    MEMORY_MODE,
+    SWITCH_DIR,
+    UNIT_COPY,
+    BadVersion,
+    encode_bad_versions,
+    parse_bad_versions,
+)
+from reconciler.facts.systemd import (
+    RESTART_PROPERTIES,
+    JournalTailProbe,
+    parse_show_blocks,
+    unit_restarts,
+)
+from reconciler.shell.as_user import acting_account, call_as
+from reconciler.shell.bounded import read_bounded
+from reconciler.shell.files import atomic_write, ensure_directory
+
+if TYPE_CHECKING:
+    from reconciler.shell.runner import HostRunner, OperationResult
+
+UNIT_MODE = 0o644
+POLL_S = 0.5  # between health checks (a real `gateway health` itself takes about 3 s)
+JOURNAL_LINES = 10
+_MAX_COPY = 4 * 1024 * 1024
+_STATE_PROPERTIES = (*RESTART_PROPERTIES, "ActiveState", "SubState")
+
+
+# --- as the user: the memory's files ------------------------------------------------------------
+
+
+def _switch_dir(memory: Path, profile: str) -> Path:
+    return memory / SWITCH_DIR / profile
+
+
+def _read_text(path: Path) -> tuple[str | None, int | None]:
+    """A file's text and mode, (None, None) when it is absent."""
+    try:
+        data = read_bounded(path, _MAX_COPY, follow=False)
+    except FileNotFoundError:
+        return None, None
+    return data.decode("utf-8"), os.stat(path, follow_symlinks=False).st_mode & 0o7777
+
+
+def save_copies(
+    memory: Path, profile: str, unit_file: Path, config: Path, intent: dict[str, Any]
+) -> dict[str, Any]:
+    """Copy the unit and the config, then write the intent; keep the copies of an earlier,
+    interrupted attempt (they show the host before it). Returns the intent in force."""
+    for directory in (memory, memory / SWITCH_DIR, _switch_dir(memory, profile)):
+        ensure_directory(directory, MEMORY_MODE, None)
+    here = _switch_dir(memory, profile)
+    with contextlib.suppress(FileNotFoundError, ValueError, UnicodeDecodeError):
+        earlier = json.loads(read_bounded(here / INTENT, _MAX_COPY, follow=False).decode())
+        if isinstance(earlier, dict) and "to" in earlier:
+            return {**earlier, "resumed": True}
+    record = dict(intent)
+    for name, source in ((UNIT_COPY, unit_file), (CONFIG_COPY, config)):
+        text, mode = _read_text(source)
+        record[f"{name}_mode"] = mode
+        if text is None:
+            with contextlib.suppress(FileNotFoundError):
+                (here / name).unlink()
+        else:
+            atomic_write(here / name, text, FILE_MODE, backup=False)
+    # Last: the intent says the copies are complete.
+    atomic_write(here / INTENT, json.dumps(record, sort_keys=True) + "\n", FILE_MODE, backup=False)
+    return {**record, "resumed": False}
+
+
+def write_unit(path: Path, content: str) -> str:
+    atomic_write(path, content, UNIT_MODE, backup=True)
+    return ""
+
+
+def restore_copies(memory: Path, profile: str, unit_file: Path, config: Path) -> str:
+    """Put back the unit and the config as they were before the switch."""
+    here = _switch_dir(memory, profile)
+    intent = json.loads(read_bounded(here / INTENT, _MAX_COPY, follow=False).decode())
+    restored = []
+    for name, target in ((UNIT_COPY, unit_file), (CONFIG_COPY, config)):
+        mode = intent.get(f"{name}_mode")
+        if mode is None:
+            if name == UNIT_COPY:  # there was no unit before: none after either
+                with contextlib.suppress(FileNotFoundError):
+                    target.unlink()
+            continue
+        text, _ = _read_text(here / name)
+        if text is None:
+            raise FileNotFoundError(f"the copy of {target} is gone from {here}")
+        atomic_write(target, text, int(mode), backup=False)
+        restored.append(str(target))
+    return ", ".join(restored)
+
+
+def forget_copies(memory: Path, profile: str) -> str:
+    """The switch is over: the intent first (then nothing resumes), then the copies."""
+    here = _switch_dir(memory, profile)
+    with contextlib.suppress(FileNotFoundError):
+        (here / INTENT).unlink()
+    shutil.rmtree(here, ignore_errors=True)
+    return ""
+
+
+def mark_bad(memory: Path, mark: dict[str, str]) -> str:
+    """Record `mark` (profile, version, failed_at, reason) in the bad-version file, replacing
+    that profile's earlier mark."""
+    ensure_directory(memory, MEMORY_MODE, None)
+    path = memory / BAD_VERSIONS
+    try:
+        text = read_bounded(path, _MAX_COPY, follow=False).decode()
+        marks = parse_bad_versions(text, str(path))
+    except FileNotFoundError:
+        marks = ()
+    new = BadVersion(mark["profile"], mark["version"], mark["failed_at"], mark["reason"])
+    kept = tuple(m for m in marks if m.profile != new.profile)
+    atomic_write(path, encode_bad_versions((*kept, new)), FILE_MODE, backup=False)
+    return ""
+
+
+def clear_bad(memory: Path, profile: str) -> bool:
+    """Forget `profile`'s mark (`update --retry`); True when there was one."""
+    path = memory / BAD_VERSIONS
+    try:
+        text = read_bounded(path, _MAX_COPY, follow=False).decode()
+    except FileNotFoundError:
+        return False
+    marks = parse_bad_versions(text, str(path))
+    kept = tuple(m for m in marks if m.profile != profile)
+    if len(kept) == len(marks):
+        return False
+    atomic_write(path, encode_bad_versions(kept), FILE_MODE, backup=False)
+    return True
+
+
+# --- the gate ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Health:
+    """How the wait for a healthy gateway ended."""
+
+    healthy_at: float | None  # monotonic time of the first healthy answer (None: never)
+    reason: str = ""
+
+
+class Gate:
+    """One switch on one runner (the commands and as-user file work it needs)."""
+
+    def __init__(self, runner: HostRunner, op: GatedSwitch) -> None:
+        self.runner = runner
+        self.op = op
+        self.account = acting_account(runner.host)
+
+    def as_user(self, work: Any) -> Any:
+        return call_as(self.account, work)
+
+    def systemctl(self, *args: str) -> str:
+        """Run a mutating `systemctl --user ...`; "" when it worked, else why not."""
+        command = Command(("systemctl", "--user", *args), scope="user", mutating=True)
+        result = self.runner.run(command)
+        return "" if result.ok else f"systemctl --user {' '.join(args)}: {result.summary()}"
+
+    def process_state(self) -> tuple[int, bool, str]:
+        """The unit's automatic restarts so far, whether its main process has ended (the unit
+        is failed, or waiting to be restarted), and how it last ended."""
+        command = Command(
+            ("systemctl", "--user", "show", self.op.unit, "-p", ",".join(_STATE_PROPERTIES)),
+            scope="user",
+            timeout_s=15,
+        )
+        result = self.runner.run(command)
+        blocks = parse_show_blocks(result.stdout) if result.ok else []
+        if not blocks:
+            return 0, False, ""  # a manager that cannot say: the health check decides
+        block = blocks[0]
+        found = unit_restarts(self.op.unit, block)
+        ended = block.get("ActiveState") == "failed" or block.get("SubState") == "auto-restart"
+        return found.n_restarts, ended, found.last_exit()
+
+    def journal(self) -> tuple[str, ...]:
+        probe = JournalTailProbe(self.op.unit, JOURNAL_LINES)
+        tail = probe.parse(self.runner.run(probe.command(self.runner.host)))
+        return tail.lines or ((tail.detail,) if tail.detail else ())
+
+    def wait_healthy(self, check: Command, started: float, settle_s: float) -> Health:
+        """Poll `check` until healthy and still healthy `settle_s` later, with no restart of
+        the unit in between; or the reason it was not, at `start_timeout_s` after `started`."""
+        op, runner = self.op, self.runner
+        deadline = started + op.start_timeout_s
+        base_restarts, _, _ = self.process_state()
+        first_ok: float | None = None
+        last = "no answer yet"
+        while True:
+            now = time.monotonic()
+            end = deadline if first_ok is None else max(deadline, first_ok + settle_s)
+            count, ended, exit_text = self.process_state()
+            if ended or count > base_restarts:
+                died = f" ({exit_text})" if exit_text else ""
+                if first_ok is not None:
+                    return Health(None, f"healthy at first, then its process ended{died}")
+                return Health(None, f"its process ended{died}; systemd restarted it")
+            left = max(1.0, end - now)
+            result = runner.run(replace(check, timeout_s=min(check.timeout_s, left)))
+            health = parse_health(result)
+            now = time.monotonic()
+            if health.ok:
+                if first_ok is None:
+                    first_ok = now
+                if now - first_ok >= settle_s:
+                    return Health(first_ok)
+            elif first_ok is not None:
+                return Health(
+                    None,
+                    f"healthy at first, then `gateway health` failed within {settle_s:g} s: "
+                    f"{health.detail}",
+                )
+            else:
+                last = health.detail or last
+            if now >= end:
+                return Health(
+                    None, f"`gateway health` not ok within {op.start_timeout_s:g} s: {last}"
+                )
+            runner.sleep(POLL_S)
+
+    def restart(self) -> tuple[float, str]:
+        """daemon-reload and restart: (when the restart began, "" or why it failed)."""
+        problem = self.systemctl("daemon-reload")
+        began = time.monotonic()
+        if not problem:
+            problem = self.systemctl("restart", self.op.unit)
+        return began, problem
+
+
+def run_switch(runner: HostRunner, op: GatedSwitch) -> OperationResult:
+    """Carry out `op` (see the module docstring); the result carries a SwitchReport."""
+    from reconciler.shell.runner import OperationResult
+
+    gate = Gate(runner, op)
+    intent = {
+        "from": op.from_version,
+        "to": op.to_version,
+        "started_at": _now(),
+        "unit": op.unit,
+    }
+    try:
+        held = gate.as_user(
+            partial(save_copies, op.memory, op.profile, op.unit_file, op.config, intent)
+        )
+    except (OSError, UnicodeDecodeError) as exc:
+        return OperationResult(op, False, f"nothing switched: cannot keep a copy: {exc}")
+    old = held.get("from") if held.get("resumed") else op.from_version
+    try:
+        gate.as_user(partial(write_unit, op.unit_file, op.content))
+    except OSError as exc:
+        gate.as_user(partial(forget_copies, op.memory, op.profile))
+        return OperationResult(op, False, f"nothing switched: {exc}")
+    began, problem = gate.restart()
+    health = Health(None, problem) if problem else gate.wait_healthy(op.check, began, op.settle_s)
+    if health.healthy_at is not None:
+        gate.as_user(partial(forget_copies, op.memory, op.profile))
+        report = SwitchReport(op.profile, old, op.to_version, "switched", health.healthy_at - began)
+        return OperationResult(op, True, report.message(), report=report)
+    report = _roll_back(gate, old, health.reason)
+    return OperationResult(op, False, report.message(), report=report)
+
+
+def _roll_back(gate: Gate, old: str | None, reason: str) -> SwitchReport:
+    """Put the old unit and config back and check the old version answers again."""
+    op = gate.op
+    failed_at = _now()
+    journal = gate.journal()
+    problem = ""
+    downtime: float | None = None
+    try:
+        gate.as_user(partial(restore_copies, op.memory, op.profile, op.unit_file, op.config))
+    except (OSError, ValueError) as exc:
+        problem = f"cannot restore the unit and config: {exc}"
+    if not problem:
+        began, problem = gate.restart()
+        if not problem:
+            back = gate.wait_healthy(op.rollback_check, began, 0.0)
+            problem = back.reason
+            if back.healthy_at is not None:
+                downtime = back.healthy_at - began
+    mark = {"profile": op.profile, "version": op.to_version, "failed_at": failed_at}
+    with contextlib.suppress(OSError, ValueError):
+        gate.as_user(partial(mark_bad, op.memory, {**mark, "reason": reason}))
+    if not problem:
+        # The copies are kept when the rollback failed: a human (or the next run) needs them.
+        with contextlib.suppress(OSError):
+            gate.as_user(partial(forget_copies, op.memory, op.profile))
+    return SwitchReport(
+        op.profile,
+        old,
+        op.to_version,
+        "rolled-back" if not problem else "rollback-failed",
+        downtime,
+        reason,
+        journal,
+        problem,
+        failed_at,
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

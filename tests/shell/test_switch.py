@@ -1,0 +1,284 @@
+"""The health-gated switch (reconciler/shell/switch.py) on the fake host, at every failure point.
+
+The fake systemd starts a gateway per its unit's ExecStart line; `set_start_behaviour` makes a
+version's start fail, crash after a while, or answer HTTP with a broken RPC.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+from engine_on_fakehost import host_context
+from fakehost import FakeHost, gateway_unit_text
+
+from reconciler.core.action import GatedSwitch
+from reconciler.core.host import HostContext
+from reconciler.facts.gateway_rpc import GatewayCall
+from reconciler.facts.switches import BAD_VERSIONS, SwitchMemoryProbe, memory_dir
+from reconciler.shell.runner import HostRunner
+from reconciler.shell.switch import clear_bad
+
+UNIT = "clawdbot-gateway-ops.service"
+PORT = 18809
+OLD, NEW = "2026.1.24-3", "2026.2.1"
+MISSING_MODULE = (
+    "Error [ERR_MODULE_NOT_FOUND]: Cannot find module "
+    "'/home/user/.local/lib/clawdbot/2026.2.1/node_modules/clawdbot/dist/link-understanding/apply.js'"
+)
+
+
+def unit_text(fake: FakeHost, version: str) -> str:
+    prefix = fake.home / ".local/lib/clawdbot" / version / "node_modules"
+    return gateway_unit_text(fake.home, profile="ops", port=PORT, prefix=prefix, token=None)
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> FakeHost:
+    fake = FakeHost(tmp_path)
+    fake.set_linger("user", True)
+    fake.add_unit_file(UNIT, unit_text(fake, OLD))
+    fake.install_gateway_unit("ops", port=PORT, name=UNIT, prefix=None)
+    # install_gateway_unit rewrote the file with the default prefix: put ours back, restart.
+    fake.add_unit_file(UNIT, unit_text(fake, OLD))
+    fake.daemon_reload()
+    fake.stop_unit(UNIT)
+    fake.set_unit_state(UNIT, "active")
+    config = fake.home / ".clawdbot-ops" / "clawdbot.json"
+    config.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    config.write_text('{ gateway: { mode: "local", port: 18809 } }\n')
+    config.chmod(0o600)
+    return fake
+
+
+def switch_op(fake: FakeHost, host: HostContext, **kw: object) -> GatedSwitch:
+    program = str(fake.bin_dir / "clawdbot")
+    env = (("CLAWDBOT_PROFILE", "ops"),)
+    check = GatewayCall(program, PORT, env).command("gateway", "health", "--json", timeout_s=10)
+    fields: dict[str, object] = {
+        "profile": "ops",
+        "unit": UNIT,
+        "unit_file": fake.unit_path(UNIT),
+        "content": unit_text(fake, NEW),
+        "config": fake.home / ".clawdbot-ops" / "clawdbot.json",
+        "check": check,
+        "rollback_check": check,
+        "from_version": OLD,
+        "to_version": NEW,
+        "start_timeout_s": 3.0,
+        "settle_s": 0.0,
+        "memory": memory_dir(fake.home),
+        "owner": host.user.name if host.user else None,
+    }
+    fields.update(kw)
+    return GatedSwitch(**fields)  # type: ignore[arg-type]
+
+
+def runner(fake: FakeHost, host: HostContext) -> HostRunner:
+    return HostRunner(host, env=fake.env, sleep=lambda s: time.sleep(min(s, 0.1)))
+
+
+def running_version(fake: FakeHost) -> str:
+    main = fake.unit_runtime(UNIT).get("main_pid")
+    cmdline = " ".join(fake.processes()[int(main)]["cmdline"]) if main else ""
+    return next((v for v in (OLD, NEW) if f"/{v}/" in cmdline), "none")
+
+
+def test_a_healthy_version_is_kept_and_the_downtime_measured(fake: FakeHost) -> None:
+    host = host_context(fake)
+    result = runner(fake, host).execute(switch_op(fake, host))
+    assert result.ok, result.detail
+    assert result.report is not None and result.report.outcome == "switched"
+    assert result.report.downtime_s is not None and 0 <= result.report.downtime_s < 3
+    assert running_version(fake) == NEW
+    assert fake.unit_path(UNIT).read_text() == unit_text(fake, NEW)
+    memory = memory_dir(fake.home)
+    assert not (memory / "switch" / "ops").exists()  # the copies are forgotten
+    assert not (memory / BAD_VERSIONS).exists()
+    verbs = [c["argv"][2:] for c in fake.mutating_calls() if c["tool"] == "systemctl"]
+    assert verbs == [["daemon-reload"], ["restart", UNIT]]
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason"),
+    [
+        ({"mode": "fail", "exit_status": 1}, "its process ended (exit status 1)"),
+        ({"mode": "unhealthy"}, "`gateway health` not ok within 3 s: gateway closed (1011)"),
+        (
+            {"mode": "crash_after", "after_s": 0.4},
+            "healthy at first, then",
+        ),
+    ],
+    ids=["start-fails", "health-never-ok", "ok-then-crash"],
+)
+def test_an_unhealthy_version_is_rolled_back_and_marked_bad(
+    fake: FakeHost, behaviour: dict[str, object], reason: str
+) -> None:
+    fake.set_start_behaviour(f"/{NEW}/", journal=[MISSING_MODULE], **behaviour)  # type: ignore[arg-type]
+    host = host_context(fake)
+    config = fake.home / ".clawdbot-ops" / "clawdbot.json"
+    before = config.read_bytes()
+    op = switch_op(fake, host, settle_s=1.5)
+    # The new version rewrites its config on its first start (meta.lastTouchedVersion).
+    result = runner(fake, host).execute(op)
+    assert not result.ok
+    report = result.report
+    assert report is not None and report.outcome == "rolled-back", result.detail
+    assert reason in report.reason
+    assert result.detail.startswith(f"FAILED (rolled back to {OLD}: ")
+    if behaviour["mode"] != "unhealthy":
+        assert MISSING_MODULE in result.detail  # the journal's last lines
+    assert running_version(fake) == OLD
+    assert fake.unit_path(UNIT).read_text() == unit_text(fake, OLD)
+    assert config.read_bytes() == before
+    assert report.downtime_s is not None
+    memory = SwitchMemoryProbe(memory_dir(fake.home)).read(host)
+    mark = memory.bad_version("ops", NEW)
+    assert mark is not None and mark.reason == report.reason
+    assert "failed its health check at" in mark.blocked_message()
+    assert "reconciler update SPEC --retry ops" in mark.blocked_message()
+    assert memory.interrupted == ()
+    assert stat.S_IMODE(os.stat(memory_dir(fake.home) / BAD_VERSIONS).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(memory_dir(fake.home)).st_mode) == 0o700
+
+
+def test_the_config_the_new_version_rewrote_is_put_back(fake: FakeHost) -> None:
+    """A rolled-back gateway must read the config it wrote itself (newer releases refuse, exit
+    78, a config last written by a newer one)."""
+    fake.set_start_behaviour(f"/{NEW}/", "fail")
+    host = host_context(fake)
+    config = fake.home / ".clawdbot-ops" / "clawdbot.json"
+    before = config.read_bytes()
+
+    class Rewriting(HostRunner):
+        def run(self, command):  # type: ignore[no-untyped-def]
+            if (
+                command.argv[-2:] == ("restart", UNIT)
+                and "2026.2.1" in fake.unit_path(UNIT).read_text()
+            ):
+                config.write_text('{"meta": {"lastTouchedVersion": "2026.2.1"}}\n')
+            return super().run(command)
+
+    result = Rewriting(host, env=fake.env, sleep=lambda s: None).execute(switch_op(fake, host))
+    assert result.report is not None and result.report.outcome == "rolled-back"
+    assert config.read_bytes() == before
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+
+
+def test_a_failing_rollback_reports_both_and_keeps_the_copies(fake: FakeHost) -> None:
+    fake.set_start_behaviour("/clawdbot/", "fail", journal=["boom"])  # every version fails
+    host = host_context(fake)
+    result = runner(fake, host).execute(switch_op(fake, host))
+    report = result.report
+    assert not result.ok and report is not None and report.outcome == "rollback-failed"
+    assert result.detail.startswith(f"FAILED (rollback to {OLD} failed too: ")
+    assert f"{NEW} was refused: its process ended" in result.detail
+    assert report.downtime_s is None
+    memory = SwitchMemoryProbe(memory_dir(fake.home)).read(host)
+    assert memory.bad_version("ops", NEW) is not None
+    # The copies stay for the next run (and a human): the switch is still open.
+    assert memory.interrupted_switch("ops") is not None
+    assert fake.unit_path(UNIT).read_text() == unit_text(fake, OLD)
+
+
+def test_an_interrupted_switch_resumes_with_the_copies_taken_before_it(fake: FakeHost) -> None:
+    """kill -9 after the unit was written: the next attempt must not take the half-switched
+    host for the state to roll back to."""
+    host = host_context(fake)
+    config = fake.home / ".clawdbot-ops" / "clawdbot.json"
+    before = config.read_bytes()
+    fake.set_start_behaviour(f"/{NEW}/", "fail")
+
+    class Killed(Exception):
+        pass
+
+    class DiesAtRestart(HostRunner):
+        def run(self, command):  # type: ignore[no-untyped-def]
+            if command.argv[-2:] == ("restart", UNIT):
+                raise Killed
+            return super().run(command)
+
+    with pytest.raises(Killed):
+        DiesAtRestart(host, env=fake.env).execute(switch_op(fake, host))
+    assert fake.unit_path(UNIT).read_text() == unit_text(fake, NEW)  # half way
+    config.write_text('{"meta": {"lastTouchedVersion": "2026.2.1"}}\n')  # and rewritten
+    memory = SwitchMemoryProbe(memory_dir(fake.home)).read(host)
+    interrupted = memory.interrupted_switch("ops")
+    assert interrupted is not None and (interrupted.from_version, interrupted.to_version) == (
+        OLD,
+        NEW,
+    )
+    # The next run: the op now starts from a unit that already names the new version.
+    result = runner(fake, host).execute(switch_op(fake, host, from_version=None))
+    assert result.report is not None and result.report.outcome == "rolled-back"
+    assert result.report.from_version == OLD  # from the intent, not from the op
+    assert fake.unit_path(UNIT).read_text() == unit_text(fake, OLD)
+    assert config.read_bytes() == before
+    assert running_version(fake) == OLD
+
+
+def test_health_uses_the_profiles_token_and_never_prints_it(fake: FakeHost) -> None:
+    token = "9d2f" * 16
+    env_file = fake.home / ".clawdbot-ops" / "gateway.env"
+    env_file.write_text(f"CLAWDBOT_GATEWAY_TOKEN={token}\n")
+    env_file.chmod(0o600)
+    host = host_context(fake)
+    text = unit_text(fake, NEW).replace(
+        "[Service]\n", f"[Service]\nEnvironmentFile={env_file}\n", 1
+    )
+    program = str(fake.bin_dir / "clawdbot")
+    with_token = GatewayCall(program, PORT, (), env_file).command("gateway", "health", "--json")
+    without = GatewayCall(program, PORT, ()).command("gateway", "health", "--json")
+    result = runner(fake, host).execute(
+        switch_op(fake, host, content=text, check=with_token, rollback_check=without)
+    )
+    assert result.ok, result.detail
+    assert token not in json.dumps([c["argv"] for c in fake.calls()])
+    # Without the token the new gateway refuses the check: rolled back.
+    fake.set_unit_state(UNIT, "inactive")
+    fake.add_unit_file(UNIT, unit_text(fake, OLD))
+    fake.daemon_reload()
+    fake.set_unit_state(UNIT, "active")
+    result = runner(fake, host).execute(
+        switch_op(fake, host, content=text, check=without, rollback_check=without)
+    )
+    assert result.report is not None and result.report.outcome == "rolled-back"
+    assert "token missing" in result.report.reason
+    assert token not in result.detail
+
+
+def test_nothing_runs_when_the_copy_cannot_be_kept(fake: FakeHost) -> None:
+    host = host_context(fake)
+    memory = memory_dir(fake.home)
+    memory.parent.mkdir(parents=True, exist_ok=True)
+    memory.write_text("a file where the state directory goes")
+    result = runner(fake, host).execute(switch_op(fake, host))
+    assert not result.ok and result.detail.startswith("nothing switched: cannot keep a copy")
+    assert fake.mutating_calls() == []
+    assert fake.unit_path(UNIT).read_text() == unit_text(fake, OLD)
+
+
+def test_retry_clears_only_that_profiles_mark(fake: FakeHost) -> None:
+    fake.set_start_behaviour(f"/{NEW}/", "fail")
+    host = host_context(fake)
+    runner(fake, host).execute(switch_op(fake, host))
+    memory = memory_dir(fake.home)
+    assert clear_bad(memory, "ops") is True
+    assert clear_bad(memory, "ops") is False
+    assert SwitchMemoryProbe(memory).read(host).bad == ()
+
+
+def test_as_root_the_memory_belongs_to_the_user(fake: FakeHost) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop to the fake user's uid")
+    fake.set_start_behaviour(f"/{NEW}/", "fail")
+    host = host_context(fake, "root")
+    result = runner(fake, host).execute(switch_op(fake, host))
+    assert result.report is not None and result.report.outcome == "rolled-back"
+    memory = memory_dir(fake.home)
+    for path in (memory, memory / BAD_VERSIONS, fake.unit_path(UNIT)):
+        assert path.stat().st_uid == fake.uid
