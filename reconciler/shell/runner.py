@@ -357,7 +357,10 @@ class HostRunner(ReadOnlyRunner):
     def _gated_switch(self, op: GatedSwitch) -> OperationResult:
         from reconciler.shell.switch import run_switch
 
-        return run_switch(self, op)
+        report = run_switch(self, op)
+        if isinstance(report, str):
+            return OperationResult(op, False, report)
+        return OperationResult(op, report.ok, report.message(), report=report)
 
     def _wait_for_port(self, op: WaitForPort) -> OperationResult:
         deadline = time.monotonic() + op.timeout_s

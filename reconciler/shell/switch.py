@@ -30,10 +30,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from reconciler.core.action import GatedSwitch
-from reconciler.core.command import Command
+from reconciler.core.command import Command, CommandResult
+from reconciler.core.host import HostContext
 from reconciler.core.switch import SwitchReport
 from reconciler.facts.gateway_rpc import parse_health
 from reconciler.facts.switches import (
@@ -58,8 +59,15 @@ from reconciler.shell.as_user import acting_account, call_as
 from reconciler.shell.bounded import read_bounded
 from reconciler.shell.files import atomic_write, ensure_directory
 
-if TYPE_CHECKING:
-    from reconciler.shell.runner import HostRunner, OperationResult
+
+class SwitchRunner(Protocol):
+    """What the gate needs of the runner (reconciler.shell.runner.HostRunner)."""
+
+    host: HostContext
+    sleep: Any  # Callable[[float], None]
+
+    def run(self, command: Command) -> CommandResult: ...
+
 
 UNIT_MODE = 0o644
 POLL_S = 0.5  # between health checks (a real `gateway health` itself takes about 3 s)
@@ -189,7 +197,7 @@ class Health:
 class Gate:
     """One switch on one runner (the commands and as-user file work it needs)."""
 
-    def __init__(self, runner: HostRunner, op: GatedSwitch) -> None:
+    def __init__(self, runner: SwitchRunner, op: GatedSwitch) -> None:
         self.runner = runner
         self.op = op
         self.account = acting_account(runner.host)
@@ -274,10 +282,8 @@ class Gate:
         return began, problem
 
 
-def run_switch(runner: HostRunner, op: GatedSwitch) -> OperationResult:
-    """Carry out `op` (see the module docstring); the result carries a SwitchReport."""
-    from reconciler.shell.runner import OperationResult
-
+def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
+    """Carry out `op` (see the module docstring): its report, or why nothing was switched."""
     gate = Gate(runner, op)
     intent = {
         "from": op.from_version,
@@ -290,21 +296,19 @@ def run_switch(runner: HostRunner, op: GatedSwitch) -> OperationResult:
             partial(save_copies, op.memory, op.profile, op.unit_file, op.config, intent)
         )
     except (OSError, UnicodeDecodeError) as exc:
-        return OperationResult(op, False, f"nothing switched: cannot keep a copy: {exc}")
+        return f"nothing switched: cannot keep a copy: {exc}"
     old = held.get("from") if held.get("resumed") else op.from_version
     try:
         gate.as_user(partial(write_unit, op.unit_file, op.content))
     except OSError as exc:
         gate.as_user(partial(forget_copies, op.memory, op.profile))
-        return OperationResult(op, False, f"nothing switched: {exc}")
+        return f"nothing switched: {exc}"
     began, problem = gate.restart()
     health = Health(None, problem) if problem else gate.wait_healthy(op.check, began, op.settle_s)
     if health.healthy_at is not None:
         gate.as_user(partial(forget_copies, op.memory, op.profile))
-        report = SwitchReport(op.profile, old, op.to_version, "switched", health.healthy_at - began)
-        return OperationResult(op, True, report.message(), report=report)
-    report = _roll_back(gate, old, health.reason)
-    return OperationResult(op, False, report.message(), report=report)
+        return SwitchReport(op.profile, old, op.to_version, "switched", health.healthy_at - began)
+    return _roll_back(gate, old, health.reason)
 
 
 def _roll_back(gate: Gate, old: str | None, reason: str) -> SwitchReport:
