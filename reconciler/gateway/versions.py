@@ -9,9 +9,11 @@ install"). Layout (docs/updates.md):
     <prefix>/<version>/.reconciler-installed            written last, before the rename into place
     <prefix>/.install-<version>-<random>/               an install in progress (or a killed one)
 
-Versioned installs are on when the spec pins a version (`runtime.gateway.version` or a
-profile's `gateway_version`) and names no `runtime.gateway.command`: a command is "a gateway
-we do not install, only check".
+Versioned installs are on with `runtime.gateway.install: versioned` and a pinned version
+(`runtime.gateway.version` or a profile's `gateway_version`; validation asks for one and refuses
+`runtime.gateway.command`, "a gateway we do not install, only check"). The default, `global`, is
+the older `npm install -g` of the runtime kind: the default flips once the health-gated switch
+(docs/updates.md) guards the first move of every pinned host's units.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ def is_version(name: str) -> bool:
 
 
 def versioned(spec: Spec) -> bool:
-    """True when the reconciler installs the gateway side by side (a pin, and no `command`)."""
-    if spec.runtime.gateway.command is not None:
+    """True when the reconciler installs the gateway side by side (opted in, a pin, no `command`)."""
+    gateway = spec.runtime.gateway
+    if gateway.install != "versioned" or gateway.command is not None:
         return False
     return bool(wanted_versions(spec))
 

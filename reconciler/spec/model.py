@@ -17,6 +17,7 @@ Bind = Literal["loopback", "lan", "tailnet", "auto"]
 DockerPolicy = Literal["required", "optional", "absent"]
 FunnelPolicy = Literal["deny", "allow"]
 AuthMode = Literal["none", "token"]
+InstallMode = Literal["global", "versioned"]
 Consistency = Literal["stop", "live"]
 
 # Restic exclude patterns the gateway rebuilds by itself: its logs and caches.
@@ -54,6 +55,8 @@ class GatewayRuntime:
     command: str | None = None  # a gateway we do not install, only check
     # How long a started gateway may take to answer on its port (fresh installs compile for 30-45 s).
     start_timeout_s: float = 120.0
+    # versioned: side by side under prefix (docs/updates.md); global: `npm install -g`.
+    install: InstallMode = "global"
     # Where versioned installs live (<prefix>/<version>/); None: ~/.local/lib/<product>.
     prefix: str | None = None
     # npm `overrides` and extra dependencies of every version's package.json, sorted by name.

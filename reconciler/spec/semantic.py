@@ -472,20 +472,46 @@ def gateway_prefix(doc: Document) -> Iterator[Issue]:
                 )
 
 
-def profile_versions(doc: Document) -> Iterator[Issue]:
-    """profiles.<name>.gateway_version is a pin: it needs a versioned install, not `command`."""
-    command = _get(doc.data, "runtime", "gateway", "command")
-    if not isinstance(command, str):
-        return
-    for name, body in _profiles(doc).items():
-        if isinstance(_get(body, "gateway_version"), str):
+def versioned_install(doc: Document) -> Iterator[Issue]:
+    """What only a versioned install can do needs `install: versioned` (and no `command`):
+    per-profile versions, overrides, extra dependencies; and a versioned install needs a pin."""
+    gateway = _get(doc.data, "runtime", "gateway")
+    gateway = gateway if isinstance(gateway, dict) else {}
+    versioned = gateway.get("install") == "versioned"
+    command = gateway.get("command")
+    pinned = [
+        name
+        for name, body in _profiles(doc).items()
+        if isinstance(_get(body, "gateway_version"), str)
+    ]
+    if versioned and isinstance(command, str):
+        yield Issue(
+            ("runtime", "gateway", "install"),
+            "install: versioned installs the gateway, but runtime.gateway.command names one "
+            "the reconciler does not install",
+            "drop runtime.gateway.command, or drop install: versioned",
+        )
+    elif versioned and not isinstance(gateway.get("version"), str) and not pinned:
+        yield Issue(
+            ("runtime", "gateway", "install"),
+            "install: versioned needs a version to install",
+            'pin one: runtime.gateway.version: "2026.1.24-3" (or a profile\'s gateway_version)',
+        )
+    needs = "needs runtime.gateway.install: versioned (one npm prefix per version)"
+    if not versioned:
+        for name in pinned:
             yield Issue(
                 ("profiles", name, "gateway_version"),
-                f"profile {show(name)} pins its own gateway version, but runtime.gateway.command "
-                "names one gateway the reconciler does not install",
-                "drop runtime.gateway.command to let the reconciler install versions side by "
-                "side, or drop gateway_version",
+                f"profile {show(name)} pins its own gateway version, which {needs}",
+                "set runtime.gateway.install: versioned (without runtime.gateway.command)",
             )
+        for key in ("overrides", "extra"):
+            if gateway.get(key):
+                yield Issue(
+                    ("runtime", "gateway", key),
+                    f"{key} {needs}: a global install has no package.json",
+                    "set runtime.gateway.install: versioned",
+                )
 
 
 def node_range(doc: Document) -> Iterator[Issue]:
@@ -748,7 +774,7 @@ RULES: list[Rule] = [
     data_roots,
     owned_paths,
     gateway_prefix,
-    profile_versions,
+    versioned_install,
     node_range,
     reconcile_command,
     control_characters,

@@ -31,7 +31,16 @@ host: {name: vm102, user: user, data_roots: [/opt/clawdbot]}
 """
 
 
-def spec(runtime: str = "", profiles: str = "  personal: {port: 18789}\n", product: str = ""):  # type: ignore[no-untyped-def]
+def spec(
+    runtime: str = "    install: versioned\n",
+    profiles: str = "  personal: {port: 18789}\n",
+    product: str = "",
+):  # type: ignore[no-untyped-def]
+    runtime = (
+        runtime
+        if runtime.startswith("    install") or not runtime
+        else "    install: versioned\n" + runtime
+    )
     gateway = "runtime:\n  gateway:\n" + runtime if runtime else ""
     text = BASE + product + gateway + "profiles:\n" + profiles
     return load_spec_text(text, "t.yaml")
@@ -96,8 +105,13 @@ def test_profile_versions_and_when_installs_are_versioned() -> None:
     assert wanted_versions(s) == ("2026.1.30", "2026.1.24-3")
     assert versioned(s)
     assert not versioned(spec(""))  # no pin: the gateway on PATH is checked only
-    assert not versioned(spec('    version: "1.0.0"\n    command: /usr/bin/clawdbot\n'))
-    only_canary = spec("", '  ops: {port: 18809, gateway_version: "2026.1.30"}\n')
+    global_pin = load_spec_text(
+        BASE + 'runtime: {gateway: {version: "1.0.0"}}\nprofiles: {a: {port: 1}}\n', "g.yaml"
+    )
+    assert not versioned(global_pin)  # install: global (the default): npm install -g
+    only_canary = spec(
+        "    install: versioned\n", '  ops: {port: 18809, gateway_version: "2026.1.30"}\n'
+    )
     assert versioned(only_canary) and wanted_versions(only_canary) == ("2026.1.30",)
 
 
