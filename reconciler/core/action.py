@@ -317,6 +317,82 @@ class GatedSwitch:
         )
 
 
+@dataclass(frozen=True)
+class InstallVersion:
+    """Install one gateway version into `<prefix>/<version>/` as one atomic step.
+
+    In `<prefix>/.install-<version>-<random>/`: write `package_json`, `npm install --prefix`
+    (as `scope`'s account; its process tree killed at `timeout_s`), check that
+    `<node> <entry> --version` prints `version`, write the completion marker, then rename the
+    directory into place. A failure removes the temporary directory; a killed run leaves it
+    behind, and the next plan removes it (it is never used).
+    """
+
+    prefix: Path
+    version: str
+    package_json: str
+    entry: str  # relative to the version's directory
+    npm: str
+    node: str
+    scope: Literal["system", "user"] = "user"  # user: the user's prefix; system: root's
+    timeout_s: float = 900.0
+
+    mutating = True
+    type_name: ClassVar[str] = "install_version"
+
+    @property
+    def needs_root(self) -> bool:
+        return self.scope == "system"
+
+    def fields(self) -> tuple[OperationField, ...]:
+        return (
+            OperationField("prefix", self.prefix),
+            OperationField("version", self.version),
+            OperationField("entry", self.entry),
+            OperationField("npm", self.npm),
+            OperationField("node", self.node),
+            OperationField("scope", self.scope),
+            plan_only("timeout_s", self.timeout_s),
+            fingerprint_only("package_json_sha256", Digest(self.package_json)),
+            *_shown_state(self),
+        )
+
+    def describe(self) -> str:
+        return (
+            f"npm install --prefix {self.prefix}/.install-{self.version}-<random> (package.json "
+            f"pinning {self.version}), check `{self.entry} --version`, rename to "
+            f"{self.prefix}/{self.version}"
+        )
+
+
+@dataclass(frozen=True)
+class RemoveTree:
+    """Remove a directory tree under `parent` (a version or a leftover), never following a
+    symlink: first renamed aside (`.remove-<name>-<random>`), so a half-removed version never
+    looks installed, then deleted."""
+
+    parent: Path
+    name: str
+    scope: Literal["system", "user"] = "user"
+
+    mutating = True
+    type_name: ClassVar[str] = "remove_tree"
+
+    @property
+    def needs_root(self) -> bool:
+        return self.scope == "system"
+
+    def fields(self) -> tuple[OperationField, ...]:
+        return (
+            OperationField("path", self.parent / self.name),
+            OperationField("scope", self.scope),
+            *_shown_state(self),
+        )
+
+    def describe(self) -> str:
+        return f"remove the directory tree {self.parent / self.name}"
+
+
 Operation = (
     RunCommand
     | WriteFile
@@ -325,6 +401,8 @@ Operation = (
     | WaitForPort
     | EnsureSecretEnv
     | GatedSwitch
+    | InstallVersion
+    | RemoveTree
 )
 OPERATION_TYPES: tuple[type[Operation], ...] = (
     RunCommand,
@@ -334,6 +412,8 @@ OPERATION_TYPES: tuple[type[Operation], ...] = (
     WaitForPort,
     EnsureSecretEnv,
     GatedSwitch,
+    InstallVersion,
+    RemoveTree,
 )
 
 

@@ -45,6 +45,16 @@ def health_address(profile: str) -> str:
     return profile_address(profile, "health")
 
 
+def version_address(version: str) -> str:
+    """One installed gateway version (install, or removal by retention): `gateway.version[X]`."""
+    return f"gateway.version[{version}]"
+
+
+def leftover_address(name: str) -> str:
+    """A leftover of a killed install or removal under the prefix: `gateway.leftover[.install-X]`."""
+    return f"gateway.leftover[{name}]"
+
+
 def legacy_unit_address(unit: str) -> str:
     """The removal of an unowned gateway unit file: `unit[clawdbot-gateway.service]`."""
     return f"unit[{unit}]"

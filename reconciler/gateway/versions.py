@@ -21,18 +21,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.facts.gateway_versions import MARKER as MARKER  # re-exported
+from reconciler.facts.gateway_versions import InstalledVersion
 from reconciler.gateway.naming import product_names
 from reconciler.spec.model import Profile, Spec
 
 # The product's convention; `~` is the spec user's home.
 DEFAULT_PREFIX = "~/.local/lib/{product}"
-# Written into a version's directory after its check passed, before the rename into place: a
-# version directory without it is not ours or not complete, and is never run.
-MARKER = ".reconciler-installed"
+# MARKER (facts.gateway_versions) is written into a version's directory after its check
+# passed, before the rename into place: a version directory without it is never run.
 TEMP_PREFIX = ".install-"
+REMOVE_PREFIX = ".remove-"
 # `.install-<version>-<random>`: the random part is hex (install_temp_name).
 _TEMP_NAME = re.compile(r"^\.install-(?P<version>.+)-(?P<token>[0-9a-f]{8,32})$")
 # npm's exact versions, as the schema's `version` definition (no `/`, never `.` or `..`).
@@ -156,23 +157,8 @@ def version_in_exec(exec_start: str, prefix: Path) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Installed:
-    """One version directory under the prefix, as probed."""
-
-    version: str  # the directory's name
-    complete: bool  # our marker is there (written last, after the check)
-    package_version: str | None  # node_modules/<package>/package.json's "version"
-    installed_at: float  # the marker's mtime (the directory's without it)
-
-    @property
-    def usable(self) -> bool:
-        """Complete, and the package inside is the version its directory is named for."""
-        return self.complete and self.package_version == self.version
-
-
 def retained(
-    installed: Iterable[Installed], needed: Iterable[str], keep: int
+    installed: Iterable[InstalledVersion], needed: Iterable[str], keep: int
 ) -> tuple[frozenset[str], tuple[str, ...]]:
     """(kept, pruned): keep every `needed` version (wanted or running) and the `keep` newest
     other usable ones by install time; prune the rest, oldest first."""

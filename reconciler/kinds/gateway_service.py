@@ -65,6 +65,7 @@ from reconciler.gateway.paths import (
     unit_probe,
     user_blocker,
 )
+from reconciler.gateway.versions import versioned
 from reconciler.kinds._programs import gateway_program, location_probe, version_probe
 from reconciler.kinds._systemd import (
     managed_units,
@@ -359,7 +360,9 @@ def _restart_reasons(
     if profile.auth == "token":
         files.append((str(paths.token_env), facts.get(token_probe(spec, paths)).file))
     gateway = facts.get(version_probe(gateway_program(spec), host, facts))
-    if gateway.path is not None:
+    # A versioned install never changes after its rename (a new version is a new unit): only
+    # the global install's files can change under a running gateway.
+    if gateway.path is not None and not versioned(spec):
         binary = facts.get(binary_probe(gateway.path))
         files.append((f"the gateway ({binary.path})", binary))
     reasons.extend(stale_reasons(status, files))

@@ -16,12 +16,18 @@ Fixes: `WriteFile` (0644, atomic, backup kept) with a unified diff of the file i
 `diff` (secret-looking values of the old file redacted); `EnsureSecretEnv` for the token.
 When the gateway is not installed the unit cannot be rendered (ExecStart needs its path): the
 action waits for `runtime.gateway` and says so.
+With `runtime.gateway.install: versioned` the unit runs its profile's version as the gateway's
+own `gateway install` does: `ExecStart="<node>" "<prefix>/<version>/node_modules/<package>/<bin>"
+gateway --port N` (gateway/versions.py), known before the version is installed; the write comes
+after that version's install (and is skipped when the install fails), and its restart is what
+the health-gated switch guards.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +39,7 @@ from reconciler.core.action import (
     Operation,
     WriteFile,
 )
+from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
 from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
@@ -44,6 +51,7 @@ from reconciler.gateway.addresses import (
     service_address,
     state_address,
     unit_address,
+    version_address,
 )
 from reconciler.gateway.paths import (
     ProfilePaths,
@@ -56,6 +64,14 @@ from reconciler.gateway.paths import (
     token_probe,
     unit_probe,
     user_blocker,
+)
+from reconciler.gateway.versions import (
+    entry_point,
+    install_dir,
+    prefix_path,
+    profile_version,
+    version_in_exec,
+    versioned,
 )
 from reconciler.kinds._programs import NODE, gateway_program, location_probe, version_probe
 from reconciler.kinds._systemd import (
@@ -90,9 +106,10 @@ STANDARD_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 # --- rendering ---------------------------------------------------------------------------------
 
 
-def unit_path_env(node: str | None, gateway: str) -> str:
+def unit_path_env(node: str | None, gateway: str, *, gateway_is_dir: bool = False) -> str:
     """PATH for the service: node's directory, the gateway's, then the standard ones."""
-    dirs = [os.path.dirname(p) for p in (node, gateway) if p]
+    dirs = [os.path.dirname(node)] if node else []
+    dirs.append(gateway if gateway_is_dir else os.path.dirname(gateway))
     return ":".join(dict.fromkeys([*dirs, *STANDARD_PATH]))
 
 
@@ -103,19 +120,25 @@ def render_unit(
     home: Path,
     gateway: str,
     node: str | None,
+    node_entry: tuple[str, str] | None = None,
 ) -> str:
-    """The unit file's exact text (pure, deterministic: the same inputs give the same bytes)."""
+    """The unit file's exact text (pure, deterministic: the same inputs give the same bytes).
+
+    `node_entry` (node, entry point): a versioned install, run as `<node> <entry>`; `gateway`
+    is then the directory of the version's command links (node_modules/.bin), put on PATH.
+    """
     table = names(spec)
     env = (
         ("HOME", str(home)),
-        ("PATH", unit_path_env(node, gateway)),
+        ("PATH", unit_path_env(node, gateway, gateway_is_dir=node_entry is not None)),
         (table.env("PROFILE"), profile.name),
         (table.env("STATE_DIR"), str(paths.state)),
         (table.env("CONFIG_PATH"), str(paths.config)),
         (table.env("GATEWAY_PORT"), str(profile.port)),
     )
+    program = (gateway,) if node_entry is None else (node_entry[0], node_entry[1])
     exec_start = " ".join(
-        systemd_word(w, exec_line=True) for w in (gateway, "gateway", "--port", str(profile.port))
+        systemd_word(w, exec_line=True) for w in (*program, "gateway", "--port", str(profile.port))
     )
     lines = [
         HEADER,
@@ -204,9 +227,11 @@ def plan_unit(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -> 
     reason = f"profile {profile.name} runs as the user service {paths.unit}"
     if host.user is None:
         return Action(unit_address(profile.name), "create", reason, blocked=user_blocker(host))
-    gateway = facts.get(version_probe(gateway_program(spec), host, facts))
     found = facts.get(unit_probe(paths))
     kind: ActionKind = "update" if found.exists else "create"
+    if versioned(spec):
+        return _versioned_unit(spec, profile, host, facts, paths, reason)
+    gateway = facts.get(version_probe(gateway_program(spec), host, facts))
     if gateway.path is None:
         return Action(
             unit_address(profile.name),
@@ -222,6 +247,66 @@ def plan_unit(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -> 
         )
     node = facts.get(version_probe(NODE, host, facts)).path
     content = render_unit(spec, profile, paths, host.user.home, gateway.path, node)
+    return _unit_action(spec, profile, host, facts, paths, reason, content)
+
+
+def _versioned_unit(
+    spec: Spec, profile: Profile, host: HostContext, facts: Facts, paths: ProfilePaths, reason: str
+) -> Action | None:
+    """The unit of a versioned install: node runs the profile's version's entry point."""
+    assert host.user is not None
+    version = profile_version(spec, profile)
+    assert version is not None  # validation: a versioned install pins every profile
+    node = facts.get(version_probe(NODE, host, facts)).path
+    found = facts.get(unit_probe(paths))
+    if node is None:
+        return Action(
+            unit_address(profile.name),
+            "update" if found.exists else "create",
+            reason,
+            triggers=(service_address(profile.name),),
+            blocked="node: not installed (ExecStart runs the version's entry point with node)",
+        )
+    prefix = prefix_path(spec, host.user.home)
+    entry = entry_point(spec, prefix, version)
+    bin_dir = str(install_dir(prefix, version) / "node_modules" / ".bin")
+    content = render_unit(
+        spec, profile, paths, host.user.home, bin_dir, node, node_entry=(node, str(entry))
+    )
+    action = _unit_action(spec, profile, host, facts, paths, reason, content)
+    if action is None:
+        return None
+    running = next(
+        (
+            version_in_exec(line, prefix)
+            for line in (found.text or "").splitlines()
+            if line.startswith("ExecStart=")
+        ),
+        None,
+    )
+    return replace(
+        action,
+        changes=attribute_changes({"gateway_version": version}, {"gateway_version": running})
+        if running != version
+        else (),
+        # Written once its version is installed; skipped when that install fails.
+        after=(*action.after, version_address(version)),
+    )
+
+
+def _unit_action(
+    spec: Spec,
+    profile: Profile,
+    host: HostContext,
+    facts: Facts,
+    paths: ProfilePaths,
+    reason: str,
+    content: str,
+) -> Action | None:
+    """Write the rendered unit (and the token file) when either differs."""
+    assert host.user is not None
+    found = facts.get(unit_probe(paths))
+    kind: ActionKind = "update" if found.exists else "create"
     operations: list[Operation] = []
     reasons: list[str] = []
     depends: list[str] = []

@@ -5,7 +5,9 @@ Wants: `runtime.node` (an npm-style range), `runtime.gateway.{package, version, 
 Probes: `node --version`, `<gateway> --version`, `npm --version`'s path, `docker info` as the user
 (only when the spec requires docker or wants it absent: `optional` needs no answer).
 Fixes: a differing gateway pin plans `npm install -g <package>@<version>` (as the user when the
-gateway lives under the user's home, else as root). A wrong node or unreachable required docker
+gateway lives under the user's home, else as root), unless `runtime.gateway.install` is
+`versioned`: then the gateway_install kind installs each version side by side and a global
+install is left alone (reported there), never planned here. A wrong node or unreachable required docker
 is a blocked step with the reason: we do not install runtimes.
 """
 
@@ -25,6 +27,7 @@ from reconciler.facts.codec import RecordedHost, Wanted, recorded, records
 from reconciler.facts.programs import ProgramVersion, ProgramVersionProbe
 from reconciler.gateway.addresses import DOCKER, GATEWAY, NODE, service_address
 from reconciler.gateway.naming import PRODUCTS, product_names
+from reconciler.gateway.versions import versioned
 from reconciler.kinds._programs import gateway_program, location_probe, version_probe
 from reconciler.semver import satisfies
 from reconciler.spec.model import Spec
@@ -169,6 +172,8 @@ class RuntimeKind(Kind):
         self, spec: Spec, host: HostContext, facts: Facts, node_blocked: bool, node_detail: str
     ) -> Iterable[Action]:
         pin = spec.runtime.gateway
+        if versioned(spec):
+            return  # kinds/gateway_install.py installs the versions; nothing global is planned
         gateway = facts.get(gateway_probe(spec, host, facts))
         if pin.version is None or pin.command is not None:
             yield from _checked_gateway(spec, gateway)

@@ -23,6 +23,7 @@ from reconciler.core.action import (
     EnsureDirectory,
     EnsureSecretEnv,
     GatedSwitch,
+    InstallVersion,
     Operation,
     RemoveFile,
     RunCommand,
@@ -352,7 +353,20 @@ class HostRunner(ReadOnlyRunner):
         RemoveFile: _file_operation,
         EnsureSecretEnv: _file_operation,
         GatedSwitch: lambda runner, op: runner._gated_switch(op),
+        InstallVersion: lambda runner, op: runner._install_version(op),
+        RemoveTree: lambda runner, op: runner._remove_tree(op),
     }
+
+    def _install_version(self, op: InstallVersion) -> OperationResult:
+        from reconciler.shell.install import install_version
+
+        ok, detail, done = install_version(op, self.host, self.run)
+        return OperationResult(op, ok, detail, done[-1] if done else None)
+
+    def _remove_tree(self, op: RemoveTree) -> OperationResult:
+        from reconciler.shell.install import run_remove_tree
+
+        return OperationResult(op, True, str(run_remove_tree(op, self.host)))
 
     def _gated_switch(self, op: GatedSwitch) -> OperationResult:
         from reconciler.shell.switch import run_switch

@@ -686,6 +686,22 @@ class FakeHost:
         with self._edit() as h:
             h.data["npm"]["prefix"] = str(prefix) if prefix else None
 
+    def set_npm_registry(self, registry: dict[str, dict[str, str]] | None) -> None:
+        """What `npm install --prefix` can fetch: package -> version -> "ok" | "broken" |
+        "needs:<pkg>" (None: the default, bin/npm REGISTRY, with the real clawdbot releases)."""
+        with self._edit() as h:
+            h.data["npm"]["registry"] = registry
+
+    def set_npm_cache(self, entries: list[str] | None) -> None:
+        """`pkg@version` entries an `--offline` install finds in the cache (others: ENOTCACHED)."""
+        with self._edit() as h:
+            h.data["npm"]["cache"] = entries
+
+    def hang_npm_install(self, hang: bool = True) -> None:
+        """`npm install --prefix` starts writing node_modules, then hangs (a stuck registry)."""
+        with self._edit() as h:
+            h.data["npm"]["hang_install"] = hang
+
     def start_gateway_server(self, port: int, product: str = "clawdbot") -> subprocess.Popen[bytes]:
         """Run the fake gateway for real (HTTP on 127.0.0.1:port) until close() or kill."""
         proc = subprocess.Popen(

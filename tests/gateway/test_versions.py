@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.facts.gateway_versions import InstalledVersion
 from reconciler.gateway.versions import (
-    Installed,
     entry_point,
     install_dir,
     install_temp_name,
@@ -130,8 +130,8 @@ def test_version_in_exec_reads_the_prefix_path() -> None:
     assert version_in_exec('"/usr/bin/clawdbot" gateway --port 18789', prefix) is None
 
 
-def _i(version: str, at: float, complete: bool = True) -> Installed:
-    return Installed(version, complete, version if complete else None, at)
+def _i(version: str, at: float, complete: bool = True) -> InstalledVersion:
+    return InstalledVersion(version, complete, version if complete else None, at)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,178 @@
+"""Versioned gateway installs on the host: one listing of the prefix (gateway/versions.py).
+
+Read in-process with the spec user's permissions (a root-owned prefix is world-readable), never
+following a symlink out of the prefix: a version directory that is a symlink is reported as
+such (`kind`), never read through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from reconciler.core.command import Command, CommandResult
+from reconciler.core.host import HostContext
+from reconciler.core.probe import Probe
+from reconciler.facts.codec import RecordedHost, recorded
+from reconciler.shell.as_user import acting_account, call_as
+
+MARKER = ".reconciler-installed"
+TEMP_PREFIXES = (".install-", ".remove-")
+EntryKind = Literal["directory", "symlink", "other"]
+# A package.json read for its version is small; a bigger one is not ours.
+_PACKAGE_JSON_LIMIT = 1 << 20
+
+
+@recorded
+@dataclass(frozen=True)
+class InstalledVersion:
+    """One entry under the prefix named like a version, as probed."""
+
+    version: str  # the entry's name
+    complete: bool  # our marker is there (written last, after the check)
+    package_version: str | None = None  # node_modules/<package>/package.json's "version"
+    installed_at: float = 0.0  # the marker's mtime (the directory's without it)
+    kind: EntryKind = "directory"
+
+    @property
+    def usable(self) -> bool:
+        """Complete, and the package inside is the version its directory is named for."""
+        return self.kind == "directory" and self.complete and self.package_version == self.version
+
+
+@recorded
+@dataclass(frozen=True)
+class InstalledVersions:
+    """The prefix: whether it exists (and whose it is), its versions, and install leftovers."""
+
+    prefix: Path
+    exists: bool
+    uid: int | None = None
+    versions: tuple[InstalledVersion, ...] = ()
+    leftovers: tuple[str, ...] = ()  # `.install-*` / `.remove-*` entries of killed runs
+    error: str | None = None  # the prefix could not be listed (not a directory, no access)
+
+    def get(self, version: str) -> InstalledVersion | None:
+        return next((v for v in self.versions if v.version == version), None)
+
+
+def _package_version(path: Path) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, _PACKAGE_JSON_LIMIT)
+    finally:
+        os.close(fd)
+    try:
+        version = json.loads(data).get("version")
+    except (ValueError, AttributeError):
+        return None
+    return version if isinstance(version, str) else None
+
+
+def list_prefix(prefix: Path, package: str, is_version: Any) -> dict[str, Any]:
+    """The JSON-able listing of `prefix` (run with the user's permissions)."""
+    try:
+        info = os.stat(prefix, follow_symlinks=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return {"exists": False}
+    if not stat.S_ISDIR(info.st_mode):
+        return {"exists": True, "uid": info.st_uid, "error": "not a directory"}
+    try:
+        names = sorted(os.listdir(prefix))
+    except OSError as exc:
+        return {"exists": True, "uid": info.st_uid, "error": exc.strerror or str(exc)}
+    versions: list[dict[str, Any]] = []
+    leftovers: list[str] = []
+    for name in names:
+        if name.startswith(TEMP_PREFIXES):
+            leftovers.append(name)
+            continue
+        if not is_version(name):
+            continue
+        entry = prefix / name
+        mode = os.lstat(entry).st_mode
+        if not stat.S_ISDIR(mode):
+            kind = "symlink" if stat.S_ISLNK(mode) else "other"
+            versions.append({"version": name, "complete": False, "kind": kind})
+            continue
+        try:
+            marker = os.stat(entry / MARKER, follow_symlinks=False)
+            complete, installed_at = stat.S_ISREG(marker.st_mode), marker.st_mtime
+        except OSError:
+            complete, installed_at = False, os.lstat(entry).st_mtime
+        package_json = entry / "node_modules" / package / "package.json"
+        versions.append(
+            {
+                "version": name,
+                "complete": complete,
+                "package_version": _package_version(package_json),
+                "installed_at": installed_at,
+            }
+        )
+    return {"exists": True, "uid": info.st_uid, "versions": versions, "leftovers": leftovers}
+
+
+@recorded
+@dataclass(frozen=True)
+class InstalledVersionsProbe(Probe[InstalledVersions]):
+    """One listing of the prefix: version directories (marker, package version, install time)
+    and leftovers of killed installs. In-process, as the spec's user."""
+
+    prefix: Path
+    package: str
+
+    def read(self, host: HostContext) -> InstalledVersions:
+        from reconciler.gateway.versions import is_version
+
+        found = call_as(
+            acting_account(host), lambda: list_prefix(self.prefix, self.package, is_version)
+        )
+        return InstalledVersions(
+            prefix=self.prefix,
+            exists=bool(found["exists"]),
+            uid=found.get("uid"),
+            versions=tuple(InstalledVersion(**v) for v in found.get("versions", ())),
+            leftovers=tuple(found.get("leftovers", ())),
+            error=found.get("error"),
+        )
+
+    def answer_from(self, recorded: RecordedHost) -> InstalledVersions | None:
+        return (
+            InstalledVersions(self.prefix, False) if recorded.known_missing(self.prefix) else None
+        )
+
+
+@recorded
+@dataclass(frozen=True)
+class DiskUsage:
+    """Bytes a directory tree takes on disk (None when `du` could not say)."""
+
+    path: Path
+    bytes: int | None
+    detail: str = ""
+
+
+@recorded
+@dataclass(frozen=True)
+class DiskUsageProbe(Probe[DiskUsage]):
+    """`du -s -B1 <path>` (only `reconciler versions` asks: a gateway version is ~50 000 files)."""
+
+    path: Path
+
+    def command(self, host: HostContext) -> Command | None:
+        return Command(("du", "-s", "-B1", "--", str(self.path)), timeout_s=60)
+
+    def parse(self, result: CommandResult) -> DiskUsage:
+        first = result.stdout.split()[:1]
+        if result.ok and first and first[0].isdigit():
+            return DiskUsage(self.path, int(first[0]))
+        return DiskUsage(self.path, None, result.summary())

@@ -1,0 +1,270 @@
+"""Versioned gateway installs: every version a profile wants, side by side under the prefix.
+
+Wants (only with `runtime.gateway.install: versioned`, gateway/versions.py): for each version
+a profile wants (`gateway_version`, else `runtime.gateway.version`) a complete install in
+`<prefix>/<version>/` from the package.json the spec implies (extra dependencies, overrides);
+no leftovers of killed installs; and no more than `runtime.gateway.keep` previous versions
+besides those a profile runs or wants (the newest by install time).
+Probes: one listing of the prefix (facts.gateway_versions: versions, each one's completion
+marker and installed package version, leftovers), node and npm (shared with the runtime kind),
+the units' files (which version each profile runs now), the gateway on PATH (adoption).
+Fixes: `InstallVersion` (atomic: temp dir, npm install --prefix as the prefix's owner, the
+entry's `--version` checked, renamed into place) per missing version; `RemoveTree` for a
+leftover, an incomplete version directory in the way, and each version retention prunes (after
+the units moved away from it and their services restarted). npm or node missing: the install is blocked with the reason.
+Adoption: a global install (npm install -g, or the gateway's own `gateway install`) is left
+alone and reported; the units move to the versioned install (gateway_unit renders them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+from reconciler.core.action import Action, Finding, InstallVersion, KindPlan, RemoveTree
+from reconciler.core.diff import attribute_changes
+from reconciler.core.host import HostContext
+from reconciler.core.kind import NO_FACTS, Kind, register
+from reconciler.core.probe import Facts, Probe
+from reconciler.facts.gateway_versions import InstalledVersions, InstalledVersionsProbe
+from reconciler.gateway.addresses import (
+    GATEWAY,
+    NODE,
+    leftover_address,
+    service_address,
+    unit_address,
+    version_address,
+)
+from reconciler.gateway.paths import home, profile_paths, unit_probe, user_blocker
+from reconciler.gateway.versions import (
+    entry_relative,
+    install_dir,
+    package_json,
+    prefix_path,
+    profile_version,
+    retained,
+    user_owned,
+    version_in_exec,
+    versioned,
+    wanted_versions,
+)
+from reconciler.kinds._programs import gateway_program, location_probe, version_probe
+from reconciler.spec.model import Spec
+
+__all__ = ["GatewayInstallKind", "versions_probe"]
+
+Scope = Literal["system", "user"]
+NPM_TIMEOUT_S = 900.0  # a fresh install here took 39-50 s; a slow registry, minutes
+
+
+def versions_probe(spec: Spec, host: HostContext) -> InstalledVersionsProbe:
+    """The one listing of the spec's prefix."""
+    return InstalledVersionsProbe(prefix_path(spec, home(host)), spec.runtime.gateway.package)
+
+
+def running_versions(spec: Spec, host: HostContext, facts: Facts) -> dict[str, str]:
+    """profile -> the installed version its unit file names now (what runs, or will on restart)."""
+    prefix = prefix_path(spec, home(host))
+    found: dict[str, str] = {}
+    for profile in spec.profiles:
+        text = facts.get(unit_probe(profile_paths(spec, profile, host))).text or ""
+        for line in text.splitlines():
+            if line.startswith("ExecStart="):
+                version = version_in_exec(line, prefix)
+                if version is not None:
+                    found[profile.name] = version
+    return found
+
+
+@register(15)
+class GatewayInstallKind(Kind):
+    name = "gateway.version"
+
+    def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+        if versioned(spec):
+            for program in ("node", "npm", gateway_program(spec)):
+                yield location_probe(program, host)
+
+    def probes(
+        self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
+    ) -> Iterable[Probe[Any]]:
+        if not versioned(spec) or host.user is None:
+            return
+        yield versions_probe(spec, host)
+        yield version_probe("node", host, found)
+        yield version_probe(gateway_program(spec), host, found)
+        for profile in spec.profiles:
+            yield unit_probe(profile_paths(spec, profile, host))
+
+    def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
+        if not versioned(spec):
+            return KindPlan()
+        if host.user is None:
+            return KindPlan(
+                actions=tuple(
+                    Action(version_address(v), "create", _why(spec, v), blocked=user_blocker(host))
+                    for v in wanted_versions(spec)
+                )
+            )
+        listing = facts.get(versions_probe(spec, host))
+        scope: Scope = "user" if user_owned(spec) else "system"
+        running = running_versions(spec, host, facts)
+        blocked = _blocker(spec, host, facts, listing, scope)
+        installs = (
+            _install(spec, host, facts, listing, scope, v, running, blocked)
+            for v in wanted_versions(spec)
+        )
+        actions = [
+            *(a for a in installs if a is not None),
+            *(
+                Action(
+                    leftover_address(name),
+                    "delete",
+                    f"a killed install or removal left {listing.prefix / name}; it is never used",
+                    (RemoveTree(listing.prefix, name, scope),),
+                    blocked=blocked,
+                )
+                for name in listing.leftovers
+            ),
+            *_pruned(spec, listing, scope, blocked),
+        ]
+        return KindPlan(actions=tuple(actions), findings=_adoption(spec, host, facts, listing))
+
+
+def _why(spec: Spec, version: str) -> str:
+    users = [p.name for p in spec.profiles if profile_version(spec, p) == version]
+    return (
+        f"profile{'s' if len(users) > 1 else ''} {', '.join(users)} "
+        f"run{'' if len(users) > 1 else 's'} {spec.runtime.gateway.package}@{version}"
+    )
+
+
+def _blocker(
+    spec: Spec, host: HostContext, facts: Facts, listing: InstalledVersions, scope: Scope
+) -> str | None:
+    """Why nothing under the prefix can be changed from here, or None."""
+    if scope == "user":
+        refused = user_blocker(host)
+        if refused:
+            return refused
+    if listing.error:
+        return f"{listing.prefix}: {listing.error}"
+    owner = host.user.uid if scope == "user" and host.user is not None else 0
+    if listing.exists and listing.uid != owner:
+        where, whose = (
+            ("in the home", "the user's") if scope == "user" else ("outside it", "root's")
+        )
+        return (
+            f"{listing.prefix} belongs to uid {listing.uid}, but a prefix {where} must be "
+            f"{whose}; chown it, or point runtime.gateway.prefix elsewhere"
+        )
+    return None
+
+
+def _install(
+    spec: Spec,
+    host: HostContext,
+    facts: Facts,
+    listing: InstalledVersions,
+    scope: Scope,
+    version: str,
+    running: dict[str, str],
+    blocked: str | None,
+) -> Action | None:
+    """Install `version` (removing an incomplete directory in its way first); None when it is."""
+    target = install_dir(listing.prefix, version)
+    present = listing.get(version)
+    if present is not None and present.usable:
+        return None
+    node = facts.get(version_probe("node", host, facts)).path
+    npm = facts.get(location_probe("npm", host)).path
+    operations: list[RemoveTree | InstallVersion] = []
+    reason = f"{_why(spec, version)}: install it side by side into {target}"
+    if present is not None:
+        state = (
+            "not a directory"
+            if present.kind != "directory"
+            else "incomplete"
+            if not present.complete
+            else f"holding {present.package_version}"
+        )
+        reason = f"{_why(spec, version)}: {target} is {state}; replace it with a checked install"
+        operations.append(RemoveTree(listing.prefix, version, scope))
+        if version in running.values():
+            blocked = blocked or (
+                f"{target} is not a complete install, but a unit runs it: fix the unit first"
+            )
+    operations.append(
+        InstallVersion(
+            prefix=listing.prefix,
+            version=version,
+            package_json=package_json(spec, version),
+            entry=entry_relative(spec),
+            npm=npm or "npm",
+            node=node or "node",
+            scope=scope,
+            timeout_s=NPM_TIMEOUT_S,
+        )
+    )
+    if blocked is None and node is None:
+        blocked = "node: not installed (npm and the gateway need node; we never install node)"
+    if blocked is None and npm is None:
+        blocked = "npm: not installed (it comes with node)"
+    return Action(
+        version_address(version),
+        "create" if present is None else "update",
+        reason,
+        tuple(operations),
+        changes=attribute_changes({"installed": version}, {"installed": None}),
+        blocked=blocked,
+        after=(NODE,),
+    )
+
+
+def _pruned(
+    spec: Spec,
+    listing: InstalledVersions,
+    scope: Scope,
+    blocked: str | None,
+) -> Iterable[Action]:
+    """Retention: remove the versions nobody wants beyond `keep` previous ones.
+
+    A version a unit still names (the one a profile moves away from in this plan) is removed
+    only after that unit is rewritten and its service restarted (`after`): when either fails or
+    is blocked, the removal does not run. So one apply converges, and the version that runs is
+    never removed under it.
+    """
+    keep = spec.runtime.gateway.keep
+    _, pruned = retained(listing.versions, wanted_versions(spec), keep)
+    for version in pruned:
+        entry = listing.get(version)
+        incomplete = entry is not None and not entry.usable
+        yield Action(
+            version_address(version),
+            "delete",
+            f"{listing.prefix / version} is incomplete and no profile wants it"
+            if incomplete
+            else f"no profile wants {version}, and runtime.gateway.keep is {keep}: "
+            "older previous versions are removed",
+            (RemoveTree(listing.prefix, version, scope),),
+            blocked=blocked,
+            after=tuple(a(p.name) for p in spec.profiles for a in (unit_address, service_address)),
+        )
+
+
+def _adoption(
+    spec: Spec, host: HostContext, facts: Facts, listing: InstalledVersions
+) -> tuple[Finding, ...]:
+    """A global install is left alone: reported, never removed or upgraded."""
+    gateway = facts.get(version_probe(gateway_program(spec), host, facts))
+    if gateway.path is None or Path(gateway.path).is_relative_to(listing.prefix):
+        return ()
+    return (
+        Finding(
+            GATEWAY,
+            f"{gateway.path} ({gateway.version or 'version unknown'}) is a global install: left "
+            f"alone (remove it yourself once unused); the units run the versioned installs "
+            f"under {listing.prefix}",
+        ),
+    )

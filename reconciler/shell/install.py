@@ -1,0 +1,142 @@
+"""Versioned gateway installs, carried out: an atomic install, and removing a directory tree.
+
+The install (core.action.InstallVersion) changes nothing that runs until its last step, a rename
+into `<prefix>/<version>/`: a failure anywhere before removes its temporary directory, and a run
+killed with -9 leaves only `<prefix>/.install-<version>-<random>/`, which no unit names and the
+next plan removes. File work is done as the prefix's owner (the spec user for a prefix in the
+home, through shell/as_user.py; root for a root-owned one); npm and the check run as the same
+account, each with a deadline at which its whole process tree is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from reconciler.core.action import InstallVersion, RemoveTree
+from reconciler.core.command import Command, CommandResult
+from reconciler.core.host import Account, HostContext
+from reconciler.facts.gateway_versions import MARKER
+from reconciler.shell.as_user import acting_account, call_as
+from reconciler.shell.files import atomic_write
+
+PREFIX_MODE = 0o755
+CHECK_TIMEOUT_S = 60.0
+_VERSION_TOKEN = re.compile(r"v?\d+\.\d+(?:\.\d+)?(?:[-+][\w.]+)?")
+
+
+def _account(host: HostContext, scope: str) -> Account | None:
+    """Whose permissions the file work needs: the user's for their prefix, ours for root's."""
+    return acting_account(host) if scope == "user" else None
+
+
+def _prepare(prefix: Path, version: str, package_json: str) -> str:
+    """Create the prefix (when missing) and a fresh temporary directory holding package.json;
+    refuse when the version's directory exists (the plan removes a broken one first)."""
+    with contextlib.suppress(FileExistsError):
+        prefix.mkdir(mode=PREFIX_MODE, parents=True)
+    if os.path.lexists(prefix / version):
+        raise FileExistsError(
+            errno.EEXIST, "already exists (remove it first: re-run plan)", str(prefix / version)
+        )
+    temp = prefix / f".install-{version}-{secrets.token_hex(6)}"
+    temp.mkdir(mode=PREFIX_MODE)
+    atomic_write(temp / "package.json", package_json, 0o644, backup=False)
+    return str(temp)
+
+
+def _commit(temp: Path, final: Path, version: str) -> str:
+    """Write the completion marker, then rename the checked install into place."""
+    atomic_write(temp / MARKER, f"{version}\n", 0o644, backup=False)
+    if os.path.lexists(final):
+        raise FileExistsError(errno.EEXIST, "appeared during the install", str(final))
+    os.rename(temp, final)
+    fd = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return ""
+
+
+def _discard(path: Path) -> str:
+    """Remove a tree we created or were told to remove, without following symlinks."""
+    with contextlib.suppress(FileNotFoundError):
+        if path.is_symlink() or not path.is_dir():
+            path.unlink()
+        else:
+            shutil.rmtree(path)
+    return ""
+
+
+def remove_tree(parent: Path, name: str) -> str:
+    """Rename `parent/name` aside (a half-removed version never looks installed), then delete."""
+    source = parent / name
+    if not os.path.lexists(source):
+        return "already gone"
+    aside = source
+    if not name.startswith((".install-", ".remove-")):
+        aside = parent / f".remove-{name}-{secrets.token_hex(6)}"
+        os.rename(source, aside)
+    _discard(aside)
+    return ""
+
+
+def _said(result: CommandResult, lines: int = 3) -> str:
+    """How the command ended and what it said went wrong: its error lines (npm's `npm error
+    code ETARGET`, node's `Error [ERR_MODULE_NOT_FOUND]: ...`), else its last lines."""
+    text = [line.strip() for line in (result.stderr or result.stdout).strip().splitlines()]
+    text = [line for line in text if line and "complete log of this run" not in line]
+    errors = [line for line in text if "error" in line.lower() and "node:internal" not in line]
+    how = result.error or f"exit {result.exit_code}"
+    return f"{how}: " + " | ".join(errors[:lines] if errors else text[-lines:])
+
+
+def install_version(
+    op: InstallVersion, host: HostContext, run: Callable[[Command], CommandResult]
+) -> tuple[bool, str, list[CommandResult]]:
+    """Carry out `op`; (ok, detail, the commands run)."""
+    account = _account(host, op.scope)
+    temp = Path(call_as(account, lambda: _prepare(op.prefix, op.version, op.package_json)))
+    done: list[CommandResult] = []
+    try:
+        npm = Command(
+            (op.npm, "install", "--prefix", str(temp), "--no-fund", "--no-audit"),
+            scope=op.scope,
+            needs_root=op.needs_root,
+            mutating=True,
+            timeout_s=op.timeout_s,
+        )
+        result = run(npm)
+        done.append(result)
+        if not result.ok:
+            return False, f"npm install failed ({_said(result)})", done
+        check = Command(
+            (op.node, str(temp / op.entry), "--version"),
+            scope=op.scope,
+            needs_root=op.needs_root,
+            timeout_s=CHECK_TIMEOUT_S,
+        )
+        result = run(check)
+        done.append(result)
+        printed = _VERSION_TOKEN.search(result.stdout.strip()) if result.ok else None
+        if printed is None or printed.group(0).lstrip("v") != op.version:
+            why = f"printed {printed.group(0)!r}" if printed else _said(result, 2)
+            return False, f"the installed gateway's --version check failed ({why})", done
+        call_as(account, lambda: _commit(temp, op.prefix / op.version, op.version))
+        return True, "", done
+    finally:
+        if os.path.lexists(temp):
+            with contextlib.suppress(OSError):
+                call_as(account, lambda: _discard(temp))
+
+
+def run_remove_tree(op: RemoveTree, host: HostContext) -> Any:
+    return call_as(_account(host, op.scope), lambda: remove_tree(op.parent, op.name), 600.0)

@@ -1,0 +1,295 @@
+"""Versioned gateway installs on the fake host: install, canary, retention, failures, kills.
+
+The fake npm installs from its registry into `--prefix` (the real clawdbot releases: 2026.1.24-3
+needs strip-ansi beside it, 2026.1.24 cannot print --version), the fake node runs the entry it
+wrote; everything else is the real engine (probes, planner, runner, files).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from reconciler.core.action import Action, InstallVersion, RemoveTree
+from reconciler.core.plan import Plan
+from reconciler.gateway.versions import MARKER, entry_point, prefix_path
+from reconciler.kinds.gateway_install import running_versions, versions_probe
+from reconciler.spec.model import GatewayRuntime, Profile, Runtime, Spec
+
+from .gateway_host import GatewayHost, addresses, gateway_spec
+
+GOOD = "2026.1.24-3"
+BROKEN = "2026.1.24"  # the real broken release: installs, cannot print --version
+REGISTRY = {
+    "clawdbot": {GOOD: "needs:strip-ansi", BROKEN: "broken", "2026.1.23": "ok", "2026.1.22": "ok"},
+    "strip-ansi": {"7.1.2": "ok"},
+    "libsignal": {"6.0.0": "ok"},
+}
+
+
+def versioned_spec(
+    version: str = GOOD, *profiles: Profile, keep: int = 1, extra: bool = True
+) -> Spec:
+    gateway = GatewayRuntime(
+        "clawdbot",
+        version=version,
+        install="versioned",
+        start_timeout_s=2,
+        keep=keep,
+        extra=(("strip-ansi", "^7.1.0"),) if extra else (),
+        overrides=(("libsignal", "npm:libsignal@6.0.0"),),
+    )
+    return replace(gateway_spec(*profiles), runtime=Runtime(node=">=22.12", gateway=gateway))
+
+
+def action_at(plan: Plan, address: str) -> Action | None:
+    return next((a for a in plan.actions if a.address == address), None)
+
+
+def host(tmp_path: Path) -> GatewayHost:
+    g = GatewayHost(tmp_path)
+    g.fake.set_node("v22.12.0")
+    g.fake.set_gateway(None)  # nothing global: the versioned install is the only gateway
+    g.fake.set_npm_registry(REGISTRY)
+    return g
+
+
+def prefix(g: GatewayHost, spec: Spec) -> Path:
+    return prefix_path(spec, g.home)
+
+
+def exec_start(g: GatewayHost, unit: str) -> str:
+    text = (g.home / ".config/systemd/user" / unit).read_text()
+    return next(line for line in text.splitlines() if line.startswith("ExecStart="))
+
+
+def test_plan_names_every_path_before_install_and_apply_converges(tmp_path: Path) -> None:
+    g = host(tmp_path)
+    spec = versioned_spec()
+    plan = g.plan(spec)
+    install = action_at(plan, f"gateway.version[{GOOD}]")
+    assert install is not None and install.blocked is None
+    (op,) = install.operations
+    assert isinstance(op, InstallVersion) and op.scope == "user" and not op.needs_root
+    assert json.loads(op.package_json)["dependencies"] == {"clawdbot": GOOD, "strip-ansi": "^7.1.0"}
+    unit = action_at(plan, "profile[ops].unit")
+    assert unit is not None and f"gateway.version[{GOOD}]" in unit.depends_on
+    entry = entry_point(spec, prefix(g, spec), GOOD)
+    assert unit.diff is not None and f"{entry} gateway --port 18809" in unit.diff.replace('"', "")
+    # no global install is planned with versioned installs
+    assert "runtime.gateway" not in addresses(plan)
+    g.converge(spec)
+    root = prefix(g, spec) / GOOD
+    assert (root / MARKER).is_file()
+    # node runs the entry, as the gateway's own `gateway install` writes it
+    words = exec_start(g, "clawdbot-gateway-ops.service").replace('"', "").split()
+    assert words[0].endswith("/node") and words[1:] == [str(entry), "gateway", "--port", "18809"]
+    assert [p.name for p in prefix(g, spec).iterdir()] == [GOOD]  # no temp left
+    listing = g.probe(spec).facts.get(versions_probe(spec, g.host))
+    assert [(v.version, v.usable) for v in listing.versions] == [(GOOD, True)]
+
+
+def test_a_second_apply_runs_nothing(tmp_path: Path) -> None:
+    g = host(tmp_path)
+    spec = versioned_spec()
+    g.converge(spec)
+    g.fake.clear_calls()
+    result = g.apply(spec)
+    assert result.outcomes == []
+    assert g.fake.mutating_calls() == []
+
+
+def test_canary_two_profiles_on_two_versions(tmp_path: Path) -> None:
+    g = host(tmp_path)
+    spec = versioned_spec(
+        GOOD, Profile("ops", 18809, gateway_version="2026.1.23"), Profile("personal", 18789)
+    )
+    plan = g.plan(spec)
+    assert {"gateway.version[2026.1.23]", f"gateway.version[{GOOD}]"} <= set(addresses(plan))
+    g.converge(spec)
+    assert "/2026.1.23/" in exec_start(g, "clawdbot-gateway-ops.service")
+    assert f"/{GOOD}/" in exec_start(g, "clawdbot-gateway-personal.service")
+    probed = g.probe(spec)
+    assert running_versions(spec, g.host, probed.facts) == {"ops": "2026.1.23", "personal": GOOD}
+
+
+def test_an_update_shows_the_version_change_and_retention_keeps_one_previous(
+    tmp_path: Path,
+) -> None:
+    g = host(tmp_path)
+    g.converge(versioned_spec("2026.1.22", extra=False))
+    g.converge(versioned_spec("2026.1.23", extra=False))
+    plan = g.plan(versioned_spec(GOOD))
+    unit = action_at(plan, "profile[ops].unit")
+    assert unit is not None
+    assert [(c.path, c.before, c.after) for c in unit.changes] == [
+        ("gateway_version", "2026.1.23", GOOD)
+    ]
+    # keep=1: 2026.1.23, which runs now, stays as the previous version; 2026.1.22 goes, in the
+    # same plan, after every unit moved and every service restarted
+    prune = action_at(plan, "gateway.version[2026.1.22]")
+    assert prune is not None and prune.kind == "delete"
+    assert {"profile[ops].unit", "profile[ops].service"} <= set(prune.depends_on)
+    assert "gateway.version[2026.1.23]" not in addresses(plan)
+    g.converge(versioned_spec(GOOD))
+    names = sorted(p.name for p in prefix(g, versioned_spec()).iterdir())
+    assert names == ["2026.1.23", GOOD]
+
+
+def test_keep_zero_prunes_every_previous_version_after_the_switch(tmp_path: Path) -> None:
+    g = host(tmp_path)
+    g.converge(versioned_spec("2026.1.23", extra=False, keep=0))
+    plan = g.plan(versioned_spec(GOOD, keep=0))
+    # 2026.1.23 runs until the units move and restart: removed after them, never before
+    prune = action_at(plan, "gateway.version[2026.1.23]")
+    assert prune is not None
+    order = addresses(plan)
+    assert order.index("profile[ops].service") < order.index("gateway.version[2026.1.23]")
+    g.converge(versioned_spec(GOOD, keep=0))
+    assert sorted(p.name for p in prefix(g, versioned_spec()).iterdir()) == [GOOD]
+
+
+def test_a_version_that_does_not_exist_fails_and_changes_nothing_that_runs(
+    tmp_path: Path,
+) -> None:
+    g = host(tmp_path)
+    g.converge(versioned_spec())
+    before = exec_start(g, "clawdbot-gateway-ops.service")
+    result = g.apply(versioned_spec("2026.9.9"))
+    failed = {o.action.address: o for o in result.outcomes if o.outcome == "failed"}
+    assert "gateway.version[2026.9.9]" in failed
+    assert "ETARGET" in failed["gateway.version[2026.9.9]"].detail
+    skipped = {o.action.address for o in result.outcomes if o.outcome == "skipped"}
+    assert {"profile[ops].unit", "profile[personal].unit"} <= skipped
+    assert exec_start(g, "clawdbot-gateway-ops.service") == before
+    assert sorted(p.name for p in prefix(g, versioned_spec()).iterdir()) == [GOOD]
+
+
+def test_a_release_that_cannot_print_its_version_is_never_renamed_into_place(
+    tmp_path: Path,
+) -> None:
+    g = host(tmp_path)
+    g.converge(versioned_spec())
+    result = g.apply(versioned_spec(BROKEN))
+    outcome = next(o for o in result.outcomes if o.action.address == f"gateway.version[{BROKEN}]")
+    assert outcome.outcome == "failed"
+    assert "--version check failed" in outcome.detail and "ERR_MODULE_NOT_FOUND" in outcome.detail
+    assert sorted(p.name for p in prefix(g, versioned_spec()).iterdir()) == [GOOD]
+    assert f"/{GOOD}/" in exec_start(g, "clawdbot-gateway-ops.service")
+
+
+def test_without_the_extra_dependency_the_real_2026_1_24_3_fails_its_check(
+    tmp_path: Path,
+) -> None:
+    g = host(tmp_path)
+    result = g.apply(versioned_spec(GOOD, extra=False))
+    outcome = next(o for o in result.outcomes if o.action.address == f"gateway.version[{GOOD}]")
+    assert outcome.outcome == "failed" and "strip-ansi" in outcome.detail
+
+
+def test_npm_or_node_missing_blocks_the_install_with_the_reason(tmp_path: Path) -> None:
+    g = host(tmp_path)
+    os.unlink(g.fake.bin_dir / "npm")
+    action = action_at(g.plan(versioned_spec()), f"gateway.version[{GOOD}]")
+    assert action is not None and action.blocked == "npm: not installed (it comes with node)"
+    g.fake.set_node(None)
+    plan = g.plan(versioned_spec())
+    unit = action_at(plan, "profile[ops].unit")
+    assert unit is not None and unit.blocked is not None and "node" in unit.blocked
+
+
+def test_a_leftover_of_a_killed_install_is_removed_and_never_used(tmp_path: Path) -> None:
+    g = host(tmp_path)
+    spec = versioned_spec()
+    g.converge(spec)
+    leftover = prefix(g, spec) / ".install-2026.1.23-0123abcd"
+    (leftover / "node_modules/clawdbot").mkdir(parents=True)
+    half = prefix(g, spec) / "2026.1.23"  # renamed without a marker: not ours to run
+    (half / "node_modules").mkdir(parents=True)
+    plan = g.plan(spec)
+    removal = action_at(plan, "gateway.leftover[.install-2026.1.23-0123abcd]")
+    assert removal is not None and removal.kind == "delete"
+    assert isinstance(removal.operations[0], RemoveTree)
+    incomplete = action_at(plan, "gateway.version[2026.1.23]")
+    assert incomplete is not None and "incomplete" in incomplete.reason
+    g.converge(spec)
+    assert sorted(p.name for p in prefix(g, spec).iterdir()) == [GOOD]
+
+
+def _kill_npm_under(directory: Path) -> None:
+    """npm runs in a session of its own (the runner kills its tree at a deadline): a killed
+    reconciler leaves it running, as on a real host; end it like an admin would."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(str(directory).encode() in part for part in cmdline) and b"install" in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+def test_kill_9_during_npm_changes_nothing_that_runs_and_the_next_apply_recovers(
+    tmp_path: Path,
+) -> None:
+    """The apply is killed with SIGKILL while npm runs: nothing that runs changed; the next
+    apply removes the leftover and installs."""
+    g = host(tmp_path)
+    g.converge(versioned_spec())
+    before = exec_start(g, "clawdbot-gateway-ops.service")
+    staging = prefix(g, versioned_spec())
+    g.fake.hang_npm_install(True)
+    pid = os.fork()
+    if pid == 0:  # the "reconciler apply" that gets killed
+        try:
+            g.apply(versioned_spec("2026.1.23", extra=False))
+        finally:
+            os._exit(0)
+    for _ in range(400):
+        temp = [p for p in staging.iterdir() if p.name.startswith(".install-")]
+        if temp and (temp[0] / "node_modules/.staging").exists():
+            break
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    _kill_npm_under(staging)
+    assert exec_start(g, "clawdbot-gateway-ops.service") == before
+    names = sorted(p.name for p in staging.iterdir())
+    assert GOOD in names and "2026.1.23" not in names
+    assert any(n.startswith(".install-2026.1.23-") for n in names)
+    g.fake.hang_npm_install(False)
+    plan = g.plan(versioned_spec("2026.1.23", extra=False))
+    assert any(a.startswith("gateway.leftover[.install-2026.1.23-") for a in addresses(plan))
+    g.converge(versioned_spec("2026.1.23", extra=False))
+    assert sorted(p.name for p in staging.iterdir()) == ["2026.1.23", GOOD]
+    assert "/2026.1.23/" in exec_start(g, "clawdbot-gateway-ops.service")
+
+
+def test_npm_is_killed_at_its_deadline(tmp_path: Path) -> None:
+    g = host(tmp_path)
+    spec = versioned_spec()
+    g.fake.hang_npm_install(True)
+    plan = g.plan(spec)
+    action = action_at(plan, f"gateway.version[{GOOD}]")
+    assert action is not None
+    (op,) = action.operations
+    assert isinstance(op, InstallVersion)
+    g.runner.kill_grace_s = 0.2
+    result = g.runner.execute(replace(op, timeout_s=1.0))
+    assert not result.ok and "npm install failed" in result.detail and "timed out" in result.detail
+    assert not any(prefix(g, spec).iterdir())  # the temporary directory was removed
+
+
+def test_a_global_install_is_left_alone_and_reported(tmp_path: Path) -> None:
+    g = host(tmp_path)
+    g.fake.set_gateway(GOOD)  # `npm install -g` or the gateway's own `gateway install`
+    probed = g.probe(versioned_spec())
+    assert any("is a global install: left alone" in f.message for f in probed.plan.findings)
+    g.converge(versioned_spec())
+    assert g.fake.state()["gateway"]["clawdbot"] == GOOD
+    assert not any("-g" in c["argv"] for c in g.fake.mutating_calls())
