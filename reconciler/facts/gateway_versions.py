@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,11 @@ from reconciler.shell.as_user import acting_account, call_as
 MARKER = ".reconciler-installed"
 TEMP_PREFIXES = (".install-", ".remove-")
 EntryKind = Literal["directory", "symlink", "other"]
+# npm's exact versions, as the schema's `version` definition (no `/`, never `.` or `..`).
+_VERSION = re.compile(
+    r"^(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)"
+    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
+)
 # A package.json read for its version is small; a bigger one is not ours.
 _PACKAGE_JSON_LIMIT = 1 << 20
 
@@ -60,6 +66,11 @@ class InstalledVersions:
         return next((v for v in self.versions if v.version == version), None)
 
 
+def is_version(name: str) -> bool:
+    """True when `name` is an exact version, so a directory of that name may be an install."""
+    return bool(_VERSION.match(name))
+
+
 def _package_version(path: Path) -> str | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -78,7 +89,7 @@ def _package_version(path: Path) -> str | None:
     return version if isinstance(version, str) else None
 
 
-def list_prefix(prefix: Path, package: str, is_version: Any) -> dict[str, Any]:
+def list_prefix(prefix: Path, package: str) -> dict[str, Any]:
     """The JSON-able listing of `prefix` (run with the user's permissions)."""
     try:
         info = os.stat(prefix, follow_symlinks=False)
@@ -131,11 +142,7 @@ class InstalledVersionsProbe(Probe[InstalledVersions]):
     package: str
 
     def read(self, host: HostContext) -> InstalledVersions:
-        from reconciler.gateway.versions import is_version
-
-        found = call_as(
-            acting_account(host), lambda: list_prefix(self.prefix, self.package, is_version)
-        )
+        found = call_as(acting_account(host), lambda: list_prefix(self.prefix, self.package))
         return InstalledVersions(
             prefix=self.prefix,
             exists=bool(found["exists"]),

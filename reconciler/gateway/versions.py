@@ -25,6 +25,7 @@ from pathlib import Path
 
 from reconciler.facts.gateway_versions import MARKER as MARKER  # re-exported
 from reconciler.facts.gateway_versions import InstalledVersion
+from reconciler.facts.gateway_versions import is_version as is_version  # re-exported
 from reconciler.gateway.naming import product_names
 from reconciler.spec.model import Profile, Spec
 
@@ -36,16 +37,6 @@ TEMP_PREFIX = ".install-"
 REMOVE_PREFIX = ".remove-"
 # `.install-<version>-<random>`: the random part is hex (install_temp_name).
 _TEMP_NAME = re.compile(r"^\.install-(?P<version>.+)-(?P<token>[0-9a-f]{8,32})$")
-# npm's exact versions, as the schema's `version` definition (no `/`, never `.` or `..`).
-_VERSION = re.compile(
-    r"^(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)"
-    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
-)
-
-
-def is_version(name: str) -> bool:
-    """True when `name` is an exact version, so a directory of that name may be an install."""
-    return bool(_VERSION.match(name))
 
 
 def versioned(spec: Spec) -> bool:

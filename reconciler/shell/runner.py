@@ -26,6 +26,7 @@ from reconciler.core.action import (
     InstallVersion,
     Operation,
     RemoveFile,
+    RemoveTree,
     RunCommand,
     WaitForPort,
     WriteFile,

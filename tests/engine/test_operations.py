@@ -19,8 +19,10 @@ from reconciler.core.action import (
     EnsureDirectory,
     EnsureSecretEnv,
     GatedSwitch,
+    InstallVersion,
     Operation,
     RemoveFile,
+    RemoveTree,
     RunCommand,
     WaitForPort,
     WriteFile,
@@ -58,6 +60,10 @@ EVERY_OPERATION: list[Operation] = [
         Path("/m"),
         "u",
     ),
+    InstallVersion(
+        Path("/p"), "1.2.3", "{}\n", "node_modules/x/e.js", "/n/npm", "/n/node", "system", 60
+    ),
+    RemoveTree(Path("/p"), "1.2.2", "system"),
 ]
 
 
