@@ -11,10 +11,11 @@ planner, runner over `sh`, file operations) against it:
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 
 from reconciler import cli as cli_module
 from reconciler.app.context import AppContext
+from reconciler.gateway.versions import MARKER
 from reconciler.spec.model import (
     GatewayRuntime,
     Host,
@@ -65,15 +67,44 @@ class HostState:
     linger: bool
     node: str | None
     gateway: str | None
+    # under ~/.local/lib/clawdbot: a complete older version, and/or a killed install's leftover
+    prefix_entries: tuple[str, ...] = ()
 
 
-def _spec(linger, ts, operator, serve, prune, node, pin, profiles, timer, command):  # type: ignore[no-untyped-def]
+# Versioned installs (runtime.gateway.install: versioned): None = the global install; else
+# (keep, the version `ops` runs as a canary or None). The fake registry has both versions.
+VERSIONED = st.sampled_from([None, (1, None), (0, "2026.1.23"), (1, "2026.1.23")])
+REGISTRY = {
+    "clawdbot": {PIN: "needs:strip-ansi", "2026.1.23": "ok", "2026.1.22": "ok"},
+    "strip-ansi": {"7.1.2": "ok"},
+    "libsignal": {"6.0.0": "ok"},
+}
+
+
+def _gateway(pin, versioned):  # type: ignore[no-untyped-def]
+    if versioned is None:
+        return GatewayRuntime("clawdbot", version=pin)
+    return GatewayRuntime(
+        "clawdbot",
+        version=PIN,
+        install="versioned",
+        keep=versioned[0],
+        extra=(("strip-ansi", "^7.1.0"),),
+        overrides=(("libsignal", "npm:libsignal@6.0.0"),),
+    )
+
+
+def _spec(linger, ts, operator, serve, prune, node, pin, profiles, timer, command, versioned):  # type: ignore[no-untyped-def]
+    if versioned is not None and versioned[1] is not None:
+        profiles = tuple(
+            replace(p, gateway_version=versioned[1]) if p.name == "ops" else p for p in profiles
+        )
     names = {p.name for p in profiles}
     # A serve entry may only name a profile the spec has (validation guarantees that).
     serve = tuple(e for e in serve if e.profile is None or e.profile in names)
     return Spec(
         host=Host("vm102", "user"),
-        runtime=Runtime(node=node, gateway=GatewayRuntime("clawdbot", version=pin)),
+        runtime=Runtime(node=node, gateway=_gateway(pin, versioned)),
         profiles=profiles,
         linger=linger,
         tailscale=Tailscale(operator=operator, serve=serve, prune=prune) if ts else None,
@@ -95,6 +126,7 @@ specs = st.builds(
     timer=st.booleans(),
     # None: the interpreter running the tests, a scratch one (a clone, /tmp): the timer is blocked.
     command=st.sampled_from([None, ("/opt/reconciler/bin/reconciler",)]),
+    versioned=VERSIONED,
 )
 
 targets = st.sampled_from(
@@ -123,6 +155,9 @@ host_states = st.builds(
     linger=st.booleans(),
     node=st.sampled_from(["v22.12.0", "v24.1.0", "v20.11.1", None]),
     gateway=st.sampled_from([PIN, "2026.1.20", None]),
+    prefix_entries=st.sampled_from(
+        [(), ("2026.1.22",), (".install-2026.1.23-0123abcd",), ("2026.1.22", ".install-x-00ff00ff")]
+    ),
 )
 
 
@@ -149,7 +184,19 @@ def fake_host(state: HostState) -> Iterator[FakeHost]:
         fake.set_linger("user", state.linger)
         fake.set_node(state.node)
         fake.set_gateway(state.gateway)
+        fake.set_npm_registry(REGISTRY)
+        _prefix_entries(fake.home / ".local/lib/clawdbot", state.prefix_entries)
         yield fake
+
+
+def _prefix_entries(prefix: Path, names: tuple[str, ...]) -> None:
+    """Versions installed by an earlier run (complete, marker last) and killed installs."""
+    for name in names:
+        package = prefix / name / "node_modules/clawdbot"
+        package.mkdir(parents=True)
+        if not name.startswith("."):
+            (package / "package.json").write_text(json.dumps({"name": "clawdbot", "version": name}))
+            (prefix / name / MARKER).write_text(name + "\n")
 
 
 def runnable(fake: FakeHost, spec: Spec, host: Any) -> list[str]:
