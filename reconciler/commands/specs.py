@@ -1,4 +1,4 @@
-"""Commands that read specs only: `validate`, `schema`, `diff`, `state-paths`."""
+"""Commands that read specs (and, for `state-paths` and `versions`, the host read-only)."""
 
 from __future__ import annotations
 
@@ -87,4 +87,23 @@ def state_paths(app: AppContext, spec_path: Path, fmt: str, host_check: str) -> 
     return run(app, spec_path, fmt, host_check_on(host_check))
 
 
-COMMANDS = (validate, schema, diff, state_paths)
+@click.command("versions")
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["human", "json"]),
+    default="human",
+    show_default=True,
+)
+@HOST_CHECK
+@use_case
+def versions(app: AppContext, spec_path: Path, fmt: str, host_check: str) -> int:
+    """List the gateway versions installed side by side: which profile runs and wants which,
+    which are marked bad, the disk each takes."""
+    from reconciler.app.versions import versions as run
+
+    return run(app, spec_path, fmt, host_check_on(host_check))
+
+
+COMMANDS = (validate, schema, diff, state_paths, versions)

@@ -293,3 +293,60 @@ def test_a_global_install_is_left_alone_and_reported(tmp_path: Path) -> None:
     g.converge(versioned_spec())
     assert g.fake.state()["gateway"]["clawdbot"] == GOOD
     assert not any("-g" in c["argv"] for c in g.fake.mutating_calls())
+
+
+def _versions_cli(g: GatewayHost, spec: Spec, fmt: str = "human") -> str:
+    import engine_on_fakehost as drive
+    from click.testing import CliRunner
+
+    from reconciler import cli as cli_module
+    from reconciler.app.context import AppContext
+
+    app = AppContext(
+        spec_loader=lambda path: spec,
+        discover_host=lambda s: g.host,
+        make_runner=lambda h, mutating: drive.read_only_runner(g.fake, h),
+    )
+    result = CliRunner().invoke(
+        cli_module.cli,
+        ["versions", "spec.yaml", "--host-check=off", f"--format={fmt}"],
+        obj=app,
+    )
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_versions_command_lists_runs_wants_bad_marks_and_disk(tmp_path: Path) -> None:
+    g = host(tmp_path)
+    canary = versioned_spec(
+        GOOD, Profile("ops", 18809, gateway_version="2026.1.23"), Profile("personal", 18789)
+    )
+    g.converge(canary)
+    memory = g.home / ".local/state/reconciler"
+    memory.mkdir(parents=True)
+    (memory / "gateway-bad-versions.json").write_text(
+        json.dumps(
+            {
+                "profiles": {
+                    "ops": {
+                        "version": BROKEN,
+                        "failed_at": "2026-11-29T10:00:00Z",
+                        "reason": "health",
+                    }
+                }
+            }
+        )
+    )
+    (prefix(g, canary) / ".install-2026.1.22-00aa11bb").mkdir()
+    # the spec moves ops to a newer version: wanted but not installed yet
+    moved = versioned_spec(GOOD, Profile("ops", 18809), Profile("personal", 18789))
+    doc = json.loads(_versions_cli(g, moved, "json"))
+    rows = {r["version"]: r for r in doc["versions"]}
+    assert rows["2026.1.23"]["runs"] == ["ops"] and rows["2026.1.23"]["wanted_by"] == []
+    assert rows[GOOD]["runs"] == ["personal"] and rows[GOOD]["wanted_by"] == ["ops", "personal"]
+    assert rows[GOOD]["state"] == "installed" and rows[GOOD]["disk_bytes"] > 0
+    assert doc["leftovers"] == [".install-2026.1.22-00aa11bb"]
+    assert BROKEN not in rows  # marked bad, but not installed and not wanted
+    text = _versions_cli(g, versioned_spec(BROKEN))
+    assert "MARKED BAD" in text and "ops (2026-11-29T10:00:00Z)" in text
+    assert "missing" in text
