@@ -1,6 +1,6 @@
 """Time `plan` on a converged fake host and count the subprocesses it starts.
 
-    .venv/bin/python bench/plan_bench.py [--runs N] [--profiles N]
+    .venv/bin/python bench/plan_bench.py [--runs N] [--profiles N] [--versioned]
 
 Converges a fake host (tests/fakehost) for a spec with N profiles, then measures:
 - in-process: probe + plan through the real engine (runner over `sh`, fake executables);
@@ -41,12 +41,23 @@ from reconciler.spec.model import (  # noqa: E402
 )
 
 
-def make_spec(profiles: int) -> Spec:
+def make_spec(profiles: int, versioned: bool = False) -> Spec:
+    """The bench's spec; `versioned`: runtime.gateway.install versioned (the fake npm's
+    2026.1.24-3 needs strip-ansi beside it, as the real one does)."""
     names = ["personal", "ops"] + [f"p{i}" for i in range(2, profiles)]
     chosen = tuple(Profile(n, 18789 + 20 * i) for i, n in enumerate(names[:profiles]))
+    gateway = GatewayRuntime("clawdbot", version="2026.1.24-3")
+    if versioned:
+        gateway = GatewayRuntime(
+            "clawdbot",
+            version="2026.1.24-3",
+            install="versioned",
+            extra=(("strip-ansi", "^7.1.0"),),
+            overrides=(("libsignal", "npm:libsignal@6.0.0"),),
+        )
     return Spec(
         host=Host("vm102", "user"),
-        runtime=Runtime(">=22.12", GatewayRuntime("clawdbot", version="2026.1.24-3")),
+        runtime=Runtime(">=22.12", gateway),
         profiles=tuple(sorted(chosen, key=lambda p: p.name)),
         linger=True,
         tailscale=Tailscale(operator="user", serve=(ServeEntry(443, profile="personal"),)),
@@ -57,8 +68,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--profiles", type=int, default=2)
+    parser.add_argument("--versioned", action="store_true", help="install: versioned")
     args = parser.parse_args()
-    spec = make_spec(args.profiles)
+    spec = make_spec(args.profiles, args.versioned)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, FakeHost(Path(tmp)) as fake:
         fake.set_node("v22.12.0")
         fake.set_gateway("2026.1.24-3")
@@ -82,7 +94,7 @@ def main() -> None:
         cli_times = []
         cli_cpu = []
         script = Path(tmp) / "cli_plan.py"
-        script.write_text(_cli_script(spec, fake, args.profiles))
+        script.write_text(_cli_script(spec, fake, args.profiles, args.versioned))
         for _ in range(max(5, args.runs // 2)):
             start, cpu = time.perf_counter(), _children_cpu()
             done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
@@ -93,7 +105,7 @@ def main() -> None:
 
         load_times = _spec_load_times(Path(tmp), max(5, args.runs // 2))
 
-    print(f"profiles: {args.profiles}, runs: {args.runs}")
+    print(f"profiles: {args.profiles}, runs: {args.runs}, versioned: {args.versioned}")
     print(f"subprocesses per plan: {sorted(set(per_plan))}  ({', '.join(tools)})")
     print(_stats("plan, in-process (probe + plan)", times))
     print(_stats("plan, whole command (fresh python)", cli_times))
@@ -118,7 +130,7 @@ def _spec_load_times(tmp: Path, runs: int) -> dict[str, list[float]]:
     return times
 
 
-def _cli_script(spec: Spec, fake: FakeHost, profiles: int) -> str:
+def _cli_script(spec: Spec, fake: FakeHost, profiles: int, versioned: bool) -> str:
     return textwrap.dedent(
         f"""
         import sys
@@ -132,7 +144,7 @@ def _cli_script(spec: Spec, fake: FakeHost, profiles: int) -> str:
         from reconciler.app.context import AppContext
 
         fake = FakeHost.attach(Path({str(fake.dir)!r}))
-        spec = make_spec({profiles})
+        spec = make_spec({profiles}, {versioned})
         host = drive.host_context(fake, "user")
         app = AppContext(
             spec_loader=lambda path: spec,
