@@ -15,6 +15,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from reconciler.core.action import Action, InstallVersion, RemoveTree
 from reconciler.core.plan import Plan
 from reconciler.gateway.versions import MARKER, entry_point, prefix_path
@@ -350,3 +352,34 @@ def test_versions_command_lists_runs_wants_bad_marks_and_disk(tmp_path: Path) ->
     text = _versions_cli(g, versioned_spec(BROKEN))
     assert "MARKED BAD" in text and "ops (2026-11-29T10:00:00Z)" in text
     assert "missing" in text
+
+
+def test_a_root_owned_prefix_is_installed_as_root(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("a root-owned prefix needs the suite to run as root")
+    import engine_on_fakehost as drive
+
+    g = host(tmp_path)
+    g.host = drive.host_context(g.fake, "root")
+    g.runner = drive.host_runner(g.fake, g.host)
+    root_prefix = tmp_path / "opt" / "clawdbot"  # a host.data_roots entry in a real spec
+    spec = versioned_spec()
+    spec = replace(
+        spec,
+        runtime=replace(
+            spec.runtime, gateway=replace(spec.runtime.gateway, prefix=str(root_prefix))
+        ),
+    )
+    action = action_at(g.plan(spec), f"gateway.version[{GOOD}]")
+    assert action is not None and action.needs_root
+    (op,) = action.operations
+    assert isinstance(op, InstallVersion) and op.scope == "system"
+    g.converge(spec)
+    assert (root_prefix / GOOD / MARKER).stat().st_uid == 0
+    assert str(root_prefix / GOOD) in exec_start(g, "clawdbot-gateway-ops.service")
+    # the user's units still run as the user: only the install is root's
+    assert not any(
+        c["caller"] == "root" and c["tool"] == "systemctl"
+        for c in g.fake.mutating_calls()
+        if "--user" not in c["argv"]
+    )
