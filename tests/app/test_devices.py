@@ -40,6 +40,36 @@ def test_parses_the_recorded_devices_list() -> None:
     )
 
 
+REAL = Path(__file__).parents[1] / "data/probes/clawdbot"
+
+
+def test_parses_devices_list_captured_from_the_real_gateway() -> None:
+    """Captured from clawdbot 2026.1.24-3 (tests/data/probes/README.md): a Control UI client
+    behind a proxy waiting (no `remoteIp` in a pending request, a raw base64url public key), the
+    CLI's own device paired silently from loopback; then the same after approval."""
+    pending = parse_pairing_list(json.loads((REAL / "devices-list-real-pending.json").read_text()))
+    (request,) = pending.pending
+    assert (request.request_id, request.client(), request.platform, request.role) == (
+        "8065421a-59b2-4a46-9e51-e3c280f57427",
+        "e2e browser",
+        "e2e-linux",
+        "operator",
+    )
+    assert (request.remote_ip, request.is_repair, request.ts_ms) == ("", False, 1795949538005)
+    (cli_device,) = pending.paired
+    assert (cli_device.client_id, cli_device.remote_ip, cli_device.approved_ms) == (
+        "cli",
+        "127.0.0.1",
+        1795949546437,
+    )
+    approved = parse_pairing_list(
+        json.loads((REAL / "devices-list-real-approved.json").read_text())
+    )
+    assert approved.pending == ()
+    assert [d.device_id for d in approved.paired][0] == request.device_id
+    assert "token" not in repr(approved).replace("tokens", "")
+
+
 def test_files_drop_expired_requests_and_never_keep_tokens() -> None:
     now = 1_800_000_000_000
     pending = {

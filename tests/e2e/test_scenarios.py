@@ -1,6 +1,7 @@
 """The reconciler against real systemd, logind and sudo (issue 5): each scenario is one test in a
 throwaway systemd-nspawn container (harness.py), with the stand-in gateway and the fake
-`tailscale` CLI, except the last one, which runs the real gateway.
+`tailscale` CLI, except the last one, which runs the real gateway (and continues with doctor and
+device pairing against it: test_doctor.py).
 
 The specs live in tests/e2e/specs/ (host.name `e2e` is the containers' hostname, so the host
 check stays on); a test copies one into the container at /etc/reconciler/, with edits where a
@@ -641,3 +642,9 @@ def test_real_gateway_as_lingering_user_service(make_container) -> None:  # type
     assert unit_prop(c, unit, "InvocationID") not in ("", before)
     assert_no_changes(c, spec)
     print(f"real gateway: apply {took:.1f}s, listening {back:.1f}s after the reboot")
+
+    # The same container, continued (one boot of the real gateway for both): doctor with the
+    # real RPC health check, its broken links, and a real pairing request (issue 15).
+    from .test_doctor import doctor_and_pairing_with_the_real_gateway
+
+    doctor_and_pairing_with_the_real_gateway(c)
