@@ -14,6 +14,8 @@ DOCKER = "runtime.docker"
 OPERATOR = "tailscale.operator"
 # The one reload of the user's manager after the gateway units change.
 DAEMON_RELOAD = "systemd.daemon-reload"
+# The metrics textfile directory (spec `metrics.textfile_dir`).
+METRICS_DIR = "metrics.textfile_dir"
 
 
 def profile_address(profile: str, part: str) -> str:

@@ -66,7 +66,7 @@ def test_parses_devices_list_captured_from_the_real_gateway() -> None:
         json.loads((REAL / "devices-list-real-approved.json").read_text())
     )
     assert approved.pending == ()
-    assert [d.device_id for d in approved.paired][0] == request.device_id
+    assert approved.paired[0].device_id == request.device_id
     assert "token" not in repr(approved).replace("tokens", "")
 
 

@@ -14,7 +14,16 @@ from typing import Any
 import pytest
 
 from .harness import Container, gateway_names
-from .test_scenarios import SPEC_PATH, UNITS, apply, converge, install_spec, reconciler, show
+from .test_scenarios import (
+    SPEC_PATH,
+    UNITS,
+    apply,
+    converge,
+    install_spec,
+    reconciler,
+    show,
+    stat,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -110,11 +119,25 @@ def doctor_and_pairing_with_the_real_gateway(c: Container) -> dict[str, float]:
     spec = install_spec(c, "real-gateway-two.yaml")
     out = apply(c, spec)
     assert "Converged: the host matches the spec." in out, out
+    assert_metrics_dir(c)
     measured = measure_healthy_doctor(c)
     break_links_one_at_a_time(c)
     pair_a_browser(c)
     assert_crash_loop_named(c, "ops")  # last: the unit stays broken
     return measured
+
+
+def assert_metrics_dir(c: Container) -> None:
+    """The textfile directory root's apply made (root:user 0775): a run as the user, as the
+    timer's is, writes the file there too, and node_exporter can read it (0644)."""
+    textfiles = "/var/lib/prometheus/node-exporter"
+    prom = f"{textfiles}/reconciler.prom"
+    assert stat(c, textfiles, prom) == ["root user 775", "root root 644"]
+    apply(c, SPEC_PATH, user="user")
+    assert stat(c, prom) == ["user user 644"]
+    text = c.read_file(prom)
+    assert 'reconciler_last_run_result{result="converged"} 1\n' in text, text
+    assert 'gateway_up{profile="ops"} 1\n' in text and 'gateway_up{profile="personal"} 1\n' in text
 
 
 def measure_healthy_doctor(c: Container) -> dict[str, float]:
@@ -216,7 +239,7 @@ def _devices(c: Container, *args: str) -> dict[str, Any]:
 
 
 def pair_a_browser(c: Container) -> None:
-    """REFERENCE §10: a client that is not local (proxy headers) and not paired gets close 1008
+    """docs/host-facts.md §5: a client that is not local (proxy headers) and not paired gets close 1008
     "pairing required" and a request in pending.json; approving it lets the same device in."""
     state = gateway_names("ops")["state_dir"]
     env_text = c.read_file(f"{state}/gateway.env")

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from fakehost import FakeHost
 from review_cli import SPEC, FakeHostCli
 
@@ -89,6 +89,10 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Fake
 
 
 def apply(cli_: FakeHostCli, tmp_path: Path, *args: str) -> int:
+    return apply_result(cli_, tmp_path, *args).exit_code
+
+
+def apply_result(cli_: FakeHostCli, tmp_path: Path, *args: str) -> Result:
     listening = {int(e["port"]) for e in cli_.fake.listeners()}
     ctx = replace(
         cli_.context(),
@@ -97,8 +101,7 @@ def apply(cli_: FakeHostCli, tmp_path: Path, *args: str) -> int:
             port in {int(e["port"]) for e in cli_.fake.listeners()} or port in listening
         ),
     )
-    result = CliRunner().invoke(cli, ["apply", "vm102.yaml", "--yes", *args], obj=ctx)
-    return result.exit_code
+    return CliRunner().invoke(cli, ["apply", "vm102.yaml", "--yes", *args], obj=ctx)
 
 
 def test_every_apply_writes_the_metrics(host: tuple[FakeHostCli, Path], tmp_path: Path) -> None:
@@ -124,10 +127,31 @@ def test_every_apply_writes_the_metrics(host: tuple[FakeHostCli, Path], tmp_path
 
 
 def test_an_unwritable_metrics_dir_is_a_warning(
+    host: tuple[FakeHostCli, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The directory is fine as desired state (the user's, 0755), but the write fails (a full
+    # disk, a read-only mount): the run's result stays the host's.
+    cli_, textfiles = host
+
+    def refused(directory: Path, values: object) -> Path:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("reconciler.unattended.metrics.write", refused)
+    result = apply_result(cli_, tmp_path)
+    assert result.exit_code == 0  # the host converged: that is the run's result
+    assert f"could not write the metrics file in {textfiles}: Permission denied" in result.output
+    assert list(textfiles.iterdir()) == []
+
+
+def test_a_file_where_the_metrics_dir_should_be_is_refused(
     host: tuple[FakeHostCli, Path], tmp_path: Path
 ) -> None:
+    # Since the directory is desired state (reconciler/kinds/metrics.py), a file in its place is
+    # a plan error naming it, as for a profile's state directory; nothing is touched.
     cli_, textfiles = host
     textfiles.rmdir()
     textfiles.write_text("a file where the folder should be\n")
-    assert apply(cli_, tmp_path) == 0  # the host converged: that is the run's result
+    result = apply_result(cli_, tmp_path)
+    assert result.exit_code == 1
+    assert f"metrics.textfile_dir: {textfiles} is not a directory" in result.output
     assert textfiles.read_text() == "a file where the folder should be\n"

@@ -1,5 +1,5 @@
 // A "browser" for the pairing e2e test (tests/e2e/test_scenarios.py): the real gateway's own
-// client (dist/gateway/client.js, REFERENCE §10) with a device identity kept in IDENTITY_FILE,
+// client (dist/gateway/client.js, docs/host-facts.md §5) with a device identity kept in IDENTITY_FILE,
 // so a second run is the same device. Connects once to URL with the shared TOKEN and prints one
 // JSON line: {"connected": true} on hello-ok, else the error and the close code and reason.
 //   node pair_client.mjs URL TOKEN IDENTITY_FILE

@@ -1,4 +1,4 @@
-"""A loopback reverse proxy that adds `X-Forwarded-For`, as Tailscale Serve does (REFERENCE §10):
+"""A loopback reverse proxy that adds `X-Forwarded-For`, as Tailscale Serve does (docs/host-facts.md §5):
 the gateway then treats a client as remote and asks it to pair.
 
     python3 xff_proxy.py LISTEN_PORT TARGET_PORT CLIENT_IP
