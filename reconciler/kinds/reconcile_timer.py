@@ -29,11 +29,8 @@ timer file changed under a running timer; `disable` / `stop` before removal.
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +39,22 @@ from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
 from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
-from reconciler.facts.codec import RecordedHost, Wanted, recorded, records
+from reconciler.facts.codec import Wanted, records
 from reconciler.facts.files import PathProbe, PathState
+from reconciler.facts.invocation import (  # noqa: F401 (re-exported for its tests)
+    TEMPORARY,
+    Invocation,
+    InvocationProbe,
+    scratch_location,
+)
 from reconciler.facts.systemd import LingerProbe, SystemdProbe, UnitStatus, UnitStatusProbe
 from reconciler.gateway.addresses import DAEMON_RELOAD
-from reconciler.gateway.paths import expand, home, unit_dir, user_blocker
+from reconciler.gateway.paths import unit_dir, user_blocker
+from reconciler.kinds._invocation import (
+    invocation_probe,
+    program,
+    unusable_interpreter,
+)
 from reconciler.kinds._systemd import (
     HEADER,
     UNIT_MODE,
@@ -75,75 +83,6 @@ LOCK_TIMEOUT_S = 300
 RUN_TIMEOUT = "1h"
 
 
-@recorded
-@dataclass(frozen=True)
-class Invocation:
-    """How the timer will call us: interpreter and absolute paths, read at plan time."""
-
-    python: str
-    spec: Path | None  # None: the spec did not come from a file
-    clone: Path | None  # the git source's clone, when the spec has one
-    entry_point: str | None = None  # the `reconciler` script installed beside `python`
-    scratch: str | None = None  # why `python` is a scratch install ("inside the git work tree X")
-
-
-@recorded
-@dataclass(frozen=True)
-class InvocationProbe(Probe[Invocation]):
-    """`sys.executable` and the resolved spec and clone paths (in-process)."""
-
-    spec_path: Path | None
-    clone: Path | None
-
-    def read(self, host: HostContext) -> Invocation:
-        # sys.executable is kept as is, not resolved: a venv's bin/python is a symlink to the
-        # system interpreter, and only the link's path makes `-m reconciler` find the venv.
-        script = Path(sys.executable).parent / "reconciler"
-        return Invocation(
-            python=sys.executable,
-            spec=self.spec_path.resolve() if self.spec_path is not None else None,
-            clone=self.clone.resolve() if self.clone is not None else None,
-            entry_point=str(script) if os.access(script, os.X_OK) and script.is_file() else None,
-            scratch=scratch_location(Path(sys.executable)) if sys.executable else None,
-        )
-
-    def answer_from(self, recorded: RecordedHost) -> Invocation | None:
-        """For another spec path: the recorded interpreter, the paths joined to where `probe`
-        ran (as `resolve()` would, without reading this disk)."""
-        known = recorded.facts_of(Invocation)
-        cwd = recorded.working_directory
-        if not known or cwd is None:
-            return None
-
-        def absolute(path: Path | None) -> Path | None:
-            return None if path is None else Path(os.path.normpath(cwd / path))
-
-        return replace(known[0], spec=absolute(self.spec_path), clone=absolute(self.clone))
-
-
-# Where the temporary directories are (tmpfs or cleaned at boot on most systems).
-TEMPORARY = ("/tmp", "/var/tmp", "/dev/shm")
-
-
-def scratch_location(python: Path) -> str | None:
-    """Why an interpreter at `python` is a scratch install (in a temporary directory or a git work
-    tree), or None. Its directory is resolved (a symlinked /tmp counts), the interpreter itself
-    is not (a venv's bin/python links to the system's)."""
-    where = python.parent.resolve()
-    for temp in dict.fromkeys((*TEMPORARY, tempfile.gettempdir())):
-        if where.is_relative_to(Path(temp).resolve()):
-            return f"inside the temporary directory {temp}"
-    for folder in (where, *where.parents):
-        if (folder / ".git").exists():
-            return f"inside the git work tree {folder}"
-    return None
-
-
-def invocation_probe(spec: Spec, host: HostContext) -> InvocationProbe:
-    source = spec.reconcile.source
-    return InvocationProbe(spec.path, expand(source.path, home(host)) if source else None)
-
-
 @records
 def _timer_command(spec: Spec, host: HostContext) -> Wanted:
     """The timer's ExecStart, and whether its units are there, are recorded whatever the spec
@@ -164,16 +103,6 @@ def timer_path(host: HostContext) -> Path:
 
 
 # --- rendering (pure) --------------------------------------------------------------------------
-
-
-def program(invocation: Invocation, command: tuple[str, ...] | None) -> tuple[str, ...]:
-    """What the timer runs before `apply`: the spec's command, the installed entry point, or the
-    interpreter with `-m reconciler`."""
-    if command is not None:
-        return command
-    if invocation.entry_point is not None:
-        return (invocation.entry_point,)
-    return (invocation.python, "-m", "reconciler")
 
 
 def exec_argv(
@@ -365,7 +294,7 @@ def _enabled_files(spec: Spec, host: HostContext, facts: Facts) -> list[tuple[Ac
             user.uid,
             f"{SERVICE_UNIT} runs `reconciler apply` on the spec, unattended",
         )
-        service_block = _unusable_interpreter(invocation, host, spec.reconcile.command)
+        service_block = unusable_interpreter(invocation, host, spec.reconcile.command)
     except UnitRenderError as exc:
         # Without a command line there is nothing sane to write: block, and keep the timer off.
         service = Action(SERVICE, "create", f"{SERVICE_UNIT} runs `reconciler apply`")
@@ -490,37 +419,6 @@ def _state_reason(enabled: bool, running: bool) -> str:
     if not enabled:
         return f"{TIMER_UNIT} must start at boot: enable it"
     return f"{TIMER_UNIT} changed while running: restart it to take the new schedule"
-
-
-def _unusable_interpreter(
-    invocation: Invocation, host: HostContext, command: tuple[str, ...] | None
-) -> str | None:
-    """Why the spec user's timer could not run this interpreter, or None.
-
-    A scratch install (a clone's .venv, /tmp) breaks the timer when it changes or goes away; root
-    planning from its own venv (under /root) would install a timer the user cannot run. The
-    spec's own `reconcile.command` is taken as given.
-    """
-    assert host.user is not None
-    if command is not None:
-        return None
-    if invocation.scratch is not None:
-        return (
-            f"the reconciler runs from {invocation.python}, {invocation.scratch}: a timer bound "
-            "to it breaks when that directory changes or goes away. Install the reconciler "
-            "(pipx install dist/reconciler-*.whl, or a venv under /opt/reconciler) and apply "
-            "with that one, or set reconcile.command in the spec to run this one on purpose"
-        )
-    if host.invoker.uid == host.user.uid:
-        return None
-    private = str(host.invoker.home).rstrip("/") + "/"
-    if invocation.python.startswith(private):
-        return (
-            f"the reconciler runs from {invocation.python}, inside {host.invoker.name}'s home, "
-            f"which {host.user.name}'s timer cannot use: apply as {host.user.name}, or install "
-            "the reconciler where every user can run it (e.g. a venv under /opt)"
-        )
-    return None
 
 
 def _with(action: Action, *, blocked: str | None) -> Action:

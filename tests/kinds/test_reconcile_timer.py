@@ -14,9 +14,10 @@ from reconciler.app.plan_pass import probe_and_plan
 from reconciler.core.action import Action, RemoveFile, RunCommand, WriteFile
 from reconciler.core.host import Account, HostContext
 from reconciler.core.plan import Plan, build_plan
+from reconciler.facts import invocation
 from reconciler.facts.files import PathProbe, PathState
 from reconciler.facts.systemd import UnitStatus, UnitStatusProbe, unreachable
-from reconciler.kinds import linger, reconcile_timer
+from reconciler.kinds import linger
 from reconciler.kinds.gateway_service import DAEMON_RELOAD
 from reconciler.kinds.linger import LingerProbe
 from reconciler.kinds.reconcile_timer import (
@@ -190,8 +191,8 @@ def test_scratch_locations_are_temporary_directories_and_git_work_trees(
 
     assert scratch_location(python_in("t", ".venv")) is not None  # tmp_path is under /tmp
     # Pretend the test's folder is not temporary, to see the other rule on its own.
-    monkeypatch.setattr(reconcile_timer, "TEMPORARY", ())
-    monkeypatch.setattr(reconcile_timer.tempfile, "gettempdir", lambda: "/nonexistent-tmp")
+    monkeypatch.setattr(invocation, "TEMPORARY", ())
+    monkeypatch.setattr(invocation.tempfile, "gettempdir", lambda: "/nonexistent-tmp")
     (tmp_path / "clone" / ".git").mkdir(parents=True)
     assert scratch_location(python_in("clone", "sub", ".venv")) == (
         f"inside the git work tree {(tmp_path / 'clone').resolve()}"

@@ -1,0 +1,79 @@
+"""How the reconciler was invoked: the interpreter and the spec's absolute path, read at plan
+time (in-process) so that the timers' units can name what to run without the planner reading
+anything. Shared by the reconcile timer and the backup timer (equal probes run once)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from reconciler.core.host import HostContext
+from reconciler.core.probe import Probe
+from reconciler.facts.codec import RecordedHost, recorded
+
+
+@recorded
+@dataclass(frozen=True)
+class Invocation:
+    """How the timer will call us: interpreter and absolute paths, read at plan time."""
+
+    python: str
+    spec: Path | None  # None: the spec did not come from a file
+    clone: Path | None  # the git source's clone, when the spec has one
+    entry_point: str | None = None  # the `reconciler` script installed beside `python`
+    scratch: str | None = None  # why `python` is a scratch install ("inside the git work tree X")
+
+
+@recorded
+@dataclass(frozen=True)
+class InvocationProbe(Probe[Invocation]):
+    """`sys.executable` and the resolved spec and clone paths (in-process)."""
+
+    spec_path: Path | None
+    clone: Path | None
+
+    def read(self, host: HostContext) -> Invocation:
+        # sys.executable is kept as is, not resolved: a venv's bin/python is a symlink to the
+        # system interpreter, and only the link's path makes `-m reconciler` find the venv.
+        script = Path(sys.executable).parent / "reconciler"
+        return Invocation(
+            python=sys.executable,
+            spec=self.spec_path.resolve() if self.spec_path is not None else None,
+            clone=self.clone.resolve() if self.clone is not None else None,
+            entry_point=str(script) if os.access(script, os.X_OK) and script.is_file() else None,
+            scratch=scratch_location(Path(sys.executable)) if sys.executable else None,
+        )
+
+    def answer_from(self, recorded: RecordedHost) -> Invocation | None:
+        """For another spec path: the recorded interpreter, the paths joined to where `probe`
+        ran (as `resolve()` would, without reading this disk)."""
+        known = recorded.facts_of(Invocation)
+        cwd = recorded.working_directory
+        if not known or cwd is None:
+            return None
+
+        def absolute(path: Path | None) -> Path | None:
+            return None if path is None else Path(os.path.normpath(cwd / path))
+
+        return replace(known[0], spec=absolute(self.spec_path), clone=absolute(self.clone))
+
+
+# Where the temporary directories are (tmpfs or cleaned at boot on most systems).
+TEMPORARY = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def scratch_location(python: Path) -> str | None:
+    """Why an interpreter at `python` is a scratch install (in a temporary directory or a git work
+    tree), or None. Its directory is resolved (a symlinked /tmp counts), the interpreter itself
+    is not (a venv's bin/python links to the system's)."""
+    where = python.parent.resolve()
+    for temp in dict.fromkeys((*TEMPORARY, tempfile.gettempdir())):
+        if where.is_relative_to(Path(temp).resolve()):
+            return f"inside the temporary directory {temp}"
+    for folder in (where, *where.parents):
+        if (folder / ".git").exists():
+            return f"inside the git work tree {folder}"
+    return None
