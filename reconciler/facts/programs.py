@@ -76,10 +76,12 @@ class ProgramVersion:
 @recorded
 @dataclass(frozen=True)
 class ProgramVersionProbe(Probe[ProgramVersion]):
-    """`<program> --version`, found on the user's search path (or at an explicit path)."""
+    """`<program> --version` (or `args`: `restic version`), found on the user's search path (or
+    at an explicit path)."""
 
     program: str
     path: str | None  # resolved when the probe is declared; None: not installed
+    args: tuple[str, ...] = ("--version",)
 
     @classmethod
     def find(cls, program: str, host: HostContext) -> ProgramVersionProbe:
@@ -89,18 +91,22 @@ class ProgramVersionProbe(Probe[ProgramVersion]):
     def command(self, host: HostContext) -> Command | None:
         if self.path is None:
             return None
-        return Command((self.path, "--version"), timeout_s=20)
+        return Command((self.path, *self.args), timeout_s=20)
 
     def read(self, host: HostContext) -> ProgramVersion:
         return ProgramVersion(None, None, f"{self.program}: not installed")
 
     def parse(self, result: CommandResult) -> ProgramVersion:
         if not result.ok:
-            return ProgramVersion(self.path, None, f"{self.program} --version: {result.summary()}")
+            return ProgramVersion(self.path, None, f"{self._call}: {result.summary()}")
         match = _VERSION_TOKEN.search(result.stdout.strip() or result.stderr)
         if not match:
-            return ProgramVersion(self.path, None, f"{self.program} --version printed no version")
+            return ProgramVersion(self.path, None, f"{self._call} printed no version")
         return ProgramVersion(self.path, match.group(0), "")
+
+    @property
+    def _call(self) -> str:
+        return " ".join((self.program, *self.args))
 
     def answer_from(self, recorded: RecordedHost) -> ProgramVersion | None:
         # "Not installed" needs no command and reads nothing: the same answer anywhere.

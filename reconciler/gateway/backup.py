@@ -14,6 +14,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from reconciler.core.host import HostContext
 from reconciler.gateway.paths import expand, home, profile_paths
@@ -229,15 +230,35 @@ def backup_summary(stdout: str) -> dict[str, object]:
     return {}
 
 
-def repository_state(exit_code: int | None, stderr: str) -> str:
-    """What `restic cat config` says of the repository: ok, absent, wrong-password, or error."""
+RepositoryState = Literal["ok", "absent", "wrong-password", "unreachable"]
+
+# How `restic cat config` says there is no repository (local and sftp: the config file's stat;
+# rest/s3/...: a 404 on it, "key does not exist"). An unreachable rest server prints "Is there a
+# repository ..." too, after a connection error (restic 0.14.0, tests/data/probes/restic/): only
+# these words make it "absent", so a repository is never initialised over a network failure.
+_ABSENT = ("no such file or directory", "does not exist", "404 not found")
+
+
+def classify_repository(exit_code: int | None, stderr: str) -> tuple[RepositoryState, str]:
+    """What `restic cat config` says of the repository, and restic's `Fatal:` line on failure."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    detail = next((line for line in lines if line.startswith("Fatal:")), lines[-1] if lines else "")
     if exit_code == 0:
-        return "ok"
-    if "wrong password" in stderr:
-        return "wrong-password"
-    if "Is there a repository at the following location?" in stderr:
-        return "absent"
-    return "error"
+        return "ok", ""
+    if "wrong password or no key found" in stderr:
+        return "wrong-password", detail
+    lowered = stderr.lower()
+    if "is there a repository at the following location?" in lowered and any(
+        word in lowered for word in _ABSENT
+    ):
+        return "absent", detail
+    return "unreachable", detail or f"exit {exit_code}"
+
+
+def repository_state(exit_code: int | None, stderr: str) -> str:
+    """ok, absent, wrong-password, or error (unreachable, or anything else restic says)."""
+    state = classify_repository(exit_code, stderr)[0]
+    return "error" if state == "unreachable" else state
 
 
 def restic_version(text: str) -> tuple[int, int, int] | None:
