@@ -110,7 +110,12 @@ def snapshot(
         DirectoryNames(HOME, True, home_names, (".clawdbot", ".config", ".openclaw", "clawd")),
         DirectoryNames(HOME / ".config", True, ("systemd",) if names else (), ("systemd",)),
         DirectoryNames(HOME / ".config/systemd", bool(names), ("user",) if names else ()),
-        DirectoryNames(unit_dir(host), bool(names), names, (*GATEWAY_UNIT_PREFIXES, "reconciler.")),
+        DirectoryNames(
+            unit_dir(host),
+            bool(names),
+            names,
+            (*GATEWAY_UNIT_PREFIXES, "reconciler.", "reconciler-backup."),
+        ),
     )
     return Snapshot(
         recorded_at=RECORDED_AT,

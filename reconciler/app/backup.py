@@ -540,11 +540,8 @@ class Freshness:
 
 def schedule_period_s(spec: Spec) -> int:
     """The time between two scheduled backups (the calendar's typical period)."""
-    from reconciler.spec.calendar import period_s
-
     assert spec.backup is not None
-    interval = spec.backup.schedule_interval_s
-    return interval if interval is not None else period_s(spec.backup.schedule)
+    return plan.schedule_period_s(spec.backup)
 
 
 def freshness_of(spec: Spec, records: list[BackupRecord], now_s: float) -> tuple[Freshness, ...]:

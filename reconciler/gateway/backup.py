@@ -18,6 +18,7 @@ from typing import Literal
 
 from reconciler.core.host import HostContext
 from reconciler.gateway.paths import expand, home, profile_paths
+from reconciler.spec.calendar import period_s
 from reconciler.spec.model import Backup, Retention, Spec
 
 PROFILE_TAG = "profile:"
@@ -136,17 +137,32 @@ def secret_file_problem(
 ) -> str | None:
     """Why `path` (lstat `st`, None: absent) may not hold a secret for user `uid`, or None."""
     if st is None:
+        return secret_problem(label, path, "missing", None, None, uid)
+    kind = "file" if stat.S_ISREG(st.st_mode) else "other"
+    return secret_problem(label, path, kind, stat.S_IMODE(st.st_mode), st.st_uid, uid)
+
+
+def secret_problem(
+    label: str, path: Path, kind: str, mode: int | None, owner: int | None, uid: int | None
+) -> str | None:
+    """Why `path` (`kind` missing/file/symlink/..., its permission bits and owner uid) may not
+    hold a secret for user `uid`, or None (the plan asks this of a PathState)."""
+    if kind == "missing":
         return f"{label} {path} does not exist: create it (mode 0600) with the repository secret"
-    if not stat.S_ISREG(st.st_mode):
+    if kind != "file":
         return f"{label} {path} is not a regular file (symlinks are refused)"
-    if st.st_mode & 0o077:
-        return (
-            f"{label} {path} has mode {stat.S_IMODE(st.st_mode):04o}: others may read it; "
-            f"run `chmod 600 {path}`"
-        )
-    if uid is not None and st.st_uid != uid:
-        return f"{label} {path} belongs to uid {st.st_uid}, not the spec's user (uid {uid})"
+    if mode is not None and mode & 0o077:
+        return f"{label} {path} has mode {mode:04o}: others may read it; run `chmod 600 {path}`"
+    if uid is not None and owner != uid:
+        return f"{label} {path} belongs to uid {owner}, not the spec's user (uid {uid})"
     return None
+
+
+def schedule_period_s(backup: Backup) -> int:
+    """The time between two scheduled backups (an interval as written, a calendar expression
+    by its typical period)."""
+    interval = backup.schedule_interval_s
+    return interval if interval is not None else period_s(backup.schedule)
 
 
 @dataclass(frozen=True)

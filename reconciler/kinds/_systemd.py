@@ -18,11 +18,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.action import PlanError, RunCommand
+from reconciler.core.action import Action, PlanError, RunCommand, WriteFile
 from reconciler.core.command import Command
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import FileTextContext, keeps_file_content
+from reconciler.facts.files import PathState
 from reconciler.facts.systemd import LingerProbe, SystemdProbe, UnitStatus, UnitStatusProbe
 from reconciler.gateway.addresses import LINGER
 from reconciler.gateway.paths import names
@@ -157,4 +158,28 @@ def unit_diff(path: Path, before: str | None, after: str) -> str:
             fromfile=str(path) if before is not None else "/dev/null",
             tofile=str(path),
         )
+    )
+
+
+def unit_file_action(
+    address: str, path: Path, found: PathState, content: str, owner: str, uid: int, what: str
+) -> Action | None:
+    """Write the unit file `content` to `path` (0644, the user's, backup kept, shown as a diff)
+    unless its text, mode and owner already match."""
+    if found.kind not in ("missing", "file", "symlink"):
+        raise UnitRenderError(f"{path} is {found.described}, not a unit file")
+    if (
+        found.kind == "file"
+        and found.text == content
+        and found.mode == UNIT_MODE
+        and found.uid == uid
+    ):
+        return None
+    same_text = found.kind == "file" and found.text == content
+    return Action(
+        address,
+        "update" if found.exists else "create",
+        what if not same_text else f"{path} must be mode {UNIT_MODE:04o}, owned by {owner}",
+        (WriteFile(path, content, UNIT_MODE, owner),),
+        diff=None if same_text else unit_diff(path, found.text, content),
     )

@@ -34,13 +34,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.action import Action, KindPlan, Operation, RemoveFile, WriteFile
+from reconciler.core.action import Action, KindPlan, Operation, RemoveFile
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
 from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import Wanted, records
-from reconciler.facts.files import PathProbe, PathState
+from reconciler.facts.files import PathProbe
 from reconciler.facts.invocation import (  # noqa: F401 (re-exported for its tests)
     TEMPORARY,
     Invocation,
@@ -57,13 +57,12 @@ from reconciler.kinds._invocation import (
 )
 from reconciler.kinds._systemd import (
     HEADER,
-    UNIT_MODE,
     UnitRenderError,
     manager_gate,
     systemctl,
     systemd_blocker,
     systemd_word,
-    unit_diff,
+    unit_file_action,
 )
 from reconciler.spec.duration import format_duration
 from reconciler.spec.model import GitSource, Spec, Timer
@@ -215,29 +214,6 @@ def _reason(spec: Spec) -> str:
     return f"the spec asks for an unattended reconcile every {every}"
 
 
-def _file_action(
-    address: str, path: Path, found: PathState, content: str, owner: str, uid: int, what: str
-) -> Action | None:
-    """Write `content` to `path` unless text, mode and owner already match."""
-    if found.kind not in ("missing", "file", "symlink"):
-        raise UnitRenderError(f"{path} is {found.described}, not a unit file")
-    if (
-        found.kind == "file"
-        and found.text == content
-        and found.mode == UNIT_MODE
-        and found.uid == uid
-    ):
-        return None
-    same_text = found.kind == "file" and found.text == content
-    return Action(
-        address,
-        "update" if found.exists else "create",
-        what if not same_text else f"{path} must be mode {UNIT_MODE:04o}, owned by {owner}",
-        (WriteFile(path, content, UNIT_MODE, owner),),
-        diff=None if same_text else unit_diff(path, found.text, content),
-    )
-
-
 def plan_enabled(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
     """Both files as rendered, then reload, then the timer enabled and active."""
     blocker = user_blocker(host) or systemd_blocker(facts)
@@ -285,7 +261,7 @@ def _enabled_files(spec: Spec, host: HostContext, facts: Facts) -> list[tuple[Ac
     timer_found = facts.get(PathProbe(timer_path(host), content=True))
     service: Action | None
     try:
-        service = _file_action(
+        service = unit_file_action(
             SERVICE,
             service_path(host),
             service_found,
@@ -299,7 +275,7 @@ def _enabled_files(spec: Spec, host: HostContext, facts: Facts) -> list[tuple[Ac
         # Without a command line there is nothing sane to write: block, and keep the timer off.
         service = Action(SERVICE, "create", f"{SERVICE_UNIT} runs `reconciler apply`")
         service_block = str(exc)
-    timer = _file_action(
+    timer = unit_file_action(
         UNIT,
         timer_path(host),
         timer_found,

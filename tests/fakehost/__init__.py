@@ -52,6 +52,7 @@ _SHADOWED = frozenset(
         *TOOLS,
         "openclaw",
         "moltbot",
+        "restic",
         "tailscaled",
         "nodejs",
         "npx",
@@ -75,7 +76,7 @@ _SHADOWED = frozenset(
     }
 )
 _SYSTEM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
-_SYSBIN_VERSION = "1"
+_SYSBIN_VERSION = "2"
 
 
 def _load_fakestate() -> ModuleType:
@@ -680,6 +681,10 @@ class FakeHost:
         self._link(product, version is not None)
         with self._edit() as h:
             h.data["gateway"][product] = version
+
+    def set_restic(self, installed: bool) -> None:
+        """The fake restic 0.14.0 on PATH (bin/restic), or not installed (the default)."""
+        self._link("restic", installed)
 
     def set_npm_prefix(self, prefix: str | Path | None) -> None:
         """`npm prefix -g` (default ~/.npm-global; outside the home, installs need root)."""
