@@ -29,6 +29,7 @@ from reconciler import cli as cli_module
 from reconciler.app.context import AppContext
 from reconciler.gateway.versions import MARKER
 from reconciler.spec.model import (
+    Backup,
     GatewayRuntime,
     Host,
     Profile,
@@ -69,6 +70,8 @@ class HostState:
     gateway: str | None
     # under ~/.local/lib/clawdbot: a complete older version, and/or a killed install's leftover
     prefix_entries: tuple[str, ...] = ()
+    restic: bool = False
+    password_file: bool = False
 
 
 # Versioned installs (runtime.gateway.install: versioned): None = the global install; else
@@ -79,6 +82,13 @@ REGISTRY = {
     "strip-ansi": {"7.1.2": "ok"},
     "libsignal": {"6.0.0": "ok"},
 }
+
+
+BACKUPS = (
+    None,
+    Backup("~/backups/gateway", "~/.config/restic/password", "6h", 6 * 3600),
+    Backup("~/backups/gateway", "~/.config/restic/password", "daily", profiles=("ops",)),
+)
 
 
 def _gateway(pin, versioned):  # type: ignore[no-untyped-def]
@@ -94,7 +104,9 @@ def _gateway(pin, versioned):  # type: ignore[no-untyped-def]
     )
 
 
-def _spec(linger, ts, operator, serve, prune, node, pin, profiles, timer, command, versioned):  # type: ignore[no-untyped-def]
+def _spec(
+    linger, ts, operator, serve, prune, node, pin, profiles, timer, command, versioned, backup=None
+):  # type: ignore[no-untyped-def]
     if versioned is not None and versioned[1] is not None:
         profiles = tuple(
             replace(p, gateway_version=versioned[1]) if p.name == "ops" else p for p in profiles
@@ -109,6 +121,8 @@ def _spec(linger, ts, operator, serve, prune, node, pin, profiles, timer, comman
         linger=linger,
         tailscale=Tailscale(operator=operator, serve=serve, prune=prune) if ts else None,
         reconcile=Reconcile(timer=Timer(enabled=timer), command=command),
+        # A backup of a profile the spec lacks is refused by validation.
+        backup=backup if backup is None or set(backup.profiles or ()) <= names else None,
         path=Path("/srv/hostspec/vm102.yaml"),
     )
 
@@ -127,6 +141,7 @@ specs = st.builds(
     # None: the interpreter running the tests, a scratch one (a clone, /tmp): the timer is blocked.
     command=st.sampled_from([None, ("/opt/reconciler/bin/reconciler",)]),
     versioned=VERSIONED,
+    backup=st.sampled_from(BACKUPS),
 )
 
 targets = st.sampled_from(
@@ -158,6 +173,8 @@ host_states = st.builds(
     prefix_entries=st.sampled_from(
         [(), ("2026.1.22",), (".install-2026.1.23-0123abcd",), ("2026.1.22", ".install-x-00ff00ff")]
     ),
+    restic=st.booleans(),
+    password_file=st.booleans(),
 )
 
 
@@ -186,6 +203,12 @@ def fake_host(state: HostState) -> Iterator[FakeHost]:
         fake.set_gateway(state.gateway)
         fake.set_npm_registry(REGISTRY)
         _prefix_entries(fake.home / ".local/lib/clawdbot", state.prefix_entries)
+        fake.set_restic(state.restic)
+        if state.password_file:
+            password = fake.home / ".config/restic/password"
+            password.parent.mkdir(parents=True)
+            password.write_text("law-password\n")
+            password.chmod(0o600)
         yield fake
 
 

@@ -99,7 +99,7 @@ def _require_repository(session: Session) -> None:
     if state == "absent":
         raise Failed(
             f"no restic repository at {session.restic.repo.location}: "
-            "run `reconciler backup init SPEC` (or apply) first"
+            "run `reconciler apply SPEC` (or `reconciler backup init SPEC`) first"
         )
     if state == "wrong-password":
         raise Failed(

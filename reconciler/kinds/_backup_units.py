@@ -1,4 +1,4 @@
-"""The backup kind's units (private helper until the kind lands): the user service and timer that
+"""The backup kind's units (a private helper of kinds/backup.py): the user service and timer that
 run `reconciler backup run`.
 
 `reconciler-backup.service` (Type=oneshot, ExecStart=<program> backup run <spec>, at low CPU and
@@ -7,9 +7,6 @@ OnBootSec=/OnUnitActiveSec= for an interval; Persistent=true). The texts are pur
 the spec and the program that runs it, so the same spec renders the same bytes and a plan can
 show them as diffs. Neither file ever holds a secret: restic gets the password file's path on
 its own command line at run time (reconciler/gateway/backup.py), not through the unit.
-
-The resource kind itself (probes, plan, the repository initialised as an explicit plan step)
-is not written yet: it waits for the "kinds stand alone" contract (docs/backups.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Issue 14 against real systemd and the real restic (the host's /usr/bin/restic bound read-only,
-as the harness binds node): the backup timer runs `reconciler backup run` by itself with the
+as the harness binds node): `apply` of a spec with a backup section initialises the repository
+and installs the backup units; the backup timer runs `reconciler backup run` by itself with the
 gateway stopped around the copy; a second run is incremental; a wiped state directory comes back
 byte-identical (content, modes, owners) with `backup restore --in-place` and the gateway answers
 again; `backup verify` passes, and fails loudly once a pack file is corrupted. The password
@@ -41,16 +42,6 @@ backup:
 """
 STATE = f"{HOME}/.clawdbot-ops"
 RECORDS = f"{HOME}/.local/state/reconciler/backups.jsonl"
-INSTALL_UNITS = f"""
-from pathlib import Path
-from reconciler.spec import load_spec
-from reconciler.kinds._backup_units import render_service, render_timer
-spec = load_spec("{SPEC_PATH}")
-units = Path.home() / ".config/systemd/user"
-units.mkdir(parents=True, exist_ok=True)
-(units / "reconciler-backup.service").write_text(render_service(("reconciler",), Path("{SPEC_PATH}")))
-(units / "reconciler-backup.timer").write_text(render_timer(spec.backup))
-"""
 CORRUPT = """
 import sys
 path = sys.argv[1]
@@ -79,19 +70,23 @@ def test_timer_backup_incremental_restore_in_place_and_verify(
             pytest.fail("restic is required here (apt-get install restic)")
         pytest.skip("restic is not installed here (apt-get install restic)")
     c: Container = make_container(binds_ro=[(Path(RESTIC).resolve(), "/usr/bin/restic")])
-    install_spec(c, extra=BACKUP_SPEC)
+    install_spec(c)
     apply(c)
     answers(c, PORTS["ops"])
     password = "pw-" + secrets.token_hex(16)
     c.write_file(f"{HOME}/.config/restic/password", password + "\n", mode=0o600, user="user")
     c.write_file(f"{STATE}/agents/main/sessions/a.jsonl", '{"turn": 1}\n', mode=0o600, user="user")
-    r = reconciler(c, "backup", "init", SPEC_PATH, user="user")
-    assert r.returncode == 0, show(r)
 
-    # The timer runs the first backup by itself, stopping the gateway around the copy.
-    c.run([f"{VENV}/bin/python", "-c", INSTALL_UNITS], user="user")
-    c.systemctl_user("daemon-reload")
-    c.systemctl_user("enable", "--now", "reconciler-backup.timer")
+    # Adding the backup section: apply initialises the repository (an explicit step) and
+    # installs the units; the timer then runs the first backup by itself, stopping the gateway
+    # around the copy.
+    install_spec(c, extra=BACKUP_SPEC)
+    plan = reconciler(c, "plan", SPEC_PATH, "--no-color")
+    assert "backup.repository" in plan.stdout and " init" in plan.stdout, show(plan)
+    assert "+OnUnitActiveSec=20s" in plan.stdout, show(plan)
+    out = apply(c)  # exit 0: converged, nothing blocked (a backup may stop the gateway now)
+    assert password not in out + plan.stdout
+    assert c.exists(f"{HOME}/backups/gateway/config")
     deadline = time.monotonic() + 120
     while not [x for x in records(c) if x["kind"] == "backup"] and time.monotonic() < deadline:
         time.sleep(1)
