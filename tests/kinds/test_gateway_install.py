@@ -383,3 +383,17 @@ def test_a_root_owned_prefix_is_installed_as_root(tmp_path: Path) -> None:
         for c in g.fake.mutating_calls()
         if "--user" not in c["argv"]
     )
+
+
+def test_the_gateways_own_unit_is_adopted_and_reported_until_it_moves(tmp_path: Path) -> None:
+    g = host(tmp_path)
+    g.fake.set_gateway(GOOD)
+    g.fake.install_gateway_unit("ops", port=18809)  # what `clawdbot gateway install` writes
+    spec = versioned_spec(GOOD, Profile("ops", 18809))
+    doc = json.loads(_versions_cli(g, spec, "json"))
+    assert [r["profile"] for r in doc["running_elsewhere"]] == ["ops"]
+    assert doc["versions"][0]["state"] == "missing"
+    g.converge(spec)
+    doc = json.loads(_versions_cli(g, spec, "json"))
+    assert doc["running_elsewhere"] == []
+    assert doc["versions"][0]["runs"] == ["ops"]
