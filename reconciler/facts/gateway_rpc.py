@@ -9,6 +9,7 @@ env file, which the runner reads and never puts in argv).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,10 +53,26 @@ class GatewayCall:
         )
 
 
+def _versioned_cli(spec: Spec, host: HostContext, profile: Profile) -> str | None:
+    """With versioned installs: the CLI of the profile's own version (npm's link in its
+    prefix), when installed; reads the machine (a use case's lookup, like `locate`)."""
+    from reconciler.gateway.versions import install_dir, prefix_path, profile_version, versioned
+
+    version = profile_version(spec, profile)
+    if not versioned(spec) or version is None or host.user is None:
+        return None
+    names = product_names(spec.product)
+    link = install_dir(prefix_path(spec, host.user.home), version) / "node_modules/.bin"
+    cli = link / names.command
+    return str(cli) if os.access(cli, os.X_OK) else None
+
+
 def gateway_call(spec: Spec, host: HostContext, profile: Profile) -> GatewayCall | None:
     """How to run the gateway's CLI for `profile`, or None when it is not installed."""
     names = product_names(spec.product)
-    program = locate(spec.runtime.gateway.command or names.command, host)
+    program = _versioned_cli(spec, host, profile) or locate(
+        spec.runtime.gateway.command or names.command, host
+    )
     if program is None:
         return None
     paths = profile_paths(spec, profile, host)

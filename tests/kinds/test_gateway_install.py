@@ -397,3 +397,19 @@ def test_the_gateways_own_unit_is_adopted_and_reported_until_it_moves(tmp_path: 
     doc = json.loads(_versions_cli(g, spec, "json"))
     assert doc["running_elsewhere"] == []
     assert doc["versions"][0]["runs"] == ["ops"]
+
+
+def test_doctor_and_devices_call_the_profiles_own_version(tmp_path: Path) -> None:
+    from reconciler.facts.gateway_rpc import gateway_call
+
+    g = host(tmp_path)
+    spec = versioned_spec(
+        GOOD, Profile("ops", 18809, gateway_version="2026.1.23"), Profile("personal", 18789)
+    )
+    assert gateway_call(spec, g.host, spec.profile("ops")) is None  # nothing installed yet
+    g.converge(spec)
+    call = gateway_call(spec, g.host, spec.profile("ops"))
+    assert call is not None
+    assert call.program == str(prefix(g, spec) / "2026.1.23/node_modules/.bin/clawdbot")
+    printed = g.fake.run(call.program, "--version")
+    assert printed.returncode == 0 and printed.stdout.strip() == "2026.1.23"
