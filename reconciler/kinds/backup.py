@@ -137,7 +137,7 @@ def _backup_facts(spec: Spec, host: HostContext) -> Wanted:
     return Wanted(programs=("restic",), directories=((unit_dir(host), ("reconciler-backup.",)),))
 
 
-@register(110)
+@register(120)
 class BackupKind(Kind):
     name = "backup"
 
