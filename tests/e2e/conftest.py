@@ -10,6 +10,9 @@ Fixtures:
                        e.g. ``make_container(real_gateway=True, binds_ro=[(host, "/x")])``
   ``e2e_rootfs``       (session) path of the cached rootfs tarball, built on first use
   ``real_gateway_dir`` (session) path of the cached real clawdbot install, installed on first use
+  ``npm_cache_dir``    (session) path of the offline npm cache (images.ensure_npm_cache)
+  ``make_module_container`` (module) like ``make_container``, for one container shared by the
+                       tests of a module (a scenario in steps); torn down after the module
 Every container a test made is powered off (killed if it hangs) and its rootfs copy deleted
 when the test ends, also on failure, Ctrl-C or SIGTERM; on failure the report gets each
 container's nspawn log, failed units and journal tail.
@@ -121,6 +124,11 @@ def real_gateway_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def npm_cache_dir() -> Path:
+    return images.ensure_npm_cache()
+
+
+@pytest.fixture(scope="session")
 def reconciler_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The reconciler's wheel, built from this checkout as `make dist` builds it."""
     out = tmp_path_factory.mktemp("dist")
@@ -179,6 +187,46 @@ def make_container(
             raise errors[0]
 
 
+#: containers of module-scoped fixtures, by module name (the report hook shows their logs)
+_MODULE_CONTAINERS: dict[str, list[harness.Container]] = {}
+
+
+@pytest.fixture(scope="module")
+def make_module_container(
+    request: pytest.FixtureRequest, e2e_rootfs: Path
+) -> Iterator[Callable[..., harness.Container]]:
+    _install_sigterm_handler()
+    made = _MODULE_CONTAINERS.setdefault(request.module.__name__, [])
+
+    def factory(*, boot: bool = True, **kw: Any) -> harness.Container:
+        if kw.get("real_gateway") is True:
+            kw["real_gateway"] = request.getfixturevalue("real_gateway_dir")
+        kw.setdefault("tarball", e2e_rootfs)
+        c = harness.Container(**kw)
+        made.append(c)
+        c.prepare()
+        if boot:
+            try:
+                c.boot()
+            except BaseException:
+                c.diagnostics()
+                raise
+        return c
+
+    try:
+        yield factory
+    finally:
+        errors = []
+        for c in reversed(made):
+            try:
+                c.destroy()
+            except BaseException as e:
+                errors.append(e)
+        _MODULE_CONTAINERS.pop(request.module.__name__, None)
+        if errors:
+            raise errors[0]
+
+
 @pytest.fixture
 def container(make_container: Callable[..., harness.Container]) -> harness.Container:
     return make_container()
@@ -190,7 +238,8 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     rep = yield
     if rep.failed and rep.when in ("setup", "call"):
-        for c in item.stash.get(CONTAINERS, []):
+        module = getattr(getattr(item, "module", None), "__name__", "")
+        for c in [*item.stash.get(CONTAINERS, []), *_MODULE_CONTAINERS.get(module, [])]:
             try:
                 text = c.diagnostics()
             except Exception as e:  # never hide the real failure

@@ -65,6 +65,8 @@ UID = images.UID
 #: where the real gateway's install directory is bound inside the container
 GATEWAY_MOUNT = "/opt/clawdbot"
 GATEWAY_ENTRY = f"{GATEWAY_MOUNT}/node_modules/clawdbot/dist/entry.js"
+#: where images.ensure_npm_cache() is bound (read-only): npm/ and cache/
+NPM_CACHE_MOUNT = images.NPM_CACHE_MOUNT
 
 
 def workdir_base() -> Path:
@@ -258,6 +260,7 @@ class Container:
         binds: Sequence[str | tuple[str | Path, str]] = (),
         binds_ro: Sequence[str | tuple[str | Path, str]] = (),
         real_gateway: Path | bool = False,
+        npm_cache: Path | None = None,
         fake_tailscale: bool = True,
         nspawn_args: Sequence[str] = (),
         repo: Path = REPO,
@@ -273,6 +276,9 @@ class Container:
         self.real_gateway = (
             images.ensure_gateway() if real_gateway is True else (real_gateway or None)
         )
+        if npm_cache and not self.real_gateway:
+            raise ValueError("npm_cache needs real_gateway (its node runs npm)")
+        self.npm_cache = npm_cache
         self.fake_tailscale_wanted = fake_tailscale
         self.fake_tailscale_installed = False
         self.nspawn_args = list(nspawn_args)
@@ -351,6 +357,15 @@ class Container:
             clawdbot.symlink_to(f"{GATEWAY_MOUNT}/node_modules/.bin/clawdbot")
         else:
             clawdbot.symlink_to("clawdbot-standin")
+        if self.npm_cache:
+            # images.ensure_npm_cache(): npm itself and its cache, bound read-only at boot; the
+            # container has no registry, so installs go `--offline` through the user's .npmrc.
+            (root / NPM_CACHE_MOUNT.lstrip("/")).mkdir(parents=True, exist_ok=True)
+            npm = bindir / "npm"
+            npm.write_text(
+                f'#!/bin/sh\nexec /usr/local/bin/node {NPM_CACHE_MOUNT}/npm/bin/npm-cli.js "$@"\n'
+            )
+            npm.chmod(0o755)
         if self.fake_tailscale_wanted and (FAKEHOST_BIN / "tailscale").is_file():
             # Only `tailscale` is fake in a container (plus the helper modules it imports);
             # its state defaults to /var/lib/fakehost, which it creates itself (mode 0777).
@@ -394,6 +409,8 @@ class Container:
         ]
         if self.real_gateway:
             argv.append(f"--bind-ro={self.real_gateway}:{GATEWAY_MOUNT}")
+        if self.npm_cache:
+            argv.append(f"--bind-ro={self.npm_cache}:{NPM_CACHE_MOUNT}")
         argv += [f"--bind={b}" for b in self.binds]
         argv += [f"--bind-ro={b}" for b in self.binds_ro]
         return argv + self.nspawn_args

@@ -11,11 +11,17 @@ artifact and a crashed build leaves only a ``.tmp-*`` entry that the next build 
   constants and the source of the build functions below), so editing either makes a new tarball.
 * ``ensure_gateway()`` -> ``gateway-clawdbot-<version>/`` holding ``node_modules`` with node 22
   and clawdbot (docs/host-facts.md §1: the libsignal override is required).
+* ``ensure_npm_cache()`` -> ``npm-cache-<key>/`` holding ``npm/`` (npm NPM_VERSION) and ``cache/``,
+  an npm cache filled on the host with node 22 by installing each package.json of
+  NPM_CACHE_SETS once: the e2e containers have no registry and install gateway versions from it
+  with ``npm install --offline`` (docs/host-facts.md §6). ``<key>`` hashes the sets, node, npm and
+  the fill recipe.
 
 Command line (prints the artifact path; builds it when missing)::
 
     .venv/bin/python -m tests.e2e.images rootfs
     .venv/bin/python -m tests.e2e.images gateway
+    .venv/bin/python -m tests.e2e.images npm-cache
     .venv/bin/python -m tests.e2e.images info
 """
 
@@ -276,13 +282,16 @@ def _mark_used(tarball: Path) -> Path:
     return tarball
 
 
-def _prune_old_rootfs(keep: Path) -> None:
+def _prune_old(keep: Path, prefix: str) -> None:
+    """Delete the other ``<prefix>*`` artifacts next to ``keep`` (older recipes) unused for
+    PRUNE_AFTER_DAYS (their mtime is touched on every use)."""
     cutoff = time.time() - PRUNE_AFTER_DAYS * 86400
-    for p in keep.parent.glob(f"rootfs-{SUITE}-*.tar.zst"):
-        if p != keep and p.stat().st_mtime < cutoff:
-            _log(f"removing {p} (unused for {PRUNE_AFTER_DAYS} days)")
-            with contextlib.suppress(OSError):
-                p.unlink()
+    for p in keep.parent.glob(f"{prefix}*"):
+        if p == keep or p.name.endswith((".log", ".lock")) or p.stat().st_mtime >= cutoff:
+            continue
+        _log(f"removing {p} (unused for {PRUNE_AFTER_DAYS} days)")
+        with contextlib.suppress(OSError):
+            _safe_rmtree(p)
 
 
 def ensure_rootfs(wheels_python: str | None = None) -> Path:
@@ -331,7 +340,7 @@ def ensure_rootfs(wheels_python: str | None = None) -> Path:
                 )
         finally:
             _safe_rmtree(work)
-        _prune_old_rootfs(tarball)
+        _prune_old(tarball, f"rootfs-{SUITE}-")
     return _mark_used(tarball)
 
 
@@ -425,18 +434,185 @@ def ensure_gateway() -> Path:
     return final
 
 
+# --------------------------------------------------------------------------------------------
+# offline npm cache (issue 13: versioned gateway installs inside a container with no registry)
+
+#: npm itself, from the registry: the same npm fills the cache on the host and installs from it
+#: inside the container (bound at NPM_CACHE_MOUNT/npm), whatever npm the host has
+NPM_VERSION = "11.19.1"
+#: the libsignal override every clawdbot/openclaw release of early 2026 needs (REFERENCE §1)
+LIBSIGNAL_OVERRIDE = {"libsignal": "npm:libsignal@6.0.0"}
+#: openclaw releases that install and start under node 22 here (REFERENCE §6; tried 2026-11-29)
+OPENCLAW_WORKING = ("2026.1.30", "2026.2.1")
+#: a real release that installs under node 22 (npm only warns EBADENGINE) and prints --version
+#: (a "diagnostic" its launcher allows), but refuses to start a gateway on node < 24.16
+OPENCLAW_BROKEN = "2026.9.6"
+#: npm settings shared by the fill on the host and the container user's ~/.npmrc (resolution
+#: must match, or the offline install misses the cache). legacy-peer-deps: npm 7+ installs the
+#: peer node-llama-cpp of openclaw, whose CUDA/Vulkan builds are 700 MB of every version's
+#: 1.2 GB; without it a version takes about 400 MB and the gateway starts the same.
+NPM_SETTINGS = {"legacy-peer-deps": "true", "audit": "false", "fund": "false"}
+
+
+def gateway_package_json(
+    package: str, version: str, extra: dict[str, str] | None = None
+) -> dict[str, object]:
+    """The package.json of one versioned install: the shape the reconciler writes into
+    ``<prefix>/<version>/`` (dependencies {package: version, **extra}, overrides)."""
+    return {
+        "name": f"{package}-{version}",
+        "private": True,
+        "dependencies": {package: version, **(extra or {})},
+        "overrides": dict(LIBSIGNAL_OVERRIDE),
+    }
+
+
+#: every package.json set the e2e installs offline, by label; the cache holds exactly these
+NPM_CACHE_SETS: dict[str, dict[str, object]] = {
+    f"openclaw-{v}": gateway_package_json("openclaw", v)
+    for v in (*OPENCLAW_WORKING, OPENCLAW_BROKEN)
+}
+NPM_CACHE_MOUNT = "/opt/npm-cache"
+
+
+def npmrc(cache: str = f"{NPM_CACHE_MOUNT}/cache") -> str:
+    """The container user's ~/.npmrc: every install offline from the bound, read-only cache."""
+    settings = {
+        **NPM_SETTINGS,
+        "cache": cache,
+        "offline": "true",
+        "update-notifier": "false",
+    }
+    return "".join(f"{k}={v}\n" for k, v in settings.items())
+
+
+def npm_cache_key() -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps(NPM_CACHE_SETS, sort_keys=True).encode())
+    for part in (NODE_SPEC, NPM_VERSION, NPM_SETTINGS, GATEWAY_VERSION):  # node: ensure_gateway
+        h.update(repr(part).encode())
+    h.update(ast.dump(ast.parse(textwrap.dedent(inspect.getsource(_fill_npm_cache)))).encode())
+    return h.hexdigest()[:16]
+
+
+def npm_cache_path() -> Path:
+    return cache_dir() / f"npm-cache-{npm_cache_key()}"
+
+
+def _npm_cache_ok(d: Path) -> bool:
+    return (d / ".complete").exists()
+
+
+def _fill_npm_cache(work: Path, node_bin: Path) -> dict[str, float]:
+    """npm (pinned) into work/npm, then every set installed once with node 22 into a throwaway
+    project, filling work/cache; returns seconds per step."""
+    env = dict(os.environ, PATH=f"{node_bin}:{os.environ['PATH']}")
+    env.pop("npm_config_cache", None)
+    took: dict[str, float] = {}
+    t0 = time.monotonic()
+    boot = work / ".npm-boot"
+    # The host's npm only fetches the pinned npm (which bundles its dependencies).
+    _run(
+        [
+            "npm",
+            "install",
+            "--prefix",
+            str(boot),
+            "--cache",
+            str(work / ".boot-cache"),
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=warn",
+            f"npm@{NPM_VERSION}",
+        ],
+        env=env,
+    )
+    os.rename(boot / "node_modules/npm", work / "npm")
+    _safe_rmtree(boot)
+    _safe_rmtree(work / ".boot-cache")
+    took["npm"] = time.monotonic() - t0
+    npm = [str(node_bin / "node"), str(work / "npm/bin/npm-cli.js")]
+    for label, pkg in NPM_CACHE_SETS.items():
+        t0 = time.monotonic()
+        proj = work / f".proj-{label}"
+        proj.mkdir()
+        (proj / "package.json").write_text(json.dumps(pkg, indent=2) + "\n")
+        # node 22 as inside the container: resolution depends on the node major (REFERENCE §6)
+        _run(
+            [
+                *npm,
+                "install",
+                "--cache",
+                str(work / "cache"),
+                "--loglevel=warn",
+                "--ignore-scripts",
+                *(f"--{k}={v}" for k, v in NPM_SETTINGS.items()),
+            ],
+            cwd=proj,
+            env=env,
+        )
+        _safe_rmtree(proj)
+        took[label] = time.monotonic() - t0
+    return took
+
+
+def _du(path: Path) -> int:
+    return sum(p.lstat().st_size for p in path.rglob("*"))
+
+
+def ensure_npm_cache() -> Path:
+    """Directory with ``cache/`` (an npm cache holding exactly NPM_CACHE_SETS) and ``npm/`` (npm
+    NPM_VERSION); filled from the registry once per machine, under a lock, renamed into place."""
+    final = npm_cache_path()
+    if _npm_cache_ok(final):
+        return _mark_used(final)
+    node_bin = ensure_gateway() / "node_modules/node/bin"
+    cdir = cache_dir()
+    with _flock(cdir / "npm-cache.lock"):
+        if _npm_cache_ok(final):
+            return _mark_used(final)
+        _rm_tmp_leftovers(cdir, ".npm-cache-tmp-")
+        t0 = time.monotonic()
+        work = Path(tempfile.mkdtemp(prefix=".npm-cache-tmp-", dir=cdir))
+        log = cdir / f"{final.name}.build.log"
+        _log(f"filling {final} from the registry (a few minutes; log: {log})")
+        try:
+            with _build_log(log):
+                took = _fill_npm_cache(work, node_bin)
+            size = _du(work / "cache")
+            # read by the container's user; written only through a private overlay
+            _run(["chmod", "-R", "a+rX,go-w", str(work)])
+            (work / ".complete").write_text(
+                json.dumps({"sets": NPM_CACHE_SETS, "seconds": took, "cache_bytes": size}, indent=2)
+                + "\n"
+            )
+            os.rename(work, final)
+            _log(
+                f"filled {final} in {time.monotonic() - t0:.0f}s ({size / 1e6:.0f} MB): "
+                + ", ".join(f"{k} {v:.0f}s" for k, v in took.items())
+            )
+        finally:
+            if work.exists():
+                _safe_rmtree(work)
+        _prune_old(final, "npm-cache-")
+    return _mark_used(final)
+
+
 def main(argv: list[str]) -> int:
     what = argv[0] if argv else "info"
     if what == "rootfs":
         print(ensure_rootfs())
     elif what == "gateway":
         print(ensure_gateway())
+    elif what == "npm-cache":
+        print(ensure_npm_cache())
     elif what == "info":
         print(f"cache dir: {cache_dir()}")
         print(f"rootfs:    {rootfs_tarball_path()} (exists: {rootfs_tarball_path().exists()})")
         print(f"gateway:   {gateway_dir()} (complete: {_gateway_ok(gateway_dir())})")
+        print(f"npm cache: {npm_cache_path()} (complete: {_npm_cache_ok(npm_cache_path())})")
     else:
-        print(f"usage: {sys.argv[0]} rootfs|gateway|info", file=sys.stderr)
+        print(f"usage: {sys.argv[0]} rootfs|gateway|npm-cache|info", file=sys.stderr)
         return 2
     return 0
 

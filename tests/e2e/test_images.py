@@ -3,6 +3,7 @@ and a new key when the recipe or the dependency list changes (no debootstrap run
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -75,3 +76,76 @@ def test_key_follows_dependencies_and_recipe(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.undo()
     monkeypatch.setattr(images, "_write_image_files", _fake_build)  # recipe code changed
     assert images.rootfs_key() != key
+
+
+# ---------------------------------------------------------------------------- npm cache
+
+
+def _fake_fill(work: Path, node_bin: Path) -> dict[str, float]:
+    import time
+
+    BUILDS.append(str(work))
+    time.sleep(0.5)
+    (work / "cache/_cacache").mkdir(parents=True)
+    (work / "npm/bin").mkdir(parents=True)
+    (work / "npm/bin/npm-cli.js").write_text("// fake\n")
+    return {"npm": 0.5}
+
+
+@pytest.fixture
+def npm_cache(cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(images, "ensure_gateway", lambda: cache / "gateway")
+    return cache
+
+
+def test_npm_cache_concurrent_fills_fill_once(
+    npm_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(images, "_fill_npm_cache", _fake_fill)
+    results: list[Path] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(images.ensure_npm_cache())) for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(BUILDS) == 1
+    assert len(set(results)) == 1 and results[0] == images.npm_cache_path()
+    done = json.loads((results[0] / ".complete").read_text())
+    assert done["sets"] == images.NPM_CACHE_SETS
+    assert (results[0] / "npm/bin/npm-cli.js").stat().st_mode & 0o777 == 0o644
+    assert not [p for p in npm_cache.iterdir() if p.name.startswith(".npm-cache-tmp-")]
+
+
+def test_npm_cache_crashed_fill_leaves_nothing(
+    npm_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(work: Path, node_bin: Path) -> dict[str, float]:
+        (work / "cache").mkdir()
+        raise RuntimeError("registry unreachable")
+
+    monkeypatch.setattr(images, "_fill_npm_cache", crash)
+    with pytest.raises(RuntimeError, match="registry unreachable"):
+        images.ensure_npm_cache()
+    assert not images.npm_cache_path().exists()
+    assert not [p for p in npm_cache.iterdir() if p.name.startswith(".npm-cache-tmp-")]
+
+
+def test_npm_cache_key_follows_the_sets_and_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = images.npm_cache_key()
+    assert images.npm_cache_key() == key
+    sets = dict(images.NPM_CACHE_SETS)
+    sets["extra"] = images.gateway_package_json("openclaw", "2026.2.2")
+    monkeypatch.setattr(images, "NPM_CACHE_SETS", sets)
+    assert images.npm_cache_key() != key
+    monkeypatch.undo()
+    monkeypatch.setattr(images, "NPM_SETTINGS", {**images.NPM_SETTINGS, "omit": "optional"})
+    assert images.npm_cache_key() != key
+
+
+def test_npmrc_is_offline_from_the_bound_cache_with_the_fill_settings() -> None:
+    lines = dict(line.split("=", 1) for line in images.npmrc().splitlines())
+    assert lines["offline"] == "true" and lines["cache"] == "/opt/npm-cache/cache"
+    for k, v in images.NPM_SETTINGS.items():
+        assert lines[k] == v
