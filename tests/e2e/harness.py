@@ -410,7 +410,13 @@ class Container:
         if self.real_gateway:
             argv.append(f"--bind-ro={self.real_gateway}:{GATEWAY_MOUNT}")
         if self.npm_cache:
-            argv.append(f"--bind-ro={self.npm_cache}:{NPM_CACHE_MOUNT}")
+            # npm writes into its cache even to read it: each container gets a private upper
+            # layer (in its workdir, deleted with it) over the shared cache, which stays as built
+            assert self.workdir is not None
+            upper = self.workdir / "npm-cache-upper"
+            upper.mkdir(exist_ok=True)
+            os.chown(upper, UID, UID)
+            argv.append(f"--overlay={self.npm_cache}:{upper}:{NPM_CACHE_MOUNT}")
         argv += [f"--bind={b}" for b in self.binds]
         argv += [f"--bind-ro={b}" for b in self.binds_ro]
         return argv + self.nspawn_args

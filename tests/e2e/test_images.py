@@ -114,7 +114,6 @@ def test_npm_cache_concurrent_fills_fill_once(
     assert len(set(results)) == 1 and results[0] == images.npm_cache_path()
     done = json.loads((results[0] / ".complete").read_text())
     assert done["sets"] == images.NPM_CACHE_SETS
-    assert (results[0] / "npm/bin/npm-cli.js").stat().st_mode & 0o777 == 0o644
     assert not [p for p in npm_cache.iterdir() if p.name.startswith(".npm-cache-tmp-")]
 
 
@@ -149,3 +148,18 @@ def test_npmrc_is_offline_from_the_bound_cache_with_the_fill_settings() -> None:
     assert lines["offline"] == "true" and lines["cache"] == "/opt/npm-cache/cache"
     for k, v in images.NPM_SETTINGS.items():
         assert lines[k] == v
+
+
+def test_npm_cache_sets_are_what_the_reconciler_installs() -> None:
+    """The cache holds the dependency sets the reconciler's package.json asks for, for the
+    versions the update scenario uses (a mismatch would fail the offline install: ENOTCACHED)."""
+    from reconciler.gateway.versions import package_json
+    from reconciler.spec.loader import load_spec
+
+    spec = load_spec(Path(__file__).parent / "specs/updates.yaml")
+    for label, expected in images.NPM_CACHE_SETS.items():
+        version = label.removeprefix("openclaw-")
+        written = json.loads(package_json(spec, version))
+        assert written["dependencies"] == expected["dependencies"], label
+        assert written.get("overrides") == expected["overrides"], label
+    assert spec.runtime.gateway.version == images.OPENCLAW_WORKING[0]
