@@ -441,9 +441,9 @@ def ensure_gateway() -> Path:
 #: npm itself, from the registry: the same npm fills the cache on the host and installs from it
 #: inside the container (bound at NPM_CACHE_MOUNT/npm), whatever npm the host has
 NPM_VERSION = "11.19.1"
-#: the libsignal override every clawdbot/openclaw release of early 2026 needs (REFERENCE §1)
+#: the libsignal override every clawdbot/openclaw release of early 2026 needs (docs/host-facts.md §1)
 LIBSIGNAL_OVERRIDE = {"libsignal": "npm:libsignal@6.0.0"}
-#: openclaw releases that install and start under node 22 here (REFERENCE §6; tried 2026-11-29)
+#: openclaw releases that install and start under node 22 here (docs/host-facts.md §6)
 OPENCLAW_WORKING = ("2026.1.30", "2026.2.1")
 #: a real release that installs under node 22 (npm only warns EBADENGINE) and prints --version
 #: (a "diagnostic" its launcher allows), but refuses to start a gateway on node < 24.16
@@ -546,7 +546,7 @@ def _fill_npm_cache(work: Path, node_bin: Path) -> dict[str, float]:
         proj = work / f".proj-{label}"
         proj.mkdir()
         (proj / "package.json").write_text(json.dumps(pkg, indent=2) + "\n")
-        # node 22 as inside the container: resolution depends on the node major (REFERENCE §6)
+        # node 22 as inside the container: resolution depends on the node major (docs/host-facts.md §6)
         _run(
             [
                 *npm,

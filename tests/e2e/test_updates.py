@@ -3,7 +3,7 @@
 The container has no registry: node 22 comes from the real-gateway cache, npm and an npm cache
 holding exactly the releases used here from ``images.ensure_npm_cache()`` (bound read-only at
 /opt/npm-cache), and the user's ``~/.npmrc`` makes every ``npm install`` offline from it. The
-releases (REFERENCE §6, tried here 2026-11-29, node 22.23):
+releases (docs/host-facts.md §6, node 22.23):
 
 * ``openclaw`` 2026.1.30 and 2026.2.1 install and start (``images.OPENCLAW_WORKING``);
 * ``openclaw`` 2026.9.6 installs with ignore-scripts (npm only warns EBADENGINE; its preinstall
