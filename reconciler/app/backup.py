@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.app.context import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, AppContext, Failed
+from reconciler.app.context import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, AppContext, Failed, Output
 from reconciler.app.specs import load
 from reconciler.gateway import backup as plan
 
@@ -210,8 +210,36 @@ def init(ctx: AppContext, spec_path: Path) -> int:
     return EXIT_OK
 
 
-def run(ctx: AppContext, spec_path: Path, profile: str | None = None) -> int:
-    """Back up every selected profile (what the backup timer runs), under the host lock."""
+class JsonLines:
+    """`--log-format json`: every line a JSON object on stdout (`event`: "message" for what the
+    text format prints, "backup" per profile, "summary" at the end), secrets masked."""
+
+    def __init__(self, inner: Output) -> None:
+        self.inner = inner
+
+    def echo(self, text: str = "", *, nl: bool = True, color: bool = False) -> None:
+        self.event({"event": "message", "level": "info", "message": text})
+
+    def error(self, text: str) -> None:
+        self.event({"event": "message", "level": "error", "message": text})
+
+    def event(self, data: dict[str, Any]) -> None:
+        from reconciler.core.secrets import mask_secrets
+
+        line = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+        self.inner.echo(mask_secrets(line))
+
+
+def run(
+    ctx: AppContext, spec_path: Path, profile: str | None = None, log_format: str = "text"
+) -> int:
+    """Back up every selected profile (what the backup timer runs), under the host lock; then
+    the metrics textfile when the spec has `metrics`."""
+    from dataclasses import replace
+
+    lines = JsonLines(ctx.output) if log_format == "json" else None
+    if lines is not None:
+        ctx = replace(ctx, output=lines)
     session = open_session(ctx, spec_path, profile)
     _require_repository(session)
     failed = 0
@@ -219,8 +247,46 @@ def run(ctx: AppContext, spec_path: Path, profile: str | None = None) -> int:
         for target in session.targets:
             record = _back_up(ctx, session, target)
             append_record(ctx.state_dir(), record)
+            if lines is not None:
+                lines.event({"event": "backup", **asdict(record)})
             failed += not record.ok
+    if session.spec.metrics is not None:
+        _write_metrics(ctx, session.spec)
+    if lines is not None:
+        lines.event(
+            {
+                "event": "summary",
+                "command": "backup run",
+                "result": "failed" if failed else "ok",
+                "profiles": len(session.targets),
+                "failed": failed,
+            }
+        )
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _write_metrics(ctx: AppContext, spec: Spec) -> None:
+    """`reconciler-backup.prom` beside apply's metrics: each backed-up profile's last success
+    (from the records); a failure to write is a warning, never the backup's failure."""
+    from datetime import datetime
+
+    from reconciler.unattended import metrics
+
+    assert spec.metrics is not None
+    latest = freshness(read_records(ctx.state_dir()))
+    names = {p.name for p in spec.backed_up_profiles()}
+    last = {
+        name: datetime.fromisoformat(end).timestamp()
+        for name, entry in latest.items()
+        if name in names and (end := entry.get("backup"))
+    }
+    directory = Path(spec.metrics.textfile_dir)
+    try:
+        metrics.write_backup(directory, last)
+    except OSError as exc:
+        ctx.error(
+            f"warning: could not write the backup metrics in {directory}: {exc.strerror or exc}"
+        )
 
 
 def _back_up(ctx: AppContext, session: Session, target: plan.ProfileBackup) -> BackupRecord:

@@ -2,7 +2,8 @@
 
 The profile's journal is the user's: `journalctl --user -u <unit>` run as the spec's user (the
 runner adds `runuser` when we are root, also under `sudo`), so root sees exactly what the user
-would. `--runs` shows the reconciler's own timer runs (the `reconciler.service` journal).
+would. `--runs` shows the reconciler's own timer runs (the `reconciler.service` journal, and
+`reconciler-backup.service`'s when the spec has a backup section).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from reconciler.app.specs import load
 from reconciler.core.command import Command
 
 RUNS_UNIT = "reconciler.service"  # the timer's service (kinds/reconcile_timer.py SERVICE_UNIT)
+BACKUP_RUNS_UNIT = "reconciler-backup.service"  # the backup timer's (kinds/_backup_units.py)
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,10 @@ class LogsRequest:
     host_check: bool = True
 
 
-def journal_command(unit: str, request: LogsRequest) -> Command:
-    """`journalctl --user -u UNIT --no-pager [-n N] [--since S] [-f]` as the spec's user."""
-    argv = ["journalctl", "--user", "-u", unit, "--no-pager"]
+def journal_command(unit: str, request: LogsRequest, *more: str) -> Command:
+    """`journalctl --user -u UNIT [-u MORE ...] --no-pager [-n N] [--since S] [-f]` as the spec's
+    user (several units: journalctl interleaves their lines by time)."""
+    argv = ["journalctl", "--user", "-u", unit, *(w for u in more for w in ("-u", u)), "--no-pager"]
     if request.lines is not None:
         argv += ["-n", str(request.lines)]
     if request.since is not None:
@@ -61,9 +64,11 @@ def logs(ctx: AppContext, request: LogsRequest) -> int:
         unit = product_names(spec.product).unit(request.profile)
     else:
         unit = RUNS_UNIT
+    # --runs: the backup timer's runs too, when the spec backs up.
+    more = (BACKUP_RUNS_UNIT,) if request.profile is None and spec.backup is not None else ()
     host = host_for(ctx, spec, request.host_check)
     runner = ctx.make_runner(host, False)
-    result = runner.stream(journal_command(unit, request), ctx.echo, ctx.error)
+    result = runner.stream(journal_command(unit, request, *more), ctx.echo, ctx.error)
     if result.exit_code is None:
         raise Failed(f"journalctl --user -u {unit}: {result.error}")
     return EXIT_OK if result.exit_code == 0 else EXIT_FAILED

@@ -31,12 +31,19 @@ def init(app: AppContext, spec_path: Path) -> int:
 @backup.command("run")
 @SPEC
 @PROFILE
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object a line (message, backup per profile, summary), for log shippers.",
+)
 @use_case
-def run_(app: AppContext, spec_path: Path, profile: str | None) -> int:
+def run_(app: AppContext, spec_path: Path, profile: str | None, log_format: str) -> int:
     """Back up now (what the backup timer runs); holds the reconciler's host lock."""
     from reconciler.app.backup import run
 
-    return run(app, spec_path, profile)
+    return run(app, spec_path, profile, log_format)
 
 
 @backup.command("list")

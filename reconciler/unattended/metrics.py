@@ -16,6 +16,9 @@ from pathlib import Path
 
 FILE_NAME = "reconciler.prom"
 LAST_SUCCESS = "reconciler_last_success_timestamp_seconds"
+# `reconciler backup run` writes its own file beside it (a backup never rewrites apply's file).
+BACKUP_FILE_NAME = "reconciler-backup.prom"
+BACKUP_LAST_SUCCESS = "reconciler_backup_last_success_timestamp_seconds"
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,29 @@ def render(metrics: RunMetrics) -> str:
         for profile, up in sorted(metrics.gateway_up.items())
     ]
     return "\n".join(lines) + "\n"
+
+
+def render_backup(last_success: Mapping[str, float]) -> str:
+    """The backup textfile (pure): per profile, when its last backup succeeded (Unix time);
+    a profile never backed up has no sample rather than a made-up time."""
+    lines = [
+        f"# HELP {BACKUP_LAST_SUCCESS} When the profile's last backup succeeded (Unix time).",
+        f"# TYPE {BACKUP_LAST_SUCCESS} gauge",
+    ]
+    lines += [
+        f'{BACKUP_LAST_SUCCESS}{{profile="{_label(profile)}"}} {_number(when)}'
+        for profile, when in sorted(last_success.items())
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_backup(directory: Path, last_success: Mapping[str, float]) -> Path:
+    """Write `directory/reconciler-backup.prom` atomically (0644: node_exporter reads it)."""
+    from reconciler.shell.files import atomic_write
+
+    path = directory / BACKUP_FILE_NAME
+    atomic_write(path, render_backup(last_success), 0o644, backup=False)
+    return path
 
 
 _SAMPLE = re.compile(rf"^{LAST_SUCCESS} (\S+)$", re.MULTILINE)

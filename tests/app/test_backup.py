@@ -343,3 +343,32 @@ def test_run_takes_the_host_lock_apply_takes(world: World, monkeypatch: pytest.M
         locked = world.cli("backup", "run", str(world.spec))
     assert locked.exit_code == 75, locked.output
     assert read_records(world.state) == []
+
+
+def test_run_with_json_log_lines_and_the_backup_metrics(world: World) -> None:
+    textfiles = world.root / "textfiles"
+    textfiles.mkdir()
+    world.spec.write_text(world.spec.read_text() + f"metrics:\n  textfile_dir: {textfiles}\n")
+    assert world.cli("backup", "init", str(world.spec)).exit_code == 0
+    result = world.cli("backup", "run", str(world.spec), "--log-format", "json")
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["event"] for e in events] == ["message", "backup", "summary"]
+    backup = events[1]
+    assert backup["profile"] == "ops" and backup["ok"] is True and backup["snapshot"]
+    assert backup["detail"]["files_new"] > 30
+    assert events[2] == {
+        "event": "summary",
+        "command": "backup run",
+        "result": "ok",
+        "profiles": 1,
+        "failed": 0,
+    }
+    # the metrics textfile: the profile's last success, the time its record says
+    (record,) = read_records(world.state)
+    from datetime import datetime
+
+    when = int(datetime.fromisoformat(record.end).timestamp())
+    text = (textfiles / "reconciler-backup.prom").read_text()
+    assert f'reconciler_backup_last_success_timestamp_seconds{{profile="ops"}} {when}' in text
+    assert (textfiles / "reconciler-backup.prom").stat().st_mode & 0o777 == 0o644

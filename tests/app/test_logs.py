@@ -55,6 +55,36 @@ def test_runs_shows_the_timer_journal(fake: FakeHost) -> None:
     assert fake.calls()[0]["argv"][:4] == ["journalctl", "--user", "-u", "reconciler.service"]
 
 
+BACKUP = """
+backup:
+  repository: ~/backups/gateway
+  password_file: ~/.config/restic/password
+"""
+
+
+def test_runs_show_the_backup_runs_too_when_the_spec_backs_up(fake: FakeHost) -> None:
+    Path("vm102.yaml").write_text(SPEC + BACKUP)
+    fake.add_journal("reconciler-backup.service", "backup run ok: 1 profile(s) backed up")
+    fake.add_journal("reconciler.service", "run converged: 1 applied")
+    result = FakeHostCli(fake)("logs", "vm102.yaml", "--runs")
+    assert result.exit_code == 0, result.output
+    assert fake.calls()[0]["argv"][:6] == [
+        "journalctl",
+        "--user",
+        "-u",
+        "reconciler.service",
+        "-u",
+        "reconciler-backup.service",
+    ]
+    lines = result.stdout.splitlines()
+    # interleaved by time, as journalctl does with several units
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "run converged: 0 actions",
+        "backup run ok: 1 profile(s) backed up",
+        "run converged: 1 applied",
+    ]
+
+
 @pytest.mark.parametrize("args", [[], ["ops", "--runs"]])
 def test_profile_or_runs(fake: FakeHost, args: list[str]) -> None:
     result = FakeHostCli(fake)("logs", "vm102.yaml", *args)

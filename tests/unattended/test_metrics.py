@@ -155,3 +155,21 @@ def test_a_file_where_the_metrics_dir_should_be_is_refused(
     assert result.exit_code == 1
     assert f"metrics.textfile_dir: {textfiles} is not a directory" in result.output
     assert textfiles.read_text() == "a file where the folder should be\n"
+
+
+def test_backup_textfile_has_one_sample_per_profile_with_a_success() -> None:
+    from reconciler.unattended.metrics import render_backup
+
+    text = render_backup({"personal": 1795862400.5, 'o"ps': 1795862401})
+    assert text == (
+        "# HELP reconciler_backup_last_success_timestamp_seconds When the profile's last backup "
+        "succeeded (Unix time).\n"
+        "# TYPE reconciler_backup_last_success_timestamp_seconds gauge\n"
+        'reconciler_backup_last_success_timestamp_seconds{profile="o\\"ps"} 1795862401\n'
+        'reconciler_backup_last_success_timestamp_seconds{profile="personal"} 1795862400.5\n'
+    )
+    if shutil.which("promtool") is not None:
+        checked = subprocess.run(
+            ["promtool", "check", "metrics"], input=text, capture_output=True, text=True
+        )
+        assert (checked.returncode, checked.stdout, checked.stderr) == (0, "", "")
