@@ -602,6 +602,7 @@ class Freshness:
     last_backup: str | None
     last_verified: str | None
     stale: bool  # no backup yet, or the last is older than twice the schedule
+    last_failure: str | None = None  # the end of a failed backup run after the last success
 
 
 def schedule_period_s(spec: Spec) -> int:
@@ -616,12 +617,22 @@ def freshness_of(spec: Spec, records: list[BackupRecord], now_s: float) -> tuple
 
     latest = freshness(records)
     limit = 2 * schedule_period_s(spec)
+    failed: dict[str, str] = {}
+    for record in records:  # oldest first: a success clears an earlier failure
+        if record.kind == "backup":
+            if record.ok:
+                failed.pop(record.profile, None)
+            else:
+                failed[record.profile] = record.end
     out = []
     for profile in spec.backed_up_profiles():
         entry = latest.get(profile.name, {})
         last = entry.get("backup")
         age = now_s - datetime.fromisoformat(last).timestamp() if last else None
-        out.append(Freshness(profile.name, last, entry.get("verify"), age is None or age > limit))
+        stale = age is None or age > limit
+        out.append(
+            Freshness(profile.name, last, entry.get("verify"), stale, failed.get(profile.name))
+        )
     return tuple(out)
 
 
@@ -634,8 +645,9 @@ def status_lines(spec: Spec, directory: Path, now_s: float) -> tuple[list[str], 
     lines = ["backups:"]
     for row in rows:
         stale = f"  STALE (older than {limit // 3600} h)" if row.stale else ""
+        failed = f"; the last run FAILED at {row.last_failure}" if row.last_failure else ""
         lines.append(
             f"  {row.profile}: last backup {row.last_backup or 'never'}, last verified restore "
-            f"{row.last_verified or 'never'}{stale}"
+            f"{row.last_verified or 'never'}{stale}{failed}"
         )
     return lines, [asdict(row) for row in rows]

@@ -331,6 +331,10 @@ def test_freshness_is_stale_after_twice_the_schedule() -> None:
     assert freshness_of(spec, [record], at + 12 * 3600 + 1)[0].stale
     failed = BackupRecord("backup", "ops", record.start, record.end, False)
     assert freshness_of(spec, [failed], at)[0].stale
+    # a failed run after the last success is shown; a later success clears it
+    later = BackupRecord("backup", "ops", record.end, "2026-11-29T01:00:00+00:00", False)
+    assert freshness_of(spec, [record, later], at)[0].last_failure == later.end
+    assert freshness_of(spec, [record, later, record], at)[0].last_failure is None
 
 
 def test_run_takes_the_host_lock_apply_takes(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
