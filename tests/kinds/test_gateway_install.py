@@ -413,3 +413,30 @@ def test_doctor_and_devices_call_the_profiles_own_version(tmp_path: Path) -> Non
     assert call.program == str(prefix(g, spec) / "2026.1.23/node_modules/.bin/clawdbot")
     printed = g.fake.run(call.program, "--version")
     assert printed.returncode == 0 and printed.stdout.strip() == "2026.1.23"
+
+
+@pytest.mark.parametrize(
+    ("leftover", "files"),
+    [
+        (".install-2026.1.23-00000001", ["package.json"]),  # killed before npm ran
+        (".install-2026.1.23-00000002", ["package.json", "node_modules/clawdbot/package.json"]),
+        # killed between the completion marker and the rename: still never used
+        (".install-2026.1.23-00000003", ["package.json", "node_modules/x", MARKER]),
+        (".remove-2026.1.22-00000004", ["node_modules/clawdbot/package.json"]),  # a removal
+    ],
+)
+def test_a_kill_at_any_step_leaves_a_leftover_the_next_apply_removes(
+    tmp_path: Path, leftover: str, files: list[str]
+) -> None:
+    g = host(tmp_path)
+    g.converge(versioned_spec())
+    before = exec_start(g, "clawdbot-gateway-ops.service")
+    for name in files:
+        path = prefix(g, versioned_spec()) / leftover / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    plan = g.plan(versioned_spec())
+    assert addresses(plan) == [f"gateway.leftover[{leftover}]"]  # nothing else moves
+    g.converge(versioned_spec())
+    assert exec_start(g, "clawdbot-gateway-ops.service") == before
+    assert [p.name for p in prefix(g, versioned_spec()).iterdir()] == [GOOD]
