@@ -452,3 +452,37 @@ def test_probe_writes_a_private_file_that_re_recording_leaves_unchanged(
 
 
 _LATER = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+VERSIONED = SPEC.replace(
+    '    version: "2026.1.24-3"\n',
+    '    version: "2026.1.24-3"\n    install: versioned\n    extra: {strip-ansi: "^7.1.0"}\n',
+)
+
+
+def test_offline_plans_equal_live_plans_with_versioned_installs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prefix listing (versions, markers, leftovers) round-trips through a snapshot: a plan
+    against it equals the live plan, also for a spec that moves a profile to another version."""
+    monkeypatch.chdir(tmp_path)
+    with FakeHost(tmp_path / "host") as fake:
+        fake.set_node("v22.12.0")
+        fake.set_npm_registry(
+            {"clawdbot": {"2026.1.24-3": "ok", "2026.1.23": "ok"}, "strip-ansi": {"7.1.2": "ok"}}
+        )
+        host = drive.host_context(fake, "user")
+        spec = Path("vm102.yaml")
+        spec.write_text(VERSIONED.replace('"2026.1.24-3"', '"2026.1.23"'))
+        assert drive.apply(fake, load_spec(spec), host).ok
+        (fake.home / ".local/lib/clawdbot/.install-2026.1.24-3-00ff00ff").mkdir()
+        spec.write_text(VERSIONED)
+        snapshot = record(fake, host, spec)
+        assert_same_plan(fake, host, snapshot, spec)
+        canary = Path("canary.yaml")
+        canary.write_text(
+            VERSIONED.replace(
+                "    auth: token\n", '    auth: token\n    gateway_version: "2026.1.23"\n'
+            )
+        )
+        assert_same_plan(fake, host, snapshot, canary)
