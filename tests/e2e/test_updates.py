@@ -10,17 +10,26 @@ releases (docs/host-facts.md §6, node 22.23):
   script would refuse node 22) and prints ``--version``, but its
   launcher refuses to start a gateway on node < 24.16 (``images.OPENCLAW_BROKEN``);
 * a version that does not exist fails ``npm install --offline`` with ETARGET.
+
+The scenario, in order, on two profiles (``tests/e2e/specs/updates.yaml``, ``install: versioned``):
+a) both on 2026.1.30: installed by the reconciler, both healthy over the gateway's RPC;
+b) canary: ``ops`` moves to 2026.2.1, ``personal`` keeps running 2026.1.30 untouched;
+d) ``ops`` to a version whose install fails: nothing switched, no downtime, no leftovers;
+plus, by hand, the broken release's behaviour the health-gated switch must catch.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import textwrap
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from . import images
 from .harness import UID, USER, Container
@@ -30,6 +39,10 @@ TOKEN = "e2e-updates-token-0123456789abcdef"
 OLD, NEW = images.OPENCLAW_WORKING
 BROKEN = images.OPENCLAW_BROKEN
 MISSING = "2026.1.31"  # no such openclaw release: npm answers ETARGET
+SPEC_SOURCE = Path(__file__).resolve().parent / "specs" / "updates.yaml"
+SPEC = "/etc/reconciler/updates.yaml"
+PORTS = {"ops": 18809, "personal": 18789}
+PREFIX = f"{HOME}/.local/lib/openclaw"
 LIB = f"{HOME}/.local/lib"
 MANUAL = f"{LIB}/manual"  # installs done by hand (not by the reconciler)
 
@@ -85,83 +98,144 @@ def openclaw(c: Container, prefix: str, *args: str, timeout: float = 120, **kw: 
     )
 
 
-def health(c: Container, prefix: str, port: int) -> dict[str, object] | None:
-    r = openclaw(c, prefix, "gateway", "health", "--url", f"ws://127.0.0.1:{port}", "--json")
-    if r.returncode != 0:
+def write_spec(c: Container, versions: dict[str, str]) -> str:
+    """updates.yaml with runtime.gateway.version = versions["personal"] and a canary
+    `gateway_version` for every profile whose version differs."""
+    doc: dict[str, Any] = yaml.safe_load(SPEC_SOURCE.read_text())
+    base = versions["personal"]
+    doc["runtime"]["gateway"]["version"] = base
+    for name, version in versions.items():
+        if version != base:
+            doc["profiles"][name]["gateway_version"] = version
+    c.write_file(SPEC, yaml.safe_dump(doc, sort_keys=False), mode=0o644)
+    return SPEC
+
+
+def reconciler(c: Container, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return c.run(["reconciler", *args], check=False, timeout=timeout)
+
+
+def apply(c: Container, expect: int) -> tuple[float, str]:
+    t0 = time.monotonic()
+    r = reconciler(c, "apply", SPEC, "--yes", "--no-color")
+    took = time.monotonic() - t0
+    assert r.returncode == expect, show(r)
+    return took, r.stdout + r.stderr
+
+
+def assert_no_changes(c: Container) -> None:
+    r = reconciler(c, "plan", SPEC, "--detailed-exitcode", "--no-color")
+    assert r.returncode == 0 and "No changes" in r.stdout, show(r)
+
+
+def unit(profile: str) -> str:
+    return f"openclaw-gateway-{profile}.service"
+
+
+def unit_prop(c: Container, profile: str, prop: str) -> str:
+    return c.systemctl_user("show", "-p", prop, "--value", unit(profile)).stdout.strip()
+
+
+def running_version(c: Container, profile: str) -> str | None:
+    """The version directory the profile's running main process was started from."""
+    pid = unit_prop(c, profile, "MainPID")
+    if pid in ("", "0"):
         return None
+    argv = c.read_file(f"/proc/{pid}/cmdline").split("\0")
+    for word in argv:
+        if word.startswith(PREFIX + "/"):
+            return word[len(PREFIX) + 1 :].split("/", 1)[0]
+    return None
+
+
+def rpc_health(c: Container, profile: str, version: str) -> dict[str, Any] | None:
+    """`openclaw gateway health --json` of `version`'s CLI, with the profile's token file."""
+    state = f"{HOME}/.openclaw-{profile}"
+    script = (
+        'set -a; . "$1/gateway.env"; set +a; '
+        'exec node "$2" gateway health --url "ws://127.0.0.1:$3" --json'
+    )
+    r = c.run(
+        ["sh", "-c", script, "sh", state, entry(f"{PREFIX}/{version}"), str(PORTS[profile])],
+        user=USER,
+        check=False,
+        timeout=120,
+    )
     try:
-        return json.loads(r.stdout)  # type: ignore[no-any-return]
+        doc = json.loads(r.stdout) if r.returncode == 0 else None
     except ValueError:
         return None
+    return doc if isinstance(doc, dict) else None
 
 
-def wait_healthy(c: Container, prefix: str, port: int, timeout: float) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        h = health(c, prefix, port)
-        if h and h.get("ok") is True:
-            return time.monotonic() - t0
-        time.sleep(1)
-    raise TimeoutError(f"no healthy gateway on {port} after {timeout}s")
+def assert_runs(c: Container, profile: str, version: str) -> None:
+    """The unit names `version`'s entry point, its process runs it, and it answers ok: true."""
+    exec_start = unit_prop(c, profile, "ExecStart")
+    assert entry(f"{PREFIX}/{version}") in exec_start, exec_start
+    assert unit_prop(c, profile, "ActiveState") == "active"
+    assert running_version(c, profile) == version
+    health = rpc_health(c, profile, version)
+    assert health and health.get("ok") is True, health
 
 
-def manual_unit(c: Container, name: str, prefix: str, port: int) -> None:
-    """A user unit running the gateway from ``prefix`` (the shape `gateway install` writes)."""
-    state = f"{HOME}/.openclaw-{name}"
-    c.run(["install", "-d", "-m", "700", "-o", USER, "-g", USER, state])
-    c.write_file(
-        f"{state}/openclaw.json",
-        textwrap.dedent(
-            f"""\
-            {{
-              gateway: {{ mode: "local", port: {port}, bind: "loopback", tailscale: {{ mode: "off" }} }},
-            }}
-            """
-        ),
-        mode=0o600,
-        user=USER,
-    )
-    unit = f"openclaw-gateway-{name}.service"
-    c.write_file(
-        f"{HOME}/.config/systemd/user/{unit}",
-        "[Service]\n"
-        f"ExecStart=/usr/local/bin/node {entry(prefix)} gateway --port {port}\n"
-        f"Environment=HOME={HOME}\nEnvironment=PATH=/usr/local/bin:/usr/bin:/bin\n"
-        f"Environment=OPENCLAW_PROFILE={name}\nEnvironment=OPENCLAW_STATE_DIR={state}\n"
-        f"Environment=OPENCLAW_CONFIG_PATH={state}/openclaw.json\n"
-        f"Environment=OPENCLAW_GATEWAY_TOKEN={TOKEN}\n"
-        "Restart=on-failure\nRestartSec=5\n",
-        user=USER,
-    )
-    c.systemctl_user("daemon-reload")
-    c.systemctl_user("restart", unit)
+def installed(c: Container) -> list[str]:
+    return sorted(c.run(["ls", "-A", PREFIX], user=USER).stdout.split())
 
 
-# ------------------------------------------------------------------ the harness, by hand
+#: figures the steps measured, printed at the end of the module (pytest -s)
+FIGURES: dict[str, str] = {}
 
 
-def test_offline_npm_cache_installs_and_starts_a_real_release(c: Container) -> None:
-    took, r = npm_install_by_hand(c, OLD)
-    assert r.returncode == 0, show(r)  # type: ignore[attr-defined]
-    prefix = f"{MANUAL}/{OLD}"
-    v = openclaw(c, prefix, "--version")
-    assert v.returncode == 0 and v.stdout.strip() == OLD, show(v)
-    du = c.run(["du", "-sm", prefix]).stdout.split()[0]
+@pytest.fixture(scope="module", autouse=True)
+def figures() -> Iterator[None]:
+    yield
+    for step, text in FIGURES.items():
+        print(f"updates {step}: {text}")
+
+
+# ------------------------------------------------------------------ the scenario
+
+
+def test_a_two_profiles_on_a_working_release(c: Container) -> None:
+    write_spec(c, {"ops": OLD, "personal": OLD})
+    took, _ = apply(c, expect=0)
+    for profile in PORTS:
+        assert_runs(c, profile, OLD)
+    assert installed(c) == [OLD]
+    du = c.run(["du", "-sm", f"{PREFIX}/{OLD}"]).stdout.split()[0]
     # legacy-peer-deps (images.NPM_SETTINGS) keeps node-llama-cpp's CUDA builds out
-    assert c.run(["test", "-e", f"{prefix}/node_modules/node-llama-cpp"], check=False).returncode
-    manual_unit(c, "manual", prefix, 18789)
-    first = wait_healthy(c, prefix, 18789, timeout=300)
-    print(
-        f"offline install of openclaw {OLD}: {took:.0f}s, {du} MB; first start healthy {first:.0f}s"
-    )
-    c.systemctl_user("stop", "openclaw-gateway-manual.service")
+    assert not c.exists(f"{PREFIX}/{OLD}/node_modules/node-llama-cpp")
+    assert_no_changes(c)
+    FIGURES["a"] = f"first apply (install {OLD} + 2 first starts) {took:.0f}s, {du} MB"
 
 
-def test_offline_install_of_a_missing_version_fails_with_etarget(c: Container) -> None:
-    _, r = npm_install_by_hand(c, MISSING, timeout=120)
-    assert r.returncode != 0, show(r)  # type: ignore[attr-defined]
-    assert "ETARGET" in r.stderr or "ENOTCACHED" in r.stderr, show(r)  # type: ignore[attr-defined]
-    assert not c.exists(f"{MANUAL}/{MISSING}/node_modules/openclaw/package.json")
+def test_b_canary_runs_two_versions_at_once(c: Container) -> None:
+    personal_pid = unit_prop(c, "personal", "MainPID")
+    write_spec(c, {"ops": NEW, "personal": OLD})
+    took, _ = apply(c, expect=0)
+    assert_runs(c, "ops", NEW)
+    assert_runs(c, "personal", OLD)
+    assert unit_prop(c, "personal", "MainPID") == personal_pid  # untouched
+    assert installed(c) == [OLD, NEW]
+    r = reconciler(c, "versions", SPEC, "--format", "json")
+    assert r.returncode == 0, show(r)
+    assert OLD in r.stdout and NEW in r.stdout, r.stdout
+    assert_no_changes(c)
+    FIGURES["b"] = f"canary apply (install {NEW} + switch ops) {took:.0f}s"
+
+
+def test_d_failed_install_switches_nothing(c: Container) -> None:
+    before = {p: unit_prop(c, p, "MainPID") for p in PORTS}
+    write_spec(c, {"ops": MISSING, "personal": OLD})
+    took, out = apply(c, expect=1)
+    assert "ETARGET" in out or "No matching version" in out, out
+    assert {p: unit_prop(c, p, "MainPID") for p in PORTS} == before  # zero downtime
+    assert_runs(c, "ops", NEW)
+    assert installed(c) == [OLD, NEW]  # no leftover, no half install
+    FIGURES["d"] = f"failed install apply {took:.0f}s, no restart"
+
+
+# ------------------------------------------------------------------ by hand
 
 
 def test_broken_release_prints_its_version_but_refuses_to_start(c: Container) -> None:
