@@ -137,15 +137,16 @@ def unit_prop(c: Container, profile: str, prop: str) -> str:
 
 
 def running_version(c: Container, profile: str) -> str | None:
-    """The version directory the profile's running main process was started from."""
-    pid = unit_prop(c, profile, "MainPID")
-    if pid in ("", "0"):
+    """The version the profile's running gateway was started from: the one its loaded unit
+    names, when the unit file on disk is what systemd loaded (the gateway renames its process
+    to `openclaw-gateway`, so /proc/PID/cmdline no longer shows its entry point)."""
+    if unit_prop(c, profile, "NeedDaemonReload") != "no":
         return None
-    argv = c.read_file(f"/proc/{pid}/cmdline").split("\0")
-    for word in argv:
-        if word.startswith(PREFIX + "/"):
-            return word[len(PREFIX) + 1 :].split("/", 1)[0]
-    return None
+    exec_start = unit_prop(c, profile, "ExecStart")
+    marker = PREFIX + "/"
+    if marker not in exec_start:
+        return None
+    return exec_start.split(marker, 1)[1].split("/", 1)[0]
 
 
 def rpc_health(c: Container, profile: str, version: str) -> dict[str, Any] | None:
