@@ -149,8 +149,9 @@ def running_version(c: Container, profile: str) -> str | None:
     return exec_start.split(marker, 1)[1].split("/", 1)[0]
 
 
-def rpc_health(c: Container, profile: str, version: str) -> dict[str, Any] | None:
-    """`openclaw gateway health --json` of `version`'s CLI, with the profile's token file."""
+def rpc_health(c: Container, profile: str, version: str) -> tuple[dict[str, Any] | None, str]:
+    """`openclaw gateway health --json` of `version`'s CLI with the profile's environment and
+    token file (as the reconciler runs it): (the answer, or None and why)."""
     state = f"{HOME}/.openclaw-{profile}"
     script = (
         'set -a; . "$1/gateway.env"; set +a; '
@@ -159,14 +160,19 @@ def rpc_health(c: Container, profile: str, version: str) -> dict[str, Any] | Non
     r = c.run(
         ["sh", "-c", script, "sh", state, entry(f"{PREFIX}/{version}"), str(PORTS[profile])],
         user=USER,
+        env={
+            "OPENCLAW_PROFILE": profile,
+            "OPENCLAW_STATE_DIR": state,
+            "OPENCLAW_CONFIG_PATH": f"{state}/openclaw.json",
+        },
         check=False,
         timeout=120,
     )
     try:
         doc = json.loads(r.stdout) if r.returncode == 0 else None
     except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None
+        doc = None
+    return (doc if isinstance(doc, dict) else None), show(r)[-2000:]
 
 
 def assert_runs(c: Container, profile: str, version: str) -> None:
@@ -175,8 +181,13 @@ def assert_runs(c: Container, profile: str, version: str) -> None:
     assert entry(f"{PREFIX}/{version}") in exec_start, exec_start
     assert unit_prop(c, profile, "ActiveState") == "active"
     assert running_version(c, profile) == version
-    health = rpc_health(c, profile, version)
-    assert health and health.get("ok") is True, health
+    deadline = time.monotonic() + 90  # listening (what apply waits for) comes before the RPC
+    while True:
+        health, why = rpc_health(c, profile, version)
+        if (health and health.get("ok") is True) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert health and health.get("ok") is True, why
 
 
 def installed(c: Container) -> list[str]:
@@ -213,7 +224,7 @@ def test_a_two_profiles_on_a_working_release(c: Container) -> None:
 def test_b_canary_runs_two_versions_at_once(c: Container) -> None:
     personal_pid = unit_prop(c, "personal", "MainPID")
     write_spec(c, {"ops": NEW, "personal": OLD})
-    took, _ = apply(c, expect=0)
+    took, out = apply(c, expect=0)
     assert_runs(c, "ops", NEW)
     assert_runs(c, "personal", OLD)
     assert unit_prop(c, "personal", "MainPID") == personal_pid  # untouched
@@ -222,7 +233,9 @@ def test_b_canary_runs_two_versions_at_once(c: Container) -> None:
     assert r.returncode == 0, show(r)
     assert OLD in r.stdout and NEW in r.stdout, r.stdout
     assert_no_changes(c)
-    FIGURES["b"] = f"canary apply (install {NEW} + switch ops) {took:.0f}s"
+    FIGURES["b"] = f"canary apply (install {NEW} + switch ops) {took:.0f}s: " + " | ".join(
+        line.strip() for line in out.splitlines() if "downtime" in line
+    )
 
 
 def test_d_failed_install_switches_nothing(c: Container) -> None:
@@ -234,6 +247,36 @@ def test_d_failed_install_switches_nothing(c: Container) -> None:
     assert_runs(c, "ops", NEW)
     assert installed(c) == [OLD, NEW]  # no leftover, no half install
     FIGURES["d"] = f"failed install apply {took:.0f}s, no restart"
+
+
+def test_c_broken_release_is_rolled_back_and_not_retried(c: Container) -> None:
+    config = f"{HOME}/.openclaw-ops/openclaw.json"
+    config_before = c.read_file(config)
+    personal_pid = unit_prop(c, "personal", "MainPID")
+    write_spec(c, {"ops": BROKEN, "personal": OLD})
+    took, out = apply(c, expect=1)
+    assert f"FAILED (rolled back to {NEW}" in out, out
+    assert "last journal lines" in out, out
+    assert_runs(c, "ops", NEW)  # the old version answers again
+    assert c.read_file(config) == config_before
+    assert unit_prop(c, "personal", "MainPID") == personal_pid
+    assert installed(c) == [OLD, NEW, BROKEN]  # it installed: --version passed
+    bad = json.loads(c.read_file(f"{HOME}/.local/state/reconciler/gateway-bad-versions.json"))
+    assert bad["profiles"]["ops"]["version"] == BROKEN, bad
+    r = reconciler(c, "plan", SPEC, "--no-color")
+    assert f"{BROKEN} failed its health check" in r.stdout, show(r)
+    assert "--retry ops" in r.stdout, show(r)
+    # the timer runs `reconciler apply SPEC --yes` as the user: it must not try again
+    ops_pid = unit_prop(c, "ops", "MainPID")
+    t = c.run(
+        ["reconciler", "apply", SPEC, "--yes", "--no-color"], user=USER, check=False, timeout=600
+    )
+    assert unit_prop(c, "ops", "MainPID") == ops_pid, show(t)
+    assert_runs(c, "ops", NEW)
+    FIGURES["c"] = (
+        f"rolled-back apply {took:.0f}s: "
+        + " | ".join(line.strip() for line in out.splitlines() if "rolled back" in line)[:300]
+    )
 
 
 # ------------------------------------------------------------------ by hand
