@@ -14,7 +14,7 @@ import click
 
 from reconciler import __version__
 from reconciler.app.context import EXIT_FAILED, EXIT_USAGE, AppContext
-from reconciler.commands import backup, doctor, planning, specs, unattended
+from reconciler.commands import backup, doctor, planning, specs, unattended, updates
 
 
 class _Group(click.Group):
@@ -71,7 +71,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = replace(app, debug=True) if debug else app
 
 
-_GROUPS = (specs, planning, unattended, doctor, backup)
+_GROUPS = (specs, planning, unattended, doctor, backup, updates)
 for _command in (c for group in _GROUPS for c in group.COMMANDS):
     cli.add_command(_command)
 

@@ -251,6 +251,7 @@ def _locked_apply(
         skipped=outcome.skipped,
         drift=outcome.drift,
         reason=outcome.reason,
+        **({"switches": outcome.switches} if outcome.switches else {}),
         **fields,
     )
 

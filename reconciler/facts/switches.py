@@ -6,6 +6,8 @@ gateway's config (the gateway refuses unknown keys), so that an apply as root an
 timer share it:
 
     gateway-bad-versions.json   {"profiles": {PROFILE: {"version", "failed_at", "reason"}}}
+    gateway-switched.json       {"profiles": {PROFILE: {"from", "to", "at"}}}: the last switch
+                                that was kept (what `rollback` goes back to by default)
     switch/PROFILE/intent.json  {"from", "to", "started_at"} while a switch runs
     switch/PROFILE/unit         the unit file as it was before the switch (absent: there was none)
     switch/PROFILE/config       the profile's config as it was before the switch
@@ -17,6 +19,7 @@ runs the gate again with the copies taken before the first attempt.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,7 @@ from reconciler.shell.as_user import acting_account, call_as
 from reconciler.shell.bounded import read_bounded
 
 BAD_VERSIONS = "gateway-bad-versions.json"
+SWITCHED = "gateway-switched.json"
 SWITCH_DIR = "switch"
 INTENT = "intent.json"
 UNIT_COPY = "unit"
@@ -78,11 +82,26 @@ class Interrupted:
 
 @recorded
 @dataclass(frozen=True)
+class Switched:
+    """The last switch of a profile that passed its health gate."""
+
+    profile: str
+    from_version: str
+    to_version: str
+    at: str
+
+
+@recorded
+@dataclass(frozen=True)
 class SwitchMemory:
     """What the reconciler remembers of switches on this host."""
 
     bad: tuple[BadVersion, ...] = ()
     interrupted: tuple[Interrupted, ...] = ()
+    switched: tuple[Switched, ...] = ()
+
+    def last_switch(self, profile: str) -> Switched | None:
+        return next((s for s in self.switched if s.profile == profile), None)
 
     def bad_version(self, profile: str, version: str) -> BadVersion | None:
         """The mark on `version` for `profile`, if it is marked bad."""
@@ -123,6 +142,29 @@ def encode_bad_versions(marks: tuple[BadVersion, ...]) -> str:
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
+def parse_switched(text: str) -> tuple[Switched, ...]:
+    """Pure: the last kept switch per profile (an unreadable file: none, nothing depends on it
+    but `rollback`'s default)."""
+    try:
+        profiles = json.loads(text)["profiles"]
+        return tuple(
+            Switched(str(name), str(e["from"]), str(e["to"]), str(e.get("at", "")))
+            for name, e in sorted(profiles.items())
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return ()
+
+
+def encode_switched(entries: tuple[Switched, ...]) -> str:
+    doc = {
+        "profiles": {
+            s.profile: {"from": s.from_version, "to": s.to_version, "at": s.at}
+            for s in sorted(entries, key=lambda s: s.profile)
+        }
+    }
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
 def parse_intent(profile: str, text: str) -> Interrupted | None:
     """Pure: an intent file's switch, None when it is unreadable (then nothing is resumed)."""
     try:
@@ -137,7 +179,9 @@ def parse_intent(profile: str, text: str) -> Interrupted | None:
 
 def _read_memory(directory: Path) -> dict[str, Any]:
     """As the user: the raw texts (bad-version file, intent files), None where absent."""
-    out: dict[str, Any] = {"bad": None, "intents": {}}
+    out: dict[str, Any] = {"bad": None, "intents": {}, "switched": None}
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        out["switched"] = read_bounded(directory / SWITCHED, _MAX_BYTES, follow=False).decode()
     try:
         out["bad"] = read_bounded(directory / BAD_VERSIONS, _MAX_BYTES, follow=False).decode()
     except FileNotFoundError:
@@ -177,7 +221,8 @@ class SwitchMemoryProbe(Probe[SwitchMemory]):
             for name, text in sorted(raw["intents"].items())
             if (i := parse_intent(name, text)) is not None
         )
-        return SwitchMemory(bad, interrupted)
+        switched = parse_switched(raw["switched"]) if raw.get("switched") else ()
+        return SwitchMemory(bad, interrupted, switched)
 
     def answer_from(self, recorded: RecordedHost) -> SwitchMemory | None:
         return SwitchMemory() if recorded.known_missing(self.directory) else None

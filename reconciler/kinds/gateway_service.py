@@ -31,6 +31,7 @@ from typing import Any
 from reconciler.core.action import (
     Action,
     Finding,
+    GatedSwitch,
     Handler,
     KindPlan,
     PlanView,
@@ -98,6 +99,7 @@ class Triggers:
     unit: str | None  # the address, present even when blocked (so blocks propagate)
     package: bool  # the gateway package is installed or upgraded
     removals: tuple[str, ...]  # unowned units claiming its port that the plan removes
+    switched: bool = False  # the unit change is a health-gated switch: it restarts by itself
 
     @classmethod
     def of(cls, profile: str, view: PlanView) -> Triggers:
@@ -106,7 +108,10 @@ class Triggers:
         def planned(address: str) -> str | None:
             return address if view.planned(address) is not None else None
 
+        unit = view.planned(unit_address(profile))
         return cls(
+            switched=unit is not None
+            and any(isinstance(op, GatedSwitch) for op in unit.operations),
             state=planned(state_address(profile)),
             workspace=planned(workspace_address(profile)),
             config=config_address(profile) if config_address(profile) in by else None,
@@ -346,6 +351,8 @@ def _restart_reasons(
 ) -> list[str]:
     """Why a running gateway must restart: what this plan changes, or what changed on disk
     after it started (so a run that wrote a file and died before the restart still restarts)."""
+    if triggers.switched:
+        return []  # the switch restarts it after everything before it, behind its health gate
     reasons: list[str] = []
     if triggers.unit:
         reasons.append("its unit changes in this plan")

@@ -74,6 +74,7 @@ from reconciler.gateway.versions import (
     versioned,
 )
 from reconciler.kinds._programs import NODE, gateway_program, location_probe, version_probe
+from reconciler.kinds._switch import switch_gate, switch_probes
 from reconciler.kinds._systemd import (
     HEADER,
     UNIT_MODE,
@@ -183,6 +184,7 @@ class GatewayUnitKind(Kind):
         if host.user is None:
             return
         yield SystemdProbe()
+        yield from switch_probes(spec, host)
         for profile in spec.profiles:
             paths = profile_paths(spec, profile, host)
             yield unit_probe(paths)
@@ -327,9 +329,9 @@ def _unit_action(
             else f"{paths.unit_file} must be {UNIT_MODE:04o}, owned by {host.user.name}",
         )
     if not operations:
-        return None
+        return switch_gate(spec, profile, host, facts, None, content)
     blocked = user_blocker(host) or systemd_blocker(facts)
-    return Action(
+    action = Action(
         unit_address(profile.name),
         kind if found.text != content else "update",
         "; ".join(reasons),
@@ -340,3 +342,5 @@ def _unit_action(
         triggers=(service_address(profile.name), *(() if blocked else (DAEMON_RELOAD,))),
         after=tuple(depends),
     )
+    # A running gateway moving to another version: behind the health gate, with rollback.
+    return switch_gate(spec, profile, host, facts, action, content)

@@ -67,7 +67,9 @@ def _apply_one(action: Action, runner: HostRunner, not_done: dict[str, str]) -> 
         done.append(op_result)
         if not op_result.ok:
             return ActionOutcome(action, "failed", op_result.detail, tuple(done))
-    return ActionOutcome(action, "applied", "", tuple(done))
+    # A gated switch's account (versions, downtime) is the detail of its action.
+    reports = [r.detail for r in done if r.report is not None]
+    return ActionOutcome(action, "applied", "; ".join(reports), tuple(done))
 
 
 @dataclass

@@ -44,10 +44,14 @@ from reconciler.facts.switches import (
     INTENT,
     MEMORY_MODE,
     SWITCH_DIR,
+    SWITCHED,
     UNIT_COPY,
     BadVersion,
+    Switched,
     encode_bad_versions,
+    encode_switched,
     parse_bad_versions,
+    parse_switched,
 )
 from reconciler.facts.systemd import (
     RESTART_PROPERTIES,
@@ -55,6 +59,7 @@ from reconciler.facts.systemd import (
     parse_show_blocks,
     unit_restarts,
 )
+from reconciler.gateway.versions import is_version
 from reconciler.shell.as_user import acting_account, call_as
 from reconciler.shell.bounded import read_bounded
 from reconciler.shell.files import atomic_write, ensure_directory
@@ -165,6 +170,20 @@ def mark_bad(memory: Path, mark: dict[str, str]) -> str:
     new = BadVersion(mark["profile"], mark["version"], mark["failed_at"], mark["reason"])
     kept = tuple(m for m in marks if m.profile != new.profile)
     atomic_write(path, encode_bad_versions((*kept, new)), FILE_MODE, backup=False)
+    return ""
+
+
+def record_switched(memory: Path, profile: str, old: str, new: str, at: str) -> str:
+    """Remember the kept switch (what `rollback` goes back to by default)."""
+    path = memory / SWITCHED
+    try:
+        entries = parse_switched(read_bounded(path, _MAX_COPY, follow=False).decode())
+    except (FileNotFoundError, UnicodeDecodeError):
+        entries = ()
+    kept = tuple(e for e in entries if e.profile != profile)
+    atomic_write(
+        path, encode_switched((*kept, Switched(profile, old, new, at))), FILE_MODE, backup=False
+    )
     return ""
 
 
@@ -306,6 +325,11 @@ def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
     began, problem = gate.restart()
     health = Health(None, problem) if problem else gate.wait_healthy(op.check, began, op.settle_s)
     if health.healthy_at is not None:
+        if old is not None and is_version(old) and old != op.to_version:
+            with contextlib.suppress(OSError):
+                gate.as_user(
+                    partial(record_switched, op.memory, op.profile, old, op.to_version, _now())
+                )
         gate.as_user(partial(forget_copies, op.memory, op.profile))
         return SwitchReport(op.profile, old, op.to_version, "switched", health.healthy_at - began)
     return _roll_back(gate, old, health.reason)

@@ -198,6 +198,8 @@ def _runtime(section: dict[str, Any], product: str) -> Runtime:
     gateway.setdefault("package", product)
     if "start_timeout" in gateway:
         gateway["start_timeout_s"] = float(_seconds(gateway.pop("start_timeout")))
+    if "health_window" in gateway:
+        gateway["health_window_s"] = float(_seconds(gateway.pop("health_window")))
     for table in ("overrides", "extra"):
         if table in gateway:
             gateway[table] = tuple(sorted(gateway[table].items()))

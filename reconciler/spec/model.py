@@ -57,6 +57,9 @@ class GatewayRuntime:
     start_timeout_s: float = 120.0
     # versioned: side by side under prefix (docs/updates.md); global: `npm install -g`.
     install: InstallMode = "global"
+    # After a version switch's first healthy answer, how long it must stay healthy (no crash)
+    # before the switch is kept (docs/updates.md).
+    health_window_s: float = 10.0
     # Where versioned installs live (<prefix>/<version>/); None: ~/.local/lib/<product>.
     prefix: str | None = None
     # npm `overrides` and extra dependencies of every version's package.json, sorted by name.

@@ -31,6 +31,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # (path, may it be zero?) of every duration field.
 DURATIONS: tuple[tuple[tuple[str, ...], bool], ...] = (
     (("runtime", "gateway", "start_timeout"), False),
+    (("runtime", "gateway", "health_window"), True),
     (("reconcile", "timer", "interval"), False),
     (("reconcile", "timer", "on_boot"), False),
     (("reconcile", "timer", "randomized_delay"), True),

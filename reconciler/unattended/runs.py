@@ -55,6 +55,8 @@ class ApplyOutcome:
     skipped: int = 0
     drift: tuple[str, ...] = ()  # addresses where the host differed from the spec
     reason: str = ""  # why it failed or did not converge ("" when converged)
+    # Gateway version switches (SwitchReport.record()): versions, outcome, downtime.
+    switches: tuple[dict[str, Any], ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -86,6 +88,11 @@ def outcome_of(
                 reason=f"{len(pending)} action(s) not applied",
             )
         return _unless_blocked(ApplyOutcome("converged", blocked=blocked, drift=drift), before)
+    if isinstance(result, Convergence):
+        after = result.final if after is None else after
+        outcomes = [o for one in result.passes for o in one.outcomes]
+    else:
+        outcomes = result.outcomes
     done = ApplyOutcome(
         "converged",
         applied=result.count("applied"),
@@ -93,12 +100,10 @@ def outcome_of(
         blocked=result.count("blocked"),
         skipped=result.count("skipped"),
         drift=drift,
+        switches=tuple(
+            op.report.record() for o in outcomes for op in o.operations if op.report is not None
+        ),
     )
-    if isinstance(result, Convergence):
-        after = result.final if after is None else after
-        outcomes = [o for one in result.passes for o in one.outcomes]
-    else:
-        outcomes = result.outcomes
     if not result.ok:
         failed = [f"{o.action.address}: {o.detail}" for o in outcomes if o.outcome == "failed"]
         if not failed:  # ok is False for skips caused by failures only; name those
@@ -152,6 +157,8 @@ class RunRecord:
     source: str | None = None  # "<clone>@<ref>"
     last_attempted_revision: str | None = None
     last_applied_revision: str | None = None
+    # Gateway version switches of this run: profile, from, to, outcome, downtime_s, reason.
+    switches: tuple[dict[str, Any], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)  # fields a newer version wrote
 
     @property
@@ -162,6 +169,10 @@ class RunRecord:
         data = asdict(self)
         data.update(data.pop("extra"))
         data["drift"] = list(self.drift)
+        if self.switches:
+            data["switches"] = list(self.switches)
+        else:
+            del data["switches"]  # records without switches keep their old shape
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -178,6 +189,7 @@ class RunRecord:
         for name, value in values.items():
             _check_field(name, value)
         values["drift"] = tuple(values.get("drift") or ())
+        values["switches"] = tuple(values.get("switches") or ())
         if values["result"] == "converged" and values.get("blocked"):
             # Written before blocked steps meant "not converged": read with today's meaning.
             values["result"] = "not-converged"
@@ -215,6 +227,9 @@ def _check_field(name: str, value: Any) -> None:
     elif name == "drift":
         ok = value is None or (isinstance(value, list) and all(isinstance(d, str) for d in value))
         wanted = "a list of step addresses (strings)"
+    elif name == "switches":
+        ok = value is None or (isinstance(value, list) and all(isinstance(d, dict) for d in value))
+        wanted = "a list of switch records (objects)"
     else:
         return
     if not ok:

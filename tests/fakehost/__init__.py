@@ -510,12 +510,14 @@ class FakeHost:
         *,
         exit_status: int = 1,
         after_s: float = 1.0,
+        after_checks: int | None = None,
         journal: Sequence[str] = (),
     ) -> None:
         """How a gateway whose unit's ExecStart line contains `match` behaves when systemd
         starts it: "fail" (its process exits at once with `exit_status`, systemd restarts it:
         activating/auto-restart, NRestarts counting; nothing listens), "crash_after" (healthy,
-        then exits `after_s` later and keeps crashing), "unhealthy" (listens, HTTP answers,
+        then exits `after_s` later, or right after answering `after_checks` health checks, and
+        keeps crashing), "unhealthy" (listens, HTTP answers,
         `gateway health` fails with 1011). `journal`: the lines it writes when it dies.
         Rules are tried in the order they were set; "healthy" removes the rule for `match`."""
         if mode not in ("fail", "crash_after", "unhealthy", "healthy"):
@@ -529,6 +531,7 @@ class FakeHost:
                         "mode": mode,
                         "exit_status": exit_status,
                         "after_s": after_s,
+                        "after_checks": after_checks,
                         "journal": list(journal),
                     }
                 )

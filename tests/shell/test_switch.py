@@ -109,7 +109,7 @@ def test_a_healthy_version_is_kept_and_the_downtime_measured(fake: FakeHost) -> 
         ({"mode": "fail", "exit_status": 1}, "its process ended (exit status 1)"),
         ({"mode": "unhealthy"}, "`gateway health` not ok within 3 s: gateway closed (1011)"),
         (
-            {"mode": "crash_after", "after_s": 0.4},
+            {"mode": "crash_after", "after_checks": 1},
             "healthy at first, then",
         ),
     ],

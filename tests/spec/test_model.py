@@ -226,10 +226,11 @@ def test_schema_defaults_match_model_defaults() -> None:
     filled = copy.deepcopy(data)
     written = _fill_defaults(filled, root, root)
     # host data_roots, product, runtime.node/docker, gateway version/command/start_timeout/
-    # install/prefix/overrides/extra/keep, linger, tailscale operator/funnel/prune, serve funnel, profile
+    # install/health_window/prefix/overrides/extra/keep, linger, tailscale operator/funnel/prune,
+    # serve funnel, profile
     # state_dir/workspace/bind/auth/prune/gateway_version, prune_units, timer x4, source ref,
     # reconcile command (+ the serve list itself is given)
-    assert written == 30
+    assert written == 31
     implicit = load_spec_text(yaml.safe_dump(data), "implicit.yaml")
     explicit = load_spec_text(yaml.safe_dump(filled), "explicit.yaml")
     assert dataclasses.replace(explicit, sha256=None) == dataclasses.replace(implicit, sha256=None)
@@ -273,6 +274,7 @@ MODEL_FIELDS_WITH_DEFAULTS: dict[type, dict[str, str | None]] = {
         "command": "runtime.gateway.command",
         "start_timeout_s": "runtime.gateway.start_timeout",
         "install": "runtime.gateway.install",
+        "health_window_s": "runtime.gateway.health_window",
         "prefix": "runtime.gateway.prefix",
         "overrides": "runtime.gateway.overrides",
         "extra": "runtime.gateway.extra",

@@ -817,6 +817,9 @@ class Systemd:
         )
         if behaviour.get("mode") == "unhealthy":
             self.st["processes"][str(pid)]["rpc_broken"] = True
+        if behaviour.get("mode") == "crash_after" and behaviour.get("after_checks"):
+            # Deterministic: it dies right after answering that many health checks.
+            self.st["processes"][str(pid)]["checks_left"] = int(behaviour["after_checks"])
         if port is not None:
             add_listener(self.st, port, pid, unit=name)
         self._set_rt(
@@ -832,7 +835,7 @@ class Systemd:
             wait_port=None,
             crash_at=(
                 t + float(behaviour.get("after_s", 1.0))
-                if behaviour.get("mode") == "crash_after"
+                if behaviour.get("mode") == "crash_after" and not behaviour.get("after_checks")
                 else None
             ),
             crash_status=int(behaviour.get("exit_status", 1)),

@@ -1,0 +1,75 @@
+"""Gateway update commands: `update` (apply, retrying versions marked bad) and `rollback`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from reconciler.app.context import AppContext
+from reconciler.commands.wiring import HOST_CHECK, NO_COLOR, host_check_on, use_case
+
+if TYPE_CHECKING:
+    from reconciler.unattended.logs import LogFormat
+
+
+@click.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.option(
+    "--retry",
+    "retry",
+    metavar="PROFILE",
+    multiple=True,
+    help="Forget that this profile's version failed its health check, and try it again "
+    "(repeatable).",
+)
+@click.option("--dry-run", is_flag=True, help="Show the plan and the exact commands; run none.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seconds to wait for another apply's lock (exit 75 when still busy).",
+)
+@HOST_CHECK
+@NO_COLOR
+@use_case
+def update(
+    app: AppContext,
+    spec_path: Path,
+    retry: tuple[str, ...],
+    dry_run: bool,
+    yes: bool,
+    lock_timeout: float,
+    host_check: str,
+    no_color: bool,
+) -> int:
+    """Apply SPEC, the gateway updates it pins included; with --retry PROFILE, first forget
+    that PROFILE's version failed its health check (the plan blocks a version marked bad, and
+    the timer never retries one).
+
+    Exit codes as `apply`: 0 converged, 2 not converged, 1 failed (a rolled-back switch
+    included), 75 locked.
+    """
+    from reconciler.app.applying import ApplyRequest
+    from reconciler.app.remote import Reach
+    from reconciler.app.updates import UpdateRequest
+    from reconciler.app.updates import update as run
+
+    log_format: LogFormat = "text"
+    request = ApplyRequest(
+        spec_path,
+        dry_run=dry_run,
+        yes=yes,
+        lock_timeout=lock_timeout,
+        log_format=log_format,
+        host_check=host_check_on(host_check),
+        no_color=no_color,
+        reach=Reach("local"),
+    )
+    return run(app, UpdateRequest(tuple(dict.fromkeys(retry)), request))
+
+
+COMMANDS = (update,)

@@ -1,0 +1,219 @@
+"""The health-gated switch as the unit kind plans it (a private helper, not a kind).
+
+When a profile's unit changes the gateway version a running gateway runs (or moves a global
+install to a versioned one), its write becomes a `GatedSwitch` (core/action.py; carried out by
+shell/switch.py): copies kept, unit written, restart, `gateway health` until
+`runtime.gateway.start_timeout_s` and still healthy `runtime.gateway.health_window_s` later,
+else rollback. The reconciler's memory (facts/switches.py) adds two cases:
+
+- a version marked bad for the profile (it failed and was rolled back): the switch is blocked
+  with the mark's message, so the timer never tries it again (`update --retry` clears it);
+- a switch that was interrupted (its intent file is still there): the switch is planned again
+  even when the unit already names the new version, to check health and roll back if needed.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from reconciler.core.action import Action, GatedSwitch, WriteFile
+from reconciler.core.command import Command
+from reconciler.core.host import HostContext
+from reconciler.core.probe import Facts, Probe
+from reconciler.facts.switches import SwitchMemory, SwitchMemoryProbe, memory_dir
+from reconciler.facts.systemd import UnitStatusProbe
+from reconciler.gateway.addresses import DAEMON_RELOAD, config_address, unit_address
+from reconciler.gateway.naming import product_names
+from reconciler.gateway.paths import ProfilePaths, names, profile_paths, unit_probe
+from reconciler.gateway.versions import prefix_path, profile_version, version_in_exec, versioned
+from reconciler.kinds._programs import gateway_program, version_probe
+from reconciler.kinds._systemd import unit_status
+from reconciler.spec.model import Profile, Spec
+
+
+def memory_probe(host: HostContext) -> SwitchMemoryProbe | None:
+    """The probe of the reconciler's switch memory (in the spec user's home)."""
+    return SwitchMemoryProbe(memory_dir(host.user.home)) if host.user is not None else None
+
+
+def switch_memory(host: HostContext, facts: Facts) -> SwitchMemory:
+    probe = memory_probe(host)
+    return facts.get(probe) if probe is not None else SwitchMemory()
+
+
+def health_command(
+    spec: Spec, profile: Profile, paths: ProfilePaths, program: tuple[str, ...]
+) -> Command:
+    """`env <profile env> <program...> gateway health --json --url ws://127.0.0.1:<port>` as
+    the user, the token (auth: token) from the profile's env file, never in argv."""
+    names = product_names(spec.product)
+    env = [
+        *([(names.env("PROFILE"), profile.name)] if profile.name != "default" else []),
+        (names.env("STATE_DIR"), str(paths.state)),
+        (names.env("CONFIG_PATH"), str(paths.config)),
+    ]
+    return Command(
+        (
+            "env",
+            *(f"{k}={v}" for k, v in env),
+            *program,
+            "gateway",
+            "health",
+            "--json",
+            "--url",
+            f"ws://127.0.0.1:{profile.port}",
+        ),
+        scope="user",
+        timeout_s=20,
+        env_file=paths.token_env if profile.auth == "token" else None,
+    )
+
+
+def exec_program(unit_text: str | None) -> tuple[str, ...] | None:
+    """The words of a unit's ExecStart before `gateway` (what runs the gateway: a command, or
+    node and an entry point), None without one."""
+    for line in (unit_text or "").splitlines():
+        if line.startswith("ExecStart="):
+            try:
+                words = shlex.split(line[len("ExecStart=") :].lstrip("@-:+!"))
+            except ValueError:
+                return None
+            if "gateway" in words:
+                return tuple(words[: words.index("gateway")])
+            return tuple(words)
+    return None
+
+
+def switch_probes(spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+    """What `switch_gate` reads besides the unit files: the memory and the units' status."""
+    probe = memory_probe(host)
+    if probe is None or not versioned(spec):
+        return
+    yield probe
+    for profile in spec.profiles:
+        yield UnitStatusProbe(names(spec).unit(profile.name))
+
+
+def switch_gate(
+    spec: Spec,
+    profile: Profile,
+    host: HostContext,
+    facts: Facts,
+    action: Action | None,
+    content: str,
+) -> Action | None:
+    """The unit's action for `profile`, as a health-gated switch when it changes what a running
+    gateway runs (versioned installs only); `content` is the unit's wanted text."""
+    if host.user is None or not versioned(spec):
+        return action
+    paths = profile_paths(spec, profile, host)
+    memory = switch_memory(host, facts)
+    found = facts.get(unit_probe(paths))
+    status = unit_status(facts, paths.unit)
+    old_program, new_program = exec_program(found.text), exec_program(content)
+    if new_program is None:
+        return action
+    prefix = prefix_path(spec, host.user.home)
+    new = profile_version(spec, profile) or "?"
+    interrupted = memory.interrupted_switch(profile.name)
+    if action is None:
+        if interrupted is None:
+            return None
+        # Killed after writing the unit: check the version it names, roll back if unhealthy.
+        action = Action(
+            unit_address(profile.name),
+            "update",
+            "",
+            (WriteFile(paths.unit_file, content, 0o644, host.user.name),),
+        )
+        old: str | None = interrupted.from_version
+    else:
+        running = status is not None and status.running
+        if interrupted is None and not (running and found.exists and old_program != new_program):
+            return action  # nothing runs that could be rolled back to: a plain write
+        old = _label(spec, host, facts, prefix, found.text)
+    old_check = old_program if old_program else new_program
+    return gated(spec, profile, host, paths, action, (old, new), (old_check, new_program), memory)
+
+
+def _label(
+    spec: Spec, host: HostContext, facts: Facts, prefix: Path, unit_text: str | None
+) -> str | None:
+    """The version the current unit runs: `<prefix>/<version>/`, or the gateway found on PATH
+    (a global install, `npm install -g` or the gateway's own `gateway install`)."""
+    for line in (unit_text or "").splitlines():
+        if line.startswith("ExecStart="):
+            found = version_in_exec(line, prefix)
+            if found is not None:
+                return found
+    gateway = facts.get(version_probe(gateway_program(spec), host, facts))
+    return f"{gateway.version} (global install)" if gateway.version else None
+
+
+def gated(
+    spec: Spec,
+    profile: Profile,
+    host: HostContext,
+    paths: ProfilePaths,
+    action: Action,
+    versions: tuple[str | None, str],
+    programs: tuple[tuple[str, ...], tuple[str, ...]],
+    memory: SwitchMemory,
+) -> Action:
+    """`action` (the unit's write) as a health-gated switch from versions[0] (None: unknown)
+    to versions[1]; `programs`: how to run the old and the new version's CLI."""
+    assert host.user is not None
+    old, new = versions
+    write = next(
+        (
+            op
+            for op in action.operations
+            if isinstance(op, WriteFile) and op.path == paths.unit_file
+        ),
+        None,
+    )
+    if write is None:
+        return action
+    gateway = spec.runtime.gateway
+    switch = GatedSwitch(
+        profile=profile.name,
+        unit=paths.unit,
+        unit_file=paths.unit_file,
+        content=write.content,
+        config=paths.config,
+        check=health_command(spec, profile, paths, programs[1]),
+        rollback_check=health_command(spec, profile, paths, programs[0]),
+        from_version=old,
+        to_version=new,
+        start_timeout_s=gateway.start_timeout_s,
+        settle_s=gateway.health_window_s,
+        memory=memory_dir(host.user.home),
+        owner=host.user.name,
+    )
+    shown_old = old or "the unit before"
+    reason = (
+        f"profile {profile.name}: {shown_old} -> {new}; if unhealthy within "
+        f"{gateway.start_timeout_s:g} s (or crashing within {gateway.health_window_s:g} s "
+        f"after): roll back to {shown_old}"
+    )
+    interrupted = memory.interrupted_switch(profile.name)
+    if interrupted is not None:
+        reason = (
+            f"a switch of profile {profile.name} to {interrupted.to_version} started at "
+            f"{interrupted.started_at} and never finished; " + reason
+        )
+    mark = memory.bad_version(profile.name, new)
+    return replace(
+        action,
+        reason=reason,
+        operations=tuple(switch if op is write else op for op in action.operations),
+        # The switch reloads and restarts by itself: the service only waits for it (and is
+        # skipped when it fails), it does not restart the gateway again.
+        triggers=tuple(t for t in action.triggers if t != DAEMON_RELOAD),
+        after=tuple(dict.fromkeys([*action.after, config_address(profile.name)])),
+        blocked=action.blocked or (mark.blocked_message() if mark is not None else None),
+    )
