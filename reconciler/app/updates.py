@@ -8,16 +8,29 @@ memory (facts/switches.py): plans show that switch blocked and the timer never r
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.app.context import EXIT_FAILED, EXIT_USAGE, AppContext, Failed
+from reconciler.app.context import (
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_USAGE,
+    AppContext,
+    Failed,
+)
 from reconciler.app.specs import load
 
 if TYPE_CHECKING:
     from reconciler.app.applying import ApplyRequest
+    from reconciler.core.action import Action, GatedSwitch
     from reconciler.core.host import HostContext
+    from reconciler.core.probe import Facts
+    from reconciler.shell.runner import ReadOnlyRunner
     from reconciler.spec.model import Spec
 
 
@@ -82,3 +95,186 @@ def update(ctx: AppContext, request: UpdateRequest) -> int:
         except OSError as exc:
             raise Failed(f"cannot forget the mark: {exc}") from None
     return apply(ctx, request.apply)
+
+
+# --- rollback ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    """`reconciler rollback SPEC PROFILE [--to VERSION]`."""
+
+    spec_path: Path
+    profile: str
+    to: str | None = None
+    yes: bool = False
+    host_check: bool = True
+    lock_timeout: float = 0.0
+
+
+def rollback(ctx: AppContext, request: RollbackRequest) -> int:
+    """Switch one profile back to an installed version behind the same health gate as an
+    update, then mark the version it left as bad for that profile (the spec still pins it: the
+    timer and `apply` would otherwise switch straight back). Exit 0 rolled back (or already
+    there), 1 failed (the gate restored what ran before), 75 locked."""
+    from reconciler.app.planning import probe_plan
+    from reconciler.gateway.versions import versioned
+
+    spec = load(ctx, request.spec_path)
+    check_profiles(spec, (request.profile,), "PROFILE")
+    if not versioned(spec):
+        raise Failed(
+            "rollback switches between versions installed side by side: pin "
+            "runtime.gateway.version (and name no runtime.gateway.command) in the spec"
+        )
+    with _host_lock(ctx, spec, request.lock_timeout):
+        host, runner, probed = probe_plan(ctx, spec, request.host_check, mutating=True)
+        plan = _rollback_plan(ctx, spec, host, probed.facts, request)
+        if plan is None:
+            return EXIT_OK
+        action, running, target = plan
+        ctx.echo(f"{action.address}: {action.reason}")
+        if not request.yes and not ctx.agrees(
+            f"Switch profile {request.profile} from {running} to {target}?"
+        ):
+            ctx.echo("Nothing changed.")
+            return EXIT_OK
+        return _run_rollback(ctx, spec, host, runner, action, running, target)
+
+
+def _rollback_plan(
+    ctx: AppContext, spec: Spec, host: HostContext, facts: Facts, request: RollbackRequest
+) -> tuple[Action, str, str] | None:
+    """(the switch, the running version, the target), None when it already runs the target."""
+    from dataclasses import replace
+
+    from reconciler.facts.files import read_as_user, read_path
+    from reconciler.gateway.paths import profile_paths, unit_probe
+    from reconciler.gateway.versions import entry_point, is_version, prefix_path, version_in_exec
+    from reconciler.kinds._switch import switch_memory
+    from reconciler.kinds.gateway_unit import plan_unit
+
+    assert host.user is not None
+    profile = next(p for p in spec.profiles if p.name == request.profile)
+    paths = profile_paths(spec, profile, host)
+    prefix = prefix_path(spec, host.user.home)
+    text = facts.get(unit_probe(paths)).text or ""
+    exec_line = next((ln for ln in text.splitlines() if ln.startswith("ExecStart=")), "")
+    running = version_in_exec(exec_line, prefix)
+    if running is None:
+        raise Failed(
+            f"profile {request.profile}'s unit ({paths.unit_file}) runs no version installed "
+            f"under {prefix}: nothing to roll back from (run `reconciler apply` first)"
+        )
+    memory = switch_memory(host, facts)
+    last = memory.last_switch(request.profile)
+    target = request.to or (last.from_version if last and last.to_version == running else None)
+    if target is None:
+        raise Failed(
+            f"no earlier version of profile {request.profile} is known: name one with "
+            "--to VERSION (`reconciler versions SPEC` lists the installed ones)",
+            EXIT_USAGE,
+        )
+    if not is_version(target):
+        raise Failed(f"--to {target}: not an exact version (like 2026.1.24-3)", EXIT_USAGE)
+    if target == running:
+        ctx.echo(f"profile {request.profile} runs {running} already; nothing to do")
+        return None
+    entry = entry_point(spec, prefix, target)
+    if read_as_user(host, lambda: read_path(entry)).kind != "file":
+        raise Failed(
+            f"{target} is not installed ({entry} is missing): roll back only to an installed "
+            "version; nothing was changed"
+        )
+    pinned = replace(
+        spec,
+        profiles=tuple(
+            replace(p, gateway_version=target) if p.name == profile.name else p
+            for p in spec.profiles
+        ),
+    )
+    action = plan_unit(pinned, pinned.profiles[spec.profiles.index(profile)], host, facts)
+    switch = _switch_of(action)
+    if action is None or switch is None:
+        raise Failed(
+            f"profile {request.profile}'s gateway is not running: start it (`reconciler "
+            "apply`) before rolling it back"
+        )
+    if action.blocked and memory.bad_version(profile.name, target) is None:
+        raise Failed(f"{action.address}: {action.blocked}")
+    # By hand, a version marked bad may be chosen: the gate still checks it.
+    return replace(action, blocked=None), running, target
+
+
+def _switch_of(action: Action | None) -> GatedSwitch | None:
+    from reconciler.core.action import GatedSwitch
+
+    if action is None:
+        return None
+    return next((op for op in action.operations if isinstance(op, GatedSwitch)), None)
+
+
+def _run_rollback(
+    ctx: AppContext,
+    spec: Spec,
+    host: HostContext,
+    runner: ReadOnlyRunner,
+    action: Action,
+    running: str,
+    target: str,
+) -> int:
+    """Run the switch; on success mark `running` bad for the profile and say what the spec
+    still pins."""
+    from reconciler.facts.switches import memory_dir
+    from reconciler.shell.as_user import acting_account, call_as
+    from reconciler.shell.runner import HostRunner
+    from reconciler.shell.switch import mark_bad
+
+    assert isinstance(runner, HostRunner) and host.user is not None
+    profile = _switch_of(action)
+    assert profile is not None
+    for operation in action.operations:
+        result = runner.execute(operation)
+        if not result.ok:
+            ctx.error(f"{action.address}: {result.detail}")
+            return EXIT_FAILED
+        if result.report is not None:
+            ctx.echo(f"{action.address}: {result.detail}")
+    mark = {
+        "profile": profile.profile,
+        "version": running,
+        "failed_at": ctx.timestamp(),
+        "reason": f"rolled back by hand to {target} (reconciler rollback)",
+    }
+    call_as(acting_account(host), partial(mark_bad, memory_dir(host.user.home), mark))
+    ctx.echo(
+        f"The spec still pins {running} for profile {profile.profile}: it is now marked bad "
+        "there, so neither the timer nor `apply` switches back to it. Pin "
+        f"{target} in the spec (profiles.{profile.profile}.gateway_version), or run "
+        f"`reconciler update {spec.path or 'SPEC'} --retry {profile.profile}` to try "
+        f"{running} again."
+    )
+    return EXIT_OK
+
+
+@contextmanager
+def _host_lock(ctx: AppContext, spec: Spec, timeout_s: float) -> Iterator[None]:
+    """The host's one reconciler lock (the one apply takes), shared with the spec's user."""
+    from reconciler.core.host import Account
+    from reconciler.shell.lock import LockBusy, LockUnusable, hold_lock, host_lock_path
+    from reconciler.unattended import StateDirInvalid, check_state_dir, ensure_state_dir
+
+    directory = ctx.state_dir()
+    try:
+        check_state_dir(directory)
+        ensure_state_dir(directory)
+    except StateDirInvalid as exc:
+        raise Failed(str(exc)) from None
+    try:
+        with hold_lock(host_lock_path(directory), timeout_s, command="rollback") as held:
+            held.share_with(Account.lookup(spec.host.user))
+            yield
+    except LockUnusable as unusable:
+        raise Failed(str(unusable)) from None
+    except LockBusy as busy:
+        raise Failed(str(busy), EXIT_LOCKED) from None

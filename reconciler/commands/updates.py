@@ -72,4 +72,47 @@ def update(
     return run(app, UpdateRequest(tuple(dict.fromkeys(retry)), request))
 
 
-COMMANDS = (update,)
+@click.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.argument("profile", metavar="PROFILE")
+@click.option(
+    "--to",
+    "to",
+    metavar="VERSION",
+    help="The installed version to go back to (default: the one PROFILE ran before its last "
+    "kept switch).",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seconds to wait for another apply's lock (exit 75 when still busy).",
+)
+@HOST_CHECK
+@use_case
+def rollback(
+    app: AppContext,
+    spec_path: Path,
+    profile: str,
+    to: str | None,
+    yes: bool,
+    lock_timeout: float,
+    host_check: str,
+) -> int:
+    """Switch PROFILE's gateway back to an installed version, behind the same health gate as
+    an update (restored if the old one is not healthy either). The spec still pins the newer
+    version: it is marked bad for PROFILE, so the timer and `apply` do not switch back to it
+    until the spec changes or `update --retry PROFILE` runs.
+
+    Exit 0 rolled back (or already there), 1 failed, 75 locked.
+    """
+    from reconciler.app.updates import RollbackRequest
+    from reconciler.app.updates import rollback as run
+
+    request = RollbackRequest(spec_path, profile, to, yes, host_check_on(host_check), lock_timeout)
+    return run(app, request)
+
+
+COMMANDS = (update, rollback)
