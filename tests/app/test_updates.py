@@ -1,0 +1,167 @@
+"""`update --retry` and `rollback` through the CLI on a fake host, and the timer's apply
+honouring a version marked bad."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from fakehost import FakeHost, gateway_unit_text
+from review_cli import FakeHostCli
+
+from reconciler import cli as cli_module
+from reconciler.facts.switches import BAD_VERSIONS, SWITCHED, memory_dir
+
+OLD, NEW = "2026.1.24-3", "2026.2.1"
+UNIT = "clawdbot-gateway-ops.service"
+SPEC = f"""\
+apiVersion: reconciler/v1
+host:
+  name: vm102
+  user: user
+runtime:
+  node: ">=22.12"
+  gateway:
+    version: "{NEW}"
+    start_timeout: 5s
+    health_window: 0s
+linger: true
+profiles:
+  ops:
+    port: 18809
+"""
+MARK = {"version": NEW, "failed_at": "2026-11-29T11:02:03+00:00", "reason": "exit status 1"}
+
+
+class Cli(FakeHostCli):
+    def __init__(self, fake: FakeHost, state: Path) -> None:
+        super().__init__(fake)
+        self.state = state
+
+    def __call__(self, *args: str | Path) -> Result:
+        context = dataclasses.replace(self.context(), state_dir=lambda: self.state)
+        return CliRunner().invoke(cli_module.cli, [str(a) for a in args], obj=context)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Iterator[Cli]:
+    fake = FakeHost(tmp_path / "host")
+    fake.set_linger("user", True)
+    entry = fake.home / ".local/lib/clawdbot" / OLD / "node_modules/clawdbot/dist/entry.js"
+    entry.parent.mkdir(parents=True)
+    entry.write_text("#!/usr/bin/env node\n")
+    prefix = fake.home / ".local/lib/clawdbot" / OLD / "node_modules"
+    node = str(fake.bin_dir / "node")
+    text = gateway_unit_text(
+        fake.home, profile="ops", port=18809, prefix=prefix, token=None, node=node
+    )
+    fake.add_unit_file(UNIT, text)
+    fake.daemon_reload()
+    fake.set_unit_state(UNIT, "active")
+    yield Cli(fake, tmp_path / "state")
+    fake.close()
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> Path:
+    path = tmp_path / "vm102.yaml"
+    path.write_text(SPEC)
+    return path
+
+
+def mark(cli: Cli) -> Path:
+    memory = memory_dir(cli.fake.home)
+    memory.mkdir(parents=True, mode=0o700, exist_ok=True)
+    (memory / BAD_VERSIONS).write_text(json.dumps({"profiles": {"ops": MARK}}))
+    return memory / BAD_VERSIONS
+
+
+def restarts_of_ops(fake: FakeHost) -> list[list[str]]:
+    return [c["argv"] for c in fake.mutating_calls() if c["argv"][-2:] == ["restart", UNIT]]
+
+
+def test_the_timer_never_retries_a_version_marked_bad(cli: Cli, spec: Path) -> None:
+    mark(cli)
+    result = cli("apply", spec, "--non-interactive", "--host-check=off")
+    assert f"{NEW} failed its health check at 2026-11-29T11:02:03+00:00" in result.output
+    assert "reconciler update SPEC --retry ops" in result.output
+    assert restarts_of_ops(cli.fake) == []
+    assert UNIT in cli.fake.loaded_units()
+    assert f"/{OLD}/" in cli.fake.unit_path(UNIT).read_text()
+    record = json.loads((cli.state / "runs.jsonl").read_text().splitlines()[-1])
+    assert record["result"] != "converged" and "profile[ops].unit" in record["drift"]
+
+
+def test_update_retry_forgets_the_mark_and_applies(cli: Cli, spec: Path) -> None:
+    path = mark(cli)
+    result = cli("update", spec, "--retry", "ops", "--yes", "--host-check=off")
+    assert (
+        f"profile ops: forgot that {NEW} failed its health check at 2026-11-29T11:02:03+00:00; "
+        "this apply tries it again"
+    ) in result.output, result.output
+    assert json.loads(path.read_text()) == {"profiles": {}}
+    assert restarts_of_ops(cli.fake) != []  # the switch ran
+    assert f"ops: {OLD} -> {NEW}, healthy (downtime " in result.output
+    record = json.loads((cli.state / "runs.jsonl").read_text().splitlines()[-1])
+    (switch,) = record["switches"]
+    assert (switch["profile"], switch["from"], switch["to"], switch["outcome"]) == (
+        "ops",
+        OLD,
+        NEW,
+        "switched",
+    )
+    assert switch["downtime_s"] >= 0
+    kept = json.loads((memory_dir(cli.fake.home) / SWITCHED).read_text())
+    assert kept["profiles"]["ops"]["from"] == OLD and kept["profiles"]["ops"]["to"] == NEW
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--retry", "ops", "--dry-run"], "--retry forgets a mark, and --dry-run changes nothing"),
+        (["--retry", "nosuch"], "--retry nosuch: the spec has no profile 'nosuch' (profiles: ops)"),
+    ],
+)
+def test_update_usage_errors_change_nothing(
+    cli: Cli, spec: Path, args: list[str], message: str
+) -> None:
+    path = mark(cli)
+    result = cli("update", spec, *args, "--host-check=off")
+    assert result.exit_code == 64 and message in result.output
+    assert json.loads(path.read_text())["profiles"]["ops"] == MARK
+    assert cli.fake.mutating_calls() == []
+
+
+def test_a_failing_update_exits_1_and_the_next_plan_blocks_it(cli: Cli, spec: Path) -> None:
+    cli.fake.set_start_behaviour("/clawdbot gateway", "fail", journal=["ERR_MODULE_NOT_FOUND"])
+    result = cli("update", spec, "--yes", "--host-check=off")
+    assert result.exit_code == 1
+    assert f"FAILED (rolled back to {OLD}: its process ended" in result.output
+    assert "ERR_MODULE_NOT_FOUND" in result.output
+    assert f"/{OLD}/" in cli.fake.unit_path(UNIT).read_text()
+    record = json.loads((cli.state / "runs.jsonl").read_text().splitlines()[-1])
+    assert record["result"] == "failed" and record["switches"][0]["outcome"] == "rolled-back"
+    plan = cli("plan", spec, "--host-check=off", "--no-color")
+    assert f"{NEW} failed its health check at " in plan.output
+
+
+def test_rollback_needs_a_versioned_install(cli: Cli, tmp_path: Path) -> None:
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(SPEC.replace(f'    version: "{NEW}"\n', ""))
+    result = cli("rollback", plain, "ops", "--host-check=off")
+    assert result.exit_code == 1 and "pin runtime.gateway.version" in result.output
+
+
+def test_rollback_without_a_known_earlier_version_asks_for_one(cli: Cli, spec: Path) -> None:
+    result = cli("rollback", spec, "ops", "--host-check=off")
+    assert result.exit_code == 64
+    assert "no earlier version of profile ops is known: name one with --to VERSION" in (
+        result.output
+    )
+    missing = cli("rollback", spec, "ops", "--to", "2026.1.20", "--host-check=off")
+    assert missing.exit_code == 1 and "2026.1.20 is not installed" in missing.output
+    assert cli.fake.mutating_calls() == []
