@@ -225,4 +225,8 @@ class SwitchMemoryProbe(Probe[SwitchMemory]):
         return SwitchMemory(bad, interrupted, switched)
 
     def answer_from(self, recorded: RecordedHost) -> SwitchMemory | None:
-        return SwitchMemory() if recorded.known_missing(self.directory) else None
+        """Nothing remembered when the directory is known to be absent, or when the snapshot
+        was recorded before this fact existed (it holds none at all)."""
+        if recorded.known_missing(self.directory) or not recorded.facts_of(SwitchMemory):
+            return SwitchMemory()
+        return None
