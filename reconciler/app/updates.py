@@ -124,8 +124,8 @@ def rollback(ctx: AppContext, request: RollbackRequest) -> int:
     check_profiles(spec, (request.profile,), "PROFILE")
     if not versioned(spec):
         raise Failed(
-            "rollback switches between versions installed side by side: pin "
-            "runtime.gateway.version (and name no runtime.gateway.command) in the spec"
+            "rollback switches between versions installed side by side: the spec needs "
+            "runtime.gateway.install: versioned and a pinned version"
         )
     with _host_lock(ctx, spec, request.lock_timeout):
         host, runner, probed = probe_plan(ctx, spec, request.host_check, mutating=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from fakehost import FakeHost, gateway_unit_text
+from fakehost import FakeHost
 from review_cli import FakeHostCli
 
 from reconciler import cli as cli_module
@@ -26,6 +26,7 @@ host:
 runtime:
   node: ">=22.12"
   gateway:
+    install: versioned
     version: "{NEW}"
     start_timeout: 5s
     health_window: 0s
@@ -49,20 +50,18 @@ class Cli(FakeHostCli):
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Iterator[Cli]:
+    """ops runs OLD from its versioned install (applied by the reconciler itself)."""
     fake = FakeHost(tmp_path / "host")
     fake.set_linger("user", True)
-    entry = fake.home / ".local/lib/clawdbot" / OLD / "node_modules/clawdbot/dist/entry.js"
-    entry.parent.mkdir(parents=True)
-    entry.write_text("#!/usr/bin/env node\n")
-    prefix = fake.home / ".local/lib/clawdbot" / OLD / "node_modules"
-    node = str(fake.bin_dir / "node")
-    text = gateway_unit_text(
-        fake.home, profile="ops", port=18809, prefix=prefix, token=None, node=node
-    )
-    fake.add_unit_file(UNIT, text)
-    fake.daemon_reload()
-    fake.set_unit_state(UNIT, "active")
-    yield Cli(fake, tmp_path / "state")
+    fake.set_npm_registry({"clawdbot": {OLD: "ok", NEW: "ok"}})
+    cli = Cli(fake, tmp_path / "state")
+    first = tmp_path / "old.yaml"
+    first.write_text(SPEC.replace(NEW, OLD))
+    applied = cli("apply", first, "--yes", "--host-check=off")
+    assert applied.exit_code == 0, applied.output
+    assert f"/{OLD}/" in fake.unit_path(UNIT).read_text()
+    fake.clear_calls()
+    yield cli
     fake.close()
 
 
@@ -137,7 +136,7 @@ def test_update_usage_errors_change_nothing(
 
 
 def test_a_failing_update_exits_1_and_the_next_plan_blocks_it(cli: Cli, spec: Path) -> None:
-    cli.fake.set_start_behaviour("/clawdbot gateway", "fail", journal=["ERR_MODULE_NOT_FOUND"])
+    cli.fake.set_start_behaviour(f"/{NEW}/", "fail", journal=["ERR_MODULE_NOT_FOUND"])
     result = cli("update", spec, "--yes", "--host-check=off")
     assert result.exit_code == 1
     assert f"FAILED (rolled back to {OLD}: its process ended" in result.output
@@ -151,9 +150,9 @@ def test_a_failing_update_exits_1_and_the_next_plan_blocks_it(cli: Cli, spec: Pa
 
 def test_rollback_needs_a_versioned_install(cli: Cli, tmp_path: Path) -> None:
     plain = tmp_path / "plain.yaml"
-    plain.write_text(SPEC.replace(f'    version: "{NEW}"\n', ""))
+    plain.write_text(SPEC.replace("    install: versioned\n", ""))
     result = cli("rollback", plain, "ops", "--host-check=off")
-    assert result.exit_code == 1 and "pin runtime.gateway.version" in result.output
+    assert result.exit_code == 1 and "runtime.gateway.install: versioned" in result.output
 
 
 def test_rollback_without_a_known_earlier_version_asks_for_one(cli: Cli, spec: Path) -> None:
@@ -165,3 +164,38 @@ def test_rollback_without_a_known_earlier_version_asks_for_one(cli: Cli, spec: P
     missing = cli("rollback", spec, "ops", "--to", "2026.1.20", "--host-check=off")
     assert missing.exit_code == 1 and "2026.1.20 is not installed" in missing.output
     assert cli.fake.mutating_calls() == []
+
+
+def test_rollback_goes_back_through_the_gate_and_marks_the_version_it_left(
+    cli: Cli, spec: Path
+) -> None:
+    assert cli("update", spec, "--yes", "--host-check=off").exit_code == 0
+    assert f"/{NEW}/" in cli.fake.unit_path(UNIT).read_text()
+    result = cli("rollback", spec, "ops", "--yes", "--host-check=off")
+    assert result.exit_code == 0, result.output
+    assert f"ops: {NEW} -> {OLD}, healthy (downtime " in result.output
+    assert f"The spec still pins {NEW} for profile ops: it is now marked bad there" in (
+        result.output
+    )
+    assert f"reconciler update {spec} --retry ops" in result.output
+    assert f"/{OLD}/" in cli.fake.unit_path(UNIT).read_text()
+    marks = json.loads((memory_dir(cli.fake.home) / BAD_VERSIONS).read_text())["profiles"]
+    assert marks["ops"]["version"] == NEW and "rolled back by hand" in marks["ops"]["reason"]
+    # The timer does not switch back.
+    cli.fake.clear_calls()
+    timer = cli("apply", spec, "--non-interactive", "--host-check=off")
+    assert f"{NEW} failed its health check" in timer.output
+    assert restarts_of_ops(cli.fake) == []
+    again = cli("rollback", spec, "ops", "--to", OLD, "--yes", "--host-check=off")
+    assert again.exit_code == 0 and f"profile ops runs {OLD} already" in again.output
+
+
+def test_a_rollback_to_a_version_that_does_not_start_restores_the_newer(
+    cli: Cli, spec: Path
+) -> None:
+    assert cli("update", spec, "--yes", "--host-check=off").exit_code == 0
+    cli.fake.set_start_behaviour(f"/{OLD}/", "fail", journal=["boom"])
+    result = cli("rollback", spec, "ops", "--yes", "--host-check=off")
+    assert result.exit_code == 1
+    assert f"FAILED (rolled back to {NEW}: its process ended" in result.output
+    assert f"/{NEW}/" in cli.fake.unit_path(UNIT).read_text()

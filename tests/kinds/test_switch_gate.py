@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-from fakehost import gateway_unit_text
 
 from reconciler.core.action import Action, GatedSwitch, WriteFile
 from reconciler.core.plan import Plan
@@ -17,7 +16,6 @@ from reconciler.facts.switches import BAD_VERSIONS, memory_dir
 from reconciler.gateway.addresses import unit_address
 from reconciler.kinds._switch import exec_program
 from reconciler.render.human import render_plan
-from reconciler.shell.apply import apply_plan
 from reconciler.spec.model import GatewayRuntime, Profile, Runtime, Spec
 from reconciler.unattended.runs import outcome_of
 
@@ -30,30 +28,29 @@ UNIT = "clawdbot-gateway-ops.service"
 def versioned_spec(version: str = NEW, **gateway: object) -> Spec:
     spec = gateway_spec(Profile("ops", 18809))
     runtime = GatewayRuntime(
-        "clawdbot", version=version, start_timeout_s=2, health_window_s=0, **gateway
-    )  # type: ignore[arg-type]
-    return dataclasses.replace(spec, runtime=Runtime(node=">=22.12", gateway=runtime))
-
-
-def old_unit(gw: GatewayHost) -> str:
-    """The unit of OLD, installed side by side: the fake node runs its entry point."""
-    prefix = gw.home / ".local/lib/clawdbot" / OLD / "node_modules"
-    node = str(gw.fake.bin_dir / "node")
-    return gateway_unit_text(
-        gw.home, profile="ops", port=18809, prefix=prefix, token=None, node=node
+        "clawdbot",
+        version=version,
+        install="versioned",
+        start_timeout_s=2,
+        health_window_s=0,
+        **gateway,  # type: ignore[arg-type]
     )
+    return dataclasses.replace(spec, runtime=Runtime(node=">=22.12", gateway=runtime))
 
 
 @pytest.fixture
 def gw(tmp_path: Path) -> GatewayHost:
+    """ops runs OLD from its versioned install (converged by the engine itself)."""
     gw = GatewayHost(tmp_path)
-    entry = gw.home / ".local/lib/clawdbot" / OLD / "node_modules/clawdbot/dist/entry.js"
-    entry.parent.mkdir(parents=True)
-    entry.write_text("#!/usr/bin/env node\n")
-    gw.fake.add_unit_file(UNIT, old_unit(gw))
-    gw.fake.daemon_reload()
-    gw.fake.set_unit_state(UNIT, "active")
+    gw.fake.set_npm_registry({"clawdbot": {OLD: "ok", NEW: "ok", "2026.2.2": "ok"}})
+    gw.converge(versioned_spec(OLD))
+    assert f"/{OLD}/" in gw.fake.unit_path(UNIT).read_text()
+    gw.fake.clear_calls()
     return gw
+
+
+def old_unit(gw: GatewayHost) -> str:
+    return gw.fake.unit_path(UNIT).read_text()
 
 
 def unit_action(plan: Plan) -> Action:
@@ -87,8 +84,9 @@ def test_a_running_gateway_moving_version_is_a_gated_switch(gw: GatewayHost) -> 
     service = next((a for a in plan.actions if a.address == "profile[ops].service"), None)
     assert service is None or not any("restart" in str(op) for op in service.operations)
     assert service is None or unit_address("ops") in service.depends_on
-    # The config is written before the switch keeps its copy.
-    assert "profile[ops].config" in action.depends_on
+    # After its version's install; after a config write (none here) that its copy must hold.
+    assert action.depends_on == ("gateway.version[2026.2.1]",)
+    assert "profile[ops].config" in action.after
 
 
 def test_a_stopped_gateway_gets_a_plain_write(gw: GatewayHost) -> None:
@@ -142,36 +140,47 @@ def test_an_interrupted_switch_is_checked_again_although_the_unit_is_written(
     )
 
 
-def test_apply_reports_the_downtime_and_the_run_record_keeps_it(gw: GatewayHost) -> None:
+def test_apply_installs_then_switches_and_reports_the_downtime(gw: GatewayHost) -> None:
+    result = gw.apply(versioned_spec())
+    outcomes = {o.action.address: o for o in result.outcomes}
+    assert outcomes["gateway.version[2026.2.1]"].outcome == "applied"
+    switched = outcomes[unit_address("ops")]
+    assert switched.outcome == "applied", switched.detail
+    assert switched.detail.startswith(f"ops: {OLD} -> {NEW}, healthy (downtime ")
     plan = gw.plan(versioned_spec())
-    only = dataclasses.replace(plan, actions=(unit_action(plan),))
-    result = apply_plan(only, gw.runner)
-    (outcome,) = result.outcomes
-    assert outcome.outcome == "applied", outcome.detail
-    assert outcome.detail.startswith(f"ops: {OLD} -> {NEW}, healthy (downtime ")
-    (record,) = outcome_of(only, result, after=only).switches
+    (record,) = outcome_of(plan, result, after=plan).switches
     assert record["profile"] == "ops" and record["outcome"] == "switched"
     assert isinstance(record["downtime_s"], float) and record["downtime_s"] >= 0
+    assert f"/{NEW}/" in gw.fake.unit_path(UNIT).read_text()
+    assert not plan.runnable, [a.address for a in plan.runnable]  # converged in one pass
 
 
-def test_apply_of_a_failing_version_rolls_back_and_the_next_plan_blocks_it(
+def test_a_failed_install_skips_the_switch_no_downtime(gw: GatewayHost) -> None:
+    gw.fake.set_npm_registry({"clawdbot": {OLD: "ok", NEW: "broken"}})
+    before = old_unit(gw)
+    result = gw.apply(versioned_spec())
+    outcomes = {o.action.address: o for o in result.outcomes}
+    assert outcomes["gateway.version[2026.2.1]"].outcome == "failed"
+    assert outcomes[unit_address("ops")].outcome == "skipped"
+    assert gw.fake.unit_path(UNIT).read_text() == before
+    assert [c for c in gw.fake.mutating_calls() if c["tool"] == "systemctl"] == []
+
+
+def test_apply_of_a_version_that_does_not_start_rolls_back_and_the_next_plan_blocks_it(
     gw: GatewayHost,
 ) -> None:
+    before = old_unit(gw)
+    gw.fake.set_start_behaviour(f"/{NEW}/", "fail", journal=["ERR_MODULE_NOT_FOUND"])
     spec = versioned_spec()
-    plan = gw.plan(spec)
-    op = switch_of(unit_action(plan))
-    new_program = exec_program(op.content)
-    assert new_program is not None
-    gw.fake.set_start_behaviour(" ".join(new_program), "fail", journal=["ERR_MODULE_NOT_FOUND"])
-    only = dataclasses.replace(plan, actions=(unit_action(plan),))
-    result = apply_plan(only, gw.runner)
-    (outcome,) = result.outcomes
+    result = gw.apply(spec)
+    outcome = next(o for o in result.outcomes if o.action.address == unit_address("ops"))
     assert outcome.outcome == "failed"
     assert outcome.detail.startswith(f"FAILED (rolled back to {OLD}: its process ended")
     assert "ERR_MODULE_NOT_FOUND" in outcome.detail
-    assert outcome_of(only, result, after=only).result == "failed"
-    again = unit_action(gw.plan(spec))
-    assert again.blocked is not None and again.blocked.startswith(
-        f"{NEW} failed its health check at "
-    )
-    assert gw.fake.unit_path(UNIT).read_text() == old_unit(gw)
+    assert gw.fake.unit_path(UNIT).read_text() == before
+    again = gw.plan(spec)
+    blocked = unit_action(again).blocked
+    assert blocked is not None and blocked.startswith(f"{NEW} failed its health check at ")
+    # The old version is kept (ops runs it), the gateway answers, nothing else is pending.
+    assert (gw.home / ".local/lib/clawdbot" / OLD).is_dir()
+    assert [a.address for a in again.runnable] == []
