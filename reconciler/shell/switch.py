@@ -323,7 +323,10 @@ def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
         gate.as_user(partial(forget_copies, op.memory, op.profile))
         return f"nothing switched: {exc}"
     began, problem = gate.restart()
-    health = Health(None, problem) if problem else gate.wait_healthy(op.check, began, op.settle_s)
+    if problem:
+        # systemd refused, not the gateway: put things back, but do not blame the version.
+        return _roll_back(gate, old, problem, blame=False)
+    health = gate.wait_healthy(op.check, began, op.settle_s)
     if health.healthy_at is not None:
         if old is not None and is_version(old) and old != op.to_version:
             with contextlib.suppress(OSError):
@@ -335,8 +338,9 @@ def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
     return _roll_back(gate, old, health.reason)
 
 
-def _roll_back(gate: Gate, old: str | None, reason: str) -> SwitchReport:
-    """Put the old unit and config back and check the old version answers again."""
+def _roll_back(gate: Gate, old: str | None, reason: str, *, blame: bool = True) -> SwitchReport:
+    """Put the old unit and config back and check the old version answers again; with
+    `blame`, mark the new version bad for the profile (its health failed, not systemd)."""
     op = gate.op
     failed_at = _now()
     journal = gate.journal()
@@ -354,8 +358,9 @@ def _roll_back(gate: Gate, old: str | None, reason: str) -> SwitchReport:
             if back.healthy_at is not None:
                 downtime = back.healthy_at - began
     mark = {"profile": op.profile, "version": op.to_version, "failed_at": failed_at}
-    with contextlib.suppress(OSError, ValueError):
-        gate.as_user(partial(mark_bad, op.memory, {**mark, "reason": reason}))
+    if blame:
+        with contextlib.suppress(OSError, ValueError):
+            gate.as_user(partial(mark_bad, op.memory, {**mark, "reason": reason}))
     if not problem:
         # The copies are kept when the rollback failed: a human (or the next run) needs them.
         with contextlib.suppress(OSError):

@@ -16,6 +16,7 @@ from reconciler.facts.switches import BAD_VERSIONS, memory_dir
 from reconciler.gateway.addresses import unit_address
 from reconciler.kinds._switch import exec_program
 from reconciler.render.human import render_plan
+from reconciler.shell.apply import apply_plan
 from reconciler.spec.model import GatewayRuntime, Profile, Runtime, Spec
 from reconciler.unattended.runs import outcome_of
 
@@ -184,3 +185,46 @@ def test_apply_of_a_version_that_does_not_start_rolls_back_and_the_next_plan_blo
     # The old version is kept (ops runs it), the gateway answers, nothing else is pending.
     assert (gw.home / ".local/lib/clawdbot" / OLD).is_dir()
     assert [a.address for a in again.runnable] == []
+
+
+@pytest.mark.parametrize("starts", [True, False], ids=["new-healthy", "new-broken"])
+def test_after_a_kill_mid_switch_the_next_apply_converges(gw: GatewayHost, starts: bool) -> None:
+    """kill -9 of the reconciler after it wrote the unit and restarted: the intent file and
+    the copies are left; the next apply runs the gate again and ends converged (healthy), or
+    rolled back to what ran before the first attempt (and the version blocked)."""
+    spec = versioned_spec()
+    before = old_unit(gw)
+    config = gw.home / ".clawdbot-ops" / "clawdbot.json"
+    config_before = config.read_bytes()
+    plan = gw.plan(spec)
+    install = next(a for a in plan.actions if a.address == "gateway.version[2026.2.1]")
+    op = switch_of(unit_action(plan))
+    assert apply_plan(dataclasses.replace(plan, actions=(install,)), gw.runner).ok
+    # What the killed run left: its copies and intent, the new unit, a restarted gateway.
+    from reconciler.shell.switch import save_copies
+
+    intent = {"from": OLD, "to": NEW, "started_at": "2026-11-29T11:00:00+00:00"}
+    save_copies(op.memory, "ops", op.unit_file, op.config, intent)
+    gw.fake.add_unit_file(UNIT, op.content)
+    gw.fake.daemon_reload()
+    if not starts:
+        gw.fake.set_start_behaviour(f"/{NEW}/", "fail")
+    gw.fake.stop_unit(UNIT)
+    gw.fake.set_unit_state(UNIT, "active")
+    config.write_text('{"meta": {"lastTouchedVersion": "2026.2.1"}}\n')  # rewritten by NEW
+    result = gw.apply(spec)
+    outcome = next(o for o in result.outcomes if o.action.address == unit_address("ops"))
+    after = gw.plan(spec)
+    assert after.runnable == () or not after.runnable, [a.address for a in after.runnable]
+    assert not (op.memory / "switch" / "ops").exists()
+    if starts:
+        assert outcome.outcome == "applied", outcome.detail
+        assert f"/{NEW}/" in gw.fake.unit_path(UNIT).read_text()
+        assert after.blocked == ()
+    else:
+        assert outcome.outcome == "failed" and outcome.detail.startswith(
+            f"FAILED (rolled back to {OLD}: "
+        )
+        assert gw.fake.unit_path(UNIT).read_text() == before
+        assert config.read_bytes() == config_before
+        assert unit_action(after).blocked is not None

@@ -282,3 +282,15 @@ def test_as_root_the_memory_belongs_to_the_user(fake: FakeHost) -> None:
     memory = memory_dir(fake.home)
     for path in (memory, memory / BAD_VERSIONS, fake.unit_path(UNIT)):
         assert path.stat().st_uid == fake.uid
+
+
+def test_a_systemctl_failure_rolls_back_without_blaming_the_version(fake: FakeHost) -> None:
+    """A refused restart says nothing about the version: the next apply tries it again."""
+    host = host_context(fake)
+    fake.fail_mutating_call(2)  # daemon-reload works, the restart is refused
+    result = runner(fake, host).execute(switch_op(fake, host))
+    assert result.report is not None and result.report.outcome == "rolled-back"
+    assert result.report.reason.startswith(f"systemctl --user restart {UNIT}: exit 1")
+    assert SwitchMemoryProbe(memory_dir(fake.home)).read(host).bad == ()
+    assert fake.unit_path(UNIT).read_text() == unit_text(fake, OLD)
+    assert running_version(fake) == OLD
