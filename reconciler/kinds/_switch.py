@@ -108,7 +108,8 @@ def switch_gate(
 ) -> Action | None:
     """The unit's action for `profile`, as a health-gated switch when it changes what a running
     gateway runs (versioned installs only); `content` is the unit's wanted text."""
-    if host.user is None or not versioned(spec):
+    if host.user is None or not versioned(spec) or profile.bind == "tailnet":
+        # bind tailnet: nothing listens on loopback to ask; a plain write and restart.
         return action
     paths = profile_paths(spec, profile, host)
     memory = switch_memory(host, facts)

@@ -228,3 +228,12 @@ def test_after_a_kill_mid_switch_the_next_apply_converges(gw: GatewayHost, start
         assert gw.fake.unit_path(UNIT).read_text() == before
         assert config.read_bytes() == config_before
         assert unit_action(after).blocked is not None
+
+
+def test_a_tailnet_bound_gateway_cannot_be_asked_on_loopback_and_gets_a_plain_write(
+    gw: GatewayHost,
+) -> None:
+    spec = versioned_spec()
+    spec = dataclasses.replace(spec, profiles=(Profile("ops", 18809, bind="tailnet"),))
+    action = unit_action(gw.plan(spec))
+    assert not any(isinstance(op, GatedSwitch) for op in action.operations)
