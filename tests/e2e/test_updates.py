@@ -15,7 +15,9 @@ The scenario, in order, on two profiles (``tests/e2e/specs/updates.yaml``, ``ins
 a) both on 2026.1.30: installed by the reconciler, both healthy over the gateway's RPC;
 b) canary: ``ops`` moves to 2026.2.1, ``personal`` keeps running 2026.1.30 untouched;
 d) ``ops`` to a version whose install fails: nothing switched, no downtime, no leftovers;
-plus, by hand, the broken release's behaviour the health-gated switch must catch.
+c) ``ops`` to the broken release: installed (its --version passes), switched, refused to
+   start, rolled back by the health gate to 2026.2.1 with the config restored, marked bad,
+   shown blocked by the next plan, and not retried by the timer's apply.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from . import images
 from .harness import UID, USER, Container
 
 HOME = f"/home/{USER}"
-TOKEN = "e2e-updates-token-0123456789abcdef"
 OLD, NEW = images.OPENCLAW_WORKING
 BROKEN = images.OPENCLAW_BROKEN
 MISSING = "2026.1.31"  # no such openclaw release: npm answers ETARGET
@@ -44,13 +45,12 @@ SPEC = "/etc/reconciler/updates.yaml"
 PORTS = {"ops": 18809, "personal": 18789}
 PREFIX = f"{HOME}/.local/lib/openclaw"
 LIB = f"{HOME}/.local/lib"
-MANUAL = f"{LIB}/manual"  # installs done by hand (not by the reconciler)
 
 
 @pytest.fixture(scope="module")
 def c(make_module_container: Callable[..., Container], npm_cache_dir) -> Container:  # type: ignore[no-untyped-def]
     # Every version is installed below ~/.local/lib (the reconciler's default prefix
-    # ~/.local/lib/openclaw, and MANUAL): a tmpfs, because this disk discards every freed
+    # ~/.local/lib/openclaw): a tmpfs, because this disk discards every freed
     # block synchronously and deleting 40 000 files of each install took minutes at teardown.
     box = make_module_container(
         boot=False,
@@ -73,29 +73,8 @@ def show(r: object) -> str:
     return f"rc={getattr(r, 'returncode', '?')}\n{getattr(r, 'stdout', '')}\n{getattr(r, 'stderr', '')}"
 
 
-def npm_install_by_hand(c: Container, version: str, timeout: float = 600) -> tuple[float, object]:
-    """`npm install` of one openclaw version into MANUAL/<version> as the user, offline."""
-    d = f"{MANUAL}/{version}"
-    pkg = images.gateway_package_json("openclaw", version)
-    c.write_file(f"{d}/package.json", json.dumps(pkg, indent=2) + "\n", user=USER)
-    t0 = time.monotonic()
-    r = c.run(["npm", "install", "--loglevel=warn"], user=USER, cwd=d, check=False, timeout=timeout)
-    return time.monotonic() - t0, r
-
-
 def entry(prefix: str) -> str:
     return f"{prefix}/node_modules/openclaw/openclaw.mjs"
-
-
-def openclaw(c: Container, prefix: str, *args: str, timeout: float = 120, **kw: object):  # type: ignore[no-untyped-def]
-    return c.run(
-        ["node", entry(prefix), *args],
-        user=USER,
-        env={"OPENCLAW_GATEWAY_TOKEN": TOKEN},
-        timeout=timeout,
-        check=False,
-        **kw,  # type: ignore[arg-type]
-    )
 
 
 def write_spec(c: Container, versions: dict[str, str]) -> str:
@@ -249,14 +228,31 @@ def test_d_failed_install_switches_nothing(c: Container) -> None:
     FIGURES["d"] = f"failed install apply {took:.0f}s, no restart"
 
 
-# ------------------------------------------------------------------ by hand
-
-
-def test_broken_release_prints_its_version_but_refuses_to_start(c: Container) -> None:
-    _, r = npm_install_by_hand(c, BROKEN)
-    assert r.returncode == 0, show(r)  # type: ignore[attr-defined]
-    prefix = f"{MANUAL}/{BROKEN}"
-    v = openclaw(c, prefix, "--version")
-    assert v.returncode == 0 and BROKEN in v.stdout, show(v)
-    g = openclaw(c, prefix, "gateway", "--port", "18809", timeout=120)
-    assert g.returncode != 0 and "use 24.16+" in g.stderr, show(g)
+def test_c_broken_release_is_rolled_back_and_not_retried(c: Container) -> None:
+    config = f"{HOME}/.openclaw-ops/openclaw.json"
+    config_before = c.read_file(config)
+    personal_pid = unit_prop(c, "personal", "MainPID")
+    write_spec(c, {"ops": BROKEN, "personal": OLD})
+    took, out = apply(c, expect=1)
+    assert f"FAILED (rolled back to {NEW}" in out, out
+    assert "last journal lines" in out, out
+    assert_runs(c, "ops", NEW)  # the old version answers again
+    assert c.read_file(config) == config_before
+    assert unit_prop(c, "personal", "MainPID") == personal_pid
+    assert installed(c) == [OLD, NEW, BROKEN]  # it installed: --version passed
+    bad = json.loads(c.read_file(f"{HOME}/.local/state/reconciler/gateway-bad-versions.json"))
+    assert bad["profiles"]["ops"]["version"] == BROKEN, bad
+    r = reconciler(c, "plan", SPEC, "--no-color")
+    assert f"{BROKEN} failed its health check" in r.stdout, show(r)
+    assert "--retry ops" in r.stdout, show(r)
+    # the timer runs `reconciler apply SPEC --yes` as the user: it must not try again
+    ops_pid = unit_prop(c, "ops", "MainPID")
+    t = c.run(
+        ["reconciler", "apply", SPEC, "--yes", "--no-color"], user=USER, check=False, timeout=600
+    )
+    assert unit_prop(c, "ops", "MainPID") == ops_pid, show(t)
+    assert_runs(c, "ops", NEW)
+    FIGURES["c"] = (
+        f"rolled-back apply {took:.0f}s: "
+        + " | ".join(line.strip() for line in out.splitlines() if "rolled back" in line)[:300]
+    )
