@@ -236,7 +236,7 @@ def _run_rollback(
     for operation in action.operations:
         result = runner.execute(operation)
         if not result.ok:
-            ctx.error(f"{action.address}: {result.detail}")
+            ctx.error(f"{action.address}: FAILED ({result.detail})")
             return EXIT_FAILED
         if result.report is not None:
             ctx.echo(f"{action.address}: {result.detail}")

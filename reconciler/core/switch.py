@@ -36,7 +36,11 @@ class SwitchReport:
         return self.outcome == "switched"
 
     def message(self) -> str:
-        """One line (plus journal lines) for the apply output and the run record."""
+        """One line (plus journal lines) for the apply output and the run record.
+
+        A failed switch's text is what the progress line puts in `FAILED (...)`, so it does not
+        say FAILED itself.
+        """
         old = self.from_version or "the previous unit"
         down = f"{self.downtime_s:.1f} s" if self.downtime_s is not None else "not answering"
         if self.outcome == "switched":
@@ -46,12 +50,12 @@ class SwitchReport:
             tail = ", last journal lines:\n" + "\n".join(f"    {line}" for line in self.journal)
         if self.outcome == "rolled-back":
             return (
-                f"FAILED (rolled back to {old}: {self.reason}{tail}) "
+                f"rolled back to {old}: {self.reason}{tail} "
                 f"[{self.profile}: {self.to_version} refused, downtime {down}]"
             )
         return (
-            f"FAILED (rollback to {old} failed too: {self.rollback_error}; "
-            f"{self.to_version} was refused: {self.reason}{tail}) "
+            f"rollback to {old} failed too: {self.rollback_error}; "
+            f"{self.to_version} was refused: {self.reason}{tail} "
             f"[{self.profile}: no healthy gateway]"
         )
 

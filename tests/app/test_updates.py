@@ -140,6 +140,7 @@ def test_a_failing_update_exits_1_and_the_next_plan_blocks_it(cli: Cli, spec: Pa
     result = cli("update", spec, "--yes", "--host-check=off")
     assert result.exit_code == 1
     assert f"FAILED (rolled back to {OLD}: its process ended" in result.output
+    assert "FAILED (FAILED" not in result.output
     assert "ERR_MODULE_NOT_FOUND" in result.output
     assert f"/{OLD}/" in cli.fake.unit_path(UNIT).read_text()
     record = json.loads((cli.state / "runs.jsonl").read_text().splitlines()[-1])

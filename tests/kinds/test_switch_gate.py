@@ -176,7 +176,7 @@ def test_apply_of_a_version_that_does_not_start_rolls_back_and_the_next_plan_blo
     result = gw.apply(spec)
     outcome = next(o for o in result.outcomes if o.action.address == unit_address("ops"))
     assert outcome.outcome == "failed"
-    assert outcome.detail.startswith(f"FAILED (rolled back to {OLD}: its process ended")
+    assert outcome.detail.startswith(f"rolled back to {OLD}: its process ended")
     assert "ERR_MODULE_NOT_FOUND" in outcome.detail
     assert gw.fake.unit_path(UNIT).read_text() == before
     again = gw.plan(spec)
@@ -222,9 +222,7 @@ def test_after_a_kill_mid_switch_the_next_apply_converges(gw: GatewayHost, start
         assert f"/{NEW}/" in gw.fake.unit_path(UNIT).read_text()
         assert after.blocked == ()
     else:
-        assert outcome.outcome == "failed" and outcome.detail.startswith(
-            f"FAILED (rolled back to {OLD}: "
-        )
+        assert outcome.outcome == "failed" and outcome.detail.startswith(f"rolled back to {OLD}: ")
         assert gw.fake.unit_path(UNIT).read_text() == before
         assert config.read_bytes() == config_before
         assert unit_action(after).blocked is not None

@@ -129,7 +129,7 @@ def test_an_unhealthy_version_is_rolled_back_and_marked_bad(
     report = result.report
     assert report is not None and report.outcome == "rolled-back", result.detail
     assert reason in report.reason
-    assert result.detail.startswith(f"FAILED (rolled back to {OLD}: ")
+    assert result.detail.startswith(f"rolled back to {OLD}: ")
     if behaviour["mode"] != "unhealthy":
         assert MISSING_MODULE in result.detail  # the journal's last lines
     assert running_version(fake) == OLD
@@ -175,7 +175,7 @@ def test_a_failing_rollback_reports_both_and_keeps_the_copies(fake: FakeHost) ->
     result = runner(fake, host).execute(switch_op(fake, host))
     report = result.report
     assert not result.ok and report is not None and report.outcome == "rollback-failed"
-    assert result.detail.startswith(f"FAILED (rollback to {OLD} failed too: ")
+    assert result.detail.startswith(f"rollback to {OLD} failed too: ")
     assert f"{NEW} was refused: its process ended" in result.detail
     assert report.downtime_s is None
     memory = SwitchMemoryProbe(memory_dir(fake.home)).read(host)
