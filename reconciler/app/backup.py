@@ -13,13 +13,12 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.app.context import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, AppContext, Failed, Output
+from reconciler.app.context import EXIT_FAILED, EXIT_OK, AppContext, Failed, Output
+from reconciler.app.host_lock import host_lock
 from reconciler.app.specs import load
 from reconciler.gateway import backup as plan
 
@@ -168,28 +167,6 @@ def freshness(records: list[BackupRecord]) -> dict[str, dict[str, str | None]]:
 # --- lock ---------------------------------------------------------------------------------
 
 
-@contextmanager
-def _host_lock(ctx: AppContext, session: Session, command: str) -> Iterator[None]:
-    """The host's one reconciler lock (the one apply takes), shared with the spec's user."""
-    from reconciler.shell.lock import LockBusy, LockUnusable, hold_lock, host_lock_path
-    from reconciler.unattended import StateDirInvalid, check_state_dir, ensure_state_dir
-
-    directory = ctx.state_dir()
-    try:
-        check_state_dir(directory)
-        ensure_state_dir(directory)
-    except StateDirInvalid as exc:
-        raise Failed(str(exc)) from None
-    try:
-        with hold_lock(host_lock_path(directory), LOCK_TIMEOUT_S, command=command) as held:
-            held.share_with(session.host.user)
-            yield
-    except LockUnusable as unusable:
-        raise Failed(str(unusable)) from None
-    except LockBusy as busy:
-        raise Failed(str(busy), EXIT_LOCKED) from None
-
-
 # --- use cases ----------------------------------------------------------------------------
 
 
@@ -243,7 +220,7 @@ def run(
     session = open_session(ctx, spec_path, profile)
     _require_repository(session)
     failed = 0
-    with _host_lock(ctx, session, f"reconciler backup run {spec_path}"):
+    with host_lock(ctx, session.host.user, f"reconciler backup run {spec_path}", LOCK_TIMEOUT_S):
         for target in session.targets:
             record = _back_up(ctx, session, target)
             append_record(ctx.state_dir(), record)
@@ -512,7 +489,12 @@ def restore(
     if in_place:
         if target_dir is not None:
             raise Failed("--in-place and --target exclude each other")
-        with _host_lock(ctx, session, f"reconciler backup restore --in-place {spec_path}"):
+        with host_lock(
+            ctx,
+            session.host.user,
+            f"reconciler backup restore --in-place {spec_path}",
+            LOCK_TIMEOUT_S,
+        ):
             return _restore_in_place(ctx, session, target, snap)
     stamp = ctx.now().strftime("%Y%m%dT%H%M%SZ")
     staging = target_dir or ctx.state_dir() / "restores" / f"{profile}-{snap.short_id}-{stamp}"

@@ -8,8 +8,6 @@ memory (facts/switches.py): plans show that switch blocked and the timer never r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -17,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from reconciler.app.context import (
     EXIT_FAILED,
-    EXIT_LOCKED,
     EXIT_OK,
     EXIT_USAGE,
     AppContext,
@@ -117,7 +114,9 @@ def rollback(ctx: AppContext, request: RollbackRequest) -> int:
     update, then mark the version it left as bad for that profile (the spec still pins it: the
     timer and `apply` would otherwise switch straight back). Exit 0 rolled back (or already
     there), 1 failed (the gate restored what ran before), 75 locked."""
+    from reconciler.app.host_lock import host_lock
     from reconciler.app.planning import probe_plan
+    from reconciler.core.host import Account
     from reconciler.gateway.versions import versioned
 
     spec = load(ctx, request.spec_path)
@@ -127,7 +126,8 @@ def rollback(ctx: AppContext, request: RollbackRequest) -> int:
             "rollback switches between versions installed side by side: the spec needs "
             "runtime.gateway.install: versioned and a pinned version"
         )
-    with _host_lock(ctx, spec, request.lock_timeout):
+    owner = Account.lookup(spec.host.user)
+    with host_lock(ctx, owner, "rollback", request.lock_timeout):
         host, runner, probed = probe_plan(ctx, spec, request.host_check, mutating=True)
         plan = _rollback_plan(ctx, spec, host, probed.facts, request)
         if plan is None:
@@ -255,26 +255,3 @@ def _run_rollback(
         f"{running} again."
     )
     return EXIT_OK
-
-
-@contextmanager
-def _host_lock(ctx: AppContext, spec: Spec, timeout_s: float) -> Iterator[None]:
-    """The host's one reconciler lock (the one apply takes), shared with the spec's user."""
-    from reconciler.core.host import Account
-    from reconciler.shell.lock import LockBusy, LockUnusable, hold_lock, host_lock_path
-    from reconciler.unattended import StateDirInvalid, check_state_dir, ensure_state_dir
-
-    directory = ctx.state_dir()
-    try:
-        check_state_dir(directory)
-        ensure_state_dir(directory)
-    except StateDirInvalid as exc:
-        raise Failed(str(exc)) from None
-    try:
-        with hold_lock(host_lock_path(directory), timeout_s, command="rollback") as held:
-            held.share_with(Account.lookup(spec.host.user))
-            yield
-    except LockUnusable as unusable:
-        raise Failed(str(unusable)) from None
-    except LockBusy as busy:
-        raise Failed(str(busy), EXIT_LOCKED) from None
