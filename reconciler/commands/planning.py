@@ -11,8 +11,10 @@ from reconciler.app.context import EXIT_USAGE, AppContext, Failed
 from reconciler.commands.wiring import (
     HOST_CHECK,
     JOBS,
+    LOCK_TIMEOUT,
     NO_COLOR,
     REACH,
+    YES,
     host_check_on,
     reach_of,
     use_case,
@@ -116,20 +118,14 @@ def plan(
     type=click.Path(path_type=Path),
 )
 @click.option("--dry-run", is_flag=True, help="Show the plan and the exact commands; run none.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@YES
 @click.option(
     "--non-interactive",
     is_flag=True,
     help="Timer mode: log lines, no prompt, root-only steps blocked (never escalated), "
     "suspension honoured.",
 )
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=0,
-    show_default=True,
-    help="Seconds to wait for another apply's lock (exit 75 when still busy).",
-)
+@LOCK_TIMEOUT
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),

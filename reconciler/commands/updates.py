@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler.app.context import AppContext
-from reconciler.commands.wiring import HOST_CHECK, NO_COLOR, host_check_on, use_case
+from reconciler.commands.wiring import (
+    HOST_CHECK,
+    LOCK_TIMEOUT,
+    NO_COLOR,
+    YES,
+    host_check_on,
+    use_case,
+)
 
 if TYPE_CHECKING:
     from reconciler.unattended.logs import LogFormat
@@ -25,14 +32,8 @@ if TYPE_CHECKING:
     "(repeatable).",
 )
 @click.option("--dry-run", is_flag=True, help="Show the plan and the exact commands; run none.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=0,
-    show_default=True,
-    help="Seconds to wait for another apply's lock (exit 75 when still busy).",
-)
+@YES
+@LOCK_TIMEOUT
 @HOST_CHECK
 @NO_COLOR
 @use_case
@@ -82,14 +83,8 @@ def update(
     help="The installed version to go back to (default: the one PROFILE ran before its last "
     "kept switch).",
 )
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=0,
-    show_default=True,
-    help="Seconds to wait for another apply's lock (exit 75 when still busy).",
-)
+@YES
+@LOCK_TIMEOUT
 @HOST_CHECK
 @use_case
 def rollback(

@@ -25,6 +25,14 @@ HOST_CHECK = click.option(
     help="Refuse when host.name differs from this machine's hostname (off: containers, tests).",
 )
 NO_COLOR = click.option("--no-color", is_flag=True, help="Never colour the output.")
+YES = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+LOCK_TIMEOUT = click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seconds to wait for another apply's lock (exit 75 when still busy).",
+)
 
 
 def REACH(command: Callable[..., Any]) -> Callable[..., Any]:
