@@ -15,11 +15,13 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.action import Action, PlanError, RunCommand, WriteFile
+from reconciler.core.action import Action, AttributeChange, PlanError, RunCommand, WriteFile
 from reconciler.core.command import Command
+from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import FileTextContext, keeps_file_content
@@ -40,6 +42,37 @@ class UnitRenderError(PlanError):
 def systemctl(*args: str) -> RunCommand:
     """A mutating `systemctl --user ...` step, run in the spec user's manager."""
     return RunCommand(Command(("systemctl", "--user", *args), scope="user", mutating=True))
+
+
+@dataclass(frozen=True)
+class TimerUpkeep:
+    """What keeping a timer of ours enabled and active takes; the caller adds the reload, the
+    order and the blocks."""
+
+    enabled: bool
+    running: bool
+    operations: tuple[RunCommand, ...]
+    changes: tuple[AttributeChange, ...]
+
+
+def timer_upkeep(status: UnitStatus, unit: str, *, file_changed: bool) -> TimerUpkeep:
+    """enable / start the timer, or restart it when its file changed under it."""
+    known = status.reachable
+    enabled, running = known and status.enabled, known and status.running
+    operations: list[RunCommand] = []
+    if not enabled:
+        operations.append(systemctl("enable", unit))
+    if not running:
+        operations.append(systemctl("start", unit))
+    elif file_changed or status.need_daemon_reload:
+        # A running timer keeps its old schedule until restarted (also when an earlier run
+        # wrote the file but stopped before the restart: systemd still flags the unit stale).
+        operations.append(systemctl("restart", unit))
+    changes = attribute_changes(
+        {"enabled": True, "active": True},
+        {"enabled": enabled, "active": running} if known else {},
+    )
+    return TimerUpkeep(enabled, running, tuple(operations), changes)
 
 
 def managed_units(spec: Spec) -> tuple[str, ...]:

@@ -61,6 +61,7 @@ from reconciler.kinds._systemd import (
     manager_gate,
     systemctl,
     systemd_blocker,
+    timer_upkeep,
     unit_file_action,
 )
 from reconciler.spec.model import Backup, Spec
@@ -338,19 +339,12 @@ def _timer_state(
     changed = any(a.address == UNIT and a.diff is not None for a in written)
     stale = any(s.reachable and s.need_daemon_reload for s in (status, service))
     reload_planned = view.planned(DAEMON_RELOAD) is not None
-    known = status.reachable
-    enabled, running = known and status.enabled, known and status.running
-    operations: list[Operation] = []
+    upkeep = timer_upkeep(status, TIMER_UNIT, file_changed=changed)
+    operations = list(upkeep.operations)
     if (written or stale) and not reload_planned:
         # No shared reload in this plan (a run that wrote the files and stopped before the
-        # reload, or a plan without the gateway kinds): reload here.
-        operations.append(systemctl("daemon-reload"))
-    if not enabled:
-        operations.append(systemctl("enable", TIMER_UNIT))
-    if not running:
-        operations.append(systemctl("start", TIMER_UNIT))
-    elif changed or status.need_daemon_reload:
-        operations.append(systemctl("restart", TIMER_UNIT))
+        # reload, or a plan without the gateway kinds): reload here, before the timer steps.
+        operations.insert(0, systemctl("daemon-reload"))
     if not operations:
         return KindPlan()
     after = [
@@ -361,13 +355,10 @@ def _timer_state(
     ]
     action = Action(
         STATE,
-        "update" if (enabled or running) else "create",
-        _state_reason(enabled, running),
+        "update" if (upkeep.enabled or upkeep.running) else "create",
+        _state_reason(upkeep.enabled, upkeep.running),
         tuple(operations),
-        changes=attribute_changes(
-            {"enabled": True, "active": True},
-            {"enabled": enabled, "active": running} if known else {},
-        ),
+        changes=upkeep.changes,
         depends_on=tuple(dict.fromkeys(after)),
         blocked=blocker or gate_block,
     )

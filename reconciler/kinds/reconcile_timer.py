@@ -62,6 +62,7 @@ from reconciler.kinds._systemd import (
     systemctl,
     systemd_blocker,
     systemd_word,
+    timer_upkeep,
     unit_file_action,
 )
 from reconciler.spec.duration import format_duration
@@ -290,29 +291,15 @@ def _enabled_files(spec: Spec, host: HostContext, facts: Facts) -> list[tuple[Ac
 def _enabled_state(status: UnitStatus, timer_changes: bool) -> Action | None:
     """enable / start the timer, or restart it when its file changed under it (dependencies
     and blocks are added by the caller)."""
-    known = status.reachable
-    enabled = known and status.enabled
-    running = known and status.running
-    operations: list[Operation] = []
-    if not enabled:
-        operations.append(systemctl("enable", TIMER_UNIT))
-    if not running:
-        operations.append(systemctl("start", TIMER_UNIT))
-    elif timer_changes or status.need_daemon_reload:
-        # A running timer keeps its old schedule until restarted (also when an earlier run
-        # wrote the file but stopped before the restart: systemd still flags the unit stale).
-        operations.append(systemctl("restart", TIMER_UNIT))
-    if not operations:
+    upkeep = timer_upkeep(status, TIMER_UNIT, file_changed=timer_changes)
+    if not upkeep.operations:
         return None
     return Action(
         STATE,
-        "update" if (enabled or running) else "create",
-        _state_reason(enabled, running),
-        tuple(operations),
-        changes=attribute_changes(
-            {"enabled": True, "active": True},
-            {"enabled": enabled, "active": running} if known else {},
-        ),
+        "update" if (upkeep.enabled or upkeep.running) else "create",
+        _state_reason(upkeep.enabled, upkeep.running),
+        upkeep.operations,
+        changes=upkeep.changes,
     )
 
 
