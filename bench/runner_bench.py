@@ -1,4 +1,4 @@
-"""`sh` (as the runner used it until issue 11) against shell/process.py (subprocess): cost per
+"""`sh` (as the runner used it until issue 11) against system/process.py (subprocess): cost per
 command and whether all output is captured.
 
     .venv/bin/python bench/runner_bench.py [--runs 200]
@@ -15,7 +15,7 @@ import statistics
 import threading
 import time
 
-from reconciler.shell.process import run_process
+from reconciler.system.process import run_process
 
 BIG = (
     "import sys\n"

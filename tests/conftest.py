@@ -34,7 +34,7 @@ def _private_host_lock(
 ) -> None:
     """The host's one apply lock lives in /run/lock; tests get a sticky directory of their own
     (tests of several worktrees run at once on this machine and must not lock each other out)."""
-    import reconciler.shell.lock as lock
+    import reconciler.unattended.lock as lock
 
     directory = tmp_path_factory.mktemp("run-lock")
     directory.chmod(0o1777)
@@ -44,7 +44,7 @@ def _private_host_lock(
 def pytest_configure(config: pytest.Config) -> None:
     """As root, give this session a temp root the fake user's uid can traverse.
 
-    Tests drop to the fake user's uid for real (reconciler.shell.as_user), so every parent of a
+    Tests drop to the fake user's uid for real (reconciler.system.as_user), so every parent of a
     fake home must stay searchable. pytest resets the shared /tmp/pytest-of-root to 0700 at every
     session start, which, with several sessions at once, would pull the floor from under a
     running one; a private per-session directory (0711) cannot be reset by another session.

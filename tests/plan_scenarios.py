@@ -15,10 +15,10 @@ from typing import Any
 from reconciler.app.plan_pass import Probed, plan_from_facts
 from reconciler.core.host import Account, HostContext
 from reconciler.core.probe import Probe
-from reconciler.core.sudo_check import SudoProbe, SudoVerdict
 from reconciler.facts.files import DirectoryListing, PathProbe, PathState
 from reconciler.facts.listeners import Listener
 from reconciler.facts.programs import ProgramVersion, ProgramVersionProbe
+from reconciler.facts.sudo_check import SudoProbe, SudoVerdict
 from reconciler.facts.systemd import UnitStatus, UnitStatusProbe, unreachable
 from reconciler.facts.tailscale import (
     ServeConfig,
@@ -29,7 +29,6 @@ from reconciler.facts.tailscale import (
     TailscaleStatusProbe,
     parse_serve_config,
 )
-from reconciler.gateway.naming import GATEWAY_UNIT_PREFIXES
 from reconciler.gateway.paths import profile_paths, unit_dir
 from reconciler.kinds import all_kinds
 from reconciler.kinds.gateway_config import compare, render_config
@@ -42,6 +41,7 @@ from reconciler.review.snapshot import DirectoryNames, Snapshot, SnapshotFacts
 from reconciler.shell.runner import ReadOnlyRunner
 from reconciler.spec.loader import load_spec_text
 from reconciler.spec.model import Spec
+from reconciler.spec.naming import GATEWAY_UNIT_PREFIXES
 
 HOME = Path("/home/user")
 USER = Account("user", 1000, 1000, HOME)

@@ -7,7 +7,7 @@ from pathlib import Path
 from plan_scenarios import SPEC_TEXT, spec_from
 
 from reconciler.render.desired_diff import change_line
-from reconciler.spec.desired_state import desired_changes, desired_state, flatten
+from reconciler.review.desired_state import desired_changes, desired_state, flatten
 
 
 def changes(old: str, new: str) -> list[str]:

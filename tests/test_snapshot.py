@@ -48,7 +48,7 @@ from reconciler.kinds.gateway_config import (
     owned_config_text,
     parse_config,
 )
-from reconciler.review.redaction import redact_plan, redact_text
+from reconciler.render.redaction import redact_plan, redact_text
 from reconciler.review.saved_plan import action_digests, describe_differences, plan_fingerprint
 from reconciler.review.snapshot import (
     CONTENT_DROPPED,

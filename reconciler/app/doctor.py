@@ -271,7 +271,7 @@ def doctor_probes(
 
 
 def _names(spec: Spec) -> Any:
-    from reconciler.gateway.naming import product_names
+    from reconciler.spec.naming import product_names
 
     return product_names(spec.product)
 

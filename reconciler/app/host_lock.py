@@ -18,8 +18,8 @@ def host_lock(
 ) -> Iterator[None]:
     """Hold the lock apply takes (in ctx's state dir), shared with `owner` so their timer can
     take it too; busy past `timeout_s` is Failed with exit 75, an unusable lock Failed."""
-    from reconciler.shell.lock import LockBusy, LockUnusable, hold_lock, host_lock_path
     from reconciler.unattended import StateDirInvalid, check_state_dir, ensure_state_dir
+    from reconciler.unattended.lock import LockBusy, LockUnusable, hold_lock, host_lock_path
 
     directory = ctx.state_dir()
     try:

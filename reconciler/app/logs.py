@@ -48,7 +48,7 @@ def journal_command(unit: str, request: LogsRequest, *more: str) -> Command:
 def logs(ctx: AppContext, request: LogsRequest) -> int:
     """Print (or follow) the journal of a profile's unit, or of the reconciler's timer runs."""
     from reconciler.app.planning import host_for
-    from reconciler.gateway.naming import product_names
+    from reconciler.spec.naming import product_names
 
     if request.runs == (request.profile is not None):
         raise Failed("name a PROFILE, or pass --runs (not both)", code=EXIT_USAGE)

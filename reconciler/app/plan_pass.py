@@ -11,7 +11,7 @@ from reconciler.core.host import HostContext
 from reconciler.core.kind import ResourceKind
 from reconciler.core.plan import Plan, build_plan
 from reconciler.core.probe import Facts, Probe, ProbeFailed, ProbeSession
-from reconciler.core.sudo_check import block_refused, root_commands, sudo_probes
+from reconciler.facts.sudo_check import block_refused, root_commands, sudo_probes
 from reconciler.shell.runner import ReadOnlyRunner
 from reconciler.spec.model import Spec
 

@@ -306,7 +306,7 @@ def plan_against(
 def diff_specs(old: Spec, new: Spec) -> DesiredDiff:
     """The change of desired state between two loaded versions of a spec."""
     from reconciler.render.desired_diff import DesiredDiff, SpecVersion
-    from reconciler.spec.desired_state import desired_changes, home_placeholder
+    from reconciler.review.desired_state import desired_changes, home_placeholder
 
     return DesiredDiff(
         old=SpecVersion(str(old.path), old.sha256),

@@ -6,7 +6,7 @@ state, ctx)` returns the exit code. In order, it:
 
 1. checks suspension: a non-interactive run that finds `reconciler suspend` in force records
    `suspended` and returns 0 at once (an interactive run prints a note and goes on);
-2. takes the host's one lock (`/run/lock/reconciler.lock`, shell/lock.py; `<state>/lock` when
+2. takes the host's one lock (`/run/lock/reconciler.lock`, unattended/lock.py; `<state>/lock` when
    `state` is given), waiting up to `lock_timeout` seconds; when busy it prints the holder (pid,
    user, command, start) on stderr, records `locked` and returns EXIT_LOCKED (75); a lock path
    that is not a regular file we may open is an error (recorded `failed`, exit 1);
@@ -121,9 +121,15 @@ def unattended_apply(
     ctx: AppContext | None = None,
 ) -> int:
     """Suspension, lock, spec (at a git revision), apply, run record. See the module docstring."""
-    from reconciler.shell.lock import LOCK_NAME, LockBusy, LockUnusable, hold_lock, host_lock_path
     from reconciler.spec import validation_cache
     from reconciler.unattended import ensure_state_dir
+    from reconciler.unattended.lock import (
+        LOCK_NAME,
+        LockBusy,
+        LockUnusable,
+        hold_lock,
+        host_lock_path,
+    )
     from reconciler.unattended.logs import ActionLog
     from reconciler.unattended.suspend import current
 

@@ -53,8 +53,8 @@ def check_profiles(spec: Spec, names: tuple[str, ...], option: str) -> None:
 def forget_marks(ctx: AppContext, host: HostContext, profiles: tuple[str, ...]) -> None:
     """Forget each profile's bad-version mark (as the spec's user), saying what was forgotten."""
     from reconciler.facts.switches import SwitchMemoryProbe, memory_dir
-    from reconciler.shell.as_user import acting_account, call_as
     from reconciler.shell.switch import clear_bad
+    from reconciler.system.as_user import acting_account, call_as
 
     assert host.user is not None
     memory = memory_dir(host.user.home)
@@ -149,7 +149,8 @@ def _rollback_plan(
     from dataclasses import replace
 
     from reconciler.facts.files import read_as_user, read_path
-    from reconciler.gateway.paths import profile_paths, unit_probe
+    from reconciler.facts.profile_files import unit_probe
+    from reconciler.gateway.paths import profile_paths
     from reconciler.gateway.versions import entry_point, is_version, prefix_path, version_in_exec
     from reconciler.kinds._switch import switch_memory
     from reconciler.kinds.gateway_unit import plan_unit
@@ -226,9 +227,9 @@ def _run_rollback(
     """Run the switch; on success mark `running` bad for the profile and say what the spec
     still pins."""
     from reconciler.facts.switches import memory_dir
-    from reconciler.shell.as_user import acting_account, call_as
     from reconciler.shell.runner import HostRunner
     from reconciler.shell.switch import mark_bad
+    from reconciler.system.as_user import acting_account, call_as
 
     assert isinstance(runner, HostRunner) and host.user is not None
     profile = _switch_of(action)

@@ -17,8 +17,9 @@ from reconciler.app.specs import load
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Facts, Probe, ProbeFailed
 from reconciler.facts.gateway_versions import DiskUsage, DiskUsageProbe, InstalledVersionsProbe
+from reconciler.facts.profile_files import unit_probe
 from reconciler.facts.switches import SwitchMemoryProbe, memory_dir
-from reconciler.gateway.paths import home, profile_paths, unit_probe
+from reconciler.gateway.paths import home, profile_paths
 from reconciler.gateway.versions import prefix_path, profile_version, version_in_exec, versioned
 from reconciler.spec.model import Spec
 

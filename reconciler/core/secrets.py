@@ -5,7 +5,7 @@ configs under secret-looking names, `--token`/`--password` arguments, `Authoriza
 credentials. `learn_secrets` finds them in any text (an env file, a unit, a command line, a
 config in JSON or YAML shape, a comment); `mask_secrets` replaces every known value in a text
 we are about to print or write. Renderers, saved plans, snapshots, run records and logs pass
-what they write through it (review/redaction.py, unattended/). Not pure, but without effects
+what they write through it (render/redaction.py, unattended/). Not pure, but without effects
 on the host: a memory of what must never be shown, shared by the whole process.
 """
 
@@ -62,7 +62,7 @@ _known_pattern: re.Pattern[str] | None = None
 
 
 def _new_lock_in_child() -> None:
-    # A child forked while another thread held the lock (reconciler.shell.as_user forks during
+    # A child forked while another thread held the lock (reconciler.system.as_user forks during
     # probes) would wait for it forever.
     global _known_lock
     _known_lock = threading.Lock()

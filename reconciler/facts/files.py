@@ -1,7 +1,7 @@
 """Paths as the kinds see them: what is there (lstat, never following a link), and file text.
 
 Read in-process, or, when we are root, in a child that dropped to the spec's user
-(reconciler.shell.as_user): the user controls these paths, so a link they plant must never make
+(reconciler.system.as_user): the user controls these paths, so a link they plant must never make
 root read (and copy into a plan or snapshot) a file only root may read. The text of a file may
 hold secrets (the gateway config keeps tokens and passwords), so it is kept out of `repr` and is
 only ever handed to a kind's pure parser.
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from reconciler.bounded import read_bounded
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.core.secrets import learn_secrets
 from reconciler.facts.codec import RecordedHost, Redaction, recorded
-from reconciler.shell.as_user import acting_account, call_as, in_child
-from reconciler.shell.bounded import read_bounded
+from reconciler.system.as_user import acting_account, call_as, in_child
 
 PathKind = Literal["missing", "directory", "file", "symlink", "other"]
 
@@ -38,6 +38,13 @@ DESCRIBED: dict[str, str] = {
 
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a gateway config of 20 MB must still plan
+# A file the runner replaces keeps its previous version beside it (systemd ignores this suffix).
+BACKUP_SUFFIX = ".reconciler-backup"
+
+
+def backup_path(path: Path) -> Path:
+    """Where the previous version of `path` is kept (the runner writes it, plans name it)."""
+    return path.with_name(path.name + BACKUP_SUFFIX)
 
 
 @recorded
@@ -112,7 +119,7 @@ def read_path(path: Path, *, content: bool = False) -> PathState:
             # Swapped for a FIFO or device since the lstat, or huge: refused, never waited on.
             text = read_bounded(path, MAX_FILE_BYTES, follow=False).decode("utf-8")
             # env files, configs, units: hidden wherever they show later (learnt in a child
-            # acting as the user too: reconciler.shell.as_user hands what it learnt back)
+            # acting as the user too: reconciler.system.as_user hands what it learnt back)
             learn_secrets(text)
         except UnicodeDecodeError as exc:
             error = f"not UTF-8 text (byte {exc.start})"

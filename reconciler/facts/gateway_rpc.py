@@ -19,8 +19,8 @@ from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.facts.codec import Redaction, recorded
 from reconciler.facts.programs import locate
-from reconciler.gateway.naming import product_names
 from reconciler.gateway.paths import profile_paths
+from reconciler.spec.naming import product_names
 
 if TYPE_CHECKING:
     from reconciler.spec.model import Profile, Spec

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,16 +19,11 @@ from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.facts.codec import RecordedHost, recorded
-from reconciler.shell.as_user import acting_account, call_as
+from reconciler.gateway.versions import MARKER, is_version
+from reconciler.system.as_user import acting_account, call_as
 
-MARKER = ".reconciler-installed"
 TEMP_PREFIXES = (".install-", ".remove-")
 EntryKind = Literal["directory", "symlink", "other"]
-# npm's exact versions, as the schema's `version` definition (no `/`, never `.` or `..`).
-_VERSION = re.compile(
-    r"^(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)"
-    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
-)
 # A package.json read for its version is small; a bigger one is not ours.
 _PACKAGE_JSON_LIMIT = 1 << 20
 
@@ -64,11 +59,6 @@ class InstalledVersions:
 
     def get(self, version: str) -> InstalledVersion | None:
         return next((v for v in self.versions if v.version == version), None)
-
-
-def is_version(name: str) -> bool:
-    """True when `name` is an exact version, so a directory of that name may be an install."""
-    return bool(_VERSION.match(name))
 
 
 def _package_version(path: Path) -> str | None:
@@ -183,3 +173,20 @@ class DiskUsageProbe(Probe[DiskUsage]):
         if result.ok and first and first[0].isdigit():
             return DiskUsage(self.path, int(first[0]))
         return DiskUsage(self.path, None, result.summary())
+
+
+def retained(
+    installed: Iterable[InstalledVersion], needed: Iterable[str], keep: int
+) -> tuple[frozenset[str], tuple[str, ...]]:
+    """(kept, pruned): keep every `needed` version (wanted or running) and the `keep` newest
+    other usable ones by install time; prune the rest, oldest first."""
+    needed_set = frozenset(needed)
+    others = sorted(
+        (i for i in installed if i.version not in needed_set),
+        key=lambda i: (i.usable, i.installed_at, i.version),
+        reverse=True,
+    )
+    usable = [i for i in others if i.usable]
+    kept = needed_set | {i.version for i in usable[:keep]}
+    pruned = tuple(i.version for i in reversed(others) if i.version not in kept)
+    return frozenset(kept), pruned

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.bounded import read_bounded
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe, ProbeFailed
 from reconciler.facts.codec import RecordedHost, Redaction, recorded
-from reconciler.shell.as_user import acting_account, call_as
-from reconciler.shell.bounded import read_bounded
+from reconciler.system.as_user import acting_account, call_as
 
 BAD_VERSIONS = "gateway-bad-versions.json"
 SWITCHED = "gateway-switched.json"

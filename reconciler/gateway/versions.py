@@ -20,23 +20,31 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from pathlib import Path
 
-from reconciler.facts.gateway_versions import MARKER as MARKER  # re-exported
-from reconciler.facts.gateway_versions import InstalledVersion
-from reconciler.facts.gateway_versions import is_version as is_version  # re-exported
-from reconciler.gateway.naming import product_names
 from reconciler.spec.model import Profile, Spec
+from reconciler.spec.naming import product_names
 
 # The product's convention; `~` is the spec user's home.
 DEFAULT_PREFIX = "~/.local/lib/{product}"
-# MARKER (facts.gateway_versions) is written into a version's directory after its check
-# passed, before the rename into place: a version directory without it is never run.
+# Written into a version's directory after its check passed, before the rename into place: a
+# version directory without it is never run.
+MARKER = ".reconciler-installed"
 TEMP_PREFIX = ".install-"
 REMOVE_PREFIX = ".remove-"
 # `.install-<version>-<random>`: the random part is hex (install_temp_name).
 _TEMP_NAME = re.compile(r"^\.install-(?P<version>.+)-(?P<token>[0-9a-f]{8,32})$")
+
+# npm's exact versions, as the schema's `version` definition (no `/`, never `.` or `..`).
+_VERSION = re.compile(
+    r"^(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)"
+    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
+)
+
+
+def is_version(name: str) -> bool:
+    """True when `name` is an exact version, so a directory of that name may be an install."""
+    return bool(_VERSION.match(name))
 
 
 def versioned(spec: Spec) -> bool:
@@ -146,20 +154,3 @@ def version_in_exec(exec_start: str, prefix: Path) -> str | None:
             if is_version(version):
                 return version
     return None
-
-
-def retained(
-    installed: Iterable[InstalledVersion], needed: Iterable[str], keep: int
-) -> tuple[frozenset[str], tuple[str, ...]]:
-    """(kept, pruned): keep every `needed` version (wanted or running) and the `keep` newest
-    other usable ones by install time; prune the rest, oldest first."""
-    needed_set = frozenset(needed)
-    others = sorted(
-        (i for i in installed if i.version not in needed_set),
-        key=lambda i: (i.usable, i.installed_at, i.version),
-        reverse=True,
-    )
-    usable = [i for i in others if i.usable]
-    kept = needed_set | {i.version for i in usable[:keep]}
-    pruned = tuple(i.version for i in reversed(others) if i.version not in kept)
-    return frozenset(kept), pruned

@@ -10,8 +10,8 @@ from __future__ import annotations
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Facts
 from reconciler.facts.programs import ProgramLocationProbe, ProgramVersion, ProgramVersionProbe
-from reconciler.gateway.naming import product_names
 from reconciler.spec.model import Spec
+from reconciler.spec.naming import product_names
 
 NODE = "node"
 

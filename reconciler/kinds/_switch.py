@@ -24,15 +24,16 @@ from reconciler.core.action import Action, GatedSwitch, WriteFile
 from reconciler.core.command import Command
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Facts, Probe
+from reconciler.facts.profile_files import unit_probe
 from reconciler.facts.switches import SwitchMemory, SwitchMemoryProbe, memory_dir
 from reconciler.facts.systemd import UnitStatusProbe
 from reconciler.gateway.addresses import DAEMON_RELOAD, config_address, unit_address
-from reconciler.gateway.naming import product_names
-from reconciler.gateway.paths import ProfilePaths, names, profile_paths, unit_probe
+from reconciler.gateway.paths import ProfilePaths, names, profile_paths
 from reconciler.gateway.versions import prefix_path, profile_version, version_in_exec, versioned
 from reconciler.kinds._programs import gateway_program, version_probe
 from reconciler.kinds._systemd import unit_status
 from reconciler.spec.model import Profile, Spec
+from reconciler.spec.naming import product_names
 
 
 def memory_probe(host: HostContext) -> SwitchMemoryProbe | None:

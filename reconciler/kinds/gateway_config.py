@@ -37,19 +37,16 @@ from reconciler.core.host import HostContext
 from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import FileTextContext, keeps_file_content
-from reconciler.facts.files import PathState
-from reconciler.gateway.addresses import config_address, service_address, state_address
-from reconciler.gateway.paths import (
-    ProfilePaths,
+from reconciler.facts.files import PathState, backup_path
+from reconciler.facts.profile_files import (
     config_probe,
     foreign_owner,
     owner_drift,
     owner_name,
     plan_profile_files,
-    profile_paths,
-    user_blocker,
 )
-from reconciler.shell.files import backup_path
+from reconciler.gateway.addresses import config_address, service_address, state_address
+from reconciler.gateway.paths import ProfilePaths, profile_paths, user_blocker
 from reconciler.spec.model import Profile, Spec
 
 CONFIG_MODE = 0o600

@@ -27,7 +27,8 @@ from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
 from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
-from reconciler.facts.gateway_versions import InstalledVersions, InstalledVersionsProbe
+from reconciler.facts.gateway_versions import InstalledVersions, InstalledVersionsProbe, retained
+from reconciler.facts.profile_files import unit_probe
 from reconciler.gateway.addresses import (
     GATEWAY,
     NODE,
@@ -36,14 +37,13 @@ from reconciler.gateway.addresses import (
     unit_address,
     version_address,
 )
-from reconciler.gateway.paths import home, profile_paths, unit_probe, user_blocker
+from reconciler.gateway.paths import home, profile_paths, user_blocker
 from reconciler.gateway.versions import (
     entry_relative,
     install_dir,
     package_json,
     prefix_path,
     profile_version,
-    retained,
     user_owned,
     version_in_exec,
     versioned,

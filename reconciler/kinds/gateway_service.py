@@ -44,6 +44,7 @@ from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import PathState, RealPathProbe
 from reconciler.facts.listeners import Listener, ListenersProbe
+from reconciler.facts.profile_files import config_probe, token_probe, unit_probe
 from reconciler.facts.systemd import UnitStatus
 from reconciler.gateway.addresses import (
     DAEMON_RELOAD,
@@ -57,15 +58,7 @@ from reconciler.gateway.addresses import (
     unit_address,
     workspace_address,
 )
-from reconciler.gateway.naming import GATEWAY_UNIT_PREFIXES
-from reconciler.gateway.paths import (
-    ProfilePaths,
-    config_probe,
-    profile_paths,
-    token_probe,
-    unit_probe,
-    user_blocker,
-)
+from reconciler.gateway.paths import ProfilePaths, profile_paths, user_blocker
 from reconciler.gateway.versions import versioned
 from reconciler.kinds._programs import gateway_program, location_probe, version_probe
 from reconciler.kinds._systemd import (
@@ -76,6 +69,7 @@ from reconciler.kinds._systemd import (
     unit_status,
 )
 from reconciler.spec.model import Profile, Spec
+from reconciler.spec.naming import GATEWAY_UNIT_PREFIXES
 
 __all__ = ["DAEMON_RELOAD", "GatewayServiceKind", "binary_probe", "stale_reasons"]
 

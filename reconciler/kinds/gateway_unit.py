@@ -44,6 +44,13 @@ from reconciler.core.host import HostContext
 from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import SecretEnvProbe, SecretEnvState, has_value
+from reconciler.facts.profile_files import (
+    foreign_owner,
+    owner_drift,
+    plan_profile_files,
+    token_probe,
+    unit_probe,
+)
 from reconciler.facts.systemd import SystemdProbe
 from reconciler.gateway.addresses import (
     DAEMON_RELOAD,
@@ -53,18 +60,7 @@ from reconciler.gateway.addresses import (
     unit_address,
     version_address,
 )
-from reconciler.gateway.paths import (
-    ProfilePaths,
-    foreign_owner,
-    names,
-    owner_drift,
-    plan_profile_files,
-    profile_paths,
-    token_key,
-    token_probe,
-    unit_probe,
-    user_blocker,
-)
+from reconciler.gateway.paths import ProfilePaths, names, profile_paths, token_key, user_blocker
 from reconciler.gateway.versions import (
     entry_point,
     install_dir,

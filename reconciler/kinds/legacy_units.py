@@ -31,7 +31,6 @@ from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import DirectoryListing, DirectoryProbe, PathState
 from reconciler.facts.systemd import UnitStatus, UnitStatusProbe
 from reconciler.gateway.addresses import DAEMON_RELOAD, legacy_unit_address, service_address
-from reconciler.gateway.naming import GATEWAY_UNIT_PREFIXES
 from reconciler.gateway.paths import unit_dir, user_blocker
 from reconciler.kinds._systemd import (
     managed_units,
@@ -41,6 +40,7 @@ from reconciler.kinds._systemd import (
     unit_status,
 )
 from reconciler.spec.model import Spec
+from reconciler.spec.naming import GATEWAY_UNIT_PREFIXES
 
 SUFFIX = ".service"
 legacy_address = legacy_unit_address

@@ -11,7 +11,7 @@ could chown it, but a spec naming `/etc` or another user's home, or a link plant
 would make root hand it over); otherwise a warning (a plan holds no action that cannot succeed).
 Only existence for the workspace (it is the user's working tree: an existing one is never
 chmod-ed; one we create gets 0700). Every change is made as the spec's user
-(reconciler.shell.as_user), so directories created are theirs by construction.
+(reconciler.system.as_user), so directories created are theirs by construction.
 Fixes: `EnsureDirectory` (create with parents, or fix mode/owner). A symlink or a file where a
 directory should be is a plan error: following it could chmod or chown whatever it points at.
 """
@@ -27,15 +27,9 @@ from reconciler.core.host import HostContext
 from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import PathProbe, PathState
+from reconciler.facts.profile_files import foreign_owner, owner_drift, owner_name
 from reconciler.gateway.addresses import state_address, workspace_address
-from reconciler.gateway.paths import (
-    ProfilePaths,
-    foreign_owner,
-    owner_drift,
-    owner_name,
-    profile_paths,
-    user_blocker,
-)
+from reconciler.gateway.paths import ProfilePaths, profile_paths, user_blocker
 from reconciler.spec.model import Spec
 
 STATE_MODE = 0o700

@@ -26,11 +26,11 @@ from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import RecordedHost, Wanted, recorded, records
 from reconciler.facts.programs import ProgramVersion, ProgramVersionProbe
 from reconciler.gateway.addresses import DOCKER, GATEWAY, NODE, service_address
-from reconciler.gateway.naming import PRODUCTS, product_names
 from reconciler.gateway.versions import versioned
 from reconciler.kinds._programs import gateway_program, location_probe, version_probe
 from reconciler.semver import satisfies
 from reconciler.spec.model import Spec
+from reconciler.spec.naming import PRODUCTS, product_names
 
 __all__ = ["DOCKER", "GATEWAY", "NODE", "DockerProbe", "RuntimeKind"]
 

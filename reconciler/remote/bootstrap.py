@@ -48,7 +48,7 @@ else:
     except OSError:
         sys.exit(91)
 sys.path.insert(0, path)
-from reconciler.remote.agent import main
+from reconciler.agent import main
 sys.exit(main())
 """
 

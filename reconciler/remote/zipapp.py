@@ -27,7 +27,7 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 MAIN = b"""\
 import sys
-from reconciler.remote.agent import main
+from reconciler.agent import main
 sys.exit(main())
 """
 

@@ -12,7 +12,7 @@ from reconciler.core.action import SENSITIVE, AttributeChange
 from reconciler.core.diff import ABSENT
 from reconciler.render.human import COLOUR, value
 from reconciler.render.markdown import MAX_CHARACTERS, fit
-from reconciler.review.redaction import redact_change
+from reconciler.render.redaction import redact_change
 
 FORMAT_VERSION = "1"
 

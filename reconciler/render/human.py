@@ -12,7 +12,7 @@ from reconciler.core.action import SENSITIVE, Action, AttributeChange, RunComman
 from reconciler.core.blocked import blocked_lines, group_blocked, steps
 from reconciler.core.command import Command
 from reconciler.core.plan import Plan
-from reconciler.review.redaction import redact_plan
+from reconciler.render.redaction import redact_plan
 from reconciler.shell.apply import ActionOutcome
 
 SYMBOL = {"create": "+", "update": "~", "delete": "-", "verify": "="}

@@ -30,7 +30,7 @@ from reconciler.core.command import Command
 from reconciler.core.plan import Plan
 from reconciler.render.human import symbol
 from reconciler.render.plan_context import PlanContext
-from reconciler.review.redaction import redact_plan
+from reconciler.render.redaction import redact_plan
 from reconciler.spec.model import Spec
 
 FORMAT_VERSION = "1"

@@ -18,7 +18,7 @@ from reconciler.core.command import Command
 from reconciler.core.plan import Plan
 from reconciler.render.human import render_plan, symbol
 from reconciler.render.plan_context import PlanContext
-from reconciler.review.redaction import redact_plan
+from reconciler.render.redaction import redact_plan
 
 # GitHub's limit for an issue or pull-request comment body is 65,536 characters.
 MAX_CHARACTERS = 65_535

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.bounded import loads_json, read_bounded
 from reconciler.core.action import Action, Argv, Digest, Mode, Operation, walk_fields
 from reconciler.core.plan import Plan
 from reconciler.render.json_plan import FORMAT_VERSION
 from reconciler.render.plan_context import PlanContext
-from reconciler.review.redaction import redact_action, redact_plan
-from reconciler.shell.bounded import loads_json, read_bounded
+from reconciler.render.redaction import redact_action, redact_plan
 
 FRESHNESS = "freshness"
 # How many differing addresses a stale-plan message names before it says "and N more".

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
+from reconciler.bounded import loads_json, read_bounded
 from reconciler.core.host import Account, HostContext, RecordedLookups
 from reconciler.core.probe import Facts, Probe, ProbeFailed
 from reconciler.facts.codec import (
@@ -60,8 +61,7 @@ from reconciler.facts.codec import (
 from reconciler.facts.files import PathProbe, PathState
 from reconciler.facts.listeners import Listener, ListenersProbe, parse_proc_net_tcp
 from reconciler.facts.programs import locate
-from reconciler.review.redaction import redact_text
-from reconciler.shell.bounded import loads_json, read_bounded
+from reconciler.render.redaction import redact_text
 from reconciler.spec.model import Spec
 
 FORMAT_VERSION = "1"

@@ -1,1 +1,1 @@
-"""Effects: the only code that runs commands, touches files, takes locks or reads git."""
+"""Effects: the runner, the only code that runs commands or touches files; git and ssh."""

@@ -16,15 +16,14 @@ import shutil
 import stat
 from pathlib import Path
 
+from reconciler.bounded import InputRefused
 from reconciler.core.action import EnsureDirectory, EnsureSecretEnv, RemoveFile, WriteFile
 from reconciler.core.host import Account
 from reconciler.core.secrets import learn_secrets, remember_secret
-from reconciler.facts.files import MAX_FILE_BYTES, has_value
-from reconciler.shell.bounded import InputRefused
+from reconciler.facts.files import BACKUP_SUFFIX, MAX_FILE_BYTES, backup_path, has_value
 
 FileOperation = EnsureDirectory | WriteFile | RemoveFile | EnsureSecretEnv
 
-BACKUP_SUFFIX = ".reconciler-backup"
 TEMP_SUFFIX = ".reconciler-tmp"
 # `.<name>.<pid>-<8 hex>.reconciler-tmp`; before these names, mkstemp's `.<name>.<8 chars>.tmp`.
 _TEMP = re.compile(r"^\.(?P<target>.+)\.(?P<pid>[0-9]+)-[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + "$")
@@ -90,11 +89,6 @@ def _create_temp(parent: Path, target: str, mode: int) -> tuple[int, Path]:
             continue
         os.fchmod(fd, mode)  # exactly `mode`, whatever the umask
         return fd, tmp
-
-
-def backup_path(path: Path) -> Path:
-    """Where the previous version of `path` is kept (systemd ignores this suffix)."""
-    return path.with_name(path.name + BACKUP_SUFFIX)
 
 
 def atomic_write(path: Path, content: str, mode: int, *, backup: bool) -> None:

@@ -4,7 +4,7 @@ The install (core.action.InstallVersion) changes nothing that runs until its las
 into `<prefix>/<version>/`: a failure anywhere before removes its temporary directory, and a run
 killed with -9 leaves only `<prefix>/.install-<version>-<random>/`, which no unit names and the
 next plan removes. File work is done as the prefix's owner (the spec user for a prefix in the
-home, through shell/as_user.py; root for a root-owned one); npm and the check run as the same
+home, through system/as_user.py; root for a root-owned one); npm and the check run as the same
 account, each with a deadline at which its whole process tree is killed.
 """
 
@@ -23,9 +23,9 @@ from typing import Any
 from reconciler.core.action import InstallVersion, RemoveTree
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import Account, HostContext
-from reconciler.facts.gateway_versions import MARKER
-from reconciler.shell.as_user import acting_account, call_as
+from reconciler.gateway.versions import MARKER
 from reconciler.shell.files import atomic_write
+from reconciler.system.as_user import acting_account, call_as
 
 PREFIX_MODE = 0o755
 CHECK_TIMEOUT_S = 60.0

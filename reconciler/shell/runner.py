@@ -1,5 +1,5 @@
-"""The only place that executes anything: commands (shell/process.py), and file operations
-(shell/files.py), as the spec's user when we are root (shell/as_user.py).
+"""The only place that executes anything: commands (system/process.py), and file operations
+(shell/files.py), as the spec's user when we are root (system/as_user.py).
 
 Two classes, so that a dry run cannot mutate by construction: a `ReadOnlyRunner` has no way to
 execute an operation and refuses any command marked mutating; only a `HostRunner` can change
@@ -34,11 +34,11 @@ from reconciler.core.action import (
 from reconciler.core.command import TIMED_OUT, Command, CommandResult
 from reconciler.core.host import HostContext
 from reconciler.core.secrets import learn_secrets
-from reconciler.core.sudo_check import SudoersPathProbe, sudo_hint
 from reconciler.core.switch import SwitchReport
-from reconciler.shell.as_user import acting_account, call_as
+from reconciler.facts.sudo_check import SudoersPathProbe, sudo_hint
 from reconciler.shell.files import FileOperation, file_operation
-from reconciler.shell.process import GRACE_S, run_process
+from reconciler.system.as_user import acting_account, call_as
+from reconciler.system.process import GRACE_S, run_process
 
 _SUDO_REFUSALS = (
     "a password is required",
@@ -107,7 +107,7 @@ class ReadOnlyRunner:
         import secrets
         import subprocess
 
-        from reconciler.shell.process import GRACE_S, MARKER, kill_tree
+        from reconciler.system.process import GRACE_S, MARKER, kill_tree
 
         if command.mutating:
             raise MutationRefused(f"refusing a mutating command here: {command.display()}")
@@ -341,7 +341,7 @@ class HostRunner(ReadOnlyRunner):
         return OperationResult(operation, result.ok, "" if result.ok else result.summary(), result)
 
     def _file_operation(self, operation: FileOperation) -> OperationResult:
-        # As root, in a child that dropped to the spec's user (reconciler.shell.as_user); a
+        # As root, in a child that dropped to the spec's user (reconciler.system.as_user); a
         # token it generates or keeps is handed back to be masked here too.
         detail = call_as(acting_account(self.host), partial(file_operation, operation))
         return OperationResult(operation, True, str(detail))

@@ -32,6 +32,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+from reconciler.bounded import read_bounded
 from reconciler.core.action import GatedSwitch
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
@@ -60,9 +61,8 @@ from reconciler.facts.systemd import (
     unit_restarts,
 )
 from reconciler.gateway.versions import is_version
-from reconciler.shell.as_user import acting_account, call_as
-from reconciler.shell.bounded import read_bounded
 from reconciler.shell.files import atomic_write, ensure_directory
+from reconciler.system.as_user import acting_account, call_as
 
 
 class SwitchRunner(Protocol):

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.shell.bounded import InputRefused, read_bounded
+from reconciler.bounded import InputRefused, read_bounded
 from reconciler.spec import validation_cache
 from reconciler.spec.duration import parse_duration
 from reconciler.spec.errors import SpecError, SpecInvalid
@@ -55,7 +55,7 @@ def load_spec(path: str | Path) -> Spec:
     filename = str(path)
     size = 0
     try:
-        # Never blocks on a FIFO or device, never reads more than the limit (shell/bounded.py).
+        # Never blocks on a FIFO or device, never reads more than the limit (bounded.py).
         data = read_bounded(path, MAX_BYTES)
     except InputRefused as exc:
         if exc.size is None:

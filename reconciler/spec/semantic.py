@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from reconciler.gateway.naming import PRODUCTS, product_names
 from reconciler.semver import check_range
 from reconciler.spec.calendar import EXAMPLES as CALENDAR_EXAMPLES
 from reconciler.spec.calendar import check_calendar
 from reconciler.spec.duration import parse_duration
+from reconciler.spec.naming import PRODUCTS, product_names
 from reconciler.spec.schema import pattern
 from reconciler.spec.yaml_source import YAML11_BOOLS, Document, PathT, show
 

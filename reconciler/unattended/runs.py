@@ -23,11 +23,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from reconciler.bounded import InputRefused, file_type, read_bounded
 from reconciler.core.blocked import blocked_summary, group_blocked, steps
 from reconciler.core.plan import Plan
 from reconciler.core.secrets import mask_secrets
 from reconciler.shell.apply import ApplyResult, Convergence
-from reconciler.shell.bounded import InputRefused, file_type, read_bounded
 from reconciler.unattended import ensure_state_dir
 
 RUNS_NAME = "runs.jsonl"

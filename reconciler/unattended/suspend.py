@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reconciler.bounded import read_bounded
 from reconciler.core.host import Account
-from reconciler.shell.bounded import read_bounded
 from reconciler.shell.files import atomic_write
 from reconciler.unattended import ensure_state_dir
 

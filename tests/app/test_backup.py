@@ -338,7 +338,7 @@ def test_freshness_is_stale_after_twice_the_schedule() -> None:
 
 
 def test_run_takes_the_host_lock_apply_takes(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    from reconciler.shell.lock import hold_lock, host_lock_path
+    from reconciler.unattended.lock import hold_lock, host_lock_path
 
     assert world.cli("backup", "init", str(world.spec)).exit_code == 0
     monkeypatch.setattr("reconciler.app.backup.LOCK_TIMEOUT_S", 0)

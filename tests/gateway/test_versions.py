@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.facts.gateway_versions import InstalledVersion
+from reconciler.facts.gateway_versions import InstalledVersion, retained
 from reconciler.gateway.versions import (
     entry_point,
     install_dir,
@@ -15,7 +15,6 @@ from reconciler.gateway.versions import (
     package_json,
     prefix_path,
     profile_version,
-    retained,
     temp_version,
     user_owned,
     version_in_exec,

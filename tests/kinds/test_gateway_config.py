@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.core.action import WriteFile
-from reconciler.facts.files import PathProbe, PathState
+from reconciler.facts.files import PathProbe, PathState, backup_path
 from reconciler.kinds.gateway_config import (
     ConfigUnreadable,
     GatewayConfigKind,
@@ -23,7 +23,6 @@ from reconciler.kinds.gateway_config import (
 )
 from reconciler.render.human import render_plan
 from reconciler.render.json_plan import plan_document
-from reconciler.shell.files import backup_path
 from reconciler.spec.model import Profile
 
 from .gateway_host import GatewayHost, addresses, gateway_spec

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from fakehost import gateway_unit_text
 
+from reconciler.facts.files import backup_path
 from reconciler.kinds.legacy_units import claimed_port
-from reconciler.shell.files import backup_path
 from reconciler.spec.model import Profile
 
 from .gateway_host import GatewayHost, addresses, gateway_spec

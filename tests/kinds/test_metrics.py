@@ -11,7 +11,7 @@ import pytest
 
 from reconciler.core.action import EnsureDirectory, RunCommand
 from reconciler.core.plan import Plan
-from reconciler.core.sudo_check import SudoersPathProbe, SudoProbe, SudoVerdict, block_refused
+from reconciler.facts.sudo_check import SudoersPathProbe, SudoProbe, SudoVerdict, block_refused
 from reconciler.kinds.metrics import MetricsDirKind, PathNode, TextfileDir, TextfileDirProbe
 from reconciler.spec.model import Metrics
 

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.core.action import RunCommand
-from reconciler.gateway.naming import product_names
 from reconciler.spec.model import Profile
+from reconciler.spec.naming import product_names
 
 from .gateway_host import GatewayHost, addresses, gateway_spec
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.app.unattended import EXIT_LOCKED
-from reconciler.shell.lock import LockBusy, apply_lock, read_holder
+from reconciler.unattended.lock import LockBusy, apply_lock, read_holder
 from reconciler.unattended.runs import read_records
 
 from .helpers import write_spec
@@ -193,7 +193,7 @@ def _apply_without_state(spec: Path, xdg: Path, monkeypatch: pytest.MonkeyPatch)
 def test_invokers_with_different_state_dirs_share_the_host_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from reconciler.shell.lock import hold_lock, host_lock_path
+    from reconciler.unattended.lock import hold_lock, host_lock_path
 
     spec = write_spec(tmp_path)
     # "root" holds the lock under its own XDG_STATE_HOME; "the user" runs with another one.
@@ -210,7 +210,7 @@ def test_invokers_with_different_state_dirs_share_the_host_lock(
 def test_a_lock_path_that_is_not_a_regular_file_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kind: str
 ) -> None:
-    from reconciler.shell.lock import host_lock_path
+    from reconciler.unattended.lock import host_lock_path
 
     lock = host_lock_path(tmp_path / "state")
     assert lock.name == "reconciler.lock"  # the host lock (conftest gives each test its own)
@@ -238,7 +238,7 @@ def test_a_lock_path_that_is_not_a_regular_file_is_a_clear_error(
 def test_without_a_sticky_root_lock_directory_the_lock_falls_back_to_the_state_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import reconciler.shell.lock as lock
+    import reconciler.unattended.lock as lock
 
     monkeypatch.setattr(lock, "HOST_LOCK_DIR", tmp_path / "missing")
     assert lock.host_lock_path(tmp_path / "state") == tmp_path / "state" / "lock"
@@ -251,7 +251,7 @@ def test_without_a_sticky_root_lock_directory_the_lock_falls_back_to_the_state_d
 @pytest.mark.skipif(os.geteuid() != 0, reason="handing the lock file over needs root")
 def test_root_hands_the_lock_file_it_created_to_the_specs_user(tmp_path: Path) -> None:
     from reconciler.core.host import Account
-    from reconciler.shell.lock import hold_lock, host_lock_path
+    from reconciler.unattended.lock import hold_lock, host_lock_path
 
     nobody = Account("nobody", 65534, 65534, Path("/nonexistent"))
     path = host_lock_path(tmp_path)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from unattended.helpers import SPEC_TEXT
 
+from reconciler.bounded import InputRefused, json_depth, loads_json, read_bounded
 from reconciler.kinds.gateway_config import ConfigUnreadable, parse_config
-from reconciler.shell.bounded import InputRefused, json_depth, loads_json, read_bounded
 
 SPEC = SPEC_TEXT
 

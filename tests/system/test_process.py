@@ -13,8 +13,8 @@ import pytest
 
 from reconciler.core.command import Command
 from reconciler.core.host import Account, HostContext
-from reconciler.shell.process import MARKER, run_process, tree_members
 from reconciler.shell.runner import ReadOnlyRunner
+from reconciler.system.process import MARKER, run_process, tree_members
 
 # A child that forks a grandchild; the grandchild ignores SIGTERM, holds a lock, records its pid.
 # ESCAPE: "" (stays in the group), "setsid" (new session, parent lives on),

@@ -29,9 +29,9 @@ from reconciler.core.plan import Plan
 from reconciler.core.probe import BatchedProbe, ProbeFailed, ProbeSession
 from reconciler.facts.files import PathState
 from reconciler.kinds import all_kinds
-from reconciler.shell import as_user
-from reconciler.shell.as_user import ChildFailed, acting_account, call_as
 from reconciler.spec.model import GatewayRuntime, Host, Profile, Reconcile, Runtime, Spec, Timer
+from reconciler.system import as_user
+from reconciler.system.as_user import ChildFailed, acting_account, call_as
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="drops to other uids: needs root")
 

@@ -34,8 +34,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reconciler.bounded import file_type
 from reconciler.core.host import Account
-from reconciler.shell.bounded import file_type
 from reconciler.unattended import ensure_state_dir
 
 LOCK_NAME = "lock"

@@ -10,7 +10,7 @@ from fakehost import FakeHost
 from review_cli import SPEC, FakeHostCli
 
 from reconciler.core.secrets import learn_secrets, mask_secrets, remember_secret
-from reconciler.review.redaction import redact_text
+from reconciler.render.redaction import redact_text
 
 # (line planted in the unit file, the secret in it)
 VARIANTS = [
