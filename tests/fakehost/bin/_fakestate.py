@@ -11,8 +11,9 @@ Files in the state directory:
   root/          the fake filesystem root (linger files, the user's home, /proc)
   bin/           the fakes as they appear on PATH (FakeHost adds/removes entries)
 
-Imports are kept to what every call needs (json, os, sys, time, fcntl); the rest is imported
-lazily so one invocation stays in the tens of milliseconds.
+Imports are kept to what every call needs (contextlib, fcntl, json, os, sys, time); the rest is
+imported lazily so one invocation stays in the tens of milliseconds
+(tests/test_fakehost.py::test_invocations_import_only_what_every_call_needs).
 """
 
 from __future__ import annotations
