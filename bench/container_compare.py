@@ -1,14 +1,19 @@
 """Converged plan vs its floor vs pyinfra vs Ansible, side by side on one real-systemd container.
 
-    sudo .venv/bin/python bench/container_compare.py [--runs 5] [--base DIR] [--wheels DIR]
+    sudo .venv/bin/python bench/container_compare.py [--runs 5] [--profiles 2] [--base DIR]
+                                                     [--wheels DIR]
 
 Not a test: a measurement (issue 12, "Speed"). One systemd-nspawn container from the e2e
 harness (tests/e2e: cached bookworm rootfs, real systemd + logind, the stand-in gateway, the fake
 `tailscale` from tests/fakehost on PATH) is converged with `reconciler apply` for a seed-like
 spec with two profiles (tests/e2e/specs/two-gateways.yaml: linger, operator, two gateways,
-both served). Then, as the spec's user (the way the timer runs), medians of --runs of:
+both served; `--profiles N`: N profiles, the same two served). The user then runs the timer's
+`apply` once (nothing to do; it keeps the validated spec in the user's cache, as on any host the
+timer runs on). Then, as the spec's user (the way the timer runs), medians of --runs of:
 
 - plan:    `reconciler plan SPEC --detailed-exitcode` (must exit 0: converged);
+- plan (uncached): the same with RECONCILER_NO_CACHE=1, i.e. the spec validated on every run
+           (an edited spec, or a user who never ran apply);
 - floor:   `python3 -I -S -c pass`, then every command the plan's probes run, run bare one
            after the other (the list is read from the reconciler's own runner log);
 - pyinfra: `pyinfra @local deploy.py --dry` of an equivalent deploy: the same directories,
@@ -23,7 +28,8 @@ each), so nsenter/runuser overhead is in none of the figures. pyinfra and ansibl
 from PyPI as wheels built on this machine (`pip wheel`), installed offline into /opt/bench in
 the container (it has no network: docs/host-facts.md section 4). Before timing, each tool must report
 no change on the converged host, and after timing one drift (a config file's mode) must be
-reported by all three, so none of them is measured doing nothing.
+reported by all three, so none of them is measured doing nothing. The last lines print the
+ratios issue 23 asks for: plan / floor, pyinfra / plan and ansible / plan.
 
 --base DIR adds "plan (base)": the same command with another checkout of the reconciler (e.g.
 `git archive <commit> | tar -x -C DIR`) bound at /src-base, for before/after in one run.
@@ -40,6 +46,7 @@ import shlex
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +56,7 @@ sys.path.insert(0, str(REPO))
 from tests.e2e import harness, images  # noqa: E402
 
 SPEC_SOURCE = REPO / "tests" / "e2e" / "specs" / "two-gateways.yaml"
+BASE_PROFILES = ("ops", "personal")  # the profiles of SPEC_SOURCE
 SPEC = "/etc/reconciler/host.yaml"
 USER = images.USER
 HOME = f"/home/{USER}"
@@ -57,6 +65,7 @@ WHEELS_IN = "/opt/bench-wheels"
 BASE_IN = "/src-base"
 DRIFT_MODE = 0o644  # what the drift check sets a config file to (the spec wants 0600)
 TOOLS = ("pyinfra", "ansible-core")
+CACHE_OFF = "RECONCILER_NO_CACHE"  # reconciler/spec/validation_cache.py DISABLE_ENV
 
 
 def build_wheels(dest: Path) -> Path:
@@ -94,14 +103,32 @@ def probe_commands(c: harness.Container) -> list[list[str]]:
     return commands
 
 
-def managed_paths(c: harness.Container) -> dict[str, list[tuple[str, int]]]:
+def profile_names(count: int) -> list[str]:
+    """SPEC_SOURCE's two profiles, then p03, p04, ... up to `count`."""
+    return [*BASE_PROFILES, *(f"p{i:02d}" for i in range(3, count + 1))][:count]
+
+
+def spec_text(count: int) -> str:
+    """SPEC_SOURCE with `count` profiles (ports 20 apart; the two served ones keep theirs)."""
+    text = SPEC_SOURCE.read_text()
+    head, _, _ = text.partition("\nprofiles:\n")
+    ports = {"ops": 18809, "personal": 18789}
+    lines = ["", "profiles:"]
+    for i, name in enumerate(profile_names(count)):
+        lines += [f"  {name}:", f"    port: {ports.get(name, 19000 + 20 * i)}"]
+    return head + "\n".join(lines) + "\n"
+
+
+def managed_paths(
+    c: harness.Container, profiles: Sequence[str] = BASE_PROFILES
+) -> dict[str, list[tuple[str, int]]]:
     """What apply made for the profiles: directories, files with content, token env files."""
     listing = c.run(
         [
             "find",
             f"{HOME}/.config/systemd/user",
-            *[f"{HOME}/{p}" for p in (".clawdbot-ops", ".clawdbot-personal")],
-            *[f"{HOME}/{p}" for p in ("clawd-ops", "clawd-personal")],
+            *[f"{HOME}/.clawdbot-{p}" for p in profiles],
+            *[f"{HOME}/clawd-{p}" for p in profiles],
             "-maxdepth",
             "1",
             "(",
@@ -294,9 +321,14 @@ def user_env(c: harness.Container) -> dict[str, str]:
     }
 
 
+PLAN = ["plan", SPEC, "--detailed-exitcode", "--no-color"]
+
+
 def cases(probes: list[list[str]], base: bool) -> dict[str, list[list[str]]]:
     chosen = {
-        "plan": [["reconciler", "plan", SPEC, "--detailed-exitcode", "--no-color"]],
+        "plan": [["reconciler", *PLAN]],
+        # An edited spec (new bytes) or a user who never applied: validated on every run.
+        "plan (uncached)": [["env", f"{CACHE_OFF}=1", "reconciler", *PLAN]],
         "floor": [["python3", "-I", "-S", "-c", "pass"], *probes],
         "pyinfra": [[f"{BENCH}/bin/pyinfra", "@local", f"{BENCH}/deploy.py", "--dry"]],
         "ansible": [
@@ -312,9 +344,7 @@ def cases(probes: list[list[str]], base: bool) -> dict[str, list[list[str]]]:
         ],
     }
     if base:
-        chosen["plan (base)"] = [
-            ["reconciler-base", "plan", SPEC, "--detailed-exitcode", "--no-color"]
-        ]
+        chosen["plan (base)"] = [["reconciler-base", *PLAN]]
     return chosen
 
 
@@ -351,7 +381,7 @@ def check_detection(c: harness.Container, chosen: dict[str, list[list[str]]], wa
             )
 
 
-def prepare(c: harness.Container, base: Path | None) -> None:
+def prepare(c: harness.Container, base: Path | None, profiles: int) -> None:
     c.run(
         [
             "sh",
@@ -367,14 +397,25 @@ def prepare(c: harness.Container, base: Path | None) -> None:
             f'#!/bin/sh\nPYTHONPATH={BASE_IN} exec {images.VENV}/bin/python -m reconciler "$@"\n',
             mode=0o755,
         )
-    c.write_file(SPEC, SPEC_SOURCE.read_text(), mode=0o644)
-    r = c.run(["reconciler", "apply", SPEC, "--yes", "--no-color"], check=False, timeout=300)
+    c.write_file(SPEC, spec_text(profiles), mode=0o644)
+    r = c.run(["reconciler", "apply", SPEC, "--yes", "--no-color"], check=False, timeout=600)
     if r.returncode != 0:
         raise SystemExit(f"apply failed:\n{r.stdout}\n{r.stderr}")
+    # The timer's apply, as the user, on the converged host: nothing to do, and (like every
+    # apply) it keeps the validated spec in the user's cache, as on a host the timer runs on.
+    r = c.run(
+        ["reconciler", "apply", SPEC, "--yes", "--no-color"],
+        user=USER,
+        env=user_env(c),
+        check=False,
+        timeout=300,
+    )
+    if r.returncode != 0:
+        raise SystemExit(f"apply as {USER} failed:\n{r.stdout}\n{r.stderr}")
 
 
-def write_peers(c: harness.Container) -> dict[str, list[tuple[str, int]]]:
-    paths = managed_paths(c)
+def write_peers(c: harness.Container, profiles: int) -> dict[str, list[tuple[str, int]]]:
+    paths = managed_paths(c, profile_names(profiles))
     for path, _ in paths["files"]:
         c.write_file(f"{BENCH}/files{path}", c.read_file(path), mode=0o644)
     serve = serve_targets(c)
@@ -386,6 +427,9 @@ def write_peers(c: harness.Container) -> dict[str, list[tuple[str, int]]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--profiles", type=int, default=2, help="gateway profiles in the spec (default 2)"
+    )
     parser.add_argument("--base", type=Path, help="another reconciler checkout to time as well")
     parser.add_argument(
         "--src", type=Path, default=REPO, help="the reconciler checkout to converge and time"
@@ -400,8 +444,8 @@ def main() -> None:
             compileall.compile_dir(tree / "reconciler", quiet=1)
     binds = [(wheels, WHEELS_IN)] + ([(args.base.resolve(), BASE_IN)] if args.base else [])
     with harness.booted(binds_ro=binds, repo=args.src.resolve()) as c:
-        prepare(c, args.base)
-        paths = write_peers(c)
+        prepare(c, args.base, args.profiles)
+        paths = write_peers(c, args.profiles)
         probes = probe_commands(c)
         chosen = cases(probes, args.base is not None)
         check_detection(c, chosen, want=False)
@@ -415,12 +459,14 @@ def main() -> None:
         config_file = next(p for p, _ in paths["files"] if p.endswith(".json"))
         c.run(["chmod", f"{DRIFT_MODE:o}", config_file])
         check_detection(c, chosen, want=True)
-    report(results, probes, args.runs)
+    report(results, probes, args.runs, args.profiles)
 
 
-def report(results: dict[str, Any], probes: list[list[str]], runs: int) -> None:
-    print(f"converged {SPEC_SOURCE.name} (2 profiles), medians of {runs}, as user {USER}:")
-    print("floor probes: " + "; ".join(shlex.join(p) for p in probes))
+def report(results: dict[str, Any], probes: list[list[str]], runs: int, profiles: int) -> None:
+    print(
+        f"converged {SPEC_SOURCE.name} with {profiles} profiles, medians of {runs}, as user {USER}:"
+    )
+    print(f"floor probes ({len(probes)} commands): " + "; ".join(shlex.join(p) for p in probes))
     floor = results["floor"]["median"]
     for name, res in results.items():
         ms = ", ".join(f"{s * 1000:.0f}" for s in res["samples"])
@@ -430,6 +476,13 @@ def report(results: dict[str, Any], probes: list[list[str]], runs: int) -> None:
             f"  {name:12} {res['median']:6.3f} s  {res['median'] / floor:5.2f}x floor  "
             f"{cpu_text}  [{ms}] ms  exit {res['codes']}"
         )
+    plan = results["plan"]["median"]
+    print(
+        f"ratios: plan / floor {plan / floor:.2f} (issue 23: <= 1.5), "
+        f"uncached plan / floor {results['plan (uncached)']['median'] / floor:.2f}, "
+        f"pyinfra / plan {results['pyinfra']['median'] / plan:.1f} (>= 3), "
+        f"ansible / plan {results['ansible']['median'] / plan:.1f} (>= 20)"
+    )
     with open("/proc/loadavg") as fh:
         print(
             f"load average at the end: {fh.read().split()[:3]} (this machine: {os.cpu_count()} cores)"
