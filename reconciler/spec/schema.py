@@ -5,7 +5,8 @@ errors become `SpecError`s in the spec's own words: a field path, the line and c
 and a hint (did you mean ..., quote it, ...). Pattern checks that the semantic rules repeat with a
 better message (profile and user names, durations, loopback targets) are left to those rules.
 
-jsonschema is imported only when a spec is validated: it is the slowest import of the CLI.
+The check itself is reconciler/spec/schema_validator.py (jsonschema's semantics for the keywords
+the schema uses, without its import cost; jsonschema is the tests' oracle for it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from reconciler.spec.errors import SpecError
 from reconciler.spec.schema_file import SCHEMA_PATH as SCHEMA_PATH  # re-exported
 from reconciler.spec.schema_file import schema_text as schema_text  # re-exported
+from reconciler.spec.schema_validator import SchemaError, Validator
 from reconciler.spec.yaml_source import YAML11_BOOLS, Document, PathT, describe, field_path, show
 
 # $defs whose pattern (and minimum) the semantic rules check themselves, with better messages.
@@ -92,10 +94,8 @@ def pattern(def_name: str) -> str:
 
 
 @functools.cache
-def _validator() -> Any:
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(_schema())
+def _validator() -> Validator:
+    return Validator(_schema())
 
 
 def validate(doc: Document, filename: str) -> tuple[list[SpecError], set[PathT]]:
@@ -125,8 +125,10 @@ def validate(doc: Document, filename: str) -> tuple[list[SpecError], set[PathT]]
 Issue = tuple[PathT, bool, str, "str | None"]
 
 
-def _translate(error: Any, path: PathT, doc: Document, def_name: str | None) -> Iterable[Issue]:
-    """One jsonschema error -> issues (path, point at key?, message, hint)."""
+def _translate(
+    error: SchemaError, path: PathT, doc: Document, def_name: str | None
+) -> Iterable[Issue]:
+    """One schema error -> issues (path, point at key?, message, hint)."""
     kind = error.validator
     value = error.instance
     if kind == "additionalProperties" and isinstance(value, dict):
@@ -185,7 +187,7 @@ def _translate(error: Any, path: PathT, doc: Document, def_name: str | None) -> 
         yield path, False, template.format(value=show(value)), hint
     elif kind == "pattern":
         yield path, False, f"{show(value)} does not match {error.validator_value}", None
-    else:  # a keyword this module has no words for: jsonschema's own message
+    else:  # a keyword this module has no words for: the validator's own message
         yield path, False, error.message, None
 
 
