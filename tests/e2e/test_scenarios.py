@@ -499,26 +499,35 @@ SNAPSHOT_PATHS = [
 ]
 
 
+#: what `systemctl show` reports of a unit the reconciler could start, stop, enable or restart
+UNIT_PROPS = "Id,LoadState,ActiveState,SubState,UnitFileState,MainPID,InvocationID"
+UNIT_SUFFIXES = {".service", ".timer", ".socket", ".path", ".target"}
+#: the system units the reconciler can change, all through linger: the user's manager and what
+#: it runs in. Nothing else in the system manager is the reconciler's (tailscaled is the fake's).
+SYSTEM_UNITS = (f"user@{UID}.service", f"user-runtime-dir@{UID}.service", f"user-{UID}.slice")
+
+
 def _snapshot(c: Container, user_manager: bool) -> dict[str, Any]:
+    """What the reconciler could change: the files under SNAPSHOT_PATHS, the fake tailscale's
+    state, the linger list, the system units linger drives and, with the user's manager running,
+    every user unit the reconciler could touch plus the manager's last (re)load. Not the text of
+    `systemctl list-units`: the container's own units come and go by themselves."""
     snap: dict[str, Any] = json.loads(c.run(["python3", "-c", SNAPSHOT, *SNAPSHOT_PATHS]).stdout)
-    snap["system-units"] = c.run(
-        ["systemctl", "list-units", "--all", "--plain", "--no-legend", "--no-pager"]
-    ).stdout
-    snap["user-manager"] = c.run(
-        ["systemctl", "is-active", f"user@{UID}.service"], check=False
-    ).stdout
+    snap["system-units"] = c.run(["systemctl", "show", *SYSTEM_UNITS, "-p", UNIT_PROPS]).stdout
     snap["loginctl-users"] = c.run(["loginctl", "list-users", "--no-legend"]).stdout
     if user_manager:
-        for what in ("list-units", "list-unit-files"):
-            snap[f"user-{what}"] = c.systemctl_user(
-                what, "--all", "--plain", "--no-legend", "--no-pager"
-            ).stdout
-        snap["user-units-show"] = c.systemctl_user(
-            "show",
-            *UNITS.values(),
-            STRAY,
-            "-p",
-            "Id,LoadState,ActiveState,SubState,UnitFileState,MainPID,InvocationID",
+        # Its own units (files in UNIT_DIR: gateways, the stray, timers), by name even when a
+        # file is missing, so that a unit removed or started by the dry run shows.
+        on_disk = {
+            Path(p).name
+            for p in snap
+            if Path(p).parent == Path(UNIT_DIR) and Path(p).suffix in UNIT_SUFFIXES
+        }
+        units = sorted(on_disk | set(UNITS.values()) | {STRAY})
+        snap["user-units-show"] = c.systemctl_user("show", *units, "-p", UNIT_PROPS).stdout
+        # A daemon-reload moves the manager's load timestamps.
+        snap["user-manager-load"] = c.systemctl_user(
+            "show", "-p", "UnitsLoadStartTimestampMonotonic,UnitsLoadFinishTimestampMonotonic"
         ).stdout
     return snap
 
