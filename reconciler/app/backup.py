@@ -67,8 +67,9 @@ def open_session(ctx: AppContext, spec_path: Path, profile: str | None = None) -
     problems = secret_problems(repo, host)
     if problems:
         raise Failed("; ".join(problems))
+    restic = Restic(program, repo, host)
     try:
-        restic = Restic(program, repo, host)
+        restic.check_environment()
     except (OSError, ValueError) as exc:
         raise Failed(f"environment_file: {exc}") from None
     version = restic.run((program, "version"), mutating=False, timeout_s=20)

@@ -120,13 +120,19 @@ class HostContext:
     @classmethod
     def discover(cls, user_name: str, *, path: str | None = None) -> HostContext:
         """Read the real machine: hostname, the invoking account and the spec's user."""
+        invoker = Account.current()
+        user = Account.lookup(user_name)
         search = (path if path is not None else os.environ.get("PATH", DEFAULT_PATH)).split(":")
+        if invoker.uid == 0 and user is not None and user.uid != 0:
+            # Root's PATH (`/root/bin`, a venv's bin) is nothing the user's commands may search:
+            # the user's tools are looked up in their own places and the system's only.
+            search = []
         # Keep PATH order but add the standard places a timer's minimal PATH may lack.
         merged = tuple(dict.fromkeys([p for p in search if p] + DEFAULT_PATH.split(":")))
         return cls(
             hostname=socket.gethostname(),
-            invoker=Account.current(),
-            user=Account.lookup(user_name),
+            invoker=invoker,
+            user=user,
             user_name=user_name,
             search_path=merged,
         )

@@ -2,14 +2,15 @@
 from the environment file put into restic's environment (never into an argv or any output).
 
 restic runs as the spec's user (`Command(scope="user")`: the runner adds `runuser` when we are
-root), so the repository and the restored files belong to that user.
+root), so the repository and the restored files belong to that user. The environment file is
+the user's: the runner reads it as the user and hands its values only to restic itself, started
+already dropped to the user (shell/env_file.py), never to a process of root's.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
@@ -41,24 +42,6 @@ def secret_problems(repo: Repository, host: HostContext) -> list[str]:
     return problems
 
 
-def read_environment_file(path: Path) -> dict[str, str]:
-    """`KEY=value` lines (blank lines and `#` comments skipped; optional `export `, quotes)."""
-    values: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.removeprefix("export ").partition("=")
-        if not sep or not key.strip().isidentifier():
-            # Never quote the line: it may hold a secret.
-            raise ValueError(f"{path}:{number}: not a KEY=value line")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
-
-
 class Restic:
     """restic at `program` for one repository, run as the spec's user."""
 
@@ -66,20 +49,35 @@ class Restic:
         self.program = program
         self.repo = repo
         env: dict[str, str] = dict(os.environ)
-        if repo.environment_file is not None:
-            env.update(read_environment_file(repo.environment_file))
         # restic must never fall back to asking on a terminal, nor take a password we did not
         # choose from the invoker's environment.
         for key in ("RESTIC_PASSWORD", "RESTIC_PASSWORD_COMMAND", "RESTIC_REPOSITORY_FILE"):
             env.pop(key, None)
         self.runner = HostRunner(host, env)
 
+    def check_environment(self) -> None:
+        """Raise (OSError, ValueError) when the environment file cannot be used; it is read as
+        the user, like every later run reads it."""
+        from reconciler.shell.env_file import read_env_file
+        from reconciler.system.as_user import acting_account
+
+        if self.repo.environment_file is not None:
+            host = self.runner.host
+            read_env_file(self.repo.environment_file, host.user, acting_account(host))
+
     def run(
         self, argv: tuple[str, ...], *, mutating: bool = True, timeout_s: float = RESTIC_TIMEOUT_S
     ) -> CommandResult:
         """Run one restic argv (already built by reconciler.gateway.backup)."""
         return self.runner.run(
-            Command(argv, scope="user", mutating=mutating, timeout_s=timeout_s, stdin="")
+            Command(
+                argv,
+                scope="user",
+                mutating=mutating,
+                timeout_s=timeout_s,
+                stdin="",
+                env_file=self.repo.environment_file,
+            )
         )
 
     def systemctl(self, *args: str) -> CommandResult:

@@ -12,7 +12,6 @@ import os
 import shlex
 import shutil
 import socket
-import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,13 +31,13 @@ from reconciler.core.action import (
     WriteFile,
 )
 from reconciler.core.command import TIMED_OUT, Command, CommandResult
-from reconciler.core.host import HostContext
+from reconciler.core.host import Account, HostContext
 from reconciler.core.secrets import learn_secrets
 from reconciler.core.switch import SwitchReport
 from reconciler.facts.sudo_check import SudoersPathProbe, sudo_hint
 from reconciler.shell.files import FileOperation, file_operation
 from reconciler.system.as_user import acting_account, call_as
-from reconciler.system.process import GRACE_S, run_process
+from reconciler.system.process import GRACE_S, Credentials, run_process
 
 _SUDO_REFUSALS = (
     "a password is required",
@@ -197,22 +196,31 @@ class ReadOnlyRunner:
         if executable is None:
             return self._record(CommandResult(command, argv, None, error=f"{argv[0]}: not found"))
         env = self.env
+        start = argv
+        credentials = None
         if command.env_file is not None:
             try:
-                env = {**self.env, **self._env_file(command)}
+                values = self._env_file(command)
             except (OSError, ValueError) as exc:
                 return self._record(CommandResult(command, argv, None, error=str(exc)))
+            dropped = self._start_as(command, program, values)
+            if dropped is None:
+                env = {**self.env, **values}
+            else:
+                start, env, credentials = dropped
+                executable = start[0]
         try:
             proc = run_process(
-                (executable, *argv[1:]),
+                (executable, *start[1:]),
                 env=env,
                 stdin=None if command.stdin is None else command.stdin.encode("utf-8"),
                 timeout_s=command.timeout_s,
                 grace_s=self.kill_grace_s,
+                credentials=credentials,
             )
         except OSError as exc:
             return self._record(
-                CommandResult(command, argv, None, error=f"{argv[0]}: {exc.strerror or exc}")
+                CommandResult(command, argv, None, error=f"{start[0]}: {exc.strerror or exc}")
             )
         if proc.timed_out:
             return self._record(
@@ -258,32 +266,44 @@ class ReadOnlyRunner:
         return self._record(result)
 
     def _env_file(self, command: Command) -> dict[str, str]:
-        """The KEY=VALUE lines of `command.env_file`, read only when it is a regular file owned
-        by whoever the command runs as (as root, never a symlink or hard link to a file of
-        someone else: the content goes into the environment of the user's process)."""
-        path = command.env_file
-        assert path is not None
-        owner = self.host.user if command.scope == "user" else self.host.invoker
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise ValueError(f"{path}: not a regular file")
-            if owner is not None and info.st_uid != owner.uid:
-                raise ValueError(f"{path}: not owned by {owner.name}; not read")
-            with os.fdopen(fd, "r", encoding="utf-8", closefd=False) as handle:
-                text = handle.read(64 * 1024)
-        finally:
-            os.close(fd)
-        from reconciler.core.secrets import learn_secrets
+        """The variables of `command.env_file`, read as (and only when it is a regular file
+        owned by) whoever the command runs as (shell/env_file.py)."""
+        from reconciler.shell.env_file import read_env_file
 
-        learn_secrets(text)  # its values are masked in anything we print or write from now on
-        values: dict[str, str] = {}
-        for line in text.splitlines():
-            name, sep, value = line.partition("=")
-            if sep and name.strip() and not name.lstrip().startswith("#"):
-                values[name.strip()] = value.strip()
-        return values
+        assert command.env_file is not None
+        as_user = command.scope == "user"
+        owner = self.host.user if as_user else self.host.invoker
+        return read_env_file(
+            command.env_file, owner, acting_account(self.host) if as_user else None
+        )
+
+    def _start_as(
+        self, command: Command, program: str, values: Mapping[str, str]
+    ) -> tuple[tuple[str, ...], dict[str, str], Credentials] | None:
+        """How to start a user-scope command carrying the user's variables when we are root:
+        not through `runuser`, which would run as root with those variables in its
+        environment (`LD_PRELOAD` in the user's file would load the user's code into root's
+        process, `PATH` would pick root's `runuser`), but dropped to the user between fork and
+        exec, with an environment made only of the session variables `runuser ... env` sets
+        and the file's values. None when no drop is needed (we are the user, or not root)."""
+        user = self.host.user
+        if command.scope != "user" or user is None or self.host.acting_as_user:
+            return None
+        if os.geteuid() != 0:
+            return None  # nothing to drop (a test modelling root): the user's variables stay ours
+        runtime = f"/run/user/{user.uid}"
+        search = ":".join(self.host.user_search_path())
+        found = program if os.sep in command.argv[0] else shutil.which(command.argv[0], path=search)
+        env = {
+            "HOME": str(user.home),
+            "USER": user.name,
+            "LOGNAME": user.name,
+            "XDG_RUNTIME_DIR": runtime,
+            "DBUS_SESSION_BUS_ADDRESS": f"unix:path={runtime}/bus",
+            "PATH": search,
+            **values,
+        }
+        return (found or program, *command.argv[1:]), env, _credentials(user)
 
     def _which(self, program: str) -> str | None:
         if os.sep in program:
@@ -296,6 +316,14 @@ class ReadOnlyRunner:
         learn_secrets(result.stdout)
         self.log.append(result)
         return result
+
+
+def _credentials(user: Account) -> Credentials:
+    try:
+        groups = tuple(os.getgrouplist(user.name, user.gid))
+    except OSError:
+        groups = (user.gid,)
+    return Credentials(user.uid, user.gid, groups)
 
 
 def _manager_not_up(result: CommandResult) -> bool:

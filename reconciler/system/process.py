@@ -53,6 +53,16 @@ class Finished:
     duration_s: float
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """The account a child is started as: the fork drops to it before `exec`, so nothing of
+    the child's environment ever reaches a process (or a dynamic loader) of ours."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+
 def run_process(
     argv: tuple[str, ...],
     *,
@@ -60,11 +70,15 @@ def run_process(
     stdin: bytes | None,
     timeout_s: float,
     grace_s: float = GRACE_S,
+    credentials: Credentials | None = None,
 ) -> Finished:
     """Run `argv` (argv[0] an absolute path) in its own session; end its tree at the deadline.
+    With `credentials` (as root), the child sets its groups, gid and uid (real, effective and
+    saved) to them between fork and exec.
 
     Raises OSError only when the program cannot be started at all.
     """
+
     tree = secrets.token_hex(8)
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -75,6 +89,9 @@ def run_process(
         env={**env, MARKER: tree},
         start_new_session=True,
         close_fds=True,
+        user=None if credentials is None else credentials.uid,
+        group=None if credentials is None else credentials.gid,
+        extra_groups=None if credentials is None else list(credentials.groups),
     )
     timed_out = False
     try:

@@ -1,0 +1,125 @@
+"""Root's `reconciler backup ...` for a real second account, with the real restic, repeating the
+red team's attacks on it (issue 22): the user's environment file running code as root, and
+restores that chowned root's files through symlinks the user planted."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from real_users import Attack, as_user, real_user  # noqa: F401  (the fixture)
+
+from reconciler.app.context import AppContext
+from reconciler.cli import cli
+from reconciler.core.host import Account
+from reconciler.spec import load_spec
+from reconciler.spec.model import Spec
+
+if shutil.which("restic") is None:
+    pytest.skip("restic is not installed (apt-get install restic)", allow_module_level=True)
+
+HOST = socket.gethostname()
+PASSWORD = "pw-0123456789abcdef"
+
+
+@dataclass
+class Setup:
+    """A real user with one backed-up profile in their home, a repository and its password."""
+
+    tmp: Path
+    user: Account
+    spec: Path
+
+    @property
+    def home(self) -> Path:
+        return self.user.home
+
+    @property
+    def state(self) -> Path:
+        return self.home / ".clawdbot-ops"
+
+    @property
+    def workspace(self) -> Path:
+        return self.home / "clawd-ops"
+
+    def load(self, path: Path) -> Spec:
+        spec = load_spec(path)
+        (ops,) = spec.profiles
+        moved = replace(ops, state_dir=str(self.state), workspace=str(self.workspace))
+        return replace(spec, profiles=(moved,))
+
+    def cli(self, *args: str) -> Result:
+        app = AppContext(state_dir=lambda: self.tmp / "root-state", spec_loader=self.load)
+        return CliRunner().invoke(cli, list(args), obj=app, catch_exceptions=False)
+
+    def write_spec(self, **backup: object) -> None:
+        fields = {
+            "repository": str(self.home / "repo"),
+            "password_file": str(self.home / "restic-password"),
+            "consistency": "live",
+            **backup,
+        }
+        body = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in fields.items())
+        self.spec.write_text(
+            "apiVersion: reconciler/v1\n"
+            f"host: {{name: {HOST}, user: {self.user.name}}}\n"
+            "profiles:\n"
+            "  ops: {port: 18789}\n"
+            f"backup:\n{body}"
+        )
+
+    def restic(self, *args: str) -> str:
+        """restic as the user (what the user's backup timer does)."""
+        return as_user(
+            self.user,
+            "restic",
+            "--repo",
+            str(self.home / "repo"),
+            "--password-file",
+            str(self.home / "restic-password"),
+            *args,
+        )
+
+
+@pytest.fixture
+def setup(tmp_path: Path, real_user: Account) -> Iterator[Setup]:  # noqa: F811
+    s = Setup(tmp_path, real_user, tmp_path / "spec.yaml")
+    s.write_spec()
+    as_user(real_user, "sh", "-c", f"umask 077; echo {PASSWORD} > restic-password")
+    as_user(real_user, "mkdir", "-p", str(s.state / "credentials"), str(s.workspace))
+    as_user(real_user, "sh", "-c", f"echo '{{}}' > {s.state}/clawdbot.json")
+    s.restic("init")
+    yield s
+
+
+def test_root_backup_list_runs_no_code_of_the_users_environment_file(
+    setup: Setup, tmp_path: Path
+) -> None:
+    attack = Attack(tmp_path, setup.user)
+    setup.write_spec(environment_file=str(attack.env_file))
+    result = setup.cli("backup", "list", str(setup.spec))
+    assert result.exit_code == 0, result.output
+    assert attack.root_loaded_it() == []
+    assert attack.planted_ran() == ""
+    # restic itself (the user's process) did get the file: the object was loaded as the user.
+    assert f"euid={setup.user.uid}" in attack.loaded.read_text()
+
+
+def test_root_backup_list_refuses_an_environment_file_that_is_a_symlink(
+    setup: Setup, tmp_path: Path
+) -> None:
+    link = setup.home / "env"
+    link.symlink_to("/etc/shadow")
+    os.lchown(link, setup.user.uid, setup.user.gid)
+    setup.write_spec(environment_file=str(link))
+    result = setup.cli("backup", "list", str(setup.spec))
+    assert result.exit_code == 1
+    assert "environment_file" in result.output
+    assert "root:" not in result.output  # not a byte of the target
