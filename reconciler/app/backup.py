@@ -11,18 +11,24 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.app.context import EXIT_FAILED, EXIT_OK, AppContext, Failed, Output
 from reconciler.app.host_lock import host_lock
 from reconciler.app.specs import load
+from reconciler.core.action import EnsureDirectory, MoveAside
 from reconciler.gateway import backup as plan
+from reconciler.unattended import host_state_dir
 
 if TYPE_CHECKING:
+    from reconciler.core.action import Operation
     from reconciler.core.host import HostContext
     from reconciler.shell.restic import Restic
     from reconciler.spec.model import Spec
@@ -395,12 +401,36 @@ def _pick(session: Session, target: plan.ProfileBackup, wanted: str | None) -> p
     return latest
 
 
-def _user_dir(session: Session, directory: Path) -> Path:
-    """`directory` given to the spec's user when we are root (restic runs as the user)."""
-    user = session.host.user
-    if session.host.is_root and user is not None:
-        os.chown(directory, user.uid, user.gid)
+def _as_user(session: Session, work: Callable[[], Any]) -> Any:
+    """`work()` with the spec user's permissions when we are root (shell/as_user.py): every
+    file effect and read in a directory the user controls, so that a symlink the user planted
+    there cannot point root at anything the user could not touch themselves."""
+    from reconciler.shell.as_user import acting_account, call_as
+
+    return call_as(acting_account(session.host), work, 600.0)
+
+
+def _execute(session: Session, operation: Operation) -> None:
+    """One file operation through the runner (as the user when we are root); Failed if it fails."""
+    done = session.restic.runner.execute(operation)
+    if not done.ok:
+        raise Failed(f"{operation.describe()}: {done.detail}")
+
+
+def _fresh_directory(session: Session, directory: Path) -> Path:
+    """`directory` created (0700) as the spec's user, or Failed when it is not empty."""
+    from reconciler.core.action import EnsureDirectory
+
+    owner = session.host.user.name if session.host.user is not None else None
+    _execute(session, EnsureDirectory(directory, 0o700, owner))
+    if _as_user(session, partial(_has_entries, str(directory))):
+        raise Failed(f"{directory} is not empty: restore into a fresh directory")
     return directory
+
+
+def _has_entries(directory: str) -> bool:
+    with os.scandir(directory) as entries:
+        return any(True for _ in entries)
 
 
 def verify(ctx: AppContext, spec_path: Path, profile: str | None, subset: str) -> int:
@@ -438,9 +468,10 @@ def verify(ctx: AppContext, spec_path: Path, profile: str | None, subset: str) -
 def _verify_snapshot(session: Session, snap: plan.Snapshot) -> list[str]:
     """What is wrong with restoring `snap` (empty: every listed file restored, same size and
     mode; restic's own --verify compared every file's content with its blob checksums).
-    --no-cache: read the repository itself, not the local copy of its tree packs."""
-    with tempfile.TemporaryDirectory(prefix="reconciler-verify-") as tmp:
-        root = _user_dir(session, Path(tmp))
+    --no-cache: read the repository itself, not the local copy of its tree packs. The scratch
+    directory is made, read and removed as the spec's user (restic writes it as the user)."""
+    root = Path(_as_user(session, partial(tempfile.mkdtemp, prefix="reconciler-verify-")))
+    try:
         restored = session.restic.run(
             session.argv("--no-cache", "restore", snap.id, "--target", str(root), "--verify")
         )
@@ -449,11 +480,16 @@ def _verify_snapshot(session: Session, snap: plan.Snapshot) -> list[str]:
         listing = session.restic.run(session.argv("ls", "--json", snap.id), mutating=False)
         if not listing.ok:
             return [f"restic ls {snap.short_id} failed: {listing.summary()}"]
-        return compare_tree(root, plan.parse_ls(listing.stdout))
+        files = plan.parse_ls(listing.stdout)
+        problems: list[str] = _as_user(session, partial(compare_tree, root, files))
+        return problems
+    finally:
+        _as_user(session, partial(shutil.rmtree, str(root), True))
 
 
 def compare_tree(root: Path, files: tuple[plan.ListedFile, ...]) -> list[str]:
-    """Every listed file under `root`: present, same size, same permission bits."""
+    """Every listed file under `root`: present, same size, same permission bits (lstat only;
+    run as the user who restored them)."""
     problems = []
     for listed in files:
         path = root / listed.path.lstrip("/")
@@ -498,11 +534,12 @@ def restore(
         ):
             return _restore_in_place(ctx, session, target, snap)
     stamp = ctx.now().strftime("%Y%m%dT%H%M%SZ")
-    staging = target_dir or ctx.state_dir() / "restores" / f"{profile}-{snap.short_id}-{stamp}"
-    if staging.exists() and any(staging.iterdir()):
-        raise Failed(f"{staging} is not empty: restore into a fresh directory")
-    staging.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _user_dir(session, staging)
+    staging = target_dir or (
+        host_state_dir(session.host, ctx.state_dir())
+        / "restores"
+        / f"{profile}-{snap.short_id}-{stamp}"
+    )
+    _fresh_directory(session, staging)
     result = session.restic.run(session.argv("restore", snap.id, "--target", str(staging)))
     if not result.ok:
         raise Failed(f"restic restore {snap.short_id}: {result.summary()}")
@@ -517,24 +554,34 @@ def _restore_in_place(
     start = ctx.timestamp()
     stamp = ctx.now().strftime("%Y%m%dT%H%M%SZ")
     stopped_at = _stop(ctx, session, target)
+    owner = session.host.user.name if session.host.user is not None else None
     aside = []
     for path in (Path(p) for p in snap.paths):
         if path not in target.paths:
             raise Failed(f"snapshot {snap.short_id} holds {path}, not a path of {target.profile}")
-        if path.exists() or path.is_symlink():
-            moved = path.with_name(f"{path.name}.before-restore-{stamp}")
-            path.rename(moved)
-            aside.append(moved)
+    for path in (Path(p) for p in snap.paths):
+        # As the user: a rename in the user's home, never following the path itself.
+        moved = session.restic.runner.execute(MoveAside(path, f".before-restore-{stamp}", owner))
+        if not moved.ok:
+            raise Failed(f"{target.profile}: cannot move {path} aside: {moved.detail}")
+        if moved.detail:
+            aside.append(Path(moved.detail))
     result = session.restic.run(session.argv("restore", snap.id, "--target", "/"))
     ok = result.ok
     if ok:
-        _fix_owner_and_modes(session, target)
+        # restic ran as the user, so what it wrote is the user's already; the state directory
+        # gets 0700 as the user, and a symlink restored in its place is refused, not followed.
+        fixed = session.restic.runner.execute(EnsureDirectory(target.state, 0o700, owner))
+        if not fixed.ok:
+            ok = False
+            ctx.error(f"{target.profile}: {target.state}: {fixed.detail}")
+    if ok:
         ctx.echo(
             f"{target.profile}: snapshot {snap.short_id} ({snap.time[:19]}Z) restored in place"
         )
-        for moved in aside:
-            ctx.echo(f"  the state before the restore is kept at {moved}")
-    else:
+        for moved_path in aside:
+            ctx.echo(f"  the state before the restore is kept at {moved_path}")
+    elif not result.ok:
         ctx.error(f"{target.profile}: restic restore failed: {result.summary()}")
     downtime = _start(ctx, session, target, stopped_at)
     healthy = stopped_at is None or _answers(session, target)
@@ -550,17 +597,6 @@ def _restore_in_place(
         ),
     )
     return EXIT_OK if ok and healthy else EXIT_FAILED
-
-
-def _fix_owner_and_modes(session: Session, target: plan.ProfileBackup) -> None:
-    """The state directory is the user's and 0700, whatever the snapshot recorded."""
-    user = session.host.user
-    if target.state.exists():
-        os.chmod(target.state, 0o700)
-    if session.host.is_root and user is not None:
-        for top in target.paths:
-            for path in (top, *top.rglob("*")) if top.exists() else ():
-                os.lchown(path, user.uid, user.gid)
 
 
 def _answers(session: Session, target: plan.ProfileBackup) -> bool:

@@ -202,6 +202,32 @@ class RemoveFile:
 
 
 @dataclass(frozen=True)
+class MoveAside:
+    """Rename `path` (never followed: a symlink is moved as the link) to `<name><suffix>` in
+    the same directory, as the account that owns the directory; nothing to do when absent.
+    What a restore in place does to the live state before restic writes the snapshot's."""
+
+    path: Path
+    suffix: str
+    owner: str | None = None
+    needs_root: bool = False
+
+    mutating = True
+    type_name: ClassVar[str] = "move_aside"
+
+    def fields(self) -> tuple[OperationField, ...]:
+        return (
+            OperationField("path", self.path),
+            OperationField("suffix", self.suffix),
+            OperationField("owner", self.owner),
+            *_shown_state(self),
+        )
+
+    def describe(self) -> str:
+        return f"move {self.path} aside to {self.path.name}{self.suffix}"
+
+
+@dataclass(frozen=True)
 class WaitForPort:
     """Verify: something answers on 127.0.0.1:port within the timeout. Changes nothing."""
 
@@ -398,6 +424,7 @@ Operation = (
     | WriteFile
     | EnsureDirectory
     | RemoveFile
+    | MoveAside
     | WaitForPort
     | EnsureSecretEnv
     | GatedSwitch
@@ -409,6 +436,7 @@ OPERATION_TYPES: tuple[type[Operation], ...] = (
     WriteFile,
     EnsureDirectory,
     RemoveFile,
+    MoveAside,
     WaitForPort,
     EnsureSecretEnv,
     GatedSwitch,

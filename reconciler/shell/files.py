@@ -17,12 +17,18 @@ import stat
 from pathlib import Path
 
 from reconciler.bounded import InputRefused
-from reconciler.core.action import EnsureDirectory, EnsureSecretEnv, RemoveFile, WriteFile
+from reconciler.core.action import (
+    EnsureDirectory,
+    EnsureSecretEnv,
+    MoveAside,
+    RemoveFile,
+    WriteFile,
+)
 from reconciler.core.host import Account
 from reconciler.core.secrets import learn_secrets, remember_secret
 from reconciler.facts.files import BACKUP_SUFFIX, MAX_FILE_BYTES, backup_path, has_value
 
-FileOperation = EnsureDirectory | WriteFile | RemoveFile | EnsureSecretEnv
+FileOperation = EnsureDirectory | WriteFile | RemoveFile | EnsureSecretEnv | MoveAside
 
 TEMP_SUFFIX = ".reconciler-tmp"
 # `.<name>.<pid>-<8 hex>.reconciler-tmp`; before these names, mkstemp's `.<name>.<8 chars>.tmp`.
@@ -227,6 +233,18 @@ def ensure_secret_env(path: Path, key: str, mode: int) -> bool:
     return True
 
 
+def move_aside(path: Path, suffix: str) -> str:
+    """Rename `path` to `<name><suffix>` beside it (a symlink as the link: rename never follows
+    the last component); the new path, or "" when there was nothing. Never replaces anything."""
+    if not os.path.lexists(path):
+        return ""
+    aside = path.with_name(path.name + suffix)
+    if os.path.lexists(aside):
+        raise FileExistsError(errno.EEXIST, "already exists; not replaced", str(aside))
+    os.rename(path, aside)
+    return str(aside)
+
+
 def file_operation(operation: FileOperation) -> str:
     """Carry out one file operation with whatever permissions this process has; its detail.
 
@@ -241,5 +259,7 @@ def file_operation(operation: FileOperation) -> str:
     if isinstance(operation, RemoveFile):
         remove_file(operation.path, backup=operation.backup)
         return ""
+    if isinstance(operation, MoveAside):
+        return move_aside(operation.path, operation.suffix)
     created = ensure_secret_env(operation.path, operation.key, operation.mode)
     return "generated" if created else "kept"

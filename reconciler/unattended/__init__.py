@@ -13,6 +13,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.core.host import HostContext
 
 STATE_DIR_MODE = 0o700  # run records name specs, revisions and commands: private to the user
 
@@ -26,6 +30,17 @@ def state_dir(environ: Mapping[str, str] | None = None) -> Path:
         home = env.get("HOME") or os.path.expanduser("~")
         base = os.path.join(home, ".local", "state")
     return Path(base) / "reconciler"
+
+
+def host_state_dir(host: HostContext, own: Path) -> Path:
+    """The state directory for the spec's user's gateways on this host, whoever runs us: `own`
+    (ours, by the XDG rules above) when we are that user or there is no other user to act
+    for; the user's `~/.local/state/reconciler` when root acts for the user. Root only ever
+    touches it as the user (shell/as_user.py), so that both find one host in it."""
+    user = host.user
+    if user is None or not host.is_root or host.acting_as_user or user.uid == 0:
+        return own
+    return user.home / ".local" / "state" / "reconciler"
 
 
 class StateDirInvalid(OSError):

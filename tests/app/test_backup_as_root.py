@@ -123,3 +123,99 @@ def test_root_backup_list_refuses_an_environment_file_that_is_a_symlink(
     assert result.exit_code == 1
     assert "environment_file" in result.output
     assert "root:" not in result.output  # not a byte of the target
+
+
+def _root_dir_with_a_secret(tmp_path: Path) -> tuple[Path, Path]:
+    victim = tmp_path / "root-only"
+    victim.mkdir(mode=0o700)
+    secret = victim / "root-secret"
+    secret.write_text("root's\n")
+    secret.chmod(0o600)
+    return victim, secret
+
+
+def _still_roots(*paths: Path) -> None:
+    for path in paths:
+        st = os.lstat(path)
+        assert (st.st_uid, st.st_gid) == (0, 0), f"{path} was given away"
+
+
+def _backup_as_the_timer(setup: Setup) -> None:
+    """What the user's backup timer does: restic as the user, with our tags."""
+    setup.restic(
+        "backup",
+        "--host",
+        HOST,
+        "--tag",
+        "profile:ops",
+        "--tag",
+        f"host:{HOST}",
+        str(setup.state),
+        str(setup.workspace),
+    )
+
+
+def test_root_restore_in_place_does_not_chown_through_a_symlinked_state_dir(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """The red team: the state directory made a symlink to a root-owned directory, backed up by
+    the timer, the real directory put back; root's `restore --in-place` then made the root
+    directory and every file in it the user's."""
+    victim, secret = _root_dir_with_a_secret(tmp_path)
+    as_user(setup.user, "mv", str(setup.state), str(setup.home / "real-state"))
+    as_user(setup.user, "ln", "-s", str(victim), str(setup.state))
+    _backup_as_the_timer(setup)
+    as_user(setup.user, "rm", str(setup.state))
+    as_user(setup.user, "mv", str(setup.home / "real-state"), str(setup.state))
+
+    result = setup.cli("backup", "restore", str(setup.spec), "ops", "--in-place")
+    _still_roots(victim, secret)
+    assert os.stat(victim).st_mode & 0o777 == 0o700
+    assert result.exit_code == 1, result.output
+    assert "symlink" in result.output
+    # The live state was moved aside as the user, not lost.
+    kept = list(setup.home.glob(".clawdbot-ops.before-restore-*"))
+    assert len(kept) == 1 and (kept[0] / "clawdbot.json").exists()
+
+
+def test_root_restore_in_place_of_a_normal_snapshot_works(setup: Setup) -> None:
+    _backup_as_the_timer(setup)
+    as_user(setup.user, "sh", "-c", f"echo changed > {setup.state}/clawdbot.json")
+    result = setup.cli("backup", "restore", str(setup.spec), "ops", "--in-place")
+    assert result.exit_code == 0, result.output
+    assert (setup.state / "clawdbot.json").read_text() == "{}\n"
+    for path in (setup.state, *setup.state.rglob("*")):
+        assert os.lstat(path).st_uid == setup.user.uid, path
+    assert os.stat(setup.state).st_mode & 0o777 == 0o700
+
+
+def test_root_restore_target_does_not_chown_a_symlinked_root_directory(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """`--target ~/inspect` pointing at an empty root directory."""
+    _backup_as_the_timer(setup)
+    victim = tmp_path / "root-empty"
+    victim.mkdir(mode=0o700)
+    inspect = setup.home / "inspect"
+    as_user(setup.user, "ln", "-s", str(victim), str(inspect))
+    result = setup.cli("backup", "restore", str(setup.spec), "ops", "--target", str(inspect))
+    assert result.exit_code == 1, result.output
+    _still_roots(victim)
+    assert list(victim.iterdir()) == []
+
+
+def test_root_restore_into_the_default_staging_directory_works_as_the_user(
+    setup: Setup,
+) -> None:
+    """Root's default staging directory is the user's (restic runs as the user and could not
+    enter root's state directory), created as the user."""
+    _backup_as_the_timer(setup)
+    result = setup.cli("backup", "restore", str(setup.spec), "ops")
+    assert result.exit_code == 0, result.output
+    restores = setup.home / ".local/state/reconciler/restores"
+    (staging,) = restores.iterdir()
+    restored = staging / str(setup.state).lstrip("/") / "clawdbot.json"
+    assert restored.read_text() == "{}\n"
+    for path in (staging, restored):
+        assert os.lstat(path).st_uid == setup.user.uid
+    assert not (setup.tmp / "root-state" / "restores").exists()

@@ -22,6 +22,7 @@ from reconciler.core.action import (
     InstallVersion,
     Operation,
     RemoveFile,
+    MoveAside,
     RemoveTree,
     RunCommand,
     WaitForPort,
@@ -43,6 +44,7 @@ EVERY_OPERATION: list[Operation] = [
     WriteFile(Path("/s"), "secret", 0o600, sensitive=True),
     EnsureDirectory(Path("/d"), 0o700, "u", True),
     RemoveFile(Path("/r"), False),
+    MoveAside(Path("/h/.clawdbot-ops"), ".before-restore-20261207T100000Z", "u"),
     WaitForPort(80, 2.5),
     EnsureSecretEnv(Path("/e"), "K", 0o600, "u"),
     GatedSwitch(
