@@ -289,3 +289,69 @@ class SecretEnvProbe(Probe[SecretEnvState]):
         if recorded.known_missing(self.path):
             return SecretEnvState(PathState(self.path, "missing"), False)
         return None
+
+
+@recorded
+@dataclass(frozen=True)
+class ChainLink:
+    """One existing component of a path, from `/` down: what it is, whose, its permission bits."""
+
+    path: str
+    kind: PathKind
+    uid: int | None = None
+    mode: int | None = None
+
+    def root_only(self) -> bool:
+        """A real directory only root can change: owned by root, no group or other write (a
+        sticky world-writable /tmp still lets anyone create names in it)."""
+        return self.kind == "directory" and self.uid == 0 and (self.mode or 0) & 0o022 == 0
+
+
+@recorded
+@dataclass(frozen=True)
+class PathChain:
+    """The existing components of a path (lstat, never followed), `/` first, ending with the
+    path itself when it exists: whether root may act there without another account being able
+    to move or replace what root creates or runs (systemd's chase() asks the same)."""
+
+    links: tuple[ChainLink, ...]
+
+    def not_root_only(self) -> ChainLink | None:
+        """The first component someone other than root can change, or None."""
+        return next((link for link in self.links if not link.root_only()), None)
+
+
+@recorded
+@dataclass(frozen=True)
+class PathChainProbe(Probe[PathChain]):
+    """lstat of each existing component of `path`, from `/` down (in-process: lstat reads
+    nothing of a file and follows no link)."""
+
+    path: Path
+
+    def read(self, host: HostContext) -> PathChain:
+        return path_chain(self.path)
+
+
+def path_chain(path: Path) -> PathChain:
+    """The chain of `path` as it is now (also what the runner checks again before it acts)."""
+    links: list[ChainLink] = []
+    for part in (*reversed(path.parents), path):
+        try:
+            info = os.lstat(part)
+        except (FileNotFoundError, NotADirectoryError):
+            break
+        mode = info.st_mode
+        kind: PathKind = (
+            "symlink"
+            if stat.S_ISLNK(mode)
+            else "directory"
+            if stat.S_ISDIR(mode)
+            else "file"
+            if stat.S_ISREG(mode)
+            else "other"
+        )
+        links.append(ChainLink(str(part), kind, info.st_uid, stat.S_IMODE(mode)))
+        if kind != "directory":
+            break
+    return PathChain(tuple(links))

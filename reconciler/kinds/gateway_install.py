@@ -6,7 +6,9 @@ a profile wants (`gateway_version`, else `runtime.gateway.version`) a complete i
 no leftovers of killed installs; and no more than `runtime.gateway.keep` previous versions
 besides those a profile runs or wants (the newest by install time).
 Probes: one listing of the prefix (facts.gateway_versions: versions, each one's completion
-marker and installed package version, leftovers), node and npm (shared with the runtime kind),
+marker and installed package version, leftovers); for a root-owned prefix (outside the home),
+the lstat of each of its existing components, all of which must be root's and not group- or
+world-writable, or the prefix is blocked; node and npm (shared with the runtime kind),
 the units' files (which version each profile runs now), the gateway on PATH (adoption).
 Fixes: `InstallVersion` (atomic: temp dir, npm install --prefix as the prefix's owner, the
 entry's `--version` checked, renamed into place) per missing version; `RemoveTree` for a
@@ -27,6 +29,7 @@ from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
 from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
+from reconciler.facts.files import PathChainProbe
 from reconciler.facts.gateway_versions import InstalledVersions, InstalledVersionsProbe, retained
 from reconciler.facts.profile_files import unit_probe
 from reconciler.gateway.addresses import (
@@ -92,6 +95,8 @@ class GatewayInstallKind(Kind):
         if not versioned(spec) or host.user is None:
             return
         yield versions_probe(spec, host)
+        if not user_owned(spec):
+            yield PathChainProbe(prefix_path(spec, home(host)))
         yield version_probe("node", host, found)
         yield version_probe(gateway_program(spec), host, found)
         for profile in spec.profiles:
@@ -150,6 +155,16 @@ def _blocker(
             return refused
     if listing.error:
         return f"{listing.prefix}: {listing.error}"
+    if scope == "system":
+        unsafe = facts.get(PathChainProbe(listing.prefix)).not_root_only()
+        if unsafe is not None:
+            return (
+                f"{unsafe.path} ({unsafe.kind}, uid {unsafe.uid}, mode {unsafe.mode or 0:04o}) is "
+                f"not a directory only root can change, so another account could swap what root "
+                f"installs and runs in {listing.prefix}: choose a prefix whose every directory "
+                "is root's and not group- or world-writable (e.g. /opt/clawdbot), or one in "
+                "the user's home (installed as the user)"
+            )
     owner = host.user.uid if scope == "user" and host.user is not None else 0
     if listing.exists and listing.uid != owner:
         where, whose = (

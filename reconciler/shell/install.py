@@ -4,8 +4,11 @@ The install (core.action.InstallVersion) changes nothing that runs until its las
 into `<prefix>/<version>/`: a failure anywhere before removes its temporary directory, and a run
 killed with -9 leaves only `<prefix>/.install-<version>-<random>/`, which no unit names and the
 next plan removes. File work is done as the prefix's owner (the spec user for a prefix in the
-home, through system/as_user.py; root for a root-owned one); npm and the check run as the same
-account, each with a deadline at which its whole process tree is killed.
+home, through system/as_user.py; root for a root-owned one, whose every directory from `/` down
+must be root's and not group- or world-writable, checked again right before); npm runs as the
+same account, the installed entry's `--version` check always as the spec's user (it is the
+user's gateway: nothing just installed runs as root), each with a deadline at which its whole
+process tree is killed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 from reconciler.core.action import InstallVersion, RemoveTree
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import Account, HostContext
+from reconciler.facts.files import path_chain
 from reconciler.gateway.versions import MARKER
 from reconciler.shell.files import atomic_write
 from reconciler.system.as_user import acting_account, call_as
@@ -99,11 +103,27 @@ def _said(result: CommandResult, lines: int = 3) -> str:
     return f"{how}: " + " | ".join(errors[:lines] if errors else text[-lines:])
 
 
+def _require_root_only(prefix: Path) -> None:
+    """A root prefix whose every existing component only root can change, checked again at
+    the moment root acts (the plan checked it too): otherwise another account could move the
+    prefix or a parent away between our mkdir and npm's writes, or swap the entry we run."""
+    unsafe = path_chain(prefix).not_root_only()
+    if unsafe is not None:
+        raise PermissionError(
+            errno.EPERM,
+            f"{unsafe.path} is not a directory only root can change; a root install is not "
+            "done below it",
+            str(prefix),
+        )
+
+
 def install_version(
     op: InstallVersion, host: HostContext, run: Callable[[Command], CommandResult]
 ) -> tuple[bool, str, list[CommandResult]]:
     """Carry out `op`; (ok, detail, the commands run)."""
     account = _account(host, op.scope)
+    if op.scope == "system":
+        _require_root_only(op.prefix)
     temp = Path(call_as(account, lambda: _prepare(op.prefix, op.version, op.package_json)))
     done: list[CommandResult] = []
     try:
@@ -118,10 +138,11 @@ def install_version(
         done.append(result)
         if not result.ok:
             return False, f"npm install failed ({_said(result)})", done
+        # The check runs the installed code: always as the spec's user, also for a root
+        # install (nothing we just installed runs as root; the units run it as the user).
         check = Command(
             (op.node, str(temp / op.entry), "--version"),
-            scope=op.scope,
-            needs_root=op.needs_root,
+            scope="user",
             timeout_s=CHECK_TIMEOUT_S,
         )
         result = run(check)

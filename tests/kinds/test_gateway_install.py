@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -356,7 +358,28 @@ def test_versions_command_lists_runs_wants_bad_marks_and_disk(tmp_path: Path) ->
     assert "missing" in text
 
 
-def test_a_root_owned_prefix_is_installed_as_root(tmp_path: Path) -> None:
+def with_prefix(spec: Spec, prefix: Path) -> Spec:
+    gateway = replace(spec.runtime.gateway, prefix=str(prefix))
+    return replace(spec, runtime=replace(spec.runtime, gateway=gateway))
+
+
+def test_a_root_prefix_under_a_directory_others_can_write_is_blocked(tmp_path: Path) -> None:
+    """A root-owned prefix under a data root the user can write (the red team's layout), or
+    under the sticky /tmp: another account could swap what root installs and runs there."""
+    g = host(tmp_path)
+    g.host = replace(g.host, privileged=True)
+    data_root = tmp_path / "srv-data"  # the user's
+    for prefix in (data_root / "clawdbot", tmp_path / "opt" / "clawdbot"):
+        spec = with_prefix(versioned_spec(), prefix)
+        action = action_at(g.plan(spec), f"gateway.version[{GOOD}]")
+        assert action is not None and action.blocked is not None, prefix
+        assert "not a directory only root can change" in action.blocked
+        assert "/tmp" in action.blocked
+
+
+def test_a_root_owned_prefix_is_installed_as_root(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     if os.geteuid() != 0:
         pytest.skip("a root-owned prefix needs the suite to run as root")
     import engine_on_fakehost as drive
@@ -364,20 +387,23 @@ def test_a_root_owned_prefix_is_installed_as_root(tmp_path: Path) -> None:
     g = host(tmp_path)
     g.host = drive.host_context(g.fake, "root")
     g.runner = drive.host_runner(g.fake, g.host)
-    root_prefix = tmp_path / "opt" / "clawdbot"  # a host.data_roots entry in a real spec
-    spec = versioned_spec()
-    spec = replace(
-        spec,
-        runtime=replace(
-            spec.runtime, gateway=replace(spec.runtime.gateway, prefix=str(root_prefix))
-        ),
-    )
+    # A host.data_roots entry in a real spec; every directory from / down root's and not
+    # group- or world-writable (pytest's tmp_path is under the sticky, world-writable /tmp).
+    base = Path(tempfile.mkdtemp(prefix="reconciler-test-", dir="/var/lib"))
+    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
+    base.chmod(0o755)
+    root_prefix = base / "opt" / "clawdbot"
+    spec = with_prefix(versioned_spec(), root_prefix)
     action = action_at(g.plan(spec), f"gateway.version[{GOOD}]")
-    assert action is not None and action.needs_root
+    assert action is not None and action.needs_root and action.blocked is None
     (op,) = action.operations
     assert isinstance(op, InstallVersion) and op.scope == "system"
     g.converge(spec)
     assert (root_prefix / GOOD / MARKER).stat().st_uid == 0
+    # the entry's --version check ran as the user, through runuser, never as root
+    # (the fake node logs the entry it runs as the gateway's own `clawdbot --version`)
+    checks = [c for c in g.fake.calls() if c["argv"] == ["clawdbot", "--version"]]
+    assert checks and all(c["caller"] == "user" for c in checks), checks
     assert str(root_prefix / GOOD) in exec_start(g, "clawdbot-gateway-ops.service")
     # the user's units still run as the user: only the install is root's
     assert not any(
