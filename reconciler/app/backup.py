@@ -134,30 +134,35 @@ class BackupRecord:
 
 
 def append_record(directory: Path, record: BackupRecord) -> None:
-    """Append one record (the state directory is the user's, 0700)."""
+    """Append one record to backups.jsonl, the record store's (system/records.py)."""
+    from reconciler.system.records import RecordFile
     from reconciler.unattended import ensure_state_dir
 
     ensure_state_dir(directory)
-    line = json.dumps(asdict(record), sort_keys=True) + "\n"
-    fd = os.open(directory / RECORDS, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, line.encode("utf-8"))
-    finally:
-        os.close(fd)
+    RecordFile(directory, RECORDS).append(json.dumps(asdict(record), sort_keys=True))
 
 
 def read_records(directory: Path) -> list[BackupRecord]:
-    """Every record, oldest first (unreadable lines are skipped)."""
-    try:
-        lines = (directory / RECORDS).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
+    """Every record, oldest first (rotated files included; unreadable lines skipped)."""
+    from reconciler.system.records import RecordFile
+
+    return parse_records(RecordFile(directory, RECORDS).read())
+
+
+def parse_records(files: list[tuple[str, list[str]]]) -> list[BackupRecord]:
+    """The records of `RecordFile.read()`'s (path, lines), oldest first (pure)."""
+    from reconciler.system.records import parse_line
+
     out = []
-    for line in lines:
-        try:
-            out.append(BackupRecord(**json.loads(line)))
-        except (ValueError, TypeError):
-            continue
+    for path, lines in files:
+        for line in lines:
+            data = parse_line(line, path)
+            if data is None:
+                continue
+            try:
+                out.append(BackupRecord(**data))
+            except TypeError:
+                continue
     return out
 
 
@@ -402,7 +407,7 @@ def _pick(session: Session, target: plan.ProfileBackup, wanted: str | None) -> p
 
 
 def _as_user(session: Session, work: Callable[[], Any]) -> Any:
-    """`work()` with the spec user's permissions when we are root (shell/as_user.py): every
+    """`work()` with the spec user's permissions when we are root (system/as_user.py): every
     file effect and read in a directory the user controls, so that a symlink the user planted
     there cannot point root at anything the user could not touch themselves."""
     from reconciler.shell.as_user import acting_account, call_as

@@ -10,9 +10,9 @@ cannot be reached (recorded from restic 0.14.0: tests/data/probes/restic/).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from reconciler.core.command import Command, CommandResult
@@ -21,6 +21,7 @@ from reconciler.core.probe import Probe
 from reconciler.facts.codec import Redaction, recorded
 from reconciler.facts.files import read_as_user, read_path
 from reconciler.gateway.backup import RepositoryState, classify_repository
+from reconciler.system.records import parse_line
 
 
 @recorded
@@ -92,11 +93,8 @@ def parse_history(text: str, read_at: float) -> BackupHistory:
     success: dict[str, str] = {}
     failure: dict[str, str] = {}
     for line in text.splitlines():
-        try:
-            item = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(item, dict) or item.get("kind") != "backup":
+        item = parse_line(line, "backups.jsonl")
+        if item is None or item.get("kind") != "backup":
             continue
         profile, end = item.get("profile"), item.get("end")
         if not isinstance(profile, str) or not isinstance(end, str):
@@ -111,11 +109,17 @@ def parse_history(text: str, read_at: float) -> BackupHistory:
 @recorded
 @dataclass(frozen=True)
 class BackupHistoryProbe(Probe[BackupHistory]):
-    """The spec user's `backups.jsonl` (read with the user's permissions), in-process."""
+    """The spec user's `backups.jsonl` and its newest rotation (read with the user's
+    permissions), in-process."""
 
     path: Path
 
     def read(self, host: HostContext) -> BackupHistory:
         now = time.time()
-        found = read_as_user(host, lambda: read_path(self.path, content=True))
-        return parse_history(found.text or "", now)
+        # The newest rotated file too: right after a rotation the current one may hold little.
+        rotated = self.path.with_name(self.path.name + ".1")
+        texts = [
+            read_as_user(host, partial(read_path, path, content=True)).text or ""
+            for path in (rotated, self.path)
+        ]
+        return parse_history("\n".join(texts), now)

@@ -3,37 +3,27 @@
 Nobody watches the timer, so every run leaves an account of itself: when, what it found, what
 it did, from which spec (path, sha256, git commit) and how it ended. `status` reads them back.
 
-Each record is written with a single `write` on an O_APPEND descriptor followed by fsync, while
-holding an flock on that descriptor (rotation renames the file under the same flock; a writer
-that lost the race to a rotation notices the file changed under it and reopens). A line torn
-by a crash mid-write is skipped when reading, never fatal.
+The file is one of the record store's (system/records.py: one locked write per record, rotation,
+bounded reads; a line torn by a crash, or nested too deep, is skipped when reading).
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import json
-import os
-import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from reconciler.bounded import InputRefused, file_type, read_bounded
 from reconciler.core.blocked import blocked_summary, group_blocked, steps
 from reconciler.core.plan import Plan
 from reconciler.core.secrets import mask_secrets
 from reconciler.shell.apply import ApplyResult, Convergence
+from reconciler.system.records import KEEP, MAX_BYTES, RecordFile, parse_line
 from reconciler.unattended import ensure_state_dir
 
 RUNS_NAME = "runs.jsonl"
-MAX_BYTES = 1024 * 1024  # rotate when the current file would grow past this
-MAX_READ_BYTES = 16 * MAX_BYTES  # what we read of one file (someone else may have grown it)
-KEEP = 3  # rotated files kept: runs.jsonl.1 (newest) .. runs.jsonl.3
 
 Result = Literal["converged", "failed", "not-converged", "suspended", "invalid-spec", "locked"]
 ApplyResultName = Literal["converged", "failed", "not-converged"]
@@ -271,99 +261,36 @@ def carried_revision(
 def append_record(
     directory: Path, record: RunRecord, *, max_bytes: int = MAX_BYTES, keep: int = KEEP
 ) -> Path:
-    """Append `record` as one line to runs.jsonl, rotating first when it would grow too big."""
+    """Append `record` as one line to runs.jsonl (system/records.py), rotating first when it
+    would grow too big."""
     ensure_state_dir(directory)
-    path = directory / RUNS_NAME
-    line = (mask_secrets(record.to_json()) + "\n").encode("utf-8")  # reasons quote errors
-    while True:
-        # O_NONBLOCK: opening a planted FIFO for writing would wait for a reader forever.
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-        try:
-            fd = os.open(path, flags | os.O_NONBLOCK, 0o600)
-        except OSError as exc:
-            if exc.errno == errno.ENXIO:  # a FIFO nobody reads
-                raise InputRefused(path, "is a FIFO (named pipe), not a regular file") from None
-            raise
-        try:
-            mode = os.fstat(fd).st_mode
-            if not stat.S_ISREG(mode):
-                raise InputRefused(path, f"is {file_type(mode)}, not a regular file")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if not _same_file(fd, path):
-                continue  # rotated away while we waited for the flock: write to the new file
-            size = os.fstat(fd).st_size
-            if size > 0 and size + len(line) > max_bytes:
-                _rotate(path, keep)
-                continue
-            _write_all(fd, line)
-            os.fsync(fd)
-            return path
-        finally:
-            os.close(fd)  # also releases the flock
+    line = mask_secrets(record.to_json())  # reasons quote errors
+    return Path(RecordFile(directory, RUNS_NAME, max_bytes, keep).append(line))
 
 
 def read_records(directory: Path, *, keep: int = KEEP) -> list[RunRecord]:
     """Every readable record, oldest first (rotated files included); torn lines skipped."""
-    paths = [directory / f"{RUNS_NAME}.{n}" for n in range(keep, 0, -1)] + [directory / RUNS_NAME]
+    return parse_records(RecordFile(directory, RUNS_NAME, keep=keep).read())
+
+
+def parse_records(files: Iterable[tuple[str, list[str]]]) -> list[RunRecord]:
+    """The records of `RecordFile.read()`'s (path, lines), oldest first (pure)."""
     records: list[RunRecord] = []
-    for path in paths:
-        records.extend(_parse_lines(path, _read_lines(path)))
+    for path, lines in files:
+        records.extend(_parse_lines(Path(path), lines))
     return records
 
 
 def _parse_lines(path: Path, lines: Iterable[str]) -> Iterable[RunRecord]:
-    """Records, skipping lines torn by a crash or written by something newer; raises
-    RunRecordsCorrupt for a record whose known fields have the wrong types."""
+    """Records, skipping lines torn by a crash, written by something newer or nested too deep;
+    raises RunRecordsCorrupt for a record whose known fields have the wrong types."""
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
+        data = parse_line(line, str(path))
+        if data is None:
             continue
         try:
-            data = json.loads(line)
-            if isinstance(data, dict):
-                yield RunRecord.from_dict(data)
+            yield RunRecord.from_dict(data)
         except RecordFieldInvalid as exc:
             raise RunRecordsCorrupt(path, number, str(exc)) from None
         except (ValueError, TypeError):
-            continue  # a line torn by a crash, or written by something else
-
-
-def _read_lines(path: Path) -> list[str]:
-    """The file's lines; InputRefused (an OSError) for a FIFO, device or oversized file."""
-    try:
-        data = read_bounded(path, MAX_READ_BYTES, follow=False)
-    except FileNotFoundError:
-        return []
-    return data.decode("utf-8", errors="replace").splitlines()
-
-
-def _rotate(path: Path, keep: int) -> None:
-    """runs.jsonl -> .1 -> .2 ... ; the oldest beyond `keep` is dropped."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(f"{path}.{keep}")
-    for n in range(keep - 1, 0, -1):
-        with contextlib.suppress(FileNotFoundError):
-            os.rename(f"{path}.{n}", f"{path}.{n + 1}")
-    os.rename(path, f"{path}.1")
-
-
-def _same_file(fd: int, path: Path) -> bool:
-    try:
-        st = os.stat(path, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    mine = os.fstat(fd)
-    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    # One write() of a small line on O_APPEND lands whole; loop only for the partial-write
-    # corner case (a full disk), which then raises.
-    view = memoryview(data)
-    while view:
-        try:
-            written = os.write(fd, view)
-        except InterruptedError:
-            continue
-        if written == 0:
-            raise OSError(errno.EIO, "short write to the run records")
-        view = view[written:]
+            continue  # written by something newer
