@@ -410,7 +410,7 @@ def _as_user(session: Session, work: Callable[[], Any]) -> Any:
     """`work()` with the spec user's permissions when we are root (system/as_user.py): every
     file effect and read in a directory the user controls, so that a symlink the user planted
     there cannot point root at anything the user could not touch themselves."""
-    from reconciler.shell.as_user import acting_account, call_as
+    from reconciler.system.as_user import acting_account, call_as
 
     return call_as(acting_account(session.host), work, 600.0)
 

@@ -36,7 +36,7 @@ def host_state_dir(host: HostContext, own: Path) -> Path:
     """The state directory for the spec's user's gateways on this host, whoever runs us: `own`
     (ours, by the XDG rules above) when we are that user or there is no other user to act
     for; the user's `~/.local/state/reconciler` when root acts for the user. Root only ever
-    touches it as the user (shell/as_user.py), so that both find one host in it."""
+    touches it as the user (system/as_user.py), so that both find one host in it."""
     user = host.user
     if user is None or not host.is_root or host.acting_as_user or user.uid == 0:
         return own
