@@ -25,13 +25,13 @@ from reconciler.app.host_lock import host_lock
 from reconciler.app.specs import load
 from reconciler.core.action import EnsureDirectory, MoveAside
 from reconciler.gateway import backup as plan
-from reconciler.unattended import host_state_dir
 
 if TYPE_CHECKING:
     from reconciler.core.action import Operation
     from reconciler.core.host import HostContext
     from reconciler.shell.restic import Restic
     from reconciler.spec.model import Spec
+    from reconciler.unattended.place import StatePlace
 
 RECORDS = "backups.jsonl"
 LOCK_TIMEOUT_S = 600.0
@@ -133,20 +133,15 @@ class BackupRecord:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def append_record(directory: Path, record: BackupRecord) -> None:
-    """Append one record to backups.jsonl, the record store's (system/records.py)."""
-    from reconciler.system.records import RecordFile
-    from reconciler.unattended import ensure_state_dir
-
-    ensure_state_dir(directory)
-    RecordFile(directory, RECORDS).append(json.dumps(asdict(record), sort_keys=True))
+def append_record(place: StatePlace, record: BackupRecord) -> None:
+    """Append one record to backups.jsonl in the host's place (as its account), through the
+    record store (system/records.py)."""
+    place.append_line(RECORDS, json.dumps(asdict(record), sort_keys=True))
 
 
-def read_records(directory: Path) -> list[BackupRecord]:
+def read_records(place: StatePlace) -> list[BackupRecord]:
     """Every record, oldest first (rotated files included; unreadable lines skipped)."""
-    from reconciler.system.records import RecordFile
-
-    return parse_records(RecordFile(directory, RECORDS).read())
+    return parse_records(place.record_lines(RECORDS))
 
 
 def parse_records(files: list[tuple[str, list[str]]]) -> list[BackupRecord]:
@@ -235,12 +230,12 @@ def run(
     with host_lock(ctx, session.host.user, f"reconciler backup run {spec_path}", LOCK_TIMEOUT_S):
         for target in session.targets:
             record = _back_up(ctx, session, target)
-            append_record(ctx.state_dir(), record)
+            append_record(_place(ctx, session), record)
             if lines is not None:
                 lines.event({"event": "backup", **asdict(record)})
             failed += not record.ok
     if session.spec.metrics is not None:
-        _write_metrics(ctx, session.spec)
+        _write_metrics(ctx, session.spec, _place(ctx, session))
     if lines is not None:
         lines.event(
             {
@@ -254,7 +249,14 @@ def run(
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _write_metrics(ctx: AppContext, spec: Spec) -> None:
+def _place(ctx: AppContext, session: Session) -> StatePlace:
+    """The host's one state place (unattended/place.py): the spec user's, also for root."""
+    from reconciler.unattended.place import state_place
+
+    return state_place(session.host, ctx.state_dir())
+
+
+def _write_metrics(ctx: AppContext, spec: Spec, place: StatePlace) -> None:
     """`reconciler-backup.prom` beside apply's metrics: each backed-up profile's last success
     (from the records); a failure to write is a warning, never the backup's failure."""
     from datetime import datetime
@@ -262,7 +264,7 @@ def _write_metrics(ctx: AppContext, spec: Spec) -> None:
     from reconciler.unattended import metrics
 
     assert spec.metrics is not None
-    latest = freshness(read_records(ctx.state_dir()))
+    latest = freshness(read_records(place))
     names = {p.name for p in spec.backed_up_profiles()}
     last = {
         name: datetime.fromisoformat(end).timestamp()
@@ -454,7 +456,7 @@ def verify(ctx: AppContext, spec_path: Path, profile: str | None, subset: str) -
         if ok:
             ctx.echo(f"{target.profile}: snapshot {snap.short_id} restores, every file matches")
         append_record(
-            ctx.state_dir(),
+            _place(ctx, session),
             BackupRecord("verify", target.profile, start, ctx.timestamp(), ok, snap.id),
         )
         failures += not ok
@@ -540,9 +542,7 @@ def restore(
             return _restore_in_place(ctx, session, target, snap)
     stamp = ctx.now().strftime("%Y%m%dT%H%M%SZ")
     staging = target_dir or (
-        host_state_dir(session.host, ctx.state_dir())
-        / "restores"
-        / f"{profile}-{snap.short_id}-{stamp}"
+        _place(ctx, session).directory / "restores" / f"{profile}-{snap.short_id}-{stamp}"
     )
     _fresh_directory(session, staging)
     result = session.restic.run(session.argv("restore", snap.id, "--target", str(staging)))
@@ -596,7 +596,7 @@ def _restore_in_place(
         ctx.error(f"{target.profile}: the gateway does not answer on port {target.port}")
     ctx.error(CHANNEL_WARNING)
     append_record(
-        ctx.state_dir(),
+        _place(ctx, session),
         BackupRecord(
             "restore", target.profile, start, ctx.timestamp(), ok and healthy, snap.id, downtime
         ),
@@ -660,11 +660,11 @@ def freshness_of(spec: Spec, records: list[BackupRecord], now_s: float) -> tuple
     return tuple(out)
 
 
-def status_lines(spec: Spec, directory: Path, now_s: float) -> tuple[list[str], list[Any]]:
+def status_lines(spec: Spec, place: StatePlace, now_s: float) -> tuple[list[str], list[Any]]:
     """`status`'s backup section: text lines and the JSON list ([] without a backup section)."""
     if spec.backup is None:
         return [], []
-    rows = freshness_of(spec, read_records(directory), now_s)
+    rows = freshness_of(spec, read_records(place), now_s)
     limit = 2 * schedule_period_s(spec)
     lines = ["backups:"]
     for row in rows:

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from reconciler.spec.errors import SpecError, SpecInvalid
     from reconciler.spec.model import Spec
     from reconciler.unattended.logs import ActionLog, LogFormat
+    from reconciler.unattended.place import StatePlace
     from reconciler.unattended.runs import ApplyOutcome, Result
     from reconciler.unattended.status import Status
 
@@ -71,7 +72,7 @@ class _Run:
     """What every record of this invocation shares, fixed when it starts."""
 
     ctx: AppContext
-    directory: Path
+    place: StatePlace
     start: str
     interactive: bool
     spec_path: str
@@ -80,7 +81,7 @@ class _Run:
     def finish(self, result: Result, **fields: Any) -> int:
         """Append the record, log the summary, and return the exit code for `result`."""
         from reconciler.core.host import Account
-        from reconciler.unattended.runs import RunRecord, append_record
+        from reconciler.unattended.runs import RunRecord
 
         record = RunRecord(
             start=self.start,
@@ -92,7 +93,7 @@ class _Run:
             **{"spec_path": self.spec_path, **fields},
         )
         try:
-            append_record(self.directory, record)
+            self.place.append_run(record)
         except OSError as exc:  # the run itself happened; say so rather than hide its outcome
             self.ctx.error(f"warning: could not write the run record: {exc}")
         if self.log is not None:
@@ -131,18 +132,17 @@ def unattended_apply(
         host_lock_path,
     )
     from reconciler.unattended.logs import ActionLog
-    from reconciler.unattended.suspend import current
+    from reconciler.unattended.place import StatePlace
 
     # This run changes the host: it may also remember that its spec passed validation.
     validation_cache.allow_writes()
     ctx = ctx if ctx is not None else AppContext()
-    directory = checked_state_dir(state if state is not None else ctx.state_dir())
+    place = StatePlace(state) if state is not None else place_of_spec(ctx, spec_path)
+    directory = checked_state_dir(place.directory)
     log = ActionLog(log_format, ctx.echo) if non_interactive or log_format == "json" else None
-    run = _Run(
-        ctx, directory, ctx.timestamp(), not non_interactive, os.path.abspath(spec_path), log
-    )
+    run = _Run(ctx, place, ctx.timestamp(), not non_interactive, os.path.abspath(spec_path), log)
 
-    suspension = current(directory)
+    suspension = place.suspension()
     if suspension is not None:
         if non_interactive:
             if log is not None:
@@ -159,9 +159,17 @@ def unattended_apply(
 
     # One lock per host for every invoker; a caller naming its own state directory (tests,
     # embedding) locks there instead.
-    lock = directory / LOCK_NAME if state is not None else host_lock_path(directory)
+    # The lock's fallback (no usable /run/lock) stays in our own directory: root never creates
+    # a lock file in the user's.
+    lock = directory / LOCK_NAME if state is not None else host_lock_path(ctx.state_dir())
     try:
-        ensure_state_dir(directory)
+        place.ensure()
+    except OSError as exc:  # e.g. the user's state dir made a link to where they cannot write
+        ctx.error(f"error: cannot use the state directory {directory}: {exc}")
+        return run.finish("failed", reason=f"state directory {directory}: {exc}")
+    try:
+        if lock.parent == ctx.state_dir():
+            ensure_state_dir(lock.parent)
         with hold_lock(lock, lock_timeout, on_wait=waiting) as held:
             return _locked_apply(run, spec_path, git_ref, do_apply, held.share_with)
     except LockUnusable as unusable:
@@ -350,11 +358,11 @@ def _tree_fields(spec_path: Path) -> dict[str, Any]:
 
 
 def _carried(run: _Run, attempted: str | None, result: Result) -> str | None:
-    from reconciler.unattended.runs import RunRecordsCorrupt, carried_revision, read_records
+    from reconciler.unattended.runs import RunRecordsCorrupt, carried_revision
 
     try:
-        history = read_records(run.directory)
-    except RunRecordsCorrupt as exc:  # a broken history must not stop the run itself
+        history = run.place.runs()
+    except (RunRecordsCorrupt, OSError) as exc:  # a broken history must not stop the run itself
         run.ctx.error(f"warning: {exc}; the last applied revision is not carried over")
         history = []
     return carried_revision(history, attempted, result)
@@ -396,26 +404,26 @@ def status(ctx: AppContext, spec_path: Path, *, as_json: bool, reach: Reach | No
         found = remote_for_path(ctx, spec_path, reach)
         if found is not None:
             return run_there(ctx, found[1], found[0], ["status", *(["--json"] if as_json else [])])
-    from reconciler.unattended.runs import RunRecordsCorrupt, read_records
+    from reconciler.unattended.runs import RunRecordsCorrupt
     from reconciler.unattended.status import build_status, render_status, status_document
-    from reconciler.unattended.suspend import current
 
     if str(spec_path) != "-" and not spec_path.is_file():
         what = "does not exist" if not spec_path.exists() else "is not a file"
         raise Failed(f"{spec_path} {what}: name the spec the timer applies")
-    directory = checked_state_dir(ctx.state_dir())
+    place = place_of_spec(ctx, spec_path)
+    checked_state_dir(place.directory)
     try:
-        records = read_records(directory)
+        records = place.runs()
     except (RunRecordsCorrupt, OSError) as exc:  # OSError: a FIFO or device, an oversized file
         raise Failed(str(exc)) from None
     unit, schedule, note = _probe_timer(ctx, spec_path)
     now_s, monotonic_s = ctx.now().timestamp(), ctx.monotonic()
     result: Status = build_status(
-        records, current(directory), unit, schedule, now_s=now_s, monotonic_s=monotonic_s
+        records, place.suspension(), unit, schedule, now_s=now_s, monotonic_s=monotonic_s
     )
     if note:
         result = replace(result, timer=replace(result.timer, detail=note))
-    lines, backups = _backup_status(ctx, spec_path, directory, now_s)
+    lines, backups = _backup_status(ctx, spec_path, place, now_s)
     if as_json:
         document = status_document(result)
         if lines:
@@ -429,7 +437,7 @@ def status(ctx: AppContext, spec_path: Path, *, as_json: bool, reach: Reach | No
 
 
 def _backup_status(
-    ctx: AppContext, spec_path: Path, directory: Path, now_s: float
+    ctx: AppContext, spec_path: Path, place: StatePlace, now_s: float
 ) -> tuple[list[str], list[Any]]:
     """Backup freshness per profile when the spec has a backup section (docs/backups.md)."""
     from reconciler.app.backup import status_lines
@@ -440,7 +448,7 @@ def _backup_status(
         spec = read_spec(ctx, spec_path)
     except SpecInvalid:
         return [], []
-    return status_lines(spec, directory, now_s)
+    return status_lines(spec, place, now_s)
 
 
 def _probe_timer(ctx: AppContext, spec_path: Path) -> tuple[Any, Any, str]:
@@ -470,32 +478,67 @@ def _probe_timer(ctx: AppContext, spec_path: Path) -> tuple[Any, Any, str]:
     return unit, schedule, ""
 
 
-def suspend(ctx: AppContext, reason: str, *, replace_existing: bool) -> int:
-    """Pause unattended runs. A suspension in force is kept (and shown) unless replaced."""
-    from reconciler.unattended.suspend import current
-    from reconciler.unattended.suspend import suspend as do_suspend
+def suspend(
+    ctx: AppContext, reason: str, *, replace_existing: bool, spec_path: Path | None = None
+) -> int:
+    """Pause unattended runs (of SPEC's user, when given: as root, the user's timer). A
+    suspension in force is kept (and shown) unless replaced."""
+    from reconciler.core.host import Account
 
-    directory = checked_state_dir(ctx.state_dir())
-    existing = current(directory)
+    place = _place_of_command(ctx, spec_path)
+    existing = place.suspension()
     if existing is not None and not replace_existing:
         ctx.echo(
             f"Unattended runs are already {existing.describe()}; kept that suspension "
             "(pass --replace to replace it with this one, `reconciler resume` lifts it)."
         )
         return EXIT_OK
-    state = do_suspend(directory, reason, since=ctx.timestamp())
+    state = place.suspend(reason, ctx.timestamp(), Account.current().name)
     replaced = f" (replaced: {existing.describe()})" if existing is not None else ""
     ctx.echo(f"Unattended runs {state.describe()}{replaced}. `reconciler resume` lifts it.")
     return EXIT_OK
 
 
-def resume(ctx: AppContext) -> int:
+def resume(ctx: AppContext, spec_path: Path | None = None) -> int:
     """Let unattended runs apply again after `reconciler suspend`."""
-    from reconciler.unattended.suspend import resume as do_resume
-
-    lifted = do_resume(checked_state_dir(ctx.state_dir()))
+    lifted = _place_of_command(ctx, spec_path).resume()
     if lifted is None:
         ctx.echo("Unattended runs were not suspended.")
     else:
         ctx.echo(f"Resumed unattended runs (they were {lifted.describe()}).")
     return EXIT_OK
+
+
+def _place_of_command(ctx: AppContext, spec_path: Path | None) -> StatePlace:
+    """`suspend`/`resume`: SPEC's user's place; without SPEC our own (root is told that its
+    own runs are not the user's timer)."""
+    from reconciler.unattended.place import StatePlace
+
+    if spec_path is None:
+        place = StatePlace(checked_state_dir(ctx.state_dir()))
+        if os.geteuid() == 0:
+            ctx.error(
+                "note: this is root's own state; name the spec (`reconciler suspend SPEC`) to "
+                "pause or resume its user's timer"
+            )
+        return place
+    if not spec_path.is_file():
+        raise Failed(f"{spec_path} is not a file: name the spec whose user's timer to pause")
+    place = place_of_spec(ctx, spec_path)
+    checked_state_dir(place.directory)
+    return place
+
+
+def place_of_spec(ctx: AppContext, spec_path: Path) -> StatePlace:
+    """Where SPEC's host keeps its records and suspension (unattended/place.py): the spec
+    user's state directory when root acts for them, else ours. A spec that cannot be read
+    leaves us our own (its run is recorded there)."""
+    from reconciler.app.specs import read_spec
+    from reconciler.spec import SpecInvalid
+    from reconciler.unattended.place import StatePlace, state_place
+
+    try:
+        spec = read_spec(ctx, spec_path)
+    except (SpecInvalid, OSError, Failed):
+        return StatePlace(ctx.state_dir())
+    return state_place(ctx.discover_host(spec), ctx.state_dir())

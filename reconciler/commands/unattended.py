@@ -25,7 +25,13 @@ def status(
     return run(app, spec_path, as_json=as_json, reach=reach_of(target, ssh_config))
 
 
+SPEC_OPTIONAL = click.argument(
+    "spec_path", metavar="[SPEC]", required=False, type=click.Path(path_type=Path)
+)
+
+
 @click.command()
+@SPEC_OPTIONAL
 @click.option("--reason", default="", help="Why (shown by status and by every skipped run).")
 @click.option(
     "--replace",
@@ -34,20 +40,23 @@ def status(
     help="Replace a suspension already in force (without it, that one is kept and shown).",
 )
 @use_case
-def suspend(app: AppContext, reason: str, replace_existing: bool) -> int:
-    """Pause unattended runs: timer runs exit at once until `reconciler resume`."""
+def suspend(app: AppContext, spec_path: Path | None, reason: str, replace_existing: bool) -> int:
+    """Pause unattended runs: timer runs exit at once until `reconciler resume`. With SPEC
+    (as root): its user's timer."""
     from reconciler.app.unattended import suspend as run
 
-    return run(app, reason, replace_existing=replace_existing)
+    return run(app, reason, replace_existing=replace_existing, spec_path=spec_path)
 
 
 @click.command()
+@SPEC_OPTIONAL
 @use_case
-def resume(app: AppContext) -> int:
-    """Let unattended runs apply again after `reconciler suspend`."""
+def resume(app: AppContext, spec_path: Path | None) -> int:
+    """Let unattended runs apply again after `reconciler suspend`. With SPEC (as root): its
+    user's timer."""
     from reconciler.app.unattended import resume as run
 
-    return run(app)
+    return run(app, spec_path)
 
 
 COMMANDS = (status, suspend, resume)

@@ -34,13 +34,16 @@ class Suspension:
         return f"suspended since {self.since} by {self.by}{why}"
 
 
-def suspend(directory: Path, reason: str = "", *, since: str | None = None) -> Suspension:
+def suspend(
+    directory: Path, reason: str = "", *, since: str | None = None, by: str | None = None
+) -> Suspension:
     """Suspend unattended runs, replacing any suspension in force (the `suspend` command asks
-    first: see reconciler/app/unattended.py). `since` defaults to now (ISO 8601 UTC)."""
+    first: see reconciler/app/unattended.py). `since` defaults to now (ISO 8601 UTC), `by` to
+    whoever we are (pass it from a child acting as the user: it must not look names up)."""
     ensure_state_dir(directory)
     state = Suspension(
         since=since or datetime.now(UTC).isoformat(timespec="seconds"),
-        by=Account.current().name,
+        by=by if by is not None else Account.current().name,
         reason=reason,
     )
     text = json.dumps(asdict(state), sort_keys=True) + "\n"

@@ -25,6 +25,7 @@ from reconciler.app.context import AppContext
 from reconciler.cli import cli
 from reconciler.spec import load_spec
 from reconciler.spec.model import Spec
+from reconciler.unattended.place import StatePlace
 
 if shutil.which("restic") is None:
     if os.environ.get("RECONCILER_E2E_REQUIRED"):
@@ -231,7 +232,7 @@ def test_run_tags_excludes_and_is_incremental(world: World) -> None:
     assert len(snaps) == 2
     assert all(s["tags"] == ["profile:ops", f"host:{HOST}"] for s in snaps)
     assert all(s["hostname"] == HOST for s in snaps)
-    records = read_records(world.state)
+    records = read_records(StatePlace(world.state))
     assert [(r.kind, r.profile, r.ok) for r in records] == [("backup", "ops", True)] * 2
     assert records[1].detail["files_new"] == 0 and records[1].detail["files_unmodified"] > 30
     staging = world.root / "staging"
@@ -267,7 +268,7 @@ def test_verify_passes_then_fails_loudly_on_a_corrupted_pack(world: World) -> No
     bad = world.cli("backup", "verify", str(world.spec), "--read-data-subset", "100%")
     assert bad.exit_code == 1
     assert "VERIFY FAILED" in bad.output
-    verdicts = [r.ok for r in read_records(world.state) if r.kind == "verify"]
+    verdicts = [r.ok for r in read_records(StatePlace(world.state)) if r.kind == "verify"]
     assert verdicts == [True, False]
 
 
@@ -346,7 +347,7 @@ def test_run_takes_the_host_lock_apply_takes(world: World, monkeypatch: pytest.M
     with hold_lock(host_lock_path(world.state), 5, command="reconciler apply (test)"):
         locked = world.cli("backup", "run", str(world.spec))
     assert locked.exit_code == 75, locked.output
-    assert read_records(world.state) == []
+    assert read_records(StatePlace(world.state)) == []
 
 
 def test_run_with_json_log_lines_and_the_backup_metrics(world: World) -> None:
@@ -369,7 +370,7 @@ def test_run_with_json_log_lines_and_the_backup_metrics(world: World) -> None:
         "failed": 0,
     }
     # the metrics textfile: the profile's last success, the time its record says
-    (record,) = read_records(world.state)
+    (record,) = read_records(StatePlace(world.state))
     from datetime import datetime
 
     when = int(datetime.fromisoformat(record.end).timestamp())

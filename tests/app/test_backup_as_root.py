@@ -16,11 +16,15 @@ import pytest
 from click.testing import CliRunner, Result
 from real_users import Attack, as_user, real_user  # noqa: F401  (the fixture)
 
+from reconciler.app.backup import read_records
 from reconciler.app.context import AppContext
+from reconciler.app.unattended import unattended_apply
 from reconciler.cli import cli
 from reconciler.core.host import Account
 from reconciler.spec import load_spec
 from reconciler.spec.model import Spec
+from reconciler.unattended.place import StatePlace
+from reconciler.unattended.runs import ApplyOutcome
 
 if shutil.which("restic") is None:
     pytest.skip("restic is not installed (apt-get install restic)", allow_module_level=True)
@@ -219,3 +223,78 @@ def test_root_restore_into_the_default_staging_directory_works_as_the_user(
     for path in (staging, restored):
         assert os.lstat(path).st_uid == setup.user.uid
     assert not (setup.tmp / "root-state" / "restores").exists()
+
+
+# --- one host whoever runs it --------------------------------------------------------------
+
+
+def _user_place(setup: Setup) -> StatePlace:
+    """The user's own state directory, read as the user (what their timer and `status` see)."""
+    return StatePlace(setup.home / ".local/state/reconciler", setup.user)
+
+
+def _root_apply(setup: Setup, result: str = "converged") -> int:
+    app = AppContext(state_dir=lambda: setup.tmp / "root-state", spec_loader=setup.load)
+    return unattended_apply(
+        setup.spec,
+        lock_timeout=5,
+        non_interactive=True,
+        log_format="text",
+        do_apply=lambda spec, log: ApplyOutcome(result),  # type: ignore[arg-type]
+        ctx=app,
+    )
+
+
+def test_roots_apply_is_recorded_where_the_users_status_reads_it(setup: Setup) -> None:
+    """After `sudo reconciler apply` the user's `status` said "Last run: never": root's
+    record went to root's ~/.local/state."""
+    assert _root_apply(setup) == 0
+    (record,) = _user_place(setup).runs()
+    assert record.result == "converged" and record.user == "root"
+    runs = setup.home / ".local/state/reconciler/runs.jsonl"
+    assert (os.stat(runs).st_uid, os.stat(runs).st_mode & 0o777) == (setup.user.uid, 0o600)
+    assert os.stat(runs.parent).st_uid == setup.user.uid
+    assert os.stat(runs.parent).st_mode & 0o777 == 0o700
+    assert not (setup.tmp / "root-state" / "runs.jsonl").exists()
+    status = setup.cli("status", str(setup.spec))
+    assert status.exit_code == 0, status.output
+    assert "never" not in status.output.split("\n")[0] and "converged" in status.output
+
+
+def test_roots_suspend_with_the_spec_pauses_the_users_timer(setup: Setup) -> None:
+    result = setup.cli("suspend", str(setup.spec), "--reason", "migrating")
+    assert result.exit_code == 0, result.output
+    found = _user_place(setup).suspension()
+    assert found is not None and found.reason == "migrating" and found.by == "root"
+    suspended = setup.home / ".local/state/reconciler/suspended.json"
+    assert os.stat(suspended).st_uid == setup.user.uid
+    assert _root_apply(setup) == 0  # a timer run finds the suspension: nothing done
+    assert _user_place(setup).runs()[-1].result == "suspended"
+    assert setup.cli("resume", str(setup.spec)).exit_code == 0
+    assert _user_place(setup).suspension() is None
+
+
+def test_roots_records_never_follow_the_users_symlinked_state_dir(
+    setup: Setup, tmp_path: Path
+) -> None:
+    victim, secret = _root_dir_with_a_secret(tmp_path)
+    (setup.home / ".local/state").mkdir(parents=True)
+    os.chown(setup.home / ".local", setup.user.uid, setup.user.gid)
+    os.chown(setup.home / ".local/state", setup.user.uid, setup.user.gid)
+    as_user(setup.user, "ln", "-s", str(victim), str(setup.home / ".local/state/reconciler"))
+    _root_apply(setup)
+    assert sorted(p.name for p in victim.iterdir()) == ["root-secret"]
+    _still_roots(victim, secret)
+
+
+def test_roots_backup_records_land_in_the_users_place(setup: Setup) -> None:
+    _backup_as_the_timer(setup)
+    result = setup.cli("backup", "verify", str(setup.spec))
+    assert result.exit_code == 0, result.output
+    (record,) = read_records(_user_place(setup))
+    assert record.kind == "verify" and record.ok
+    backups = setup.home / ".local/state/reconciler/backups.jsonl"
+    assert os.stat(backups).st_uid == setup.user.uid
+    assert not (setup.tmp / "root-state" / "backups.jsonl").exists()
+    status = setup.cli("status", str(setup.spec))
+    assert "last verified restore 20" in status.output, status.output

@@ -17,6 +17,7 @@ from reconciler.app.backup import read_records as read_backups
 from reconciler.bounded import InputRefused
 from reconciler.facts.backup import parse_history
 from reconciler.system.records import RecordFile, parse_line
+from reconciler.unattended.place import StatePlace
 from reconciler.unattended.runs import RunRecord, read_records
 
 DEEP = "[" * 50_000 + "]" * 50_000
@@ -31,10 +32,10 @@ def test_a_50000_deep_line_is_skipped_not_a_recursion_error(tmp_path: Path) -> N
     good = RunRecord("2026-12-07T10:00:00+00:00", "2026-12-07T10:00:01+00:00", "converged")
     (tmp_path / "runs.jsonl").write_text(f"{DEEP}\n{DEEP_OBJECT}\n{good.to_json()}\n")
     assert read_records(tmp_path) == [good]
-    append_backup(tmp_path, _backup(1))
+    append_backup(StatePlace(tmp_path), _backup(1))
     with (tmp_path / "backups.jsonl").open("a") as handle:
         handle.write(f"{DEEP_OBJECT}\n{DEEP}\n")
-    assert read_backups(tmp_path) == [_backup(1)]
+    assert read_backups(StatePlace(tmp_path)) == [_backup(1)]
     history = parse_history(f"{DEEP_OBJECT}\n{json.dumps({'kind': 'backup'})}\n", 0.0)
     assert history.profiles == ()
     assert parse_line(DEEP, "x") is None and parse_line("x" * 300_000, "x") is None
@@ -80,13 +81,13 @@ def test_a_fifo_or_symlink_in_place_of_the_records_is_refused_without_hanging(
 ) -> None:
     os.mkfifo(tmp_path / "backups.jsonl")
     with pytest.raises(InputRefused, match="FIFO"):
-        append_backup(tmp_path, _backup(1))
+        append_backup(StatePlace(tmp_path), _backup(1))
     with pytest.raises(InputRefused):
-        read_backups(tmp_path)
+        read_backups(StatePlace(tmp_path))
     other = tmp_path / "other"
     other.mkdir()
     (other / "elsewhere").write_text("")
     (other / "backups.jsonl").symlink_to(other / "elsewhere")
     with pytest.raises(OSError):
-        append_backup(other, _backup(1))
+        append_backup(StatePlace(other), _backup(1))
     assert (other / "elsewhere").read_text() == ""
