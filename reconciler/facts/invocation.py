@@ -8,11 +8,13 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.facts.codec import RecordedHost, recorded
+from reconciler.system.as_user import acting_account, call_as
 
 
 @recorded
@@ -25,6 +27,9 @@ class Invocation:
     clone: Path | None  # the git source's clone, when the spec has one
     entry_point: str | None = None  # the `reconciler` script installed beside `python`
     scratch: str | None = None  # why `python` is a scratch install ("inside the git work tree X")
+    # Why the spec's user could not run the program or read the spec, checked with the user's
+    # own permissions (None: they can, or we are that user).
+    user_cannot: str | None = None
 
 
 @recorded
@@ -39,12 +44,22 @@ class InvocationProbe(Probe[Invocation]):
         # sys.executable is kept as is, not resolved: a venv's bin/python is a symlink to the
         # system interpreter, and only the link's path makes `-m reconciler` find the venv.
         script = Path(sys.executable).parent / "reconciler"
+        entry = str(script) if os.access(script, os.X_OK) and script.is_file() else None
+        spec = self.spec_path.resolve() if self.spec_path is not None else None
+        clone = self.clone.resolve() if self.clone is not None else None
+        # The timer runs as the spec's user: ask the kernel with the user's permissions (root
+        # passes every check; a venv whose interpreter lies under /root does not for the user).
+        needed = [(entry, os.R_OK | os.X_OK, "run")] if entry is not None else []
+        needed.append((sys.executable, os.X_OK, "run"))  # the script's interpreter, too
+        needed += [(str(p), os.R_OK, "read") for p in (spec, clone) if p is not None]
+        cannot = call_as(acting_account(host), partial(_first_denied, needed))
         return Invocation(
             python=sys.executable,
-            spec=self.spec_path.resolve() if self.spec_path is not None else None,
-            clone=self.clone.resolve() if self.clone is not None else None,
-            entry_point=str(script) if os.access(script, os.X_OK) and script.is_file() else None,
+            spec=spec,
+            clone=clone,
+            entry_point=entry,
             scratch=scratch_location(Path(sys.executable)) if sys.executable else None,
+            user_cannot=cannot,
         )
 
     def answer_from(self, recorded: RecordedHost) -> Invocation | None:
@@ -59,6 +74,14 @@ class InvocationProbe(Probe[Invocation]):
             return None if path is None else Path(os.path.normpath(cwd / path))
 
         return replace(known[0], spec=absolute(self.spec_path), clone=absolute(self.clone))
+
+
+def _first_denied(needed: list[tuple[str, int, str]]) -> str | None:
+    """`cannot run X` / `cannot read X` for the first path we may not use, or None."""
+    for path, mode, verb in needed:
+        if not os.access(path, mode):
+            return f"cannot {verb} {path}"
+    return None
 
 
 # Where the temporary directories are (tmpfs or cleaned at boot on most systems).

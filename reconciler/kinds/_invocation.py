@@ -47,6 +47,14 @@ def unusable_interpreter(
         )
     if host.invoker.uid == host.user.uid:
         return None
+    if invocation.user_cannot is not None:
+        return (
+            f"{host.user.name} {invocation.user_cannot} (checked with {host.user.name}'s "
+            f"permissions; the timer runs as {host.user.name}): install the reconciler where "
+            f"every user can run it (e.g. a venv under /opt made with an interpreter outside "
+            f"{host.invoker.home}), keep the spec where {host.user.name} can read it, or set "
+            "reconcile.command"
+        )
     private = str(host.invoker.home).rstrip("/") + "/"
     if invocation.python.startswith(private):
         return (
