@@ -108,6 +108,23 @@ def test_an_entry_owned_by_someone_else_is_not_believed(cache: Path, tmp_path: P
     assert load_spec(path) == good
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the directory to another user")
+def test_root_does_not_believe_a_directory_a_user_owns(cache: Path, tmp_path: Path) -> None:
+    # Root running with a user's cache (sudo keeping HOME or XDG_CACHE_HOME): the entry is
+    # root's, but the user owns the directory and could rename another spec's entry, or any
+    # root-owned file, to this key. Only a directory of root's own is believed.
+    path = _spec(tmp_path)
+    good = load_spec(path)
+    (entry,) = cache.iterdir()
+    planted = json.loads(entry.read_text())
+    planted["profiles"]["ops"]["port"] = 1
+    entry.write_text(json.dumps(planted))
+    os.chown(cache, 4242, 4242)  # still 0700, the entry still root's
+    assert load_spec(path) == good
+    os.chown(cache, 0, 0)
+    assert load_spec(path).profiles != good.profiles  # proves the plant was at the right key
+
+
 @pytest.mark.parametrize("content", ["", "{not json", "[1, 2]"])
 def test_a_broken_entry_is_a_miss(cache: Path, tmp_path: Path, content: str) -> None:
     path = _spec(tmp_path)
