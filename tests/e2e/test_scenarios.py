@@ -525,9 +525,10 @@ def _snapshot(c: Container, user_manager: bool) -> dict[str, Any]:
         }
         units = sorted(on_disk | set(UNITS.values()) | {STRAY})
         snap["user-units-show"] = c.systemctl_user("show", *units, "-p", UNIT_PROPS).stdout
-        # A daemon-reload moves the manager's load timestamps.
+        # A daemon-reload sets UnitsLoadTimestampMonotonic (systemd 252: 0 until the first
+        # reload; UnitsLoadStart/FinishTimestamp keep the manager's first load, tried here).
         snap["user-manager-load"] = c.systemctl_user(
-            "show", "-p", "UnitsLoadStartTimestampMonotonic,UnitsLoadFinishTimestampMonotonic"
+            "show", "-p", "UnitsLoadTimestampMonotonic"
         ).stdout
     return snap
 
