@@ -226,7 +226,7 @@ def _run_rollback(
 ) -> int:
     """Run the switch; on success mark `running` bad for the profile and say what the spec
     still pins."""
-    from reconciler.facts.switches import memory_dir
+    from reconciler.facts.switches import BadVersion, memory_dir
     from reconciler.shell.runner import HostRunner
     from reconciler.shell.switch import mark_bad
     from reconciler.system.as_user import acting_account, call_as
@@ -241,12 +241,12 @@ def _run_rollback(
             return EXIT_FAILED
         if result.report is not None:
             ctx.echo(f"{action.address}: {result.detail}")
-    mark = {
-        "profile": profile.profile,
-        "version": running,
-        "failed_at": ctx.timestamp(),
-        "reason": f"rolled back by hand to {target} (reconciler rollback)",
-    }
+    mark = BadVersion(
+        profile.profile,
+        running,
+        ctx.timestamp(),
+        f"rolled back by hand to {target} (reconciler rollback)",
+    )
     call_as(acting_account(host), partial(mark_bad, memory_dir(host.user.home), mark))
     ctx.echo(
         f"The spec still pins {running} for profile {profile.profile}: it is now marked bad "

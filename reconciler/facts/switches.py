@@ -8,11 +8,15 @@ timer share it:
     gateway-bad-versions.json   {"profiles": {PROFILE: {"version", "failed_at", "reason"}}}
     gateway-switched.json       {"profiles": {PROFILE: {"from", "to", "at"}}}: the last switch
                                 that was kept (what `rollback` goes back to by default)
-    switch/PROFILE/intent.json  {"from", "to", "started_at"} while a switch runs
+    switch/PROFILE/intent.json  {"from", "to", "started_at", "unit", "unit_mode",
+                                "config_mode"} while a switch runs (SwitchIntent)
     switch/PROFILE/unit         the unit file as it was before the switch (absent: there was none)
     switch/PROFILE/config       the profile's config as it was before the switch
 
-Files 0600 in 0700 directories, written atomically as the user (reconciler/shell/switch.py).
+Files 0600 in 0700 directories, written atomically as the user (reconciler/shell/switch.py),
+read bounded (size and JSON nesting: a deep line is "not ours", never a RecursionError). Each
+file has one typed record here (BadVersion, Switched, SwitchIntent) that the runner and the use
+cases pass around; the JSON shapes live only in this module.
 A switch killed half way (kill -9, power loss) leaves `intent.json`: the next plan sees it and
 runs the gate again with the copies taken before the first attempt.
 """
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.bounded import read_bounded
+from reconciler.bounded import loads_json, read_bounded
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe, ProbeFailed
 from reconciler.facts.codec import RecordedHost, Redaction, recorded
@@ -80,6 +84,58 @@ class Interrupted:
     started_at: str
 
 
+@dataclass(frozen=True)
+class SwitchIntent:
+    """`switch/PROFILE/intent.json`: a switch under way and the modes of the copies taken
+    before it (None: there was no such file, so a rollback leaves none)."""
+
+    from_version: str | None
+    to_version: str
+    started_at: str
+    unit: str = ""
+    unit_mode: int | None = None
+    config_mode: int | None = None
+
+    def to_json(self) -> str:
+        doc = {
+            "from": self.from_version,
+            "to": self.to_version,
+            "started_at": self.started_at,
+            "unit": self.unit,
+            "unit_mode": self.unit_mode,
+            "config_mode": self.config_mode,
+        }
+        return json.dumps(doc, sort_keys=True) + "\n"
+
+    @classmethod
+    def parse(cls, text: str) -> SwitchIntent:
+        """The intent in `text`; ValueError when it is not one we wrote (nesting bounded)."""
+        doc = loads_json(text, source=INTENT, max_depth=4)
+        try:
+            return cls(
+                _optional_text(doc.get("from")),
+                str(doc["to"]),
+                str(doc["started_at"]),
+                str(doc.get("unit", "")),
+                _optional_mode(doc.get("unit_mode")),
+                _optional_mode(doc.get("config_mode")),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a switch intent: {exc}") from None
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _optional_mode(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0o7777:
+        raise TypeError(f"a mode must be 0..0o7777, not {value!r}")
+    return value
+
+
 @recorded
 @dataclass(frozen=True)
 class Switched:
@@ -115,7 +171,7 @@ def parse_bad_versions(text: str, where: str) -> tuple[BadVersion, ...]:
     """Pure: the marks of a `gateway-bad-versions.json`; ProbeFailed naming the file when it
     is not what we write."""
     try:
-        doc = json.loads(text) if text.strip() else {"profiles": {}}
+        doc = loads_json(text, source=where, max_depth=4) if text.strip() else {"profiles": {}}
         profiles = doc["profiles"]
         marks = tuple(
             BadVersion(
@@ -123,7 +179,7 @@ def parse_bad_versions(text: str, where: str) -> tuple[BadVersion, ...]:
             )
             for name, e in sorted(profiles.items())
         )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         raise ProbeFailed(
             f"{where}: not a bad-version record of the reconciler ({exc}): move it away "
             "(every version is then tried again)"
@@ -146,12 +202,12 @@ def parse_switched(text: str) -> tuple[Switched, ...]:
     """Pure: the last kept switch per profile (an unreadable file: none, nothing depends on it
     but `rollback`'s default)."""
     try:
-        profiles = json.loads(text)["profiles"]
+        profiles = loads_json(text, source=SWITCHED, max_depth=4)["profiles"]
         return tuple(
             Switched(str(name), str(e["from"]), str(e["to"]), str(e.get("at", "")))
             for name, e in sorted(profiles.items())
         )
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, OSError):
         return ()
 
 
@@ -168,13 +224,12 @@ def encode_switched(entries: tuple[Switched, ...]) -> str:
 def parse_intent(profile: str, text: str) -> Interrupted | None:
     """Pure: an intent file's switch, None when it is unreadable (then nothing is resumed)."""
     try:
-        doc = json.loads(text)
-        frm = doc.get("from")
-        return Interrupted(
-            profile, None if frm is None else str(frm), str(doc["to"]), str(doc["started_at"])
-        )
-    except (ValueError, KeyError, TypeError, AttributeError):
+        intent = SwitchIntent.parse(text)
+    except ValueError:  # InputRefused (too deep) is an OSError
         return None
+    except OSError:
+        return None
+    return Interrupted(profile, intent.from_version, intent.to_version, intent.started_at)
 
 
 def _read_memory(directory: Path) -> dict[str, Any]:

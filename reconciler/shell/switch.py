@@ -22,7 +22,6 @@ check's deadline is cut to what is left of the gate's.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import time
@@ -32,7 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from reconciler.bounded import read_bounded
+from reconciler.bounded import InputRefused, read_bounded
 from reconciler.core.action import GatedSwitch
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
@@ -49,6 +48,7 @@ from reconciler.facts.switches import (
     UNIT_COPY,
     BadVersion,
     Switched,
+    SwitchIntent,
     encode_bad_versions,
     encode_switched,
     parse_bad_versions,
@@ -98,29 +98,30 @@ def _read_text(path: Path) -> tuple[str | None, int | None]:
 
 
 def save_copies(
-    memory: Path, profile: str, unit_file: Path, config: Path, intent: dict[str, Any]
-) -> dict[str, Any]:
+    memory: Path, profile: str, unit_file: Path, config: Path, intent: SwitchIntent
+) -> tuple[str, bool]:
     """Copy the unit and the config, then write the intent; keep the copies of an earlier,
-    interrupted attempt (they show the host before it). Returns the intent in force."""
+    interrupted attempt (they show the host before it). Returns the intent in force (its
+    JSON text, to cross back from the user's child) and whether it was an earlier one."""
     for directory in (memory, memory / SWITCH_DIR, _switch_dir(memory, profile)):
         ensure_directory(directory, MEMORY_MODE, None)
     here = _switch_dir(memory, profile)
-    with contextlib.suppress(FileNotFoundError, ValueError, UnicodeDecodeError):
-        earlier = json.loads(read_bounded(here / INTENT, _MAX_COPY, follow=False).decode())
-        if isinstance(earlier, dict) and "to" in earlier:
-            return {**earlier, "resumed": True}
-    record = dict(intent)
+    with contextlib.suppress(FileNotFoundError, ValueError, UnicodeDecodeError, InputRefused):
+        earlier = SwitchIntent.parse(read_bounded(here / INTENT, _MAX_COPY, follow=False).decode())
+        return earlier.to_json(), True
+    modes: dict[str, int | None] = {}
     for name, source in ((UNIT_COPY, unit_file), (CONFIG_COPY, config)):
         text, mode = _read_text(source)
-        record[f"{name}_mode"] = mode
+        modes[name] = mode
         if text is None:
             with contextlib.suppress(FileNotFoundError):
                 (here / name).unlink()
         else:
             atomic_write(here / name, text, FILE_MODE, backup=False)
+    record = replace(intent, unit_mode=modes[UNIT_COPY], config_mode=modes[CONFIG_COPY])
     # Last: the intent says the copies are complete.
-    atomic_write(here / INTENT, json.dumps(record, sort_keys=True) + "\n", FILE_MODE, backup=False)
-    return {**record, "resumed": False}
+    atomic_write(here / INTENT, record.to_json(), FILE_MODE, backup=False)
+    return record.to_json(), False
 
 
 def write_unit(path: Path, content: str) -> str:
@@ -131,10 +132,12 @@ def write_unit(path: Path, content: str) -> str:
 def restore_copies(memory: Path, profile: str, unit_file: Path, config: Path) -> str:
     """Put back the unit and the config as they were before the switch."""
     here = _switch_dir(memory, profile)
-    intent = json.loads(read_bounded(here / INTENT, _MAX_COPY, follow=False).decode())
+    intent = SwitchIntent.parse(read_bounded(here / INTENT, _MAX_COPY, follow=False).decode())
     restored = []
-    for name, target in ((UNIT_COPY, unit_file), (CONFIG_COPY, config)):
-        mode = intent.get(f"{name}_mode")
+    for name, target, mode in (
+        (UNIT_COPY, unit_file, intent.unit_mode),
+        (CONFIG_COPY, config, intent.config_mode),
+    ):
         if mode is None:
             if name == UNIT_COPY:  # there was no unit before: none after either
                 with contextlib.suppress(FileNotFoundError):
@@ -143,7 +146,7 @@ def restore_copies(memory: Path, profile: str, unit_file: Path, config: Path) ->
         text, _ = _read_text(here / name)
         if text is None:
             raise FileNotFoundError(f"the copy of {target} is gone from {here}")
-        atomic_write(target, text, int(mode), backup=False)
+        atomic_write(target, text, mode, backup=False)
         restored.append(str(target))
     return ", ".join(restored)
 
@@ -157,9 +160,8 @@ def forget_copies(memory: Path, profile: str) -> str:
     return ""
 
 
-def mark_bad(memory: Path, mark: dict[str, str]) -> str:
-    """Record `mark` (profile, version, failed_at, reason) in the bad-version file, replacing
-    that profile's earlier mark."""
+def mark_bad(memory: Path, new: BadVersion) -> str:
+    """Record `new` in the bad-version file, replacing that profile's earlier mark."""
     ensure_directory(memory, MEMORY_MODE, None)
     path = memory / BAD_VERSIONS
     try:
@@ -167,7 +169,6 @@ def mark_bad(memory: Path, mark: dict[str, str]) -> str:
         marks = parse_bad_versions(text, str(path))
     except FileNotFoundError:
         marks = ()
-    new = BadVersion(mark["profile"], mark["version"], mark["failed_at"], mark["reason"])
     kept = tuple(m for m in marks if m.profile != new.profile)
     atomic_write(path, encode_bad_versions((*kept, new)), FILE_MODE, backup=False)
     return ""
@@ -304,19 +305,14 @@ class Gate:
 def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
     """Carry out `op` (see the module docstring): its report, or why nothing was switched."""
     gate = Gate(runner, op)
-    intent = {
-        "from": op.from_version,
-        "to": op.to_version,
-        "started_at": _now(),
-        "unit": op.unit,
-    }
+    intent = SwitchIntent(op.from_version, op.to_version, _now(), op.unit)
     try:
-        held = gate.as_user(
+        held, resumed = gate.as_user(
             partial(save_copies, op.memory, op.profile, op.unit_file, op.config, intent)
         )
     except (OSError, UnicodeDecodeError) as exc:
         return f"nothing switched: cannot keep a copy: {exc}"
-    old = held.get("from") if held.get("resumed") else op.from_version
+    old = SwitchIntent.parse(held).from_version if resumed else op.from_version
     try:
         gate.as_user(partial(write_unit, op.unit_file, op.content))
     except OSError as exc:
@@ -357,10 +353,10 @@ def _roll_back(gate: Gate, old: str | None, reason: str, *, blame: bool = True) 
             problem = back.reason
             if back.healthy_at is not None:
                 downtime = back.healthy_at - began
-    mark = {"profile": op.profile, "version": op.to_version, "failed_at": failed_at}
     if blame:
+        mark = BadVersion(op.profile, op.to_version, failed_at, reason)
         with contextlib.suppress(OSError, ValueError):
-            gate.as_user(partial(mark_bad, op.memory, {**mark, "reason": reason}))
+            gate.as_user(partial(mark_bad, op.memory, mark))
     if not problem:
         # The copies are kept when the rollback failed: a human (or the next run) needs them.
         with contextlib.suppress(OSError):

@@ -201,9 +201,10 @@ def test_after_a_kill_mid_switch_the_next_apply_converges(gw: GatewayHost, start
     op = switch_of(unit_action(plan))
     assert apply_plan(dataclasses.replace(plan, actions=(install,)), gw.runner).ok
     # What the killed run left: its copies and intent, the new unit, a restarted gateway.
+    from reconciler.facts.switches import SwitchIntent
     from reconciler.shell.switch import save_copies
 
-    intent = {"from": OLD, "to": NEW, "started_at": "2026-11-29T11:00:00+00:00"}
+    intent = SwitchIntent(OLD, NEW, "2026-11-29T11:00:00+00:00")
     save_copies(op.memory, "ops", op.unit_file, op.config, intent)
     gw.fake.add_unit_file(UNIT, op.content)
     gw.fake.daemon_reload()

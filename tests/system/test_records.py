@@ -91,3 +91,26 @@ def test_a_fifo_or_symlink_in_place_of_the_records_is_refused_without_hanging(
     with pytest.raises(OSError):
         append_backup(StatePlace(other), _backup(1))
     assert (other / "elsewhere").read_text() == ""
+
+
+def test_the_switch_memory_files_are_typed_and_bounded(tmp_path: Path) -> None:
+    """The user's switch memory (facts/switches.py): a 50 000-deep file is "not ours", never a
+    RecursionError; the intent round-trips through its one typed record."""
+    from reconciler.core.probe import ProbeFailed
+    from reconciler.facts.switches import (
+        SwitchIntent,
+        parse_bad_versions,
+        parse_intent,
+        parse_switched,
+    )
+
+    with pytest.raises(ProbeFailed, match="not a bad-version record"):
+        parse_bad_versions(DEEP_OBJECT, "gateway-bad-versions.json")
+    assert parse_switched(DEEP) == ()
+    assert parse_intent("ops", DEEP_OBJECT) is None
+    intent = SwitchIntent("2026.1.24-3", "2026.2.1", "2026-12-07T10:00:00+00:00", "u", 0o644, None)
+    assert SwitchIntent.parse(intent.to_json()) == intent
+    interrupted = parse_intent("ops", intent.to_json())
+    assert interrupted is not None and interrupted.to_version == "2026.2.1"
+    with pytest.raises(ValueError):
+        SwitchIntent.parse('{"to": "1", "started_at": "x", "unit_mode": "0644; rm"}')
