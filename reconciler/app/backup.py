@@ -637,10 +637,9 @@ def schedule_period_s(spec: Spec) -> int:
 
 def freshness_of(spec: Spec, records: list[BackupRecord], now_s: float) -> tuple[Freshness, ...]:
     """Per backed-up profile, from the records (pure)."""
-    from datetime import datetime
-
+    assert spec.backup is not None
     latest = freshness(records)
-    limit = 2 * schedule_period_s(spec)
+    limit = plan.stale_after_s(spec.backup)
     failed: dict[str, str] = {}
     for record in records:  # oldest first: a success clears an earlier failure
         if record.kind == "backup":
@@ -652,7 +651,7 @@ def freshness_of(spec: Spec, records: list[BackupRecord], now_s: float) -> tuple
     for profile in spec.backed_up_profiles():
         entry = latest.get(profile.name, {})
         last = entry.get("backup")
-        age = now_s - datetime.fromisoformat(last).timestamp() if last else None
+        age = plan.backup_age_s(last, now_s)
         stale = age is None or age > limit
         out.append(
             Freshness(profile.name, last, entry.get("verify"), stale, failed.get(profile.name))
@@ -665,7 +664,7 @@ def status_lines(spec: Spec, place: StatePlace, now_s: float) -> tuple[list[str]
     if spec.backup is None:
         return [], []
     rows = freshness_of(spec, read_records(place), now_s)
-    limit = 2 * schedule_period_s(spec)
+    limit = plan.stale_after_s(spec.backup)
     lines = ["backups:"]
     for row in rows:
         stale = f"  STALE (older than {limit // 3600} h)" if row.stale else ""

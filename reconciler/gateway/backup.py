@@ -13,6 +13,7 @@ import os
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -163,6 +164,22 @@ def schedule_period_s(backup: Backup) -> int:
     by its typical period)."""
     interval = backup.schedule_interval_s
     return interval if interval is not None else period_s(backup.schedule)
+
+
+STALE_AFTER_PERIODS = 2  # a backup missed once is late; missed twice, it is stale
+
+
+def stale_after_s(backup: Backup) -> int:
+    """How old the last successful backup may get before it is stale (the one freshness rule
+    of `status` and of the backup kind's plan warning)."""
+    return STALE_AFTER_PERIODS * schedule_period_s(backup)
+
+
+def backup_age_s(last_success: str | None, now_s: float) -> float | None:
+    """Seconds since the last successful backup ended (an ISO time), None when there is none."""
+    if last_success is None:
+        return None
+    return now_s - datetime.fromisoformat(last_success).timestamp()
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -379,13 +378,13 @@ def freshness_findings(spec: Spec, backup: Backup, history: BackupHistory) -> tu
     """A warning per backed-up profile whose last successful backup is older than twice the
     schedule, or whose backups have only failed so far (pure: the probe read the records and
     the time it read them)."""
-    limit = 2 * restic.schedule_period_s(backup)
+    limit = restic.stale_after_s(backup)
     out = []
     for profile in spec.backed_up_profiles():
         record = history.of(profile.name)
         address = f"backup[{profile.name}]"
-        if record.last_success is not None:
-            age = history.read_at - datetime.fromisoformat(record.last_success).timestamp()
+        age = restic.backup_age_s(record.last_success, history.read_at)
+        if age is not None:
             if age > limit:
                 out.append(
                     Finding(

@@ -209,3 +209,29 @@ def test_summary_version_and_repository_state() -> None:
         == "absent"
     )
     assert repository_state(1, "Fatal: unable to open repo: connection refused") == "error"
+
+
+def test_one_freshness_rule_for_status_and_the_plan() -> None:
+    """`status`'s STALE and the backup kind's plan warning use the same limit and age."""
+    from datetime import datetime
+
+    from reconciler.app.backup import BackupRecord, freshness_of
+    from reconciler.facts.backup import BackupHistory, ProfileBackups
+    from reconciler.gateway.backup import backup_age_s, stale_after_s
+    from reconciler.kinds.backup import freshness_findings
+
+    spec = _spec()
+    assert spec.backup is not None
+    limit = stale_after_s(spec.backup)
+    assert limit == 2 * 24 * 3600  # the default daily schedule, missed twice
+    end = "2026-12-07T00:00:00+00:00"
+    start = datetime.fromisoformat(end).timestamp()
+    assert backup_age_s(end, start + 10) == 10 and backup_age_s(None, start) is None
+    for now_s, stale in ((start + limit - 1, False), (start + limit + 1, True)):
+        records = [BackupRecord("backup", p, end, end, True) for p in ("ops", "personal")]
+        rows = freshness_of(spec, records, now_s)
+        assert [r.stale for r in rows] == [stale, stale]
+        history = BackupHistory(
+            now_s, (ProfileBackups("ops", end), ProfileBackups("personal", end))
+        )
+        assert bool(freshness_findings(spec, spec.backup, history)) is stale
