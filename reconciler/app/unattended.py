@@ -537,6 +537,8 @@ def place_of_spec(ctx: AppContext, spec_path: Path) -> StatePlace:
     from reconciler.spec import SpecInvalid
     from reconciler.unattended.place import StatePlace, state_place
 
+    if os.geteuid() != 0:
+        return StatePlace(ctx.state_dir())  # only root acts for another user: no spec read
     try:
         spec = read_spec(ctx, spec_path)
     except (SpecInvalid, OSError, Failed):
