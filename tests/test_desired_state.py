@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
 from plan_scenarios import SPEC_TEXT, spec_from
 
+from reconciler.cli import cli
 from reconciler.render.desired_diff import change_line
-from reconciler.review.desired_state import desired_changes, desired_state, flatten
+from reconciler.review.desired_state import desired_changes, desired_state, flatten, merge
+
+BACKUP = """backup:
+  repository: ~/backups/gateway
+  password_file: ~/.config/restic/password
+  retention: {keep_daily: 7}
+"""
 
 
 def changes(old: str, new: str) -> list[str]:
@@ -92,3 +101,32 @@ def test_the_diff_comment_calls_out_public_exposure_and_removed_profiles() -> No
     assert "> - profile `ops` is removed from the spec" in text
     plain = render_markdown(diff_specs(spec_from(SPEC_TEXT), spec_from(SPEC_TEXT)))
     assert "[!CAUTION]" not in plain
+
+
+def test_two_owners_of_one_value_is_an_error() -> None:
+    assert merge([("a", {"p": {"x": 1}}), ("b", {"p": {"y": 2}})]) == {"p": {"x": 1, "y": 2}}
+    with pytest.raises(ValueError, match=r"p\.x: given by a and b"):
+        merge([("a", {"p": {"x": 1}}), ("b", {"p": {"x": 1}})])
+    with pytest.raises(ValueError, match="p: given by a and b"):
+        merge([("a", {"p": 1}), ("b", {"p": {"x": 1}})])
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line"),
+    [
+        ("~/backups/gateway", "sftp:nas:/restic", '~ backup.repository: "~user/backups/gateway"'),
+        ("keep_daily: 7", "keep_daily: 8", "~ backup.retention.keep_daily: 7 -> 8"),
+        ("retention:", "consistency: live\n  retention:", '~ backup.consistency: "stop" -> "live"'),
+    ],
+)
+def test_diff_sees_what_moves_the_backups(tmp_path: Path, old: str, new: str, line: str) -> None:
+    # Issue 19: `diff --detailed-exitcode` said "No change" (exit 0) for these.
+    before = SPEC_TEXT + BACKUP
+    (tmp_path / "old.yaml").write_text(before)
+    (tmp_path / "new.yaml").write_text(before.replace(old, new))
+    result = CliRunner().invoke(
+        cli,
+        ["diff", str(tmp_path / "old.yaml"), str(tmp_path / "new.yaml"), "--detailed-exitcode"],
+    )
+    assert result.exit_code == 2, result.output
+    assert line in result.output

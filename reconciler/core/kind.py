@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from reconciler.core.action import KindPlan
@@ -23,6 +24,11 @@ class ResourceKind(Protocol):
     - `plan`: spec + host + facts -> actions, findings, errors and handlers. A kind that
       cannot plan raises `PlanError` (or lets a probe's `ProbeFailed` through); the planner
       turns either into a plan error.
+    And `desired(spec, home)`: what it wants of any host, resolved with the functions it plans
+    with, as a nested mapping of JSON-like values (`home` is the user's home, often the
+    placeholder `~user`). `reconciler diff` compares the union over every kind, so a spec
+    field no kind shows is a change a reviewer is told nothing about (tests/test_desired_state.py
+    changes every schema leaf and fails then).
     A kind imports the core, the facts, the spec and private helpers (`kinds/_*.py`,
     `reconciler/gateway/`), never another kind: what it needs of another is data (the other
     kind's actions, seen by its handlers; addresses from `reconciler.gateway.addresses`).
@@ -37,6 +43,8 @@ class ResourceKind(Protocol):
     ) -> Iterable[Probe[Any]]: ...
 
     def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan: ...
+
+    def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]: ...
 
 
 class Kind:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.core.host import HostContext
+from reconciler.core.host import Account, HostContext, RecordedLookups
 from reconciler.gateway.addresses import profile_address
 from reconciler.spec.model import Profile, Spec
 from reconciler.spec.naming import ProductNames, product_names
@@ -36,6 +36,19 @@ class ProfilePaths:
 def home(host: HostContext) -> Path:
     """The spec user's home; `~user` (never probed, never written) when the user is missing."""
     return host.user.home if host.user is not None else Path(f"~{host.user_name}")
+
+
+def placeholder_host(spec: Spec, home_dir: Path) -> HostContext:
+    """A host that is only the spec's user with home `home_dir`: what a kind's `desired`
+    resolves paths against (nothing is looked up on this machine)."""
+    user = Account(spec.host.user, -1, -1, home_dir)
+    return HostContext(
+        hostname=spec.host.name,
+        invoker=user,
+        user=user,
+        user_name=spec.host.user,
+        recorded=RecordedLookups(),
+    )
 
 
 def expand(path: str, home_dir: Path) -> Path:

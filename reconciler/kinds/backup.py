@@ -23,8 +23,8 @@ Findings: a warning per profile whose last successful backup is older than twice
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ from reconciler.facts.programs import ProgramLocationProbe, ProgramVersionProbe
 from reconciler.facts.systemd import LingerProbe, SystemdProbe, UnitStatus, UnitStatusProbe
 from reconciler.gateway import backup as restic
 from reconciler.gateway.addresses import DAEMON_RELOAD
-from reconciler.gateway.paths import home, unit_dir, user_blocker
+from reconciler.gateway.paths import home, placeholder_host, unit_dir, user_blocker
 from reconciler.kinds._backup_units import SERVICE as SERVICE_UNIT
 from reconciler.kinds._backup_units import TIMER as TIMER_UNIT
 from reconciler.kinds._backup_units import render_service, render_timer
@@ -63,6 +63,7 @@ from reconciler.kinds._systemd import (
     timer_upkeep,
     unit_file_action,
 )
+from reconciler.spec.duration import format_duration
 from reconciler.spec.model import Backup, Spec
 
 RESTIC = "backup.restic"
@@ -140,6 +141,39 @@ def _backup_facts(spec: Spec, host: HostContext) -> Wanted:
 @register(120)
 class BackupKind(Kind):
     name = "backup"
+
+    def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
+        """The repository and secret files (resolved), the schedule, what is copied of which
+        profiles and how, the retention, and the units that run it."""
+        backup = spec.backup
+        if backup is None:
+            return {}
+        host = placeholder_host(spec, home)
+        repo = restic.repository(backup, host)
+        retention = backup.retention
+        return {
+            "backup": {
+                "repository": repo.location,
+                "password_file": str(repo.password_file),
+                "environment_file": None
+                if repo.environment_file is None
+                else str(repo.environment_file),
+                "schedule": backup.schedule
+                if backup.schedule_interval_s is None
+                else format_duration(backup.schedule_interval_s),
+                "consistency": backup.consistency,
+                "retention": None if retention is None else asdict(retention),
+                "profiles": {
+                    b.profile: [str(path) for path in b.paths]
+                    for b in restic.profile_backups(spec, host)
+                },
+                "exclude": list(backup.exclude),
+                "unit_files": {
+                    "service": str(service_path(host)),
+                    "timer": str(timer_path(host)),
+                },
+            }
+        }
 
     def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
         if spec.backup is None or host.user is None:

@@ -46,7 +46,7 @@ from reconciler.facts.profile_files import (
     plan_profile_files,
 )
 from reconciler.gateway.addresses import config_address, service_address, state_address
-from reconciler.gateway.paths import ProfilePaths, profile_paths, user_blocker
+from reconciler.gateway.paths import ProfilePaths, placeholder_host, profile_paths, user_blocker
 from reconciler.spec.model import Profile, Spec
 
 CONFIG_MODE = 0o600
@@ -282,6 +282,20 @@ def _config_text(
 @register(40)
 class GatewayConfigKind(Kind):
     name = "profile.config"
+
+    def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
+        """Every profile's config file and the values of the keys the spec owns in it."""
+        host = placeholder_host(spec, home)
+        return {
+            "profiles": {
+                p.name: {
+                    "bind": p.bind,
+                    "config_file": str(profile_paths(spec, p, host).config),
+                    "config": {".".join(key): value for key, value in owned_values(p).items()},
+                }
+                for p in spec.profiles
+            }
+        }
 
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS

@@ -20,7 +20,7 @@ alone and reported; the units move to the versioned install (gateway_unit render
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -83,6 +83,27 @@ def running_versions(spec: Spec, host: HostContext, facts: Facts) -> dict[str, s
 @register(15)
 class GatewayInstallKind(Kind):
     name = "gateway.version"
+
+    def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
+        """How versions are installed, where, with which package.json, how many kept; with
+        versioned installs, the version each profile runs."""
+        gateway = spec.runtime.gateway
+        on = versioned(spec)
+        return {
+            "runtime": {
+                "gateway": {
+                    "install": gateway.install,
+                    "prefix": str(prefix_path(spec, home)),
+                    "overrides": dict(gateway.overrides),
+                    "extra": dict(gateway.extra),
+                    "keep": gateway.keep,
+                }
+            },
+            "profiles": {
+                p.name: {"gateway_version": profile_version(spec, p) if on else None}
+                for p in spec.profiles
+            },
+        }
 
     def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
         if versioned(spec):

@@ -22,7 +22,7 @@ waits (`runtime.gateway.start_timeout_s`) for the port to answer on 127.0.0.1.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +68,7 @@ from reconciler.kinds._systemd import (
     systemctl,
     unit_status,
 )
+from reconciler.spec.duration import format_duration
 from reconciler.spec.model import Profile, Spec
 from reconciler.spec.naming import GATEWAY_UNIT_PREFIXES
 
@@ -158,6 +159,17 @@ def port_holders(
 @register(70)
 class GatewayServiceKind(Kind):
     name = "profile.service"
+
+    def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
+        """Every profile's port (answering on loopback) and how long a start may take."""
+        timeout = format_duration(int(spec.runtime.gateway.start_timeout_s))
+        return {
+            "runtime": {"gateway": {"start_timeout": timeout}},
+            "profiles": {
+                p.name: {"port": p.port, "serve_target": f"http://127.0.0.1:{p.port}"}
+                for p in spec.profiles
+            },
+        }
 
     def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
         if host.user is not None:

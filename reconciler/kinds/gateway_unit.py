@@ -26,7 +26,7 @@ the health-gated switch guards.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,14 @@ from reconciler.gateway.addresses import (
     unit_address,
     version_address,
 )
-from reconciler.gateway.paths import ProfilePaths, names, profile_paths, token_key, user_blocker
+from reconciler.gateway.paths import (
+    ProfilePaths,
+    names,
+    placeholder_host,
+    profile_paths,
+    token_key,
+    user_blocker,
+)
 from reconciler.gateway.versions import (
     entry_point,
     install_dir,
@@ -80,6 +87,7 @@ from reconciler.kinds._systemd import (
     systemd_word,
     unit_diff,
 )
+from reconciler.spec.duration import format_duration
 from reconciler.spec.model import Profile, Spec
 
 __all__ = [
@@ -168,6 +176,30 @@ def render_unit(
 class GatewayUnitKind(Kind):
     name = "profile.unit"
 
+    def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
+        """Every profile's unit: its name and file, what it runs, its environment, its token
+        file; the health window of a version switch."""
+        host = placeholder_host(spec, home)
+        table = names(spec)
+        out = {}
+        for profile in spec.profiles:
+            paths = profile_paths(spec, profile, host)
+            out[profile.name] = {
+                "auth": profile.auth,
+                "unit": paths.unit,
+                "unit_file": str(paths.unit_file),
+                "exec_start": _desired_exec(spec, profile, home),
+                "environment": {
+                    table.env("PROFILE"): profile.name,
+                    table.env("STATE_DIR"): str(paths.state),
+                    table.env("CONFIG_PATH"): str(paths.config),
+                    table.env("GATEWAY_PORT"): str(profile.port),
+                },
+                "environment_file": str(paths.token_env) if profile.auth == "token" else None,
+            }
+        health = format_duration(int(spec.runtime.gateway.health_window_s))
+        return {"runtime": {"gateway": {"health_window": health}}, "profiles": out}
+
     def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
         yield location_probe(gateway_program(spec), host)
         yield location_probe(NODE, host)
@@ -217,6 +249,16 @@ def _token(
         else f"{paths.token_env} must be {TOKEN_MODE:04o}"
     )
     return EnsureSecretEnv(paths.token_env, token_key(spec), TOKEN_MODE, user), why
+
+
+def _desired_exec(spec: Spec, profile: Profile, home: Path) -> str:
+    """What the unit runs, with node as found on the host left as `node`."""
+    version = profile_version(spec, profile)
+    if versioned(spec) and version is not None:
+        entry = entry_point(spec, prefix_path(spec, home), version)
+        return f"node {entry} gateway --port {profile.port}"
+    command = spec.runtime.gateway.command or names(spec).command
+    return f"{command} gateway --port {profile.port}"
 
 
 def plan_unit(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -> Action | None:

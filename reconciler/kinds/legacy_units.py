@@ -19,8 +19,9 @@ which systemd ignores); the shared `systemd.daemon-reload` runs after.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from reconciler.core.action import Action, Finding, KindPlan, RemoveFile
@@ -140,6 +141,13 @@ def legacy_units(spec: Spec, host: HostContext, facts: Facts) -> tuple[LegacyUni
 @register(60)
 class LegacyUnitsKind(Kind):
     name = "unit.legacy"
+
+    def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
+        """Which unowned gateway units are removed: all of them, or those on a profile's port."""
+        return {
+            "prune_units": spec.prune_units,
+            "profiles": {p.name: {"prune": p.prune} for p in spec.profiles},
+        }
 
     def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
         if host.user is not None:

@@ -7,7 +7,8 @@ Wants: `linger: true|false` (null: leave alone). Probes: the file
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from reconciler.core.action import Action, KindPlan, RunCommand
@@ -35,6 +36,10 @@ def _any_spec_may_ask(spec: Spec, host: HostContext) -> Wanted:
 @register(20)
 class LingerKind(Kind):
     name = "linger"
+
+    def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
+        """`linger`: on, off, or null (left alone)."""
+        return {"linger": spec.linger}
 
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS

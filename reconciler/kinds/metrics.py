@@ -24,7 +24,7 @@ from __future__ import annotations
 import grp
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,12 @@ class TextfileDirProbe(Probe[TextfileDir]):
 @register(110)
 class MetricsDirKind(Kind):
     name = "metrics.textfile_dir"
+
+    def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
+        """The textfile directory every run writes its metrics file into."""
+        if spec.metrics is None:
+            return {}
+        return {"metrics": {"textfile_dir": spec.metrics.textfile_dir}}
 
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS

@@ -7,7 +7,8 @@ as root.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from reconciler.core.action import Action, KindPlan, RunCommand
@@ -26,6 +27,12 @@ ADDRESS = OPERATOR
 @register(80)
 class OperatorKind(Kind):
     name = "tailscale.operator"
+
+    def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
+        """`tailscale.operator` (null: left alone; nothing without a tailscale section)."""
+        if spec.tailscale is None:
+            return {}
+        return {"tailscale": {"operator": spec.tailscale.operator}}
 
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS

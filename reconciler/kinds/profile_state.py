@@ -18,7 +18,8 @@ directory should be is a plan error: following it could chmod or chown whatever 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from reconciler.core.action import Action, EnsureDirectory, Finding, KindPlan, Operation
@@ -29,7 +30,7 @@ from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import PathProbe, PathState
 from reconciler.facts.profile_files import foreign_owner, owner_drift, owner_name
 from reconciler.gateway.addresses import state_address, workspace_address
-from reconciler.gateway.paths import ProfilePaths, profile_paths, user_blocker
+from reconciler.gateway.paths import ProfilePaths, placeholder_host, profile_paths, user_blocker
 from reconciler.spec.model import Spec
 
 STATE_MODE = 0o700
@@ -53,6 +54,19 @@ def _actual(state: PathState, host: HostContext) -> dict[str, Any]:
 @register(30)
 class ProfileStateKind(Kind):
     name = "profile.state"
+
+    def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
+        """Every profile's state root, credentials directory and workspace."""
+        host = placeholder_host(spec, home)
+        out = {}
+        for profile in spec.profiles:
+            paths = profile_paths(spec, profile, host)
+            out[profile.name] = {
+                "state_dir": str(paths.state),
+                "credentials_dir": str(paths.credentials),
+                "workspace": str(paths.workspace),
+            }
+        return {"profiles": out}
 
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS

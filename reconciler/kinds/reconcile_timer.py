@@ -29,7 +29,7 @@ timer file changed under a running timer; `disable` / `stop` before removal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ from reconciler.facts.invocation import (  # noqa: F401 (re-exported for its tes
 )
 from reconciler.facts.systemd import LingerProbe, SystemdProbe, UnitStatus, UnitStatusProbe
 from reconciler.gateway.addresses import DAEMON_RELOAD
-from reconciler.gateway.paths import unit_dir, user_blocker
+from reconciler.gateway.paths import expand, placeholder_host, unit_dir, user_blocker
 from reconciler.kinds._invocation import (
     invocation_probe,
     program,
@@ -179,6 +179,33 @@ def render_timer(timer: Timer) -> str:
 @register(100)
 class ReconcileTimerKind(Kind):
     name = "reconcile.timer"
+
+    def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
+        """The timer's schedule and unit files, the git source and the command it runs."""
+        host = placeholder_host(spec, home)
+        timer = spec.reconcile.timer
+        source = spec.reconcile.source
+        command = spec.reconcile.command
+        return {
+            "reconcile": {
+                "timer": {
+                    "enabled": timer.enabled,
+                    "interval": format_duration(timer.interval_s),
+                    "on_boot": format_duration(timer.on_boot_s),
+                    "randomized_delay": format_duration(timer.randomized_delay_s),
+                    "unit_files": {
+                        "service": str(unit_dir(host) / SERVICE_UNIT),
+                        "timer": str(unit_dir(host) / TIMER_UNIT),
+                    }
+                    if timer.enabled
+                    else None,
+                },
+                "source": None
+                if source is None
+                else {"git": str(expand(source.path, home)), "ref": source.ref},
+                "command": list(command) if command is not None else None,
+            }
+        }
 
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS

@@ -13,8 +13,9 @@ is a blocked step with the reason: we do not install runtimes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from reconciler.core.action import Action, Finding, KindPlan, RunCommand
@@ -98,6 +99,21 @@ def _programs(spec: Spec, host: HostContext) -> Wanted:
 @register(10)
 class RuntimeKind(Kind):
     name = "runtime"
+
+    def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
+        """The node range, the gateway pin and the command it runs as, the docker policy."""
+        gateway = spec.runtime.gateway
+        return {
+            "runtime": {
+                "node": spec.runtime.node,
+                "gateway": {
+                    "package": gateway.package,
+                    "version": gateway.version,
+                    "command": gateway.command or product_names(spec.product).command,
+                },
+                "docker": spec.runtime.docker,
+            }
+        }
 
     def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
         for program in ("node", gateway_program(spec), "npm", "docker"):

@@ -13,8 +13,9 @@ tailnet-only, or, with no proxy to keep, `tailscale funnel --https=P off` (docs/
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from reconciler.core.action import Action, Finding, KindPlan, RunCommand
@@ -72,6 +73,25 @@ def funnel_address(port: int) -> str:
 @register(90)
 class ServeKind(Kind):
     name = "tailscale.serve"
+
+    def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
+        """The funnel policy, pruning, and every serve entry resolved to its target."""
+        if spec.tailscale is None:
+            return {}
+        return {
+            "tailscale": {
+                "funnel": spec.tailscale.funnel,
+                "prune": spec.tailscale.prune,
+                "serve": {
+                    str(entry.port): {
+                        "target": entry.target,
+                        "funnel": entry.funnel,
+                        "from": entry.source,
+                    }
+                    for entry in desired_serves(spec)
+                },
+            }
+        }
 
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS

@@ -23,6 +23,11 @@ from reconciler.spec.schema_file import schema_text as schema_text  # re-exporte
 from reconciler.spec.schema_validator import SchemaError, Validator
 from reconciler.spec.yaml_source import YAML11_BOOLS, Document, PathT, describe, field_path, show
 
+# Schema leaves (paths as tests/test_desired_leaves.py walks them) that change no desired state:
+# what a spec asks of a host is everything else, and `reconciler diff` shows it. Empty: every
+# field of the format says something about the host (`apiVersion` admits one value only).
+PRESENTATION_ONLY: tuple[str, ...] = ()
+
 # $defs whose pattern (and minimum) the semantic rules check themselves, with better messages.
 SEMANTIC_DEFS = ("profileName", "userName", "duration", "loopbackUrl")
 

@@ -61,7 +61,7 @@ def test_no_kind_module_imports_another() -> None:
 
 def test_every_kind_has_the_whole_contract() -> None:
     for kind in all_kinds():
-        for method in ("discover", "probes", "plan"):
+        for method in ("discover", "probes", "plan", "desired"):
             assert callable(getattr(kind, method)), (kind.name, method)
         module = importlib.import_module(type(kind).__module__)
         assert inspect.getdoc(module), f"{module.__name__} says what the kind wants and does"
