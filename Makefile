@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -
 SPEC    ?= specs/vm102.yaml
 PYTEST_ARGS ?=
 
-.PHONY: plan validate test fast e2e check fmt lint typecheck bench clean venv dist lock
+.PHONY: plan validate test fast e2e check fmt lint typecheck bench clean venv dist lock schema
 
 venv: $(STAMP)
 
@@ -61,6 +61,11 @@ lint: venv
 fmt: venv
 	$(VENV)/bin/ruff format reconciler tests bench
 	$(VENV)/bin/ruff check --fix reconciler tests bench
+
+# schemas/spec.schema.json from the core schema and the sections' fragments (reconciler/spec/sections/)
+schema: venv
+	$(VENV)/bin/python -c 'from reconciler.spec.sections import assembled_text; print(assembled_text(), end="")' > schemas/spec.schema.json.tmp
+	mv schemas/spec.schema.json.tmp schemas/spec.schema.json
 
 typecheck: venv
 	$(VENV)/bin/mypy reconciler

@@ -2,8 +2,9 @@
 
 Wants: `gateway.mode = "local"` (the gateway refuses to start otherwise), `gateway.port`,
 `gateway.bind`, and `gateway.tailscale.mode = "off"` (the reconciler owns Tailscale Serve; the
-gateway's own serve handling runs `tailscale serve reset` on exit, wiping every entry). Every
-other key, written by the user or the gateway, is kept exactly as it was; no key of our own is
+gateway's own serve handling runs `tailscale serve reset` on exit, wiping every entry); and the
+keys a spec section owns in every profile's config (`reconciler.spec.sections.gateway_config`:
+the docker sandbox's `agents.defaults.sandbox.*`, kinds/docker.py). Every other key, written by the user or the gateway, is kept exactly as it was; no key of our own is
 ever added (the gateway rejects unknown keys and stops, docs/host-facts.md §1). The file is 0600 and
 belongs to the spec's user.
 Probes: the file's type, mode, owner and text, in-process. Parsed with the `json5` package: the
@@ -47,6 +48,7 @@ from reconciler.facts.profile_files import (
 )
 from reconciler.gateway.addresses import config_address, service_address, state_address
 from reconciler.gateway.paths import ProfilePaths, placeholder_host, profile_paths, user_blocker
+from reconciler.spec import sections
 from reconciler.spec.model import Profile, Spec
 
 CONFIG_MODE = 0o600
@@ -200,9 +202,15 @@ class ConfigComparison:
     merged: dict[str, Any] = field(repr=False)
 
 
-def compare(doc: dict[str, Any], profile: Profile, where: str) -> ConfigComparison:
-    """Pure: the parsed document + the profile -> what differs and the merged document."""
-    wanted = owned_values(profile)
+def compare(
+    doc: dict[str, Any],
+    profile: Profile,
+    where: str,
+    sections_own: Mapping[tuple[str, ...], Any] | None = None,
+) -> ConfigComparison:
+    """Pure: the parsed document + the profile (+ the keys the spec's sections own, e.g. the
+    docker sandbox's) -> what differs and the merged document."""
+    wanted = owned_values(profile) | dict(sections_own or {})
     merged = dict(doc)  # copied along the owned paths only: a 20 MB config is not deep-copied
     desired: dict[str, Any] = {}
     actual: dict[str, Any] = {}
@@ -238,7 +246,8 @@ _NOT_AN_OBJECT = "(not an object)"
 def owned_config_text(text: str) -> tuple[str | None, str | None]:
     """A gateway config reduced to the keys the spec owns: (text, None) or (None, error).
 
-    Only the owned paths survive (`gateway.mode/port/bind/tailscale.mode`): their scalar values,
+    Only the owned paths survive (`gateway.mode/port/bind/tailscale.mode`, and those a spec
+    section may own, `sections.gateway_config_paths()`): their scalar values,
     an empty object or list where one stands (the plan only shows its type), a placeholder
     where a parent is not an object (the plan only says so). Tokens, passwords and every other
     key are gone, and this kind plans the same owned-key changes from the result.
@@ -248,7 +257,7 @@ def owned_config_text(text: str) -> tuple[str | None, str | None]:
     except ConfigUnreadable:
         return None, UNREADABLE_CONFIG
     kept: dict[str, Any] = {}
-    for path in OWNED:
+    for path in (*OWNED, *sections.gateway_config_paths()):
         _keep_path(doc, kept, path)
     return render_config(kept), None
 
@@ -291,7 +300,10 @@ class GatewayConfigKind(Kind):
                 p.name: {
                     "bind": p.bind,
                     "config_file": str(profile_paths(spec, p, host).config),
-                    "config": {".".join(key): value for key, value in owned_values(p).items()},
+                    "config": {
+                        ".".join(key): value
+                        for key, value in (owned_values(p) | sections.gateway_config(spec)).items()
+                    },
                 }
                 for p in spec.profiles
             }
@@ -321,12 +333,12 @@ def plan_config(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -
     paths = profile_paths(spec, profile, host)
     where = str(paths.config)
     if host.user is None:
-        fresh = compare({}, profile, where)
+        fresh = compare({}, profile, where, sections.gateway_config(spec))
         return _write(paths, fresh, render_config(fresh.merged), "create", host, (), reason=None)
     found = facts.get(config_probe(paths))
     after_state = (state_address(profile.name),)  # kept when the plan creates or fixes it
     if found.kind == "missing":
-        fresh = compare({}, profile, where)
+        fresh = compare({}, profile, where, sections.gateway_config(spec))
         return _write(paths, fresh, render_config(fresh.merged), "create", host, after_state)
     if found.kind != "file":
         raise ConfigUnreadable(
@@ -335,7 +347,7 @@ def plan_config(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -
     if found.text is None:
         raise ConfigUnreadable(f"cannot read {where}: {found.error}; it is never overwritten")
     doc = parse_config(found.text, where)
-    result = compare(doc, profile, where)
+    result = compare(doc, profile, where, sections.gateway_config(spec))
     if foreign_owner(config_address(profile.name), found, host):
         file_ok = True  # not root: its mode and owner are reported, not ours to fix
     else:

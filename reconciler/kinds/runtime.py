@@ -1,39 +1,37 @@
-"""Runtime prerequisites: node (checked, never installed), the gateway package (pinned), docker.
+"""Runtime prerequisites: node (checked, never installed), the gateway package (pinned).
 
-Wants: `runtime.node` (an npm-style range), `runtime.gateway.{package, version, command}`,
-`runtime.docker` (required | optional | absent).
-Probes: `node --version`, `<gateway> --version`, `npm --version`'s path, `docker info` as the user
-(only when the spec requires docker or wants it absent: `optional` needs no answer).
+Wants: `runtime.node` (an npm-style range), `runtime.gateway.{package, version, command}`
+(`runtime.docker` is the docker kind's, kinds/docker.py).
+Probes: `node --version`, `<gateway> --version`, `npm --version`'s path.
 Fixes: a differing gateway pin plans `npm install -g <package>@<version>` (as the user when the
 gateway lives under the user's home, else as root), unless `runtime.gateway.install` is
 `versioned`: then the gateway_install kind installs each version side by side and a global
-install is left alone (reported there), never planned here. A wrong node or unreachable required docker
-is a blocked step with the reason: we do not install runtimes.
+install is left alone (reported there), never planned here. A wrong node is a blocked step with
+the reason: we do not install runtimes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reconciler.core.action import Action, Finding, KindPlan, RunCommand
-from reconciler.core.command import Command, CommandResult
+from reconciler.core.command import Command
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
 from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
-from reconciler.facts.codec import RecordedHost, Wanted, recorded, records
+from reconciler.facts.codec import Wanted, records
 from reconciler.facts.programs import ProgramVersion, ProgramVersionProbe
-from reconciler.gateway.addresses import DOCKER, GATEWAY, NODE, service_address
+from reconciler.gateway.addresses import GATEWAY, NODE, service_address
 from reconciler.gateway.versions import versioned
 from reconciler.kinds._programs import gateway_program, location_probe, version_probe
 from reconciler.semver import satisfies
 from reconciler.spec.model import Spec
 from reconciler.spec.naming import PRODUCTS, product_names
 
-__all__ = ["DOCKER", "GATEWAY", "NODE", "DockerProbe", "RuntimeKind"]
+__all__ = ["GATEWAY", "NODE", "RuntimeKind"]
 
 
 def gateway_probe(spec: Spec, host: HostContext, found: Facts) -> ProgramVersionProbe:
@@ -45,49 +43,11 @@ def node_probe(host: HostContext, found: Facts) -> ProgramVersionProbe:
     return version_probe("node", host, found)
 
 
-def docker_probe(host: HostContext, found: Facts) -> DockerProbe:
-    return DockerProbe(found.get(location_probe("docker", host)).path)
-
-
-@recorded
-@dataclass(frozen=True)
-class DockerStatus:
-    reachable: bool
-    detail: str
-
-
-@recorded
-@dataclass(frozen=True)
-class DockerProbe(Probe[DockerStatus]):
-    """`docker info` as the spec's user, with a short timeout (a hung daemon must not stall us)."""
-
-    path: str | None
-
-    def command(self, host: HostContext) -> Command | None:
-        if self.path is None:
-            return None
-        return Command(
-            (self.path, "info", "--format", "{{json .ServerVersion}}"), scope="user", timeout_s=5
-        )
-
-    def read(self, host: HostContext) -> DockerStatus:
-        return DockerStatus(False, "docker: not installed")
-
-    def parse(self, result: CommandResult) -> DockerStatus:
-        if result.ok:
-            return DockerStatus(True, f"docker daemon {result.stdout.strip().strip(chr(34))}")
-        return DockerStatus(False, f"docker: {result.summary()}")
-
-    def answer_from(self, recorded: RecordedHost) -> DockerStatus | None:
-        # "Not installed" needs no command and reads nothing: the same answer anywhere.
-        return self.read(recorded.host) if self.path is None else None
-
-
 @records
 def _programs(spec: Spec, host: HostContext) -> Wanted:
     """Where the programs this kind looks for are, and both products' gateway versions
     (whatever this spec asks: a later spec may switch product)."""
-    names = ["node", "npm", "docker", *(p.command for p in PRODUCTS.values())]
+    names = ["node", "npm", *(p.command for p in PRODUCTS.values())]
     if spec.runtime.gateway.command:
         names.append(spec.runtime.gateway.command)
     return Wanted(
@@ -111,12 +71,11 @@ class RuntimeKind(Kind):
                     "version": gateway.version,
                     "command": gateway.command or product_names(spec.product).command,
                 },
-                "docker": spec.runtime.docker,
             }
         }
 
     def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
-        for program in ("node", gateway_program(spec), "npm", "docker"):
+        for program in ("node", gateway_program(spec), "npm"):
             yield location_probe(program, host)
 
     def probes(
@@ -125,10 +84,6 @@ class RuntimeKind(Kind):
         # Always: npm and the gateway need node even when the spec does not pin its range.
         yield node_probe(host, found)
         yield gateway_probe(spec, host, found)
-        if spec.runtime.docker != "optional":
-            # `docker info` asks the daemon: on a host with docker, the slowest probe of a
-            # plan. With `optional` no answer changes the plan, so the daemon is not asked.
-            yield docker_probe(host, found)
 
     def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
         actions: list[Action] = []
@@ -151,38 +106,7 @@ class RuntimeKind(Kind):
                     )
                 )
         actions.extend(self._gateway(spec, host, facts, node_blocked, node.detail))
-        docker = self._docker(spec, host, facts, actions)
-        return KindPlan(actions=tuple(actions), findings=(*findings, *docker))
-
-    @staticmethod
-    def _docker(
-        spec: Spec, host: HostContext, facts: Facts, actions: list[Action]
-    ) -> tuple[Finding, ...]:
-        policy = spec.runtime.docker
-        if policy == "optional":
-            path = facts.get(location_probe("docker", host)).path
-            where = "not installed" if path is None else f"{path}, its daemon not asked"
-            return (Finding(DOCKER, f"docker: {where} ({policy})"),)
-        docker = facts.get(docker_probe(host, facts))
-        if policy == "required" and not docker.reachable:
-            actions.append(
-                Action(
-                    DOCKER,
-                    "verify",
-                    "runtime.docker is required (the gateway's sandbox runtime)",
-                    blocked=f"{docker.detail} (for user {spec.host.user})",
-                )
-            )
-            return ()
-        if policy == "absent" and docker.reachable:
-            return (
-                Finding(
-                    DOCKER,
-                    f"docker answers for {spec.host.user} but the spec says absent",
-                    "warning",
-                ),
-            )
-        return (Finding(DOCKER, f"{docker.detail} ({policy})"),)
+        return KindPlan(actions=tuple(actions), findings=tuple(findings))
 
     def _gateway(
         self, spec: Spec, host: HostContext, facts: Facts, node_blocked: bool, node_detail: str

@@ -24,22 +24,20 @@ from reconciler.spec.errors import SpecError, SpecInvalid
 from reconciler.spec.limits import MAX_BYTES
 from reconciler.spec.model import (
     API_VERSION,
-    Backup,
     GatewayRuntime,
-    GitSource,
     Host,
-    Metrics,
     Profile,
-    Reconcile,
-    Retention,
     Runtime,
     ServeEntry,
     Spec,
     SshAccess,
     Tailscale,
-    Timer,
 )
 from reconciler.spec.schema_file import schema_text
+from reconciler.spec.sections.backup import model as backup
+from reconciler.spec.sections.docker import model as docker
+from reconciler.spec.sections.metrics import model as metrics
+from reconciler.spec.sections.reconcile import model as reconcile
 
 if TYPE_CHECKING:
     from reconciler.spec.yaml_source import Document
@@ -175,9 +173,9 @@ def build(data: dict[str, Any]) -> Spec:
         runtime=_runtime(data.get("runtime", {}), product),
         profiles=tuple(_profile(name, body) for name, body in sorted(data["profiles"].items())),
         tailscale=_tailscale(data["tailscale"]) if "tailscale" in data else None,
-        reconcile=_reconcile(data.get("reconcile", {})),
-        metrics=Metrics(data["metrics"]["textfile_dir"]) if "metrics" in data else None,
-        backup=_backup(data["backup"]) if "backup" in data else None,
+        reconcile=reconcile.build(data.get("reconcile", {})),
+        metrics=metrics.build(data["metrics"]) if "metrics" in data else None,
+        backup=backup.build(data["backup"]) if "backup" in data else None,
         **_some(data, "product", "linger", "prune_units"),
         api_version=data.get("apiVersion", API_VERSION),
     )
@@ -206,7 +204,7 @@ def _runtime(section: dict[str, Any], product: str) -> Runtime:
     return Runtime(
         node=section.get("node"),
         gateway=GatewayRuntime(**gateway),
-        **_some(section, "docker"),
+        docker=docker.build(section.get("docker")),
     )
 
 
@@ -224,52 +222,3 @@ def _profile(name: str, body: dict[str, Any]) -> Profile:
         port=int(body["port"]),
         **_some(body, "state_dir", "workspace", "bind", "auth", "prune", "gateway_version"),
     )
-
-
-_TIMER_FIELDS = {
-    "interval": "interval_s",
-    "on_boot": "on_boot_s",
-    "randomized_delay": "randomized_delay_s",
-}
-
-
-def _reconcile(section: dict[str, Any]) -> Reconcile:
-    timer = section.get("timer", {})
-    fields: dict[str, Any] = _some(timer, "enabled")
-    fields.update(
-        (model, _seconds(timer[key])) for key, model in _TIMER_FIELDS.items() if key in timer
-    )
-    source = section.get("source")
-    command = section.get("command")
-    return Reconcile(
-        timer=Timer(**fields),
-        source=GitSource(path=source["git"], **_some(source, "ref")) if source else None,
-        command=tuple(command) if command is not None else None,
-    )
-
-
-def schedule_interval(value: str | int) -> int | None:
-    """The seconds of a schedule that is an interval, None for a calendar expression."""
-    if isinstance(value, int):
-        return value
-    try:
-        return parse_duration(value)
-    except ValueError:
-        return None
-
-
-def _backup(section: dict[str, Any]) -> Backup:
-    fields: dict[str, Any] = _some(
-        section, "repository", "password_file", "environment_file", "consistency"
-    )
-    if "schedule" in section:
-        schedule = section["schedule"]
-        fields["schedule"] = str(schedule).strip()
-        fields["schedule_interval_s"] = schedule_interval(schedule)
-    if "retention" in section:
-        fields["retention"] = Retention(**section["retention"])
-    if "profiles" in section:
-        fields["profiles"] = tuple(section["profiles"])
-    if "exclude" in section:
-        fields["exclude"] = tuple(section["exclude"])
-    return Backup(**fields)

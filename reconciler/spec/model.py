@@ -10,18 +10,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from reconciler.spec.sections.backup.model import (
+    DEFAULT_BACKUP_EXCLUDES as DEFAULT_BACKUP_EXCLUDES,
+)
+from reconciler.spec.sections.backup.model import Backup as Backup
+from reconciler.spec.sections.backup.model import Consistency as Consistency
+from reconciler.spec.sections.backup.model import Retention as Retention
+from reconciler.spec.sections.docker.model import Docker as Docker
+from reconciler.spec.sections.docker.model import DockerPolicy as DockerPolicy
+from reconciler.spec.sections.metrics.model import Metrics as Metrics
+from reconciler.spec.sections.reconcile.model import GitSource as GitSource
+from reconciler.spec.sections.reconcile.model import Reconcile as Reconcile
+from reconciler.spec.sections.reconcile.model import Timer as Timer
+
 API_VERSION = "reconciler/v1"
 
 Product = Literal["clawdbot", "openclaw"]
 Bind = Literal["loopback", "lan", "tailnet", "auto"]
-DockerPolicy = Literal["required", "optional", "absent"]
 FunnelPolicy = Literal["deny", "allow"]
 AuthMode = Literal["none", "token"]
 InstallMode = Literal["global", "versioned"]
-Consistency = Literal["stop", "live"]
-
-# Restic exclude patterns the gateway rebuilds by itself: its logs and caches.
-DEFAULT_BACKUP_EXCLUDES: tuple[str, ...] = ("*.log", "logs", ".cache", "cache")
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,7 @@ class Runtime:
 
     node: str | None
     gateway: GatewayRuntime
-    docker: DockerPolicy = "optional"
+    docker: Docker = field(default_factory=Docker)
 
 
 @dataclass(frozen=True)
@@ -109,70 +117,6 @@ class Profile:
     auth: AuthMode = "none"
     prune: bool = False  # stop/disable/remove unmanaged gateway units claiming this port
     gateway_version: str | None = None  # overrides runtime.gateway.version (a canary)
-
-
-@dataclass(frozen=True)
-class Timer:
-    """The unattended reconcile timer (a systemd user timer running `reconciler apply`)."""
-
-    enabled: bool = False
-    interval_s: int = 900
-    on_boot_s: int = 120
-    randomized_delay_s: int = 60
-
-
-@dataclass(frozen=True)
-class GitSource:
-    """Apply the spec as committed at `ref` of the clone at `path`, never uncommitted edits."""
-
-    path: str
-    ref: str = "main"
-
-
-@dataclass(frozen=True)
-class Reconcile:
-    timer: Timer = field(default_factory=Timer)
-    source: GitSource | None = None
-    # The program the timer runs (argv prefix before `apply <spec> ...`). None: the installed
-    # `reconciler` entry point beside the interpreter that plans, which must not be a scratch one.
-    command: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class Metrics:
-    """Prometheus textfile output of every apply run (node_exporter's textfile collector)."""
-
-    textfile_dir: str  # absolute; the file written there is reconciler.prom
-
-
-@dataclass(frozen=True)
-class Retention:
-    """`restic forget --prune` policy; 0 means the keep_* option is not passed."""
-
-    keep_last: int = 0
-    keep_daily: int = 0
-    keep_weekly: int = 0
-    keep_monthly: int = 0
-
-
-@dataclass(frozen=True)
-class Backup:
-    """Backups of the profiles' state with restic, run by a user timer (`backup:` in the spec).
-
-    `schedule` is either a systemd calendar expression (`schedule_interval_s` None) or an
-    interval (`schedule_interval_s` its seconds). The password and environment files are paths
-    only: their content is never read into the spec, a plan, a snapshot or a run record.
-    """
-
-    repository: str
-    password_file: str
-    schedule: str = "daily"
-    schedule_interval_s: int | None = None
-    environment_file: str | None = None
-    retention: Retention | None = None  # None: no `restic forget`
-    profiles: tuple[str, ...] | None = None  # None: every profile of the spec
-    exclude: tuple[str, ...] = DEFAULT_BACKUP_EXCLUDES
-    consistency: Consistency = "stop"
 
 
 @dataclass(frozen=True)

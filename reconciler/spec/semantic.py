@@ -1,26 +1,32 @@
 """Semantic rules: what the schema cannot say (unique ports, references between sections, ...).
 
-Each rule is a small function from the parsed document to issues, listed in RULES; adding a rule is
-writing one function and appending it. Rules run even when the schema found errors (so a user sees
-everything at once), so they read the data defensively: anything of the wrong shape is the schema's
-business and is skipped here.
+Each rule is a small function from the parsed document to issues (reconciler/spec/rules.py).
+Here: the rules of the core sections (host, runtime.gateway, tailscale, profiles) and the
+document-wide ones (durations, control characters, YAML 1.1 words); a section a kind owns keeps
+its rules beside its model (sections/<name>/rules.py), and `check` runs them all. Rules run even
+when the schema found errors (so a user sees everything at once), so they read the data
+defensively: anything of the wrong shape is the schema's business and is skipped here.
 """
 
 from __future__ import annotations
 
-import difflib
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 from reconciler.semver import check_range
-from reconciler.spec.calendar import EXAMPLES as CALENDAR_EXAMPLES
-from reconciler.spec.calendar import check_calendar
+from reconciler.spec import sections
 from reconciler.spec.duration import parse_duration
-from reconciler.spec.naming import PRODUCTS, product_names
+from reconciler.spec.rules import BROAD_DIRS, Issue, Rule
+from reconciler.spec.rules import as_int as _as_int
+from reconciler.spec.rules import did_you_mean as _did_you_mean
+from reconciler.spec.rules import get as _get
+from reconciler.spec.rules import inside as _inside
+from reconciler.spec.rules import names as _names
+from reconciler.spec.rules import profiles as _profiles
+from reconciler.spec.rules import system_dir as _system_dir
 from reconciler.spec.schema import pattern
 from reconciler.spec.yaml_source import YAML11_BOOLS, Document, PathT, show
 
@@ -28,46 +34,14 @@ MIN_PORT_GAP = 20  # the gateway derives ports from its base (docs/host-facts.md
 FUNNEL_PORTS = (443, 8443, 10000)  # the only ports Tailscale Funnel listens on
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
-# (path, may it be zero?) of every duration field.
+# (path, may it be zero?) of every duration field of the core sections (a section adds its own).
 DURATIONS: tuple[tuple[tuple[str, ...], bool], ...] = (
     (("runtime", "gateway", "start_timeout"), False),
     (("runtime", "gateway", "health_window"), True),
-    (("reconcile", "timer", "interval"), False),
-    (("reconcile", "timer", "on_boot"), False),
-    (("reconcile", "timer", "randomized_delay"), True),
 )
-# Backends restic accepts as `<scheme>:...`; anything else must be a local absolute or ~/ path.
-RESTIC_BACKENDS = ("local", "sftp", "rest", "s3", "b2", "azure", "gs", "swift", "rclone")
-
-
-@dataclass(frozen=True)
-class Issue:
-    """One rule violation: where (a path into the data; at its key or value), what, how to fix."""
-
-    path: PathT
-    message: str
-    hint: str | None = None
-    at_key: bool = False
-
-
-Rule = Callable[[Document], Iterable[Issue]]
 
 
 # --- defensive accessors ----------------------------------------------------------------------
-
-
-def _get(data: Any, *path: str) -> Any:
-    """data[path[0]][path[1]]..., or None when any step is missing or not a mapping."""
-    for key in path:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
-
-
-def _profiles(doc: Document) -> dict[str, Any]:
-    profiles = _get(doc.data, "profiles")
-    return profiles if isinstance(profiles, dict) else {}
 
 
 def _ports(doc: Document) -> list[tuple[str, int]]:
@@ -85,22 +59,6 @@ def _serve(doc: Document) -> list[tuple[int, dict[str, Any]]]:
     if not isinstance(serve, list):
         return []
     return [(i, entry) for i, entry in enumerate(serve) if isinstance(entry, dict)]
-
-
-def _as_int(value: Any) -> int | None:
-    """An integer value (JSON Schema counts 443.0 as an integer too), or None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else None
 
 
 # --- rules ------------------------------------------------------------------------------------
@@ -292,7 +250,7 @@ def funnel_ports(doc: Document) -> Iterator[Issue]:
 
 def durations(doc: Document) -> Iterator[Issue]:
     """Durations parse, and are longer than zero (randomized_delay may be 0)."""
-    for path, zero_ok in DURATIONS:
+    for path, zero_ok in (*DURATIONS, *sections.durations()):
         value = _get(doc.data, *path)
         if isinstance(value, str):
             try:
@@ -314,10 +272,7 @@ def durations(doc: Document) -> Iterator[Issue]:
 
 def state_dirs(doc: Document) -> Iterator[Issue]:
     """Two profiles never share a state directory (explicit, or the product's convention)."""
-    product = _get(doc.data, "product")
-    names = product_names(
-        product if isinstance(product, str) and product in PRODUCTS else "clawdbot"
-    )
+    names = _names(doc)
     profiles = _profiles(doc)
     owner: dict[str, str] = {}
     for name, body in profiles.items():
@@ -336,31 +291,11 @@ def state_dirs(doc: Document) -> Iterator[Issue]:
             )
 
 
-# Directories no profile may own, nor any data root be or lie in: the system's, and every
-# user's home (the spec user's own home is written `~/`). Root would create, chmod or write
-# there on the spec's behalf.
-SYSTEM_DIRS = (
-    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
-    "/lost+found", "/proc", "/root", "/run", "/sbin", "/sys", "/tmp", "/usr", "/var/backups",
-    "/var/cache", "/var/lib/apt", "/var/lib/dpkg", "/var/lib/systemd", "/var/lock", "/var/log",
-    "/var/mail", "/var/run", "/var/spool", "/var/tmp",
-)  # fmt: skip
-# Too broad to be a data root themselves (a directory inside them is fine): `/srv/clawd`.
-BROAD_DIRS = ("/", "/media", "/mnt", "/opt", "/srv", "/var", "/var/lib", "/var/opt")
 PATH_HINT = (
     "write a path inside the user's home (~/...), or inside a directory listed under "
     "host.data_roots (e.g. data_roots: [/srv/clawd] and state_dir: /srv/clawd/ops); the "
     "user's own home is written ~/, never /home/NAME"
 )
-
-
-def _inside(path: str, directory: str) -> bool:
-    """`path` is `directory` or lies below it (both normalised, absolute)."""
-    return path == directory or path.startswith(directory.rstrip("/") + "/")
-
-
-def _system_dir(path: str) -> str | None:
-    return next((d for d in SYSTEM_DIRS if _inside(path, d)), None)
 
 
 def _data_roots(doc: Document) -> list[tuple[int, str]]:
@@ -453,10 +388,7 @@ def gateway_prefix(doc: Document) -> Iterator[Issue]:
     if problem:
         yield Issue(path, f"{show(value)} {problem}", PREFIX_HINT)
         return
-    product = _get(doc.data, "product")
-    names = product_names(
-        product if isinstance(product, str) and product in PRODUCTS else "clawdbot"
-    )
+    names = _names(doc)
     for name, body in _profiles(doc).items():
         conventions = {"state_dir": names.state_dir(name), "workspace": names.workspace(name)}
         for key, convention in conventions.items():
@@ -515,33 +447,6 @@ def versioned_install(doc: Document) -> Iterator[Issue]:
                 )
 
 
-# Where a metrics directory may lie although they are system directories: below them root
-# acts for nobody (reconciler/kinds/metrics.py refuses a root step under a directory others
-# can write), and a directory the user owns there needs no root.
-METRICS_EXEMPT = ("/home", "/tmp", "/var/tmp")
-
-
-def metrics_dir(doc: Document) -> Iterator[Issue]:
-    """metrics.textfile_dir: root may create it and set its group and mode, so neither a system
-    directory (or inside one) nor a top-level or broad directory, and no `..`."""
-    value = _get(doc.data, "metrics", "textfile_dir")
-    if not isinstance(value, str) or not value.startswith("/"):
-        return  # absent, or the schema's error
-    path = ("metrics", "textfile_dir")
-    norm = posixpath.normpath(value)
-    system = _system_dir(norm)
-    hint = "name a directory of its own, like /var/lib/prometheus/node-exporter"
-    if ".." in value.split("/"):
-        yield Issue(path, f"{show(value)} has a `..` component", "write the path without `..`")
-    elif system and not any(_inside(norm, d) and norm != d for d in METRICS_EXEMPT):
-        yield Issue(
-            path, f"{show(value)} is a system directory (or inside {system}); a spec may not own it",
-            hint,
-        )  # fmt: skip
-    elif norm in BROAD_DIRS or norm.count("/") == 1:
-        yield Issue(path, f"{show(value)} is too broad to be the metrics directory", hint)
-
-
 def node_range(doc: Document) -> Iterator[Issue]:
     """runtime.node is a range the prerequisite check (reconciler.semver) understands."""
     value = _get(doc.data, "runtime", "node")
@@ -553,25 +458,6 @@ def node_range(doc: Document) -> Iterator[Issue]:
                 ("runtime", "node"),
                 f"{show(value)} is not a supported version range ({exc})",
                 'write a range like ">=22.12", ">=22.12.0 <25" or "22.x"',
-            )
-
-
-# What the timer adds after reconcile.command itself (reconcile_timer.exec_argv).
-TIMER_WORDS = ("apply", "--yes", "--non-interactive", "--lock-timeout", "--git-ref")
-
-
-def reconcile_command(doc: Document) -> Iterator[Issue]:
-    """reconcile.command names the program only: the timer adds `apply <spec>` and its options."""
-    command = _get(doc.data, "reconcile", "command")
-    if not isinstance(command, list):
-        return
-    for index, word in enumerate(command[1:], start=1):  # [0] is the program's path
-        if isinstance(word, str) and word.split("=", 1)[0] in TIMER_WORDS:
-            yield Issue(
-                ("reconcile", "command", index),
-                f"{show(word)} is added by the timer itself",
-                "end reconcile.command with the program, e.g. [/opt/reconciler/bin/reconciler] "
-                "or [/path/to/python, -m, reconciler]: the timer adds `apply <spec> --yes ...`",
             )
 
 
@@ -652,140 +538,6 @@ def _lookup(data: Any, path: PathT) -> Any:
     return data
 
 
-# --- backup ---------------------------------------------------------------------------------
-
-
-def _backup(doc: Document) -> dict[str, Any]:
-    section = _get(doc.data, "backup")
-    return section if isinstance(section, dict) else {}
-
-
-def backup_schedule(doc: Document) -> Iterator[Issue]:
-    """backup.schedule is an interval longer than zero or a calendar expression."""
-    value = _backup(doc).get("schedule")
-    path = ("backup", "schedule")
-    hint = f"write an interval like 6h or 1d, or a calendar expression like {CALENDAR_EXAMPLES}"
-    number = None if isinstance(value, float) else _as_int(value)
-    if number is not None:
-        if number <= 0:
-            yield Issue(path, f"{show(value)} is not a positive interval", hint)
-        return
-    if not isinstance(value, str):
-        return
-    try:
-        seconds = parse_duration(value)
-    except ValueError:
-        problem = check_calendar(value)
-        if problem is not None:
-            yield Issue(
-                path, f"{show(value)} is neither an interval nor a calendar: {problem}", hint
-            )
-        return
-    if seconds <= 0:
-        yield Issue(path, f"{show(value)} is not a positive interval", hint)
-
-
-def backup_profiles(doc: Document) -> Iterator[Issue]:
-    """backup.profiles names defined profiles, each once."""
-    names = _backup(doc).get("profiles")
-    profiles = _profiles(doc)
-    if not isinstance(names, list) or not profiles:
-        return
-    seen: set[str] = set()
-    for i, name in enumerate(names):
-        if not isinstance(name, str):
-            continue
-        if name not in profiles:
-            hint = _did_you_mean(name, profiles) or "defined profiles: " + ", ".join(
-                f"`{p}`" for p in profiles
-            )
-            yield Issue(("backup", "profiles", i), f"no profile named {show(name)}", hint)
-        elif name in seen:
-            yield Issue(("backup", "profiles", i), f"profile {show(name)} is listed twice", None)
-        seen.add(name)
-
-
-def backup_repository(doc: Document) -> Iterator[Issue]:
-    """backup.repository is a restic backend URL or an absolute (or ~/) local path."""
-    value = _backup(doc).get("repository")
-    if not isinstance(value, str) or not value.strip():
-        return
-    scheme = value.split(":", 1)[0] if ":" in value and not value.startswith(("/", "~")) else None
-    if scheme is not None:
-        if scheme not in RESTIC_BACKENDS:
-            yield Issue(
-                ("backup", "repository"),
-                f"{show(value)} names the unknown restic backend {show(scheme)}",
-                "restic backends: "
-                + ", ".join(f"{b}:" for b in RESTIC_BACKENDS)
-                + "; a local repository is an absolute path or ~/path",
-            )
-        return
-    if not value.startswith(("/", "~/")):
-        yield Issue(
-            ("backup", "repository"),
-            f"{show(value)} is a relative path",
-            "write a local repository as /absolute/path or ~/path (the timer does not run in "
-            "the spec's folder)",
-        )
-
-
-def _backed_up_dirs(doc: Document) -> Iterator[tuple[str, str, str]]:
-    """(profile, what, path) of the state directory and workspace of every backed-up profile."""
-    product = _get(doc.data, "product")
-    names = product_names(
-        product if isinstance(product, str) and product in PRODUCTS else "clawdbot"
-    )
-    wanted = _backup(doc).get("profiles")
-    for name, body in _profiles(doc).items():
-        if isinstance(wanted, list) and name not in wanted:
-            continue
-        state = _get(body, "state_dir")
-        workspace = _get(body, "workspace")
-        yield name, "state directory", state if isinstance(state, str) else names.state_dir(name)
-        yield name, "workspace", workspace if isinstance(workspace, str) else names.workspace(name)
-
-
-def _repository_inside(path: str, directory: str) -> bool:
-    path, directory = path.rstrip("/") or "/", directory.rstrip("/") or "/"
-    return path == directory or path.startswith(directory if directory == "/" else directory + "/")
-
-
-def backup_repository_outside_state(doc: Document) -> Iterator[Issue]:
-    """A local repository is not inside what it backs up (it would back itself up, and a wiped
-    state directory would take its own backups with it)."""
-    value = _backup(doc).get("repository")
-    if not isinstance(value, str):
-        return
-    local = value.removeprefix("local:")
-    if not local.startswith(("/", "~/")):
-        return
-    for name, what, directory in _backed_up_dirs(doc):
-        if _repository_inside(local, directory):
-            yield Issue(
-                ("backup", "repository"),
-                f"{show(value)} is inside the {what} of profile {show(name)} ({directory}), "
-                "which it backs up",
-                "keep the repository outside every backed-up state directory and workspace, "
-                "best on another disk or host (sftp:, rest:, s3:)",
-            )
-
-
-def backup_retention(doc: Document) -> Iterator[Issue]:
-    """A retention policy keeps something (restic refuses to forget with an empty policy)."""
-    retention = _backup(doc).get("retention")
-    if not isinstance(retention, dict):
-        return
-    values = [_as_int(v) for v in retention.values()]
-    if all(v is not None and v == 0 for v in values):
-        yield Issue(
-            ("backup", "retention"),
-            "the retention policy keeps no snapshot",
-            "set at least one of keep_last, keep_daily, keep_weekly, keep_monthly above 0, "
-            "or remove retention to keep every snapshot",
-        )
-
-
 RULES: list[Rule] = [
     profile_names,
     user_names,
@@ -803,19 +555,12 @@ RULES: list[Rule] = [
     owned_paths,
     gateway_prefix,
     versioned_install,
-    metrics_dir,
     node_range,
-    reconcile_command,
     control_characters,
     yaml11_booleans,
-    backup_schedule,
-    backup_profiles,
-    backup_repository,
-    backup_repository_outside_state,
-    backup_retention,
 ]
 
 
 def check(doc: Document) -> list[Issue]:
-    """Every issue every rule finds."""
-    return [issue for rule in RULES for issue in rule(doc)]
+    """Every issue every rule finds: these, then every section's."""
+    return [issue for rule in (*RULES, *sections.rules()) for issue in rule(doc)]

@@ -76,7 +76,8 @@ def code_stamp() -> str | None:
     parts = [__version__]
     for name in _STAMPED:
         path = _PACKAGE / name
-        files = sorted(path.glob("*.py")) if path.is_dir() else [path]
+        # Sections keep their rules and models in sub-packages (spec/sections/<name>/).
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
         if not files:
             return None
         for file in files:
@@ -84,7 +85,7 @@ def code_stamp() -> str | None:
                 st = os.stat(file)
             except OSError:
                 return None
-            parts.append(f"{file.name}:{st.st_size}:{st.st_mtime_ns}")
+            parts.append(f"{file.relative_to(_PACKAGE)}:{st.st_size}:{st.st_mtime_ns}")
     return "\n".join(parts)
 
 

@@ -13,7 +13,7 @@ from reconciler.facts.programs import ProgramVersion
 from reconciler.facts.systemd import UnitStatus
 from reconciler.gateway.paths import profile_paths
 from reconciler.kinds.gateway_service import port_holders, stale_reasons
-from reconciler.kinds.runtime import RuntimeKind, docker_probe, gateway_probe, node_probe
+from reconciler.kinds.runtime import RuntimeKind, gateway_probe, node_probe
 from reconciler.shell.apply import apply_plan
 from reconciler.spec.model import GatewayRuntime, Profile
 
@@ -85,9 +85,6 @@ def test_gateway_package_change_follows_the_runtime_kind() -> None:
             **where,
             node_probe(host, found): ProgramVersion("/usr/bin/node", "v22.12.0"),
             gateway_probe(spec, host, found): ProgramVersion("/g", version),
-            docker_probe(host, found): __import__(
-                "reconciler.kinds.runtime", fromlist=["DockerStatus"]
-            ).DockerStatus(False, "docker: not installed"),
         }
         plan = RuntimeKind().plan(spec, host, facts(values))
         return [a.triggers for a in plan.actions if a.address == "runtime.gateway"]

@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
-
-import pytest
 
 from reconciler.core.action import RunCommand
-from reconciler.core.probe import Probe
 from reconciler.facts.programs import ProgramVersion, ProgramVersionProbe
-from reconciler.kinds.runtime import (
-    DockerProbe,
-    DockerStatus,
-    RuntimeKind,
-    docker_probe,
-    gateway_probe,
-    node_probe,
-)
+from reconciler.kinds.runtime import RuntimeKind, gateway_probe, node_probe
 from reconciler.spec.model import GatewayRuntime, Runtime
 
 from .helpers import facts, located, make_host, make_spec
@@ -25,9 +14,7 @@ from .helpers import facts, located, make_host, make_spec
 PIN = "2026.1.24-3"
 
 
-def plan(
-    node: str | None, gateway: str | None, *, runtime: Runtime | None = None, docker: bool = False
-):  # type: ignore[no-untyped-def]
+def plan(node: str | None, gateway: str | None, *, runtime: Runtime | None = None):  # type: ignore[no-untyped-def]
     spec = make_spec()
     if runtime is not None:
         spec = replace(spec, runtime=runtime)
@@ -51,9 +38,6 @@ def plan(
             "/usr/local/bin/clawdbot" if gateway else None,
             gateway,
             "" if gateway else "clawdbot: not installed",
-        ),
-        docker_probe(host, found): DockerStatus(
-            docker, "docker daemon 27" if docker else "docker: not installed"
         ),
     }
     return RuntimeKind().plan(spec, host, facts(values))
@@ -88,44 +72,8 @@ def test_an_explicit_gateway_command_is_checked_not_replaced() -> None:
     assert action.blocked and "does not install" in action.blocked
 
 
-def test_required_docker_that_does_not_answer_is_blocked() -> None:
-    runtime = Runtime(None, GatewayRuntime("clawdbot"), docker="required")
-    (action,) = plan("v22.12.0", PIN, runtime=runtime).actions
-    assert action.address == "runtime.docker" and action.blocked
-    assert plan("v22.12.0", PIN, runtime=runtime, docker=True).actions == ()
-
-
 def test_no_node_blocks_the_gateway_install_even_without_a_node_range() -> None:
     runtime = Runtime(None, GatewayRuntime("clawdbot", version=PIN))
     (action,) = plan(None, None, runtime=runtime).actions
     assert action.blocked and "npm and the gateway need node" in action.blocked
     assert isinstance(ProgramVersionProbe("node", None).read(make_host()), ProgramVersion)
-
-
-def _docker_found(path: str | None) -> dict[Probe[Any], Any]:
-    """What discovery found: docker at `path` (None: not installed), the rest installed."""
-    return located(
-        make_host(), node="/usr/bin/node", clawdbot="/usr/bin/x", npm="/usr/bin/npm", docker=path
-    )
-
-
-@pytest.mark.parametrize("path", ["/usr/bin/docker", None])
-def test_optional_docker_asks_no_daemon(path: str | None) -> None:
-    """With `optional` no answer of `docker info` changes the plan: the probe is not run."""
-    spec, host, where = make_spec(), make_host(), _docker_found(path)
-    assert spec.runtime.docker == "optional"
-    probes = list(RuntimeKind().probes(spec, host, facts(where)))
-    assert not any(isinstance(p, DockerProbe) for p in probes)
-    values = {**where, **{p: ProgramVersion("/usr/bin/x", PIN) for p in probes}}
-    result = RuntimeKind().plan(spec, host, facts(values))
-    (finding,) = [f for f in result.findings if f.address == "runtime.docker"]
-    where_text = "not installed" if path is None else "/usr/bin/docker, its daemon not asked"
-    assert finding.message == f"docker: {where_text} (optional)"
-
-
-@pytest.mark.parametrize("policy", ["required", "absent"])
-def test_required_or_absent_docker_asks_the_daemon(policy: str) -> None:
-    spec = make_spec()
-    spec = replace(spec, runtime=replace(spec.runtime, docker=policy))
-    found = facts(_docker_found("/usr/bin/docker"))
-    assert DockerProbe("/usr/bin/docker") in list(RuntimeKind().probes(spec, make_host(), found))

@@ -16,6 +16,7 @@ from reconciler.spec import load_spec
 from reconciler.spec.loader import load_spec_text
 from reconciler.spec.model import (
     Backup,
+    Docker,
     GatewayRuntime,
     GitSource,
     Host,
@@ -55,7 +56,7 @@ def test_example_full_gives_exactly_this_spec() -> None:
                 command="/home/user/.npm-global/bin/clawdbot",
                 start_timeout_s=180.0,
             ),
-            docker="optional",
+            docker=Docker("optional"),
         ),
         linger=True,
         tailscale=Tailscale(
@@ -130,7 +131,7 @@ def test_openclaw_package_defaults_to_the_product() -> None:
     spec = load_spec(VALID / "openclaw.yaml")
     assert spec.product == "openclaw"
     assert spec.runtime.gateway == GatewayRuntime(package="openclaw", version="2026.9.1")
-    assert spec.runtime.docker == "absent"
+    assert spec.runtime.docker == Docker("absent")
     assert spec.linger is None
     assert spec.tailscale == Tailscale()
     assert [p.name for p in spec.profiles] == ["default", "work-2"]

@@ -190,6 +190,13 @@ def test_the_code_stamp_changes_with_the_spec_code(
     before = validation_cache.code_stamp()
     rules.write_text("RULES = 22\n")
     assert validation_cache.code_stamp() != before
+    # A section's rules, in its own sub-package, count too.
+    section = package / "spec" / "sections" / "backup"
+    section.mkdir(parents=True)
+    (section / "rules.py").write_text("RULES = ()\n")
+    before = validation_cache.code_stamp()
+    (section / "rules.py").write_text("RULES = (1,)\n")
+    assert validation_cache.code_stamp() != before
 
 
 def test_data_json_would_change_is_not_stored(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""The `backup:` section, owned by the backup kind (reconciler/kinds/backup.py)."""

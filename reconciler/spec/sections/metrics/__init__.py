@@ -1,0 +1,1 @@
+"""The `metrics:` section, owned by the metrics kind (reconciler/kinds/metrics.py)."""

@@ -1,0 +1,1 @@
+"""The `reconcile:` section, owned by the reconcile timer kind (reconciler/kinds/reconcile_timer.py)."""
