@@ -141,6 +141,12 @@ def leaves(
 ) -> Iterator[tuple[Path_, dict[str, Any], str | None]]:
     """(path, subschema, definition) of every leaf under `node`."""
     node, name = _resolve(node, root)
+    alternatives = [*node.get("anyOf", ()), *node.get("oneOf", ())]
+    if any("properties" in a or "enum" in a for a in alternatives):
+        # One field in several shapes (runtime.docker: a word, or a mapping): each shape's leaves.
+        for alternative in alternatives:
+            yield from leaves(alternative, root, path)
+        return
     if "properties" in node:
         for key, sub in node["properties"].items():
             yield from leaves(sub, root, (*path, key))

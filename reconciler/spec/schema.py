@@ -192,8 +192,29 @@ def _translate(
         yield path, False, template.format(value=show(value)), hint
     elif kind == "pattern":
         yield path, False, f"{show(value)} does not match {error.validator_value}", None
+    elif kind == "anyOf" and _fitting(error):
+        # A field written in one of several shapes (runtime.docker: a word, or a mapping): the
+        # errors of the shape the value has, in this module's words.
+        for sub in _fitting(error):
+            yield from _translate(sub, tuple(sub.absolute_path), doc, None)
     else:  # a keyword this module has no words for: the validator's own message
         yield path, False, error.message, None
+
+
+def _fitting(error: Any) -> list[Any]:
+    """The errors, under an anyOf, of the alternatives whose shape the value has (a word for
+    an enum of words, a mapping for an object)."""
+    value = error.instance
+    shapes = {
+        i
+        for i, alternative in enumerate(error.validator_value)
+        if (isinstance(value, dict) and alternative.get("type") == "object")
+        or (
+            not isinstance(value, dict | list)
+            and any(type(option) is type(value) for option in alternative.get("enum", ()))
+        )
+    }
+    return [sub for index, sub in error.context if index in shapes]
 
 
 def _type_message(expected: Any, value: Any, path: PathT, doc: Document) -> tuple[str, str | None]:

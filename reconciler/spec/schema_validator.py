@@ -11,6 +11,9 @@ the same way. jsonschema stays the tests' oracle: tests/spec/test_schema_validat
 the two on the spec corpus and on generated documents, and fails when the schema starts using
 a keyword this module does not know.
 
+`anyOf` (a field written in one of several shapes, runtime.docker) keeps each alternative's
+errors in `context`, so schema.py can word those of the shape the value has.
+
 Not implemented, on purpose: `oneOf` (its only use, a serve entry's profile-or-target, is a
 semantic rule with a better message; schema.py drops jsonschema's oneOf errors).
 """
@@ -42,6 +45,8 @@ class SchemaError:
     schema: dict[str, Any]  # the schema object holding the keyword
     absolute_path: Path  # where the instance is in the document
     message: str
+    # anyOf: the errors of each alternative, with its index (jsonschema's `context`)
+    context: tuple[tuple[int, SchemaError], ...] = ()
 
 
 def _is_type(value: Any, name: str) -> bool:
@@ -240,6 +245,19 @@ def _additional(v: Validator, value: Any, extra: Any, schema: dict[str, Any], pa
             yield from v._check(value[name], extra, (*path, name))
 
 
+def _any_of(
+    v: Validator, value: Any, alternatives: list[Any], schema: dict[str, Any], path: Path
+) -> Found:
+    failed: list[tuple[int, SchemaError]] = []
+    for index, alternative in enumerate(alternatives):
+        errors = list(v._check(value, alternative, path))
+        if not errors:
+            return
+        failed += [(index, error) for error in errors]
+    message = f"{value!r} is not valid under any of the given schemas"
+    yield SchemaError("anyOf", alternatives, value, schema, path, message, tuple(failed))
+
+
 def _property_names(
     v: Validator, value: Any, names: dict[str, Any], schema: dict[str, Any], path: Path
 ) -> Found:
@@ -268,6 +286,7 @@ _KEYWORDS: dict[str, Check] = {
     "properties": _properties,
     "additionalProperties": _additional,
     "propertyNames": _property_names,
+    "anyOf": _any_of,
 }
 
 #: every keyword this module checks (tests compare it with the keywords the schema uses)

@@ -56,6 +56,11 @@ def _children(node: dict[str, Any], defs: dict[str, Any]) -> list[tuple[str, dic
     required = set(node.get("required", []))
     for name, child in node.get("properties", {}).items():
         out.append((f".{name}", child, name in required))
+    for alternative in (*node.get("anyOf", ()), *node.get("oneOf", ())):
+        # A field written in one of several shapes (runtime.docker: a word, or a mapping):
+        # the mapping's fields are documented like any other.
+        if "properties" in alternative:
+            out += _children(_resolve(alternative, defs), defs)
     extra = node.get("additionalProperties")
     if isinstance(extra, dict):  # a mapping keyed by name (profiles)
         resolved = _resolve(extra, defs)

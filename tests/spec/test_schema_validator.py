@@ -69,7 +69,7 @@ def _keywords(node: Any, found: set[str]) -> set[str]:
             _keywords(sub, found)
     for keyword in ("additionalProperties", "items", "propertyNames"):
         _keywords(node.get(keyword), found)
-    for keyword in ("prefixItems", "oneOf"):
+    for keyword in ("prefixItems", "oneOf", "anyOf"):
         for sub in node.get(keyword, []):
             _keywords(sub, found)
     return found
