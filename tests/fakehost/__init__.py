@@ -44,6 +44,8 @@ TOOLS = (
     "runuser",
     "docker",
     "journalctl",
+    "id",
+    "usermod",
 )
 
 # Not taken from the real system: faked, or answering about the real machine instead of the fake.
@@ -76,7 +78,7 @@ _SHADOWED = frozenset(
     }
 )
 _SYSTEM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
-_SYSBIN_VERSION = "2"
+_SYSBIN_VERSION = "3"
 
 
 def _load_fakestate() -> ModuleType:
@@ -734,10 +736,13 @@ class FakeHost:
         daemon: bool | None = None,
         in_group: bool | None = None,
         version: str | None = None,
+        rootless: bool | None = None,
     ) -> None:
+        """Docker installed, its system daemon up, the user in the docker group, the version,
+        the user's rootless daemon up (None: unchanged)."""
         if installed is not None:
             self._link("docker", installed)
-        changes = {"daemon": daemon, "in_group": in_group, "version": version}
+        changes = {"daemon": daemon, "in_group": in_group, "version": version, "rootless": rootless}
         with self._edit() as h:
             h.data["docker"].update({k: v for k, v in changes.items() if v is not None})
 
