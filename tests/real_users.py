@@ -103,7 +103,7 @@ class Attack:
         (home / "bin").mkdir()
         for name in ("runuser", "sudo", "env"):
             tool = home / "bin" / name
-            tool.write_text(f"#!/bin/sh\necho {name} >> {self.planted}\nexit 0\n")
+            tool.write_text(f'#!/bin/sh\necho "{name} $(id -u)" >> {self.planted}\nexit 0\n')
             tool.chmod(0o755)
         self.env_file = home / "gateway.env"
         self.env_file.write_text(
@@ -123,4 +123,8 @@ class Attack:
         ]
 
     def planted_ran(self) -> str:
+        """`NAME EUID` lines of every planted tool that ran, whoever ran it."""
         return self.planted.read_text() if self.planted.exists() else ""
+
+    def planted_ran_as_root(self) -> list[str]:
+        return [line for line in self.planted_ran().splitlines() if line.endswith(" 0")]

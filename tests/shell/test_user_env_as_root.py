@@ -120,3 +120,40 @@ def test_roots_path_is_not_the_users_search_path(
     argv, _ = ReadOnlyRunner(host).wrap(Command(("systemctl", "--user"), scope="user"))
     (path,) = [a for a in argv if a.startswith("PATH=")]
     assert "/root" not in path
+
+
+def test_doctor_devices_and_the_switch_health_check_run_nothing_of_the_users_as_root(
+    attack: Attack,
+) -> None:
+    """Each place root runs the gateway's CLI with the profile's `gateway.env`: doctor's and the
+    switch's `gateway health` (update, rollback), devices' `devices list` and approve."""
+    from reconciler.facts.devices import DevicesListProbe
+    from reconciler.facts.gateway_rpc import GatewayCall, GatewayHealthProbe
+
+    host = root_host(attack.user)
+    env = (("CLAWDBOT_PROFILE", "ops"),)
+    commands = [
+        GatewayHealthProbe("/bin/true", 18789, env, attack.env_file).command(host),
+        DevicesListProbe("/bin/true", 18789, env, attack.env_file).command(host),
+        GatewayCall("/bin/true", 18789, env, attack.env_file).command(
+            "devices", "approve", "req-1", mutating=True
+        ),
+    ]
+    runner = HostRunner(root_host(attack.user))
+    for command in commands:
+        assert command.env_file == attack.env_file and command.scope == "user"
+        result = runner.run(command)
+        assert result.exit_code is not None, result.error
+    assert attack.root_loaded_it() == []
+    assert attack.planted_ran_as_root() == []
+
+
+def test_control_without_the_drop_root_loads_the_users_object(
+    attack: Attack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack is real: with the file's values in the environment of root's `runuser` (the
+    code before the fix), root's process loads the user's object. So the tests above can fail."""
+    monkeypatch.setattr(HostRunner, "_start_as", lambda self, command, program, values: None)
+    runner = HostRunner(root_host(attack.user))
+    runner.run(Command(("id", "-u"), scope="user", env_file=attack.env_file))
+    assert "euid=0" in attack.root_loaded_it()
