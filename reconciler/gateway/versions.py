@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 
 from reconciler.spec.model import Profile, Spec
-from reconciler.spec.naming import product_names
+from reconciler.spec.naming import package_product, product_names
 
 # The product's convention; `~` is the spec user's home.
 DEFAULT_PREFIX = "~/.local/lib/{product}"
@@ -98,15 +98,16 @@ def package_dir(spec: Spec, root: Path) -> Path:
 def entry_relative(spec: Spec) -> str:
     """The entry point relative to a version's directory.
 
-    The product's own package: its `bin` target (docs/host-facts.md §1). Another package (a fork
-    named in `runtime.gateway.package`): npm's link for the product's command, whose target
-    node follows.
+    It follows the installed package, not the spec's product: a product's own package runs
+    its `bin` target (docs/host-facts.md §1; `openclaw.mjs` whatever `product` says, so the
+    version check asks the package that is there). Another package (a fork named in
+    `runtime.gateway.package`): npm's link for the product's command, whose target node follows.
     """
-    names = product_names(spec.product)
     package = spec.runtime.gateway.package
-    if package == names.package:
-        return f"node_modules/{package}/{names.bin_path}"
-    return f"node_modules/.bin/{names.command}"
+    owner = package_product(package)
+    if owner is not None:
+        return f"node_modules/{package}/{product_names(owner).bin_path}"
+    return f"node_modules/.bin/{product_names(spec.product).command}"
 
 
 def entry_point(spec: Spec, prefix: Path, version: str) -> Path:

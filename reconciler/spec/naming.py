@@ -70,3 +70,9 @@ GATEWAY_UNIT_PREFIXES = ("clawdbot-gateway", "moltbot-gateway", "openclaw-gatewa
 def product_names(product: str) -> ProductNames:
     """The naming table of `product` (KeyError for an unknown product, which validation prevents)."""
     return PRODUCTS[product]
+
+
+def package_product(package: str) -> str | None:
+    """The product whose own npm package `package` is (`openclaw` -> openclaw), None for
+    another package (a fork, which follows the spec's product)."""
+    return next((name for name, names in PRODUCTS.items() if names.package == package), None)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from reconciler.semver import check_range
 from reconciler.spec import sections
 from reconciler.spec.duration import parse_duration
+from reconciler.spec.naming import PRODUCTS, package_product, product_names
 from reconciler.spec.rules import BROAD_DIRS, Issue, Rule
 from reconciler.spec.rules import as_int as _as_int
 from reconciler.spec.rules import did_you_mean as _did_you_mean
@@ -447,6 +448,29 @@ def versioned_install(doc: Document) -> Iterator[Issue]:
                 )
 
 
+def product_package(doc: Document) -> Iterator[Issue]:
+    """`runtime.gateway.package` naming another product's own package cannot work: the units,
+    env files and checks use the spec's product's names (`CLAWDBOT_*`, `~/.clawdbot*`), which
+    the other product does not read (openclaw ignores every `CLAWDBOT_*` variable; clawdbot
+    never read `OPENCLAW_*`): docs/host-facts.md, docs/updates.md. A fork's package is fine."""
+    product = _get(doc.data, "product")
+    package = _get(doc.data, "runtime", "gateway", "package")
+    if not isinstance(product, str) or product not in PRODUCTS or not isinstance(package, str):
+        return
+    owner = package_product(package)
+    if owner is None or owner == product:
+        return
+    names, theirs = product_names(product), product_names(owner)
+    yield Issue(
+        ("runtime", "gateway", "package"),
+        f"product {show(product)} with package {show(package)} cannot work: the units and "
+        f"checks use {product}'s names ({names.env_prefix}* variables, ~/.{names.state_prefix} "
+        f"state, {names.config_file}), and {package} reads only its own "
+        f"({theirs.env_prefix}*, ~/.{theirs.state_prefix}, {theirs.config_file})",
+        f"set product: {owner}, or package: {names.package}",
+    )
+
+
 def node_range(doc: Document) -> Iterator[Issue]:
     """runtime.node is a range the prerequisite check (reconciler.semver) understands."""
     value = _get(doc.data, "runtime", "node")
@@ -555,6 +579,7 @@ RULES: list[Rule] = [
     owned_paths,
     gateway_prefix,
     versioned_install,
+    product_package,
     node_range,
     control_characters,
     yaml11_booleans,

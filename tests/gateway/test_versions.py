@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,20 @@ def test_openclaw_entry_and_a_fork_package_use_npms_link() -> None:
     )
     fork = spec('    package: "@me/clawdbot-fork"\n    version: "1.0.0"\n')
     assert entry_point(fork, prefix, "1.0.0") == prefix / "1.0.0/node_modules/.bin/clawdbot"
+
+
+def test_the_entry_follows_the_installed_package_not_the_product() -> None:
+    """A product's own package runs its own bin target whatever `product` says (validation
+    refuses such a pair; the path must still name what npm put there, not `.bin/clawdbot`)."""
+    s = spec('    version: "2026.1.30"\n')
+    crossed = replace(
+        s, runtime=replace(s.runtime, gateway=replace(s.runtime.gateway, package="openclaw"))
+    )
+    prefix = prefix_path(crossed, HOME)
+    assert (
+        entry_point(crossed, prefix, "2026.1.30")
+        == prefix / "2026.1.30/node_modules/openclaw/openclaw.mjs"
+    )
 
 
 def test_a_root_prefix_is_not_the_users() -> None:
