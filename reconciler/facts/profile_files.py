@@ -15,10 +15,17 @@ from reconciler.core.action import Action, Finding, KindPlan, PlanError
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import Wanted, records
-from reconciler.facts.files import PathProbe, PathState, SecretEnvProbe
+from reconciler.facts.files import DirectoryProbe, PathProbe, PathState, SecretEnvProbe
 from reconciler.gateway.paths import ProfilePaths, expand, home, profile_paths, token_key, unit_dir
 from reconciler.spec.model import Profile, Spec
 from reconciler.spec.naming import GATEWAY_UNIT_PREFIXES, PRODUCTS
+
+
+def gateway_units_probe(host: HostContext) -> DirectoryProbe:
+    """Every gateway unit file of any product name in the user's unit directory, with its
+    text: the spec's own and any other (legacy units report them, retention keeps what they
+    run). One listing, asked for by both."""
+    return DirectoryProbe(unit_dir(host), GATEWAY_UNIT_PREFIXES, ".service", content=True)
 
 
 def config_probe(paths: ProfilePaths) -> PathProbe:

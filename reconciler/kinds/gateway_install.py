@@ -29,9 +29,9 @@ from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
 from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
-from reconciler.facts.files import PathChainProbe
+from reconciler.facts.files import DirectoryListing, PathChainProbe
 from reconciler.facts.gateway_versions import InstalledVersions, InstalledVersionsProbe, retained
-from reconciler.facts.profile_files import unit_probe
+from reconciler.facts.profile_files import gateway_units_probe, unit_probe
 from reconciler.gateway.addresses import (
     GATEWAY,
     NODE,
@@ -40,7 +40,7 @@ from reconciler.gateway.addresses import (
     unit_address,
     version_address,
 )
-from reconciler.gateway.paths import home, profile_paths, user_blocker
+from reconciler.gateway.paths import home, names, profile_paths, user_blocker
 from reconciler.gateway.versions import (
     entry_relative,
     install_dir,
@@ -64,6 +64,25 @@ NPM_TIMEOUT_S = 900.0  # a fresh install here took 39-50 s; a slow registry, min
 def versions_probe(spec: Spec, host: HostContext) -> InstalledVersionsProbe:
     """The one listing of the spec's prefix."""
     return InstalledVersionsProbe(prefix_path(spec, home(host)), spec.runtime.gateway.package)
+
+
+def host_unit_versions(spec: Spec, host: HostContext, facts: Facts) -> dict[str, str]:
+    """unit file name -> the installed version it runs, for every gateway unit in the user's
+    unit directory, the spec's or not (a unit the spec no longer owns still runs its gateway:
+    retention must not remove that version under it)."""
+    probe = gateway_units_probe(host)
+    if host.user is None or probe not in facts.values:
+        return {}
+    prefix = prefix_path(spec, home(host))
+    listing: DirectoryListing = facts.get(probe)
+    found: dict[str, str] = {}
+    for entry in listing.entries:
+        for line in (entry.text or "").splitlines():
+            if line.startswith("ExecStart="):
+                version = version_in_exec(line, prefix)
+                if version is not None:
+                    found[entry.path.name] = version
+    return found
 
 
 def running_versions(spec: Spec, host: HostContext, facts: Facts) -> dict[str, str]:
@@ -109,6 +128,8 @@ class GatewayInstallKind(Kind):
         if versioned(spec):
             for program in ("node", "npm", gateway_program(spec)):
                 yield location_probe(program, host)
+            if host.user is not None:
+                yield gateway_units_probe(host)
 
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
@@ -153,7 +174,7 @@ class GatewayInstallKind(Kind):
                 )
                 for name in listing.leftovers
             ),
-            *_pruned(spec, listing, scope, blocked),
+            *_pruned(spec, listing, scope, blocked, host_unit_versions(spec, host, facts)),
         ]
         return KindPlan(actions=tuple(actions), findings=_adoption(spec, host, facts, listing))
 
@@ -263,8 +284,12 @@ def _pruned(
     listing: InstalledVersions,
     scope: Scope,
     blocked: str | None,
+    units: dict[str, str],
 ) -> Iterable[Action]:
     """Retention: remove the versions nobody wants beyond `keep` previous ones.
+
+    A version that a unit the spec does not own runs (`units`: a leftover of another product
+    name, a unit written by hand) is never removed: its gateway would die at its next start.
 
     A version a unit still names (the one a profile moves away from in this plan) is removed
     only after that unit is rewritten and its service restarted (`after`): when either fails or
@@ -272,7 +297,9 @@ def _pruned(
     never removed under it.
     """
     keep = spec.runtime.gateway.keep
-    _, pruned = retained(listing.versions, wanted_versions(spec), keep)
+    owned = {names(spec).unit(p.name) for p in spec.profiles}
+    foreign = {v for unit, v in units.items() if unit not in owned}
+    _, pruned = retained(listing.versions, (*wanted_versions(spec), *sorted(foreign)), keep)
     for version in pruned:
         entry = listing.get(version)
         incomplete = entry is not None and not entry.usable

@@ -30,9 +30,10 @@ from reconciler.core.host import HostContext
 from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import DirectoryListing, DirectoryProbe, PathState
+from reconciler.facts.profile_files import gateway_units_probe
 from reconciler.facts.systemd import UnitStatus, UnitStatusProbe
 from reconciler.gateway.addresses import DAEMON_RELOAD, legacy_unit_address, service_address
-from reconciler.gateway.paths import unit_dir, user_blocker
+from reconciler.gateway.paths import user_blocker
 from reconciler.kinds._systemd import (
     managed_units,
     manager_gate,
@@ -41,7 +42,6 @@ from reconciler.kinds._systemd import (
     unit_status,
 )
 from reconciler.spec.model import Spec
-from reconciler.spec.naming import GATEWAY_UNIT_PREFIXES
 
 SUFFIX = ".service"
 legacy_address = legacy_unit_address
@@ -52,7 +52,7 @@ def owned_units(spec: Spec) -> frozenset[str]:
 
 
 def directory_probe(host: HostContext) -> DirectoryProbe:
-    return DirectoryProbe(unit_dir(host), GATEWAY_UNIT_PREFIXES, SUFFIX, content=True)
+    return gateway_units_probe(host)
 
 
 def candidate_names(spec: Spec, host: HostContext, found: Facts) -> tuple[str, ...]:

@@ -160,6 +160,28 @@ def test_keep_zero_prunes_every_previous_version_after_the_switch(tmp_path: Path
     assert sorted(p.name for p in prefix(g, versioned_spec()).iterdir()) == [GOOD]
 
 
+def test_retention_never_removes_a_version_a_unit_the_spec_does_not_own_runs(
+    tmp_path: Path,
+) -> None:
+    """A profile dropped from the spec leaves its unit behind (reported, not pruned): its
+    gateway still runs its version, which stays installed whatever `keep` says."""
+    g = host(tmp_path)
+    old = versioned_spec(
+        "2026.1.23", Profile("ops", 18809), Profile("lab", 18829), extra=False, keep=0
+    )
+    g.converge(old)
+    spec = versioned_spec(GOOD, Profile("ops", 18809), keep=0)
+    plan = g.plan(spec)
+    assert "gateway.version[2026.1.23]" not in addresses(plan)
+    g.converge(spec)
+    assert "/2026.1.23/" in exec_start(g, "clawdbot-gateway-lab.service")
+    assert sorted(p.name for p in prefix(g, spec).iterdir()) == ["2026.1.23", GOOD]
+    # once that unit is gone, keep: 0 prunes the version
+    (g.home / ".config/systemd/user/clawdbot-gateway-lab.service").unlink()
+    prune = action_at(g.plan(spec), "gateway.version[2026.1.23]")
+    assert prune is not None and prune.kind == "delete"
+
+
 def test_a_version_that_does_not_exist_fails_and_changes_nothing_that_runs(
     tmp_path: Path,
 ) -> None:
