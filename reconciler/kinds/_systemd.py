@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +39,11 @@ class UnitRenderError(PlanError):
     """A value cannot be written into a unit file (a newline in a path, say)."""
 
 
-def systemctl(*args: str) -> RunCommand:
-    """A mutating `systemctl --user ...` step, run in the spec user's manager."""
-    return RunCommand(Command(("systemctl", "--user", *args), scope="user", mutating=True))
+def systemctl(*args: str, timeout_s: float | None = None) -> RunCommand:
+    """A mutating `systemctl --user ...` step, run in the spec user's manager (`timeout_s`:
+    a deadline other than the runner's default, for a gateway's start and restart)."""
+    command = Command(("systemctl", "--user", *args), scope="user", mutating=True)
+    return RunCommand(command if timeout_s is None else replace(command, timeout_s=timeout_s))
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
 from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
+from reconciler.core.switch import RESTART_DEADLINE_S
 from reconciler.facts.files import PathState, RealPathProbe
 from reconciler.facts.listeners import Listener, ListenersProbe
 from reconciler.facts.profile_files import config_probe, token_probe, unit_probe
@@ -405,7 +406,8 @@ def _service(
         assert status is not None
         reasons = _restart_reasons(spec, host, profile, paths, status, triggers, facts)
         if reasons:
-            operations.append(systemctl("restart", paths.unit))
+            # Stopping the old process may take up to the unit's TimeoutStopSec.
+            operations.append(systemctl("restart", paths.unit, timeout_s=RESTART_DEADLINE_S))
     if not operations:
         return None
     if not known:

@@ -5,7 +5,8 @@ gateway command found for the user (absolute path) as `gateway --port <port>`, w
 `Environment=` for HOME, PATH (node's directory first, so the npm shim's `#!/usr/bin/env node`
 finds the right node under systemd's minimal environment), and the product's PROFILE, STATE_DIR,
 CONFIG_PATH and GATEWAY_PORT variables (so `--profile` and the port cannot disagree);
-`Restart=always`, `RestartSec=5`, `KillMode=process`, `WantedBy=default.target` (docs/host-facts.md §1).
+`Restart=always`, `RestartSec=5`, `KillMode=process`, `WantedBy=default.target` (docs/host-facts.md §1),
+and stop/start timeouts every restart outlasts (`TimeoutStopSec=30`, core/switch.py).
 With `auth: token`, a token is generated once, at apply time, into `<state>/gateway.env` (0600)
 and referenced with `EnvironmentFile=`: never in the unit (upstream writes it into the
 world-readable unit, a reported bug), never in a plan, never printed.
@@ -43,6 +44,7 @@ from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
 from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
+from reconciler.core.switch import UNIT_START_TIMEOUT_S, UNIT_STOP_TIMEOUT_S
 from reconciler.facts.files import SecretEnvProbe, SecretEnvState, has_value
 from reconciler.facts.profile_files import (
     foreign_owner,
@@ -162,6 +164,10 @@ def render_unit(
         "Restart=always",
         "RestartSec=5",
         "KillMode=process",
+        # Declared so that a restart (the switch's, the service's) always ends before its
+        # deadline: systemd's default stop timeout is 90 s (core/switch.py).
+        f"TimeoutStartSec={UNIT_START_TIMEOUT_S}",
+        f"TimeoutStopSec={UNIT_STOP_TIMEOUT_S}",
         "",
         "[Install]",
         "WantedBy=default.target",

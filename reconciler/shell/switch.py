@@ -35,7 +35,7 @@ from reconciler.bounded import InputRefused, read_bounded
 from reconciler.core.action import GatedSwitch
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
-from reconciler.core.switch import SwitchReport
+from reconciler.core.switch import RESTART_DEADLINE_S, SwitchReport
 from reconciler.facts.gateway_rpc import parse_health
 from reconciler.facts.switches import (
     BAD_VERSIONS,
@@ -226,8 +226,14 @@ class Gate:
         return call_as(self.account, work)
 
     def systemctl(self, *args: str) -> str:
-        """Run a mutating `systemctl --user ...`; "" when it worked, else why not."""
-        command = Command(("systemctl", "--user", *args), scope="user", mutating=True)
+        """Run a mutating `systemctl --user ...`; "" when it worked, else why not. A restart
+        gets the deadline the unit's stop timeout fits in (core/switch.py)."""
+        command = Command(
+            ("systemctl", "--user", *args),
+            scope="user",
+            mutating=True,
+            timeout_s=RESTART_DEADLINE_S if args[:1] == ("restart",) else 30.0,
+        )
         result = self.runner.run(command)
         return "" if result.ok else f"systemctl --user {' '.join(args)}: {result.summary()}"
 

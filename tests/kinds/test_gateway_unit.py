@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.core.action import EnsureSecretEnv, WriteFile
+from reconciler.core.switch import RESTART_DEADLINE_S, UNIT_STOP_TIMEOUT_S
 from reconciler.facts.files import PathProbe, PathState
 from reconciler.facts.programs import ProgramVersion
 from reconciler.gateway.paths import profile_paths
@@ -87,10 +88,14 @@ def test_render_is_deterministic_and_complete() -> None:
         "Restart=always",
         "RestartSec=5",
         "KillMode=process",
+        "TimeoutStartSec=30",
+        "TimeoutStopSec=30",
         "WantedBy=default.target",
     ):
         assert expected in lines
     assert "TOKEN" not in text
+    # every restart's deadline outlasts the stop timeout (systemd SIGKILLs at it)
+    assert UNIT_STOP_TIMEOUT_S < RESTART_DEADLINE_S
 
 
 def test_openclaw_names_come_from_the_table() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.core.action import Action, GatedSwitch, WriteFile
+from reconciler.core.command import Command, CommandResult
 from reconciler.core.plan import Plan
 from reconciler.facts.switches import BAD_VERSIONS, memory_dir
 from reconciler.gateway.addresses import unit_address
@@ -154,6 +155,32 @@ def test_apply_installs_then_switches_and_reports_the_downtime(gw: GatewayHost) 
     assert isinstance(record["downtime_s"], float) and record["downtime_s"] >= 0
     assert f"/{NEW}/" in gw.fake.unit_path(UNIT).read_text()
     assert not plan.runnable, [a.address for a in plan.runnable]  # converged in one pass
+
+
+def test_every_restart_of_a_switch_outlasts_the_units_stop_timeout(
+    gw: GatewayHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unit declares TimeoutStopSec; the switch's restarts (and the rollback's) wait
+    longer than that, so a gateway slow to stop is SIGKILLed by systemd, not abandoned by us
+    (tried here: a 30 s deadline against systemd's default 90 s rolled back a healthy switch)."""
+    seen: list[Command] = []
+    real = gw.runner.run
+
+    def run(command: Command) -> CommandResult:
+        seen.append(command)
+        return real(command)
+
+    monkeypatch.setattr(gw.runner, "run", run)
+    gw.fake.set_start_behaviour(f"/{NEW}/", "fail")
+    gw.apply(versioned_spec())
+    restarts = [c for c in seen if c.argv[:3] == ("systemctl", "--user", "restart")]
+    assert len(restarts) == 2  # the switch, then the rollback
+    stop = next(
+        int(line.split("=")[1])
+        for line in gw.fake.unit_path(UNIT).read_text().splitlines()
+        if line.startswith("TimeoutStopSec=")
+    )
+    assert all(c.timeout_s > stop for c in restarts)
 
 
 def test_a_failed_install_skips_the_switch_no_downtime(gw: GatewayHost) -> None:
