@@ -1,9 +1,10 @@
 """The gateway's own view of itself, through its CLI: `gateway health` and `devices list`.
 
 docs/host-facts.md §1, §10: the CLI talks to a running gateway over its websocket
-(`--url ws://127.0.0.1:<port>`). It is run as the spec's user with the profile's environment
-(profile, state dir and config path as `env` arguments; the token, a secret, from the profile's
-env file, which the runner reads and never puts in argv).
+(its local one, `ws://127.0.0.1:<port>`, the port from `<PREFIX>GATEWAY_PORT`). It is run as the
+spec's user with the profile's environment (profile, state dir, config path and port as `env`
+arguments; the token, a secret, from the profile's env file, which the runner reads and never
+puts in argv).
 """
 
 from __future__ import annotations
@@ -36,16 +37,11 @@ class GatewayCall:
     token_file: Path | None = None  # the profile's env file holding the token (auth: token)
 
     def command(self, *args: str, timeout_s: float = 20, mutating: bool = False) -> Command:
-        """`env K=V... <program> ARGS --url ws://127.0.0.1:<port>`, as the spec's user."""
+        """`env K=V... <program> ARGS`, as the spec's user: the CLI's local gateway, whose
+        port `env` carries (`<PREFIX>GATEWAY_PORT`). No `--url`: openclaw 2026.9.x refuses a
+        `--url` whose token is not in argv (kinds/_switch.py health_command says why)."""
         return Command(
-            (
-                "env",
-                *(f"{k}={v}" for k, v in self.env),
-                self.program,
-                *args,
-                "--url",
-                f"ws://127.0.0.1:{self.port}",
-            ),
+            ("env", *(f"{k}={v}" for k, v in self.env), self.program, *args),
             scope="user",
             mutating=mutating,
             timeout_s=timeout_s,
@@ -79,6 +75,7 @@ def gateway_call(spec: Spec, host: HostContext, profile: Profile) -> GatewayCall
     env = [
         (names.env("STATE_DIR"), str(paths.state)),
         (names.env("CONFIG_PATH"), str(paths.config)),
+        (names.env("GATEWAY_PORT"), str(profile.port)),
     ]
     if profile.name != "default":
         env.insert(0, (names.env("PROFILE"), profile.name))
@@ -128,6 +125,10 @@ def parse_health(result: CommandResult) -> GatewayHealth:
     if doc.get("ok") is True and result.exit_code == 0:
         return GatewayHealth(True)
     error = doc.get("error") or doc.get("message") or result.summary()
+    if isinstance(error, dict):
+        # openclaw 2026.9: {"ok": false, "error": {"type": "...", "message": "..."}}
+        kind, message = error.get("type"), error.get("message")
+        error = ": ".join(str(x) for x in (kind, message) if x) or json.dumps(error)
     return GatewayHealth(False, str(error))
 
 

@@ -49,25 +49,24 @@ def switch_memory(host: HostContext, facts: Facts) -> SwitchMemory:
 def health_command(
     spec: Spec, profile: Profile, paths: ProfilePaths, program: tuple[str, ...]
 ) -> Command:
-    """`env <profile env> <program...> gateway health --json --url ws://127.0.0.1:<port>` as
-    the user, the token (auth: token) from the profile's env file, never in argv."""
+    """`env <profile env> <PREFIX>GATEWAY_PORT=<port> <program...> gateway health --json` as
+    the user, the token (auth: token) from the profile's env file, never in argv.
+
+    No `--url`: every release we install then asks its local gateway, `ws://127.0.0.1:<port>`
+    with the port from the environment, and takes the token from the environment (clawdbot
+    2026.1.24-3 and openclaw 2026.1.x `gateway/call.js`; openclaw 2026.9.x refuses a `--url`
+    without `--token`, `gateway_credentials_required`, and `--token` would put the secret in
+    argv, visible in /proc). A profile bound to the tailnet has no gate (nothing on loopback).
+    """
     names = product_names(spec.product)
     env = [
         *([(names.env("PROFILE"), profile.name)] if profile.name != "default" else []),
         (names.env("STATE_DIR"), str(paths.state)),
         (names.env("CONFIG_PATH"), str(paths.config)),
+        (names.env("GATEWAY_PORT"), str(profile.port)),
     ]
     return Command(
-        (
-            "env",
-            *(f"{k}={v}" for k, v in env),
-            *program,
-            "gateway",
-            "health",
-            "--json",
-            "--url",
-            f"ws://127.0.0.1:{profile.port}",
-        ),
+        ("env", *(f"{k}={v}" for k, v in env), *program, "gateway", "health", "--json"),
         scope="user",
         timeout_s=20,
         env_file=paths.token_env if profile.auth == "token" else None,

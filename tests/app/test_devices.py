@@ -112,7 +112,7 @@ def test_lists_pending_requests_through_the_gateway(host: FakeHostCli) -> None:
     )
     (call,) = [c for c in host.fake.calls() if c["tool"] == "clawdbot"]
     assert call["caller"] == "user"
-    assert call["argv"][1:] == ["devices", "list", "--json", "--url", "ws://127.0.0.1:18809"]
+    assert call["argv"][1:] == ["devices", "list", "--json"]  # port: CLAWDBOT_GATEWAY_PORT
     assert host.fake.mutating_calls() == []  # listing never approves anything
 
 

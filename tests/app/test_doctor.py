@@ -81,7 +81,7 @@ def test_health_runs_as_the_user_with_the_profiles_environment(host: FakeHostCli
     assert doctor(host, "--profile", "ops").exit_code == 0
     (call,) = [c for c in host.fake.calls() if c["argv"][1:3] == ["gateway", "health"]]
     assert call["caller"] == "user"
-    assert call["argv"][3:] == ["--json", "--url", "ws://127.0.0.1:18809"]
+    assert call["argv"][3:] == ["--json"]  # the port comes from CLAWDBOT_GATEWAY_PORT
 
 
 def test_tailscaled_down(host: FakeHostCli) -> None:

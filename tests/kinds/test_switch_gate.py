@@ -74,11 +74,15 @@ def test_a_running_gateway_moving_version_is_a_gated_switch(gw: GatewayHost) -> 
         action.reason
     )
     assert action.triggers == ("profile[ops].service",)  # no daemon-reload: it reloads itself
-    health = ("gateway", "health", "--json", "--url", "ws://127.0.0.1:18809")
-    assert op.check.argv[-5:] == op.rollback_check.argv[-5:] == health
+    # No --url: the CLI asks its local gateway on the port from the environment (openclaw
+    # 2026.9 refuses --url without --token, and a token in argv is visible in /proc).
+    health = ("gateway", "health", "--json")
+    assert op.check.argv[-3:] == op.rollback_check.argv[-3:] == health
+    assert "CLAWDBOT_GATEWAY_PORT=18809" in op.check.argv[:5]
+    assert not any("--url" in w or "--token" in w for w in op.check.argv)
     # The rollback is checked with the old version's own CLI, as its unit ran it.
-    assert op.rollback_check.argv[4:-5] == exec_program(old_unit(gw))
-    assert op.check.argv[4:-5] == exec_program(op.content)
+    assert op.rollback_check.argv[5:-3] == exec_program(old_unit(gw))
+    assert op.check.argv[5:-3] == exec_program(op.content)
     assert op.memory == memory_dir(gw.home)
     text = render_plan(plan, lambda c: c.display(), color=False)
     assert f"{OLD} -> {NEW}" in text and f"roll back to {OLD}" in text
@@ -263,3 +267,33 @@ def test_a_tailnet_bound_gateway_cannot_be_asked_on_loopback_and_gets_a_plain_wr
     spec = dataclasses.replace(spec, profiles=(Profile("ops", 18809, bind="tailnet"),))
     action = unit_action(gw.plan(spec))
     assert not any(isinstance(op, GatedSwitch) for op in action.operations)
+
+
+def test_the_gate_works_for_the_newest_openclaw_with_a_token(tmp_path: Path) -> None:
+    """openclaw 2026.9.x refuses `gateway health --url` whose token is only in the
+    environment (`gateway_credentials_required`, REFERENCE §11): the gate asks without
+    `--url`, so a healthy 2026.9.6 is kept, and the token never reaches argv."""
+    gw = GatewayHost(tmp_path)
+    gw.fake.set_npm_registry({"openclaw": {"2026.2.1": "ok", "2026.9.6": "ok"}})
+
+    def spec(version: str) -> Spec:
+        base = gateway_spec(Profile("ops", 18809, auth="token"), product="openclaw")
+        runtime = GatewayRuntime(
+            "openclaw",
+            version=version,
+            install="versioned",
+            start_timeout_s=2,
+            health_window_s=0,
+        )
+        return dataclasses.replace(base, runtime=Runtime(node=">=22.12", gateway=runtime))
+
+    gw.converge(spec("2026.2.1"))
+    result = gw.apply(spec("2026.9.6"))
+    outcome = next(o for o in result.outcomes if o.action.address == unit_address("ops"))
+    assert outcome.outcome == "applied", outcome.detail
+    assert outcome.detail.startswith("ops: 2026.2.1 -> 2026.9.6, healthy")
+    unit = gw.fake.unit_path("openclaw-gateway-ops.service").read_text()
+    assert "/2026.9.6/" in unit
+    token = (gw.home / ".openclaw-ops/gateway.env").read_text().split("=", 1)[1].strip()
+    health = [c for c in gw.fake.calls() if c["argv"][1:3] == ["gateway", "health"]]
+    assert health and all(token not in " ".join(c["argv"]) for c in health)
