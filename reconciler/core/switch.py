@@ -13,7 +13,7 @@ SwitchOutcome = Literal["switched", "rolled-back", "rollback-failed"]
 # What every gateway unit declares (TimeoutStartSec=, TimeoutStopSec=), instead of systemd's
 # default 90 s: a gateway in its first start (30-60 s compiling) may not stop on SIGTERM, and
 # a `systemctl --user restart` that waits 90 s outlived the switch's own deadline (tried here:
-# an apply after a SIGKILLed switch rolled back a healthy version for it, REFERENCE §11).
+# an apply after a SIGKILLed switch rolled back a healthy version for it, docs/host-facts.md §8).
 UNIT_START_TIMEOUT_S = 30
 UNIT_STOP_TIMEOUT_S = 30
 # How long a restart of a gateway unit may take: systemd SIGKILLs the old process at its stop

@@ -452,7 +452,7 @@ def product_package(doc: Document) -> Iterator[Issue]:
     """`runtime.gateway.package` naming another product's own package cannot work: the units,
     env files and checks use the spec's product's names (`CLAWDBOT_*`, `~/.clawdbot*`), which
     the other product does not read (openclaw ignores every `CLAWDBOT_*` variable; clawdbot
-    never read `OPENCLAW_*`): docs/host-facts.md, docs/updates.md. A fork's package is fine."""
+    never read `OPENCLAW_*`): docs/host-facts.md §8, docs/updates.md. A fork's package is fine."""
     product = _get(doc.data, "product")
     package = _get(doc.data, "runtime", "gateway", "package")
     if not isinstance(product, str) or product not in PRODUCTS or not isinstance(package, str):

@@ -271,7 +271,7 @@ def test_a_tailnet_bound_gateway_cannot_be_asked_on_loopback_and_gets_a_plain_wr
 
 def test_the_gate_works_for_the_newest_openclaw_with_a_token(tmp_path: Path) -> None:
     """openclaw 2026.9.x refuses `gateway health --url` whose token is only in the
-    environment (`gateway_credentials_required`, REFERENCE §11): the gate asks without
+    environment (`gateway_credentials_required`, docs/host-facts.md §8): the gate asks without
     `--url`, so a healthy 2026.9.6 is kept, and the token never reaches argv."""
     gw = GatewayHost(tmp_path)
     gw.fake.set_npm_registry({"openclaw": {"2026.2.1": "ok", "2026.9.6": "ok"}})
