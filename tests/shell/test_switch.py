@@ -57,7 +57,7 @@ def fake(tmp_path: Path) -> FakeHost:
 
 def switch_op(fake: FakeHost, host: HostContext, **kw: object) -> GatedSwitch:
     program = str(fake.bin_dir / "clawdbot")
-    env = (("CLAWDBOT_PROFILE", "ops"),)
+    env = (("CLAWDBOT_PROFILE", "ops"), ("CLAWDBOT_GATEWAY_PORT", str(PORT)))
     check = GatewayCall(program, PORT, env).command("gateway", "health", "--json", timeout_s=10)
     fields: dict[str, object] = {
         "profile": "ops",
@@ -231,8 +231,9 @@ def test_health_uses_the_profiles_token_and_never_prints_it(fake: FakeHost) -> N
         "[Service]\n", f"[Service]\nEnvironmentFile={env_file}\n", 1
     )
     program = str(fake.bin_dir / "clawdbot")
-    with_token = GatewayCall(program, PORT, (), env_file).command("gateway", "health", "--json")
-    without = GatewayCall(program, PORT, ()).command("gateway", "health", "--json")
+    port = (("CLAWDBOT_GATEWAY_PORT", str(PORT)),)
+    with_token = GatewayCall(program, PORT, port, env_file).command("gateway", "health", "--json")
+    without = GatewayCall(program, PORT, port).command("gateway", "health", "--json")
     result = runner(fake, host).execute(
         switch_op(fake, host, content=text, check=with_token, rollback_check=without)
     )
