@@ -55,7 +55,10 @@ def test_a_port_change_shows_everything_that_follows_from_it() -> None:
 
 
 def test_a_product_rename_changes_units_and_paths() -> None:
-    renamed = SPEC_TEXT.replace("linger: true", "product: openclaw\nlinger: true")
+    # the package moves with the product (validate refuses openclaw with clawdbot's package)
+    renamed = SPEC_TEXT.replace("linger: true", "product: openclaw\nlinger: true").replace(
+        "package: clawdbot", "package: openclaw"
+    )
     lines = changes(SPEC_TEXT, renamed)
     assert '~ product: "clawdbot" -> "openclaw"' in lines
     assert (
