@@ -25,7 +25,7 @@ import sys
 import tempfile
 from typing import Any
 
-from reconciler.remote.protocol import FILE_PREFIX, PROTOCOL, RESULT_MARK
+from reconciler.remote.protocol import FILE_PREFIX, PROTOCOL, RESULT_MARK, Side
 
 MAX_REQUEST = 64 * 1024 * 1024
 
@@ -55,6 +55,7 @@ class _LossTolerantStream(io.TextIOWrapper):
 
 def main() -> int:
     """Run the requested command; print its output, then the result record."""
+    Side.on_target = True  # every command here acts on this host (protocol.Side)
     # sshd hangs up on us when the connection drops: carry on (see _LossTolerantStream).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)

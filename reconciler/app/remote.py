@@ -7,7 +7,8 @@ and `apply PLAN` on one machine.
 
 When does a command go over SSH? `--target ssh://...` says so; `--target local` says not; without
 either, a spec with `host.ssh` is reached over SSH unless this machine is that host (the timer on
-the host itself always runs locally) or the host check is off (`make plan` on any machine).
+the host itself always runs locally) or the host check is off (`make plan` on any machine). The
+agent on a target never goes onward: there, every command is about that host.
 """
 
 from __future__ import annotations
@@ -66,11 +67,12 @@ class Remote:
 
 def resolve(spec: Spec, reach: Reach, *, host_check: bool, this_host: str = "") -> Remote | None:
     """The remote host to use for `spec`, or None for this machine (module docstring)."""
+    from reconciler.remote.protocol import Side
     from reconciler.shell.ssh import SshTarget
 
     options = ("-F", str(reach.ssh_config)) if reach.ssh_config else ()
     python = spec.host.ssh.python if spec.host.ssh else "python3"
-    if reach.target == LOCAL:
+    if reach.target == LOCAL or Side.on_target:
         return None
     if reach.target is not None:
         try:

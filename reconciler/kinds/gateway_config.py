@@ -109,8 +109,12 @@ def _decode_any(text: str) -> Any:
         pass  # not plain JSON: comments, unquoted keys, trailing commas, or invalid
     except RecursionError:
         raise _TooDeep from None
-    import pyjson5  # only for JSON5 proper: plain JSON never pays for the import
-
+    try:
+        import pyjson5  # only for JSON5 proper: plain JSON never pays for the import
+    except ImportError:
+        # The agent shipped to a remote target leaves compiled code out (docs/remote.md): the
+        # pure parser reads the config there (slower, ~8 s per MB; gateway configs are small).
+        return _decode_pure(text)
     try:
         return pyjson5.decode(text)
     except pyjson5.Json5NestingTooDeep:
@@ -119,14 +123,21 @@ def _decode_any(text: str) -> Any:
         where = _NEAR.search(str(exc.args[0]) if exc.args else "")
         if len(text) >= _LOCATE_WITH_JSON5_BELOW:
             raise _Invalid(_line_column(text, int(where.group(1))) if where else "") from None
+    _decode_pure(text)
+    raise _Invalid("")  # pyjson5 refused what json5 accepts: say so without a position
+
+
+def _decode_pure(text: str) -> Any:
+    """JSON5 through `json5` (pure Python): its errors carry an exact line and column."""
     import json5
 
     try:
-        json5.loads(text, strict=False)
-    except (ValueError, RecursionError) as exc:
+        return json5.loads(text, strict=False)
+    except RecursionError:
+        raise _TooDeep from None
+    except ValueError as exc:
         match = _POSITION.search(str(exc))
         raise _Invalid(f":{match.group(1)}:{match.group(2)}" if match else "") from None
-    raise _Invalid("")  # pyjson5 refused what json5 accepts: say so without a position
 
 
 def _line_column(text: str, offset: int) -> str:

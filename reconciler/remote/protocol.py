@@ -6,3 +6,11 @@ PROTOCOL = 1
 RESULT_MARK = b"\x1ereconciler-agent-result "
 # An argv element naming a file the request carries: the agent replaces it with the file's path.
 FILE_PREFIX = "@file:"
+
+
+class Side:
+    """Which side of the connection this process is. The agent says it is on the target, so a
+    command it runs never reaches onward over SSH: a spec with `host.ssh` whose host name is not
+    the target's is the host check's error there, not a second connection."""
+
+    on_target = False

@@ -1,29 +1,40 @@
-"""The agent we ship to a target: a zipapp of this package and its pure-Python dependencies.
+"""The agent we ship to a target: a zipapp of this package and what it needs at run time.
+
+What goes in is derived from the installed distribution's own metadata (importlib.metadata):
+`reconciler`'s requirements without extras, followed transitively, each shipped as the files its
+RECORD lists. Nothing is kept by hand beside pyproject.toml except what the target never needs
+(NOT_SHIPPED, each with its reason; a test checks they are still requirements).
 
 Built byte for byte the same from the same installed files (sorted names, fixed timestamps), so
 its SHA-256 names it: the target keeps it under that name and reuses it while it is unchanged.
-Compiled extensions are left out (the target's Python may be another build); every dependency the
-agent imports has a pure-Python path (PyYAML falls back to its Python parser by itself).
-jsonschema is not shipped: specs are validated here, before anything is sent.
+Compiled extensions are left out (the target's Python may be another build): a distribution's
+pure modules still go (PyYAML falls back to its Python parser by itself); a package that is only
+a compiled module with an `__init__.py` re-exporting it (pyjson5) is left out whole, so that the
+target's own copy, if its Python has one, is imported, else the code's pure fallback (json5).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
+import importlib.metadata
 import io
 import os
+import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-# What the agent imports. deepdiff and its helpers are left out on purpose: planning happens on
-# the admin machine; the target only probes and runs a reviewed plan.
-# nodesemver: the spec's semantic rules check runtime.node with it (pure Python).
-PACKAGES = ("reconciler", "yaml", "sh", "click", "json5", "nodesemver")
-_SKIP_SUFFIXES = (".pyc", ".pyo", ".so", ".pyd")
+ROOT = "reconciler"
+# Requirements the target never imports, and why (their own requirements are skipped too).
+NOT_SHIPPED = {
+    "jsonschema": "specs are validated on the admin machine, before anything is sent",
+}
+_COMPILED = (".so", ".pyd")
+_SKIP_SUFFIXES = (".pyc", ".pyo", *_COMPILED)
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 MAIN = b"""\
 import sys
@@ -32,23 +43,90 @@ sys.exit(main())
 """
 
 
+class AgentBuildError(Exception):
+    """The installed distribution does not have what the agent needs (a requirement missing)."""
+
+
 @dataclass(frozen=True)
 class Agent:
-    """The zipapp's bytes and the name the target caches it under."""
+    """The zipapp's bytes, the name the target caches it under, and what it holds."""
 
     data: bytes
+    distributions: tuple[str, ...] = ()  # shipped, besides reconciler itself
+    compiled_only: tuple[str, ...] = ()  # top-level packages left out: compiled code only
 
     @functools.cached_property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
 
 
-def _package_files(name: str) -> list[tuple[str, Path]]:
-    module = importlib.import_module(name)
-    origin = Path(module.__file__ or "")
-    if origin.name != "__init__.py":  # a single-file module
-        return [(origin.name, origin)]
-    root = origin.parent
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def runtime_requirements(requires: list[str] | None) -> Iterator[tuple[str, bool]]:
+    """Pure: a distribution's `Requires-Dist` lines -> (name, conditional) for those that are
+    not extras. `conditional`: the requirement has a marker (platform, Python version)."""
+    for line in requires or ():
+        requirement, _, marker = line.partition(";")
+        if "extra" in marker:
+            continue
+        match = _NAME.match(requirement.strip())
+        if match:
+            yield match.group(0), bool(marker.strip())
+
+
+def shipped_distributions(root: str = ROOT) -> tuple[importlib.metadata.Distribution, ...]:
+    """`root`'s run-time requirements, transitively, minus NOT_SHIPPED (installed ones only)."""
+    skip = {_canonical(n) for n in NOT_SHIPPED}
+    seen: dict[str, importlib.metadata.Distribution] = {}
+    todo = list(runtime_requirements(importlib.metadata.requires(root)))
+    while todo:
+        name, conditional = todo.pop()
+        key = _canonical(name)
+        if key in seen or key in skip or key == _canonical(root):
+            continue
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            if conditional:  # its marker excluded it on this machine (e.g. colorama: Windows)
+                continue
+            raise AgentBuildError(
+                f"{root} requires {name}, which is not installed here: reinstall {root}"
+            ) from None
+        seen[key] = dist
+        todo.extend(runtime_requirements(dist.requires))
+    return tuple(seen[k] for k in sorted(seen))
+
+
+def _distribution_files(
+    dist: importlib.metadata.Distribution,
+) -> tuple[list[tuple[str, Path]], list[str]]:
+    """The files a distribution installed that the agent ships, and its compiled-only packages."""
+    by_top: dict[str, list[PurePosixPath]] = {}
+    for file in dist.files or ():
+        parts = PurePosixPath(file).parts
+        if ".." in parts or parts[0].endswith((".dist-info", ".egg-info", ".data")):
+            continue  # scripts, metadata: not importable code
+        by_top.setdefault(parts[0], []).append(PurePosixPath(file))
+    files: list[tuple[str, Path]] = []
+    compiled_only: list[str] = []
+    for top, paths in sorted(by_top.items()):
+        python = [p for p in paths if p.suffix == ".py" and p.name != "__init__.py"]
+        if len(paths) > 1 and any(p.suffix in _COMPILED for p in paths) and not python:
+            compiled_only.append(top)
+            continue
+        for path in paths:
+            if "__pycache__" in path.parts or path.suffix in _SKIP_SUFFIXES:
+                continue
+            files.append((path.as_posix(), Path(str(dist.locate_file(path)))))
+    return files, compiled_only
+
+
+def _own_files() -> list[tuple[str, Path]]:
+    """This package's files, from where it is imported (an editable install has no RECORD
+    listing them)."""
+    root = Path(__file__).resolve().parents[1]
     files = []
     # followlinks: reconciler/schemas is a link to the repository's schemas/ in a checkout.
     for folder, dirs, names in os.walk(root, followlinks=True):
@@ -56,19 +134,25 @@ def _package_files(name: str) -> list[tuple[str, Path]]:
         for file_name in names:
             path = Path(folder, file_name)
             if path.suffix not in _SKIP_SUFFIXES:
-                files.append((f"{name}/{path.relative_to(root).as_posix()}", path))
+                files.append((f"{ROOT}/{path.relative_to(root).as_posix()}", path))
     return files
 
 
 @functools.lru_cache(maxsize=1)
 def build_agent() -> Agent:
-    """Zip this package and its pure-Python dependencies (deterministic bytes)."""
+    """Zip this package and its run-time dependencies' pure-Python files (deterministic)."""
+    entries: list[tuple[str, Path | None]] = [("__main__.py", None), *_own_files()]
+    shipped, compiled_only = [], []
+    for dist in shipped_distributions():
+        files, compiled = _distribution_files(dist)
+        entries.extend(files)
+        compiled_only.extend(compiled)
+        shipped.append(dist.metadata["Name"])
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        entries = [("__main__.py", None)] + [f for n in PACKAGES for f in _package_files(n)]
-        for arcname, path in sorted(entries, key=lambda e: e[0]):
+        for arcname, path in sorted(dict(entries).items()):
             info = zipfile.ZipInfo(arcname, date_time=_EPOCH)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, MAIN if path is None else path.read_bytes())
-    return Agent(buffer.getvalue())
+    return Agent(buffer.getvalue(), tuple(sorted(shipped)), tuple(sorted(compiled_only)))

@@ -224,21 +224,24 @@ class SshSession:
 
 
 # What OpenSSH prints, and what we tell the user instead. Order matters: the first match wins.
+# {host}: the target as given; {known}: its name in known_hosts; {remove}: the command that
+# removes the recorded key; {login}: the ssh command that connects to it as we do.
 _FAILURES: tuple[tuple[str, str], ...] = (
     (
         "REMOTE HOST IDENTIFICATION HAS CHANGED",
         "the host key of {host} has CHANGED since it was recorded in known_hosts; refusing to "
         "connect. If the host was reinstalled, verify the new key out of band, then remove the "
-        "old one with `ssh-keygen -R {host}`",
+        "old one with `{remove}`",
     ),
     (
         "Host key verification failed",
         "the host key of {host} is not known; refusing to connect without checking it. Connect "
-        "once with `ssh {host}` and verify the fingerprint, or add the key to known_hosts",
+        "once with `{login}` and verify the fingerprint, or add the key to known_hosts "
+        "(under the name {known})",
     ),
     (
         "Permission denied",
-        "{host} refused our credentials (key or agent); check `ssh {host}` works without a "
+        "{host} refused our credentials (key or agent); check `{login}` works without a "
         "password prompt (we run ssh with BatchMode=yes)",
     ),
     ("Connection refused", "{host}: connection refused (is sshd running, is the port right?)"),
@@ -247,13 +250,37 @@ _FAILURES: tuple[tuple[str, str], ...] = (
     ("No route to host", "{host}: no route to host"),
     ("Connection closed", "{host}: the connection was closed by the remote side"),
 )
+# OpenSSH's own fix for a changed key names the known_hosts file and the exact entry.
+_REMOVE_WITH = re.compile(r"^\s*(ssh-keygen -f .* -R .*?)\s*$", re.MULTILINE)
+
+
+def known_hosts_name(target: SshTarget) -> str:
+    """The name known_hosts records the target's key under: the host, `[host]:port` off 22."""
+    if target.port in (None, 22):
+        return target.host
+    return f"[{target.host}]:{target.port}"
+
+
+def login_command(target: SshTarget) -> str:
+    """`ssh [-p PORT] [USER@]HOST`: how a person connects as we do (shell-quoted)."""
+    argv = ["ssh", *(["-p", str(target.port)] if target.port else [])]
+    return shlex.join([*argv, f"{target.user}@{target.host}" if target.user else target.host])
 
 
 def explain_failure(target: SshTarget, stderr: str) -> str:
     """Pure: ssh's stderr for a failed connection -> one message that says what to do."""
+    offered = _REMOVE_WITH.search(stderr)
+    remove = (
+        offered.group(1) if offered else shlex.join(["ssh-keygen", "-R", known_hosts_name(target)])
+    )
     for needle, message in _FAILURES:
         if needle in stderr:
-            return message.format(host=target)
+            return message.format(
+                host=target,
+                known=known_hosts_name(target),
+                remove=remove,
+                login=login_command(target),
+            )
     last = next((line for line in reversed(stderr.splitlines()) if line.strip()), "")
     if not last:
         # A multiplexed call whose control master died (the link dropped, keepalives went

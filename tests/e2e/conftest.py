@@ -11,6 +11,8 @@ Fixtures:
   ``e2e_rootfs``       (session) path of the cached rootfs tarball, built on first use
   ``real_gateway_dir`` (session) path of the cached real clawdbot install, installed on first use
   ``npm_cache_dir``    (session) path of the offline npm cache (images.ensure_npm_cache)
+  ``installed_reconciler`` (session) `reconciler` of the built wheel in a fresh venv with the
+                       runtime dependencies only (images.runtime_venv)
   ``make_module_container`` (module) like ``make_container``, for one container shared by the
                        tests of a module (a scenario in steps); torn down after the module
 Every container a test made is powered off (killed if it hangs) and its rootfs copy deleted
@@ -153,6 +155,13 @@ def reconciler_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (wheel,) = out.glob("reconciler-*.whl")
     return wheel
+
+
+@pytest.fixture(scope="session")
+def installed_reconciler(reconciler_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`reconciler` from the built wheel in a fresh venv with the runtime dependencies only (no
+    dev or test extras): what an admin who installed the wheel runs."""
+    return images.runtime_venv(reconciler_wheel, tmp_path_factory.mktemp("admin") / "venv")
 
 
 @pytest.fixture

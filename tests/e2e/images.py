@@ -270,6 +270,68 @@ def _build_rootfs_tree(root: Path, wheels_python: str) -> None:
     _write_image_files(root)
 
 
+def runtime_wheels_path() -> Path:
+    key = hashlib.sha256(json.dumps(sorted(runtime_dependencies())).encode()).hexdigest()[:16]
+    return cache_dir() / f"wheels-runtime-{key}"
+
+
+def ensure_runtime_wheels(wheels_python: str | None = None) -> Path:
+    """A wheelhouse of the runtime dependencies only (pyproject's `dependencies`, resolved
+    transitively from PyPI once, then cached): what a user's `pip install reconciler.whl` gets."""
+    wheels = runtime_wheels_path()
+    done = wheels / ".complete"
+    if done.exists():
+        return _mark_used(wheels)
+    python = wheels_python or str(REPO / ".venv/bin/python")
+    if not os.path.exists(python):
+        python = sys.executable
+    with _flock(cache_dir() / "wheels.lock"):
+        if done.exists():
+            return _mark_used(wheels)
+        if wheels.exists():
+            _safe_rmtree(wheels)
+        tmp = wheels.with_name(wheels.name + ".tmp")
+        if tmp.exists():
+            _safe_rmtree(tmp)
+        tmp.mkdir(parents=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_FIND_LINKS")}
+        _run([python, "-m", "pip", "wheel", "-q", "-w", str(tmp), *runtime_dependencies()], env=env)
+        (tmp / ".complete").write_text("")
+        tmp.rename(wheels)
+        _prune_old(wheels, "wheels-runtime-")
+    return _mark_used(wheels)
+
+
+def runtime_venv(wheel: Path, dest: Path) -> Path:
+    """A fresh venv at `dest` with the reconciler's wheel and its runtime dependencies only
+    (offline, from ensure_runtime_wheels): the admin machine of a user who installed the wheel.
+    Returns its `reconciler` command."""
+    wheels = ensure_runtime_wheels()
+    env = installed_env()
+    subprocess.run(["python3", "-m", "venv", str(dest)], check=True, capture_output=True, env=env)
+    subprocess.run(
+        [
+            str(dest / "bin/pip"),
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            str(wheels),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    return dest / "bin" / "reconciler"
+
+
+def installed_env() -> dict[str, str]:
+    """This process's environment without PYTHONPATH: a test's checkout on it would shadow the
+    installed wheel (and its build's reconciler.egg-info would make pip skip installing it)."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+
+
 #: other rootfs tarballs (older recipes) unused for this long are deleted after a build
 PRUNE_AFTER_DAYS = 7
 _touched: set[Path] = set()

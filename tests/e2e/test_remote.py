@@ -2,8 +2,13 @@
 private network the test makes (network.py), planned and applied in parallel from the "admin
 machine" (this process's side of that network), never touching anything else.
 
+The admin side is the built wheel installed into a fresh venv with the runtime dependencies only
+(`installed_reconciler`), and the targets have no reconciler for their python3: what reaches
+them is the agent that wheel builds from its own metadata (issue 20).
+
 One test walks the whole story on the same two containers (boots are the expensive part): a
-fleet plan, a fleet apply that converges both, a second apply that runs nothing, a lost link in
+fleet plan (one host's gateway config has JSON5 comments, which the agent reads without the
+compiled parser), a fleet apply that converges both, a second apply that runs nothing, a lost link in
 the middle of an apply that still leaves the host converged, and a host that is down while the
 other converges.
 """
@@ -11,18 +16,17 @@ other converges.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from .harness import Container
+from . import images
+from .harness import Container, gateway_names
 from .network import PrivateNetwork
 from .test_scenarios import SPECS, assert_converged, show
 
-REPO = Path(__file__).resolve().parents[2]
 HOSTS = ("vm201", "vm202")
 
 
@@ -61,8 +65,18 @@ def _spec(folder: Path, name: str, address: str) -> Path:
     return path
 
 
+COMMENTED_CONFIG = """{
+  // written by hand before the reconciler came: JSON5 with comments
+  gateway: {port: 18809, mode: 'local',},
+}
+"""
+
+
 def test_a_fleet_is_planned_and_applied_over_ssh(
-    make_container: Callable[..., Container], network: PrivateNetwork, tmp_path: Path
+    make_container: Callable[..., Container],
+    network: PrivateNetwork,
+    tmp_path: Path,
+    installed_reconciler: Path,
 ) -> None:
     key = _keys(tmp_path)
     pub = (tmp_path / "admin_key.pub").read_text()
@@ -83,18 +97,27 @@ def test_a_fleet_is_planned_and_applied_over_ssh(
         str(_spec(tmp_path, name, address)) for name, (_, address) in zip(HOSTS, hosts, strict=True)
     ]
 
+    ops = gateway_names("ops")
+    first_host = hosts[0][0]
+    first_host.run(["install", "-d", "-o", "user", "-g", "user", "-m", "700", ops["state_dir"]])
+    first_host.write_file(ops["config"], COMMENTED_CONFIG, mode=0o600, user="user")
+
     def admin(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         argv = [
-            sys.executable,
-            "-m",
-            "reconciler",
+            str(installed_reconciler),
             *args,
             "--ssh-config",
             str(config),
             "--no-color",
         ]
+        # Not from the checkout: the wheel's venv only (cwd would put the checkout on sys.path).
         return subprocess.run(
-            network.admin_argv(argv), capture_output=True, text=True, cwd=REPO, timeout=timeout
+            network.admin_argv(argv),
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=timeout,
+            env=images.installed_env(),
         )
 
     # 1. Both hosts differ from their specs: one block per host, then the table.
@@ -103,6 +126,7 @@ def test_a_fleet_is_planned_and_applied_over_ssh(
     for name in HOSTS:
         assert f"=== {name} (" in r.stdout and f"Plan for {name} (user user)" in r.stdout, show(r)
     assert r.stdout.count("differs") >= 2, show(r)
+    assert "comments" in r.stdout, show(r)  # the commented config was read there and is rewritten
 
     # 2. Apply both in parallel: each converges, checked from inside each container.
     start = time.monotonic()
@@ -134,9 +158,7 @@ def test_a_fleet_is_planned_and_applied_over_ssh(
     first.systemctl_user("stop", "clawdbot-gateway-ops.service")
     argv = network.admin_argv(
         [
-            sys.executable,
-            "-m",
-            "reconciler",
+            str(installed_reconciler),
             "apply",
             specs[0],
             "--yes",
@@ -145,7 +167,12 @@ def test_a_fleet_is_planned_and_applied_over_ssh(
         ]
     )
     proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env=images.installed_env(),
     )
     assert proc.stdout is not None
     seen: list[str] = []

@@ -79,3 +79,20 @@ def test_status_over_ssh_is_the_hosts_own(sshd: RunningSshd) -> None:
         json.loads(there.stdout).keys()
         == json.loads(reconciler("status", str(SPEC), "--json").stdout).keys()
     )
+
+
+def test_a_host_name_mismatch_over_ssh_says_so(sshd: RunningSshd, tmp_path: Path) -> None:
+    """The spec names vm102 and reaches it through host.ssh; the machine that answers is another.
+    The agent there checks the name locally: it never tries to reach vm102 onward (which used to
+    end as 'the host key of ssh://... is not known')."""
+    spec = tmp_path / "vm102.yaml"
+    text = SPEC.read_text().replace(
+        "  user: user\n",
+        f"  user: user\n  ssh: {{address: 127.0.0.1, user: root, port: {sshd.port}}}\n",
+        1,
+    )
+    spec.write_text(text)
+    result = reconciler("plan", str(spec), "--ssh-config", str(sshd.root / "ssh_config"))
+    assert result.returncode == 1, result.stderr
+    assert "is for host 'vm102'" in result.stderr, result.stderr
+    assert "host key" not in result.stderr and "Traceback" not in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -67,6 +68,25 @@ def test_failures_are_explained(stderr: str, says: str) -> None:
     assert says in explain_failure(SshTarget("x"), stderr)
 
 
+@pytest.mark.parametrize(
+    ("target", "name", "login"),
+    [
+        (SshTarget("vm102", "admin"), "vm102", "ssh admin@vm102"),
+        (SshTarget("vm102", "admin", 22), "vm102", "ssh -p 22 admin@vm102"),
+        (SshTarget("10.0.0.5", None, 2222), "[10.0.0.5]:2222", "ssh -p 2222 10.0.0.5"),
+    ],
+)
+def test_the_key_fix_names_what_known_hosts_really_holds(
+    target: SshTarget, name: str, login: str
+) -> None:
+    """known_hosts is keyed by host name or IP ([host]:port off 22), never by ssh://user@host."""
+    unknown = explain_failure(target, "Host key verification failed.")
+    assert f"`{login}`" in unknown and f"under the name {name}" in unknown
+    changed = explain_failure(target, "@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @")
+    assert changed.endswith(f"`ssh-keygen -R {name}`") or f"`ssh-keygen -R '{name}'`" in changed
+    assert "ssh://" not in changed.split("with")[-1]
+
+
 def test_argv_reaches_the_remote_program_unchanged(sshd: RunningSshd) -> None:
     tricky = ["a b", "'q'", '"dq"', "$HOME", "; rm -rf /", "`id`", "*", "", "ä\\n"]
     with SshSession(SshTarget.parse(sshd.url), options=sshd.client_options) as session:
@@ -103,10 +123,15 @@ def test_a_changed_host_key_is_refused(sshd: RunningSshd, tmp_path: Path) -> Non
     sshd.set_known_host_key(tmp_path / "other.pub")
     with (
         SshSession(SshTarget.parse(sshd.url), options=sshd.client_options) as session,
-        pytest.raises(SshError, match="CHANGED"),
+        pytest.raises(SshError, match="CHANGED") as refused,
     ):
         session.run(["true"])
     assert sshd.sessions() == 0
+    # OpenSSH's own fix, with the file and the entry that really match; it works.
+    fix = str(refused.value).rsplit("`", 2)[-2]
+    assert fix.startswith("ssh-keygen -f ") and f'-R "[127.0.0.1]:{sshd.port}"' in fix
+    subprocess.run(shlex.split(fix), check=True, capture_output=True)
+    assert (sshd.root / "known_hosts").read_text().strip() == ""
 
 
 def test_an_unknown_host_key_is_refused_not_accepted(sshd: RunningSshd) -> None:

@@ -1,0 +1,105 @@
+"""The agent is built from what is installed, and runs on a Python that has nothing else.
+
+"Nothing else": the agent runs under `python -I -S` (no site-packages, no user site): it must
+carry every module it imports, and a compiled dependency it leaves out (pyjson5) must have the
+pure fallback the code really takes.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+from reconciler.remote import zipapp
+from reconciler.remote.protocol import PROTOCOL, RESULT_MARK
+from reconciler.remote.zipapp import build_agent, runtime_requirements, shipped_distributions
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _names() -> list[str]:
+    return zipfile.ZipFile(io.BytesIO(build_agent().data)).namelist()
+
+
+def test_requirements_without_extras_are_followed_with_their_markers() -> None:
+    lines = ["click<9", 'colorama; platform_system == "Windows"', 'pytest; extra == "test"']
+    assert list(runtime_requirements(lines)) == [("click", False), ("colorama", True)]
+    assert list(runtime_requirements(None)) == []
+
+
+def test_what_ships_is_pyprojects_runtime_dependencies_minus_the_admin_only_ones() -> None:
+    with open(REPO / "pyproject.toml", "rb") as fh:
+        declared = tomllib.load(fh)["project"]["dependencies"]
+    names = {n.lower() for n, _ in runtime_requirements(declared)}
+    shipped = {d.metadata["Name"].lower().replace("_", "-") for d in shipped_distributions()}
+    assert {n.lower() for n in zipapp.NOT_SHIPPED} <= names  # every exclusion is still a need
+    assert shipped >= names - {n.lower() for n in zipapp.NOT_SHIPPED}
+    assert "sh" not in shipped and "deepdiff" not in shipped  # dev and test extras stay here
+
+
+def test_compiled_only_packages_are_left_out_and_pure_ones_go() -> None:
+    names = _names()
+    assert build_agent().compiled_only == ("pyjson5",)
+    assert not [n for n in names if n.startswith("pyjson5/")]
+    assert "json5/__init__.py" in names and "yaml/__init__.py" in names
+    assert "nodesemver/__init__.py" in names and "click/__init__.py" in names
+    assert not [n for n in names if n.startswith(("jsonschema/", "rpds/", "referencing/"))]
+    assert not [n for n in names if n.endswith((".so", ".pyc")) or "__pycache__" in n]
+
+
+def _isolated(agent: Path, code: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    # -I -S: no site-packages, no user site, no PYTHONPATH: only the standard library and the zip.
+    return subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(agent)!r})\n{code}",
+        ],
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_agent_reads_a_json5_config_with_the_pure_parser(tmp_path: Path) -> None:
+    agent = tmp_path / "agent.pyz"
+    agent.write_bytes(build_agent().data)
+    code = (
+        "from reconciler.kinds.gateway_config import parse_config\n"
+        "print(parse_config('{\\n  // the admin\\'s note\\n  gateway: {port: 18789,},\\n}', 'c'))\n"
+        "import importlib.util; print(importlib.util.find_spec('pyjson5'))\n"
+    )
+    done = _isolated(agent, code)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().splitlines() == ["{'gateway': {'port': 18789}}", "None"]
+
+
+def test_the_agent_runs_a_probe_with_nothing_but_itself(tmp_path: Path) -> None:
+    agent = tmp_path / "agent.pyz"
+    agent.write_bytes(build_agent().data)
+    spec = (REPO / "specs" / "vm102.yaml").read_bytes()
+    request = {
+        "protocol": PROTOCOL,
+        "argv": ["probe", "@file:spec.yaml", "--out", "@file:s.json", "--host-check=off"],
+        "files": {"spec.yaml": base64.b64encode(spec).decode()},
+        "want": ["s.json"],
+        "schema_checked": [__import__("hashlib").sha256(spec).hexdigest()],
+    }
+    done = _isolated(
+        agent,
+        "from reconciler.remote.agent import main; sys.exit(main())",
+        json.dumps(request).encode(),
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    record = json.loads(done.stdout.split(RESULT_MARK)[1])
+    assert record["exit"] == 0, done.stderr.decode()
+    assert json.loads(base64.b64decode(record["files"]["s.json"]))["kind"]
