@@ -6,10 +6,14 @@ the command wrote (a snapshot) after its output. stdin holds one JSON request:
 
     {"protocol": 1, "argv": ["probe", "@file:spec.yaml", "--out", "@file:snapshot.json"],
      "files": {"spec.yaml": "<base64>"}, "want": ["snapshot.json"],
-     "schema_checked": ["<sha256 of the spec bytes>"]}
+     "schema_checked": ["<sha256 of the spec bytes>"], "finish_if_lost": false}
 
 The command's own output streams through unchanged; the last line is the result record, marked
-with RESULT_MARK so that the client can tell it from anything the command printed.
+with RESULT_MARK so that the client can tell it from anything the command printed. Every
+HEARTBEAT_S a heartbeat line goes to stderr (the client's proof of life for a command that is
+quiet for a while). When writing it fails, the client is gone: a command that changes the host
+(`finish_if_lost`: an apply) carries on to the end of its reviewed steps; any other (a probe,
+`logs -f`) is interrupted, so nothing runs on for a client that left.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 from typing import Any
 
-from reconciler.remote.protocol import FILE_PREFIX, PROTOCOL, RESULT_MARK, Side
+from reconciler.remote.protocol import FILE_PREFIX, HEARTBEAT, PROTOCOL, RESULT_MARK, Side
 
 MAX_REQUEST = 64 * 1024 * 1024
+HEARTBEAT_S = 10.0  # well under the client's idle deadline (shell/ssh.py IDLE_TIMEOUT_S)
 
 
 def _bad_request(message: str) -> int:
@@ -70,6 +76,7 @@ def main() -> int:
         return _bad_request(f"not JSON ({exc})")
     if request.get("protocol") != PROTOCOL:
         return _bad_request(f"protocol {request.get('protocol')!r}, this agent speaks {PROTOCOL}")
+    _start_heartbeat(stop_when_lost=not request.get("finish_if_lost", False))
     workdir = tempfile.mkdtemp(prefix="reconciler-remote-")
     try:
         code = _run(request, workdir)
@@ -83,6 +90,24 @@ def main() -> int:
         return 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _start_heartbeat(*, stop_when_lost: bool) -> None:
+    """Write HEARTBEAT to stderr every HEARTBEAT_S; when that fails the client is gone."""
+    pid = os.getpid()
+
+    def beat() -> None:
+        event = threading.Event()
+        while not event.wait(HEARTBEAT_S):
+            try:
+                os.write(2, HEARTBEAT)  # one write of one whole line: never mixed into another
+            except OSError:
+                if stop_when_lost:
+                    # Ctrl-C's path: the CLI ends the command and the runner its child processes.
+                    os.kill(pid, signal.SIGINT)
+                return
+
+    threading.Thread(target=beat, name="heartbeat", daemon=True).start()
 
 
 def _path(workdir: str, name: str) -> str:

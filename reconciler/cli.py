@@ -7,6 +7,7 @@ host, a fake clock, captured output). docs/commands.md lists every command's exi
 
 from __future__ import annotations
 
+import signal
 import sys
 from dataclasses import replace
 
@@ -78,4 +79,14 @@ for _command in (c for group in _GROUPS for c in group.COMMANDS):
 
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _terminated)
     cli(prog_name="reconciler")
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM: end our ssh sessions first (their remote commands end with them), then exit
+    through the normal path, so every `finally` (control masters, temporary folders) runs."""
+    from reconciler.shell.ssh import terminate_all
+
+    terminate_all()
+    raise SystemExit(128 + signum)

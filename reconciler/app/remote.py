@@ -123,15 +123,21 @@ class RemoteHost:
         want: tuple[str, ...] = (),
         spec_name: str = SPEC_FILE,
         on_output: Callable[[bytes], None] = lambda line: None,
+        finish_if_lost: bool = False,
     ) -> AgentResult:
         """Run `reconciler ARGV` there with the spec (as `spec_name`, relative to the command's
-        folder there)."""
+        folder there); `finish_if_lost`: RemoteReconciler.call."""
         from reconciler.shell.ssh import SshError
 
         sent = {spec_name: spec_bytes(spec), **(files or {})}
         try:
             return self.client.call(
-                argv, files=sent, want=want, validated=[spec_name], on_output=on_output
+                argv,
+                files=sent,
+                want=want,
+                validated=[spec_name],
+                on_output=on_output,
+                finish_if_lost=finish_if_lost,
             )
         except SshError as exc:
             raise Unreachable(str(exc)) from None
@@ -218,6 +224,7 @@ def apply_saved_remote(
         files={PLAN_FILE: plan},
         spec_name=spec_name,
         on_output=lambda line: ctx.echo(line.decode(errors="replace").rstrip("\n")),
+        finish_if_lost=True,  # the reviewed steps run to the end, with or without us
     )
     for line in result.stderr.splitlines():
         ctx.error(line)

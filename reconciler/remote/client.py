@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.remote import bootstrap
-from reconciler.remote.protocol import FILE_PREFIX, PROTOCOL, RESULT_MARK
+from reconciler.remote.protocol import FILE_PREFIX, HEARTBEAT, PROTOCOL, RESULT_MARK
 from reconciler.remote.zipapp import build_agent
 from reconciler.shell.ssh import RemoteResult, SshError, SshSession
 
@@ -53,11 +53,14 @@ class RemoteReconciler:
         want: Sequence[str] = (),
         validated: Sequence[str] = (),
         on_output: Callable[[bytes], None] = lambda line: None,
+        finish_if_lost: bool = False,
     ) -> AgentResult:
         """Run `reconciler ARGV` there; stream its stdout lines to `on_output`.
 
         `validated` names the files that are specs this side has validated in full: the target
         then skips only their schema check (it has no jsonschema); it checks everything else.
+        `finish_if_lost`: the command changes the host (an apply): if we go away, it finishes
+        its reviewed steps there; any other command is stopped there when we go away.
         """
         request = json.dumps(
             {
@@ -66,6 +69,7 @@ class RemoteReconciler:
                 "files": {n: base64.b64encode(d).decode() for n, d in files.items()},
                 "want": list(want),
                 "schema_checked": [hashlib.sha256(files[n]).hexdigest() for n in validated],
+                "finish_if_lost": finish_if_lost,
             }
         ).encode()
         agent = build_agent()
@@ -91,11 +95,11 @@ class RemoteReconciler:
         record: dict[str, object] | None = None
         finished: RemoteResult | None = None
         held = b""  # the agent puts a newline before its record: not the command's output
-        for item in self.session.stream(remote_argv, stdin=stdin):
+        for item in self.session.stream(remote_argv, stdin=stdin, heartbeat=HEARTBEAT):
             if isinstance(item, RemoteResult):
                 finished = item
             elif item.startswith(RESULT_MARK):
-                record, held = json.loads(item[len(RESULT_MARK) :]), b""
+                record, held = self._record(item[len(RESULT_MARK) :]), b""
             elif item == b"\n" and not held:
                 held = item
             else:
@@ -111,15 +115,38 @@ class RemoteReconciler:
             raise SshError(
                 _why_no_result(str(self.session.target), self.python, finished.exit_code, stderr)
             )
-        files = record.get("files", {})
-        assert isinstance(files, dict)
-        code = record.get("exit", 1)
+        files, code = record["files"], record["exit"]
+        assert isinstance(files, dict) and isinstance(code, int)  # checked by _record
         return AgentResult(
-            exit_code=code if isinstance(code, int) else 1,
-            files={name: base64.b64decode(data) for name, data in files.items()},
+            exit_code=code,
+            files={name: base64.b64decode(data, validate=True) for name, data in files.items()},
             stderr=stderr,
             run=run if isinstance(run := record.get("run"), dict) else None,
         )
+
+    def _record(self, raw: bytes) -> dict[str, object]:
+        """The agent's result record, checked: {"exit": int, "files": {name: base64}, "run"}."""
+        try:
+            record = json.loads(raw)
+            files = record["files"]
+            ok = (
+                isinstance(record, dict)
+                and type(record.get("exit")) is int
+                and isinstance(files, dict)
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+            )
+            if ok:
+                for data in files.values():
+                    base64.b64decode(data, validate=True)
+        except (ValueError, TypeError, KeyError):
+            ok = False
+        if not ok:
+            raise SshError(
+                f"{self.session.target}: the remote reconciler's result record is malformed "
+                "(another program's output, or a damaged agent); nothing was read from it"
+            )
+        assert isinstance(record, dict)
+        return record
 
 
 def _why_no_result(target: str, python: str, code: int, stderr: str) -> str:

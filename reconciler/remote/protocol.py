@@ -4,6 +4,8 @@ PROTOCOL = 1
 # The last line of the agent's output: the result record, marked so that no command output can
 # be mistaken for it (a record separator character, then a name).
 RESULT_MARK = b"\x1ereconciler-agent-result "
+# Written to stderr by the agent every few seconds while it runs: the client's proof of life.
+HEARTBEAT = b"\x1ereconciler-agent-alive\n"
 # An argv element naming a file the request carries: the agent replaces it with the file's path.
 FILE_PREFIX = "@file:"
 

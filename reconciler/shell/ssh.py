@@ -6,21 +6,29 @@ and host keys must be checked exactly as OpenSSH checks them. We never pass
 `StrictHostKeyChecking=no`; `BatchMode=yes` turns every interactive question (a password, an
 unknown host key) into a failure we can explain, instead of a hang under a timer.
 
-One connection per host per run: the first call starts a control master (`ControlMaster=auto`)
-whose socket lives in a private 0700 directory of ours; every later call rides on it. `close()`
-stops the master and removes the directory.
+One connection per host per run: the first call starts a control master (`ssh -M -N`, our own
+child, not a daemon) whose socket lives in a private 0700 directory of ours; every call rides on
+it. `close()` stops the master and removes the directory; every ssh we start dies with us
+(PR_SET_PDEATHSIG), also when we are killed, so a remote command never outlives its client.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import re
+import selectors
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 # ssh's own exit code for "the connection failed"; anything else is the remote command's.
@@ -81,11 +89,65 @@ class RemoteResult:
     stderr: bytes
 
 
+# No byte at all (not even the agent's heartbeat) for this long: the target or link is stuck.
+IDLE_TIMEOUT_S = 90.0
+# What we keep of a remote command's stderr: its end says why it failed; the rest is dropped
+# while it is read, so a chatty command can never block on a full pipe.
+STDERR_KEEP = 256 * 1024
+_PR_SET_PDEATHSIG = 1
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    import ctypes
+
+    try:
+        function: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: no parent-death signal
+        return None
+    return function
+
+
+def _die_with_parent() -> None:
+    """In the forked child before exec: get SIGTERM when the process that started us dies, so a
+    client killed with SIGKILL leaves no ssh (and so no remote session) behind. (prctl is looked
+    up before the fork: the child only calls it.)"""
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_LIVE: set[subprocess.Popen[bytes]] = set()  # every ssh process of ours that still runs
+_LIVE_LOCK = threading.Lock()
+
+
+def _track(proc: subprocess.Popen[bytes]) -> None:
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
+
+
+def _forget(proc: subprocess.Popen[bytes]) -> None:
+    with _LIVE_LOCK:
+        _LIVE.discard(proc)
+
+
+def terminate_all() -> None:
+    """End every ssh process of ours (mux clients and masters): on SIGTERM, before we exit, so
+    that no remote command outlives the client that asked for it."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for proc in live:
+        with contextlib.suppress(OSError):
+            proc.terminate()
+
+
 class SshSession:
     """One multiplexed OpenSSH connection to a target, for the length of one run.
 
     `options` are extra `-o KEY=VALUE` / `-F FILE` arguments the user chose (tests use them to
     point at their own known_hosts and key); we add only the multiplexing options and BatchMode.
+    The control master is our own child process (`ssh -M -N`, never a daemon): `close()` ends
+    it, and it dies with us when we are killed.
     """
 
     def __init__(
@@ -101,6 +163,8 @@ class SshSession:
         self.ssh_program = ssh_program
         self.connect_timeout_s = connect_timeout_s
         self._control_dir: str | None = None
+        self._master: subprocess.Popen[bytes] | None = None
+        self._master_lock = threading.Lock()
 
     # --- the argv --------------------------------------------------------------------------
 
@@ -108,10 +172,9 @@ class SshSession:
         if self._control_dir is None:
             # mkdtemp creates the directory 0700: nobody else can reach our master's socket.
             self._control_dir = tempfile.mkdtemp(prefix="reconciler-ssh-")
-        return os.path.join(self._control_dir, "%C")
+        return os.path.join(self._control_dir, "master")
 
-    def base_argv(self) -> list[str]:
-        """`ssh` with our options and the destination, ready for a remote command."""
+    def _ssh_argv(self, master: str) -> list[str]:
         argv = [
             self.ssh_program,
             *self.options,
@@ -120,11 +183,11 @@ class SshSession:
             "-o",
             f"ConnectTimeout={self.connect_timeout_s}",
             "-o",
-            "ControlMaster=auto",
+            f"ControlMaster={master}",
             "-o",
             f"ControlPath={self._control_path()}",
             "-o",
-            "ControlPersist=60",
+            "ControlPersist=no",
             # A link that dies silently is noticed in 30 s instead of TCP's two hours.
             "-o",
             "ServerAliveInterval=5",
@@ -135,8 +198,13 @@ class SshSession:
             argv += ["-p", str(self.target.port)]
         if self.target.user:
             argv += ["-l", self.target.user]
+        return argv
+
+    def base_argv(self) -> list[str]:
+        """`ssh` with our options and the destination, ready for a remote command (it rides on
+        the master's connection)."""
         # `--` ends ssh's options: a host name can never be read as one.
-        return [*argv, "--", self.target.host]
+        return [*self._ssh_argv("no"), "--", self.target.host]
 
     def command_argv(self, remote_argv: Sequence[str]) -> list[str]:
         """The local argv that runs `remote_argv` there.
@@ -146,81 +214,196 @@ class SshSession:
         """
         return [*self.base_argv(), shlex.join(remote_argv)]
 
+    # --- the master ------------------------------------------------------------------------
+
+    def _popen(self, argv: list[str], **kw: Any) -> subprocess.Popen[bytes]:
+        _prctl()  # resolved here, in the parent, never in the forked child
+        try:
+            proc = subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_parent, **kw)
+        except FileNotFoundError:
+            raise SshError(
+                f"the ssh client {self.ssh_program!r} is not installed "
+                "(Debian: apt-get install openssh-client)"
+            ) from None
+        _track(proc)
+        return proc
+
+    def _ensure_master(self) -> None:
+        """Connect once (the master), or find the connection up; SshError says why not."""
+        with self._master_lock:
+            if self._master is not None and self._master.poll() is None:
+                return
+            socket_path = self._control_path()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(socket_path)  # a dead master's socket
+            master = self._popen(
+                [*self._ssh_argv("yes"), "-N", "--", self.target.host],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            deadline = time.monotonic() + self.connect_timeout_s + 5
+            while not os.path.exists(socket_path):
+                if master.poll() is not None:
+                    _forget(master)
+                    stderr = master.stderr.read() if master.stderr else b""
+                    raise SshError(explain_failure(self.target, stderr.decode(errors="replace")))
+                if time.monotonic() > deadline:
+                    self._end(master)
+                    raise SshError(f"{self.target}: the connection timed out")
+                time.sleep(0.02)
+            if master.stderr is not None:  # the master's later warnings: not ours to show
+                threading.Thread(target=_drain, args=(master.stderr,), daemon=True).start()
+            self._master = master
+
+    @staticmethod
+    def _end(proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        _forget(proc)
+
     # --- running ---------------------------------------------------------------------------
 
     def run(
         self, remote_argv: Sequence[str], *, stdin: bytes = b"", timeout_s: float = 600
     ) -> RemoteResult:
         """Run one remote command to completion; connection failures raise SshError."""
-        try:
-            done = subprocess.run(
-                self.command_argv(remote_argv),
-                input=stdin,
-                capture_output=True,
-                timeout=timeout_s,
-                check=False,
-                start_new_session=True,
-            )
-        except FileNotFoundError:
-            raise SshError(
-                f"the ssh client {self.ssh_program!r} is not installed "
-                "(Debian: apt-get install openssh-client)"
-            ) from None
-        except subprocess.TimeoutExpired:
-            raise SshError(f"{self.target}: no answer within {timeout_s:g} s") from None
-        result = RemoteResult(done.returncode, done.stdout, done.stderr)
-        if result.exit_code == SSH_FAILED:
-            raise SshError(explain_failure(self.target, result.stderr.decode(errors="replace")))
-        return result
+        stdout = []
+        finished: RemoteResult | None = None
+        for item in self.stream(remote_argv, stdin=stdin, idle_timeout_s=timeout_s):
+            if isinstance(item, RemoteResult):
+                finished = item
+            else:
+                stdout.append(item)
+        assert finished is not None
+        return RemoteResult(finished.exit_code, b"".join(stdout), finished.stderr)
 
     def stream(
-        self, remote_argv: Sequence[str], *, stdin: bytes = b""
+        self,
+        remote_argv: Sequence[str],
+        *,
+        stdin: bytes = b"",
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        heartbeat: bytes = b"",
     ) -> Iterator[bytes | RemoteResult]:
         """Run a remote command, yielding its stdout line by line, then its RemoteResult.
 
-        stderr is collected and returned at the end (it is small: errors, not progress).
+        stderr is read all along (so a chatty command never blocks on a full pipe) and its last
+        STDERR_KEEP bytes are returned at the end, without the `heartbeat` lines the remote
+        program writes there to show it is alive. No byte on either for `idle_timeout_s` (the
+        agent's heartbeat counts): the command is ended and SshError says so. Whatever way this
+        ends (an error, the caller stopping early, Ctrl-C), the local ssh is ended with it.
         """
-        try:
-            proc = subprocess.Popen(
-                self.command_argv(remote_argv),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
-        except FileNotFoundError:
-            raise SshError(f"the ssh client {self.ssh_program!r} is not installed") from None
+        self._ensure_master()
+        proc = self._popen(
+            self.command_argv(remote_argv),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        errors = _StderrTail(heartbeat)
+        alive = [time.monotonic()]
+        reader = threading.Thread(target=errors.read, args=(proc.stderr, alive), daemon=True)
+        reader.start()
+        writer = threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True)
+        writer.start()
         try:
-            proc.stdin.write(stdin)
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass  # the remote side ended early; its exit status tells why
-        yield from iter(proc.stdout.readline, b"")
-        stderr = proc.stderr.read()
-        code = proc.wait()
+            yield from _lines(proc.stdout, alive, idle_timeout_s, self.target)
+            reader.join()
+            code = proc.wait()
+        finally:
+            self._end(proc)
         if code == SSH_FAILED:
-            raise SshError(explain_failure(self.target, stderr.decode(errors="replace")))
-        yield RemoteResult(code, b"", stderr)
+            raise SshError(explain_failure(self.target, errors.text()))
+        yield RemoteResult(code, b"", errors.data())
 
     def close(self) -> None:
         """Stop the control master (if one runs) and remove its private directory."""
-        if self._control_dir is None:
-            return
-        subprocess.run(
-            [*self.base_argv()[:-2], "-O", "exit", "--", self.target.host],
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
-        shutil.rmtree(self._control_dir, ignore_errors=True)
-        self._control_dir = None
+        if self._master is not None:
+            self._end(self._master)
+            self._master = None
+        if self._control_dir is not None:
+            shutil.rmtree(self._control_dir, ignore_errors=True)
+            self._control_dir = None
 
     def __enter__(self) -> SshSession:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _drain(stream: IO[bytes]) -> None:
+    while stream.read(65536):
+        pass
+
+
+def _feed(stream: IO[bytes], data: bytes) -> None:
+    """Write the request in a thread of its own: a target that never reads it cannot stall us."""
+    try:
+        stream.write(data)
+        stream.close()
+    except (BrokenPipeError, OSError, ValueError):
+        pass  # the remote side ended early; its exit status tells why
+
+
+class _StderrTail:
+    """The end of a stream, read to its end in a thread; heartbeats count as life, not text."""
+
+    def __init__(self, heartbeat: bytes) -> None:
+        self._buffer = bytearray()
+        self._heartbeat = heartbeat
+
+    def read(self, stream: IO[bytes], alive: list[float]) -> None:
+        for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
+            alive[0] = time.monotonic()
+            self._buffer += chunk
+            if len(self._buffer) > 2 * STDERR_KEEP:
+                del self._buffer[: len(self._buffer) - STDERR_KEEP]
+
+    def data(self) -> bytes:
+        # Heartbeats are whole lines written at once; one cut in half at the trimmed start is
+        # harmless text.
+        data = bytes(self._buffer[-STDERR_KEEP:])
+        return data.replace(self._heartbeat, b"") if self._heartbeat else data
+
+    def text(self) -> str:
+        return self.data().decode(errors="replace")
+
+
+def _lines(
+    stream: IO[bytes], alive: list[float], idle_timeout_s: float, target: SshTarget
+) -> Iterator[bytes]:
+    """stdout's lines as they come; SshError when neither stdout nor stderr moved for too long."""
+    pending = b""
+    fd = stream.fileno()
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while True:
+            if not selector.select(timeout=1.0):
+                if time.monotonic() - alive[0] > idle_timeout_s:
+                    raise SshError(
+                        f"{target}: no answer for {idle_timeout_s:g} s (the target or the link "
+                        "is stuck); the remote command was ended"
+                    )
+                continue
+            chunk = os.read(fd, 65536)
+            alive[0] = time.monotonic()
+            if not chunk:
+                break
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                yield line + b"\n"
+    if pending:
+        yield pending
 
 
 # What OpenSSH prints, and what we tell the user instead. Order matters: the first match wins.

@@ -12,12 +12,15 @@ import io
 import json
 import subprocess
 import sys
+import time
 import tomllib
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from reconciler.remote import zipapp
-from reconciler.remote.protocol import PROTOCOL, RESULT_MARK
+from reconciler.remote.protocol import HEARTBEAT, PROTOCOL, RESULT_MARK
 from reconciler.remote.zipapp import build_agent, runtime_requirements, shipped_distributions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,3 +106,34 @@ def test_the_agent_runs_a_probe_with_nothing_but_itself(tmp_path: Path) -> None:
     record = json.loads(done.stdout.split(RESULT_MARK)[1])
     assert record["exit"] == 0, done.stderr.decode()
     assert json.loads(base64.b64decode(record["files"]["s.json"]))["kind"]
+
+
+LOST = """
+import sys, time
+from reconciler.remote import agent
+agent.HEARTBEAT_S = 0.1
+agent._start_heartbeat(stop_when_lost=sys.argv[1] == "stop")
+try:
+    time.sleep(5)
+except KeyboardInterrupt:
+    sys.exit(130)
+sys.exit(0)
+"""
+
+
+@pytest.mark.parametrize(("mode", "code"), [("stop", 130), ("finish", 0)])
+def test_when_the_client_is_gone_the_agent_stops_unless_it_must_finish(
+    mode: str, code: int
+) -> None:
+    """The heartbeat's write fails once nobody reads stderr: a read-only command (logs -f) is
+    interrupted there; an apply (`finish_if_lost`) runs on to the end of its reviewed steps."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", LOST, mode], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
+    assert child.stderr is not None
+    assert child.stderr.read(len(HEARTBEAT)) == HEARTBEAT  # alive, and saying so
+    child.stderr.close()  # the client goes away
+    start = time.monotonic()
+    assert child.wait(timeout=10) == code
+    if mode == "stop":
+        assert time.monotonic() - start < 2

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from sshd import RunningSshd
 
-from reconciler.shell.ssh import SshError, SshSession, SshTarget, explain_failure
+from reconciler.shell.ssh import (
+    STDERR_KEEP,
+    RemoteResult,
+    SshError,
+    SshSession,
+    SshTarget,
+    explain_failure,
+)
 
 
 @pytest.mark.parametrize(
@@ -151,3 +160,62 @@ def test_an_unreachable_host_is_an_error(sshd: RunningSshd) -> None:
         pytest.raises(SshError, match="connection refused"),
     ):
         session.run(["true"])
+
+
+def test_a_target_that_floods_stderr_cannot_block_us(sshd: RunningSshd) -> None:
+    """2 MB on stderr before any stdout: a pipe read only at the end would fill and hang both."""
+    flood = "head -c 2000000 /dev/zero | tr '\\0' x >&2; echo done"
+    with SshSession(SshTarget.parse(sshd.url), options=sshd.client_options) as session:
+        *lines, result = session.stream(["sh", "-c", flood], idle_timeout_s=60)
+    assert lines == [b"done\n"] and isinstance(result, RemoteResult) and result.exit_code == 0
+    assert result.stderr == b"x" * STDERR_KEEP  # its end is kept, bounded
+
+
+def test_a_silent_target_is_given_up_on_and_the_command_ended(sshd: RunningSshd) -> None:
+    start = time.monotonic()
+    with (
+        SshSession(SshTarget.parse(sshd.url), options=sshd.client_options) as session,
+        pytest.raises(SshError, match=r"no answer for 2 s"),
+    ):
+        list(session.stream(["sleep", "30"], idle_timeout_s=2))
+    assert time.monotonic() - start < 15
+
+
+KILLED_CLIENT = """
+import sys
+from reconciler.shell.ssh import SshSession, SshTarget
+session = SshSession(SshTarget.parse(sys.argv[1]), options=sys.argv[2:])
+for line in session.stream(["sh", "-c", "while :; do echo still-here-7f3a; sleep 0.2; done"]):
+    print(session._control_dir, flush=True)
+"""
+
+
+def _running(needle: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if needle in text and "pytest" not in text:
+            found.append(text)
+    return found
+
+
+def test_a_client_killed_outright_leaves_no_ssh_and_no_remote_command(sshd: RunningSshd) -> None:
+    """kill -9 runs no cleanup: the ssh processes die with their parent (PR_SET_PDEATHSIG); the
+    master's end closes the session, and the remote command ends at its next write."""
+    client = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CLIENT, sshd.url, *sshd.client_options],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert client.stdout is not None
+    control_dir = client.stdout.readline().strip()
+    assert control_dir and _running(control_dir) and _running("still-here-7f3a")
+    client.kill()
+    client.wait()
+    deadline = time.monotonic() + 15
+    while _running(control_dir) or _running("while :; do echo still-here-7f3a"):
+        assert time.monotonic() < deadline, _running(control_dir)
+        time.sleep(0.2)
