@@ -168,3 +168,15 @@ def _collect(names: list[str], workdir: str) -> dict[str, str]:
         except FileNotFoundError:
             continue  # the command failed before writing it; its exit code says why
     return files
+
+
+def timer_main() -> None:
+    """The installed zipapp's entry point (`python3 reconciler-V-H.pyz apply SPEC ...`, what the
+    timer runs after a remote apply, remote/install.py): the command line, with the admin
+    machine's validation of exactly that spec (`SPEC.validated` beside it)."""
+    from reconciler.cli import main as cli_main
+    from reconciler.remote.install import schema_checked_beside
+    from reconciler.spec import loader
+
+    loader.SCHEMA_CHECKED.update(schema_checked_beside(sys.argv[1:]))
+    cli_main()

@@ -1,9 +1,18 @@
 """How the reconciler was invoked: the interpreter and the spec's absolute path, read at plan
 time (in-process) so that the timers' units can name what to run without the planner reading
-anything. Shared by the reconcile timer and the backup timer (equal probes run once)."""
+anything. Shared by the reconcile timer and the backup timer (equal probes run once).
+
+Run from the agent shipped over SSH (a zipapp in a cache folder, the spec in a temporary one),
+the answer is where the agent installs both for the timer before an apply (remote/install.py):
+the zipapp at a versioned path and the spec, in the spec user's data folder (`timer_paths`). So
+the timer never names a temporary path, and the timer's own run (that same zipapp, that same
+spec) reports the same invocation: its plan is the one the admin saw.
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import sys
 import tempfile
@@ -30,6 +39,7 @@ class Invocation:
     # Why the spec's user could not run the program or read the spec, checked with the user's
     # own permissions (None: they can, or we are that user).
     user_cannot: str | None = None
+    zipapp: str | None = None  # the agent installed for the timer: `python ZIPAPP apply ...`
 
 
 @recorded
@@ -43,6 +53,10 @@ class InvocationProbe(Probe[Invocation]):
     def read(self, host: HostContext) -> Invocation:
         # sys.executable is kept as is, not resolved: a venv's bin/python is a symlink to the
         # system interpreter, and only the link's path makes `-m reconciler` find the venv.
+        shipped = running_zipapp()
+        if shipped is not None and host.user is not None:
+            app, spec = timer_paths(host.user.home, zipapp_name(shipped))
+            return Invocation(python=sys.executable, spec=spec, clone=None, zipapp=str(app))
         script = Path(sys.executable).parent / "reconciler"
         entry = str(script) if os.access(script, os.X_OK) and script.is_file() else None
         spec = self.spec_path.resolve() if self.spec_path is not None else None
@@ -66,6 +80,8 @@ class InvocationProbe(Probe[Invocation]):
         """For another spec path: the recorded interpreter, the paths joined to where `probe`
         ran (as `resolve()` would, without reading this disk)."""
         known = recorded.facts_of(Invocation)
+        if known and known[0].zipapp is not None:
+            return known[0]  # installed paths on the target, whatever the spec's name here
         cwd = recorded.working_directory
         if not known or cwd is None:
             return None
@@ -100,3 +116,29 @@ def scratch_location(python: Path) -> str | None:
         if (folder / ".git").exists():
             return f"inside the git work tree {folder}"
     return None
+
+
+def running_zipapp() -> Path | None:
+    """The zipapp this code is imported from (the agent shipped over SSH), or None."""
+    import reconciler
+
+    archive = Path(reconciler.__file__ or "").parents[1]
+    return archive if archive.is_file() else None
+
+
+@functools.cache
+def zipapp_name(archive: Path) -> str:
+    """The versioned file name the timer's copy of a zipapp gets (version and content hash)."""
+    from reconciler import __version__
+
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    return f"reconciler-{__version__}-{digest[:16]}.pyz"
+
+
+def timer_paths(home: Path, name: str) -> tuple[Path, Path]:
+    """Where the agent is installed for the timer, and the spec it applies (remote/install.py).
+
+    In the spec user's own data folder: the user's timer runs them, the user owns them.
+    """
+    folder = home / ".local" / "share" / "reconciler"
+    return folder / "agent" / name, folder / "spec.yaml"

@@ -17,10 +17,12 @@ def invocation_probe(spec: Spec, host: HostContext) -> InvocationProbe:
 
 
 def program(invocation: Invocation, command: tuple[str, ...] | None) -> tuple[str, ...]:
-    """What the timer runs before `apply`: the spec's command, the installed entry point, or the
-    interpreter with `-m reconciler`."""
+    """What the timer runs before `apply`: the spec's command, the agent installed over SSH, the
+    installed entry point, or the interpreter with `-m reconciler`."""
     if command is not None:
         return command
+    if invocation.zipapp is not None:
+        return (invocation.python, invocation.zipapp)
     if invocation.entry_point is not None:
         return (invocation.entry_point,)
     return (invocation.python, "-m", "reconciler")

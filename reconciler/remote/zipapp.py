@@ -36,10 +36,11 @@ _SKIP_SUFFIXES = (".pyc", ".pyo", *_COMPILED)
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
+# `python3 AGENT.pyz ARGS`: the command line (the timer runs the installed copy so); the agent
+# itself is started by the bootstrap (remote/bootstrap.py), never through this.
 MAIN = b"""\
-import sys
-from reconciler.agent import main
-sys.exit(main())
+from reconciler.agent import timer_main
+timer_main()
 """
 
 
