@@ -6,7 +6,8 @@ the command wrote (a snapshot) after its output. stdin holds one JSON request:
 
     {"protocol": 1, "argv": ["probe", "@file:spec.yaml", "--out", "@file:snapshot.json"],
      "files": {"spec.yaml": "<base64>"}, "want": ["snapshot.json"],
-     "schema_checked": ["<sha256 of the spec bytes>"], "finish_if_lost": false}
+     "schema_checked": ["<sha256 of the spec bytes>"], "spec": "spec.yaml",
+     "finish_if_lost": false, "install_for_timer": null}
 
 The command's own output streams through unchanged; the last line is the result record, marked
 with RESULT_MARK so that the client can tell it from anything the command printed. Every
@@ -76,6 +77,11 @@ def main() -> int:
         return _bad_request(f"not JSON ({exc})")
     if request.get("protocol") != PROTOCOL:
         return _bad_request(f"protocol {request.get('protocol')!r}, this agent speaks {PROTOCOL}")
+    from reconciler.remote.elevate import run_as_root
+
+    elevated = run_as_root(raw, request)
+    if elevated is not None:
+        return elevated  # it printed the result record (and beat the heart)
     _start_heartbeat(stop_when_lost=not request.get("finish_if_lost", False))
     workdir = tempfile.mkdtemp(prefix="reconciler-remote-")
     try:
@@ -129,6 +135,10 @@ def _run(request: dict[str, Any], workdir: str) -> int:
         with os.fdopen(fd, "wb") as out:
             out.write(base64.b64decode(data))
     loader.SCHEMA_CHECKED.update(request.get("schema_checked", []))
+    if request.get("install_for_timer"):
+        code = _install_for_timer(_path(workdir, request["install_for_timer"]))
+        if code:
+            return code
     argv = [
         _path(workdir, arg[len(FILE_PREFIX) :]) if arg.startswith(FILE_PREFIX) else arg
         for arg in request["argv"]
@@ -144,6 +154,26 @@ def _run(request: dict[str, Any], workdir: str) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         os.chdir(before)
+    return 0
+
+
+def _install_for_timer(spec_file: str) -> int:
+    """Install this agent and the spec where the timer will run them (remote/install.py)."""
+    import hashlib
+    from pathlib import Path
+
+    from reconciler.remote.install import InstallFailed, install_for_timer
+    from reconciler.spec import SpecInvalid, loader
+
+    with open(spec_file, "rb") as stream:
+        digest = hashlib.sha256(stream.read()).hexdigest()
+    if digest not in loader.SCHEMA_CHECKED:
+        return 0  # only a spec the admin machine validated is installed for the timer
+    try:
+        install_for_timer(Path(spec_file), digest)
+    except (InstallFailed, SpecInvalid, OSError) as exc:
+        sys.stderr.write(f"error: {exc}; nothing was changed\n")
+        return 1
     return 0
 
 

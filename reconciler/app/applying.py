@@ -378,7 +378,7 @@ def apply_remote(ctx: AppContext, spec: Spec, remote: Remote, request: RemoteApp
     from reconciler.app.remote import apply_saved_remote, connected
 
     code = EXIT_DIFFERS
-    with connected(remote) as connection:
+    with connected(remote, notes=ctx.error) as connection:
         for number in range(1, request.max_passes + 1):
             plan, reviewed = _review_pass(ctx, connection, spec, request, number)
             if reviewed is None and number == 1 and not request.dry_run:

@@ -149,7 +149,7 @@ def probed_for(
             raise Failed(str(exc)) from None
     remote = resolve(spec, request.reach, host_check=request.host_check)
     if remote is not None:
-        with connected(remote) as connection:
+        with connected(remote, notes=ctx.error) as connection:
             return plan_remote(connection, spec, request.host_check)
     host, runner, probed = probe_plan(ctx, spec, request.host_check, mutating=False)
     return host, runner, probed, None

@@ -101,11 +101,12 @@ def spec_bytes(spec: Spec) -> bytes:
 class RemoteHost:
     """One run's connection to a remote host (one multiplexed SSH connection, closed at exit)."""
 
-    def __init__(self, remote: Remote) -> None:
+    def __init__(self, remote: Remote, notes: Callable[[str], None] | None = None) -> None:
         from reconciler.remote.client import RemoteReconciler
         from reconciler.shell.ssh import SshSession
 
         self.remote = remote
+        self.notes = notes  # where what the target says besides a snapshot goes (stderr)
         self.session = SshSession(remote.ssh, options=remote.options)
         self.client: RemoteReconciler = RemoteReconciler(self.session, python=remote.python)
         self.workdir = Path(tempfile.mkdtemp(prefix="reconciler-remote-"))
@@ -124,9 +125,10 @@ class RemoteHost:
         spec_name: str = SPEC_FILE,
         on_output: Callable[[bytes], None] = lambda line: None,
         finish_if_lost: bool = False,
+        install_for_timer: bool = False,
     ) -> AgentResult:
         """Run `reconciler ARGV` there with the spec (as `spec_name`, relative to the command's
-        folder there); `finish_if_lost`: RemoteReconciler.call."""
+        folder there); `finish_if_lost`, `install_for_timer`: RemoteReconciler.call."""
         from reconciler.shell.ssh import SshError
 
         sent = {spec_name: spec_bytes(spec), **(files or {})}
@@ -138,6 +140,7 @@ class RemoteHost:
                 validated=[spec_name],
                 on_output=on_output,
                 finish_if_lost=finish_if_lost,
+                install_for_timer=spec_name if install_for_timer else None,
             )
         except SshError as exc:
             raise Unreachable(str(exc)) from None
@@ -153,14 +156,19 @@ class RemoteHost:
         if result.exit_code != 0 or SNAPSHOT_FILE not in result.files:
             why = _last_lines(result.stderr)
             raise Failed(f"{self.remote.label}: probing failed: {why}", result.exit_code or 1)
+        if self.notes is not None:  # e.g. the agent telling an admin which sudo rule it lacks
+            for line in result.stderr.splitlines():
+                if line.strip():
+                    self.notes(line)
         path = self.workdir / SNAPSHOT_FILE
         path.write_bytes(result.files[SNAPSHOT_FILE])
         return path
 
 
 @contextlib.contextmanager
-def connected(remote: Remote) -> Iterator[RemoteHost]:
-    host = RemoteHost(remote)
+def connected(remote: Remote, notes: Callable[[str], None] | None = None) -> Iterator[RemoteHost]:
+    """One connection to `remote` for the length of the block; `notes`: RemoteHost.notes."""
+    host = RemoteHost(remote, notes)
     try:
         yield host
     finally:
@@ -225,25 +233,61 @@ def apply_saved_remote(
         spec_name=spec_name,
         on_output=lambda line: ctx.echo(line.decode(errors="replace").rstrip("\n")),
         finish_if_lost=True,  # the reviewed steps run to the end, with or without us
+        install_for_timer=True,  # what the planned timer unit names must exist there
     )
     for line in result.stderr.splitlines():
         ctx.error(line)
     return result
 
 
-def run_there(ctx: AppContext, remote: Remote, spec: Spec, argv: list[str]) -> int:
-    """Run a read-only command (`status`) there as it is, its output streamed back."""
+def run_there(
+    ctx: AppContext,
+    remote: Remote,
+    spec: Spec,
+    argv: list[str],
+    *,
+    changes_host: bool = False,
+    installs_timer: bool = False,
+) -> int:
+    """Run a command there as it is (its spec argument being `file_arg(SPEC_FILE)`, or appended
+    when argv has none), its output streamed back. `changes_host`: it finishes there if we go
+    away; `installs_timer`: what the timer runs is installed first (an `update` is an apply)."""
     from reconciler.remote.client import file_arg
 
+    if file_arg(SPEC_FILE) not in argv:
+        argv = [*argv, file_arg(SPEC_FILE)]
     with connected(remote) as connection:
         result = connection.call(
-            [*argv, file_arg(SPEC_FILE)],
+            argv,
             spec,
             on_output=lambda line: ctx.echo(line.decode(errors="replace").rstrip("\n")),
+            finish_if_lost=changes_host,
+            install_for_timer=installs_timer,
         )
     for line in result.stderr.splitlines():
         ctx.error(line)
     return result.exit_code
+
+
+def command_there(
+    ctx: AppContext,
+    spec_path: Path,
+    reach: Reach,
+    argv: list[str],
+    *,
+    host_check: bool = True,
+    changes_host: bool = False,
+    installs_timer: bool = False,
+) -> int | None:
+    """Run the day-2 command `argv` on the spec's host when it is remote (`--target`,
+    `host.ssh`): its exit code; None when the host is this machine (run it here)."""
+    found = remote_for_path(ctx, spec_path, reach, host_check)
+    if found is None:
+        return None
+    spec, remote = found
+    return run_there(
+        ctx, remote, spec, argv, changes_host=changes_host, installs_timer=installs_timer
+    )
 
 
 def remote_for_path(

@@ -54,6 +54,7 @@ class RemoteReconciler:
         validated: Sequence[str] = (),
         on_output: Callable[[bytes], None] = lambda line: None,
         finish_if_lost: bool = False,
+        install_for_timer: str | None = None,
     ) -> AgentResult:
         """Run `reconciler ARGV` there; stream its stdout lines to `on_output`.
 
@@ -61,6 +62,8 @@ class RemoteReconciler:
         then skips only their schema check (it has no jsonschema); it checks everything else.
         `finish_if_lost`: the command changes the host (an apply): if we go away, it finishes
         its reviewed steps there; any other command is stopped there when we go away.
+        `install_for_timer`: the file name of the spec to install, with the agent, where the
+        reconcile timer will run them, before the command (remote/install.py).
         """
         request = json.dumps(
             {
@@ -69,7 +72,9 @@ class RemoteReconciler:
                 "files": {n: base64.b64encode(d).decode() for n, d in files.items()},
                 "want": list(want),
                 "schema_checked": [hashlib.sha256(files[n]).hexdigest() for n in validated],
+                "spec": validated[0] if validated else None,  # whose user logs in (elevate.py)
                 "finish_if_lost": finish_if_lost,
+                "install_for_timer": install_for_timer,
             }
         ).encode()
         agent = build_agent()
