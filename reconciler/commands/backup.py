@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from reconciler.app.context import AppContext
-from reconciler.commands.wiring import use_case
+from reconciler.commands.wiring import over_ssh, use_case
 
 SPEC = click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
 PROFILE = click.option("--profile", help="Only this profile (default: every backed-up profile).")
@@ -20,6 +20,7 @@ def backup() -> None:
 
 @backup.command("init")
 @SPEC
+@over_ssh(changes_host=True)
 @use_case
 def init(app: AppContext, spec_path: Path) -> int:
     """Create the restic repository when it does not exist (never re-initialises one)."""
@@ -38,6 +39,7 @@ def init(app: AppContext, spec_path: Path) -> int:
     show_default=True,
     help="json: one JSON object a line (message, backup per profile, summary), for log shippers.",
 )
+@over_ssh(changes_host=True)
 @use_case
 def run_(app: AppContext, spec_path: Path, profile: str | None, log_format: str) -> int:
     """Back up now (what the backup timer runs); holds the reconciler's host lock."""
@@ -50,6 +52,7 @@ def run_(app: AppContext, spec_path: Path, profile: str | None, log_format: str)
 @SPEC
 @PROFILE
 @click.option("--json", "as_json", is_flag=True, help="Print the snapshots as JSON.")
+@over_ssh()
 @use_case
 def list_(app: AppContext, spec_path: Path, profile: str | None, as_json: bool) -> int:
     """List this host's snapshots of the backed-up profiles."""
@@ -68,6 +71,7 @@ def list_(app: AppContext, spec_path: Path, profile: str | None, as_json: bool) 
     show_default=True,
     help="What `restic check` reads of the pack files (e.g. 10%, 1/5, 100%).",
 )
+@over_ssh()
 @use_case
 def verify(app: AppContext, spec_path: Path, profile: str | None, subset: str) -> int:
     """Restore each profile's latest snapshot to a temporary directory and compare every file;

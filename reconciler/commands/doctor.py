@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from reconciler.app.context import AppContext
-from reconciler.commands.wiring import HOST_CHECK, host_check_on, use_case
+from reconciler.commands.wiring import HOST_CHECK, host_check_on, over_ssh, use_case
 
 
 @click.command()
@@ -22,6 +22,7 @@ from reconciler.commands.wiring import HOST_CHECK, host_check_on, use_case
     help="json: one document with every profile's links (docs/doctor.md).",
 )
 @HOST_CHECK
+@over_ssh()
 @use_case
 def doctor(app: AppContext, spec_path: Path, profile: str | None, fmt: str, host_check: str) -> int:
     """Walk each profile's chain (tailscale, serve, unit, port, gateway health, linger, config,
@@ -51,6 +52,7 @@ def doctor(app: AppContext, spec_path: Path, profile: str | None, fmt: str, host
     help="Format of the list.",
 )
 @HOST_CHECK
+@over_ssh()
 @use_case
 def devices(
     app: AppContext,
@@ -90,6 +92,7 @@ def devices(
 @click.option("--since", metavar="WHEN", help="journalctl's --since: `1h ago`, `today`, a date.")
 @click.option("-n", "--lines", type=click.IntRange(min=0), help="Only the last N lines.")
 @HOST_CHECK
+@over_ssh()
 @use_case
 def logs(
     app: AppContext,

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from reconciler.app.context import AppContext
-from reconciler.commands.wiring import HOST_CHECK, NO_COLOR, host_check_on, use_case
+from reconciler.commands.wiring import HOST_CHECK, NO_COLOR, host_check_on, over_ssh, use_case
 
 
 @click.command()
@@ -79,6 +79,7 @@ def diff(
     help="restic: an include file for `restic backup --files-from`.",
 )
 @HOST_CHECK
+@over_ssh()
 @use_case
 def state_paths(app: AppContext, spec_path: Path, fmt: str, host_check: str) -> int:
     """List each profile's backup-relevant paths (config, credentials, sessions, workspace)."""
@@ -97,6 +98,7 @@ def state_paths(app: AppContext, spec_path: Path, fmt: str, host_check: str) -> 
     show_default=True,
 )
 @HOST_CHECK
+@over_ssh()
 @use_case
 def versions(app: AppContext, spec_path: Path, fmt: str, host_check: str) -> int:
     """List the gateway versions installed side by side: which profile runs and wants which,

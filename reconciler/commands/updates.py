@@ -14,6 +14,7 @@ from reconciler.commands.wiring import (
     NO_COLOR,
     YES,
     host_check_on,
+    over_ssh,
     use_case,
 )
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 @LOCK_TIMEOUT
 @HOST_CHECK
 @NO_COLOR
+@over_ssh(changes_host=True, installs_timer=True)
 @use_case
 def update(
     app: AppContext,
@@ -86,6 +88,7 @@ def update(
 @YES
 @LOCK_TIMEOUT
 @HOST_CHECK
+@over_ssh(changes_host=True)
 @use_case
 def rollback(
     app: AppContext,

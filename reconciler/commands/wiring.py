@@ -89,3 +89,79 @@ def use_case(
 def host_check_on(value: Any) -> bool:
     """`--host-check on|off` as a bool."""
     return bool(value == "on")
+
+
+def _spec_argv(ctx: click.Context, spec_param: str) -> list[str]:
+    """This very command line, rebuilt from what click parsed, for the agent there: the spec
+    argument becomes the file the request carries; options given explicitly are kept; the
+    positional arguments follow `--` (one that starts with `-` stays an argument)."""
+    from reconciler.app.remote import SPEC_FILE
+    from reconciler.remote.client import file_arg
+
+    options: list[str] = []
+    positional: list[str] = []
+    for param in ctx.command.params:
+        name = param.name or ""
+        value = ctx.params.get(name)
+        if name in ("target", "ssh_config"):
+            continue
+        if isinstance(param, click.Argument):
+            if name == spec_param:
+                positional.append(file_arg(SPEC_FILE))
+            elif value is not None:
+                values = value if param.nargs == -1 else (value,)
+                positional.extend(str(v) for v in values)
+            continue
+        if not isinstance(param, click.Option) or ctx.get_parameter_source(name) in (
+            None,
+            click.core.ParameterSource.DEFAULT,
+            click.core.ParameterSource.DEFAULT_MAP,
+        ):
+            continue
+        if param.is_flag and not param.secondary_opts and isinstance(value, bool):
+            options += [param.opts[0]] if value else []
+        elif param.is_flag and isinstance(value, bool):
+            options.append(param.opts[0] if value else param.secondary_opts[0])
+        elif param.multiple:
+            for item in value or ():
+                options += [param.opts[0], str(item)]
+        else:
+            options += [param.opts[0], str(value)]
+    return [*ctx.command_path.split()[1:], *options, "--", *positional]
+
+
+def over_ssh(
+    *, spec_param: str = "spec_path", changes_host: bool = False, installs_timer: bool = False
+) -> Callable[[Callable[P, NoReturn]], Callable[..., NoReturn]]:
+    """`--target` and `--ssh-config` for a day-2 command, which then runs on the spec's host
+    when that host is remote (`--target ssh://...`, or `host.ssh`), through the agent, with the
+    same arguments (docs/remote.md). Put it between the click decorators and `use_case`."""
+
+    def wrap(command: Callable[P, NoReturn]) -> Callable[..., NoReturn]:
+        @functools.wraps(command)
+        def run(*args: Any, target: str | None, ssh_config: Path | None, **kwargs: Any) -> NoReturn:
+            from reconciler.app.remote import command_there
+
+            ctx = click.get_current_context()
+            app = ctx.find_object(AppContext) or AppContext()
+            try:
+                code = command_there(
+                    app,
+                    kwargs[spec_param],
+                    reach_of(target, ssh_config),
+                    _spec_argv(ctx, spec_param),
+                    host_check=host_check_on(kwargs.get("host_check", "on")),
+                    changes_host=changes_host,
+                    installs_timer=installs_timer,
+                )
+            except Failed as exc:
+                if exc.message:
+                    app.error(f"error: {exc.message}")
+                sys.exit(exc.code)
+            if code is not None:
+                sys.exit(code)
+            command(*args, **kwargs)
+
+        return REACH(run)
+
+    return wrap

@@ -25,7 +25,8 @@ import pytest
 from . import images
 from .harness import Container, gateway_names
 from .network import PrivateNetwork
-from .test_scenarios import SPECS, assert_converged, show
+from .test_scenarios import SPECS, assert_converged, show, stat, unit_prop
+from .test_timer import run_records
 
 HOSTS = ("vm201", "vm202")
 
@@ -50,16 +51,32 @@ def _host(
 ) -> tuple[Container, str]:
     namespace, address = net.add_host()
     c = make_container(network_namespace=namespace, hostname=name)
-    c.run(["install", "-d", "-m", "700", "/root/.ssh"])
-    c.write_file("/root/.ssh/authorized_keys", pub, mode=0o600)
+    # Three ways in, with the same key: root, the gateway user, an admin account with sudo.
+    c.run(["useradd", "-m", "-s", "/bin/bash", "admin"])
+    for owner, home in (("root", "/root"), ("user", "/home/user"), ("admin", "/home/admin")):
+        c.run(["install", "-d", "-m", "700", "-o", owner, "-g", owner, f"{home}/.ssh"])
+        c.write_file(f"{home}/.ssh/authorized_keys", pub, mode=0o600, user=owner)
+    c.write_file("/etc/sudoers.d/reconciler", f"{SUDOERS}\n", mode=0o440)
     c.run(["systemctl", "start", "ssh"])
     return c, address
 
 
+# What the admin account may do: run the agent as root (remote/elevate.py says so when missing).
+SUDOERS = "admin ALL=(root) NOPASSWD: /usr/bin/python3"
+
+
+# The first host also gets the reconcile timer, which must then run what the remote apply
+# installed there. It never fires during the test by itself (12 h): the test starts its service.
+TIMER = "reconcile:\n  timer: {enabled: true, interval: 12h, on_boot: 12h, randomized_delay: 0s}\n"
+INSTALLED = "/home/user/.local/share/reconciler"
+
+
 def _spec(folder: Path, name: str, address: str) -> Path:
     text = (SPECS / "two-gateways.yaml").read_text().replace("name: e2e", f"name: {name}")
-    ssh = f'  user: user\n  ssh:\n    address: "{address}"\n    user: root\n'
-    text = text.replace("  user: user\n", ssh, 1)
+    # The first host is reached as root, the second as the admin account (sudo).
+    login = "root" if name == HOSTS[0] else "admin"
+    ssh = f'  user: user\n  ssh:\n    address: "{address}"\n    user: {login}\n'
+    text = text.replace("  user: user\n", ssh, 1) + (TIMER if name == HOSTS[0] else "")
     path = folder / f"{name}.yaml"
     path.write_text(text)
     return path
@@ -137,6 +154,27 @@ def test_a_fleet_is_planned_and_applied_over_ssh(
         assert_converged(c)
     fleet_apply_s = time.monotonic() - start
 
+    # 2b. The timer that apply installed runs what it installed there (never a temporary path),
+    #     as the user, and repairs the host: its run record says so.
+    timer_host = hosts[0][0]
+    exec_start = unit_prop(timer_host, "reconciler.service", "ExecStart")
+    assert f"{INSTALLED}/agent/reconciler-" in exec_start, exec_start
+    assert f".pyz apply {INSTALLED}/spec.yaml --yes" in exec_start, exec_start
+    assert "/tmp" not in exec_start and "/root" not in exec_start, exec_start
+    assert stat(timer_host, INSTALLED, f"{INSTALLED}/spec.yaml") == [
+        "user user 700",
+        "user user 600",
+    ]
+    timer_host.systemctl_user("stop", "clawdbot-gateway-ops.service")
+    timer_host.systemctl_user("start", "reconciler.service", check=False, timeout=300)  # waits
+    assert unit_prop(timer_host, "reconciler.service", "ExecMainStatus") == "0", timer_host.journal(
+        args=["--user-unit", "reconciler.service"]
+    )
+    records = run_records(timer_host)
+    assert records and records[-1]["result"] == "converged", records
+    assert "profile[ops].service" in records[-1].get("drift", []), records[-1]
+    assert_converged(timer_host)
+
     # 3. Converged: the plan says so, and a second apply sends nothing to run.
     r = admin("plan", *specs, "--detailed-exitcode")
     assert r.returncode == 0, show(r)
@@ -151,6 +189,26 @@ def test_a_fleet_is_planned_and_applied_over_ssh(
         for c, _ in hosts
     ]
     assert runs_after == runs_before  # no apply ran there: nothing was sent
+
+    # 3b. Whoever logs in, the plan is the same: root, the gateway user, the sudo admin, on
+    #     both hosts (one applied as root, the other as the admin).
+    for index, (_, address) in enumerate(hosts):
+        for login in ("root", "user", "admin"):
+            r = admin(
+                "plan", specs[index], "--target", f"ssh://{login}@{address}", "--detailed-exitcode"
+            )
+            assert r.returncode == 0, f"{login}@{HOSTS[index]}\n" + show(r)
+    # ... and the gateway user applies too (its own steps; root's are done): a stopped gateway.
+    hosts[0][0].systemctl_user("stop", "clawdbot-gateway-ops.service")
+    r = admin("apply", specs[0], "--target", f"ssh://user@{hosts[0][1]}", "--yes")
+    assert r.returncode == 0, show(r)
+    assert_converged(hosts[0][0])
+    # An admin without the sudo rule: told the exact sudoers line, never a traceback.
+    hosts[1][0].run(["rm", "/etc/sudoers.d/reconciler"])
+    r = admin("plan", specs[1], "--detailed-exitcode")
+    assert r.returncode != 0 and SUDOERS in r.stdout + r.stderr, show(r)
+    assert "Traceback" not in r.stdout + r.stderr, show(r)
+    hosts[1][0].write_file("/etc/sudoers.d/reconciler", f"{SUDOERS}\n", mode=0o440)
 
     # 4. The link drops in the middle of an apply: the host finishes the reviewed plan anyway,
     #    and the next plan finds it converged.

@@ -96,3 +96,34 @@ def test_a_host_name_mismatch_over_ssh_says_so(sshd: RunningSshd, tmp_path: Path
     assert result.returncode == 1, result.stderr
     assert "is for host 'vm102'" in result.stderr, result.stderr
     assert "host key" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_day_two_commands_run_on_the_target_with_the_same_arguments(sshd: RunningSshd) -> None:
+    """doctor, versions, state-paths, logs, backup list: the host's own answer, through the
+    agent (the target is this machine, so the local run is the oracle)."""
+    for args in (
+        ("state-paths", str(SPEC), "--host-check=off", "--format", "json"),
+        ("versions", str(SPEC), "--host-check=off"),
+        ("doctor", str(SPEC), "--host-check=off", "--format", "json"),
+        ("logs", str(SPEC), "--runs", "-n", "3", "--host-check=off"),
+    ):
+        here = reconciler(*args)
+        there = remote(sshd, *args)
+        assert "Traceback" not in there.stderr, there.stderr
+        assert there.returncode == here.returncode, (args, there.stderr)
+        if "json" in args and here.returncode == 0:
+            assert json.loads(there.stdout) == json.loads(here.stdout), args
+        else:
+            assert there.stderr.splitlines()[-1:] == here.stderr.splitlines()[-1:], args
+    sessions = sshd.sessions()
+    assert sessions >= 4  # every one of them went there
+    backup = remote(sshd, "backup", "list", str(SPEC))
+    assert backup.returncode == reconciler("backup", "list", str(SPEC)).returncode
+    assert sshd.sessions() == sessions + 1, backup.stderr
+
+
+def test_the_rebuilt_command_line_keeps_what_was_given(sshd: RunningSshd) -> None:
+    """A positional that looks like an option stays an argument there (`--`), options given
+    explicitly travel, defaults are the target's own."""
+    there = remote(sshd, "devices", str(SPEC), "personal", "approve", "--", "--help")
+    assert "Traceback" not in there.stderr and "Usage:" not in there.stdout, there.stdout
