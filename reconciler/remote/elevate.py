@@ -28,7 +28,7 @@ from reconciler.facts.invocation import running_zipapp
 
 BOOT = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from reconciler.remote.agent import main; sys.exit(main())"
+    "from reconciler.agent import main; sys.exit(main())"
 )
 
 

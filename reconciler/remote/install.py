@@ -122,4 +122,3 @@ def schema_checked_beside(argv: list[str]) -> set[str]:
         except (OSError, UnicodeDecodeError, ValueError):
             continue
     return digests
-

@@ -99,7 +99,7 @@ def test_the_agent_runs_a_probe_with_nothing_but_itself(tmp_path: Path) -> None:
     }
     done = _isolated(
         agent,
-        "from reconciler.remote.agent import main; sys.exit(main())",
+        "from reconciler.agent import main; sys.exit(main())",
         json.dumps(request).encode(),
     )
     assert done.returncode == 0, done.stderr.decode()
@@ -110,7 +110,7 @@ def test_the_agent_runs_a_probe_with_nothing_but_itself(tmp_path: Path) -> None:
 
 LOST = """
 import sys, time
-from reconciler.remote import agent
+from reconciler import agent
 agent.HEARTBEAT_S = 0.1
 agent._start_heartbeat(stop_when_lost=sys.argv[1] == "stop")
 try:
