@@ -13,7 +13,12 @@ namespace, medians of --runs (after one warm-up each) of:
 - ansible, 1 host:     `ansible-playbook --check --limit HOST` of the playbook that
                        bench/container_compare.py generates (same files, modes, user services,
                        linger, tailscale facts), over SSH with pipelining and ControlPersist;
-- ansible, N hosts:    the same for every host (forks = N).
+- ansible, N hosts:    the same for every host (forks = N);
+- local plan:          the same plan run on the first host itself (the image's reconciler);
+- SSH round trip:      `ssh HOST true` on an open (multiplexed) connection;
+
+and prints the issue-20 budgets: remote plan <= local plan + 2 round trips, a fleet of N
+<= 1.5x one host, >= 10x faster than ansible.
 
 Both log in as the spec's user with the same key and known_hosts. Before timing, both must say
 "no change" on every host. It also counts the SSH sessions one converged plan opens on a host
@@ -191,7 +196,36 @@ def main() -> None:
             [*ours, "plan", *specs, "--detailed-exitcode", "--ssh-config", str(config)]
         )
 
+        # The same plan run on the host itself (the image's reconciler), and one SSH round trip
+        # on an open connection: the budget is local plan + 2 round trips.
+        local_spec = "/root/bench-spec.yaml"
+        first.write_file(local_spec, Path(root_specs[0]).read_text())
+        local_plan = ["reconciler", "plan", local_spec, "--detailed-exitcode"]
+        local = []
+        for i in range(args.runs + 1):
+            start = time.perf_counter()
+            done = first.run(local_plan, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"local plan: exit {done.returncode}\n{done.stdout[-2000:]}")
+            if i:
+                local.append(time.perf_counter() - start)
+        mux = [
+            "ssh",
+            "-F",
+            str(config),
+            "-o",
+            f"ControlPath={work}/mux-%C",
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            "ControlPersist=60",
+            f"{USER}@{hosts[0][2]}",
+            "true",
+        ]
+        round_trip = timed(net.admin_argv(mux), args.runs)
         results = {
+            "local plan on the host": local,
+            "SSH round trip (open connection)": round_trip,
             "reconciler, 1 host": timed(plan_1, args.runs),
             f"reconciler, {args.hosts} hosts": timed(plan_n, args.runs),
             "ansible --check, 1 host": timed(
@@ -209,6 +243,16 @@ def main() -> None:
                 f"  {name:28} {statistics.median(samples):7.3f}  (min {min(samples):.3f}, max {max(samples):.3f})"
             )
         print(f"  SSH sessions per converged remote plan (one host): {per_plan}")
+        med = {k: statistics.median(v) for k, v in results.items()}
+        one, fleet = med["reconciler, 1 host"], med[f"reconciler, {args.hosts} hosts"]
+        budget = med["local plan on the host"] + 2 * med["SSH round trip (open connection)"]
+        print(f"  remote plan {one:.3f} s vs local plan + 2 round trips {budget:.3f} s")
+        print(f"  fleet of {args.hosts} / one host: {fleet / one:.2f}x (target <= 1.5x)")
+        print(
+            f"  ansible --check / reconciler, 1 host: {med['ansible --check, 1 host'] / one:.1f}x; "
+            f"{args.hosts} hosts: {med[f'ansible --check, {args.hosts} hosts'] / fleet:.1f}x "
+            "(target >= 10x)"
+        )
         print(json.dumps({k: statistics.median(v) for k, v in results.items()}))
     finally:
         for c in containers:

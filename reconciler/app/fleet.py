@@ -11,9 +11,10 @@ unreachable, else 75 when any was locked, else 2 when any differs from its spec,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -86,6 +87,56 @@ class FleetRequest:
     host_check: bool = True
     reach: Reach | None = None
     no_color: bool = False
+    # What to call a spec in the output: a fleet file's host is `FILE:NAME`, not its temp file.
+    labels: Mapping[Path, str] = field(default_factory=dict)
+
+    def label(self, spec: Path) -> str:
+        return self.labels.get(spec, str(spec))
+
+
+@contextlib.contextmanager
+def expanded(
+    ctx: AppContext, paths: Sequence[Path]
+) -> Iterator[tuple[tuple[Path, ...], dict[Path, str]]]:
+    """The specs to run: each fleet file (spec/fleet.py) becomes one merged spec per host, in a
+    private folder for the length of the block, labelled `FILE:NAME`; anything else stays as
+    given. An invalid fleet file prints every error (file:line:col) and fails: nothing runs."""
+    import shutil
+    import tempfile
+
+    from reconciler.app.specs import report_invalid
+    from reconciler.bounded import InputRefused, read_bounded
+    from reconciler.spec import SpecInvalid
+    from reconciler.spec.fleet import is_fleet, load_fleet
+    from reconciler.spec.limits import MAX_BYTES
+
+    out: list[Path] = []
+    labels: dict[Path, str] = {}
+    folder: Path | None = None
+    try:
+        for path in paths:
+            try:
+                data = read_bounded(path, MAX_BYTES) if str(path) != "-" else b""
+            except (InputRefused, OSError):
+                data = b""  # the spec loader reports it as it does for any spec
+            if not is_fleet(data):
+                out.append(path)
+                continue
+            try:
+                hosts = load_fleet(data, str(path))
+            except SpecInvalid as exc:
+                report_invalid(ctx, exc)
+                raise Failed(f"{path}: invalid fleet file; nothing was probed or changed") from None
+            folder = folder or Path(tempfile.mkdtemp(prefix="reconciler-fleet-"))
+            for number, host in enumerate(hosts):
+                merged = folder / f"{len(out)}-{number}.yaml"
+                merged.write_text(host.text, encoding="utf-8")
+                out.append(merged)
+                labels[merged] = f"{path}:{host.name}"
+        yield tuple(out), labels
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class LoadedSpecs:
@@ -158,13 +209,13 @@ def run_hosts(
             runs.append(run)
             if request.fmt == "human":
                 with printing:
-                    _print_block(ctx, run)
+                    _print_block(ctx, run, request.label(run.spec))
     order = {spec: i for i, spec in enumerate(request.specs)}
     return sorted(runs, key=lambda r: order[r.spec])
 
 
-def _print_block(ctx: AppContext, run: HostRun) -> None:
-    ctx.echo(f"=== {run.host} ({run.spec}): {run.result} ===")
+def _print_block(ctx: AppContext, run: HostRun, label: str) -> None:
+    ctx.echo(f"=== {run.host} ({label}): {run.result} ===")
     ctx.echo(run.output.text(errors=False), nl=False)
     errors = run.output.text(errors=True)
     if errors:
@@ -172,7 +223,7 @@ def _print_block(ctx: AppContext, run: HostRun) -> None:
     ctx.echo()
 
 
-def summary_table(runs: Sequence[HostRun]) -> str:
+def summary_table(runs: Sequence[HostRun], labels: Mapping[Path, str] = {}) -> str:
     """host, result, changes, blocked, failed, duration: one row per host."""
     rows: list[tuple[str, ...]] = [
         ("HOST", "SPEC", "RESULT", "CHANGES", "BLOCKED", "FAILED", "TIME")
@@ -182,7 +233,7 @@ def summary_table(runs: Sequence[HostRun]) -> str:
         rows.append(
             (
                 run.host,
-                str(run.spec),
+                labels.get(run.spec, str(run.spec)),
                 run.result,
                 *("-" if n is None else str(n) for n in (c.changes, c.blocked, c.failed)),
                 f"{run.seconds:.1f}s",
@@ -237,14 +288,14 @@ def plan_fleet(ctx: AppContext, request: FleetRequest, detailed_exitcode: bool) 
 
     runs = run_hosts(ctx, request, job, specs)
     if request.fmt == "json":
-        ctx.echo(json.dumps([_document(run) for run in runs], indent=2))
+        ctx.echo(json.dumps([_document(run, request.label(run.spec)) for run in runs], indent=2))
     else:
-        ctx.echo(summary_table(runs))
+        ctx.echo(summary_table(runs, request.labels))
     code = aggregate([run.code for run in runs])
     return code if detailed_exitcode or code != EXIT_DIFFERS else EXIT_OK
 
 
-def _document(run: HostRun) -> dict[str, object]:
+def _document(run: HostRun, label: str) -> dict[str, object]:
     """One host of `--format json`: the plan document, or the error that stopped it."""
     text = run.output.text(errors=False)
     try:
@@ -253,7 +304,7 @@ def _document(run: HostRun) -> dict[str, object]:
         plan = None
     return {
         "host": run.host,
-        "spec": str(run.spec),
+        "spec": label,
         "result": run.result,
         "exit_code": run.code,
         "plan": plan,
@@ -288,7 +339,7 @@ def apply_fleet(ctx: AppContext, request: FleetRequest, *, yes: bool, dry_run: b
         return code, result, counts
 
     planned = run_hosts(ctx, request, review, specs)
-    ctx.echo(summary_table(planned))
+    ctx.echo(summary_table(planned, request.labels))
     if dry_run or not reviewed:
         if dry_run:
             ctx.echo("Dry run: no command was run that changes any host.")
@@ -304,7 +355,7 @@ def apply_fleet(ctx: AppContext, request: FleetRequest, *, yes: bool, dry_run: b
         ),
         specs,
     )
-    ctx.echo(summary_table(applied))
+    ctx.echo(summary_table(applied, request.labels))
     untouched = [run.code for run in planned if run.spec not in reviewed]
     return aggregate([*untouched, *(run.code for run in applied)])
 

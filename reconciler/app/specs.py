@@ -53,9 +53,16 @@ def validate(ctx: AppContext, paths: Sequence[Path]) -> int:
 
     if sum(1 for p in paths if str(p) == STDIN) > 1:
         raise Failed("`-` (standard input) can be given once", code=EXIT_USAGE)
+    from reconciler.spec.fleet import is_fleet, load_fleet
+
     failed = False
     for path in paths:
         try:
+            data = _head(path)
+            if is_fleet(data):  # a fleet file: every host merged and checked (spec/fleet.py)
+                hosts = load_fleet(data, str(path))
+                ctx.echo(f"{path}: ok ({len(hosts)} hosts)")
+                continue
             read_spec(ctx, path)
         except SpecInvalid as exc:
             failed = True
@@ -63,3 +70,17 @@ def validate(ctx: AppContext, paths: Sequence[Path]) -> int:
         else:
             ctx.echo(f"{STDIN_NAME if str(path) == STDIN else path}: ok")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _head(path: Path) -> bytes:
+    """The file's bytes when it is a readable regular file within the spec limit, else b""
+    (the spec loader then reports what is wrong with it, as for any spec)."""
+    from reconciler.bounded import InputRefused, read_bounded
+    from reconciler.spec.limits import MAX_BYTES
+
+    if str(path) == STDIN:
+        return b""
+    try:
+        return read_bounded(path, MAX_BYTES)
+    except (InputRefused, OSError):
+        return b""

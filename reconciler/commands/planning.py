@@ -78,23 +78,24 @@ def plan(
 
     With several SPECs (one per host), plan every host in parallel and end with a table.
     """
+    from reconciler.app.fleet import FleetRequest, expanded, plan_fleet
     from reconciler.app.planning import PlanRequest
     from reconciler.app.planning import plan as run
 
-    if len(spec_paths) > 1:
-        from reconciler.app.fleet import FleetRequest, plan_fleet
-
-        if out is not None or against is not None:
-            raise Failed("--out and --against take one SPEC", EXIT_USAGE)
-        fleet = FleetRequest(
-            spec_paths,
-            jobs,
-            "json" if as_json else (fmt or "human"),
-            host_check_on(host_check),
-            reach_of(target, ssh_config),
-            no_color,
-        )
-        return plan_fleet(app, fleet, detailed_exitcode)
+    with expanded(app, spec_paths) as (paths, labels):
+        if len(paths) > 1 or labels:  # several hosts, or a fleet file
+            if out is not None or against is not None:
+                raise Failed("--out and --against take one SPEC", EXIT_USAGE)
+            fleet = FleetRequest(
+                paths,
+                jobs,
+                "json" if as_json else (fmt or "human"),
+                host_check_on(host_check),
+                reach_of(target, ssh_config),
+                no_color,
+                labels,
+            )
+            return plan_fleet(app, fleet, detailed_exitcode)
     request = PlanRequest(
         spec_paths[0],
         fmt,
@@ -168,21 +169,22 @@ def apply(
     """
     from reconciler.app.applying import ApplyRequest
     from reconciler.app.applying import apply as run
+    from reconciler.app.fleet import FleetRequest, apply_fleet, expanded
 
-    if len(spec_or_plan) > 1:
-        from reconciler.app.fleet import FleetRequest, apply_fleet
-
-        if non_interactive or git_ref is not None:
-            raise Failed("--non-interactive and --git-ref take one SPEC", EXIT_USAGE)
-        fleet = FleetRequest(
-            spec_or_plan,
-            jobs,
-            "human",
-            host_check_on(host_check),
-            reach_of(target, ssh_config),
-            no_color,
-        )
-        return apply_fleet(app, fleet, yes=yes, dry_run=dry_run)
+    with expanded(app, spec_or_plan) as (paths, labels):
+        if len(paths) > 1 or labels:  # several hosts, or a fleet file
+            if non_interactive or git_ref is not None:
+                raise Failed("--non-interactive and --git-ref take one SPEC", EXIT_USAGE)
+            fleet = FleetRequest(
+                paths,
+                jobs,
+                "human",
+                host_check_on(host_check),
+                reach_of(target, ssh_config),
+                no_color,
+                labels,
+            )
+            return apply_fleet(app, fleet, yes=yes, dry_run=dry_run)
     request = ApplyRequest(
         spec_or_plan[0],
         dry_run=dry_run,

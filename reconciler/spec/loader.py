@@ -136,6 +136,12 @@ def _validated(raw: bytes, filename: str, *, schema_checked: bool) -> dict[str, 
     return doc.data
 
 
+def validate_document(doc: Document, filename: str) -> list[SpecError]:
+    """Every schema and semantic error of an already parsed spec document (a fleet file's
+    merged host, whose positions point into the fleet file: spec/fleet.py)."""
+    return _validate(doc, filename)
+
+
 def _validate(doc: Document, filename: str, *, schema_checked: bool = False) -> list[SpecError]:
     """Schema errors, plus semantic issues about places the schema found nothing wrong with."""
     from reconciler.spec import schema, semantic

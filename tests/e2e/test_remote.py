@@ -15,6 +15,9 @@ other converges.
 
 from __future__ import annotations
 
+import json
+import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -50,7 +53,10 @@ def _host(
     make_container: Callable[..., Container], net: PrivateNetwork, name: str, pub: str
 ) -> tuple[Container, str]:
     namespace, address = net.add_host()
-    c = make_container(network_namespace=namespace, hostname=name)
+    # The host's restic, as test_backup.py binds it: the second host backs up over SSH.
+    restic = shutil.which("restic")
+    binds = [(Path(restic).resolve(), "/usr/bin/restic")] if restic else []
+    c = make_container(network_namespace=namespace, hostname=name, binds_ro=binds)
     # Three ways in, with the same key: root, the gateway user, an admin account with sudo.
     c.run(["useradd", "-m", "-s", "/bin/bash", "admin"])
     for owner, home in (("root", "/root"), ("user", "/home/user"), ("admin", "/home/admin")):
@@ -69,6 +75,13 @@ SUDOERS = "admin ALL=(root) NOPASSWD: /usr/bin/python3"
 # installed there. It never fires during the test by itself (12 h): the test starts its service.
 TIMER = "reconcile:\n  timer: {enabled: true, interval: 12h, on_boot: 12h, randomized_delay: 0s}\n"
 INSTALLED = "/home/user/.local/share/reconciler"
+# The second host backs its ops profile up (restic, from the admin machine over SSH too).
+BACKUP = """backup:
+  repository: ~/backups/gateway
+  password_file: ~/.config/restic/password
+  schedule: 12h
+  profiles: [ops]
+"""
 
 
 def _spec(folder: Path, name: str, address: str) -> Path:
@@ -76,7 +89,7 @@ def _spec(folder: Path, name: str, address: str) -> Path:
     # The first host is reached as root, the second as the admin account (sudo).
     login = "root" if name == HOSTS[0] else "admin"
     ssh = f'  user: user\n  ssh:\n    address: "{address}"\n    user: {login}\n'
-    text = text.replace("  user: user\n", ssh, 1) + (TIMER if name == HOSTS[0] else "")
+    text = text.replace("  user: user\n", ssh, 1) + (TIMER if name == HOSTS[0] else BACKUP)
     path = folder / f"{name}.yaml"
     path.write_text(text)
     return path
@@ -114,6 +127,11 @@ def test_a_fleet_is_planned_and_applied_over_ssh(
         str(_spec(tmp_path, name, address)) for name, (_, address) in zip(HOSTS, hosts, strict=True)
     ]
 
+    if shutil.which("restic") is None:
+        pytest.skip("restic is not installed here (apt-get install restic)")
+    hosts[1][0].write_file(
+        "/home/user/.config/restic/password", "pw-e2e-remote\n", mode=0o600, user="user"
+    )
     ops = gateway_names("ops")
     first_host = hosts[0][0]
     first_host.run(["install", "-d", "-o", "user", "-g", "user", "-m", "700", ops["state_dir"]])
@@ -203,6 +221,39 @@ def test_a_fleet_is_planned_and_applied_over_ssh(
     r = admin("apply", specs[0], "--target", f"ssh://user@{hosts[0][1]}", "--yes")
     assert r.returncode == 0, show(r)
     assert_converged(hosts[0][0])
+    # 3c. Day 2 over SSH, nothing installed there: logs, doctor, versions (root), backup run
+    #     and list (the sudo admin), each the host's own answer.
+    r = admin("logs", specs[0], "ops", "-n", "20")
+    assert r.returncode == 0 and "clawdbot-gateway-ops" in r.stdout, show(r)
+    r = admin("doctor", specs[0])
+    assert r.returncode == 0, show(r)
+    r = admin("versions", specs[0])
+    assert r.returncode == 0, show(r)
+    r = admin("backup", "run", specs[1])
+    assert r.returncode == 0, show(r)
+    r = admin("backup", "list", specs[1], "--json")
+    assert r.returncode == 0 and json.loads(r.stdout), show(r)
+    # `logs -f` streams until Ctrl-C, which ends journalctl there too.
+    follow = subprocess.Popen(
+        network.admin_argv(
+            [str(installed_reconciler), "logs", specs[0], "ops", "-f", "--ssh-config", str(config)]
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env=images.installed_env(),
+    )
+    assert follow.stdout is not None and follow.stdout.readline()
+    journal = ["pgrep", "-u", "user", "-f", "journalctl --user -u clawdbot-gateway-ops"]
+    assert hosts[0][0].run(journal, check=False).returncode == 0
+    follow.send_signal(signal.SIGINT)
+    assert follow.wait(timeout=30) == 130
+    deadline = time.monotonic() + 30
+    while hosts[0][0].run(journal, check=False).returncode == 0:
+        assert time.monotonic() < deadline, "journalctl -f still runs on the host"
+        time.sleep(1)
+
     # An admin without the sudo rule: told the exact sudoers line, never a traceback.
     hosts[1][0].run(["rm", "/etc/sudoers.d/reconciler"])
     r = admin("plan", specs[1], "--detailed-exitcode")
