@@ -138,13 +138,9 @@ def test_a_fleet_is_planned_and_applied_over_ssh(
     first_host.write_file(ops["config"], COMMENTED_CONFIG, mode=0o600, user="user")
 
     def admin(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        argv = [
-            str(installed_reconciler),
-            *args,
-            "--ssh-config",
-            str(config),
-            "--no-color",
-        ]
+        # --no-color: plan and apply have it (the day-2 commands never colour).
+        color = ["--no-color"] if args[0] in ("plan", "apply") else []
+        argv = [str(installed_reconciler), *args, "--ssh-config", str(config), *color]
         # Not from the checkout: the wheel's venv only (cwd would put the checkout on sys.path).
         return subprocess.run(
             network.admin_argv(argv),
