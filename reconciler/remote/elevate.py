@@ -72,10 +72,16 @@ def run_as_root(raw: bytes, request: Mapping[str, Any]) -> int | None:
     except KeyError:
         return None  # no such user here: the plan says so
     argv = elevated_argv(sys.executable, str(archive))
-    allowed = subprocess.run(
-        ["sudo", "-n", "-l", "--", *argv[3:]], capture_output=True, check=False, timeout=30
-    )
-    if allowed.returncode != 0:
+    try:
+        allowed = (
+            subprocess.run(
+                ["sudo", "-n", "-l", "--", *argv[3:]], capture_output=True, check=False, timeout=30
+            ).returncode
+            == 0
+        )
+    except (OSError, subprocess.TimeoutExpired):  # no sudo on this host
+        allowed = False
+    if not allowed:
         sys.stderr.write(
             f"reconciler: {login} is neither root nor {user}, and `sudo -n` does not let it run "
             f"the reconciler as root, so {user}'s files and services are out of reach from "

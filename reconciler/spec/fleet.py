@@ -46,8 +46,11 @@ def is_fleet(data: bytes) -> bool:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return False
-    lines = [line.split("#", 1)[0].rstrip() for line in text.splitlines()]
-    return "hosts:" in lines and "host:" not in lines
+    # Top-level keys start in the first column (block or flow style after the colon).
+    lines = [line.split("#", 1)[0] for line in text.splitlines()]
+    return any(line.startswith("hosts:") for line in lines) and not any(
+        line.startswith("host:") for line in lines
+    )
 
 
 def merge(base: Any, over: Any) -> Any:

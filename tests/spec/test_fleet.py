@@ -27,6 +27,8 @@ def test_mappings_merge_key_by_key_anything_else_is_replaced() -> None:
 def test_a_fleet_file_is_told_from_a_spec() -> None:
     assert is_fleet(FLEET.read_bytes())
     assert not is_fleet((REPO / "specs" / "vm102.yaml").read_bytes())
+    assert is_fleet(b"apiVersion: reconciler/v1\nhosts: {vm1: {host: {name: vm1}}}\n")
+    assert not is_fleet(b"host: {name: vm1}\nprofiles:\n  hosts: 1\n")
 
 
 def test_each_host_is_the_merged_spec() -> None:
