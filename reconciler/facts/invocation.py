@@ -54,7 +54,9 @@ class InvocationProbe(Probe[Invocation]):
         # sys.executable is kept as is, not resolved: a venv's bin/python is a symlink to the
         # system interpreter, and only the link's path makes `-m reconciler` find the venv.
         shipped = running_zipapp()
-        if shipped is not None and host.user is not None:
+        # With reconcile.source the timer applies the clone's spec: the plan says whether the
+        # spec applied now lies in it (reconcile_timer.exec_argv), as for any install.
+        if shipped is not None and host.user is not None and self.clone is None:
             app, spec = timer_paths(host.user.home, zipapp_name(shipped))
             return Invocation(python=sys.executable, spec=spec, clone=None, zipapp=str(app))
         script = Path(sys.executable).parent / "reconciler"

@@ -1,8 +1,9 @@
 """On the target, before a remote apply: install what the reconcile timer will run.
 
-The agent runs from the login user's cache with the spec in a temporary folder; the timer runs
-as the spec's user long after both are gone. So before an apply of a spec whose timer is on (and
-that names no `reconcile.command` or `reconcile.source` of its own), the agent copies itself to a
+The agent runs from the login user's cache with the spec in a temporary folder; the timers run
+as the spec's user long after both are gone. So before an apply of a spec whose reconcile timer
+is on or that backs up (the backup timer runs the same program), and that names no
+`reconcile.command` or `reconcile.source` of its own, the agent copies itself to a
 versioned path and the spec to a stable one, in the spec user's data folder
 (facts/invocation.py `timer_paths`, which is also what the plan's timer unit names), with the
 digest of the spec the admin machine validated beside it (`spec.yaml.validated`: the agent has
@@ -72,7 +73,8 @@ def install_for_timer(spec_file: Path, validated: str) -> Path | None:
 
     spec = load_spec(spec_file)
     reconcile = spec.reconcile
-    if not reconcile.timer.enabled or reconcile.command is not None or reconcile.source is not None:
+    timers = reconcile.timer.enabled or spec.backup is not None  # both run `program`
+    if not timers or reconcile.command is not None or reconcile.source is not None:
         return None
     archive = running_zipapp()
     try:

@@ -79,3 +79,43 @@ def test_a_spec_whose_timer_needs_nothing_installed_installs_nothing(tmp_path: P
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC.read_text().replace("enabled: true", "enabled: false", 1))
     assert install_for_timer(spec, "0" * 64) is None
+
+
+def test_with_a_git_source_the_timer_names_the_clone_not_an_installed_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = tmp_path / "agent.pyz"
+    agent.write_bytes(b"PK the agent")
+    monkeypatch.setattr(invocation, "running_zipapp", lambda: agent)
+    text = SPEC.read_text() + "  source: {git: ~/hostspec}\n"
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(text)
+    spec = load_spec(spec_file)
+    assert spec.reconcile.source is not None
+    home = tmp_path / "home"
+    found = invocation_probe(spec, _host(home)).read(_host(home))
+    assert found.zipapp is None and found.clone == (home / "hostspec").resolve()
+    assert install_for_timer(spec_file, "0" * 64) is None  # nothing to install for it
+
+
+def test_a_backup_alone_installs_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backup timer runs the same program: a spec with backups and no reconcile timer
+    still gets the agent installed (else its backup unit would name a missing file)."""
+    agent = tmp_path / "agent.pyz"
+    agent.write_bytes(b"PK the agent")
+    home = tmp_path / "home"
+    me = pwd.getpwuid(os.geteuid())
+    monkeypatch.setattr(install, "running_zipapp", lambda: agent)
+    monkeypatch.setattr(
+        install.pwd,
+        "getpwnam",
+        lambda name: pwd.struct_passwd((name, "x", me.pw_uid, me.pw_gid, "", str(home), "/bin/sh")),
+    )
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(
+        SPEC.read_text().replace("enabled: true", "enabled: false", 1)
+        + "backup:\n  repository: ~/backups/gateway\n  password_file: ~/.config/restic/pw\n"
+    )
+    assert load_spec(spec_file).backup is not None
+    app = install_for_timer(spec_file, "0" * 64)
+    assert app is not None and app.read_bytes() == agent.read_bytes()
