@@ -57,8 +57,8 @@ class InvocationProbe(Probe[Invocation]):
         # With reconcile.source the timer applies the clone's spec: the plan says whether the
         # spec applied now lies in it (reconcile_timer.exec_argv), as for any install.
         if shipped is not None and host.user is not None and self.clone is None:
-            app, spec = timer_paths(host.user.home, zipapp_name(shipped))
-            return Invocation(python=sys.executable, spec=spec, clone=None, zipapp=str(app))
+            app, installed = timer_paths(host.user.home, zipapp_name(shipped))
+            return Invocation(python=sys.executable, spec=installed, clone=None, zipapp=str(app))
         script = Path(sys.executable).parent / "reconciler"
         entry = str(script) if os.access(script, os.X_OK) and script.is_file() else None
         spec = self.spec_path.resolve() if self.spec_path is not None else None
