@@ -89,7 +89,7 @@ def main() -> int:
         result = {
             "exit": code,
             "files": _collect(request.get("want", []), workdir),
-            "run": _run_record(),
+            "run": _run_record(request, workdir),
         }
         sys.stdout.write("\n" + RESULT_MARK.decode() + json.dumps(result) + "\n")
         sys.stdout.flush()
@@ -177,13 +177,21 @@ def _install_for_timer(spec_file: str) -> int:
     return 0
 
 
-def _run_record() -> dict[str, Any] | None:
-    """The run record an apply in this process wrote (its pid is ours), for fleet summaries."""
+def _run_record(request: dict[str, Any], workdir: str) -> dict[str, Any] | None:
+    """The run record an apply in this process wrote (its pid is ours), for fleet summaries:
+    in the host's place for the spec's user (app/unattended.py place_of_spec), read as the
+    account that owns it."""
     try:
-        from reconciler.unattended import state_dir
-        from reconciler.unattended.runs import read_records
+        from pathlib import Path
 
-        mine = [r for r in read_records(state_dir()) if r.pid == os.getpid()]
+        from reconciler.app.context import AppContext
+        from reconciler.app.unattended import place_of_spec
+
+        spec = request.get("spec")
+        if not isinstance(spec, str):
+            return None
+        place = place_of_spec(AppContext(), Path(_path(workdir, spec)))
+        mine = [r for r in place.runs() if r.pid == os.getpid()]
     except Exception:  # no record, or unreadable: the exit code still says how it went
         return None
     return json.loads(mine[-1].to_json()) if mine else None

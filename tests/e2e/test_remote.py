@@ -193,13 +193,13 @@ def test_a_fleet_is_planned_and_applied_over_ssh(
     r = admin("plan", *specs, "--detailed-exitcode")
     assert r.returncode == 0, show(r)
     runs_before = [
-        c.run(["sh", "-c", "wc -l < /root/.local/state/reconciler/runs.jsonl"]).stdout
+        c.run(["sh", "-c", "wc -l < /home/user/.local/state/reconciler/runs.jsonl"]).stdout
         for c, _ in hosts
     ]
     r = admin("apply", *specs, "--yes")
     assert r.returncode == 0 and "matches" in r.stdout, show(r)
     runs_after = [
-        c.run(["sh", "-c", "wc -l < /root/.local/state/reconciler/runs.jsonl"]).stdout
+        c.run(["sh", "-c", "wc -l < /home/user/.local/state/reconciler/runs.jsonl"]).stdout
         for c, _ in hosts
     ]
     assert runs_after == runs_before  # no apply ran there: nothing was sent
