@@ -29,22 +29,6 @@ if TYPE_CHECKING:
 
 DoctorFormat = Literal["human", "json"]
 
-# Every link of a profile's chain, in the order a request meets them (docs/doctor.md).
-LINKS = (
-    "tailscaled",
-    "https",
-    "serve",
-    "funnel",
-    "manager",
-    "unit",
-    "restarts",
-    "active",
-    "port",
-    "rpc",
-    "linger",
-    "config",
-    "state",
-)
 JOURNAL_LINES = 10
 
 
@@ -337,17 +321,32 @@ def _with_journals(
 # --- the chain (pure) -------------------------------------------------------------------------
 
 Check = Callable[["Evidence", Words], Link | None]
+# Every link of a profile's chain, in the order a request meets them (docs/doctor.md): each
+# check registers itself under its link's name, so names and checks are one list.
+_CHAIN: list[tuple[str, Check]] = []
+
+
+def chain_link(name: str) -> Callable[[Check], Check]:
+    """Decorator: this check is the next link of the chain, called `name`."""
+
+    def add(check: Check) -> Check:
+        _CHAIN.append((name, check))
+        return check
+
+    return add
 
 
 def diagnose(evidence: Evidence, words: Words) -> Diagnosis:
     """Pure: check the links in order and stop at the first broken one."""
     links: list[Link] = []
-    for check in CHAIN:
-        link = check(evidence, words)
-        if link is None:  # does not apply to this profile (not served, linger not managed)
+    for name, check in _CHAIN:
+        found = check(evidence, words)
+        if found is None:  # does not apply to this profile (not served, linger not managed)
             continue
-        links.append(link)
-        if not link.ok:
+        if found.name != name:
+            raise ValueError(f"the {name} check answered for the link {found.name!r}")
+        links.append(found)
+        if not found.ok:
             break
     return Diagnosis(
         evidence.profile.name,
@@ -369,6 +368,7 @@ def _url(e: Evidence) -> str | None:
     return f"https://{host}{port}/"
 
 
+@chain_link("tailscaled")
 def _tailscaled(e: Evidence, w: Words) -> Link | None:
     from reconciler.facts.tailscale import TailscaleStatusProbe
 
@@ -401,6 +401,7 @@ def _tailscaled(e: Evidence, w: Words) -> Link | None:
     return Link("tailscaled", True, f"running, logged in as {status.dns_name}")
 
 
+@chain_link("https")
 def _https(e: Evidence, w: Words) -> Link | None:
     from reconciler.facts.tailscale import TailscaleStatusProbe
 
@@ -431,6 +432,7 @@ def _target(e: Evidence) -> str:
     return normalize_target(e.serve.target or str(e.profile.port))
 
 
+@chain_link("serve")
 def _serve(e: Evidence, w: Words) -> Link | None:
     from reconciler.facts.tailscale import ServeStatusProbe, TailscaleStatusProbe, normalize_target
 
@@ -452,6 +454,7 @@ def _serve(e: Evidence, w: Words) -> Link | None:
     return Link("serve", True, f"{where} -> {proxy}")
 
 
+@chain_link("funnel")
 def _funnel(e: Evidence, w: Words) -> Link | None:
     from reconciler.facts.tailscale import ServeStatusProbe, TailscaleStatusProbe
 
@@ -481,6 +484,7 @@ def _status(e: Evidence) -> Any:
     return e.facts.get(UnitStatusProbe(e.unit))
 
 
+@chain_link("manager")
 def _manager(e: Evidence, w: Words) -> Link:
     from reconciler.facts.systemd import LingerProbe
 
@@ -494,6 +498,7 @@ def _manager(e: Evidence, w: Words) -> Link:
     return Link("manager", False, status.detail, fix)
 
 
+@chain_link("unit")
 def _unit(e: Evidence, w: Words) -> Link:
     status = _status(e)
     if not status.loaded:
@@ -528,6 +533,7 @@ def _restart_loop(e: Evidence) -> str | None:
     return None
 
 
+@chain_link("restarts")
 def _restarts(e: Evidence, w: Words) -> Link:
     why = _restart_loop(e)
     if why is None:
@@ -540,6 +546,7 @@ def _restarts(e: Evidence, w: Words) -> Link:
     return Link("restarts", False, why, fix, log)
 
 
+@chain_link("active")
 def _active(e: Evidence, w: Words) -> Link:
     status = _status(e)
     if not status.running:
@@ -552,6 +559,7 @@ def _active(e: Evidence, w: Words) -> Link:
     return Link("active", True, f"{e.unit} is {status.active_state} (PID {status.main_pid})")
 
 
+@chain_link("port")
 def _port(e: Evidence, w: Words) -> Link:
     from reconciler.facts.listeners import ListenersProbe
 
@@ -586,6 +594,7 @@ def _port(e: Evidence, w: Words) -> Link:
     return Link("port", False, f"nothing listens on port {port}{because}", fix)
 
 
+@chain_link("rpc")
 def _rpc(e: Evidence, w: Words) -> Link:
     if e.health is None:
         return Link(
@@ -608,6 +617,7 @@ def _rpc(e: Evidence, w: Words) -> Link:
     )
 
 
+@chain_link("linger")
 def _linger(e: Evidence, w: Words) -> Link | None:
     from reconciler.facts.systemd import LingerProbe
 
@@ -640,29 +650,17 @@ def _described(action: Action) -> str:
     return f"{action.reason} ({changes})" if changes else action.reason
 
 
+@chain_link("config")
 def _config(e: Evidence, w: Words) -> Link:
     return _planned(e, w, "config", ("config",), "owned config keys match the spec")
 
 
+@chain_link("state")
 def _state(e: Evidence, w: Words) -> Link:
     return _planned(e, w, "state", ("state", "workspace"), "state directories and modes match")
 
 
-CHAIN: tuple[Check, ...] = (
-    _tailscaled,
-    _https,
-    _serve,
-    _funnel,
-    _manager,
-    _unit,
-    _restarts,
-    _active,
-    _port,
-    _rpc,
-    _linger,
-    _config,
-    _state,
-)
+LINKS: tuple[str, ...] = tuple(name for name, _ in _CHAIN)
 
 
 # --- output -----------------------------------------------------------------------------------

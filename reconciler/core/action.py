@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from reconciler.core.command import Command
 
@@ -431,18 +431,9 @@ Operation = (
     | InstallVersion
     | RemoveTree
 )
-OPERATION_TYPES: tuple[type[Operation], ...] = (
-    RunCommand,
-    WriteFile,
-    EnsureDirectory,
-    RemoveFile,
-    MoveAside,
-    WaitForPort,
-    EnsureSecretEnv,
-    GatedSwitch,
-    InstallVersion,
-    RemoveTree,
-)
+# Derived from the union, so a new operation type is added in one place (the runner's dispatch
+# table and plan.schema.json are checked against it by tests/engine/test_operations.py).
+OPERATION_TYPES: tuple[type[Operation], ...] = get_args(Operation)
 
 
 def walk_fields(

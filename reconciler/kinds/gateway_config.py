@@ -27,7 +27,7 @@ import functools
 import gc
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,13 +53,15 @@ from reconciler.spec.model import Profile, Spec
 
 CONFIG_MODE = 0o600
 
-# The keys the spec owns, as paths into the document.
-OWNED: tuple[tuple[str, ...], ...] = (
-    ("gateway", "mode"),
-    ("gateway", "port"),
-    ("gateway", "bind"),
-    ("gateway", "tailscale", "mode"),
+# The keys the spec owns, as paths into the document, each with the value the spec wants there:
+# one table, read by the plan (owned_values), the snapshot keeper (owned_config_text) and diff.
+OWNED_VALUES: tuple[tuple[tuple[str, ...], Callable[[Profile], Any]], ...] = (
+    (("gateway", "mode"), lambda profile: "local"),
+    (("gateway", "port"), lambda profile: profile.port),
+    (("gateway", "bind"), lambda profile: profile.bind),
+    (("gateway", "tailscale", "mode"), lambda profile: "off"),
 )
+OWNED: tuple[tuple[str, ...], ...] = tuple(path for path, _ in OWNED_VALUES)
 
 
 class ConfigUnreadable(PlanError):
@@ -68,12 +70,7 @@ class ConfigUnreadable(PlanError):
 
 def owned_values(profile: Profile) -> dict[tuple[str, ...], Any]:
     """What the spec wants at each owned key."""
-    return {
-        ("gateway", "mode"): "local",
-        ("gateway", "port"): profile.port,
-        ("gateway", "bind"): profile.bind,
-        ("gateway", "tailscale", "mode"): "off",
-    }
+    return {path: wanted(profile) for path, wanted in OWNED_VALUES}
 
 
 _POSITION = re.compile(r":(\d+) .* at column (\d+)")

@@ -252,3 +252,15 @@ def test_unknown_profile_is_an_error(host: FakeHostCli) -> None:
     result = doctor(host, "--profile", "nope")
     assert result.exit_code == 1
     assert result.stderr == ("error: vm102.yaml: no profile 'nope' (the spec has: ops, personal)\n")
+
+
+def test_the_chain_is_one_registry_and_docs_list_it_in_order() -> None:
+    """Each link's name is registered with its check (no second list to keep in step), and
+    docs/doctor.md's table names the links in the order the chain checks them."""
+    import re
+
+    from reconciler.app.doctor import _CHAIN, LINKS
+
+    assert len(set(LINKS)) == len(LINKS) == len(_CHAIN)
+    doc = (Path(__file__).parents[2] / "docs" / "doctor.md").read_text(encoding="utf-8")
+    assert re.findall(r"^\| `(\w+)` \|", doc, re.M) == list(LINKS)

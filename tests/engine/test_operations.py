@@ -117,3 +117,20 @@ def test_secrets_never_reach_the_fingerprint_or_the_plan() -> None:
     # A non-sensitive file's content is hashed, so editing it changes the fingerprint.
     one = WriteFile(Path("/f"), "a", 0o644)
     assert operation_intent(one) != operation_intent(WriteFile(Path("/f"), "b", 0o644))
+
+
+def test_plan_schema_describes_exactly_the_operation_types_and_their_fields() -> None:
+    """schemas/plan.schema.json has one variant per operation type, with the fields its plan
+    entry carries: the schema cannot keep a type or a field the code dropped, nor miss one."""
+    schema = json.loads(
+        (Path(__file__).parent.parent.parent / "schemas" / "plan.schema.json").read_text()
+    )
+    common = set(schema["$defs"]["operationCommon"]["properties"]) | {"type"}
+    variants = {
+        v["properties"]["type"]["const"]: set(v["properties"]) | common
+        for v in schema["$defs"]["operation"]["oneOf"]
+    }
+    assert set(variants) == {cls.type_name for cls in OPERATION_TYPES}
+    for op in EVERY_OPERATION:
+        entry = operation_entry(op, _wrap, lambda c: "no")
+        assert set(entry) == variants[op.type_name], op.type_name
