@@ -7,10 +7,15 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+if TYPE_CHECKING:
+    from reconciler.core.host import Account
 
 settings.register_profile("dev", max_examples=20, deadline=None)
 settings.register_profile(
@@ -32,13 +37,13 @@ atexit.register(shutil.rmtree, _CACHE_HOME, True)
 def _private_host_lock(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The host's one apply lock lives in /run/lock; tests get a sticky directory of their own
-    (tests of several worktrees run at once on this machine and must not lock each other out)."""
+    """Root's apply lock lives in /run/reconciler; tests get a directory of their own (tests of
+    several worktrees run at once on this machine and must not lock each other out)."""
     import reconciler.unattended.lock as lock
 
-    directory = tmp_path_factory.mktemp("run-lock")
-    directory.chmod(0o1777)
-    monkeypatch.setattr(lock, "HOST_LOCK_DIR", directory)
+    directory = tmp_path_factory.mktemp("run-reconciler")
+    directory.chmod(0o755)
+    monkeypatch.setattr(lock, "ROOT_LOCK_DIR", directory)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -61,3 +66,32 @@ def _searchable_basetemp(tmp_path_factory: pytest.TempPathFactory) -> None:
     # pytest (re)creates the base temp directory 0700; the fake user must be able to pass.
     if os.geteuid() == 0:
         tmp_path_factory.getbasetemp().chmod(0o711)
+
+
+@pytest.fixture
+def local_user(tmp_path: Path) -> Iterator[Account]:
+    """A real local account (useradd) with its home in tmp_path, removed afterwards: for the
+    attacks a local user makes, as the kernel and NSS really see that user. Needs root."""
+    import secrets
+    import subprocess
+
+    from reconciler.core.host import Account
+
+    if os.geteuid() != 0:
+        pytest.skip("creates a local user: needs root")
+    name = f"rp-t{secrets.token_hex(5)}"
+    tmp_path.chmod(0o711)  # the user must reach its home
+    home = tmp_path / name
+    subprocess.run(
+        ["useradd", "--no-create-home", "--home-dir", str(home), "--shell", "/bin/sh",
+         "--user-group", name],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        account = Account.lookup(name)
+        assert account is not None
+        home.mkdir(mode=0o700)
+        os.chown(home, account.uid, account.gid)
+        yield account
+    finally:
+        subprocess.run(["userdel", name], check=False, capture_output=True)

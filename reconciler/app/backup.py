@@ -261,6 +261,8 @@ def _write_metrics(ctx: AppContext, spec: Spec, place: StatePlace) -> None:
     (from the records); a failure to write is a warning, never the backup's failure."""
     from datetime import datetime
 
+    from reconciler.core.host import Account
+    from reconciler.system.as_user import call_as
     from reconciler.unattended import metrics
 
     assert spec.metrics is not None
@@ -272,8 +274,10 @@ def _write_metrics(ctx: AppContext, spec: Spec, place: StatePlace) -> None:
         if name in names and (end := entry.get("backup"))
     }
     directory = Path(spec.metrics.textfile_dir)
-    try:
-        metrics.write_backup(directory, last)
+    user = Account.lookup(spec.host.user)
+    owner = (user.uid, user.gid) if user is not None else (os.geteuid(), os.getegid())
+    try:  # as root, as the user: the folder is theirs to write (unattended/metrics.py)
+        call_as(user, lambda: str(metrics.write_backup(directory, last, owner)))
     except OSError as exc:
         ctx.error(
             f"warning: could not write the backup metrics in {directory}: {exc.strerror or exc}"

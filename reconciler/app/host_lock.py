@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 def host_lock(
     ctx: AppContext, owner: Account | None, command: str, timeout_s: float
 ) -> Iterator[None]:
-    """Hold the lock apply takes (in ctx's state dir), shared with `owner` so their timer can
-    take it too; busy past `timeout_s` is Failed with exit 75, an unusable lock Failed."""
+    """Hold the locks apply takes (unattended/lock.py: as root, root's and then `owner`'s, the one
+    their timer takes); busy past `timeout_s` is Failed with exit 75, an unusable lock Failed."""
     from reconciler.unattended import StateDirInvalid, check_state_dir, ensure_state_dir
     from reconciler.unattended.lock import LockBusy, LockUnusable, hold_lock, host_lock_path
 
@@ -29,7 +29,7 @@ def host_lock(
         raise Failed(str(exc)) from None
     try:
         with hold_lock(host_lock_path(directory), timeout_s, command=command) as held:
-            held.share_with(owner)
+            held.join(owner)
             yield
     except LockUnusable as unusable:
         raise Failed(str(unusable)) from None

@@ -6,8 +6,9 @@ state, ctx)` returns the exit code. In order, it:
 
 1. checks suspension: a non-interactive run that finds `reconciler suspend` in force records
    `suspended` and returns 0 at once (an interactive run prints a note and goes on);
-2. takes the host's one lock (`/run/lock/reconciler.lock`, unattended/lock.py; `<state>/lock` when
-   `state` is given), waiting up to `lock_timeout` seconds; when busy it prints the holder (pid,
+2. takes the host's lock (unattended/lock.py: as root `/run/reconciler/lock`, then, once the spec
+   names its user, that user's own lock; as the user their `<state dir>/lock`; `<state>/lock`
+   when `state` is given), waiting up to `lock_timeout` seconds; when busy it prints the holder (pid,
    user, command, start) on stderr, records `locked` and returns EXIT_LOCKED (75); a lock path
    that is not a regular file we may open is an error (recorded `failed`, exit 1);
 3. loads the spec: from SPEC, or with `git_ref` from the clone at that ref (fetch first when
@@ -157,21 +158,19 @@ def unattended_apply(
         who = holder.describe() if holder is not None else "another process"
         ctx.error(f"waiting up to {lock_timeout:g} s for the apply lock held by {who}")
 
-    # One lock per host for every invoker; a caller naming its own state directory (tests,
-    # embedding) locks there instead.
-    # The lock's fallback (no usable /run/lock) stays in our own directory: root never creates
-    # a lock file in the user's.
-    lock = directory / LOCK_NAME if state is not None else host_lock_path(ctx.state_dir())
+    # Root's lock, or the user's own (unattended/lock.py); a caller naming its own state
+    # directory (tests, embedding) locks there instead.
     try:
         place.ensure()
     except OSError as exc:  # e.g. the user's state dir made a link to where they cannot write
         ctx.error(f"error: cannot use the state directory {directory}: {exc}")
         return run.finish("failed", reason=f"state directory {directory}: {exc}")
     try:
+        lock = directory / LOCK_NAME if state is not None else host_lock_path(ctx.state_dir())
         if lock.parent == ctx.state_dir():
             ensure_state_dir(lock.parent)
         with hold_lock(lock, lock_timeout, on_wait=waiting) as held:
-            return _locked_apply(run, spec_path, git_ref, do_apply, held.share_with)
+            return _locked_apply(run, spec_path, git_ref, do_apply, held.join)
     except LockUnusable as unusable:
         ctx.error(f"error: {unusable}")
         return run.finish("failed", reason=str(unusable))
@@ -188,16 +187,14 @@ def unattended_apply(
 
 def _write_metrics(run: _Run, spec: Spec, outcome: ApplyOutcome, duration_s: float) -> None:
     """The run's metrics textfile (spec.metrics); a failure to write is a warning, never the
-    run's failure."""
+    run's failure. As root the file is written by a child acting as the spec's user (the
+    folder is theirs to write), through a descriptor of the folder (unattended/metrics.py)."""
+    from reconciler.system.as_user import call_as
     from reconciler.unattended import metrics
 
     assert spec.metrics is not None
     directory = Path(spec.metrics.textfile_dir)
     finished = run.ctx.now().timestamp()
-    try:
-        before = (directory / metrics.FILE_NAME).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        before = ""
     converged = outcome.result == "converged"
     values = metrics.RunMetrics(
         finished_s=finished,
@@ -206,11 +203,13 @@ def _write_metrics(run: _Run, spec: Spec, outcome: ApplyOutcome, duration_s: flo
         drift=len(outcome.drift),
         blocked=outcome.blocked,
         failed=outcome.failed,
-        last_success_s=finished if converged else metrics.previous_success(before),
+        last_success_s=finished if converged else None,  # else the previous file's
         gateway_up={p.name: run.ctx.port_answers(p.port) for p in spec.profiles},
     )
+    user = Account.lookup(spec.host.user)
+    owner = (user.uid, user.gid) if user is not None else (os.geteuid(), os.getegid())
     try:
-        metrics.write(directory, values)
+        call_as(user, lambda: str(metrics.write(directory, values, owner)))
     except OSError as exc:
         message = f"could not write the metrics file in {directory}: {exc.strerror or exc}"
         if run.log is not None:
@@ -224,7 +223,7 @@ def _locked_apply(
     spec_path: Path,
     git_ref: str | None,
     do_apply: DoApply,
-    share_lock: Callable[[Account | None], None],
+    join_lock: Callable[[Account | None], None],
 ) -> int:
     """Steps 3-5, under the lock."""
     from reconciler.spec import SpecInvalid, load_spec
@@ -241,7 +240,7 @@ def _locked_apply(
         except SpecInvalid as exc:
             return _invalid(run, str(spec_path), exc, fields)
         fields.update(_tree_fields(spec_path))
-    share_lock(Account.lookup(spec.host.user))  # as root: the user's timer takes it next time
+    join_lock(Account.lookup(spec.host.user))  # as root: also the lock the user's timer takes
     fields["spec_sha256"] = spec.sha256
     fields["spec_path"] = os.path.abspath(spec.path) if spec.path else str(spec_path)
 

@@ -1,13 +1,27 @@
 """The apply lock: one apply at a time per host, whoever runs it, and never a stale lock.
 
-One lock file for every invoker (root, the user, the user's timer, `sudo`): `/run/lock/
-reconciler.lock`. `/run/lock` is the system's lock directory (mode 1777 root, like /tmp, so the
-user can create the file when root has not yet), and root takes the same file (a root apply and
-the user's timer once ran at the same time, each under its own `XDG_STATE_HOME`). The file is
-0600; when root created it, root hands it to the spec's user once the spec is loaded, so that
-the user's timer can take it next time; other users cannot open it (nor hold it to block us).
-Without a usable `/run/lock` (no such directory, or not a root-owned sticky one) the lock falls
-back to `<state dir>/lock`. A caller that names its own state directory (tests) locks there.
+A lock no other local user can take first. A lock file in a world-writable directory (it was
+`/run/lock/reconciler.lock`, in the 1777 `/run/lock`) can be created and flock()ed by any
+local user before we come, which locked root and the gateway user out. So every lock file here
+lives in a directory only root, or only root and the spec's user, can create entries in:
+
+- the spec's user (their timer, or by hand) locks `<their state dir>/lock`, in their private
+  0700 `~/.local/state/reconciler/` (`$XDG_STATE_HOME/reconciler/`);
+- root first locks `/run/reconciler/lock` (`/run` and the 0755 `/run/reconciler` it creates
+  are root's alone), which orders root's runs among themselves before the spec is read; then,
+  once the spec names its user, `HeldLock.join` also locks that user's
+  `~user/.local/state/reconciler/lock`, the file their timer takes, so root and the timer
+  never run at once. Root opens it as the user's directory deserves: the directory is made by a
+  child acting as the user, then opened from `/` one component at a time without following a
+  symlink, through directories only root or the user control (shell/anchored.py), and the file
+  must be a regular file of the user's (or root's) with one link.
+
+Only root and the spec's user can hold that file, and the user holding it only pauses runs for
+their own gateways. Root always takes the root lock first and the user's second, and the user
+never waits for the root lock, so two runs can never wait for each other.
+
+Without `/run` usable (not a root-owned directory: a container without it), root falls back to
+its own `<state dir>/lock`. A caller that names its own state directory (tests) locks there.
 
 An exclusive `flock` on the lock file. The kernel drops a flock when the last descriptor
 of its open file is closed, which includes the holder being killed (even by SIGKILL), so a
@@ -39,8 +53,8 @@ from reconciler.core.host import Account
 from reconciler.unattended import ensure_state_dir
 
 LOCK_NAME = "lock"
-HOST_LOCK_DIR = Path("/run/lock")  # the system's lock directory: root-owned, mode 1777
-HOST_LOCK_NAME = "reconciler.lock"
+ROOT_LOCK_DIR = Path("/run/reconciler")  # root's own, 0755, in the root-only /run
+USER_STATE_DIR = Path(".local/state/reconciler")  # in the spec's user's home: what root joins
 MAX_HOLDER_BYTES = 64 * 1024  # a holder record is one short JSON line
 POLL_S = 0.2  # how often a waiting apply retries; flock has no timeout of its own
 
@@ -99,31 +113,64 @@ class LockUnusable(Exception):
 
 
 def host_lock_path(fallback_dir: Path) -> Path:
-    """The host's one lock file, or `fallback_dir/lock` when /run/lock is not usable."""
-    try:
-        info = os.stat(HOST_LOCK_DIR)
-    except OSError:
+    """The lock this process takes first: root's `/run/reconciler/lock` as root (the directory
+    created when missing), else `fallback_dir/lock` (the invoker's own state directory)."""
+    if os.geteuid() != 0:
         return fallback_dir / LOCK_NAME
-    sticky_root_dir = (
-        stat.S_ISDIR(info.st_mode) and info.st_uid == 0 and bool(info.st_mode & stat.S_ISVTX)
-    )
-    return HOST_LOCK_DIR / HOST_LOCK_NAME if sticky_root_dir else fallback_dir / LOCK_NAME
+    try:
+        os.mkdir(ROOT_LOCK_DIR, 0o755)
+    except FileExistsError:
+        pass
+    except OSError:  # no /run here (a container): root's own state directory
+        return fallback_dir / LOCK_NAME
+    info = os.lstat(ROOT_LOCK_DIR)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o022:
+        what = "a directory" if stat.S_ISDIR(info.st_mode) else file_type(info.st_mode)
+        raise LockUnusable(
+            f"{ROOT_LOCK_DIR} is {what} owned by uid {info.st_uid}, mode "
+            f"{stat.S_IMODE(info.st_mode):04o}, but it must be root's directory writable by root "
+            f"alone: remove it as root (rm -r {ROOT_LOCK_DIR}) and run again"
+        )
+    return ROOT_LOCK_DIR / LOCK_NAME
+
+
+def user_lock_path(owner: Account) -> Path:
+    """The lock file of the spec's user that root joins: the one their timer takes."""
+    return owner.home / USER_STATE_DIR / LOCK_NAME
+
+
+@dataclass(frozen=True)
+class _Wait:
+    """How a holder waits for a lock (kept to join the user's lock the same way)."""
+
+    timeout_s: float
+    on_wait: Callable[[Holder | None], None] | None
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
 
 
 @dataclass(frozen=True)
 class HeldLock:
-    """A lock we hold: who we are, and the open file (to hand it to the spec's user)."""
+    """A lock we hold: who we are, the open file, and what else we hold with it."""
 
     holder: Holder
     path: Path
     fd: int
+    wait: _Wait
+    more: contextlib.ExitStack
 
-    def share_with(self, owner: Account | None) -> None:
-        """As root, give a lock file root created to `owner`, so their timer can take it too."""
+    def join(self, owner: Account | None) -> None:
+        """As root acting for `owner`: also hold `owner`'s own lock (the one their timer takes)
+        until this lock is released. Raises LockBusy when the wait runs out, LockUnusable when
+        the file cannot be used safely (see the module docstring)."""
         if owner is None or os.geteuid() != 0 or owner.uid == 0:
             return
-        if os.fstat(self.fd).st_uid == 0:
-            os.fchown(self.fd, owner.uid, owner.gid)
+        path = user_lock_path(owner)
+        fd = _open_user_lock(owner, path)
+        self.more.callback(os.close, fd)
+        _acquire(fd, path, self.wait)
+        _record(fd, self.holder)
+        self.more.callback(_release, fd)
 
 
 @contextlib.contextmanager
@@ -168,19 +215,61 @@ def hold_lock(
     Raises LockUnusable when `path` is not a regular file we may open.
     """
     fd = _open_lock(path)
+    wait = _Wait(timeout_s, on_wait, clock, sleep)
     try:
-        _acquire(fd, path, timeout_s, on_wait, clock, sleep)
+        _acquire(fd, path, wait)
         me = Holder.me(command)
         _record(fd, me)
         try:
-            yield HeldLock(me, path, fd)
+            with contextlib.ExitStack() as more:
+                yield HeldLock(me, path, fd, wait, more)
         finally:
-            # Clear the record before the kernel lets the next holder in, so that nobody reads
-            # our details as if we still held it.
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            _release(fd)
     finally:
         os.close(fd)
+
+
+def _release(fd: int) -> None:
+    # Clear the record before the kernel lets the next holder in, so that nobody reads our
+    # details as if we still held it.
+    os.ftruncate(fd, 0)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _open_user_lock(owner: Account, path: Path) -> int:
+    """As root: the user's lock file, opened without trusting anything the user could swap."""
+    from reconciler.shell.anchored import PathRefused, open_directory
+    from reconciler.system.as_user import call_as
+
+    directory = path.parent
+    try:
+        # Made as the user (their home, their rights), then reached as root without following
+        # anything: a symlink or a directory of another account on the way is refused.
+        call_as(owner, lambda: str(ensure_state_dir(directory)))
+        with open_directory(directory, owner.uid, owner.gid) as dir_fd:
+            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+            fd = os.open(LOCK_NAME, flags, 0o600, dir_fd=dir_fd)
+    except PathRefused as refused:
+        raise LockUnusable(
+            f"cannot take the lock {path} of {owner.name}: {refused}; only root and "
+            f"{owner.name} may control the way to it"
+        ) from None
+    except OSError as exc:
+        raise LockUnusable(_open_problem(path, exc)) from exc
+    info = os.fstat(fd)
+    problem = None
+    if not stat.S_ISREG(info.st_mode):
+        problem = f"is {file_type(info.st_mode)}, not a regular file"
+    elif info.st_uid not in (0, owner.uid):
+        problem = f"is owned by uid {info.st_uid}, not by {owner.name}"
+    elif info.st_nlink != 1:
+        problem = f"has {info.st_nlink} hard links (another file's name)"
+    if problem is not None:
+        os.close(fd)
+        raise LockUnusable(f"the lock file {path} {problem}: remove it (rm {path}) and run again")
+    if info.st_uid == 0:  # an older root run made it: the user's timer must open it too
+        os.fchown(fd, owner.uid, owner.gid)
+    return fd
 
 
 def _open_lock(path: Path) -> int:
@@ -243,15 +332,8 @@ def read_holder_at(path: Path) -> Holder | None:
         os.close(fd)
 
 
-def _acquire(
-    fd: int,
-    path: Path,
-    timeout_s: float,
-    on_wait: Callable[[Holder | None], None] | None,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-) -> None:
-    started = clock()
+def _acquire(fd: int, path: Path, wait: _Wait) -> None:
+    started = wait.clock()
     waiting = False
     while True:
         try:
@@ -260,13 +342,13 @@ def _acquire(
         except OSError as exc:
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
                 raise
-        waited = clock() - started
-        if waited >= timeout_s:
+        waited = wait.clock() - started
+        if waited >= wait.timeout_s:
             raise LockBusy(path, _read_fd(fd), waited)
-        if not waiting and on_wait is not None:
-            on_wait(_read_fd(fd))
+        if not waiting and wait.on_wait is not None:
+            wait.on_wait(_read_fd(fd))
         waiting = True
-        sleep(min(POLL_S, max(timeout_s - waited, 0.0)))
+        wait.sleep(min(POLL_S, max(wait.timeout_s - waited, 0.0)))
 
 
 def _record(fd: int, holder: Holder) -> None:

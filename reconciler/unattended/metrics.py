@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 FILE_NAME = "reconciler.prom"
@@ -100,12 +100,37 @@ def render_backup(last_success: Mapping[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_backup(directory: Path, last_success: Mapping[str, float]) -> Path:
+def write_backup(directory: Path, last_success: Mapping[str, float], owner: Owner) -> Path:
     """Write `directory/reconciler-backup.prom` atomically (0644: node_exporter reads it)."""
-    from reconciler.shell.files import atomic_write
+    return update(directory, BACKUP_FILE_NAME, lambda _before: render_backup(last_success), owner)
 
-    path = directory / BACKUP_FILE_NAME
-    atomic_write(path, render_backup(last_success), 0o644, backup=False)
+
+# Whom the folder may belong to besides root: (uid, primary gid) of the spec's user.
+Owner = tuple[int, int]
+MAX_FILE_BYTES = 1 << 20  # our files are a few hundred bytes
+
+
+def update(directory: Path, name: str, render_from: Callable[[str], str], owner: Owner) -> Path:
+    """Replace `directory/name` with `render_from(its previous text)`, atomically (0644).
+
+    The folder is writable by the spec's user, so everything goes through one descriptor of it
+    reached without following a symlink through directories only root or `owner` control
+    (shell/anchored.py); the previous file is read without blocking and with a size limit, and
+    one that is not a regular file of ours (a FIFO, a link to /dev/zero) counts as no previous
+    file and is replaced by the rename, never opened for writing.
+    """
+    from reconciler.bounded import InputRefused
+    from reconciler.shell.anchored import open_directory, read_at, replace_at
+
+    path = directory / name
+    with open_directory(directory, *owner) as fd:
+        try:
+            before = (read_at(fd, name, MAX_FILE_BYTES, where=path) or b"").decode(
+                "utf-8", errors="replace"
+            )
+        except InputRefused:
+            before = ""
+        replace_at(fd, name, render_from(before).encode("utf-8"), 0o644)
     return path
 
 
@@ -123,10 +148,13 @@ def previous_success(text: str) -> float | None:
         return None
 
 
-def write(directory: Path, metrics: RunMetrics) -> Path:
-    """Write `directory/reconciler.prom` atomically (0644: node_exporter reads it)."""
-    from reconciler.shell.files import atomic_write
+def write(directory: Path, metrics: RunMetrics, owner: Owner) -> Path:
+    """Write `directory/reconciler.prom` atomically (0644: node_exporter reads it); a run that
+    did not converge carries the previous file's last success."""
 
-    path = directory / FILE_NAME
-    atomic_write(path, render(metrics), 0o644, backup=False)
-    return path
+    def text(before: str) -> str:
+        if metrics.last_success_s is None and metrics.result != "converged":
+            return render(replace(metrics, last_success_s=previous_success(before)))
+        return render(metrics)
+
+    return update(directory, FILE_NAME, text, owner)

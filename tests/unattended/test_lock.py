@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.app.unattended import EXIT_LOCKED
+from reconciler.core.host import Account
 from reconciler.unattended.lock import LockBusy, apply_lock, read_holder
 from reconciler.unattended.runs import read_records
 
@@ -190,20 +192,21 @@ def _apply_without_state(spec: Path, xdg: Path, monkeypatch: pytest.MonkeyPatch)
     )
 
 
-def test_invokers_with_different_state_dirs_share_the_host_lock(
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's lock: needs root")
+def test_root_invocations_with_different_state_dirs_share_roots_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from reconciler.unattended.lock import hold_lock, host_lock_path
 
     spec = write_spec(tmp_path)
-    # "root" holds the lock under its own XDG_STATE_HOME; "the user" runs with another one.
+    # root holds the lock under one XDG_STATE_HOME; another root run has another one.
     with hold_lock(host_lock_path(tmp_path / "root-state"), 0, command="reconciler apply (root)"):
-        assert _apply_without_state(spec, tmp_path / "user-xdg", monkeypatch) == EXIT_LOCKED
+        assert _apply_without_state(spec, tmp_path / "other-xdg", monkeypatch) == EXIT_LOCKED
     assert "reconciler apply (root)" in capsys.readouterr().err
-    assert _apply_without_state(spec, tmp_path / "user-xdg", monkeypatch) == 0
-    (locked, converged) = read_records(tmp_path / "user-xdg" / "reconciler")
+    assert _apply_without_state(spec, tmp_path / "other-xdg", monkeypatch) == 0
+    (locked, converged) = read_records(tmp_path / "other-xdg" / "reconciler")
     assert (locked.result, converged.result) == ("locked", "converged")
-    assert not (tmp_path / "user-xdg" / "reconciler" / "lock").exists()
+    assert not (tmp_path / "other-xdg" / "reconciler" / "lock").exists()
 
 
 @pytest.mark.parametrize("kind", ["fifo", "directory", "symlink"])
@@ -212,8 +215,8 @@ def test_a_lock_path_that_is_not_a_regular_file_is_a_clear_error(
 ) -> None:
     from reconciler.unattended.lock import host_lock_path
 
-    lock = host_lock_path(tmp_path / "state")
-    assert lock.name == "reconciler.lock"  # the host lock (conftest gives each test its own)
+    lock = host_lock_path(tmp_path / "xdg" / "reconciler")
+    lock.parent.mkdir(parents=True, exist_ok=True)
     if kind == "fifo":
         os.mkfifo(lock)
     elif kind == "directory":
@@ -235,28 +238,141 @@ def test_a_lock_path_that_is_not_a_regular_file_is_a_clear_error(
     assert read_holder(lock.parent) is None  # reading a FIFO as the holder does not hang either
 
 
-def test_without_a_sticky_root_lock_directory_the_lock_falls_back_to_the_state_dir(
+def test_the_user_locks_in_their_own_state_dir_root_in_its_own_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import reconciler.unattended.lock as lock
 
-    monkeypatch.setattr(lock, "HOST_LOCK_DIR", tmp_path / "missing")
-    assert lock.host_lock_path(tmp_path / "state") == tmp_path / "state" / "lock"
-    plain = tmp_path / "plain"
-    plain.mkdir(mode=0o777)
-    monkeypatch.setattr(lock, "HOST_LOCK_DIR", plain)
-    assert lock.host_lock_path(tmp_path / "state") == tmp_path / "state" / "lock"
+    state = tmp_path / "state"
+    if os.geteuid() != 0:
+        assert lock.host_lock_path(state) == state / "lock"
+        return
+    assert lock.host_lock_path(state) == lock.ROOT_LOCK_DIR / "lock"
+    # no /run to make it in (a container): root's own state directory
+    monkeypatch.setattr(lock, "ROOT_LOCK_DIR", tmp_path / "missing" / "reconciler")
+    assert lock.host_lock_path(state) == state / "lock"
+    # a directory root did not make for itself alone is refused, never used
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o777)
+    loose.chmod(0o777)
+    monkeypatch.setattr(lock, "ROOT_LOCK_DIR", loose)
+    with pytest.raises(lock.LockUnusable, match=r"must be root's directory writable by root alone"):
+        lock.host_lock_path(state)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="handing the lock file over needs root")
-def test_root_hands_the_lock_file_it_created_to_the_specs_user(tmp_path: Path) -> None:
-    from reconciler.core.host import Account
-    from reconciler.unattended.lock import hold_lock, host_lock_path
+# --- issue 22: a lock no other local user can take first -----------------------------------------
 
-    nobody = Account("nobody", 65534, 65534, Path("/nonexistent"))
-    path = host_lock_path(tmp_path)
-    with hold_lock(path, 0) as held:
-        assert os.stat(path).st_uid == 0
-        held.share_with(nobody)
-    info = os.stat(path)
-    assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (65534, 65534, 0o600)
+# Another local user's attack, as it worked on /run/lock/reconciler.lock: create the lock file
+# first (readable and writable for all), flock it, and sit on it.
+SQUAT = textwrap.dedent(
+    """
+    import fcntl, os, sys, time
+    path = sys.argv[1]
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        print("holding", flush=True)
+    except OSError as exc:
+        print(f"refused: {exc.strerror}", flush=True)
+        sys.exit(0)
+    time.sleep(30)
+    """
+)
+
+
+def _as(user: str, path: Path) -> subprocess.Popen[str]:
+    """`user` (a process with their uid, gid and groups) creating and holding `path`; the
+    system's python, which every user may run."""
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    account = Account.lookup(user)
+    if python is None or account is None:
+        pytest.skip("no system python3 or no such user")
+    return subprocess.Popen(
+        [python, "-c", SQUAT, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        cwd="/",
+        user=account.uid,
+        group=account.gid,
+        extra_groups=os.getgrouplist(account.name, account.gid),
+    )
+
+
+def _squat(user: str, path: Path) -> str:
+    """What `user` gets trying to create and hold `path`."""
+    proc = _as(user, path)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    proc.kill()
+    proc.wait()
+    return line
+
+
+def _root_apply_for(spec_user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    text = f"apiVersion: reconciler/v1\nhost:\n  name: vm102\n  user: {spec_user}\n"
+    spec = write_spec(tmp_path / "spec", text + "profiles:\n  personal:\n    port: 18789\n")
+    return _apply_without_state(spec, tmp_path / "root-xdg", monkeypatch)
+
+
+def test_another_local_user_cannot_take_the_lock_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_user: Account
+) -> None:
+    import reconciler.unattended.lock as lock
+
+    other = Account.lookup("nobody")
+    assert other is not None
+    # The directories the locks live in are root's and the spec user's alone.
+    root_lock = lock.host_lock_path(tmp_path / "unused")
+    assert _squat(other.name, root_lock) == "refused: Permission denied"
+    user_lock = lock.user_lock_path(local_user)
+    assert _root_apply_for(local_user.name, tmp_path, monkeypatch) == 0  # makes the user's dir
+    assert _squat(other.name, user_lock) == "refused: Permission denied"
+    info = os.stat(user_lock)
+    assert (info.st_uid, info.st_mode & 0o777) == (local_user.uid, 0o600)
+    assert os.stat(user_lock.parent).st_mode & 0o777 == 0o700
+    assert _root_apply_for(local_user.name, tmp_path, monkeypatch) == 0
+
+
+def test_root_waits_for_the_users_timer_and_the_user_for_root(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    local_user: Account,
+) -> None:
+    import reconciler.unattended.lock as lock
+
+    assert _root_apply_for(local_user.name, tmp_path, monkeypatch) == 0
+    # The user (their timer) holds their own lock, as themselves.
+    proc = _as(local_user.name, lock.user_lock_path(local_user))
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
+        assert _root_apply_for(local_user.name, tmp_path, monkeypatch) == EXIT_LOCKED
+        assert f"holds {lock.user_lock_path(local_user)}" in capsys.readouterr().err
+    finally:
+        proc.kill()
+        proc.wait()
+    assert _root_apply_for(local_user.name, tmp_path, monkeypatch) == 0
+
+
+def test_a_symlink_the_user_plants_on_the_way_to_their_lock_is_refused(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    local_user: Account,
+) -> None:
+    import reconciler.unattended.lock as lock
+
+    victim = tmp_path / "root-only"
+    victim.mkdir(mode=0o755)
+    state = local_user.home / ".local" / "state"
+    state.mkdir(parents=True)
+    for part in (local_user.home / ".local", state):
+        os.chown(part, local_user.uid, local_user.gid)
+    (state / "reconciler").symlink_to(victim)
+    os.lchown(state / "reconciler", local_user.uid, local_user.gid)
+    assert _root_apply_for(local_user.name, tmp_path, monkeypatch) == 1
+    assert "error: cannot " in capsys.readouterr().err
+    assert list(victim.iterdir()) == []  # nothing made in root's directory
+    assert (victim.stat().st_uid, victim.stat().st_mode & 0o777) == (0, 0o755)
+    assert lock.user_lock_path(local_user).parent.is_symlink()

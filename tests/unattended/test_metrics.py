@@ -3,7 +3,9 @@ atomically by every apply with `metrics.textfile_dir`, keeping the last success 
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
@@ -17,6 +19,7 @@ from review_cli import SPEC, FakeHostCli
 from reconciler.cli import cli
 from reconciler.unattended.metrics import RunMetrics, previous_success, render, write
 
+ME = (os.getuid(), os.getgid())
 SAMPLE = RunMetrics(
     finished_s=1795862400.5,
     duration_s=2.25,
@@ -66,7 +69,7 @@ def test_write_is_atomic_and_readable_by_node_exporter(tmp_path: Path) -> None:
     old = tmp_path / "reconciler.prom"
     old.write_text("old\n")
     inode = old.stat().st_ino
-    path = write(tmp_path, SAMPLE)
+    path = write(tmp_path, SAMPLE, ME)
     assert path == old and path.read_text() == render(SAMPLE)
     assert path.stat().st_ino != inode  # a new file renamed over the old one, never rewritten
     assert path.stat().st_mode & 0o777 == 0o644
@@ -133,7 +136,7 @@ def test_an_unwritable_metrics_dir_is_a_warning(
     # disk, a read-only mount): the run's result stays the host's.
     cli_, textfiles = host
 
-    def refused(directory: Path, values: object) -> Path:
+    def refused(directory: Path, values: object, owner: object) -> Path:
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr("reconciler.unattended.metrics.write", refused)
@@ -173,3 +176,87 @@ def test_backup_textfile_has_one_sample_per_profile_with_a_success() -> None:
             ["promtool", "check", "metrics"], input=text, capture_output=True, text=True
         )
         assert (checked.returncode, checked.stdout, checked.stderr) == (0, "", "")
+
+
+# --- issue 22: the folder is the user's to write; root writes nothing through their paths ---------
+
+
+def test_a_symlinked_metrics_dir_gets_no_file_though_the_plan_errored(
+    host: tuple[FakeHostCli, Path], tmp_path: Path
+) -> None:
+    cli_, textfiles = host
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    textfiles.rmdir()
+    textfiles.symlink_to(elsewhere)
+    result = apply_result(cli_, tmp_path)
+    assert result.exit_code == 1
+    assert f"could not write the metrics file in {textfiles}" in result.output
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize("plant", ["fifo", "dev-zero"])
+def test_a_fifo_or_a_link_to_dev_zero_as_the_file_neither_hangs_nor_reads_unbounded(
+    host: tuple[FakeHostCli, Path], tmp_path: Path, plant: str
+) -> None:
+    import time
+
+    cli_, textfiles = host
+    path = textfiles / "reconciler.prom"
+    if plant == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    started = time.monotonic()
+    assert apply(cli_, tmp_path) == 0
+    assert time.monotonic() - started < 60
+    info = path.lstat()
+    assert stat.S_ISREG(info.st_mode) and "reconciler_drift_actions" in path.read_text()
+    assert stat.S_ISCHR(os.stat("/dev/zero").st_mode)
+
+
+def test_the_file_is_written_through_the_folder_it_was_opened_as(tmp_path: Path) -> None:
+    # A symlink anywhere on the way, or a folder another account controls, is refused.
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(OSError, match="is a symbolic link, not a directory"):
+        write(tmp_path / "link" / "deeper", SAMPLE, ME)
+    with pytest.raises(OSError, match="is a symbolic link, not a directory"):
+        write(tmp_path / "link", SAMPLE, ME)
+    assert list((tmp_path / "real").iterdir()) == []
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    loose.chmod(0o777)
+    with pytest.raises(OSError, match="is writable by every user"):
+        write(loose, SAMPLE, ME)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="acts as another user: needs root")
+def test_root_writes_the_metrics_as_the_specs_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_user: object
+) -> None:
+    from reconciler.app.unattended import unattended_apply
+    from reconciler.core.host import Account
+    from reconciler.unattended.runs import ApplyOutcome
+
+    assert isinstance(local_user, Account)
+    textfiles = tmp_path / "textfiles"
+    textfiles.mkdir()
+    os.chown(textfiles, 0, local_user.gid)
+    textfiles.chmod(0o775)
+    spec = tmp_path / "vm102.yaml"
+    spec.write_text(
+        f"apiVersion: reconciler/v1\nhost:\n  name: vm102\n  user: {local_user.name}\n"
+        f"profiles:\n  personal:\n    port: 18789\nmetrics:\n  textfile_dir: {textfiles}\n"
+    )
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    code = unattended_apply(
+        spec,
+        lock_timeout=0,
+        non_interactive=True,
+        log_format="text",
+        do_apply=lambda spec, log: ApplyOutcome("converged"),  # type: ignore[arg-type,return-value]
+    )
+    assert code == 0
+    info = (textfiles / "reconciler.prom").stat()
+    assert (info.st_uid, info.st_mode & 0o777) == (local_user.uid, 0o644)
