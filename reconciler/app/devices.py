@@ -9,7 +9,6 @@ and nothing is ever approved without being asked for by ID.
 from __future__ import annotations
 
 import json
-import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from reconciler.app.context import EXIT_OK, AppContext, Failed
 from reconciler.app.specs import load
+from reconciler.core.untrusted import printable, shell_line
 
 if TYPE_CHECKING:
     from reconciler.core.host import HostContext
@@ -111,22 +111,33 @@ def read_pairing(ctx: AppContext, spec: Spec, host: HostContext, profile: Profil
 
 def approve_hint(spec_path: Path, profile: Profile) -> str:
     """The command that approves a request of `profile` (ID left to fill in)."""
-    return f"reconciler devices {shlex.quote(str(spec_path))} {shlex.quote(profile.name)} approve"
+    return shell_line(("reconciler", "devices", str(spec_path), profile.name, "approve"))
 
 
 def approve(
     ctx: AppContext, spec: Spec, host: HostContext, profile: Profile, request_id: str
 ) -> int:
-    """`<cmd> devices approve ID` through the gateway, as the user, with the profile's env."""
+    """`<cmd> devices approve ID` through the gateway, as the user, with the profile's env.
+
+    An ID starting with `-` is refused before anything runs: the gateway's CLI would read it as
+    an option (issue 22: `approve -- --help`)."""
+    from reconciler.facts.gateway_rpc import failure_reason
+
+    listing = shell_line(("reconciler", "devices", str(spec.path), profile.name))
+    if request_id.startswith("-") or not request_id.strip() or not request_id.isprintable():
+        raise Failed(
+            f"{printable(request_id)!r} is not a pairing request ID (they never start with `-` "
+            f"or hold control characters); list the pending requests with: {listing}"
+        )
     call = _call(spec, host, profile)
     runner = ctx.make_runner(host, True)
     result = runner.run(call.command("devices", "approve", request_id, mutating=True))
     if not result.ok:
         raise Failed(
-            f"approving {request_id} for profile {profile.name} failed: {result.summary()} "
-            f"(list the pending requests with: reconciler devices {spec.path} {profile.name})"
+            f"approving {request_id} for profile {profile.name} failed: "
+            f"{printable(failure_reason(result))} (list the pending requests with: {listing})"
         )
-    ctx.echo(result.stdout.strip() or f"Approved {request_id}")
+    ctx.echo(printable(result.stdout.strip()) or f"Approved {request_id}")
     return EXIT_OK
 
 
@@ -151,13 +162,14 @@ def render_human(pairing: DevicePairing, now_ms: int, hint: str) -> str:
     """Pending requests (age, client, platform, time left) and paired devices, as text."""
     lines: list[str] = []
     if pairing.detail:
-        lines.append(f"note: {pairing.detail}")
+        lines.append(f"note: {printable(pairing.detail)}")
+    p = printable  # every field below is the browser's (or the gateway's) to choose
     lines.append(f"Pending ({len(pairing.pending)}):")
     for r in pairing.pending:
         repair = " (repair)" if r.is_repair else ""
         lines.append(
-            f"  {r.request_id}  {r.client()}  {r.platform or '?'}  {r.role or '?'}  "
-            f"{r.remote_ip or '?'}  {_ago(now_ms - r.ts_ms)} ago, expires in "
+            f"  {p(r.request_id)}  {p(r.client())}  {p(r.platform or '?')}  {p(r.role or '?')}  "
+            f"{p(r.remote_ip or '?')}  {_ago(now_ms - r.ts_ms)} ago, expires in "
             f"{_left(r, now_ms)}{repair}"
         )
     if pairing.pending:
@@ -171,8 +183,8 @@ def render_human(pairing: DevicePairing, now_ms: int, hint: str) -> str:
         )
         name = d.display_name or d.client_id or d.device_id[:16]
         lines.append(
-            f"  {name}  {d.platform or '?'}  {','.join(d.roles) or '?'}  "
-            f"{d.remote_ip or '?'}  approved {when}"
+            f"  {p(name)}  {p(d.platform or '?')}  {p(','.join(d.roles) or '?')}  "
+            f"{p(d.remote_ip or '?')}  approved {when}"
         )
     return "\n".join(lines) + "\n"
 

@@ -9,7 +9,6 @@ judged by the pure `diagnose`; the links are in docs/doctor.md.
 from __future__ import annotations
 
 import json
-import shlex
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.app.context import EXIT_FAILED, EXIT_OK, AppContext, Failed
 from reconciler.app.specs import load
+from reconciler.core.untrusted import printable, shell_line
 
 if TYPE_CHECKING:
     from reconciler.core.action import Action
@@ -88,17 +88,15 @@ class Words:
 
     def user_cmd(self, *argv: str) -> str:
         """A command of the user's session (their systemd manager, their journal)."""
-        line = shlex.join(argv)
         if self.as_user:
-            return line
-        return f"sudo -u {self.user} XDG_RUNTIME_DIR=/run/user/{self.uid} {line}"
+            return shell_line(argv)
+        return shell_line(("sudo", "-u", self.user, f"XDG_RUNTIME_DIR=/run/user/{self.uid}", *argv))
 
     def root_cmd(self, *argv: str) -> str:
-        line = shlex.join(argv)
-        return line if self.as_root else f"sudo {line}"
+        return shell_line(argv if self.as_root else ("sudo", *argv))
 
     def apply(self) -> str:
-        return f"reconciler apply {shlex.quote(self.spec_path)}"
+        return shell_line(("reconciler", "apply", self.spec_path))
 
 
 @dataclass(frozen=True)
@@ -215,14 +213,14 @@ def _pairing(
         pairing = facts.get(DeviceFilesProbe(devices_dir(spec, host, profile), now_ms))
     except ProbeFailed as exc:
         return (Link("pairing", False, f"pairing requests not readable: {exc}"),)
-    approve = f"reconciler devices {shlex.quote(words.spec_path)} {shlex.quote(profile.name)}"
+    approve = ("reconciler", "devices", words.spec_path, profile.name, "approve")
     return tuple(
         Link(
             "pairing",
             False,
             f"pending pairing request {r.request_id} from {r.client()} ({r.platform or '?'}, "
             f"{r.remote_ip or '?'}), expires in {r.remaining_ms(now_ms) // 1000} s",
-            f"{approve} approve {r.request_id}",
+            shell_line((*approve, r.request_id)),  # the ID is the browser's: quoted
         )
         for r in pairing.pending
     )
@@ -673,16 +671,18 @@ def render_human(diagnoses: Sequence[Diagnosis], elapsed_s: float, commands: int
         where = d.url or f"not served over Tailscale (on the host: http://127.0.0.1:{d.port}/)"
         lines.append(f"profile {d.profile}: {where}")
         for link in d.links:
-            lines.append(f"  {'ok    ' if link.ok else 'BROKEN'} {link.name}: {link.detail}")
-            lines.extend(f"         | {text}" for text in link.log)
+            # Details and journal lines carry others' text (gateway output, browser fields).
+            detail = printable(link.detail)
+            lines.append(f"  {'ok    ' if link.ok else 'BROKEN'} {link.name}: {detail}")
+            lines.extend(f"         | {printable(text)}" for text in link.log)
             if link.fix:
-                lines.append(f"         fix: {link.fix}")
+                lines.append(f"         fix: {printable(link.fix)}")
         if d.unchecked:
             lines.append(f"  (not checked until fixed: {', '.join(d.unchecked)})")
         for finding in d.findings:
-            lines.append(f"  note {finding.name}: {finding.detail}")
+            lines.append(f"  note {finding.name}: {printable(finding.detail)}")
             if finding.fix:
-                lines.append(f"         do: {finding.fix}")
+                lines.append(f"         do: {printable(finding.fix)}")
     broken = [d.profile for d in diagnoses if not d.healthy]
     verdict = f"broken: {', '.join(broken)}" if broken else "healthy"
     lines.append(

@@ -14,6 +14,7 @@ from pathlib import Path
 from reconciler.app.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE, AppContext, Failed
 from reconciler.app.specs import load
 from reconciler.core.command import Command
+from reconciler.core.untrusted import printable
 
 RUNS_UNIT = "reconciler.service"  # the timer's service (kinds/reconcile_timer.py SERVICE_UNIT)
 BACKUP_RUNS_UNIT = "reconciler-backup.service"  # the backup timer's (kinds/_backup_units.py)
@@ -68,7 +69,12 @@ def logs(ctx: AppContext, request: LogsRequest) -> int:
     more = (BACKUP_RUNS_UNIT,) if request.profile is None and spec.backup is not None else ()
     host = host_for(ctx, spec, request.host_check)
     runner = ctx.make_runner(host, False)
-    result = runner.stream(journal_command(unit, request, *more), ctx.echo, ctx.error)
+    # Journal lines are the gateway's (and whatever it logged from its clients): escaped.
+    result = runner.stream(
+        journal_command(unit, request, *more),
+        lambda line: ctx.echo(printable(line)),
+        lambda line: ctx.error(printable(line)),
+    )
     if result.exit_code is None:
         raise Failed(f"journalctl --user -u {unit}: {result.error}")
     return EXIT_OK if result.exit_code == 0 else EXIT_FAILED

@@ -65,10 +65,16 @@ def show_plan(
 
 
 def check_out_path(path: Path) -> None:
-    """Refuse, before any work, an `--out` we could not write: its folder must exist."""
+    """Refuse, before any work, an `--out` we could not write: its folder must exist, and
+    nothing but a regular file may stand at the path (never a symlink, FIFO or device node)."""
+    from reconciler.shell.files import out_problem
+
     parent = path.parent
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():
         raise Failed(f"cannot write {path}: it is a folder; name a file in it")
+    problem = out_problem(path)
+    if problem is not None:
+        raise Failed(problem)
     if not parent.exists():
         raise Failed(
             f"cannot write {path}: the folder {parent} does not exist; create it first "
@@ -178,9 +184,12 @@ def probe(
         if out is None:
             ctx.echo(data.decode(), nl=False)
         else:
-            from reconciler.shell.files import atomic_write
+            from reconciler.shell.files import OutRefused, write_out
 
-            atomic_write(out, data.decode(), 0o600, backup=False)
+            try:
+                write_out(out, data.decode(), 0o600)
+            except OutRefused as refused:
+                raise Failed(str(refused)) from None
             ctx.error(f"Recorded the state of {remote.label} in {out}")
         return EXIT_OK
     host = host_for(ctx, spec, host_check)
@@ -190,8 +199,12 @@ def probe(
         ctx.echo(text, nl=False)
         return EXIT_OK
     from reconciler.app.review import write_snapshot
+    from reconciler.shell.files import OutRefused
 
-    write_snapshot(out, snapshot)
+    try:
+        write_snapshot(out, snapshot)
+    except OutRefused as refused:
+        raise Failed(str(refused)) from None
     ctx.error(
         f"Recorded {len(snapshot.facts)} facts of {host.hostname} (user {spec.host.user}) in "
         f"{out}; plan against it anywhere with: reconciler plan {spec_path} --against {out}"

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,8 +46,9 @@ from reconciler.core.host import HostContext
 from reconciler.core.kind import ResourceKind
 from reconciler.core.plan import Plan
 from reconciler.core.probe import ProbeSession
+from reconciler.core.untrusted import shell_line
 from reconciler.render.plan_context import PlanContext, SnapshotSource
-from reconciler.shell.files import atomic_write
+from reconciler.shell.files import OutRefused, write_out
 from reconciler.shell.runner import ReadOnlyRunner
 from reconciler.spec.model import Spec
 
@@ -94,7 +94,7 @@ def describe_command(runner: ReadOnlyRunner) -> DescribeCommand:
 
     def describe(command: Command) -> str:
         argv, refusal = runner.wrap(command)
-        text = shlex.join(argv)
+        text = shell_line(argv)
         return f"{text}   # cannot run: {refusal}" if refusal else text
 
     return describe
@@ -146,7 +146,10 @@ def write_saved_plan(path: Path, plan: Plan, context: PlanContext, runner: ReadO
     if plan.errors:
         raise ReviewError(f"the plan has errors; {path} was not written")
     location = spec_location(Path(context.spec_path)) if context.spec_path else None
-    atomic_write(path, saved_plan_text(plan, context, runner, location), 0o644, backup=False)
+    try:
+        write_out(path, saved_plan_text(plan, context, runner, location), 0o644)
+    except OutRefused as refused:
+        raise ReviewError(str(refused)) from None
 
 
 # --- where the spec of a saved plan is ------------------------------------------------------------
@@ -265,7 +268,7 @@ def write_snapshot(path: Path, snapshot: Snapshot) -> Snapshot:
             snapshot = unchanged_since(snapshot, load_snapshot(path).snapshot)
     except (OSError, SnapshotInvalid):
         pass  # no file yet, or not a snapshot this version reads: written afresh
-    atomic_write(path, snapshot_text(snapshot), SNAPSHOT_MODE, backup=False)
+    write_out(path, snapshot_text(snapshot), SNAPSHOT_MODE)
     return snapshot
 
 

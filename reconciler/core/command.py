@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from reconciler.core.untrusted import printable, shell_line
 
 Scope = Literal["system", "user"]
 
@@ -37,7 +38,7 @@ class Command:
 
     def display(self) -> str:
         """The argv as a copy-pasteable shell line (for humans only; never executed as such)."""
-        return shlex.join(self.argv)
+        return shell_line(self.argv)
 
 
 @dataclass(frozen=True)
@@ -70,5 +71,5 @@ class CommandResult:
         if self.error:
             return self.error
         tail = (self.stderr.strip() or self.stdout.strip()).splitlines()
-        last = tail[-1] if tail else ""
+        last = printable(tail[-1]) if tail else ""  # the program's words: escaped
         return f"exit {self.exit_code}" + (f": {last}" if last else "")

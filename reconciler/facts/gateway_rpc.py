@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -143,3 +144,23 @@ def _last_json_object(text: str) -> dict[str, object] | None:
             continue
         return doc if isinstance(doc, dict) else None
     return None
+
+
+# `Error: unknown requestId`, `GatewayRequestError: unknown requestId`, `Error [CODE]: ...`: the
+# line a node program's thrown error starts with (the stack's `at ...` lines follow it).
+_ERROR_LINE = re.compile(
+    r"^\s*(?:Uncaught )?(?:[A-Z][A-Za-z]*)?Error(?: \[[A-Z0-9_]+\])?: (?P<why>.+)$"
+)
+
+
+def failure_reason(result: CommandResult) -> str:
+    """Why the gateway's CLI refused, as it said it: the message of the first error line of its
+    output (a node stack trace ends with `at ...` lines and `Node.js vNN`, never the reason),
+    else the result's own summary."""
+    if result.error:
+        return result.error
+    for line in (result.stderr + "\n" + result.stdout).splitlines():
+        found = _ERROR_LINE.match(line)
+        if found:
+            return f"exit {result.exit_code}: {found.group('why').strip()}"
+    return result.summary()

@@ -97,11 +97,15 @@ def _create_temp(parent: Path, target: str, mode: int) -> tuple[int, Path]:
         return fd, tmp
 
 
-def atomic_write(path: Path, content: str, mode: int, *, backup: bool) -> None:
+def atomic_write(
+    path: Path, content: str, mode: int, *, backup: bool, only_over_regular: bool = False
+) -> None:
     """Write `content` to `path` via a temp file in the same directory, fsync, rename.
 
     The temp file gets `mode` before any byte is written, so a secret never sits in a
     world-readable file; the previous file, if any, is copied to a 0600 backup first.
+    `only_over_regular`: right before the rename, refuse (OutRefused) to replace anything but a
+    regular file.
     """
     parent = path.parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -114,12 +118,56 @@ def atomic_write(path: Path, content: str, mode: int, *, backup: bool) -> None:
             handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
+        problem = out_problem(path) if only_over_regular else None
+        if problem is not None:
+            raise OutRefused(problem)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     _fsync_dir(parent)
+
+
+class OutRefused(OSError):
+    """An output path (`--out`) that holds something other than a regular file: never replaced.
+
+    `str()` is the whole message: the path, what is there, what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.strerror = message
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def out_problem(path: Path) -> str | None:
+    """Why `--out PATH` must not be written: something other than a regular file is there (a
+    symlink, FIFO, device node, socket, directory). None: nothing there, or a regular file."""
+    try:
+        info = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # nothing there (a missing folder is the caller's to report)
+    if stat.S_ISREG(info.st_mode):
+        return None
+    from reconciler.bounded import file_type
+
+    return (
+        f"cannot write {path}: it is {file_type(info.st_mode)}, and an output file is only ever "
+        "a new or a regular file (replacing it would replace the link or the device itself); "
+        "name another path"
+    )
+
+
+def write_out(path: Path, content: str, mode: int) -> None:
+    """`atomic_write` for an output the user named (`--out`): refused (OutRefused) when a
+    symlink, FIFO or device node stands there, checked again just before the rename (the
+    rename would replace a device node such as /dev/full for the whole machine)."""
+    problem = out_problem(path)
+    if problem is not None:
+        raise OutRefused(problem)
+    atomic_write(path, content, mode, backup=False, only_over_regular=True)
 
 
 def remove_file(path: Path, *, backup: bool) -> None:

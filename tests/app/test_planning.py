@@ -82,3 +82,76 @@ def test_plan_detailed_exit_code_counts_blocked_steps_as_differences(host: FakeH
     assert changes.exit_code == 2 and "Plan: " in changes.stdout
     without = host("plan", "vm102.yaml")
     assert without.exit_code == 0
+
+
+# --- issue 22: --out replaced a real /dev/full; it writes only a new or a regular file ----------
+
+
+def _plant(kind: str, path: Path, tmp_path: Path) -> None:
+    import os
+    import stat
+
+    if kind == "device":
+        if os.geteuid() != 0:
+            pytest.skip("making a device node needs root")
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 7))  # what /dev/full is
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        (tmp_path / "victim").write_text("keep me\n")
+        path.symlink_to(tmp_path / "victim")
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "symlink"])
+@pytest.mark.parametrize("command", ["plan", "probe"])
+def test_out_never_replaces_a_device_node_fifo_or_symlink(
+    host: FakeHostCli, tmp_path: Path, command: str, kind: str
+) -> None:
+    import os
+    import stat
+
+    target = Path("full")
+    _plant(kind, target, tmp_path)
+    before = os.lstat(target)
+    result = host(command, "vm102.yaml", "--out", "full")
+    assert result.exit_code == 1
+    what = {"device": "a character device", "fifo": "a FIFO (named pipe)",
+            "symlink": "a symbolic link"}[kind]  # fmt: skip
+    assert result.stderr.startswith(f"error: cannot write full: it is {what}, ")
+    assert "name another path" in result.stderr and "Traceback" not in result.output
+    after = os.lstat(target)
+    assert (after.st_ino, stat.S_IFMT(after.st_mode)) == (
+        before.st_ino,
+        stat.S_IFMT(before.st_mode),
+    )
+    if kind == "symlink":
+        assert (tmp_path / "victim").read_text() == "keep me\n"
+
+
+def test_out_swapped_for_a_fifo_after_the_check_is_still_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The check before probing and the one right before the rename: a path swapped between them
+    # is refused by the second, and no temp file is left behind.
+    import os
+    import stat
+
+    import reconciler.shell.files as files
+
+    path = tmp_path / "out.json"
+    real_sweep = files.sweep_temp_files
+
+    def sweep_and_swap(directory: Path, target: str) -> list[str]:
+        os.mkfifo(path)  # swapped in after write_out's own check
+        return real_sweep(directory, target)
+
+    monkeypatch.setattr(files, "sweep_temp_files", sweep_and_swap)
+    with pytest.raises(files.OutRefused, match="it is a FIFO"):
+        files.write_out(path, "{}", 0o644)
+    assert stat.S_ISFIFO(os.lstat(path).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+    monkeypatch.undo()
+    path.unlink()
+    files.write_out(path, "{}\n", 0o644)  # a new file, then a regular one: written
+    files.write_out(path, "{}\n", 0o644)
+    assert stat.S_ISREG(os.lstat(path).st_mode) and path.read_text() == "{}\n"
