@@ -53,17 +53,26 @@ class Output(Protocol):
 
 
 class ClickOutput:
-    """The terminal (click resolves sys.stdout at each call, so CliRunner captures it)."""
+    """The terminal (click resolves sys.stdout at each call, so CliRunner captures it).
+
+    The last line of defence for secrets: every line passes `mask_secrets` (every secret learnt
+    so far, and a password in a URL by its shape, e.g. a restic repository
+    `rest:https://u:PW@host/`), whatever use case printed it. Learning is left to the places
+    that read secrets (scanning every output again would double the cost of a large plan)."""
 
     def echo(self, text: str = "", *, nl: bool = True, color: bool = False) -> None:
         import click
 
-        click.echo(text, nl=nl, color=color)
+        from reconciler.core.secrets import mask_secrets
+
+        click.echo(mask_secrets(text, learn=False), nl=nl, color=color)
 
     def error(self, text: str) -> None:
         import click
 
-        click.echo(text, err=True)
+        from reconciler.core.secrets import mask_secrets
+
+        click.echo(mask_secrets(text, learn=False), err=True)
 
 
 def _discover(spec: Spec) -> HostContext:

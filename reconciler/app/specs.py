@@ -37,14 +37,18 @@ def report_invalid(ctx: AppContext, exc: SpecInvalid) -> None:
 
 def load(ctx: AppContext, path: Path) -> Spec:
     """The spec at `path`, or (printed: every error, then what was not done) Failed."""
+    from reconciler.core.secrets import learn_secrets
     from reconciler.spec import SpecInvalid
 
     try:
-        return read_spec(ctx, path)
+        spec = read_spec(ctx, path)
     except SpecInvalid as exc:
         report_invalid(ctx, exc)
         ctx.error(f"{path}: invalid spec; nothing was probed or changed")
         raise Failed() from None
+    if spec.backup is not None:  # a URL may carry credentials: masked in every output
+        learn_secrets(spec.backup.repository)
+    return spec
 
 
 def validate(ctx: AppContext, paths: Sequence[Path]) -> int:

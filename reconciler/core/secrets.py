@@ -21,7 +21,8 @@ MIN_SECRET_CHARS = 8  # shorter "secrets" (`true`, a port) would mask ordinary w
 # Names that say "what follows is a secret", in any case and as part of a longer name
 # (GATEWAY_PASS, AUTH_BEARER, CLAWDBOT_GATEWAY_TOKEN, apiKey, client_secret, ...).
 _NAME = (
-    r"[\w.-]*?(?:token|passw(?:or)?d|pass|secret|key|auth|bearer|credential|cookie|session)[\w.-]*"
+    r"[\w.-]*?(?:token|passw(?:or)?d|pass|secret|key|auth|bearer|credential|cookie|session"
+    r"|signature)[\w.-]*"
 )
 _VALUE = r"(?:\"[^\"\n]*\"|'[^'\n]*'|[^\s\"',;]+)"
 # Authorization: Bearer X / Basic X, also URL-encoded (Bearer%20X) or inside another value.
@@ -39,6 +40,20 @@ _SHAPES = re.compile(
         )
     )
 )
+# A password in a URL's userinfo, any scheme and nested (`rest:https://u:PW@host/`,
+# `postgres://u:PW@db/x`, `sftp://u:PW@host/`, `s3:https://KEY:SECRET@...`): hidden by shape,
+# whatever its length (a short one is still a password), and learnt by value when long enough.
+_URL_PASSWORD = re.compile(r"(?i:\b[a-z][a-z0-9+.-]*://)[^\s/?#@:\"']*:(?P<v>[^\s/?#@\"']+)@")
+# Values whose shape alone says "credential", under any name or none (issue 22's red team):
+# provider tokens with fixed prefixes, AWS access key ids, JWTs, PEM private key bodies.
+_TOKEN_SHAPES = re.compile(
+    r"\b(?P<v>(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|glpat-[A-Za-z0-9_-]{20,}"
+    r"|xox[abposr]-[A-Za-z0-9-]{10,}|sk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}"
+    r"|A(?:KIA|SIA)[0-9A-Z]{16}|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}))"
+)
+_PEM_KEY = re.compile(
+    r"-----BEGIN (?P<kind>[A-Z0-9 ]*PRIVATE KEY)-----(?P<v>.*?)-----END (?P=kind)-----", re.DOTALL
+)
 # sudoers' tags (`NOPASSWD: /usr/bin/loginctl ...` in `sudo -l` output and in our own hints) name
 # no secret: what follows them is a command. Case-sensitive, as sudoers writes them.
 _SUDOERS_TAGS = re.compile(r"\b(?:NO)?PASSWD:")
@@ -54,6 +69,20 @@ _HINT_WORDS = (
     "cookie",
     "session",
     "basic",
+    "://",
+    "signature",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xox",
+    "sk-",
+    "akia",
+    "asia",
+    "eyj",
 )
 
 _known: set[str] = set()
@@ -98,6 +127,10 @@ def learn_secrets(text: str) -> None:
         return
     text = _SUDOERS_TAGS.sub("tag:", text)
     values = [m.group("v") for m in _CREDENTIAL.finditer(text)]
+    values += [m.group("v") for m in _URL_PASSWORD.finditer(text)]
+    values += [m.group("v") for m in _TOKEN_SHAPES.finditer(text)]
+    for key in _PEM_KEY.finditer(text):  # every line of the body: a key is never shown whole
+        values += [line.strip() for line in key.group("v").splitlines() if line.strip()]
     for match in _SHAPES.finditer(text):
         values.append(next(v for v in match.group("v1", "v2", "v3") if v is not None))
     for value in values:
@@ -113,7 +146,19 @@ def mask_secrets(text: str, *, learn: bool = True) -> str:
     if learn:
         learn_secrets(text)
     pattern = _known_pattern
-    return text if pattern is None else pattern.sub(MASK, text)
+    masked = text if pattern is None else pattern.sub(MASK, text)
+    if "://" in masked and "@" in masked:  # a short URL password is masked by its shape
+        masked = _URL_PASSWORD.sub(_mask_url_password, masked)
+    if "PRIVATE KEY-----" in masked:
+        masked = _PEM_KEY.sub(lambda m: m.group(0).replace(m.group("v"), f"\n{MASK}\n"), masked)
+    return masked
+
+
+def _mask_url_password(match: re.Match[str]) -> str:
+    start, end = match.span("v")
+    whole = match.group(0)
+    offset = match.start()
+    return whole[: start - offset] + MASK + whole[end - offset :]
 
 
 def has_secret_hint(text: str) -> bool:

@@ -377,3 +377,13 @@ def test_run_with_json_log_lines_and_the_backup_metrics(world: World) -> None:
     text = (textfiles / "reconciler-backup.prom").read_text()
     assert f'reconciler_backup_last_success_timestamp_seconds{{profile="ops"}} {when}' in text
     assert (textfiles / "reconciler-backup.prom").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_password_in_the_repository_url_is_never_printed(world: World) -> None:
+    # issue 22: `rest:https://u:PW@...` reached the output of the backup commands.
+    world.write_spec(repository="rest:http://backup:Sh0rtPW@127.0.0.1:9/host")
+    for args in (("backup", "init"), ("backup", "list"), ("backup", "run")):
+        result = world.cli(*args, str(world.spec))
+        assert result.exit_code != 0
+        assert "Sh0rtPW" not in result.output, result.output
+        assert "rest:http://backup:(sensitive)@127.0.0.1:9/host" in result.output

@@ -106,3 +106,33 @@ def test_no_output_or_written_file_shows_a_planted_secret(
         if secret in text
     ]
     assert leaks == []
+
+
+# --- issue 22: secrets in URLs and the other shapes the red team listed --------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("restic -r rest:https://backup:PW@nas.local:8000/host", "PW"),
+        ("DATABASE_URL postgres://app:Tr0ub4dor@db.internal:5432/x", "Tr0ub4dor"),
+        ("repository sftp://user:hunter2@host.example:/srv/restic", "hunter2"),
+        ("s3:https://AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI%2FK7MDENG@s3.example/b", "wJalrXUtnFEMI"),
+        ("AWS access key AKIAIOSFODNN7EXAMPLE in a log", "AKIAIOSFODNN7EXAMPLE"),
+        ("GITHUB ghp_" + "a1B2" * 9 + " leaked", "ghp_" + "a1B2" * 9),
+        ("slack xoxb-1234567890-abcdefghij", "xoxb-1234567890-abcdefghij"),
+        ("ANTHROPIC sk-ant-api03-" + "x9" * 20, "sk-ant-api03-" + "x9" * 20),
+        ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_X", "eyJhbGciOiJIUzI1NiJ9"),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----", "b3BlbnNzaC1rZXktdjEAAAAA"),
+        ("https://s3.example/b/o?X-Amz-Signature=4f2b9e0c1d7a3b5e&X-Amz-Credential=AK/2026", "4f2b9e0c1d7a3b5e"),
+    ],
+)  # fmt: skip
+def test_url_credentials_and_token_shapes_are_masked(text: str, secret: str) -> None:
+    assert secret not in mask_secrets(text)
+    assert secret not in redact_text(text)
+
+
+def test_urls_without_credentials_stay_readable() -> None:
+    for text in ("https://github.com/o/r", "user@host:/srv/x", "sftp:user@host:/srv/restic",
+                 "rest:https://nas.local:8000/host", "see https://example.com/a@b"):  # fmt: skip
+        assert mask_secrets(text) == text
