@@ -362,6 +362,10 @@ class InstallVersion:
     node: str
     scope: Literal["system", "user"] = "user"  # user: the user's prefix; system: root's
     timeout_s: float = 900.0
+    # Reinstall over a complete install of the same version (its package.json changed): the
+    # old directory is renamed aside only at the final rename, so a running gateway keeps its
+    # files until then.
+    replace: bool = False
 
     mutating = True
     type_name: ClassVar[str] = "install_version"
@@ -378,6 +382,7 @@ class InstallVersion:
             OperationField("npm", self.npm),
             OperationField("node", self.node),
             OperationField("scope", self.scope),
+            OperationField("replace", self.replace),
             plan_only("timeout_s", self.timeout_s),
             fingerprint_only("package_json_sha256", Digest(self.package_json)),
             *_shown_state(self),
@@ -388,6 +393,7 @@ class InstallVersion:
             f"npm install --prefix {self.prefix}/.install-{self.version}-<random> (package.json "
             f"pinning {self.version}), check `{self.entry} --version`, rename to "
             f"{self.prefix}/{self.version}"
+            + (" (the installed one renamed aside and removed)" if self.replace else "")
         )
 
 

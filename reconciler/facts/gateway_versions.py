@@ -38,6 +38,9 @@ class InstalledVersion:
     package_version: str | None = None  # node_modules/<package>/package.json's "version"
     installed_at: float = 0.0  # the marker's mtime (the directory's without it)
     kind: EntryKind = "directory"
+    # The package.json it was installed from (`<version>/package.json`, ours); None: unreadable
+    # or recorded before it was probed. Compared with the spec's to plan a reinstall.
+    manifest: str | None = None
 
     @property
     def usable(self) -> bool:
@@ -61,7 +64,8 @@ class InstalledVersions:
         return next((v for v in self.versions if v.version == version), None)
 
 
-def _package_version(path: Path) -> str | None:
+def _small_file(path: Path) -> bytes | None:
+    """A regular file's bytes (never following a symlink, never blocking, at most the limit)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
@@ -69,9 +73,23 @@ def _package_version(path: Path) -> str | None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        data = os.read(fd, _PACKAGE_JSON_LIMIT)
+        return os.read(fd, _PACKAGE_JSON_LIMIT)
     finally:
         os.close(fd)
+
+
+def _manifest(path: Path) -> str | None:
+    data = _small_file(path)
+    try:
+        return None if data is None else data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _package_version(path: Path) -> str | None:
+    data = _small_file(path)
+    if data is None:
+        return None
     try:
         version = json.loads(data).get("version")
     except (ValueError, AttributeError):
@@ -117,6 +135,7 @@ def list_prefix(prefix: Path, package: str) -> dict[str, Any]:
                 "complete": complete,
                 "package_version": _package_version(package_json),
                 "installed_at": installed_at,
+                "manifest": _manifest(entry / "package.json"),
             }
         )
     return {"exists": True, "uid": info.st_uid, "versions": versions, "leftovers": leftovers}

@@ -24,7 +24,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from reconciler.core.action import Action, Finding, InstallVersion, KindPlan, RemoveTree
+from reconciler.core.action import (
+    Action,
+    AttributeChange,
+    Finding,
+    InstallVersion,
+    KindPlan,
+    RemoveTree,
+)
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
 from reconciler.core.kind import NO_FACTS, Kind, register
@@ -229,16 +236,29 @@ def _install(
     running: dict[str, str],
     blocked: str | None,
 ) -> Action | None:
-    """Install `version` (removing an incomplete directory in its way first); None when it is."""
+    """Install `version` (removing an incomplete directory in its way first), or reinstall it
+    when it was installed from another package.json (overrides or extra changed); None when it
+    is installed as the spec says."""
     target = install_dir(listing.prefix, version)
     present = listing.get(version)
-    if present is not None and present.usable:
+    wanted = package_json(spec, version)
+    reinstall = present is not None and present.usable and present.manifest not in (None, wanted)
+    if present is not None and present.usable and not reinstall:
         return None
     node = facts.get(version_probe("node", host, facts)).path
     npm = facts.get(location_probe("npm", host)).path
     operations: list[RemoveTree | InstallVersion] = []
     reason = f"{_why(spec, version)}: install it side by side into {target}"
-    if present is not None:
+    triggers: tuple[str, ...] = ()
+    if reinstall:
+        reason = (
+            f"{_why(spec, version)}: {target} was installed from another package.json "
+            "(runtime.gateway.overrides or extra changed): reinstall it from the spec's, "
+            "replaced in one rename"
+        )
+        # The gateways running it load the new dependencies only when restarted.
+        triggers = tuple(service_address(p) for p, v in sorted(running.items()) if v == version)
+    elif present is not None:
         state = (
             "not a directory"
             if present.kind != "directory"
@@ -256,26 +276,58 @@ def _install(
         InstallVersion(
             prefix=listing.prefix,
             version=version,
-            package_json=package_json(spec, version),
+            package_json=wanted,
             entry=entry_relative(spec),
             npm=npm or "npm",
             node=node or "node",
             scope=scope,
             timeout_s=NPM_TIMEOUT_S,
+            replace=reinstall,
         )
     )
     if blocked is None and node is None:
         blocked = "node: not installed (npm and the gateway need node; we never install node)"
     if blocked is None and npm is None:
         blocked = "npm: not installed (it comes with node)"
+    installed = present.manifest if present is not None else None
     return Action(
         version_address(version),
         "create" if present is None else "update",
         reason,
         tuple(operations),
-        changes=attribute_changes({"installed": version}, {"installed": None}),
+        changes=_manifest_changes(installed, wanted)
+        if reinstall
+        else attribute_changes({"installed": version}, {"installed": None}),
         blocked=blocked,
         after=(NODE,),
+        # What a reviewer approves: the package.json the version is installed from.
+        diff=manifest_diff(target / "package.json", installed, wanted),
+        triggers=triggers,
+    )
+
+
+def _manifest_changes(before: str | None, after: str) -> tuple[AttributeChange, ...]:
+    """What changed in the package.json (`package.json.overrides.x`, ...), key by key."""
+    import json
+
+    try:
+        old = json.loads(before or "{}")
+    except ValueError:
+        old = {"unreadable": before}
+    return attribute_changes({"package.json": json.loads(after)}, {"package.json": old})
+
+
+def manifest_diff(path: Path, before: str | None, after: str) -> str:
+    """A unified diff of a version's package.json (from /dev/null for a new install)."""
+    import difflib
+
+    return "".join(
+        difflib.unified_diff(
+            (before or "").splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            fromfile=str(path) if before is not None else "/dev/null",
+            tofile=str(path),
+        )
     )
 
 

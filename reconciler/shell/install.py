@@ -41,12 +41,13 @@ def _account(host: HostContext, scope: str) -> Account | None:
     return acting_account(host) if scope == "user" else None
 
 
-def _prepare(prefix: Path, version: str, package_json: str) -> str:
+def _prepare(prefix: Path, version: str, package_json: str, replace: bool) -> str:
     """Create the prefix (when missing) and a fresh temporary directory holding package.json;
-    refuse when the version's directory exists (the plan removes a broken one first)."""
+    refuse when the version's directory exists (the plan removes a broken one first), unless
+    this install replaces it."""
     with contextlib.suppress(FileExistsError):
         prefix.mkdir(mode=PREFIX_MODE, parents=True)
-    if os.path.lexists(prefix / version):
+    if os.path.lexists(prefix / version) and not replace:
         raise FileExistsError(
             errno.EEXIST, "already exists (remove it first: re-run plan)", str(prefix / version)
         )
@@ -56,12 +57,19 @@ def _prepare(prefix: Path, version: str, package_json: str) -> str:
     return str(temp)
 
 
-def _commit(temp: Path, final: Path, version: str) -> str:
-    """Write the completion marker, then rename the checked install into place."""
+def _commit(temp: Path, final: Path, version: str, replace: bool) -> str:
+    """Write the completion marker, then rename the checked install into place (a replaced
+    install is renamed aside just before, and removed after: the gap is two renames)."""
     atomic_write(temp / MARKER, f"{version}\n", 0o644, backup=False)
+    aside = None
+    if replace and os.path.lexists(final):
+        aside = final.parent / f".remove-{version}-{secrets.token_hex(6)}"
+        os.rename(final, aside)
     if os.path.lexists(final):
         raise FileExistsError(errno.EEXIST, "appeared during the install", str(final))
     os.rename(temp, final)
+    if aside is not None:
+        _discard(aside)
     fd = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -124,7 +132,9 @@ def install_version(
     account = _account(host, op.scope)
     if op.scope == "system":
         _require_root_only(op.prefix)
-    temp = Path(call_as(account, lambda: _prepare(op.prefix, op.version, op.package_json)))
+    temp = Path(
+        call_as(account, lambda: _prepare(op.prefix, op.version, op.package_json, op.replace))
+    )
     done: list[CommandResult] = []
     try:
         npm = Command(
@@ -151,7 +161,7 @@ def install_version(
         if printed is None or printed.group(0).lstrip("v") != op.version:
             why = f"printed {printed.group(0)!r}" if printed else _said(result, 2)
             return False, f"the installed gateway's --version check failed ({why})", done
-        call_as(account, lambda: _commit(temp, op.prefix / op.version, op.version))
+        call_as(account, lambda: _commit(temp, op.prefix / op.version, op.version, op.replace))
         return True, "", done
     finally:
         if os.path.lexists(temp):

@@ -490,3 +490,50 @@ def test_a_kill_at_any_step_leaves_a_leftover_the_next_apply_removes(
     g.converge(versioned_spec())
     assert exec_start(g, "clawdbot-gateway-ops.service") == before
     assert [p.name for p in prefix(g, versioned_spec()).iterdir()] == [GOOD]
+
+
+# --- issue 22: overrides/extra changes reinstall; the plan shows the package.json -----------------
+
+
+def test_the_plan_shows_the_package_json_a_version_is_installed_from(tmp_path: Path) -> None:
+    g = host(tmp_path)
+    spec = versioned_spec()
+    install = action_at(g.plan(spec), f"gateway.version[{GOOD}]")
+    assert install is not None and install.diff is not None
+    target = prefix(g, spec) / GOOD / "package.json"
+    assert install.diff.startswith(f"--- /dev/null\n+++ {target}\n")
+    assert '+    "strip-ansi": "^7.1.0"\n' in install.diff
+    assert '+    "libsignal": "npm:libsignal@6.0.0"\n' in install.diff
+
+
+def test_changing_overrides_or_extra_of_an_installed_version_is_a_planned_reinstall(
+    tmp_path: Path,
+) -> None:
+    g = host(tmp_path)
+    spec = versioned_spec()
+    g.converge(spec)
+    running_entry = entry_point(spec, prefix(g, spec), GOOD)
+    before = (prefix(g, spec) / GOOD / "package.json").read_text()
+    gateway = replace(
+        spec.runtime.gateway,
+        overrides=(("libsignal", "npm:libsignal@6.0.0"), ("strip-ansi", "7.1.2")),
+    )
+    changed = replace(spec, runtime=replace(spec.runtime, gateway=gateway))
+    plan = g.plan(changed)
+    reinstall = action_at(plan, f"gateway.version[{GOOD}]")
+    assert reinstall is not None and reinstall.kind == "update" and reinstall.blocked is None
+    assert "installed from another package.json" in reinstall.reason
+    (op,) = reinstall.operations
+    assert isinstance(op, InstallVersion) and op.replace
+    assert [(c.path, c.before, c.after) for c in reinstall.changes] == [
+        ("package.json.overrides.strip-ansi", "(absent)", "7.1.2")
+    ]
+    assert reinstall.diff is not None and '+    "strip-ansi": "7.1.2"\n' in reinstall.diff
+    assert "profile[ops].service" in reinstall.triggers  # it runs that version: restarted
+    g.converge(changed)
+    after = (prefix(g, spec) / GOOD / "package.json").read_text()
+    assert after != before and json.loads(after)["overrides"]["strip-ansi"] == "7.1.2"
+    assert (prefix(g, spec) / GOOD / MARKER).is_file() and running_entry.is_file()
+    assert [p.name for p in prefix(g, spec).iterdir()] == [GOOD]  # nothing aside left
+    g.fake.clear_calls()
+    assert g.apply(changed).outcomes == []  # converged: the same package.json plans nothing
