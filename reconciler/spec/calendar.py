@@ -11,6 +11,7 @@ freshness check calls "the schedule": a backup older than twice it is reported.
 from __future__ import annotations
 
 import re
+from datetime import date
 
 SHORTHANDS: dict[str, int] = {
     "minutely": 60,
@@ -36,6 +37,7 @@ _DAY_NAMES = {
 }
 _WEEKDAY_PART = re.compile(r"^[A-Za-z]+(?:(?:\.\.|,)[A-Za-z]+)*$")
 _COMPONENT = re.compile(r"^(\*|[0-9]+(?:\.\.[0-9]+)?)(?:/([0-9]+))?$")
+MAX_YEAR = 2199  # systemd-analyze calendar refuses 2200-01-01 (systemd 252)
 EXAMPLES = "daily, weekly, *-*-* 03:00, Mon..Fri 22:30, *-*-* 00/6:00"
 
 
@@ -59,7 +61,7 @@ def check_calendar(text: str) -> str | None:
         return f"{text!r} is not a calendar expression this reconciler understands"
     if date is not None:
         problem = _check_fields(
-            date.split("-"), (("year", 1970, 2200), ("month", 1, 12), ("day", 1, 31))
+            date.split("-"), (("year", 1970, MAX_YEAR), ("month", 1, 12), ("day", 1, 31))
         )
         if problem:
             return problem
@@ -77,7 +79,15 @@ def _check_weekdays(part: str) -> str | None:
     for name in re.split(r"\.\.|,", part):
         if name.lower() not in _DAY_NAMES:
             return f"{name!r} is not a weekday (Mon, Tue, Wed, Thu, Fri, Sat, Sun)"
+    for item in part.split(","):  # systemd refuses `Sun..Mon` (the week starts on Monday)
+        first, _, last = item.partition("..")
+        if last and _weekday(first) > _weekday(last):
+            return f"{item!r} is a reversed range (the week runs Mon..Sun)"
     return None
+
+
+def _weekday(name: str) -> int:
+    return WEEKDAYS.index(_DAY_NAMES[name.lower()])
 
 
 def _check_fields(values: list[str], fields: tuple[tuple[str, int, int], ...]) -> str | None:
@@ -100,6 +110,8 @@ def _check_fields(values: list[str], fields: tuple[tuple[str, int, int], ...]) -
             numbers = [int(n) for n in re.findall(r"[0-9]+", match.group(1))]
             if any(not low <= n <= high for n in numbers):
                 return f"{item!r} is out of range for the {name} ({low}..{high})"
+            if len(numbers) == 2 and numbers[0] > numbers[1]:  # systemd refuses `5..3`
+                return f"{item!r} is a reversed range for the {name}"
             if match.group(2) is not None and int(match.group(2)) == 0:
                 return f"{item!r} repeats every 0 {name}s"
     return None
@@ -144,3 +156,51 @@ def _spread(value: str, unit: int) -> int | None:
     if "," in value or ".." in value:
         return unit
     return None
+
+
+def _values(component: str, low: int, high: int) -> set[int]:
+    """The numbers a checked component (`*`, `n`, `a..b`, lists, `/n`) stands for."""
+    out: set[int] = set()
+    for item in component.split(","):
+        base, _, step = item.partition("/")
+        if base == "*":
+            start, end = low, high
+        elif ".." in base:
+            start, end = (int(n) for n in base.split(".."))
+        else:
+            start = int(base)
+            end = high if step else start
+        out.update(range(start, end + 1, int(step) if step else 1))
+    return out
+
+
+def elapses(text: str, today: date) -> bool:
+    """Whether a valid calendar expression fires on some day from `today` on (systemd says
+    `Next elapse: never` for `*-02-30` or a date in the past, and the timer never runs)."""
+    words = text.strip().split()
+    if len(words) == 1 and words[0].lower() in SHORTHANDS:
+        return True
+    weekdays: set[int] | None = None
+    if words and _WEEKDAY_PART.fullmatch(words[0]):
+        weekdays = set()
+        for item in words[0].split(","):
+            first, _, last = item.partition("..")
+            weekdays.update(range(_weekday(first), _weekday(last or first) + 1))
+        words = words[1:]
+    parts = next((w for w in words if "-" in w), "*-*-*").split("-")
+    if len(parts) == 2:
+        parts = ["*", *parts]
+    years = _values(parts[0], 1970, MAX_YEAR) if parts[0] != "*" else None
+    months, days = _values(parts[1], 1, 12), _values(parts[2], 1, 31)
+    # Any year: some leap year within 28 of today has every month-day on every weekday.
+    candidates = years if years is not None else set(range(today.year, today.year + 29))
+    for year in sorted(y for y in candidates if y >= today.year):
+        for month in sorted(months):
+            for day in sorted(days):
+                try:
+                    when = date(year, month, day)
+                except ValueError:
+                    continue  # Feb 30, Apr 31: no such day
+                if when >= today and (weekdays is None or when.weekday() in weekdays):
+                    return True
+    return False

@@ -80,9 +80,10 @@ def profile_names(doc: Document) -> Iterator[Issue]:
 
 
 def user_names(doc: Document) -> Iterator[Issue]:
-    """host.user and tailscale.operator are POSIX user names."""
+    """host.user, tailscale.operator and host.ssh.user are POSIX user names (the SSH login goes
+    into ssh's argv and a remote shell line: `root;id` must never get that far)."""
     regex = re.compile(pattern("userName"))
-    for path in (("host", "user"), ("tailscale", "operator")):
+    for path in (("host", "user"), ("tailscale", "operator"), ("host", "ssh", "user")):
         value = _get(doc.data, *path)
         if isinstance(value, str) and not regex.fullmatch(value):
             yield Issue(
@@ -562,6 +563,65 @@ def _lookup(data: Any, path: PathT) -> Any:
     return data
 
 
+# --- issue 22: the smaller holes --------------------------------------------------------------
+
+MAX_VERSION_CHARS = 64  # real ones are like 2026.1.24-3; a version is a directory name
+
+
+def version_lengths(doc: Document) -> Iterator[Issue]:
+    """An exact version is at most MAX_VERSION_CHARS long (it names a directory, a unit's
+    ExecStart and a bad-version record; the schema's pattern alone allows any length)."""
+    places: list[PathT] = [("runtime", "gateway", "version")]
+    places += [("profiles", name, "gateway_version") for name in _profiles(doc)]
+    for path in places:
+        value = _get(doc.data, *path)
+        if isinstance(value, str) and len(value) > MAX_VERSION_CHARS:
+            yield Issue(
+                path,
+                f"{show(value[:24] + '...')} is {len(value)} characters long, more than any "
+                f"release ({MAX_VERSION_CHARS} at most)",
+                "pin an exact version like 2026.1.24-3",
+            )
+
+
+def _canonical(path: str, user: str) -> str:
+    """`path` spelled one way: `~/` as the user's usual home, `//`, `.` and `..` folded, so that
+    `~/./.clawdbot-ops/../.clawdbot-ops/restic` and `/home/claw/.clawdbot-ops` compare equal."""
+    home = "/root" if user == "root" else f"/home/{user}"
+    if path == "~" or path.startswith("~/"):
+        path = home + path[1:]
+    return posixpath.normpath("/" + path.lstrip("/")) if path.startswith("/") else path
+
+
+# Places in the user's home a gateway prefix must never be: their SSH keys, their systemd unit
+# folder (every unit we write), our own state directory (the lock and the run records).
+PRIVATE_HOME_DIRS = (".ssh", ".config/systemd", ".local/state/reconciler")
+
+
+def gateway_prefix_private(doc: Document) -> Iterator[Issue]:
+    """runtime.gateway.prefix is not inside ~/.ssh, the systemd unit folder or our state
+    directory (versions are installed and pruned there: npm would write into, and retention
+    remove from, them), however it is spelled."""
+    value = _get(doc.data, "runtime", "gateway", "prefix")
+    user = _get(doc.data, "host", "user")
+    if not isinstance(value, str) or not isinstance(user, str):
+        return
+    if not value.startswith(("/", "~/")) or ".." in value.split("/"):
+        return  # the other prefix rules say why
+    home = _canonical("~", user)
+    norm = _canonical(value, user)
+    for private in PRIVATE_HOME_DIRS:
+        if _inside(norm, f"{home}/{private}") or _inside(f"{home}/{private}", norm):
+            yield Issue(
+                ("runtime", "gateway", "prefix"),
+                f"{show(value)} is or holds ~/{private}, which a gateway prefix must never be "
+                "(versions are installed into and pruned from it)",
+                "leave runtime.gateway.prefix out (~/.local/lib/<product>) or name a directory "
+                "of its own",
+            )
+            return
+
+
 RULES: list[Rule] = [
     profile_names,
     user_names,
@@ -583,6 +643,8 @@ RULES: list[Rule] = [
     node_range,
     control_characters,
     yaml11_booleans,
+    version_lengths,
+    gateway_prefix_private,
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterator
 from typing import Any
 
@@ -103,9 +104,18 @@ def _backed_up_dirs(doc: Document) -> Iterator[tuple[str, str, str]]:
         yield name, "workspace", workspace if isinstance(workspace, str) else table.workspace(name)
 
 
-def _repository_inside(path: str, directory: str) -> bool:
-    path, directory = path.rstrip("/") or "/", directory.rstrip("/") or "/"
+def _repository_inside(path: str, directory: str, user: str) -> bool:
+    path, directory = _canonical(path, user), _canonical(directory, user)
     return path == directory or path.startswith(directory if directory == "/" else directory + "/")
+
+
+def _canonical(path: str, user: str) -> str:
+    """`path` spelled one way: `~/` as the user's usual home, `//`, `.` and `..` folded, so that
+    `~/./.clawdbot-ops/../.clawdbot-ops/restic` and `/home/claw/.clawdbot-ops` compare equal."""
+    home = "/root" if user == "root" else f"/home/{user}"
+    if path == "~" or path.startswith("~/"):
+        path = home + path[1:]
+    return posixpath.normpath("/" + path.lstrip("/")) if path.startswith("/") else path
 
 
 def backup_repository_outside_state(doc: Document) -> Iterator[Issue]:
@@ -117,8 +127,10 @@ def backup_repository_outside_state(doc: Document) -> Iterator[Issue]:
     local = value.removeprefix("local:")
     if not local.startswith(("/", "~/")):
         return
+    user = get(doc.data, "host", "user")
+    user = user if isinstance(user, str) else ""
     for name, what, directory in _backed_up_dirs(doc):
-        if _repository_inside(local, directory):
+        if _repository_inside(local, directory, user):
             yield Issue(
                 ("backup", "repository"),
                 f"{show(value)} is inside the {what} of profile {show(name)} ({directory}), "
@@ -143,10 +155,35 @@ def backup_retention(doc: Document) -> Iterator[Issue]:
         )
 
 
+def backup_schedule_elapses(doc: Document) -> Iterator[Issue]:
+    """A calendar backup.schedule fires at least once more: systemd accepts `*-02-30` or a date
+    in the past, and the timer then never runs (`Next elapse: never`)."""
+    from datetime import UTC, datetime
+
+    from reconciler.spec.calendar import elapses
+
+    value = _backup(doc).get("schedule")
+    if not isinstance(value, str) or check_calendar(value) is not None:
+        return  # absent, an interval, or backup_schedule's error
+    try:
+        parse_duration(value)
+        return
+    except ValueError:
+        pass
+    if not elapses(value, datetime.now(UTC).date()):
+        yield Issue(
+            ("backup", "schedule"),
+            f"{show(value)} never elapses (no such day, or only days in the past): the timer "
+            "would never run",
+            f"write a schedule that repeats, like {CALENDAR_EXAMPLES}",
+        )
+
+
 RULES: tuple[Rule, ...] = (
     backup_schedule,
     backup_profiles,
     backup_repository,
     backup_repository_outside_state,
     backup_retention,
+    backup_schedule_elapses,
 )
