@@ -571,7 +571,7 @@ MAX_VERSION_CHARS = 64  # real ones are like 2026.1.24-3; a version is a directo
 def version_lengths(doc: Document) -> Iterator[Issue]:
     """An exact version is at most MAX_VERSION_CHARS long (it names a directory, a unit's
     ExecStart and a bad-version record; the schema's pattern alone allows any length)."""
-    places: list[PathT] = [("runtime", "gateway", "version")]
+    places: list[tuple[str, ...]] = [("runtime", "gateway", "version")]
     places += [("profiles", name, "gateway_version") for name in _profiles(doc)]
     for path in places:
         value = _get(doc.data, *path)
