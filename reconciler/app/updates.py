@@ -117,8 +117,11 @@ def rollback(ctx: AppContext, request: RollbackRequest) -> int:
     from reconciler.app.host_lock import host_lock
     from reconciler.app.planning import probe_plan
     from reconciler.core.host import Account
-    from reconciler.gateway.versions import versioned
+    from reconciler.gateway.versions import is_version, versioned
 
+    if request.to is not None and not is_version(request.to):
+        # Checked first: `--to ''` once fell back to the default target, silently.
+        raise Failed(f"--to {request.to!r}: not an exact version (like 2026.1.24-3)", EXIT_USAGE)
     spec = load(ctx, request.spec_path)
     check_profiles(spec, (request.profile,), "PROFILE")
     if not versioned(spec):
@@ -169,7 +172,8 @@ def _rollback_plan(
         )
     memory = switch_memory(host, facts)
     last = memory.last_switch(request.profile)
-    target = request.to or (last.from_version if last and last.to_version == running else None)
+    default = last.from_version if last and last.to_version == running else None
+    target = request.to if request.to is not None else default
     if target is None:
         raise Failed(
             f"no earlier version of profile {request.profile} is known: name one with "

@@ -167,6 +167,19 @@ def test_rollback_without_a_known_earlier_version_asks_for_one(cli: Cli, spec: P
     assert cli.fake.mutating_calls() == []
 
 
+@pytest.mark.parametrize("to", ["", " ", "latest", "--help"])
+def test_rollback_to_an_empty_or_non_version_is_a_usage_error_before_anything(
+    cli: Cli, spec: Path, to: str
+) -> None:
+    # issue 22: `--to ''` fell back to the default target and rolled back.
+    assert cli("update", spec, "--yes", "--host-check=off").exit_code == 0
+    cli.fake.clear_calls()
+    result = cli("rollback", spec, "ops", f"--to={to}", "--yes", "--host-check=off")
+    assert result.exit_code == 64
+    assert f"error: --to {to!r}: not an exact version" in result.output
+    assert cli.fake.calls() == [] and f"/{NEW}/" in cli.fake.unit_path(UNIT).read_text()
+
+
 def test_rollback_goes_back_through_the_gate_and_marks_the_version_it_left(
     cli: Cli, spec: Path
 ) -> None:
