@@ -218,6 +218,7 @@ class ReadOnlyRunner:
                 timeout_s=command.timeout_s,
                 grace_s=self.kill_grace_s,
                 credentials=credentials,
+                guard=command.mutating,  # npm must not outlive a killed apply
             )
         except OSError as exc:
             return self._record(

@@ -16,6 +16,14 @@ so a process forked during the grace period is found as well. When the child exi
 whatever it left in its own process group is ended the same way: the runner starts no daemons
 (systemd does), so a survivor is an orphan by definition.
 
+Killed ourselves (kill -9 of the reconciler, an OOM kill), we cannot end anything: npm went on
+installing for minutes after its reconciler was gone (issue 22). So a mutating command
+(`guard=True`) is also announced to a watchdog, a small process we start once (`_Watchdog`) that
+holds the read end of a pipe whose write end only we hold: when we die, however, the kernel
+closes it, the watchdog reads EOF, ends the tree of every command still announced, and exits.
+PR_SET_PDEATHSIG alone would not do: it reaches the direct child only (`runuser`, `sudo`, `sh`),
+never the npm below it, and is cleared when the child changes its uid.
+
 Why `subprocess` and not `sh`: measured by bench/runner_bench.py (per-command cost, output).
 In short, `sh` runs three threads per command and its own timeout polls (100 ms per command);
 what we need of it (a session, pipes, a deadline, the exit status) is what `Popen.communicate`
@@ -71,10 +79,12 @@ def run_process(
     timeout_s: float,
     grace_s: float = GRACE_S,
     credentials: Credentials | None = None,
+    guard: bool = False,
 ) -> Finished:
     """Run `argv` (argv[0] an absolute path) in its own session; end its tree at the deadline.
     With `credentials` (as root), the child sets its groups, gid and uid (real, effective and
-    saved) to them between fork and exec.
+    saved) to them between fork and exec. `guard`: its tree is also ended should we be killed
+    meanwhile (the watchdog).
 
     Raises OSError only when the program cannot be started at all.
     """
@@ -93,6 +103,23 @@ def run_process(
         group=None if credentials is None else credentials.gid,
         extra_groups=None if credentials is None else list(credentials.groups),
     )
+    if guard:
+        _Watchdog.announce(proc.pid, tree)
+    try:
+        return _finish(proc, stdin, tree, started, timeout_s, grace_s)
+    finally:
+        if guard:
+            _Watchdog.forget(proc.pid)
+
+
+def _finish(
+    proc: subprocess.Popen[bytes],
+    stdin: bytes | None,
+    tree: str,
+    started: float,
+    timeout_s: float,
+    grace_s: float,
+) -> Finished:
     timed_out = False
     try:
         out, err = proc.communicate(stdin, timeout=timeout_s)
@@ -226,3 +253,79 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True  # a member changed uid (runuser, sudo): alive, and we may not signal it
     return True
+
+
+# The watchdog's program: `+PID TREE` announces a command, `-PID` forgets it; at EOF (the
+# reconciler is gone) every announced tree still alive is ended. Run as `python -c`, so it
+# shares nothing with the reconciler's threads; it ignores SIGINT/SIGTERM meant for the group.
+_WATCHDOG = """
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+from reconciler.system.process import kill_tree
+trees = {}
+data = b""
+while True:
+    chunk = os.read(0, 4096)
+    if not chunk:
+        break
+    data += chunk
+    *lines, data = data.split(b"\\n")
+    for line in lines:
+        word = line.decode("ascii", "replace").split()
+        if len(word) == 2 and word[0].startswith("+"):
+            trees[int(word[0][1:])] = word[1]
+        elif len(word) == 1 and word[0].startswith("-"):
+            trees.pop(int(word[0][1:]), None)
+for pid, tree in trees.items():
+    kill_tree(pid, tree, grace_s=1.0)
+"""
+
+
+class _Watchdog:
+    """The one watchdog of this process (started with the first guarded command)."""
+
+    _fd: int | None = None
+    _owner: int | None = None  # the pid that started it (a fork must start its own)
+
+    @classmethod
+    def _pipe(cls) -> int | None:
+        if cls._fd is not None and cls._owner == os.getpid():
+            return cls._fd
+        import sys
+
+        read_end, write_end = os.pipe()
+        os.set_inheritable(write_end, False)
+        package = str(Path(__file__).resolve().parents[2])
+        try:
+            subprocess.Popen(
+                [sys.executable, "-S", "-c", _WATCHDOG],
+                stdin=read_end,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={"PYTHONPATH": package, "PATH": os.defpath},
+                close_fds=True,
+                cwd="/",
+            )
+        except OSError:
+            os.close(write_end)
+            return None  # no watchdog: the commands still run, as before
+        finally:
+            os.close(read_end)
+        cls._fd, cls._owner = write_end, os.getpid()
+        return write_end
+
+    @classmethod
+    def _send(cls, line: str) -> None:
+        fd = cls._pipe()
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(fd, line.encode("ascii"))
+
+    @classmethod
+    def announce(cls, pid: int, tree: str) -> None:
+        cls._send(f"+{pid} {tree}\n")
+
+    @classmethod
+    def forget(cls, pid: int) -> None:
+        cls._send(f"-{pid}\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sys
@@ -149,3 +150,54 @@ def test_every_command_runs_in_a_session_of_its_own_with_the_tree_marker() -> No
 
 def test_tree_members_never_include_ourselves() -> None:
     assert os.getpid() not in tree_members(os.getpid(), None)
+
+
+# --- issue 22: npm left running after kill -9 of the reconciler ----------------------------------
+
+ORPHAN = """
+import os, sys, time
+from pathlib import Path
+from reconciler.system.process import run_process
+pidfile = sys.argv[1]
+# A long command (npm install), through a shell: the shell and its child both must go.
+run_process(("/bin/sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"), env={"PATH": "/usr/bin:/bin"},
+            stdin=None, timeout_s=600, guard=sys.argv[2] == "guard")
+"""
+
+
+@pytest.mark.parametrize("guard", [True, False])
+def test_a_guarded_command_does_not_outlive_a_reconciler_killed_with_sigkill(
+    tmp_path: Path, guard: bool
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pidfile = tmp_path / "sleep.pid"
+    reconciler = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN, str(pidfile), "guard" if guard else "plain"],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    deadline = time.monotonic() + 20
+    while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sleeper = int(pidfile.read_text())
+    os.kill(reconciler.pid, signal.SIGKILL)
+    reconciler.wait()
+    deadline = time.monotonic() + 10
+    while _alive(sleeper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert _alive(sleeper) is (not guard)  # unguarded: the orphan the issue found
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(sleeper, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except OSError:
+        return False
