@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from reconciler.core.host import HostContext
     from reconciler.core.plan import Plan
     from reconciler.core.probe import Facts, Probe
+    from reconciler.facts.files import SecretEnvProbe
     from reconciler.facts.gateway_rpc import GatewayHealthProbe
     from reconciler.shell.runner import ReadOnlyRunner
     from reconciler.spec.model import Profile, ServeEntry, Spec
@@ -114,6 +115,7 @@ class Evidence:
     journal: tuple[str, ...] = ()
     journal_detail: str = ""
     findings: tuple[Link, ...] = ()  # e.g. pending pairing requests
+    token: SecretEnvProbe | None = None  # the profile's gateway.env (auth: token)
 
     def actions(self, *parts: str) -> list[Action]:
         from reconciler.gateway.paths import address
@@ -249,7 +251,19 @@ def doctor_probes(
         health = health_probe(spec, host, profile)
         if health is not None:
             probes.append(health)
+        token = _token_probe(spec, host, profile)
+        if token is not None:
+            probes.append(token)
     return probes
+
+
+def _token_probe(spec: Spec, host: HostContext, profile: Profile) -> SecretEnvProbe | None:
+    """The profile's gateway.env (auth: token): its mode, never its value."""
+    from reconciler.gateway.paths import profile_paths, token_probe
+
+    if profile.auth != "token":
+        return None
+    return token_probe(spec, profile_paths(spec, profile, host))
 
 
 def _names(spec: Spec) -> Any:
@@ -292,6 +306,7 @@ def _evidence(
         health_probe(spec, host, profile),
         program,
         findings=findings,
+        token=_token_probe(spec, host, profile),
     )
 
 
@@ -656,6 +671,24 @@ def _config(e: Evidence, w: Words) -> Link:
 @chain_link("state")
 def _state(e: Evidence, w: Words) -> Link:
     return _planned(e, w, "state", ("state", "workspace"), "state directories and modes match")
+
+
+@chain_link("secrets")
+def _secrets(e: Evidence, w: Words) -> Link | None:
+    """The token file others may read is broken (apply refuses it too: it plans 0600)."""
+    if e.token is None:
+        return None
+    found = e.facts.get(e.token).file
+    if found.kind == "file" and found.mode is not None and found.mode & 0o077:
+        path = str(e.token.path)
+        return Link(
+            "secrets",
+            False,
+            f"{path} has mode {found.mode:04o}: other users on this host may read the gateway "
+            "token",
+            w.user_cmd("chmod", "600", path),
+        )
+    return Link("secrets", True, "the token file is private (0600)")
 
 
 LINKS: tuple[str, ...] = tuple(name for name, _ in _CHAIN)

@@ -185,7 +185,7 @@ def test_restart_loop_shows_the_journal(host: FakeHostCli) -> None:
     )
     human = doctor(host, "--profile", "ops").stdout
     assert '| gateway: Unrecognized key: "managedBy"' in human
-    assert "(not checked until fixed: active, port, rpc, linger, config, state)" in human
+    assert "(not checked until fixed: active, port, rpc, linger, config, state, secrets)" in human
 
 
 def test_unit_stopped(host: FakeHostCli) -> None:
@@ -264,3 +264,17 @@ def test_the_chain_is_one_registry_and_docs_list_it_in_order() -> None:
     assert len(set(LINKS)) == len(LINKS) == len(_CHAIN)
     doc = (Path(__file__).parents[2] / "docs" / "doctor.md").read_text(encoding="utf-8")
     assert re.findall(r"^\| `(\w+)` \|", doc, re.M) == list(LINKS)
+
+
+def test_a_token_file_others_may_read_is_broken_with_the_chmod_fix(host: FakeHostCli) -> None:
+    # issue 22: apply plans 0600 for gateway.env, but doctor said nothing about it.
+    env = host.fake.home / ".clawdbot-ops" / "gateway.env"
+    env.chmod(0o644)
+    link = broken(host, "ops")
+    assert link["link"] == "secrets"
+    assert link["detail"] == (
+        f"{env} has mode 0644: other users on this host may read the gateway token"
+    )
+    assert link["fix"].endswith(f"chmod 600 {env}")
+    env.chmod(0o600)
+    assert chain(host, "ops")["healthy"] is True
