@@ -234,13 +234,19 @@ def doctor_probes(
     """The doctor's own probes, beyond the plan's."""
     from reconciler.facts.devices import DeviceFilesProbe, devices_dir
     from reconciler.facts.listeners import ListenersProbe
-    from reconciler.facts.systemd import LingerProbe, UnitRestartsProbe, UnitStatusProbe
+    from reconciler.facts.systemd import (
+        LingerProbe,
+        SystemdProbe,
+        UnitRestartsProbe,
+        UnitStatusProbe,
+    )
     from reconciler.facts.tailscale import ServeStatusProbe, TailscaleStatusProbe
 
     names = _names(spec)
     probes: list[Probe[Any]] = [
         TailscaleStatusProbe(),
         ServeStatusProbe(),
+        SystemdProbe(),
         LingerProbe(spec.host.user),
         ListenersProbe(tuple(sorted({p.port for p in spec.profiles}))),
     ]
@@ -499,11 +505,20 @@ def _status(e: Evidence) -> Any:
 
 @chain_link("manager")
 def _manager(e: Evidence, w: Words) -> Link:
-    from reconciler.facts.systemd import LingerProbe
+    from reconciler.facts.systemd import LingerProbe, SystemdProbe
 
     status = _status(e)
     if status.reachable:
         return Link("manager", True, f"{e.spec.host.user}'s systemd manager is running")
+    systemd = e.facts.get(SystemdProbe())
+    if systemd.blocker() is not None:
+        # Linger and `systemctl start user@` cannot help where systemd is not PID 1.
+        return Link(
+            "manager",
+            False,
+            f"{systemd.blocker()}: there is no user manager to run the gateways",
+            "run the gateways on a host (or container) booted with systemd as PID 1",
+        )
     if not e.facts.get(LingerProbe(e.spec.host.user)):
         fix = w.root_cmd("loginctl", "enable-linger", e.spec.host.user)
     else:

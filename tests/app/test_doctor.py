@@ -154,6 +154,21 @@ def test_user_manager_down(host: FakeHostCli) -> None:
     assert link["fix"] == "sudo loginctl enable-linger user"
 
 
+def test_a_host_whose_pid_1_is_not_systemd_says_so(host: FakeHostCli) -> None:
+    # issue 22: a container started with bash as PID 1 got "no linger" and its useless fix.
+    import shutil
+
+    host.fake.set_session(False)
+    host.fake.set_linger("user", False)
+    shutil.rmtree(host.fake.systemd_dir)
+    (host.fake.proc_root / "1").mkdir(parents=True, exist_ok=True)
+    (host.fake.proc_root / "1" / "comm").write_text("bash\n")
+    link = broken(host, "ops")
+    assert link["link"] == "manager"
+    assert link["detail"].startswith("systemd is not running on this host (PID 1 is bash)")
+    assert "enable-linger" not in link["fix"] and "systemd as PID 1" in link["fix"]
+
+
 def test_unit_not_enabled(host: FakeHostCli) -> None:
     assert host.fake.run("systemctl", "--user", "disable", OPS).returncode == 0
     link = broken(host, "ops")
