@@ -25,6 +25,7 @@ PRESENT = {
     Path("/home/user/.clawdbot/agents"),
     Path("/home/user/clawd"),
     Path("/home/user/.clawdbot-ops/devices"),
+    Path("/home/user/.clawdbot-ops/gateway.env"),
 }
 
 
@@ -33,6 +34,7 @@ def test_paths_per_profile_in_runbook_order() -> None:
     assert default.state == Path("/home/user/.clawdbot")
     assert [(p.label, str(p.path), p.exists) for p in default.paths] == [
         ("config", "/home/user/.clawdbot/clawdbot.json", True),
+        ("gateway.env", "/home/user/.clawdbot/gateway.env", False),
         ("credentials", "/home/user/.clawdbot/credentials", True),
         ("agents", "/home/user/.clawdbot/agents", True),
         ("devices", "/home/user/.clawdbot/devices", False),
@@ -40,7 +42,7 @@ def test_paths_per_profile_in_runbook_order() -> None:
         ("workspace", "/home/user/clawd", True),
     ]
     assert ops.paths[-1].path == Path("/home/user/work/ops")
-    assert [p.label for p in ops.paths if p.exists] == ["devices"]
+    assert [p.label for p in ops.paths if p.exists] == ["gateway.env", "devices"]
 
 
 def test_text_and_json() -> None:
@@ -51,7 +53,7 @@ def test_text_and_json() -> None:
     assert "  missing  identity     /home/user/.clawdbot/identity/" in text
     doc = json.loads(render_json(found, SPEC))
     assert doc["format_version"] == "1" and doc["user"] == "user"
-    assert doc["profiles"][1]["paths"][3] == {
+    assert doc["profiles"][1]["paths"][4] == {
         "label": "devices",
         "path": "/home/user/.clawdbot-ops/devices",
         "directory": True,
@@ -68,9 +70,11 @@ def test_restic_include_file() -> None:
         "/home/user/.clawdbot/credentials",
         "/home/user/.clawdbot/agents",
         "/home/user/clawd",
+        "/home/user/.clawdbot-ops/gateway.env",  # issue 22: the token a restore needs
         "/home/user/.clawdbot-ops/devices",
     ]
     assert "# missing: identity /home/user/.clawdbot/identity" in lines
+    assert "# missing: gateway.env /home/user/.clawdbot/gateway.env" in lines
     assert all(line.startswith(("#", "/")) for line in lines)
     assert restic_line(Path("/srv/a*b[1]")) == "/srv/a\\*b\\[1]"
 

@@ -1,7 +1,7 @@
 """Backup inventory: per profile, the paths the seed runbook says to back up, and which exist.
 
 docs/host-facts.md §1: the config file, `credentials/`, `agents/` (sessions), `devices/` (pairings),
-`identity/`, and the workspace. The listing is a pure function of the spec, the host's resolved
+`identity/`, and the workspace; and our own `gateway.env` (the gateway token). The listing is a pure function of the spec, the host's resolved
 paths and an `exists` predicate (the CLI passes the real one); the renderers turn it into text,
 JSON, or a restic include file (`restic backup --files-from FILE`).
 """
@@ -33,7 +33,7 @@ STATE_ENTRIES: tuple[tuple[str, bool], ...] = (
 class BackupPath:
     """One path to back up: what it is, where, and whether it exists now."""
 
-    label: str  # config, credentials, agents, devices, identity, workspace
+    label: str  # config, gateway.env, credentials, agents, devices, identity, workspace
     path: Path
     directory: bool
     exists: bool
@@ -53,7 +53,9 @@ def inventory(
     out: list[ProfileInventory] = []
     for profile in spec.profiles:
         paths = profile_paths(spec, profile, host)
-        wanted = [("config", paths.config, False)]
+        # gateway.env holds the gateway token (auth: token): without it a restored gateway
+        # gets a new token and every paired browser must be paired again.
+        wanted = [("config", paths.config, False), ("gateway.env", paths.token_env, False)]
         wanted += [(name, paths.state / name, is_dir) for name, is_dir in STATE_ENTRIES]
         wanted.append(("workspace", paths.workspace, True))
         out.append(
