@@ -33,6 +33,47 @@ os.environ["XDG_CACHE_HOME"] = _CACHE_HOME
 atexit.register(shutil.rmtree, _CACHE_HOME, True)
 
 
+# The state directory (run records, lock, suspension) too: a test that forgets to name its own
+# must not write into the developer's (or CI's) real ~/.local/state/reconciler.
+_STATE_HOME = tempfile.mkdtemp(prefix="reconciler-test-state-")
+os.environ["XDG_STATE_HOME"] = _STATE_HOME
+atexit.register(shutil.rmtree, _STATE_HOME, True)
+
+
+def _real_state_dir() -> Path:
+    import pwd
+
+    return Path(pwd.getpwuid(os.getuid()).pw_dir) / ".local" / "state" / "reconciler"
+
+
+def _fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    try:
+        entries = sorted(directory.iterdir())
+    except OSError:
+        return ()
+    out = []
+    for entry in entries:
+        try:
+            info = entry.lstat()
+        except OSError:
+            continue
+        out.append((entry.name, info.st_size, info.st_mtime_ns))
+    return tuple(out)
+
+
+@pytest.fixture(autouse=True)
+def _real_state_untouched(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test that writes to the real ~/.local/state/reconciler (issue 22)."""
+    real = _real_state_dir()
+    before = _fingerprint(real)
+    yield
+    after = _fingerprint(real)
+    assert after == before, (
+        f"{request.node.nodeid} wrote to the real state directory {real}: give it a state "
+        "directory of its own (AppContext(state_dir=...), XDG_STATE_HOME, or state=)"
+    )
+
+
 @pytest.fixture(autouse=True)
 def _private_host_lock(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
