@@ -56,12 +56,15 @@ class Session:
 
 def open_session(ctx: AppContext, spec_path: Path, profile: str | None = None) -> Session:
     """The checked session, or Failed naming what is missing (nothing has run)."""
+    from reconciler.app.specs import profile_named
     from reconciler.facts.programs import locate
     from reconciler.shell.restic import Restic, secret_problems
 
     spec = load(ctx, spec_path)
     if spec.backup is None:
         raise Failed(f"{spec_path}: the spec has no backup section (see docs/backups.md)")
+    if profile is not None:  # before anything else is checked, as every command does
+        profile_named(spec, spec_path, profile, "--profile")
     host = ctx.discover_host(spec)
     program = locate("restic", host)
     if program is None:

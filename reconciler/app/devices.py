@@ -57,14 +57,9 @@ def _profile_and_host(
     ctx: AppContext, spec: Spec, request: DevicesRequest
 ) -> tuple[Profile, HostContext]:
     from reconciler.app.planning import host_for
+    from reconciler.app.specs import profile_named
 
-    try:
-        profile = spec.profile(request.profile)
-    except KeyError:
-        known = ", ".join(p.name for p in spec.profiles)
-        raise Failed(
-            f"{request.spec_path}: no profile {request.profile!r} (the spec has: {known})"
-        ) from None
+    profile = profile_named(spec, request.spec_path, request.profile)
     host = host_for(ctx, spec, request.host_check)
     if host.user is None:
         raise Failed(f"user {spec.host.user!r} does not exist on this host")

@@ -155,11 +155,9 @@ def doctor(ctx: AppContext, request: DoctorRequest) -> int:
 def _chosen_profiles(spec: Spec, name: str | None) -> tuple[Profile, ...]:
     if name is None:
         return spec.profiles
-    try:
-        return (spec.profile(name),)
-    except KeyError:
-        known = ", ".join(p.name for p in spec.profiles)
-        raise Failed(f"{spec.path}: no profile {name!r} (the spec has: {known})") from None
+    from reconciler.app.specs import profile_named
+
+    return (profile_named(spec, spec.path or "the spec", name, "--profile"),)
 
 
 def examine(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.app.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE, AppContext, Failed
-from reconciler.app.specs import load
+from reconciler.app.specs import load, profile_named
 from reconciler.core.command import Command
 from reconciler.core.untrusted import printable
 
@@ -55,13 +55,7 @@ def logs(ctx: AppContext, request: LogsRequest) -> int:
         raise Failed("name a PROFILE, or pass --runs (not both)", code=EXIT_USAGE)
     spec = load(ctx, request.spec_path)
     if request.profile is not None:
-        try:
-            spec.profile(request.profile)
-        except KeyError:
-            known = ", ".join(p.name for p in spec.profiles)
-            raise Failed(
-                f"{request.spec_path}: no profile {request.profile!r} (the spec has: {known})"
-            ) from None
+        profile_named(spec, request.spec_path, request.profile)
         unit = product_names(spec.product).unit(request.profile)
     else:
         unit = RUNS_UNIT

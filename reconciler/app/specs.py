@@ -10,7 +10,7 @@ from reconciler.app.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE, AppContext,
 
 if TYPE_CHECKING:
     from reconciler.spec.errors import SpecInvalid
-    from reconciler.spec.model import Spec
+    from reconciler.spec.model import Profile, Spec
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"
@@ -33,6 +33,20 @@ def read_spec(ctx: AppContext, path: Path) -> Spec:
 def report_invalid(ctx: AppContext, exc: SpecInvalid) -> None:
     for error in exc.errors:
         ctx.error(str(error))
+
+
+def profile_named(spec: Spec, spec_path: Path | str, name: str, option: str = "PROFILE") -> Profile:
+    """The profile `name` of the spec, or Failed (exit 64, a usage error: the command line named
+    it) saying which profiles there are. Every command that takes a profile asks here, so an
+    unknown one exits the same everywhere."""
+    try:
+        return spec.profile(name)
+    except KeyError:
+        known = ", ".join(p.name for p in spec.profiles)
+        raise Failed(
+            f"{option} {name}: {spec_path} has no profile {name!r} (profiles: {known})",
+            code=EXIT_USAGE,
+        ) from None
 
 
 def load(ctx: AppContext, path: Path) -> Spec:

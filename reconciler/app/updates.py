@@ -41,13 +41,10 @@ class UpdateRequest:
 
 def check_profiles(spec: Spec, names: tuple[str, ...], option: str) -> None:
     """Failed (usage) naming the profiles the spec has, for a name it does not."""
-    known = [p.name for p in spec.profiles]
+    from reconciler.app.specs import profile_named
+
     for name in names:
-        if name not in known:
-            raise Failed(
-                f"{option} {name}: the spec has no profile {name!r} (profiles: {', '.join(known)})",
-                code=EXIT_USAGE,
-            )
+        profile_named(spec, spec.path or "the spec", name, option)
 
 
 def forget_marks(ctx: AppContext, host: HostContext, profiles: tuple[str, ...]) -> None:

@@ -265,8 +265,10 @@ def test_state_dir_mode(host: FakeHostCli) -> None:
 
 def test_unknown_profile_is_an_error(host: FakeHostCli) -> None:
     result = doctor(host, "--profile", "nope")
-    assert result.exit_code == 1
-    assert result.stderr == ("error: vm102.yaml: no profile 'nope' (the spec has: ops, personal)\n")
+    assert result.exit_code == 64
+    assert result.stderr == (
+        "error: --profile nope: vm102.yaml has no profile 'nope' (profiles: ops, personal)\n"
+    )
 
 
 def test_the_chain_is_one_registry_and_docs_list_it_in_order() -> None:

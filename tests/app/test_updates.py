@@ -122,7 +122,7 @@ def test_update_retry_forgets_the_mark_and_applies(cli: Cli, spec: Path) -> None
     ("args", "message"),
     [
         (["--retry", "ops", "--dry-run"], "--retry forgets a mark, and --dry-run changes nothing"),
-        (["--retry", "nosuch"], "--retry nosuch: the spec has no profile 'nosuch' (profiles: ops)"),
+        (["--retry", "nosuch"], "has no profile 'nosuch' (profiles: ops)"),
     ],
 )
 def test_update_usage_errors_change_nothing(
