@@ -175,3 +175,42 @@ def test_default_required_and_choices_agree(row: DocumentedField) -> None:
     if choices is not None:
         shown = re.findall(r"`([^`]+)`", row.type_cell)
         assert shown == [str(c) for c in choices], where
+
+
+# --- issue 22: specs/example-full.yaml really uses every field (the docs say it does) --------------
+
+EXAMPLE_PATH = REPO / "specs" / "example-full.yaml"
+
+
+def _used_paths(data: object, prefix: str = "", *, named: bool = False) -> set[str]:
+    """Every path the example sets, written as schema_fields() writes them."""
+    out: set[str] = set()
+    if isinstance(data, dict):
+        for key, value in data.items():
+            here = f"{prefix}.<name>" if named else f"{prefix}.{key}"
+            out.add(here.lstrip("."))
+            out |= _used_paths(value, here, named=here.lstrip(".") in _NAMED)
+    elif isinstance(data, list):
+        for item in data:
+            if isinstance(item, dict):
+                out |= _used_paths(item, f"{prefix}[N]")
+    return out
+
+
+# Mappings keyed by a name the user chooses (the schema's additionalProperties).
+_NAMED = {"profiles"}
+
+
+def test_example_full_uses_every_schema_field() -> None:
+    import yaml
+
+    text = EXAMPLE_PATH.read_text()
+    used = _used_paths(yaml.safe_load(text))
+    # A field that cannot go with the others is shown as `#alt KEY: value`, in place.
+    alternatives = yaml.safe_load(text.replace("#alt ", ""))
+    used |= _used_paths(alternatives)
+    unused = sorted(set(schema_fields()) - used)
+    assert unused == [], (
+        "specs/example-full.yaml says it uses every field, but does not set these "
+        "(add them, with a comment):\n" + "\n".join(unused)
+    )
