@@ -41,6 +41,7 @@ class InstalledVersion:
     # The package.json it was installed from (`<version>/package.json`, ours); None: unreadable
     # or recorded before it was probed. Compared with the spec's to plan a reinstall.
     manifest: str | None = None
+    uid: int | None = None  # the directory's owner (None: recorded before it was probed)
 
     @property
     def usable(self) -> bool:
@@ -136,6 +137,7 @@ def list_prefix(prefix: Path, package: str) -> dict[str, Any]:
                 "package_version": _package_version(package_json),
                 "installed_at": installed_at,
                 "manifest": _manifest(entry / "package.json"),
+                "uid": os.lstat(entry).st_uid,
             }
         )
     return {"exists": True, "uid": info.st_uid, "versions": versions, "leftovers": leftovers}

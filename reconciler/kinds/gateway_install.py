@@ -242,6 +242,17 @@ def _install(
     target = install_dir(listing.prefix, version)
     present = listing.get(version)
     wanted = package_json(spec, version)
+    owner = host.user.uid if scope == "user" and host.user is not None else 0
+    if present is not None and present.uid is not None and present.uid != owner:
+        # Whoever owns it could change the code a unit runs: never used, never removed by us.
+        return Action(
+            version_address(version),
+            "update",
+            f"{_why(spec, version)}: {target} belongs to uid {present.uid}, not to the "
+            f"prefix's owner (uid {owner})",
+            blocked=f"{target} belongs to uid {present.uid}: another account could change the "
+            f"gateway it holds; remove it as root (rm -r {target}) and run again",
+        )
     reinstall = present is not None and present.usable and present.manifest not in (None, wanted)
     if present is not None and present.usable and not reinstall:
         return None

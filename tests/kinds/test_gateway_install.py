@@ -537,3 +537,19 @@ def test_changing_overrides_or_extra_of_an_installed_version_is_a_planned_reinst
     assert [p.name for p in prefix(g, spec).iterdir()] == [GOOD]  # nothing aside left
     g.fake.clear_calls()
     assert g.apply(changed).outcomes == []  # converged: the same package.json plans nothing
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")
+def test_a_version_directory_another_account_owns_is_blocked_never_used(tmp_path: Path) -> None:
+    # issue 22: whoever owns a version directory can change the code a unit runs.
+    g = host(tmp_path)
+    spec = versioned_spec()
+    g.converge(spec)
+    target = prefix(g, spec) / GOOD
+    owner = os.lstat(target).st_uid
+    os.chown(target, owner + 4242, owner + 4242)
+    install = action_at(g.plan(spec), f"gateway.version[{GOOD}]")
+    assert install is not None and install.blocked is not None
+    assert f"{target} belongs to uid {owner + 4242}" in install.blocked
+    assert f"rm -r {target}" in install.blocked
+    assert install.operations == ()  # never removed nor reinstalled by us
