@@ -327,7 +327,7 @@ def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
     began, problem = gate.restart()
     if problem:
         # systemd refused, not the gateway: put things back, but do not blame the version.
-        return _roll_back(gate, old, problem, blame=False)
+        return _roll_back(gate, old, problem, began, blame=False)
     health = gate.wait_healthy(op.check, began, op.settle_s)
     if health.healthy_at is not None:
         if old is not None and is_version(old) and old != op.to_version:
@@ -337,12 +337,18 @@ def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
                 )
         gate.as_user(partial(forget_copies, op.memory, op.profile))
         return SwitchReport(op.profile, old, op.to_version, "switched", health.healthy_at - began)
-    return _roll_back(gate, old, health.reason)
+    return _roll_back(gate, old, health.reason, began)
 
 
-def _roll_back(gate: Gate, old: str | None, reason: str, *, blame: bool = True) -> SwitchReport:
+def _roll_back(
+    gate: Gate, old: str | None, reason: str, down_since: float, *, blame: bool = True
+) -> SwitchReport:
     """Put the old unit and config back and check the old version answers again; with
-    `blame`, mark the new version bad for the profile (its health failed, not systemd)."""
+    `blame`, mark the new version bad for the profile (its health failed, not systemd).
+
+    The downtime runs from `down_since`, the switch's own restart (the old gateway stopped
+    there), to the old version's first healthy answer: the time the new one spent failing its
+    check counts (a rollback after 8 s unhealthy was recorded as 0.2 s)."""
     op = gate.op
     failed_at = _now()
     journal = gate.journal()
@@ -358,7 +364,7 @@ def _roll_back(gate: Gate, old: str | None, reason: str, *, blame: bool = True) 
             back = gate.wait_healthy(op.rollback_check, began, 0.0)
             problem = back.reason
             if back.healthy_at is not None:
-                downtime = back.healthy_at - began
+                downtime = back.healthy_at - down_since
     if blame:
         mark = BadVersion(op.profile, op.to_version, failed_at, reason)
         with contextlib.suppress(OSError, ValueError):
