@@ -347,6 +347,9 @@ class HostRunner(ReadOnlyRunner):
         super().__init__(host, env)
         self.port_answers = port_answers
         self.sleep = sleep
+        # version -> (profile, why) of a switch this runner rolled back: not tried again on the
+        # next profile of the same apply (it would cost that profile the same downtime).
+        self.refused_versions: dict[str, tuple[str, str]] = {}
 
     def run(self, command: Command) -> CommandResult:
         return self._execute(command)
@@ -403,9 +406,19 @@ class HostRunner(ReadOnlyRunner):
     def _gated_switch(self, op: GatedSwitch) -> OperationResult:
         from reconciler.shell.switch import run_switch
 
+        refused = self.refused_versions.get(op.to_version)
+        if refused is not None and refused[0] != op.profile:
+            return OperationResult(
+                op,
+                False,
+                f"not switched: {op.to_version} was just rolled back on profile {refused[0]} "
+                f"in this run ({refused[1]}); {op.profile} keeps {op.from_version}",
+            )
         report = run_switch(self, op)
         if isinstance(report, str):
             return OperationResult(op, False, report)
+        if not report.ok:
+            self.refused_versions.setdefault(op.to_version, (op.profile, report.reason))
         return OperationResult(op, report.ok, report.message(), report=report)
 
     def _wait_for_port(self, op: WaitForPort) -> OperationResult:

@@ -297,3 +297,36 @@ def test_the_gate_works_for_the_newest_openclaw_with_a_token(tmp_path: Path) -> 
     token = (gw.home / ".openclaw-ops/gateway.env").read_text().split("=", 1)[1].strip()
     health = [c for c in gw.fake.calls() if c["argv"][1:3] == ["gateway", "health"]]
     assert health and all(token not in " ".join(c["argv"]) for c in health)
+
+
+def test_a_version_just_rolled_back_is_not_switched_to_on_the_next_profile(
+    tmp_path: Path,
+) -> None:
+    # issue 22: the second profile got the same failing switch (and its downtime) in one apply.
+    def spec(version: str) -> Spec:
+        two = gateway_spec(Profile("ops", 18809), Profile("personal", 18789))
+        runtime = GatewayRuntime(
+            "clawdbot", version=version, install="versioned", start_timeout_s=2, health_window_s=0
+        )
+        return dataclasses.replace(two, runtime=Runtime(node=">=22.12", gateway=runtime))
+
+    gw = GatewayHost(tmp_path)
+    gw.fake.set_npm_registry({"clawdbot": {OLD: "ok", NEW: "ok"}})
+    gw.converge(spec(OLD))
+    gw.fake.set_start_behaviour(f"/{NEW}/", "fail", journal=["ERR_MODULE_NOT_FOUND"])
+    gw.fake.clear_calls()
+    result = gw.apply(spec(NEW))
+    switches = [o for o in result.outcomes if o.action.address.endswith(".unit")]
+    first, second = switches
+    assert first.outcome == "failed" and first.detail.startswith(f"rolled back to {OLD}")
+    assert second.outcome == "failed", (second.outcome, second.detail)
+    assert second.detail.startswith(f"not switched: {NEW} was just rolled back on profile ")
+    restarted = [
+        c["argv"][-1]
+        for c in gw.fake.mutating_calls()
+        if c["tool"] == "systemctl" and "restart" in c["argv"]
+    ]
+    # the first profile: the switch's restart and the rollback's; the second: none
+    assert len(restarted) == 2 and len(set(restarted)) == 1
+    for unit in ("clawdbot-gateway-ops.service", "clawdbot-gateway-personal.service"):
+        assert f"/{OLD}/" in gw.fake.unit_path(unit).read_text()
