@@ -263,7 +263,8 @@ def doctor_probes(
 
 def _token_probe(spec: Spec, host: HostContext, profile: Profile) -> SecretEnvProbe | None:
     """The profile's gateway.env (auth: token): its mode, never its value."""
-    from reconciler.gateway.paths import profile_paths, token_probe
+    from reconciler.facts.profile_files import token_probe
+    from reconciler.gateway.paths import profile_paths
 
     if profile.auth != "token":
         return None
