@@ -46,17 +46,27 @@ def _real_state_dir() -> Path:
     return Path(pwd.getpwuid(os.getuid()).pw_dir) / ".local" / "state" / "reconciler"
 
 
+# Bound now: a test may replace os.lstat or os.listdir (tests/test_snapshot.py forbids every
+# host access) while the guard below still has to look.
+_LISTDIR, _LSTAT = os.listdir, os.lstat
+
+
 def _contents(directory: Path) -> dict[str, bytes]:
     """The small files of the real state directory (records, suspension, lock holder)."""
+    import stat
+
     out: dict[str, bytes] = {}
     try:
-        entries = sorted(directory.iterdir())
+        names = sorted(_LISTDIR(directory))
     except OSError:
         return out
-    for entry in entries:
+    for name in names:
+        path = os.path.join(directory, name)
         try:
-            if entry.is_file() and not entry.is_symlink() and entry.stat().st_size < 1 << 22:
-                out[entry.name] = entry.read_bytes()
+            info = _LSTAT(path)
+            if stat.S_ISREG(info.st_mode) and info.st_size < 1 << 22:
+                with open(path, "rb") as handle:
+                    out[name] = handle.read()
         except OSError:
             continue
     return out

@@ -296,7 +296,7 @@ def test_restore_of_an_unknown_snapshot_or_profile_is_refused(world: World) -> N
     wrong = world.cli("backup", "restore", str(world.spec), "ops", "--snapshot", "ffffffff")
     assert wrong.exit_code == 1 and "no snapshots of this profile match" in wrong.output
     other = world.cli("backup", "restore", str(world.spec), "work")
-    assert other.exit_code == 1 and "not backed up by this spec" in other.output
+    assert other.exit_code == 64 and "has no profile 'work'" in other.output  # issue 22
 
 
 def test_status_shows_freshness_per_profile(world: World) -> None:
