@@ -131,11 +131,12 @@ def doctor_and_pairing_with_the_real_gateway(c: Container) -> dict[str, float]:
 
 
 def assert_metrics_dir(c: Container) -> None:
-    """The textfile directory root's apply made (root:user 0775): a run as the user, as the
-    timer's is, writes the file there too, and node_exporter can read it (0644)."""
+    """The textfile directory root's apply made (root:user 0775); root's apply wrote the file as
+    the spec's user (through a descriptor of the folder, issue 22), and a run as the user, as the
+    timer's is, writes it the same way; node_exporter can read it (0644)."""
     textfiles = "/var/lib/prometheus/node-exporter"
     prom = f"{textfiles}/reconciler.prom"
-    assert stat(c, textfiles, prom) == ["root user 775", "root root 644"]
+    assert stat(c, textfiles, prom) == ["root user 775", "user user 644"]
     apply(c, SPEC_PATH, user="user")
     assert stat(c, prom) == ["user user 644"]
     text = c.read_file(prom)
