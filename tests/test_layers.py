@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_import_graph import PACKAGE, cycles, modules
+from tests.test_import_graph import PACKAGE, cycles, modules, resolve
 
 # Lowest first. Keep docs/design.md and docs/development.md in step (a test below checks that
 # design.md's walk names every layer).
@@ -60,21 +60,6 @@ def _import_nodes(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
             yield node
 
 
-def _resolve(node: ast.Import | ast.ImportFrom, package: str, known: set[str]) -> set[str]:
-    if isinstance(node, ast.Import):
-        targets = [alias.name for alias in node.names]
-    else:
-        base = node.module or ""
-        if node.level:
-            anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-            base = ".".join(anchor + ([base] if base else []))
-        targets = [
-            f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
-            for alias in node.names
-        ]
-    return {t for t in targets if t in known}
-
-
 def _string_imports(tree: ast.AST, known: set[str]) -> set[str]:
     """Modules named by a string: `import_module("x")` / `__import__("x")`, or any constant
     that is exactly a module's name (kept to be imported later)."""
@@ -105,7 +90,7 @@ def dependencies() -> dict[str, set[str]]:
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         targets: set[str] = set()
         for node in _import_nodes(tree):
-            targets |= _resolve(node, package, known)
+            targets |= resolve(node, package, known)
         targets |= _string_imports(tree, known)
         graph[name] = {t for t in targets if t != name}
     return graph
@@ -175,7 +160,7 @@ def _graph_of(tmp_path: Path, source: str, name: str, known: set[str]) -> set[st
     package = name.rpartition(".")[0]
     out: set[str] = set()
     for node in _import_nodes(tree):
-        out |= _resolve(node, package, known)
+        out |= resolve(node, package, known)
     return out | _string_imports(tree, known)
 
 
