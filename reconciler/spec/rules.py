@@ -9,6 +9,7 @@ model (sections/<name>/rules.py).
 from __future__ import annotations
 
 import difflib
+import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +82,15 @@ SYSTEM_DIRS = (
 )  # fmt: skip
 # Too broad to be a data root themselves (a directory inside them is fine): `/srv/clawd`.
 BROAD_DIRS = ("/", "/media", "/mnt", "/opt", "/srv", "/var", "/var/lib", "/var/opt")
+
+
+def canonical(path: str, user: str) -> str:
+    """`path` spelled one way: `~/` as the user's usual home, `//`, `.` and `..` folded, so that
+    `~/./.clawdbot-ops/../.clawdbot-ops/restic` and `/home/claw/.clawdbot-ops` compare equal."""
+    home = "/root" if user == "root" else f"/home/{user}"
+    if path == "~" or path.startswith("~/"):
+        path = home + path[1:]
+    return posixpath.normpath("/" + path.lstrip("/")) if path.startswith("/") else path
 
 
 def inside(path: str, directory: str) -> bool:

@@ -22,6 +22,7 @@ from reconciler.spec.duration import parse_duration
 from reconciler.spec.naming import PRODUCTS, package_product, product_names
 from reconciler.spec.rules import BROAD_DIRS, Issue, Rule
 from reconciler.spec.rules import as_int as _as_int
+from reconciler.spec.rules import canonical as _canonical
 from reconciler.spec.rules import did_you_mean as _did_you_mean
 from reconciler.spec.rules import get as _get
 from reconciler.spec.rules import inside as _inside
@@ -582,15 +583,6 @@ def version_lengths(doc: Document) -> Iterator[Issue]:
                 f"release ({MAX_VERSION_CHARS} at most)",
                 "pin an exact version like 2026.1.24-3",
             )
-
-
-def _canonical(path: str, user: str) -> str:
-    """`path` spelled one way: `~/` as the user's usual home, `//`, `.` and `..` folded, so that
-    `~/./.clawdbot-ops/../.clawdbot-ops/restic` and `/home/claw/.clawdbot-ops` compare equal."""
-    home = "/root" if user == "root" else f"/home/{user}"
-    if path == "~" or path.startswith("~/"):
-        path = home + path[1:]
-    return posixpath.normpath("/" + path.lstrip("/")) if path.startswith("/") else path
 
 
 # Places in the user's home a gateway prefix must never be: their SSH keys, their systemd unit

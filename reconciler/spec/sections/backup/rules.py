@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Iterator
 from typing import Any
 
 from reconciler.spec.calendar import EXAMPLES as CALENDAR_EXAMPLES
 from reconciler.spec.calendar import check_calendar
 from reconciler.spec.duration import parse_duration
-from reconciler.spec.rules import Issue, Rule, as_int, did_you_mean, get, names, profiles
+from reconciler.spec.rules import (
+    Issue,
+    Rule,
+    as_int,
+    canonical,
+    did_you_mean,
+    get,
+    names,
+    profiles,
+)
 from reconciler.spec.yaml_source import Document, show
 
 # Backends restic accepts as `<scheme>:...`; anything else must be a local absolute or ~/ path.
@@ -105,17 +113,8 @@ def _backed_up_dirs(doc: Document) -> Iterator[tuple[str, str, str]]:
 
 
 def _repository_inside(path: str, directory: str, user: str) -> bool:
-    path, directory = _canonical(path, user), _canonical(directory, user)
+    path, directory = canonical(path, user), canonical(directory, user)
     return path == directory or path.startswith(directory if directory == "/" else directory + "/")
-
-
-def _canonical(path: str, user: str) -> str:
-    """`path` spelled one way: `~/` as the user's usual home, `//`, `.` and `..` folded, so that
-    `~/./.clawdbot-ops/../.clawdbot-ops/restic` and `/home/claw/.clawdbot-ops` compare equal."""
-    home = "/root" if user == "root" else f"/home/{user}"
-    if path == "~" or path.startswith("~/"):
-        path = home + path[1:]
-    return posixpath.normpath("/" + path.lstrip("/")) if path.startswith("/") else path
 
 
 def backup_repository_outside_state(doc: Document) -> Iterator[Issue]:
