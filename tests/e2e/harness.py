@@ -869,6 +869,23 @@ def reap_stale() -> list[str]:
 # -------------------------------------------------------------------------------- gateway helpers
 
 
+def output_of(proc: subprocess.Popen[str], timeout: float) -> str:
+    """What `proc` printed until it ended. One that does not end within `timeout` is sent
+    SIGABRT (started with PYTHONFAULTHANDLER=1, a Python program then prints every thread's
+    stack) and the test fails with that, so a hang in CI says where it hung."""
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            output, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+        raise AssertionError(f"{proc.args} did not end within {timeout:g} s:\n{output}") from None
+    return output or ""
+
+
 def gateway_names(profile: str | None = None, home: str = f"/home/{USER}") -> dict[str, str]:
     """Unit name, state dir and config path of a clawdbot profile (docs/host-facts.md §1)."""
     suffix = "" if profile in (None, "default") else f"-{profile}"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from . import harness, images
-from .harness import CommandFailed, Container, install_gateway_service
+from .harness import CommandFailed, Container, install_gateway_service, output_of
 
 E2E_DIR = Path(__file__).resolve().parent
 PORT = 18789
@@ -158,6 +158,7 @@ def test_fixture_teardown_leaves_nothing(how: str, tmp_path: Path, e2e_rootfs: P
         os.environ,
         E2E_PROBE_OUT=str(out),
         E2E_PROBE_MODE={"pass": "pass", "fail": "fail"}.get(how, "hang"),
+        PYTHONFAULTHANDLER="1",  # a child that hangs prints where (output_of)
     )
     argv = [
         sys.executable,
@@ -181,7 +182,9 @@ def test_fixture_teardown_leaves_nothing(how: str, tmp_path: Path, e2e_rootfs: P
                 time.sleep(0.1)
             time.sleep(0.5)
             child.send_signal(signal.SIGINT if how == "sigint" else signal.SIGTERM)
-        output, _ = child.communicate(timeout=90)
+        # Generous: teardown powers the container off (up to 20 s, then kills it) and deletes its
+        # rootfs copy, on a machine where the fast suite and a cache build run at the same time.
+        output = output_of(child, timeout=180)
     finally:
         if child.poll() is None:
             child.kill()
