@@ -126,6 +126,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.add_cleanup(lambda: shutil.rmtree(base, ignore_errors=True))
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects anything
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make e2e` runs tests/e2e and `make fast` deselects the e2e mark: an e2e test anywhere
+    else would run in neither, so it is refused here."""
+    stray = [
+        i.nodeid for i in items if i.get_closest_marker("e2e") and "tests/e2e/" not in i.nodeid
+    ]
+    if stray:
+        raise pytest.UsageError(
+            f"e2e tests belong in tests/e2e (make e2e runs only there): {stray}"
+        )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _searchable_basetemp(tmp_path_factory: pytest.TempPathFactory) -> None:
     # pytest (re)creates the base temp directory 0700; the fake user must be able to pass.
