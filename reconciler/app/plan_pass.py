@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.core.host import HostContext
-from reconciler.core.kind import ResourceKind
+from reconciler.core.kind import ResourceKind, unmet_need
 from reconciler.core.plan import Plan, build_plan
 from reconciler.core.probe import Facts, Probe, ProbeFailed, ProbeSession
 from reconciler.facts.sudo_check import block_refused, root_commands, sudo_probes
@@ -44,7 +44,10 @@ Collect = Callable[[Iterable[Probe[Any]]], Facts]
 
 
 def _declared(kind: ResourceKind, spec: Spec, host: HostContext, found: Facts) -> list[Probe[Any]]:
-    """A kind's probes; none when a discovery it depends on failed (its plan then reports it)."""
+    """A kind's probes; none when a discovery it depends on failed (its plan then reports it),
+    or when one of its needs is not met (it is not asked to plan either)."""
+    if unmet_need(kind, host) is not None:
+        return []
     try:
         return list(kind.probes(spec, host, found))
     except ProbeFailed:
@@ -74,7 +77,8 @@ def plan_from_facts(
     root-only steps planned) for the sudo verdicts of those steps. Nothing here reads the
     host: `collect` does.
     """
-    found = collect([p for kind in kinds for p in kind.discover(spec, host)])
+    able = [kind for kind in kinds if unmet_need(kind, host) is None]
+    found = collect([p for kind in able for p in kind.discover(spec, host)])
     probes = [p for kind in kinds for p in _declared(kind, spec, host, found)]
     facts = found.merged(collect([p for p in probes if p not in found.values]))
     plan = build_plan(spec, host, facts, kinds)

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
-from reconciler.core.action import KindPlan
-from reconciler.core.host import HostContext
+from reconciler.core.action import Action, KindPlan, PlanError
+from reconciler.core.host import Account, HostContext
 from reconciler.core.probe import Facts, Probe
 from reconciler.spec.model import Spec
 
 NO_FACTS = Facts(values={}, results={})
+
+# What a kind may need of the host before it can probe or plan, each with why it is not met:
+# - "user": the spec's user exists here (its home, its uid, its manager are known).
+Need = Literal["user"]
+NEEDS: dict[Need, Callable[[HostContext], str | None]] = {
+    "user": lambda host: (
+        None if host.user is not None else f"user {host.user_name!r} does not exist on this host"
+    ),
+}
+NEEDS_USER: frozenset[Need] = frozenset({"user"})
 
 
 class ResourceKind(Protocol):
@@ -32,9 +42,16 @@ class ResourceKind(Protocol):
     A kind imports the core, the facts, the spec and private helpers (`kinds/_*.py`,
     `reconciler/gateway/`), never another kind: what it needs of another is data (the other
     kind's actions, seen by its handlers; addresses from `reconciler.gateway.addresses`).
+
+    Preconditions are data: `needs` names what the kind needs of the host (NEEDS). When one
+    is not met, the planner asks the kind neither to discover, probe nor plan: it lists the
+    kind's `placeholders` (what it would do, read from the spec alone), each blocked with why.
     """
 
     name: str
+    needs: ClassVar[frozenset[Need]]
+
+    def placeholders(self, spec: Spec, host: HostContext) -> Iterable[Action]: ...
 
     def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]: ...
 
@@ -51,10 +68,31 @@ class Kind:
     """Defaults for the optional parts of the contract (a kind without discovery)."""
 
     name: str = ""
+    needs: ClassVar[frozenset[Need]] = frozenset()
+
+    def placeholders(self, spec: Spec, host: HostContext) -> Iterable[Action]:
+        """Nothing to show while a need is not met."""
+        return ()
 
     def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
         """Nothing to discover: every probe is known from the spec and host alone."""
         return ()
+
+
+def unmet_need(kind: ResourceKind, host: HostContext) -> str | None:
+    """Why `kind` can neither probe nor plan on this host (its first unmet need), or None."""
+    for need in sorted(kind.needs):
+        reason = NEEDS[need](host)
+        if reason is not None:
+            return reason
+    return None
+
+
+def spec_user(host: HostContext) -> Account:
+    """The spec's user, for a kind that declared `needs = {"user"}` (the planner checked it)."""
+    if host.user is None:
+        raise PlanError(NEEDS["user"](host) or "")
+    return host.user
 
 
 K = TypeVar("K", bound=type)

@@ -11,7 +11,7 @@ from graphlib import CycleError, TopologicalSorter
 
 from reconciler.core.action import Action, Finding, Handler, KindPlan, PlanError, PlanView
 from reconciler.core.host import HostContext
-from reconciler.core.kind import ResourceKind
+from reconciler.core.kind import ResourceKind, unmet_need
 from reconciler.core.probe import Facts, ProbeFailed
 from reconciler.spec.model import Spec
 
@@ -58,11 +58,12 @@ def build_plan(spec: Spec, host: HostContext, facts: Facts, kinds: Sequence[Reso
     """Ask every kind for its part, run their handlers, then order the actions and propagate
     blocks to dependents.
 
+    A kind whose needs are not met (`unmet_need`) shows its placeholders instead, blocked.
     Handlers run after every kind has planned, in kind order, each seeing every action planned
     so far (a later kind's handler sees an earlier one's handler actions too). A kind's handler
     actions are listed right after its own actions, so the listing order stays the kinds'.
     """
-    parts = [_guarded(kind.name, functools.partial(kind.plan, spec, host, facts)) for kind in kinds]
+    parts = [_part(kind, spec, host, facts) for kind in kinds]
     listed: list[list[Action]] = [list(part.actions) for part in parts]
     findings: list[list[Finding]] = [list(part.findings) for part in parts]
     errors: list[list[str]] = [list(part.errors) for part in parts]
@@ -81,6 +82,16 @@ def build_plan(spec: Spec, host: HostContext, facts: Facts, kinds: Sequence[Reso
         findings=tuple(f for group in findings for f in group),
         errors=tuple(e for group in errors for e in group),
     )
+
+
+def _part(kind: ResourceKind, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
+    """A kind's plan; while one of its needs is not met, its placeholders, blocked with why
+    (the one place that decides it: kinds declare `needs`, they do not check them)."""
+    reason = unmet_need(kind, host)
+    if reason is not None:
+        placeholders = kind.placeholders(spec, host)
+        return KindPlan(actions=tuple(replace(a, blocked=reason) for a in placeholders))
+    return _guarded(kind.name, functools.partial(kind.plan, spec, host, facts))
 
 
 def _guarded(name: str, plan: Callable[[], KindPlan]) -> KindPlan:

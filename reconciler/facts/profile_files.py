@@ -84,7 +84,7 @@ def plan_profile_files(
 ) -> KindPlan:
     """A file kind's plan over every profile: one action each (or none), a plan error for a
     profile whose file cannot be handled (`PlanError`), and a finding for a file another user
-    owns (only root could give it back)."""
+    owns (only root could give it back). For kinds that need the spec's user."""
     actions: list[Action] = []
     findings: list[Finding] = []
     errors: list[str] = []
@@ -96,10 +96,9 @@ def plan_profile_files(
             continue
         if action is not None:
             actions.append(action)
-        if host.user is not None:
-            state = facts.get(probe_of(profile_paths(spec, profile, host)))
-            found = foreign_owner(address_of(profile.name), state, host)
-            findings.extend([found] if found else [])
+        state = facts.get(probe_of(profile_paths(spec, profile, host)))
+        found = foreign_owner(address_of(profile.name), state, host)
+        findings.extend([found] if found else [])
     return KindPlan(actions=tuple(actions), findings=tuple(findings), errors=tuple(errors))
 
 

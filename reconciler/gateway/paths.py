@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.core.host import Account, HostContext, RecordedLookups
+from reconciler.core.kind import NEEDS
 from reconciler.gateway.addresses import profile_address
 from reconciler.spec.model import Profile, Spec
 from reconciler.spec.naming import ProductNames, product_names
@@ -100,7 +101,7 @@ def token_key(spec: Spec) -> str:
 def user_blocker(host: HostContext) -> str | None:
     """Why the spec user's files and services cannot be changed from here, or None."""
     if host.user is None:
-        return f"user {host.user_name!r} does not exist on this host"
+        return NEEDS["user"](host)
     if not host.can_act_for_user:
         return (
             f"changes {host.user.name}'s files and services; we are {host.invoker.name} "

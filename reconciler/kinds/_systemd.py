@@ -23,6 +23,7 @@ from reconciler.core.action import Action, AttributeChange, PlanError, RunComman
 from reconciler.core.command import Command
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
+from reconciler.core.kind import spec_user
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import FileTextContext, keeps_file_content
 from reconciler.facts.files import PathState
@@ -86,8 +87,6 @@ def managed_units(spec: Spec) -> tuple[str, ...]:
 def manager_probes(spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
     """What the gate needs: the owned units' status, the linger flag, whether systemd runs."""
     yield SystemdProbe()
-    if host.user is None:
-        return
     for unit in managed_units(spec):
         yield UnitStatusProbe(unit)
     if spec.linger:
@@ -121,18 +120,16 @@ def manager_gate(
     spec: Spec, host: HostContext, facts: Facts, status: UnitStatus | None
 ) -> tuple[tuple[str, ...], str | None]:
     """(depends_on, blocked) for an action that needs the user's manager, as `status` (a unit
-    the manager was asked about) shows it."""
+    the manager was asked about) shows it. For kinds that need the spec's user."""
     down = systemd_blocker(facts)
     if down is not None:
         return (), down
-    if host.user is None or status is None or status.reachable:
+    if status is None or status.reachable:
         return (), None
     if linger_planned(spec, facts):
         return (LINGER,), None
-    return (), (
-        f"{status.detail} for {host.user.name}: set linger: true in the spec, or log in as "
-        f"{host.user.name}"
-    )
+    user = spec_user(host).name
+    return (), (f"{status.detail} for {user}: set linger: true in the spec, or log in as {user}")
 
 
 _NEEDS_QUOTES = re.compile(r"[\s\"'\\;]")

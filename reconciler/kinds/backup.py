@@ -41,7 +41,7 @@ from reconciler.core.action import (
 from reconciler.core.command import Command
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
-from reconciler.core.kind import NO_FACTS, Kind, register
+from reconciler.core.kind import NEEDS_USER, NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.backup import BackupHistory, BackupHistoryProbe, ResticRepositoryProbe
 from reconciler.facts.codec import Wanted, records
@@ -141,6 +141,11 @@ def _backup_facts(spec: Spec, host: HostContext) -> Wanted:
 @register(120)
 class BackupKind(Kind):
     name = "backup"
+    needs = NEEDS_USER
+
+    def placeholders(self, spec: Spec, host: HostContext) -> Iterable[Action]:
+        if spec.backup is not None:
+            yield Action(STATE, "create", "the spec backs up")
 
     def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
         """The repository and secret files (resolved), the schedule, what is copied of which
@@ -176,7 +181,7 @@ class BackupKind(Kind):
         }
 
     def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
-        if spec.backup is None or host.user is None:
+        if spec.backup is None:
             return
         yield restic_location(host)
         for _, _, probe in secret_probes(spec.backup, host):
@@ -185,8 +190,6 @@ class BackupKind(Kind):
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
     ) -> Iterable[Probe[Any]]:
-        if host.user is None:
-            return
         yield SystemdProbe()
         yield PathProbe(service_path(host), content=True)
         yield PathProbe(timer_path(host), content=True)
@@ -204,12 +207,6 @@ class BackupKind(Kind):
             yield repository_probe(spec.backup, host, version.path)
 
     def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
-        if host.user is None:
-            if spec.backup is None:
-                return KindPlan()
-            return KindPlan(
-                actions=(Action(STATE, "create", "the spec backs up", blocked=user_blocker(host)),)
-            )
         try:
             if spec.backup is not None:
                 return plan_backups(spec, spec.backup, host, facts)

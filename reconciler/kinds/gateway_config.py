@@ -35,7 +35,7 @@ from typing import Any
 from reconciler.core.action import Action, KindPlan, PlanError, WriteFile
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
-from reconciler.core.kind import NO_FACTS, Kind, register
+from reconciler.core.kind import NEEDS_USER, NO_FACTS, Kind, register, spec_user
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import FileTextContext, keeps_file_content
 from reconciler.facts.files import PathState, backup_path
@@ -299,6 +299,13 @@ def _config_text(
 @register(40)
 class GatewayConfigKind(Kind):
     name = "profile.config"
+    needs = NEEDS_USER
+
+    def placeholders(self, spec: Spec, host: HostContext) -> Iterable[Action]:
+        for profile in spec.profiles:
+            paths = profile_paths(spec, profile, host)
+            fresh = compare({}, profile, str(paths.config), sections.gateway_config(spec))
+            yield _write(paths, fresh, render_config(fresh.merged), "create", host, ())
 
     def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
         """Every profile's config file and the values of the keys the spec owns in it."""
@@ -320,8 +327,6 @@ class GatewayConfigKind(Kind):
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
     ) -> Iterable[Probe[Any]]:
-        if host.user is None:
-            return
         for profile in spec.profiles:
             yield config_probe(profile_paths(spec, profile, host))
 
@@ -340,9 +345,7 @@ def plan_config(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -
     """The action that brings one profile's config in line, or None (raises ConfigUnreadable)."""
     paths = profile_paths(spec, profile, host)
     where = str(paths.config)
-    if host.user is None:
-        fresh = compare({}, profile, where, sections.gateway_config(spec))
-        return _write(paths, fresh, render_config(fresh.merged), "create", host, (), reason=None)
+    user = spec_user(host)
     found = facts.get(config_probe(paths))
     after_state = (state_address(profile.name),)  # kept when the plan creates or fixes it
     if found.kind == "missing":
@@ -372,7 +375,7 @@ def plan_config(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -
             host,
             after_state,
             found=found,
-            reason=f"{where} must be {CONFIG_MODE:04o}, owned by {host.user.name} (it holds "
+            reason=f"{where} must be {CONFIG_MODE:04o}, owned by {user.name} (it holds "
             "secrets); content unchanged",
         )
     content = render_config(result.merged)

@@ -34,7 +34,7 @@ from reconciler.core.action import (
 )
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
-from reconciler.core.kind import NO_FACTS, Kind, register
+from reconciler.core.kind import NEEDS_USER, NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import DirectoryListing, PathChainProbe
 from reconciler.facts.gateway_versions import InstalledVersions, InstalledVersionsProbe, retained
@@ -109,6 +109,12 @@ def running_versions(spec: Spec, host: HostContext, facts: Facts) -> dict[str, s
 @register(15)
 class GatewayInstallKind(Kind):
     name = "gateway.version"
+    needs = NEEDS_USER
+
+    def placeholders(self, spec: Spec, host: HostContext) -> Iterable[Action]:
+        if versioned(spec):
+            for v in wanted_versions(spec):
+                yield Action(version_address(v), "create", _why(spec, v))
 
     def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
         """How versions are installed, where, with which package.json, how many kept; with
@@ -141,7 +147,7 @@ class GatewayInstallKind(Kind):
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
     ) -> Iterable[Probe[Any]]:
-        if not versioned(spec) or host.user is None:
+        if not versioned(spec):
             return
         yield versions_probe(spec, host)
         if not user_owned(spec):
@@ -154,13 +160,6 @@ class GatewayInstallKind(Kind):
     def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
         if not versioned(spec):
             return KindPlan()
-        if host.user is None:
-            return KindPlan(
-                actions=tuple(
-                    Action(version_address(v), "create", _why(spec, v), blocked=user_blocker(host))
-                    for v in wanted_versions(spec)
-                )
-            )
         listing = facts.get(versions_probe(spec, host))
         scope: Scope = "user" if user_owned(spec) else "system"
         running = running_versions(spec, host, facts)

@@ -40,7 +40,7 @@ from reconciler.core.action import (
 )
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
-from reconciler.core.kind import NO_FACTS, Kind, register
+from reconciler.core.kind import NEEDS_USER, NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.core.switch import RESTART_DEADLINE_S
 from reconciler.facts.files import PathState, RealPathProbe
@@ -160,6 +160,16 @@ def port_holders(
 @register(70)
 class GatewayServiceKind(Kind):
     name = "profile.service"
+    needs = NEEDS_USER
+
+    def placeholders(self, spec: Spec, host: HostContext) -> Iterable[Action]:
+        for p in spec.profiles:
+            yield Action(
+                service_address(p.name),
+                "create",
+                f"profile {p.name}'s gateway runs always (enabled, active)",
+                depends_on=(unit_address(p.name),),
+            )
 
     def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
         """Every profile's port (answering on loopback) and how long a start may take."""
@@ -173,14 +183,11 @@ class GatewayServiceKind(Kind):
         }
 
     def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
-        if host.user is not None:
-            yield location_probe(gateway_program(spec), host)
+        yield location_probe(gateway_program(spec), host)
 
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
     ) -> Iterable[Probe[Any]]:
-        if host.user is None:
-            return
         # Only what a restart is decided from; what the other kinds change comes as triggers.
         yield from manager_probes(spec, host)
         yield listeners_probe(spec)
@@ -196,19 +203,6 @@ class GatewayServiceKind(Kind):
                 yield token_probe(spec, paths)
 
     def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
-        if host.user is None:
-            return KindPlan(
-                actions=tuple(
-                    Action(
-                        service_address(p.name),
-                        "create",
-                        f"profile {p.name}'s gateway runs always (enabled, active)",
-                        depends_on=(unit_address(p.name),),
-                        blocked=user_blocker(host),
-                    )
-                    for p in spec.profiles
-                )
-            )
         # The reload and the services are handlers: what they do depends on what the other
         # kinds plan (unit and config writes, unit removals, a new gateway package).
         gate_deps, gate_block = manager_gate(

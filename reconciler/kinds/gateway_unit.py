@@ -42,7 +42,7 @@ from reconciler.core.action import (
 )
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
-from reconciler.core.kind import NO_FACTS, Kind, register
+from reconciler.core.kind import NEEDS_USER, NO_FACTS, Kind, register, spec_user
 from reconciler.core.probe import Facts, Probe
 from reconciler.core.switch import UNIT_START_TIMEOUT_S, UNIT_STOP_TIMEOUT_S
 from reconciler.facts.files import SecretEnvProbe, SecretEnvState, has_value
@@ -181,6 +181,11 @@ def render_unit(
 @register(50)
 class GatewayUnitKind(Kind):
     name = "profile.unit"
+    needs = NEEDS_USER
+
+    def placeholders(self, spec: Spec, host: HostContext) -> Iterable[Action]:
+        for profile in spec.profiles:
+            yield Action(unit_address(profile.name), "create", _reason(spec, profile, host))
 
     def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
         """Every profile's unit: its name and file, what it runs, its environment, its token
@@ -215,8 +220,6 @@ class GatewayUnitKind(Kind):
     ) -> Iterable[Probe[Any]]:
         yield version_probe(gateway_program(spec), host, found)
         yield version_probe(NODE, host, found)
-        if host.user is None:
-            return
         yield SystemdProbe()
         yield from switch_probes(spec, host)
         for profile in spec.profiles:
@@ -267,12 +270,16 @@ def _desired_exec(spec: Spec, profile: Profile, home: Path) -> str:
     return f"{command} gateway --port {profile.port}"
 
 
+def _reason(spec: Spec, profile: Profile, host: HostContext) -> str:
+    return (
+        f"profile {profile.name} runs as the user service {profile_paths(spec, profile, host).unit}"
+    )
+
+
 def plan_unit(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -> Action | None:
     """The action that writes one profile's unit (and token file), or None when in sync."""
     paths = profile_paths(spec, profile, host)
-    reason = f"profile {profile.name} runs as the user service {paths.unit}"
-    if host.user is None:
-        return Action(unit_address(profile.name), "create", reason, blocked=user_blocker(host))
+    reason = _reason(spec, profile, host)
     found = facts.get(unit_probe(paths))
     kind: ActionKind = "update" if found.exists else "create"
     if versioned(spec):
@@ -292,7 +299,7 @@ def plan_unit(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -> 
             ),
         )
     node = facts.get(version_probe(NODE, host, facts)).path
-    content = render_unit(spec, profile, paths, host.user.home, gateway.path, node)
+    content = render_unit(spec, profile, paths, spec_user(host).home, gateway.path, node)
     return _unit_action(spec, profile, host, facts, paths, reason, content)
 
 

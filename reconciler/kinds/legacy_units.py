@@ -27,7 +27,7 @@ from typing import Any
 from reconciler.core.action import Action, Finding, KindPlan, RemoveFile
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
-from reconciler.core.kind import NO_FACTS, Kind, register
+from reconciler.core.kind import NEEDS_USER, NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import DirectoryListing, DirectoryProbe, PathState
 from reconciler.facts.profile_files import gateway_units_probe
@@ -62,7 +62,7 @@ def candidate_names(spec: Spec, host: HostContext, found: Facts) -> tuple[str, .
     batched `systemctl --user show`.
     """
     probe = directory_probe(host)
-    if host.user is None or probe not in found.values:
+    if probe not in found.values:
         return ()
     listing: DirectoryListing = found.get(probe)
     owned = owned_units(spec)
@@ -112,8 +112,6 @@ class LegacyUnit:
 
 def legacy_units(spec: Spec, host: HostContext, facts: Facts) -> tuple[LegacyUnit, ...]:
     """Pure: the unowned gateway units found, each with whether the spec prunes it."""
-    if host.user is None:
-        return ()
     listing: DirectoryListing = facts.get(directory_probe(host))
     owned = owned_units(spec)
     by_port = {p.port: p for p in spec.profiles}
@@ -141,6 +139,7 @@ def legacy_units(spec: Spec, host: HostContext, facts: Facts) -> tuple[LegacyUni
 @register(60)
 class LegacyUnitsKind(Kind):
     name = "unit.legacy"
+    needs = NEEDS_USER  # nothing to look for without the user's unit directory
 
     def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
         """Which unowned gateway units are removed: all of them, or those on a profile's port."""
@@ -150,14 +149,11 @@ class LegacyUnitsKind(Kind):
         }
 
     def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
-        if host.user is not None:
-            yield directory_probe(host)
+        yield directory_probe(host)
 
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
     ) -> Iterable[Probe[Any]]:
-        if host.user is None:
-            return
         yield directory_probe(host)
         yield from manager_probes(spec, host)
         for unit in candidate_names(spec, host, found):

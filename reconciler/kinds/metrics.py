@@ -33,7 +33,7 @@ from reconciler.core.action import Action, EnsureDirectory, KindPlan, RunCommand
 from reconciler.core.command import Command
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
-from reconciler.core.kind import NO_FACTS, Kind, register
+from reconciler.core.kind import NEEDS_USER, NO_FACTS, Kind, register, spec_user
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import recorded
 from reconciler.gateway.addresses import METRICS_DIR
@@ -116,6 +116,14 @@ class TextfileDirProbe(Probe[TextfileDir]):
 @register(110)
 class MetricsDirKind(Kind):
     name = "metrics.textfile_dir"
+    needs = NEEDS_USER  # the directory's group is the user's
+
+    def placeholders(self, spec: Spec, host: HostContext) -> Iterable[Action]:
+        if spec.metrics is not None:
+            path = spec.metrics.textfile_dir
+            yield Action(
+                ADDRESS, "create", _why(path), (RunCommand(_install(path, host.user_name)),)
+            )
 
     def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
         """The textfile directory every run writes its metrics file into."""
@@ -126,26 +134,14 @@ class MetricsDirKind(Kind):
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
     ) -> Iterable[Probe[Any]]:
-        if spec.metrics is not None and host.user is not None:
-            yield TextfileDirProbe(spec.metrics.textfile_dir, host.user.gid)
+        if spec.metrics is not None:
+            yield TextfileDirProbe(spec.metrics.textfile_dir, spec_user(host).gid)
 
     def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
         if spec.metrics is None:
             return KindPlan()
         path = spec.metrics.textfile_dir
-        if host.user is None:
-            return KindPlan(
-                actions=(
-                    Action(
-                        ADDRESS,
-                        "create",
-                        _why(path),
-                        (RunCommand(_install(path, spec.host.user)),),
-                        blocked=f"user {spec.host.user!r} does not exist on this host",
-                    ),
-                )
-            )
-        found = facts.get(TextfileDirProbe(path, host.user.gid))
+        found = facts.get(TextfileDirProbe(path, spec_user(host).gid))
         try:
             action = plan_dir(path, host, found)
         except ValueError as exc:

@@ -19,13 +19,14 @@ directory should be is a plan error: following it could chmod or chown whatever 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from reconciler.core.action import Action, EnsureDirectory, Finding, KindPlan, Operation
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
-from reconciler.core.kind import NO_FACTS, Kind, register
+from reconciler.core.kind import NEEDS_USER, NO_FACTS, Kind, register, spec_user
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import PathProbe, PathState
 from reconciler.facts.profile_files import foreign_owner, owner_drift, owner_name
@@ -54,6 +55,21 @@ def _actual(state: PathState, host: HostContext) -> dict[str, Any]:
 @register(30)
 class ProfileStateKind(Kind):
     name = "profile.state"
+    needs = NEEDS_USER  # `~` cannot be resolved without them: nothing to look at
+
+    def placeholders(self, spec: Spec, host: HostContext) -> Iterable[Action]:
+        for profile in spec.profiles:
+            paths = profile_paths(spec, profile, host)
+            yield Action(
+                state_address(paths.profile),
+                "create",
+                f"profile {paths.profile} keeps its state in {paths.state}",
+                (
+                    EnsureDirectory(paths.state, STATE_MODE, host.user_name),
+                    EnsureDirectory(paths.credentials, STATE_MODE, host.user_name),
+                ),
+            )
+            yield _new_workspace(paths, host)
 
     def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
         """Every profile's state root, credentials directory and workspace."""
@@ -71,8 +87,6 @@ class ProfileStateKind(Kind):
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
     ) -> Iterable[Probe[Any]]:
-        if host.user is None:
-            return  # `~` cannot be resolved: nothing to look at
         for profile in spec.profiles:
             paths = profile_paths(spec, profile, host)
             yield PathProbe(paths.state)
@@ -98,21 +112,7 @@ def plan_state(
     paths: ProfilePaths, host: HostContext, facts: Facts
 ) -> tuple[Action | None, list[str]]:
     """The state root and `credentials/`: the action that fixes them, or the errors found."""
-    user = host.user
-    if user is None:
-        return (
-            Action(
-                state_address(paths.profile),
-                "create",
-                f"profile {paths.profile} keeps its state in {paths.state}",
-                (
-                    EnsureDirectory(paths.state, STATE_MODE, host.user_name),
-                    EnsureDirectory(paths.credentials, STATE_MODE, host.user_name),
-                ),
-                blocked=user_blocker(host),
-            ),
-            [],
-        )
+    user = spec_user(host)
     operations: list[Operation] = []
     desired: dict[str, Any] = {}
     actual: dict[str, Any] = {}
@@ -158,8 +158,6 @@ def plan_state(
 
 def state_findings(paths: ProfilePaths, host: HostContext, facts: Facts) -> list[Finding]:
     """State directories another user owns, which only root could give back."""
-    if host.user is None:
-        return []
     found = (
         foreign_owner(state_address(paths.profile), facts.get(PathProbe(p)), host)
         for p in (paths.state, paths.credentials)
@@ -171,22 +169,23 @@ def plan_workspace(
     paths: ProfilePaths, host: HostContext, facts: Facts
 ) -> tuple[Action | None, list[str]]:
     """The workspace: created (0700) when missing, never touched when it exists."""
-    if host.user is not None:
-        found = facts.get(PathProbe(paths.workspace))
-        problem = _not_a_directory(found)
-        if problem:
-            return None, [f"{workspace_address(paths.profile)}: {problem}"]
-        if found.exists:
-            return None, []
-    action = Action(
+    found = facts.get(PathProbe(paths.workspace))
+    problem = _not_a_directory(found)
+    if problem:
+        return None, [f"{workspace_address(paths.profile)}: {problem}"]
+    if found.exists:
+        return None, []
+    return replace(_new_workspace(paths, host), blocked=user_blocker(host)), []
+
+
+def _new_workspace(paths: ProfilePaths, host: HostContext) -> Action:
+    return Action(
         workspace_address(paths.profile),
         "create",
         f"profile {paths.profile} works in {paths.workspace}",
         (EnsureDirectory(paths.workspace, WORKSPACE_MODE, host.user_name),),
         changes=attribute_changes({"exists": True}, {"exists": False}),
-        blocked=user_blocker(host),
     )
-    return action, []
 
 
 def taken(found: PathState, host: HostContext) -> str:

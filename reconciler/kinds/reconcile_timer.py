@@ -37,7 +37,7 @@ from typing import Any
 from reconciler.core.action import Action, KindPlan, Operation, RemoveFile
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
-from reconciler.core.kind import NO_FACTS, Kind, register
+from reconciler.core.kind import NEEDS_USER, NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import Wanted, records
 from reconciler.facts.files import PathProbe
@@ -179,6 +179,11 @@ def render_timer(timer: Timer) -> str:
 @register(100)
 class ReconcileTimerKind(Kind):
     name = "reconcile.timer"
+    needs = NEEDS_USER
+
+    def placeholders(self, spec: Spec, host: HostContext) -> Iterable[Action]:
+        if spec.reconcile.timer.enabled:
+            yield Action(STATE, "create", _reason(spec))
 
     def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
         """The timer's schedule and unit files, the git source and the command it runs."""
@@ -210,8 +215,6 @@ class ReconcileTimerKind(Kind):
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
     ) -> Iterable[Probe[Any]]:
-        if host.user is None:
-            return
         yield SystemdProbe()
         yield PathProbe(service_path(host), content=True)
         yield PathProbe(timer_path(host), content=True)
@@ -223,12 +226,6 @@ class ReconcileTimerKind(Kind):
             yield invocation_probe(spec, host)
 
     def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
-        if host.user is None:
-            if not spec.reconcile.timer.enabled:
-                return KindPlan()
-            return KindPlan(
-                actions=(Action(STATE, "create", _reason(spec), blocked=user_blocker(host)),)
-            )
         try:
             if spec.reconcile.timer.enabled:
                 return plan_enabled(spec, host, facts)

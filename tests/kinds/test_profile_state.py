@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
+from reconciler.app.plan_pass import plan_from_facts
 from reconciler.core.action import EnsureDirectory
+from reconciler.core.host import HostContext
+from reconciler.core.kind import unmet_need
+from reconciler.core.plan import build_plan
+from reconciler.core.probe import Facts
 from reconciler.facts.files import PathProbe, PathState
 from reconciler.kinds.profile_state import ProfileStateKind
 from reconciler.spec.model import Profile
@@ -107,10 +113,25 @@ def test_not_a_directory_is_an_error_never_followed(kind: str) -> None:
 
 def test_missing_user_blocks_everything_without_probing() -> None:
     host = make_host(user=None)
-    assert list(ProfileStateKind().probes(SPEC, host)) == []
-    result = ProfileStateKind().plan(SPEC, host, facts({}))
+    kind = ProfileStateKind()
+    # The kind declares the need; the planner checks it: no probe, the placeholders blocked.
+    assert unmet_need(kind, host) == "user 'user' does not exist on this host"
+    assert probe_and_plan_probes(kind, host) == []
+    result = build_plan(SPEC, host, facts({}), [kind])
     assert [a.address for a in result.actions] == ["profile[ops].state", "profile[ops].workspace"]
     assert all(a.blocked == "user 'user' does not exist on this host" for a in result.actions)
+
+
+def probe_and_plan_probes(kind: ProfileStateKind, host: HostContext) -> list[object]:
+    """The probes a probe-and-plan pass asks of `kind` on `host` (it collects nothing here)."""
+    asked: list[object] = []
+
+    def collect(probes: Iterable[object]) -> Facts:
+        asked.extend(probes)
+        return facts({})
+
+    plan_from_facts(SPEC, host, [kind], collect, "now")  # type: ignore[arg-type]
+    return asked
 
 
 def test_state_dir_and_workspace_overrides_resolve_against_the_user_home() -> None:
