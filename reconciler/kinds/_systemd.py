@@ -26,10 +26,10 @@ from reconciler.core.host import HostContext
 from reconciler.core.kind import spec_user
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import FileTextContext, keeps_file_content
-from reconciler.facts.files import PathState
+from reconciler.facts.files import PathProbe, PathState
 from reconciler.facts.systemd import LingerProbe, SystemdProbe, UnitStatus, UnitStatusProbe
 from reconciler.gateway.addresses import LINGER
-from reconciler.gateway.paths import names
+from reconciler.gateway.paths import names, unit_dir
 from reconciler.spec.model import Spec
 
 UNIT_MODE = 0o644
@@ -76,6 +76,62 @@ def timer_upkeep(status: UnitStatus, unit: str, *, file_changed: bool) -> TimerU
         {"enabled": enabled, "active": running} if known else {},
     )
     return TimerUpkeep(enabled, running, tuple(operations), changes)
+
+
+@dataclass(frozen=True)
+class UserTimer:
+    """A timer and its service in the user's unit directory: the reconcile timer and the backup
+    timer are two of them. What both probe, why the timer's state changes, and how it is taken
+    off before its files go, written once."""
+
+    service_unit: str
+    timer_unit: str
+    purpose: str  # what the timer does, in the reason to enable and start it
+
+    def service_file(self, host: HostContext) -> Path:
+        return unit_dir(host) / self.service_unit
+
+    def timer_file(self, host: HostContext) -> Path:
+        return unit_dir(host) / self.timer_unit
+
+    def probes(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
+        """Whether systemd runs, both files' text, both units' status, the linger flag."""
+        yield SystemdProbe()
+        yield PathProbe(self.service_file(host), content=True)
+        yield PathProbe(self.timer_file(host), content=True)
+        yield UnitStatusProbe(self.service_unit)
+        yield UnitStatusProbe(self.timer_unit)
+        if spec.linger:
+            yield LingerProbe(spec.host.user)
+
+    def state_reason(self, enabled: bool, running: bool) -> str:
+        """Why the timer's enabled/active state changes."""
+        if not enabled and not running:
+            return f"{self.timer_unit} {self.purpose}: enable and start it"
+        if not running:
+            return f"{self.timer_unit} is not active: start it"
+        if not enabled:
+            return f"{self.timer_unit} must start at boot: enable it"
+        return f"{self.timer_unit} changed while running: restart it to take the new schedule"
+
+    def teardown(self, status: UnitStatus, *, timer_file: bool) -> tuple[RunCommand, ...]:
+        """disable / stop the timer before its files go."""
+        if not status.reachable:
+            # The manager cannot say whether the timer is enabled: disable it anyway (a no-op
+            # when it is not), so that removing the file never leaves a dangling
+            # timers.target link.
+            return (systemctl("disable", self.timer_unit),) if timer_file else ()
+        operations: list[RunCommand] = []
+        if status.enabled:
+            operations.append(systemctl("disable", self.timer_unit))
+        if status.active_state not in ("inactive", "failed", ""):
+            operations.append(systemctl("stop", self.timer_unit))
+        return tuple(operations)
+
+
+def with_block(action: Action, *, blocked: str | None) -> Action:
+    """`action`, blocked with `blocked` when there is a reason (an earlier one is kept else)."""
+    return replace(action, blocked=blocked) if blocked else action
 
 
 def managed_units(spec: Spec) -> tuple[str, ...]:

@@ -33,7 +33,6 @@ from reconciler.core.action import (
     Finding,
     Handler,
     KindPlan,
-    Operation,
     PlanView,
     RemoveFile,
     RunCommand,
@@ -47,7 +46,7 @@ from reconciler.facts.backup import BackupHistory, BackupHistoryProbe, ResticRep
 from reconciler.facts.codec import Wanted, records
 from reconciler.facts.files import PathProbe, PathState
 from reconciler.facts.programs import ProgramLocationProbe, ProgramVersionProbe
-from reconciler.facts.systemd import LingerProbe, SystemdProbe, UnitStatus, UnitStatusProbe
+from reconciler.facts.systemd import UnitStatusProbe
 from reconciler.gateway import backup as restic
 from reconciler.gateway.addresses import DAEMON_RELOAD
 from reconciler.gateway.paths import home, placeholder_host, unit_dir, user_blocker
@@ -57,11 +56,13 @@ from reconciler.kinds._backup_units import render_service, render_timer
 from reconciler.kinds._invocation import invocation_probe, program, unusable_interpreter
 from reconciler.kinds._systemd import (
     UnitRenderError,
+    UserTimer,
     manager_gate,
     systemctl,
     systemd_blocker,
     timer_upkeep,
     unit_file_action,
+    with_block,
 )
 from reconciler.spec.duration import format_duration
 from reconciler.spec.model import Backup, Spec
@@ -82,12 +83,9 @@ INSTALL_RESTIC = (
 )
 
 
-def service_path(host: HostContext) -> Path:
-    return unit_dir(host) / SERVICE_UNIT
-
-
-def timer_path(host: HostContext) -> Path:
-    return unit_dir(host) / TIMER_UNIT
+TIMER = UserTimer(SERVICE_UNIT, TIMER_UNIT, "runs the backups")
+service_path = TIMER.service_file
+timer_path = TIMER.timer_file
 
 
 def history_path(host: HostContext) -> Path:
@@ -190,13 +188,7 @@ class BackupKind(Kind):
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
     ) -> Iterable[Probe[Any]]:
-        yield SystemdProbe()
-        yield PathProbe(service_path(host), content=True)
-        yield PathProbe(timer_path(host), content=True)
-        yield UnitStatusProbe(SERVICE_UNIT)
-        yield UnitStatusProbe(TIMER_UNIT)
-        if spec.linger:
-            yield LingerProbe(spec.host.user)
+        yield from TIMER.probes(spec, host)
         if spec.backup is None:
             return
         yield invocation_probe(spec, host)
@@ -224,7 +216,7 @@ def plan_backups(spec: Spec, backup: Backup, host: HostContext, facts: Facts) ->
     actions.extend(_repository(backup, host, facts, [a.address for a in actions]))
     blocker = user_blocker(host) or systemd_blocker(facts)
     files = _unit_files(spec, backup, host, facts)
-    actions.extend(_with(action, blocked=blocker or block) for action, block in files)
+    actions.extend(with_block(action, blocked=blocker or block) for action, block in files)
     timer_status = facts.get(UnitStatusProbe(TIMER_UNIT))
     gate = manager_gate(spec, host, facts, timer_status)
 
@@ -386,23 +378,13 @@ def _timer_state(
     action = Action(
         STATE,
         "update" if (upkeep.enabled or upkeep.running) else "create",
-        _state_reason(upkeep.enabled, upkeep.running),
+        TIMER.state_reason(upkeep.enabled, upkeep.running),
         tuple(operations),
         changes=upkeep.changes,
         depends_on=tuple(dict.fromkeys(after)),
         blocked=blocker or gate_block,
     )
     return KindPlan(actions=(action,))
-
-
-def _state_reason(enabled: bool, running: bool) -> str:
-    if not enabled and not running:
-        return f"{TIMER_UNIT} runs the backups: enable and start it"
-    if not running:
-        return f"{TIMER_UNIT} is not active: start it"
-    if not enabled:
-        return f"{TIMER_UNIT} must start at boot: enable it"
-    return f"{TIMER_UNIT} changed while running: restart it to take the new schedule"
 
 
 def freshness_findings(spec: Spec, backup: Backup, history: BackupHistory) -> tuple[Finding, ...]:
@@ -456,7 +438,7 @@ def plan_removal(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
         for address, path in ((SERVICE, service_path(host)), (UNIT, timer_path(host)))
         if facts.get(PathProbe(path, content=True)).exists
     ]
-    operations = _disable_operations(status, timer_file=any(a == UNIT for a, _ in present))
+    operations = TIMER.teardown(status, timer_file=any(a == UNIT for a, _ in present))
     actions: list[Action] = []
     if operations:
         actions.append(
@@ -503,19 +485,3 @@ def plan_removal(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
         return KindPlan(actions=(forget,))
 
     return KindPlan(actions=tuple(actions), handlers=(Handler(RELOAD, reload),))
-
-
-def _disable_operations(status: UnitStatus, *, timer_file: bool) -> tuple[Operation, ...]:
-    """disable / stop the timer before its files go."""
-    if not status.reachable:
-        return (systemctl("disable", TIMER_UNIT),) if timer_file else ()
-    operations: list[Operation] = []
-    if status.enabled:
-        operations.append(systemctl("disable", TIMER_UNIT))
-    if status.active_state not in ("inactive", "failed", ""):
-        operations.append(systemctl("stop", TIMER_UNIT))
-    return tuple(operations)
-
-
-def _with(action: Action, *, blocked: str | None) -> Action:
-    return replace(action, blocked=blocked) if blocked else action

@@ -34,7 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.action import Action, KindPlan, Operation, RemoveFile
+from reconciler.core.action import Action, KindPlan, RemoveFile
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
 from reconciler.core.kind import NEEDS_USER, NO_FACTS, Kind, register
@@ -47,7 +47,7 @@ from reconciler.facts.invocation import (  # noqa: F401 (re-exported for its tes
     InvocationProbe,
     scratch_location,
 )
-from reconciler.facts.systemd import LingerProbe, SystemdProbe, UnitStatus, UnitStatusProbe
+from reconciler.facts.systemd import UnitStatus, UnitStatusProbe
 from reconciler.gateway.addresses import DAEMON_RELOAD
 from reconciler.gateway.paths import expand, placeholder_host, unit_dir, user_blocker
 from reconciler.kinds._invocation import (
@@ -58,12 +58,14 @@ from reconciler.kinds._invocation import (
 from reconciler.kinds._systemd import (
     HEADER,
     UnitRenderError,
+    UserTimer,
     manager_gate,
     systemctl,
     systemd_blocker,
     systemd_word,
     timer_upkeep,
     unit_file_action,
+    with_block,
 )
 from reconciler.spec.duration import format_duration
 from reconciler.spec.model import GitSource, Spec, Timer
@@ -94,12 +96,9 @@ def _timer_command(spec: Spec, host: HostContext) -> Wanted:
     )
 
 
-def service_path(host: HostContext) -> Path:
-    return unit_dir(host) / SERVICE_UNIT
-
-
-def timer_path(host: HostContext) -> Path:
-    return unit_dir(host) / TIMER_UNIT
+TIMER = UserTimer(SERVICE_UNIT, TIMER_UNIT, "fires at boot and every interval")
+service_path = TIMER.service_file
+timer_path = TIMER.timer_file
 
 
 # --- rendering (pure) --------------------------------------------------------------------------
@@ -215,13 +214,7 @@ class ReconcileTimerKind(Kind):
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
     ) -> Iterable[Probe[Any]]:
-        yield SystemdProbe()
-        yield PathProbe(service_path(host), content=True)
-        yield PathProbe(timer_path(host), content=True)
-        yield UnitStatusProbe(SERVICE_UNIT)
-        yield UnitStatusProbe(TIMER_UNIT)
-        if spec.linger:
-            yield LingerProbe(spec.host.user)
+        yield from TIMER.probes(spec, host)
         if spec.reconcile.timer.enabled:
             yield invocation_probe(spec, host)
 
@@ -246,7 +239,7 @@ def plan_enabled(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
     service_status = facts.get(UnitStatusProbe(SERVICE_UNIT))
     gate_deps, gate_block = manager_gate(spec, host, facts, timer_status)
     files = _enabled_files(spec, host, facts)
-    actions = [_with(action, blocked=blocker or block) for action, block in files]
+    actions = [with_block(action, blocked=blocker or block) for action, block in files]
     written = [action.address for action, _ in files]
     stale = [s.unit for s in (service_status, timer_status) if s.reachable and s.need_daemon_reload]
     if written or stale:
@@ -321,7 +314,7 @@ def _enabled_state(status: UnitStatus, timer_changes: bool) -> Action | None:
     return Action(
         STATE,
         "update" if (upkeep.enabled or upkeep.running) else "create",
-        _state_reason(upkeep.enabled, upkeep.running),
+        TIMER.state_reason(upkeep.enabled, upkeep.running),
         upkeep.operations,
         changes=upkeep.changes,
     )
@@ -337,7 +330,7 @@ def plan_disabled(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
         (UNIT, timer_path(host), facts.get(PathProbe(timer_path(host), content=True))),
     ]
     present = [(address, path) for address, path, found in files if found.exists]
-    operations = _disable_operations(timer_status, timer_file=any(a == UNIT for a, _ in present))
+    operations = TIMER.teardown(timer_status, timer_file=any(a == UNIT for a, _ in present))
     actions: list[Action] = []
     if operations:
         known = timer_status.reachable
@@ -382,31 +375,3 @@ def plan_disabled(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
             )
         )
     return KindPlan(actions=tuple(actions))
-
-
-def _disable_operations(status: UnitStatus, *, timer_file: bool) -> tuple[Operation, ...]:
-    """disable / stop the timer before its files go."""
-    if not status.reachable:
-        # The manager cannot say whether the timer is enabled: disable it anyway (a no-op when
-        # it is not), so that removing the file never leaves a dangling timers.target link.
-        return (systemctl("disable", TIMER_UNIT),) if timer_file else ()
-    operations: list[Operation] = []
-    if status.enabled:
-        operations.append(systemctl("disable", TIMER_UNIT))
-    if status.active_state not in ("inactive", "failed", ""):
-        operations.append(systemctl("stop", TIMER_UNIT))
-    return tuple(operations)
-
-
-def _state_reason(enabled: bool, running: bool) -> str:
-    if not enabled and not running:
-        return f"{TIMER_UNIT} fires at boot and every interval: enable and start it"
-    if not running:
-        return f"{TIMER_UNIT} is not active: start it"
-    if not enabled:
-        return f"{TIMER_UNIT} must start at boot: enable it"
-    return f"{TIMER_UNIT} changed while running: restart it to take the new schedule"
-
-
-def _with(action: Action, *, blocked: str | None) -> Action:
-    return replace(action, blocked=blocked) if blocked else action
