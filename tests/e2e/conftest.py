@@ -190,14 +190,7 @@ def make_container(
     try:
         yield factory
     finally:
-        errors = []
-        for c in reversed(made):
-            try:
-                c.destroy()
-            except BaseException as e:  # keep tearing the others down
-                errors.append(e)
-        if errors:
-            raise errors[0]
+        harness.destroy_all(made)
 
 
 #: containers of module-scoped fixtures, by module name (the report hook shows their logs)
@@ -229,15 +222,10 @@ def make_module_container(
     try:
         yield factory
     finally:
-        errors = []
-        for c in reversed(made):
-            try:
-                c.destroy()
-            except BaseException as e:
-                errors.append(e)
-        _MODULE_CONTAINERS.pop(request.module.__name__, None)
-        if errors:
-            raise errors[0]
+        try:
+            harness.destroy_all(made)
+        finally:
+            _MODULE_CONTAINERS.pop(request.module.__name__, None)
 
 
 @pytest.fixture

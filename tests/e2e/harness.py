@@ -869,6 +869,26 @@ def reap_stale() -> list[str]:
 # -------------------------------------------------------------------------------- gateway helpers
 
 
+def destroy_all(containers: list[Container]) -> None:
+    """Destroy every container at once (each poweroff waits for its own systemd, up to 20 s);
+    every one is torn down even when another fails, then the first failure is raised."""
+    errors: list[BaseException] = []
+
+    def one(c: Container) -> None:
+        try:
+            c.destroy()
+        except BaseException as e:  # keep tearing the others down
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(c,)) for c in containers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 def output_of(proc: subprocess.Popen[str], timeout: float) -> str:
     """What `proc` printed until it ended. One that does not end within `timeout` is sent
     SIGABRT (started with PYTHONFAULTHANDLER=1, a Python program then prints every thread's
