@@ -423,10 +423,20 @@ def status(ctx: AppContext, spec_path: Path, *, as_json: bool, reach: Reach | No
     if note:
         result = replace(result, timer=replace(result.timer, detail=note))
     lines, backups = _backup_status(ctx, spec_path, place, now_s)
+    failed = _failed_installs(ctx, spec_path)
+    lines += [
+        f"install failed: {f.version} at {f.failed_at} ({f.reason}); not tried again until "
+        "the spec changes it or `reconciler update SPEC --retry PROFILE`"
+        for f in failed
+    ]
     if as_json:
         document = status_document(result)
         if lines:
             document["backups"] = backups
+        if failed:
+            document["failed_installs"] = [
+                {"version": f.version, "failed_at": f.failed_at, "reason": f.reason} for f in failed
+            ]
         ctx.echo(json.dumps(document, indent=2, sort_keys=False))
     else:
         ctx.echo(render_status(result, now_s=now_s), nl=False)
@@ -448,6 +458,24 @@ def _backup_status(
     except SpecInvalid:
         return [], []
     return status_lines(spec, place, now_s)
+
+
+def _failed_installs(ctx: AppContext, spec_path: Path) -> tuple[Any, ...]:
+    """The gateway installs that failed and wait for the spec or `update --retry` (the
+    reconciler's memory in the spec user's home, facts/switches.py); none when unknown."""
+    from reconciler.app.specs import read_spec
+    from reconciler.core.probe import ProbeFailed
+    from reconciler.facts.switches import SwitchMemoryProbe, memory_dir
+    from reconciler.spec import SpecInvalid
+
+    try:
+        spec = read_spec(ctx, spec_path)
+        host: HostContext = ctx.discover_host(spec)
+        if host.user is None:
+            return ()
+        return SwitchMemoryProbe(memory_dir(host.user.home)).read(host).failed_installs
+    except (SpecInvalid, ProbeFailed, OSError):
+        return ()
 
 
 def _probe_timer(ctx: AppContext, spec_path: Path) -> tuple[Any, Any, str]:

@@ -3,7 +3,8 @@
 
 A version whose health-gated switch failed is marked bad for its profile in the reconciler's
 memory (facts/switches.py): plans show that switch blocked and the timer never retries it.
-`update SPEC --retry PROFILE` forgets the mark, then applies.
+`update SPEC --retry PROFILE` forgets the mark (and that the version the profile wants failed
+to install, facts/switches.py), then applies.
 """
 
 from __future__ import annotations
@@ -68,6 +69,24 @@ def forget_marks(ctx: AppContext, host: HostContext, profiles: tuple[str, ...]) 
             )
 
 
+def forget_failed_installs(
+    ctx: AppContext, host: HostContext, spec: Spec, profiles: tuple[str, ...]
+) -> None:
+    """Forget that the versions these profiles want failed to install (as the spec's user):
+    the apply tries them again."""
+    from reconciler.facts.switches import memory_dir
+    from reconciler.gateway.versions import profile_version
+    from reconciler.shell.install import forget_install
+    from reconciler.system.as_user import acting_account, call_as
+
+    assert host.user is not None
+    memory = memory_dir(host.user.home)
+    wanted = (profile_version(spec, p) for p in spec.profiles if p.name in profiles)
+    for version in dict.fromkeys(v for v in wanted if v is not None):
+        if call_as(acting_account(host), partial(forget_install, memory, version)):
+            ctx.echo(f"forgot that {version} failed to install; this apply tries it again")
+
+
 def update(ctx: AppContext, request: UpdateRequest) -> int:
     """Forget the marks of `--retry` profiles, then apply (see `apply`'s exit codes)."""
     from reconciler.app.applying import apply
@@ -86,6 +105,7 @@ def update(ctx: AppContext, request: UpdateRequest) -> int:
             raise Failed(f"user {spec.host.user!r} does not exist on this host", EXIT_FAILED)
         try:
             forget_marks(ctx, host, request.retry)
+            forget_failed_installs(ctx, host, spec, request.retry)
         except OSError as exc:
             raise Failed(f"cannot forget the mark: {exc}") from None
     return apply(ctx, request.apply)

@@ -29,7 +29,7 @@ class VersionRow:
     """One version directory (or one a profile wants that is not there)."""
 
     version: str
-    state: str  # installed | incomplete | missing
+    state: str  # installed | incomplete | missing | install failed (<when>)
     runs: tuple[str, ...]
     wants: tuple[str, ...]
     bad: tuple[str, ...]  # "profile (failed_at)"
@@ -58,6 +58,10 @@ def collect(spec: Spec, host: HostContext, facts_of: Any) -> VersionsReport:
         marks = facts.get(memory).bad
     except ProbeFailed:
         marks = ()
+    try:
+        failed = {f.version: f for f in facts.get(memory).failed_installs}
+    except ProbeFailed:
+        failed = {}
     runs: dict[str, list[str]] = {}
     elsewhere: list[tuple[str, str]] = []
     for name, probe in units.items():
@@ -90,6 +94,8 @@ def collect(spec: Spec, host: HostContext, facts_of: Any) -> VersionsReport:
     for name in names:
         entry = listing.get(name)
         state = "missing" if entry is None else "installed" if entry.usable else "incomplete"
+        if entry is None and name in failed:
+            state = f"install failed ({failed[name].failed_at})"
         rows.append(
             VersionRow(
                 name,

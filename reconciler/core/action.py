@@ -366,6 +366,9 @@ class InstallVersion:
     # old directory is renamed aside only at the final rename, so a running gateway keeps its
     # files until then.
     replace: bool = False
+    # The reconciler's memory (the spec user's): a failure is recorded there, as the user,
+    # so that the timer does not try the same install again (facts/switches.py).
+    memory: Path | None = None
 
     mutating = True
     type_name: ClassVar[str] = "install_version"
@@ -384,6 +387,7 @@ class InstallVersion:
             OperationField("scope", self.scope),
             OperationField("replace", self.replace),
             plan_only("timeout_s", self.timeout_s),
+            plan_only("memory", self.memory),
             fingerprint_only("package_json_sha256", Digest(self.package_json)),
             *_shown_state(self),
         )

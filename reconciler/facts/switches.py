@@ -8,6 +8,10 @@ timer share it:
     gateway-bad-versions.json   {"profiles": {PROFILE: {"version", "failed_at", "reason"}}}
     gateway-switched.json       {"profiles": {PROFILE: {"from", "to", "at"}}}: the last switch
                                 that was kept (what `rollback` goes back to by default)
+    gateway-failed-installs.json {"versions": {VERSION: {"package_json_sha256", "failed_at",
+                                "reason"}}}: installs that failed, not tried again (by the timer
+                                either) until the spec asks for another package.json or
+                                `update --retry` forgets the record
     switch/PROFILE/intent.json  {"from", "to", "started_at", "unit", "unit_mode",
                                 "config_mode"} while a switch runs (SwitchIntent)
     switch/PROFILE/unit         the unit file as it was before the switch (absent: there was none)
@@ -15,8 +19,8 @@ timer share it:
 
 Files 0600 in 0700 directories, written atomically as the user (reconciler/shell/switch.py),
 read bounded (size and JSON nesting: a deep line is "not ours", never a RecursionError). Each
-file has one typed record here (BadVersion, Switched, SwitchIntent) that the runner and the use
-cases pass around; the JSON shapes live only in this module.
+file has one typed record here (BadVersion, Switched, SwitchIntent, FailedInstall) that the
+runner and the use cases pass around; the JSON shapes live only in this module.
 A switch killed half way (kill -9, power loss) leaves `intent.json`: the next plan sees it and
 runs the gate again with the copies taken before the first attempt.
 """
@@ -24,8 +28,9 @@ runs the gate again with the copies taken before the first attempt.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,7 @@ from reconciler.system.as_user import acting_account, call_as
 
 BAD_VERSIONS = "gateway-bad-versions.json"
 SWITCHED = "gateway-switched.json"
+FAILED_INSTALLS = "gateway-failed-installs.json"
 SWITCH_DIR = "switch"
 INTENT = "intent.json"
 UNIT_COPY = "unit"
@@ -149,12 +155,53 @@ class Switched:
 
 @recorded
 @dataclass(frozen=True)
+class FailedInstall:
+    """An install of a version that failed, from a package.json with this digest."""
+
+    version: str
+    package_json_sha256: str
+    failed_at: str  # ISO 8601 UTC
+    reason: str
+
+    def redacted(self, redaction: Redaction) -> FailedInstall:
+        return replace(self, reason=redaction.text(self.reason))
+
+    def blocked_message(self, package: str, profiles: tuple[str, ...]) -> str:
+        """The plan's reason for not installing it again."""
+        retry = " ".join(f"--retry {p}" for p in profiles) or "--retry PROFILE"
+        return (
+            f"{package}@{self.version} failed to install at {self.failed_at} "
+            f"({self.reason}); not tried again until the spec changes what is installed "
+            f"(the version, overrides, extra) or `reconciler update SPEC {retry}`"
+        )
+
+
+def package_digest(package_json: str) -> str:
+    """What a failed install is remembered by: the package.json it was tried with."""
+    return hashlib.sha256(package_json.encode()).hexdigest()
+
+
+@recorded
+@dataclass(frozen=True)
 class SwitchMemory:
-    """What the reconciler remembers of switches on this host."""
+    """What the reconciler remembers of switches (and failed installs) on this host."""
 
     bad: tuple[BadVersion, ...] = ()
     interrupted: tuple[Interrupted, ...] = ()
     switched: tuple[Switched, ...] = ()
+    failed_installs: tuple[FailedInstall, ...] = ()
+
+    def failed_install(self, version: str, package_json: str) -> FailedInstall | None:
+        """The record of `version` failing to install from exactly `package_json`."""
+        digest = package_digest(package_json)
+        return next(
+            (
+                f
+                for f in self.failed_installs
+                if f.version == version and f.package_json_sha256 == digest
+            ),
+            None,
+        )
 
     def last_switch(self, profile: str) -> Switched | None:
         return next((s for s in self.switched if s.profile == profile), None)
@@ -221,6 +268,36 @@ def encode_switched(entries: tuple[Switched, ...]) -> str:
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
+def parse_failed_installs(text: str) -> tuple[FailedInstall, ...]:
+    """Pure: the failed installs remembered (an unreadable file: none, so installs are tried
+    again, which is what happened before this memory existed)."""
+    try:
+        versions = loads_json(text, source=FAILED_INSTALLS, max_depth=4)["versions"]
+        return tuple(
+            FailedInstall(
+                str(v), str(e["package_json_sha256"]), str(e["failed_at"]), str(e["reason"])
+            )
+            for v, e in sorted(versions.items())
+        )
+    except (ValueError, KeyError, TypeError, AttributeError, OSError):  # OSError: too deep
+        return ()
+
+
+def encode_failed_installs(entries: tuple[FailedInstall, ...]) -> str:
+    """Pure: the file's text for `entries` (one per version, sorted)."""
+    doc = {
+        "versions": {
+            f.version: {
+                "package_json_sha256": f.package_json_sha256,
+                "failed_at": f.failed_at,
+                "reason": f.reason,
+            }
+            for f in sorted(entries, key=lambda f: f.version)
+        }
+    }
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
 def parse_intent(profile: str, text: str) -> Interrupted | None:
     """Pure: an intent file's switch, None when it is unreadable (then nothing is resumed)."""
     try:
@@ -234,9 +311,11 @@ def parse_intent(profile: str, text: str) -> Interrupted | None:
 
 def _read_memory(directory: Path) -> dict[str, Any]:
     """As the user: the raw texts (bad-version file, intent files), None where absent."""
-    out: dict[str, Any] = {"bad": None, "intents": {}, "switched": None}
+    out: dict[str, Any] = {"bad": None, "intents": {}, "switched": None, "failed": None}
     with contextlib.suppress(OSError, UnicodeDecodeError):
         out["switched"] = read_bounded(directory / SWITCHED, _MAX_BYTES, follow=False).decode()
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        out["failed"] = read_bounded(directory / FAILED_INSTALLS, _MAX_BYTES, follow=False).decode()
     try:
         out["bad"] = read_bounded(directory / BAD_VERSIONS, _MAX_BYTES, follow=False).decode()
     except FileNotFoundError:
@@ -277,7 +356,8 @@ class SwitchMemoryProbe(Probe[SwitchMemory]):
             if (i := parse_intent(name, text)) is not None
         )
         switched = parse_switched(raw["switched"]) if raw.get("switched") else ()
-        return SwitchMemory(bad, interrupted, switched)
+        failed = parse_failed_installs(raw["failed"]) if raw.get("failed") else ()
+        return SwitchMemory(bad, interrupted, switched, failed)
 
     def answer_from(self, recorded: RecordedHost) -> SwitchMemory | None:
         """Nothing remembered when the directory is known to be absent, or when the snapshot

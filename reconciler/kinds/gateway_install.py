@@ -34,11 +34,12 @@ from reconciler.core.action import (
 )
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
-from reconciler.core.kind import NEEDS_USER, NO_FACTS, Kind, register
+from reconciler.core.kind import NEEDS_USER, NO_FACTS, Kind, register, spec_user
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import DirectoryListing, PathChainProbe
 from reconciler.facts.gateway_versions import InstalledVersions, InstalledVersionsProbe, retained
 from reconciler.facts.profile_files import gateway_units_probe, unit_probe
+from reconciler.facts.switches import SwitchMemoryProbe, memory_dir
 from reconciler.gateway.addresses import (
     GATEWAY,
     NODE,
@@ -152,6 +153,7 @@ class GatewayInstallKind(Kind):
         yield versions_probe(spec, host)
         if not user_owned(spec):
             yield PathChainProbe(prefix_path(spec, home(host)))
+        yield SwitchMemoryProbe(memory_dir(spec_user(host).home))
         yield version_probe("node", host, found)
         yield version_probe(gateway_program(spec), host, found)
         for profile in spec.profiles:
@@ -257,6 +259,11 @@ def _install(
         return None
     node = facts.get(version_probe("node", host, facts)).path
     npm = facts.get(location_probe("npm", host)).path
+    memory = memory_dir(spec_user(host).home)
+    failed = facts.get(SwitchMemoryProbe(memory)).failed_install(version, wanted)
+    if failed is not None and blocked is None:
+        users = tuple(p.name for p in spec.profiles if profile_version(spec, p) == version)
+        blocked = failed.blocked_message(spec.runtime.gateway.package, users)
     operations: list[RemoveTree | InstallVersion] = []
     reason = f"{_why(spec, version)}: install it side by side into {target}"
     triggers: tuple[str, ...] = ()
@@ -293,6 +300,7 @@ def _install(
             scope=scope,
             timeout_s=NPM_TIMEOUT_S,
             replace=reinstall,
+            memory=memory,
         )
     )
     if blocked is None and node is None:

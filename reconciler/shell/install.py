@@ -20,19 +20,31 @@ import re
 import secrets
 import shutil
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reconciler.bounded import read_bounded
 from reconciler.core.action import InstallVersion, RemoveTree
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import Account, HostContext
 from reconciler.facts.files import path_chain
+from reconciler.facts.switches import (
+    FAILED_INSTALLS,
+    FILE_MODE,
+    MEMORY_MODE,
+    FailedInstall,
+    encode_failed_installs,
+    package_digest,
+    parse_failed_installs,
+)
 from reconciler.gateway.versions import MARKER
-from reconciler.shell.files import atomic_write
+from reconciler.shell.files import atomic_write, ensure_directory
 from reconciler.system.as_user import acting_account, call_as
 
 PREFIX_MODE = 0o755
 CHECK_TIMEOUT_S = 60.0
+_MAX_MEMORY = 256 * 1024
 _VERSION_TOKEN = re.compile(r"v?\d+\.\d+(?:\.\d+)?(?:[-+][\w.]+)?")
 
 
@@ -167,6 +179,57 @@ def install_version(
         if os.path.lexists(temp):
             with contextlib.suppress(OSError):
                 call_as(account, lambda: _discard(temp))
+
+
+def remember_install(memory: Path, version: str, failure: FailedInstall | None) -> str:
+    """As the spec user: record that `version` failed to install (or, `failure` None, forget
+    that it did, after it installed)."""
+    path = memory / FAILED_INSTALLS
+    try:
+        known = parse_failed_installs(read_bounded(path, _MAX_MEMORY, follow=False).decode())
+    except (FileNotFoundError, UnicodeDecodeError):
+        known = ()
+    kept = tuple(f for f in known if f.version != version)
+    if failure is None and len(kept) == len(known):
+        return ""
+    ensure_directory(memory, MEMORY_MODE, None)
+    entries = kept if failure is None else (*kept, failure)
+    atomic_write(path, encode_failed_installs(entries), FILE_MODE, backup=False)
+    return ""
+
+
+def record_outcome(op: InstallVersion, host: HostContext, ok: bool, detail: str) -> None:
+    """Keep the install's outcome in the reconciler's memory (best effort: a memory that
+    cannot be written only means the install is tried again, as before it existed)."""
+    if op.memory is None or host.user is None:
+        return
+    failure = (
+        None
+        if ok
+        else FailedInstall(
+            op.version,
+            package_digest(op.package_json),
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            detail,
+        )
+    )
+    memory = op.memory
+    with contextlib.suppress(OSError, ValueError):
+        call_as(acting_account(host), lambda: remember_install(memory, op.version, failure))
+
+
+def forget_install(memory: Path, version: str) -> bool:
+    """As the spec user: forget that `version` failed to install (`update --retry`); True
+    when it had."""
+    path = memory / FAILED_INSTALLS
+    try:
+        known = parse_failed_installs(read_bounded(path, _MAX_MEMORY, follow=False).decode())
+    except FileNotFoundError:
+        return False
+    if not any(f.version == version for f in known):
+        return False
+    remember_install(memory, version, None)
+    return True
 
 
 def run_remove_tree(op: RemoveTree, host: HostContext) -> Any:

@@ -393,9 +393,10 @@ class HostRunner(ReadOnlyRunner):
     }
 
     def _install_version(self, op: InstallVersion) -> OperationResult:
-        from reconciler.shell.install import install_version
+        from reconciler.shell.install import install_version, record_outcome
 
         ok, detail, done = install_version(op, self.host, self.run)
+        record_outcome(op, self.host, ok, detail)
         return OperationResult(op, ok, detail, done[-1] if done else None)
 
     def _remove_tree(self, op: RemoveTree) -> OperationResult:

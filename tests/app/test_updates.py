@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -213,3 +214,45 @@ def test_a_rollback_to_a_version_that_does_not_start_restores_the_newer(
     assert result.exit_code == 1
     assert f"FAILED (rolled back to {NEW}: its process ended" in result.output
     assert f"/{NEW}/" in cli.fake.unit_path(UNIT).read_text()
+
+
+def npm_installs(fake: FakeHost) -> list[list[str]]:
+    return [c["argv"] for c in fake.mutating_calls() if c["tool"] == "npm"]
+
+
+def test_a_failed_install_is_not_retried_by_the_timer_until_the_spec_or_retry_asks(
+    cli: Cli, spec: Path, tmp_path: Path
+) -> None:
+    """An install that failed (npm ETARGET here) is remembered with the package.json it was
+    tried with: the timer's next apply blocks it without running npm; plan, status and
+    versions show it; a spec that changes the package.json, or `update --retry`, tries again."""
+    cli.fake.set_npm_registry({"clawdbot": {OLD: "ok"}})  # NEW is not published (yet)
+    first = cli("apply", spec, "--non-interactive", "--host-check=off")
+    assert first.exit_code == 1, first.output
+    assert len(npm_installs(cli.fake)) == 1
+    cli.fake.clear_calls()
+    again = cli("apply", spec, "--non-interactive", "--host-check=off")
+    assert npm_installs(cli.fake) == []
+    assert f"clawdbot@{NEW} failed to install at " in again.output, again.output
+    assert "`reconciler update SPEC --retry ops`" in again.output
+    assert f"/{OLD}/" in cli.fake.unit_path(UNIT).read_text()
+    plan = cli("plan", spec, "--host-check=off")
+    assert f"clawdbot@{NEW} failed to install at " in plan.output
+    versions = cli("versions", spec, "--host-check=off")
+    assert re.search(rf"{NEW} +install failed \(", versions.output), versions.output
+    status = cli("status", spec)
+    assert f"install failed: {NEW} at " in status.output, status.output
+    # another package.json (an extra dependency) is another install: planned again
+    changed = tmp_path / "extra.yaml"
+    changed.write_text(
+        SPEC.replace("    start_timeout", '    extra: {left-pad: "1.3.0"}\n    start_timeout')
+    )
+    assert "failed to install" not in cli("plan", changed, "--host-check=off").output
+    # published now; --retry forgets the failure and installs it
+    cli.fake.set_npm_registry({"clawdbot": {OLD: "ok", NEW: "ok"}})
+    retried = cli("update", spec, "--retry", "ops", "--yes", "--host-check=off")
+    assert f"forgot that {NEW} failed to install" in retried.output, retried.output
+    assert retried.exit_code == 0, retried.output
+    assert f"/{NEW}/" in cli.fake.unit_path(UNIT).read_text()
+    memory = json.loads((memory_dir(cli.fake.home) / "gateway-failed-installs.json").read_text())
+    assert memory == {"versions": {}}

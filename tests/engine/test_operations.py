@@ -63,7 +63,15 @@ EVERY_OPERATION: list[Operation] = [
         "u",
     ),
     InstallVersion(
-        Path("/p"), "1.2.3", "{}\n", "node_modules/x/e.js", "/n/npm", "/n/node", "system", 60
+        Path("/p"),
+        "1.2.3",
+        "{}\n",
+        "node_modules/x/e.js",
+        "/n/npm",
+        "/n/node",
+        "system",
+        60,
+        memory=Path("/m"),
     ),
     RemoveTree(Path("/p"), "1.2.2", "system"),
 ]

@@ -98,8 +98,11 @@ def test_the_switch_memory_files_are_typed_and_bounded(tmp_path: Path) -> None:
     RecursionError; the intent round-trips through its one typed record."""
     from reconciler.core.probe import ProbeFailed
     from reconciler.facts.switches import (
+        FailedInstall,
         SwitchIntent,
+        encode_failed_installs,
         parse_bad_versions,
+        parse_failed_installs,
         parse_intent,
         parse_switched,
     )
@@ -107,6 +110,9 @@ def test_the_switch_memory_files_are_typed_and_bounded(tmp_path: Path) -> None:
     with pytest.raises(ProbeFailed, match="not a bad-version record"):
         parse_bad_versions(DEEP_OBJECT, "gateway-bad-versions.json")
     assert parse_switched(DEEP) == ()
+    assert parse_failed_installs(DEEP_OBJECT) == ()
+    failed = FailedInstall("2026.2.1", "ab" * 32, "2026-12-07T10:00:00+00:00", "npm error ETARGET")
+    assert parse_failed_installs(encode_failed_installs((failed,))) == (failed,)
     assert parse_intent("ops", DEEP_OBJECT) is None
     intent = SwitchIntent("2026.1.24-3", "2026.2.1", "2026-12-07T10:00:00+00:00", "u", 0o644, None)
     assert SwitchIntent.parse(intent.to_json()) == intent
