@@ -31,7 +31,7 @@ from reconciler.facts.tailscale import (
 )
 from reconciler.gateway.paths import profile_paths, unit_dir
 from reconciler.kinds import all_kinds
-from reconciler.kinds.gateway_config import compare, render_config
+from reconciler.kinds.gateway_config import compare, render_config, served
 from reconciler.kinds.gateway_service import binary_probe
 from reconciler.kinds.gateway_unit import SecretEnvState, render_unit, token_probe, unit_probe
 from reconciler.kinds.legacy_units import directory_probe
@@ -151,7 +151,7 @@ def converged_profile(
     def directory(path: Path) -> PathState:
         return PathState(path, "directory", 0o700, 1000, "user", CHANGED_S, CHANGED_S)
 
-    config = render_config(compare({}, profile, "").merged)
+    config = render_config(compare({}, profile, "", proxied=served(spec, profile)).merged)
     unit = render_unit(spec, profile, paths, HOME, GATEWAY, NODE)
     facts: dict[Probe[Any], Any] = {
         PathProbe(paths.state): directory(paths.state),

@@ -75,7 +75,9 @@ def test_removing_tailscale_removes_its_values() -> None:
     lines = changes(SPEC_TEXT, without)
     assert '- tailscale.operator: "user"' in lines
     assert '- tailscale.serve.443.target: "http://127.0.0.1:18789"' in lines
-    assert all(line.startswith("- tailscale.") for line in lines)
+    # without a serve entry the profile no longer needs 127.0.0.1 as a trusted proxy
+    assert '- profiles.personal.config.gateway.trustedProxies: ["127.0.0.1"]' in lines
+    assert all(line.startswith(("- tailscale.", "- profiles.personal.config.")) for line in lines)
 
 
 def test_a_reformatted_spec_changes_nothing() -> None:

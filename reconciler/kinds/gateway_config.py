@@ -2,7 +2,9 @@
 
 Wants: `gateway.mode = "local"` (the gateway refuses to start otherwise), `gateway.port`,
 `gateway.bind`, and `gateway.tailscale.mode = "off"` (the reconciler owns Tailscale Serve; the
-gateway's own serve handling runs `tailscale serve reset` on exit, wiping every entry); and the
+gateway's own serve handling runs `tailscale serve reset` on exit, wiping every entry); for a
+profile a serve entry targets, `127.0.0.1` in `gateway.trustedProxies` (Serve's requests come
+from loopback with X-Forwarded-For; the user's other entries are kept); and the
 keys a spec section owns in every profile's config (`reconciler.spec.sections.gateway_config`:
 the docker sandbox's `agents.defaults.sandbox.*`, kinds/docker.py). Every other key, written by the user or the gateway, is kept exactly as it was; no key of our own is
 ever added (the gateway rejects unknown keys and stops, docs/host-facts.md §1). The file is 0600 and
@@ -61,16 +63,35 @@ OWNED_VALUES: tuple[tuple[tuple[str, ...], Callable[[Profile], Any]], ...] = (
     (("gateway", "bind"), lambda profile: profile.bind),
     (("gateway", "tailscale", "mode"), lambda profile: "off"),
 )
-OWNED: tuple[tuple[str, ...], ...] = tuple(path for path, _ in OWNED_VALUES)
+# Owned for a served profile only (a serve entry of the spec targets it): its list must hold
+# 127.0.0.1, whatever else the user lists there (kept, in their order).
+TRUSTED_PROXIES = ("gateway", "trustedProxies")
+# Tailscale Serve connects from loopback and sends X-Forwarded-For: unless the gateway trusts
+# 127.0.0.1 as a proxy, openclaw answers such a request 403 (tried with 2026.9.6, host-facts
+# §8) and clawdbot 2026.1.24-3 treats it as an untrusted proxy (`gateway auth required
+# behind reverse proxy` without auth; dist/gateway/server/ws-connection/message-handler.js).
+# Both releases' config schemas accept `gateway.trustedProxies: string[]`.
+SERVE_PROXY = "127.0.0.1"
+OWNED: tuple[tuple[str, ...], ...] = (*(path for path, _ in OWNED_VALUES), TRUSTED_PROXIES)
 
 
 class ConfigUnreadable(PlanError):
     """The config cannot be parsed or does not have the shape we can merge into."""
 
 
-def owned_values(profile: Profile) -> dict[tuple[str, ...], Any]:
-    """What the spec wants at each owned key."""
-    return {path: wanted(profile) for path, wanted in OWNED_VALUES}
+def owned_values(profile: Profile, served: bool = False) -> dict[tuple[str, ...], Any]:
+    """What the spec wants at each owned key (`served`: a serve entry of the spec targets the
+    profile; its `gateway.trustedProxies` must then list 127.0.0.1, other entries kept)."""
+    wanted = {path: want(profile) for path, want in OWNED_VALUES}
+    if served:
+        wanted[TRUSTED_PROXIES] = [SERVE_PROXY]
+    return wanted
+
+
+def served(spec: Spec, profile: Profile) -> bool:
+    """True when a serve entry of the spec targets `profile` (Tailscale Serve proxies to it)."""
+    serve = spec.tailscale.serve if spec.tailscale is not None else ()
+    return any(entry.profile == profile.name for entry in serve)
 
 
 _POSITION = re.compile(r":(\d+) .* at column (\d+)")
@@ -215,16 +236,22 @@ def compare(
     profile: Profile,
     where: str,
     sections_own: Mapping[tuple[str, ...], Any] | None = None,
+    proxied: bool = False,
 ) -> ConfigComparison:
     """Pure: the parsed document + the profile (+ the keys the spec's sections own, e.g. the
-    docker sandbox's) -> what differs and the merged document."""
-    wanted = owned_values(profile) | dict(sections_own or {})
+    docker sandbox's; `proxied`: Tailscale Serve proxies to it) -> what differs and the merged
+    document."""
+    wanted = owned_values(profile, proxied) | dict(sections_own or {})
     merged = dict(doc)  # copied along the owned paths only: a 20 MB config is not deep-copied
     desired: dict[str, Any] = {}
     actual: dict[str, Any] = {}
     in_sync = True
     for path, value in wanted.items():
         present, current = _lookup(doc, path, where)
+        if path == TRUSTED_PROXIES:
+            # Only 127.0.0.1 is ours: the user's own proxies stay, in their order.
+            others = current if present and isinstance(current, list) else []
+            value = others if SERVE_PROXY in others else [*others, SERVE_PROXY]
         name = ".".join(path)
         desired[name] = value
         if present:
@@ -254,8 +281,9 @@ _NOT_AN_OBJECT = "(not an object)"
 def owned_config_text(text: str) -> tuple[str | None, str | None]:
     """A gateway config reduced to the keys the spec owns: (text, None) or (None, error).
 
-    Only the owned paths survive (`gateway.mode/port/bind/tailscale.mode`, and those a spec
-    section may own, `sections.gateway_config_paths()`): their scalar values,
+    Only the owned paths survive (`gateway.mode/port/bind/tailscale.mode/trustedProxies`, and
+    those a spec section may own, `sections.gateway_config_paths()`): their scalar values, a
+    list of short strings as is (proxy addresses),
     an empty object or list where one stands (the plan only shows its type), a placeholder
     where a parent is not an object (the plan only says so). Tokens, passwords and every other
     key are gone, and this kind plans the same owned-key changes from the result.
@@ -276,7 +304,10 @@ def _keep_path(source: dict[str, Any], target: dict[str, Any], path: tuple[str, 
         return
     value = source[key]
     if len(path) == 1:
-        target[key] = type(value)() if isinstance(value, dict | list) else value
+        if isinstance(value, list) and all(isinstance(v, str) and len(v) < 100 for v in value):
+            target[key] = list(value)  # trustedProxies: addresses, no secret
+        else:
+            target[key] = type(value)() if isinstance(value, dict | list) else value
     elif not isinstance(value, dict):
         target[key] = _NOT_AN_OBJECT
     else:
@@ -304,7 +335,9 @@ class GatewayConfigKind(Kind):
     def placeholders(self, spec: Spec, host: HostContext) -> Iterable[Action]:
         for profile in spec.profiles:
             paths = profile_paths(spec, profile, host)
-            fresh = compare({}, profile, str(paths.config), sections.gateway_config(spec))
+            fresh = compare(
+                {}, profile, str(paths.config), sections.gateway_config(spec), served(spec, profile)
+            )
             yield _write(paths, fresh, render_config(fresh.merged), "create", host, ())
 
     def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
@@ -317,7 +350,9 @@ class GatewayConfigKind(Kind):
                     "config_file": str(profile_paths(spec, p, host).config),
                     "config": {
                         ".".join(key): value
-                        for key, value in (owned_values(p) | sections.gateway_config(spec)).items()
+                        for key, value in (
+                            owned_values(p, served(spec, p)) | sections.gateway_config(spec)
+                        ).items()
                     },
                 }
                 for p in spec.profiles
@@ -349,7 +384,7 @@ def plan_config(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -
     found = facts.get(config_probe(paths))
     after_state = (state_address(profile.name),)  # kept when the plan creates or fixes it
     if found.kind == "missing":
-        fresh = compare({}, profile, where, sections.gateway_config(spec))
+        fresh = compare({}, profile, where, sections.gateway_config(spec), served(spec, profile))
         return _write(paths, fresh, render_config(fresh.merged), "create", host, after_state)
     if found.kind != "file":
         raise ConfigUnreadable(
@@ -358,7 +393,7 @@ def plan_config(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -
     if found.text is None:
         raise ConfigUnreadable(f"cannot read {where}: {found.error}; it is never overwritten")
     doc = parse_config(found.text, where)
-    result = compare(doc, profile, where, sections.gateway_config(spec))
+    result = compare(doc, profile, where, sections.gateway_config(spec), served(spec, profile))
     if foreign_owner(config_address(profile.name), found, host):
         file_ok = True  # not root: its mode and owner are reported, not ours to fix
     else:

@@ -18,6 +18,7 @@ from reconciler.kinds.gateway_config import (
     ConfigUnreadable,
     GatewayConfigKind,
     compare,
+    owned_config_text,
     parse_config,
     render_config,
 )
@@ -116,6 +117,26 @@ def test_comparison_is_type_strict() -> None:
     assert not compare(doc, PROFILE, "c").in_sync
     doc["gateway"]["port"] = 18809
     assert compare(doc, PROFILE, "c").in_sync
+
+
+def test_a_served_profile_trusts_loopback_as_its_proxy_and_keeps_other_proxies() -> None:
+    """Tailscale Serve connects from 127.0.0.1 with X-Forwarded-For: a served profile's
+    config must list 127.0.0.1 in gateway.trustedProxies (openclaw 2026.9 answers 403
+    otherwise); the user's other proxies stay; an unserved profile's key is not ours."""
+    base = {"gateway": {"mode": "local", "port": 18809, "bind": "loopback"}}
+    base["gateway"]["tailscale"] = {"mode": "off"}
+    assert compare(base, PROFILE, "c").in_sync  # not served: not owned
+    added = compare(base, PROFILE, "c", proxied=True)
+    assert not added.in_sync and added.merged["gateway"]["trustedProxies"] == ["127.0.0.1"]
+    assert added.desired["gateway.trustedProxies"] == ["127.0.0.1"]
+    theirs = {"gateway": {**base["gateway"], "trustedProxies": ["10.0.0.5"]}}
+    merged = compare(theirs, PROFILE, "c", proxied=True)
+    assert merged.merged["gateway"]["trustedProxies"] == ["10.0.0.5", "127.0.0.1"]
+    kept = {"gateway": {**base["gateway"], "trustedProxies": ["10.0.0.5", "127.0.0.1"]}}
+    assert compare(kept, PROFILE, "c", proxied=True).in_sync
+    # the snapshot's reduced config keeps the addresses (no secret), so it plans the same
+    text, _ = owned_config_text(json.dumps(kept))
+    assert text is not None and compare(parse_config(text, "c"), PROFILE, "c", proxied=True).in_sync
 
 
 def test_a_non_object_on_the_way_is_an_error_without_its_value() -> None:
