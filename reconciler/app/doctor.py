@@ -262,11 +262,12 @@ def doctor_probes(
 
 
 def _token_probe(spec: Spec, host: HostContext, profile: Profile) -> SecretEnvProbe | None:
-    """The profile's gateway.env (auth: token): its mode, never its value."""
+    """The profile's gateway.env (auth: token, and every openclaw profile): its mode, never
+    its value."""
     from reconciler.facts.profile_files import token_probe
-    from reconciler.gateway.paths import profile_paths
+    from reconciler.gateway.paths import profile_paths, uses_token_file
 
-    if profile.auth != "token":
+    if not uses_token_file(spec, profile):
         return None
     return token_probe(spec, profile_paths(spec, profile, host))
 

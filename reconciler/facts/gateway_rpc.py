@@ -21,7 +21,7 @@ from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.facts.codec import Redaction, recorded
 from reconciler.facts.programs import locate
-from reconciler.gateway.paths import profile_paths
+from reconciler.gateway.paths import profile_paths, uses_token_file
 from reconciler.spec.naming import product_names
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def gateway_call(spec: Spec, host: HostContext, profile: Profile) -> GatewayCall
     ]
     if profile.name != "default":
         env.insert(0, (names.env("PROFILE"), profile.name))
-    token = paths.token_env if profile.auth == "token" else None
+    token = paths.token_env if uses_token_file(spec, profile) else None
     return GatewayCall(program, profile.port, tuple(env), token)
 
 

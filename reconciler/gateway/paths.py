@@ -85,6 +85,17 @@ def profile_paths(spec: Spec, profile: Profile, host: HostContext) -> ProfilePat
     )
 
 
+def uses_token_file(spec: Spec, profile: Profile) -> bool:
+    """Whether the profile's gateway gets its token from `gateway.env` (EnvironmentFile=).
+
+    `auth: token`, and every openclaw profile: openclaw has no token-less mode across the
+    releases we install (2026.1.x refuses to start without a token; 2026.9.x makes up a new
+    one at every start, so every client and paired browser would lose it at each restart),
+    so `auth: none` on openclaw keeps one stable token there (docs/host-facts.md §8).
+    """
+    return profile.auth == "token" or spec.product == "openclaw"
+
+
 def names(spec: Spec) -> ProductNames:
     return product_names(spec.product)
 

@@ -28,7 +28,7 @@ from reconciler.facts.profile_files import unit_probe
 from reconciler.facts.switches import SwitchMemory, SwitchMemoryProbe, memory_dir
 from reconciler.facts.systemd import UnitStatusProbe
 from reconciler.gateway.addresses import DAEMON_RELOAD, config_address, unit_address
-from reconciler.gateway.paths import ProfilePaths, names, profile_paths
+from reconciler.gateway.paths import ProfilePaths, names, profile_paths, uses_token_file
 from reconciler.gateway.versions import prefix_path, profile_version, version_in_exec, versioned
 from reconciler.kinds._programs import gateway_program, version_probe
 from reconciler.kinds._systemd import unit_status
@@ -69,7 +69,7 @@ def health_command(
         ("env", *(f"{k}={v}" for k, v in env), *program, "gateway", "health", "--json"),
         scope="user",
         timeout_s=20,
-        env_file=paths.token_env if profile.auth == "token" else None,
+        env_file=paths.token_env if uses_token_file(spec, profile) else None,
     )
 
 

@@ -59,7 +59,7 @@ from reconciler.gateway.addresses import (
     unit_address,
     workspace_address,
 )
-from reconciler.gateway.paths import ProfilePaths, profile_paths, user_blocker
+from reconciler.gateway.paths import ProfilePaths, profile_paths, user_blocker, uses_token_file
 from reconciler.gateway.versions import versioned
 from reconciler.kinds._programs import gateway_program, location_probe, version_probe
 from reconciler.kinds._systemd import (
@@ -199,7 +199,7 @@ class GatewayServiceKind(Kind):
             paths = profile_paths(spec, profile, host)
             yield unit_probe(paths)
             yield config_probe(paths)
-            if profile.auth == "token":
+            if uses_token_file(spec, profile):
                 yield token_probe(spec, paths)
 
     def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
@@ -365,7 +365,7 @@ def _restart_reasons(
         (str(paths.unit_file), facts.get(unit_probe(paths))),
         (str(paths.config), facts.get(config_probe(paths))),
     ]
-    if profile.auth == "token":
+    if uses_token_file(spec, profile):
         files.append((str(paths.token_env), facts.get(token_probe(spec, paths)).file))
     gateway = facts.get(version_probe(gateway_program(spec), host, facts))
     # A versioned install never changes after its rename (a new version is a new unit): only

@@ -69,6 +69,7 @@ from reconciler.gateway.paths import (
     profile_paths,
     token_key,
     user_blocker,
+    uses_token_file,
 )
 from reconciler.gateway.versions import (
     entry_point,
@@ -158,7 +159,7 @@ def render_unit(
         f"ExecStart={exec_start}",
         *(f"Environment={systemd_word(f'{k}={v}', exec_line=False)}" for k, v in env),
     ]
-    if profile.auth == "token":
+    if uses_token_file(spec, profile):
         lines.append(f"EnvironmentFile={str(paths.token_env).replace('%', '%%')}")
     lines += [
         "Restart=always",
@@ -206,7 +207,9 @@ class GatewayUnitKind(Kind):
                     table.env("CONFIG_PATH"): str(paths.config),
                     table.env("GATEWAY_PORT"): str(profile.port),
                 },
-                "environment_file": str(paths.token_env) if profile.auth == "token" else None,
+                "environment_file": str(paths.token_env)
+                if uses_token_file(spec, profile)
+                else None,
             }
         health = format_duration(int(spec.runtime.gateway.health_window_s))
         return {"runtime": {"gateway": {"health_window": health}}, "profiles": out}
@@ -225,7 +228,7 @@ class GatewayUnitKind(Kind):
         for profile in spec.profiles:
             paths = profile_paths(spec, profile, host)
             yield unit_probe(paths)
-            if profile.auth == "token":
+            if uses_token_file(spec, profile):
                 yield token_probe(spec, paths)
 
     def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
@@ -244,7 +247,7 @@ def _token(
 ) -> tuple[EnsureSecretEnv, str] | None:
     """With `auth: token`: the operation that makes `gateway.env` hold a token (0600) and why,
     or None when it does."""
-    if profile.auth != "token":
+    if not uses_token_file(spec, profile):
         return None
     token = facts.get(token_probe(spec, paths))
     if token.file.kind not in ("missing", "file"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,24 @@ def test_fake_host_token_never_in_unit_or_output(tmp_path: Path) -> None:
     assert env.read_text().strip().partition("=")[2] == token
     # the running gateway got it through the unit's EnvironmentFile (not from the unit text)
     assert "profile[ops].unit" not in addresses(gw.plan(changed))
+
+
+def test_openclaw_with_auth_none_keeps_one_stable_token(tmp_path: Path) -> None:
+    """openclaw has no token-less mode across its releases (2026.9 makes up a new token at
+    every start): `auth: none` on openclaw keeps one in gateway.env, as `auth: token` does;
+    clawdbot with `auth: none` gets none."""
+    gw = GatewayHost(tmp_path)
+    gw.fake.set_gateway("2026.1.30", product="openclaw")
+    spec = gateway_spec(Profile("ops", 18809), product="openclaw")
+    gw.converge(spec)
+    env = gw.home / ".openclaw-ops" / "gateway.env"
+    token = env.read_text().strip().partition("=")[2]
+    assert env.read_text().startswith("OPENCLAW_GATEWAY_TOKEN=") and len(token) == 64
+    unit = (gw.fake.unit_dir / "openclaw-gateway-ops.service").read_text()
+    assert f"EnvironmentFile={env}" in unit and token not in unit
+    gw.converge(replace(spec, profiles=(Profile("ops", 18829),)))
+    assert env.read_text().strip().partition("=")[2] == token  # the same token after a restart
+    paths = profile_paths(gateway_spec(Profile("ops", 18809)), Profile("ops", 18809), make_host())
+    clawdbot = gateway_spec(Profile("ops", 18809))
+    text = render_unit(clawdbot, clawdbot.profiles[0], paths, USER.home, GATEWAY, NODE)
+    assert "EnvironmentFile" not in text
