@@ -19,7 +19,9 @@ from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.facts.codec import RecordedHost, recorded
-from reconciler.gateway.versions import MARKER, is_version
+from reconciler.gateway.paths import home
+from reconciler.gateway.versions import MARKER, is_version, prefix_path
+from reconciler.spec.model import Spec
 from reconciler.system.as_user import acting_account, call_as
 
 TEMP_PREFIXES = (".install-", ".remove-")
@@ -42,6 +44,7 @@ class InstalledVersion:
     # or recorded before it was probed. Compared with the spec's to plan a reinstall.
     manifest: str | None = None
     uid: int | None = None  # the directory's owner (None: recorded before it was probed)
+    engines_node: str | None = None  # the package's `engines.node` (the node it needs)
 
     @property
     def usable(self) -> bool:
@@ -87,15 +90,21 @@ def _manifest(path: Path) -> str | None:
         return None
 
 
-def _package_version(path: Path) -> str | None:
+def package_facts(path: Path) -> tuple[str | None, str | None]:
+    """(`version`, `engines.node`) of an installed package.json (None where absent)."""
     data = _small_file(path)
     if data is None:
-        return None
+        return None, None
     try:
-        version = json.loads(data).get("version")
-    except (ValueError, AttributeError):
-        return None
-    return version if isinstance(version, str) else None
+        doc = json.loads(data)
+        version, engines = doc.get("version"), doc.get("engines")
+    except (ValueError, AttributeError, RecursionError):
+        return None, None
+    node = engines.get("node") if isinstance(engines, dict) else None
+    return (
+        version if isinstance(version, str) else None,
+        node if isinstance(node, str) and len(node) < 200 else None,
+    )
 
 
 def list_prefix(prefix: Path, package: str) -> dict[str, Any]:
@@ -130,14 +139,16 @@ def list_prefix(prefix: Path, package: str) -> dict[str, Any]:
         except OSError:
             complete, installed_at = False, os.lstat(entry).st_mtime
         package_json = entry / "node_modules" / package / "package.json"
+        package_version, engines_node = package_facts(package_json)
         versions.append(
             {
                 "version": name,
                 "complete": complete,
-                "package_version": _package_version(package_json),
+                "package_version": package_version,
                 "installed_at": installed_at,
                 "manifest": _manifest(entry / "package.json"),
                 "uid": os.lstat(entry).st_uid,
+                "engines_node": engines_node,
             }
         )
     return {"exists": True, "uid": info.st_uid, "versions": versions, "leftovers": leftovers}
@@ -167,6 +178,12 @@ class InstalledVersionsProbe(Probe[InstalledVersions]):
         return (
             InstalledVersions(self.prefix, False) if recorded.known_missing(self.prefix) else None
         )
+
+
+def versions_probe(spec: Spec, host: HostContext) -> InstalledVersionsProbe:
+    """The one listing of the spec's prefix (the install kind plans from it; the unit kind
+    reads each release's engines.node in it)."""
+    return InstalledVersionsProbe(prefix_path(spec, home(host)), spec.runtime.gateway.package)
 
 
 @recorded

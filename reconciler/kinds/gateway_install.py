@@ -37,7 +37,7 @@ from reconciler.core.host import HostContext
 from reconciler.core.kind import NEEDS_USER, NO_FACTS, Kind, register, spec_user
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import DirectoryListing, PathChainProbe
-from reconciler.facts.gateway_versions import InstalledVersions, InstalledVersionsProbe, retained
+from reconciler.facts.gateway_versions import InstalledVersions, retained, versions_probe
 from reconciler.facts.profile_files import gateway_units_probe, unit_probe
 from reconciler.facts.switches import SwitchMemoryProbe, memory_dir
 from reconciler.gateway.addresses import (
@@ -63,15 +63,10 @@ from reconciler.gateway.versions import (
 from reconciler.kinds._programs import gateway_program, location_probe, version_probe
 from reconciler.spec.model import Spec
 
-__all__ = ["GatewayInstallKind", "versions_probe"]
+__all__ = ["GatewayInstallKind"]
 
 Scope = Literal["system", "user"]
 NPM_TIMEOUT_S = 900.0  # a fresh install here took 39-50 s; a slow registry, minutes
-
-
-def versions_probe(spec: Spec, host: HostContext) -> InstalledVersionsProbe:
-    """The one listing of the spec's prefix."""
-    return InstalledVersionsProbe(prefix_path(spec, home(host)), spec.runtime.gateway.package)
 
 
 def host_unit_versions(spec: Spec, host: HostContext, facts: Facts) -> dict[str, str]:

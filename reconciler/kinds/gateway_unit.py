@@ -46,6 +46,7 @@ from reconciler.core.kind import NEEDS_USER, NO_FACTS, Kind, register, spec_user
 from reconciler.core.probe import Facts, Probe
 from reconciler.core.switch import UNIT_START_TIMEOUT_S, UNIT_STOP_TIMEOUT_S
 from reconciler.facts.files import SecretEnvProbe, SecretEnvState, has_value
+from reconciler.facts.gateway_versions import versions_probe
 from reconciler.facts.profile_files import (
     foreign_owner,
     owner_drift,
@@ -90,6 +91,7 @@ from reconciler.kinds._systemd import (
     systemd_word,
     unit_diff,
 )
+from reconciler.semver import satisfies
 from reconciler.spec.duration import format_duration
 from reconciler.spec.model import Profile, Spec
 
@@ -225,6 +227,8 @@ class GatewayUnitKind(Kind):
         yield version_probe(NODE, host, found)
         yield SystemdProbe()
         yield from switch_probes(spec, host)
+        if versioned(spec):
+            yield versions_probe(spec, host)
         for profile in spec.profiles:
             paths = profile_paths(spec, profile, host)
             yield unit_probe(paths)
@@ -332,6 +336,9 @@ def _versioned_unit(
     action = _unit_action(spec, profile, host, facts, paths, reason, content)
     if action is None:
         return None
+    engines = _node_mismatch(spec, host, facts, version)
+    if engines is not None and action.blocked is None:
+        action = replace(action, blocked=engines)
     running = next(
         (
             version_in_exec(line, prefix)
@@ -347,6 +354,29 @@ def _versioned_unit(
         else (),
         # Written once its version is installed; skipped when that install fails.
         after=(*action.after, version_address(version)),
+    )
+
+
+def _node_mismatch(spec: Spec, host: HostContext, facts: Facts, version: str) -> str | None:
+    """Why node cannot run `version` (its package.json `engines.node`), or None. Known once
+    the version is installed: a release's engines are in its own package.json (openclaw
+    2026.9.3 on needs node >=24.16.0 <25 || >=26.1.0; docs/host-facts.md §6)."""
+    entry = facts.get(versions_probe(spec, host)).get(version)
+    node = facts.get(version_probe(NODE, host, facts))
+    if entry is None or not entry.usable or entry.engines_node is None or node.version is None:
+        return None
+    try:
+        if satisfies(node.version.lstrip("v"), entry.engines_node):
+            return None
+    except ValueError:
+        return None  # a range npm itself would not read: npm's install decided
+    package = spec.runtime.gateway.package
+    return (
+        f"{package}@{version} needs node {entry.engines_node} (its package.json engines), "
+        f"and the units run {node.path} ({node.version}): install a node that satisfies it "
+        f"first on {spec.host.user}'s PATH (e.g. `npm install node@24.21.0` and its "
+        "node_modules/.bin), or pin a release that runs on this node; the gateway keeps "
+        "running its current version meanwhile"
     )
 
 

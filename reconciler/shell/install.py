@@ -29,6 +29,7 @@ from reconciler.core.action import InstallVersion, RemoveTree
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import Account, HostContext
 from reconciler.facts.files import path_chain
+from reconciler.facts.gateway_versions import package_facts as _package_facts
 from reconciler.facts.switches import (
     FAILED_INSTALLS,
     FILE_MODE,
@@ -39,6 +40,7 @@ from reconciler.facts.switches import (
     parse_failed_installs,
 )
 from reconciler.gateway.versions import MARKER
+from reconciler.semver import satisfies
 from reconciler.shell.files import atomic_write, ensure_directory
 from reconciler.system.as_user import acting_account, call_as
 
@@ -137,6 +139,39 @@ def _require_root_only(prefix: Path) -> None:
         )
 
 
+def _engines_refused(
+    op: InstallVersion,
+    temp: Path,
+    account: Account | None,
+    run: Callable[[Command], CommandResult],
+    done: list[CommandResult],
+) -> str:
+    """Why the node the units run cannot run this release (its package.json `engines.node`),
+    or "": checked before the version is renamed into place, so a switch to it never starts
+    (openclaw 2026.9.6 installs under node 22 with ignore-scripts and prints its version, but
+    its gateway exits: docs/host-facts.md §6)."""
+    package_json = temp / Path(op.entry).parts[0] / Path(op.entry).parts[1] / "package.json"
+    if Path(op.entry).parts[1] == ".bin":
+        return ""  # a fork behind npm's link: its package name is not known here
+    _, engines = call_as(account, lambda: _package_facts(package_json))
+    if engines is None:
+        return ""
+    # The system's node, not the code just installed: as the user too (the check below).
+    result = run(Command((op.node, "--version"), scope="user"))
+    done.append(result)
+    version = result.stdout.strip().lstrip("v")
+    try:
+        if not result.ok or satisfies(version, engines):
+            return ""
+    except ValueError:
+        return ""  # a range npm itself would not read: npm decided
+    return (
+        f"{op.version} needs node {engines} (its package.json engines), and {op.node} is "
+        f"v{version}: install a node that satisfies it first on the user's PATH (e.g. "
+        "`npm install node@24.21.0`), then `reconciler update SPEC --retry PROFILE`"
+    )
+
+
 def install_version(
     op: InstallVersion, host: HostContext, run: Callable[[Command], CommandResult]
 ) -> tuple[bool, str, list[CommandResult]]:
@@ -160,6 +195,9 @@ def install_version(
         done.append(result)
         if not result.ok:
             return False, f"npm install failed ({_said(result)})", done
+        refused = _engines_refused(op, temp, account, run, done)
+        if refused:
+            return False, refused, done
         # The check runs the installed code: always as the spec's user, also for a root
         # install (nothing we just installed runs as root; the units run it as the user).
         check = Command(

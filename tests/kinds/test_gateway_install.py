@@ -21,8 +21,9 @@ import pytest
 
 from reconciler.core.action import Action, InstallVersion, RemoveTree
 from reconciler.core.plan import Plan
+from reconciler.facts.gateway_versions import versions_probe
 from reconciler.gateway.versions import MARKER, entry_point, prefix_path
-from reconciler.kinds.gateway_install import running_versions, versions_probe
+from reconciler.kinds.gateway_install import running_versions
 from reconciler.spec.model import GatewayRuntime, Profile, Runtime, Spec
 
 from .gateway_host import GatewayHost, addresses, gateway_spec

@@ -274,6 +274,7 @@ def test_the_gate_works_for_the_newest_openclaw_with_a_token(tmp_path: Path) -> 
     environment (`gateway_credentials_required`, docs/host-facts.md §8): the gate asks without
     `--url`, so a healthy 2026.9.6 is kept, and the token never reaches argv."""
     gw = GatewayHost(tmp_path)
+    gw.fake.set_node("v24.21.0")  # 2026.9.6's engines: >=24.16.0 <25 || >=26.1.0
     gw.fake.set_npm_registry({"openclaw": {"2026.2.1": "ok", "2026.9.6": "ok"}})
 
     def spec(version: str) -> Spec:
@@ -330,3 +331,60 @@ def test_a_version_just_rolled_back_is_not_switched_to_on_the_next_profile(
     assert len(restarted) == 2 and len(set(restarted)) == 1
     for unit in ("clawdbot-gateway-ops.service", "clawdbot-gateway-personal.service"):
         assert f"/{OLD}/" in gw.fake.unit_path(unit).read_text()
+
+
+def test_a_release_whose_engines_node_is_not_met_never_switches(tmp_path: Path) -> None:
+    """openclaw 2026.9.6 needs node >=24.16 (its package.json engines): under node 22 the
+    install step refuses it before it is renamed into place, so no switch starts (zero
+    downtime), the failure is remembered, and the plan says which node to install."""
+    gw = GatewayHost(tmp_path)
+    gw.fake.set_node("v22.12.0")
+    gw.fake.set_npm_registry({"openclaw": {"2026.2.1": "ok", "2026.9.6": "ok"}})
+
+    def spec(version: str) -> Spec:
+        base = gateway_spec(Profile("ops", 18809, auth="token"), product="openclaw")
+        runtime = GatewayRuntime(
+            "openclaw", version=version, install="versioned", start_timeout_s=2, health_window_s=0
+        )
+        return dataclasses.replace(base, runtime=Runtime(node=">=22.12", gateway=runtime))
+
+    gw.converge(spec("2026.2.1"))
+    gw.fake.clear_calls()
+    result = gw.apply(spec("2026.9.6"))
+    outcomes = {o.action.address: o for o in result.outcomes}
+    install = outcomes["gateway.version[2026.9.6]"]
+    assert install.outcome == "failed"
+    assert "2026.9.6 needs node >=24.16.0 <25 || >=26.1.0" in install.detail
+    assert "is v22.12.0" in install.detail and "npm install node@24.21.0" in install.detail
+    assert outcomes[unit_address("ops")].outcome == "skipped"
+    assert [c for c in gw.fake.mutating_calls() if c["tool"] == "systemctl"] == []
+    assert not (gw.home / ".local/lib/openclaw/2026.9.6").exists()
+    # the next (timer's) plan: the install is blocked with the fix, and the switch with it
+    again = gw.plan(spec("2026.9.6"))
+    step = next(a for a in again.actions if a.address == "gateway.version[2026.9.6]")
+    assert step.blocked is not None and "needs node >=24.16.0" in step.blocked
+    assert unit_action(again).blocked == "waits for gateway.version[2026.9.6] (blocked)"
+
+
+def test_an_installed_release_whose_node_went_away_blocks_its_units_changes(
+    tmp_path: Path,
+) -> None:
+    """The plan reads each installed release's engines.node: node 24 replaced by node 22 under
+    a running 2026.9.6 blocks a change of its unit (a restart would not come back), with the
+    node to install; the running gateway is left alone."""
+    gw = GatewayHost(tmp_path)
+    gw.fake.set_node("v24.21.0")
+    gw.fake.set_npm_registry({"openclaw": {"2026.9.6": "ok"}})
+    runtime = GatewayRuntime(
+        "openclaw", version="2026.9.6", install="versioned", start_timeout_s=2, health_window_s=0
+    )
+    base = gateway_spec(Profile("ops", 18809), product="openclaw")
+    gw.converge(dataclasses.replace(base, runtime=Runtime(node=">=22.12", gateway=runtime)))
+    gw.fake.set_node("v22.12.0")
+    moved = dataclasses.replace(
+        base, profiles=(Profile("ops", 18829),), runtime=Runtime(node=">=22.12", gateway=runtime)
+    )
+    unit = unit_action(gw.plan(moved))
+    assert unit.blocked is not None
+    assert unit.blocked.startswith("openclaw@2026.9.6 needs node >=24.16.0 <25 || >=26.1.0")
+    assert "(v22.12.0)" in unit.blocked
