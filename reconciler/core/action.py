@@ -310,6 +310,10 @@ class GatedSwitch:
     settle_s: float
     memory: Path
     owner: str | None = None
+    # The profile's state directory: copied (gateway stopped) before the new version first
+    # starts, put back on rollback (a new release migrates state on start; SQLite schemas
+    # are not downgraded). None: no copy (a unit-only switch).
+    state: Path | None = None
 
     mutating = True
     needs_root = False
@@ -329,6 +333,7 @@ class GatedSwitch:
             OperationField("settle_s", self.settle_s),
             OperationField("memory", self.memory),
             OperationField("owner", self.owner),
+            plan_only("state", self.state),
             fingerprint_only("content_sha256", Digest(self.content)),
             *_shown_state(self),
         )
@@ -336,10 +341,13 @@ class GatedSwitch:
     def describe(self) -> str:
         old = self.from_version or "the running version"
         return (
-            f"switch {self.unit} from {old} to {self.to_version}: write {self.unit_file}, "
-            f"daemon-reload, restart, wait up to {self.start_timeout_s:g} s for `gateway health` "
-            f"ok (still ok {self.settle_s:g} s later); if unhealthy: roll back to {old} "
-            f"(unit and config restored)"
+            f"switch {self.unit} from {old} to {self.to_version}: "
+            + (f"stop, copy {self.state} (the gateway stopped), " if self.state else "")
+            + f"write {self.unit_file}, daemon-reload, restart, wait up to "
+            f"{self.start_timeout_s:g} s for `gateway health` ok (still ok {self.settle_s:g} s "
+            f"later); if unhealthy: roll back to {old} (unit and config restored"
+            + (", state directory put back" if self.state else "")
+            + ")"
         )
 
 

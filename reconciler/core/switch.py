@@ -40,6 +40,8 @@ class SwitchReport:
     journal: tuple[str, ...] = ()
     rollback_error: str = ""
     failed_at: str = ""  # ISO 8601 UTC, when the new version was found unhealthy
+    snapshot_s: float | None = None  # the state directory's copy (gateway stopped), seconds
+    snapshot_bytes: int | None = None  # and the disk it took
 
     @property
     def ok(self) -> bool:
@@ -78,5 +80,10 @@ class SwitchReport:
             "outcome": self.outcome,
             "downtime_s": None if self.downtime_s is None else round(self.downtime_s, 3),
             **({"reason": self.reason} if self.reason else {}),
+            **(
+                {"snapshot_s": round(self.snapshot_s, 3), "snapshot_bytes": self.snapshot_bytes}
+                if self.snapshot_s is not None
+                else {}
+            ),
             **({"rollback_error": self.rollback_error} if self.rollback_error else {}),
         }

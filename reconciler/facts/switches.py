@@ -16,6 +16,10 @@ timer share it:
                                 "config_mode"} while a switch runs (SwitchIntent)
     switch/PROFILE/unit         the unit file as it was before the switch (absent: there was none)
     switch/PROFILE/config       the profile's config as it was before the switch
+    switch/PROFILE/state/       the profile's state directory, copied with the gateway stopped
+                                before the new version first starts (state.complete: done)
+    kept-state/PROFILE/         that copy, kept after the switch was kept, until the next one
+    rejected-state/PROFILE/     the state a rolled-back release left (it may have migrated it)
 
 Files 0600 in 0700 directories, written atomically as the user (reconciler/shell/switch.py),
 read bounded (size and JSON nesting: a deep line is "not ours", never a RecursionError). Each
@@ -44,6 +48,10 @@ BAD_VERSIONS = "gateway-bad-versions.json"
 SWITCHED = "gateway-switched.json"
 FAILED_INSTALLS = "gateway-failed-installs.json"
 SWITCH_DIR = "switch"
+STATE_COPY = "state"  # switch/PROFILE/state: the state directory, copied with the gateway stopped
+STATE_DONE = "state.complete"  # written after the copy: a copy without it is redone
+KEPT_STATE = "kept-state"  # kept-state/PROFILE: the copy before the last kept switch
+REJECTED_STATE = "rejected-state"  # rejected-state/PROFILE: what a rolled-back release left
 INTENT = "intent.json"
 UNIT_COPY = "unit"
 CONFIG_COPY = "config"

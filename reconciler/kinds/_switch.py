@@ -194,6 +194,7 @@ def gated(
         settle_s=gateway.health_window_s,
         memory=memory_dir(host.user.home),
         owner=host.user.name,
+        state=paths.state,
     )
     shown_old = old or "the unit before"
     reason = (

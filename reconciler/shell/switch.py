@@ -4,15 +4,20 @@
    (facts/switches.py) and write the intent file: from here on a kill -9 leaves a trace the next
    plan picks up (it runs the gate again with these copies, taken before the first attempt).
    Failing here changes nothing that runs.
-2. Write the new unit, `daemon-reload`, `restart` (the old gateway stops: downtime starts).
-3. Poll `gateway health --json` (the gateway's RPC, not an HTTP 200) until `ok: true` or
+2. Stop the gateway (downtime starts) and copy its state directory into the memory (a
+   consistent copy: nothing writes it; an earlier complete copy of an interrupted switch is
+   kept). Failing here starts the old gateway again, nothing switched.
+3. Write the new unit, `daemon-reload`, `restart`.
+4. Poll `gateway health --json` (the gateway's RPC, not an HTTP 200) until `ok: true` or
    `start_timeout_s`; a start whose main process exits and is restarted by systemd fails at
    once. After the first healthy answer the gateway must stay healthy for `settle_s` with no
    restart in between (health ok then crash counts as failure).
-4. Healthy: forget the copies. Unhealthy: read the unit's last journal lines, restore the unit
-   and the config (the gateway rewrites its config on start: migrations, plugin auto-enable,
-   `meta.lastTouchedVersion`; newer releases refuse, exit 78, a config last written by a newer
-   one), `daemon-reload`, `restart`, wait for the old version's health, record the new version
+5. Healthy: the state copy becomes kept-state/PROFILE, the other copies are forgotten.
+   Unhealthy: read the unit's last journal lines, stop, put the state directory back (the
+   refused release's state goes to rejected-state/PROFILE: a release may migrate its state on
+   start, SQLite schemas are not downgraded), restore the unit and the config (the gateway
+   rewrites its config on start: migrations, plugin auto-enable, `meta.lastTouchedVersion`;
+   newer releases refuse, exit 78, a config last written by a newer one), `daemon-reload`, `restart`, wait for the old version's health, record the new version
    as bad for this profile, forget the copies.
 
 Every command runs through the runner (process trees ended at their deadline); each health
@@ -42,7 +47,11 @@ from reconciler.facts.switches import (
     CONFIG_COPY,
     FILE_MODE,
     INTENT,
+    KEPT_STATE,
     MEMORY_MODE,
+    REJECTED_STATE,
+    STATE_COPY,
+    STATE_DONE,
     SWITCH_DIR,
     SWITCHED,
     UNIT_COPY,
@@ -122,6 +131,81 @@ def save_copies(
     # Last: the intent says the copies are complete.
     atomic_write(here / INTENT, record.to_json(), FILE_MODE, backup=False)
     return record.to_json(), False
+
+
+def _disk_bytes(root: Path) -> int:
+    """Bytes a tree takes on disk (st_blocks), symlinks not followed."""
+    total = 0
+    for directory, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(directory, name)).st_blocks * 512
+    return total
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    """A consistent copy (the gateway is stopped): modes and times kept, symlinks copied as
+    symlinks, never followed out of the tree."""
+    shutil.copytree(source, target, symlinks=True, copy_function=shutil.copy2)
+
+
+def _replace_tree(source: Path, target: Path) -> None:
+    """Move `source` to `target` (which must not exist): a rename, else copy and remove."""
+    try:
+        os.rename(source, target)
+    except OSError:
+        _copy_tree(source, target)
+        shutil.rmtree(source)
+
+
+def snapshot_state(memory: Path, profile: str, state: Path) -> dict[str, Any]:
+    """Copy the profile's state directory into switch/PROFILE/state (the gateway is stopped),
+    then write the completion marker. An earlier complete copy (an interrupted switch) is
+    kept: it shows the state before the new release ever started. {"seconds", "bytes",
+    "copied"}; nothing to copy when the state directory does not exist."""
+    here = _switch_dir(memory, profile)
+    if (here / STATE_DONE).exists():
+        return {"seconds": 0.0, "bytes": _disk_bytes(here / STATE_COPY), "copied": False}
+    if not os.path.isdir(state) or os.path.islink(state):
+        return {"seconds": 0.0, "bytes": 0, "copied": False, "absent": True}
+    began = time.monotonic()
+    shutil.rmtree(here / STATE_COPY, ignore_errors=True)  # a copy killed half way
+    _copy_tree(state, here / STATE_COPY)
+    atomic_write(here / STATE_DONE, str(state) + "\n", FILE_MODE, backup=False)
+    return {
+        "seconds": time.monotonic() - began,
+        "bytes": _disk_bytes(here / STATE_COPY),
+        "copied": True,
+    }
+
+
+def restore_state(memory: Path, profile: str, state: Path) -> str:
+    """Put the copied state directory back (the gateway is stopped): what the refused release
+    left goes to rejected-state/PROFILE (replacing an older one), the copy is copied back
+    (kept in the memory until the copies are forgotten). "" when there is no copy."""
+    here = _switch_dir(memory, profile)
+    if not (here / STATE_DONE).exists():
+        return ""
+    rejected = memory / REJECTED_STATE / profile
+    ensure_directory(memory / REJECTED_STATE, MEMORY_MODE, None)
+    shutil.rmtree(rejected, ignore_errors=True)
+    if os.path.lexists(state):
+        _replace_tree(state, rejected)
+    _copy_tree(here / STATE_COPY, state)
+    return str(state)
+
+
+def keep_state(memory: Path, profile: str) -> str:
+    """The switch was kept: its pre-switch copy becomes kept-state/PROFILE (replacing the one
+    of the switch before), kept until the next kept switch."""
+    here = _switch_dir(memory, profile)
+    if not (here / STATE_DONE).exists():
+        return ""
+    kept = memory / KEPT_STATE / profile
+    ensure_directory(memory / KEPT_STATE, MEMORY_MODE, None)
+    shutil.rmtree(kept, ignore_errors=True)
+    _replace_tree(here / STATE_COPY, kept)
+    return str(kept)
 
 
 def write_unit(path: Path, content: str) -> str:
@@ -319,15 +403,37 @@ def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
     except (OSError, UnicodeDecodeError) as exc:
         return f"nothing switched: cannot keep a copy: {exc}"
     old = SwitchIntent.parse(held).from_version if resumed else op.from_version
+    stopped_at: float | None = None
+    snapshot: dict[str, Any] = {}
+    if op.state is not None:
+        # Stopped for the copy (it restarts anyway): a consistent copy, downtime starts here.
+        stopped_at = time.monotonic()
+        problem = gate.systemctl("stop", op.unit)
+        try:
+            snapshot = {} if problem else gate.as_user(partial(snapshot_state, *_state_args(op)))
+        except (OSError, shutil.Error) as exc:
+            problem = f"cannot copy {op.state}: {exc}"
+        if problem:
+            gate.systemctl("start", op.unit)  # the old unit is still in place
+            gate.as_user(partial(forget_copies, op.memory, op.profile))
+            return f"nothing switched: {problem}"
     try:
         gate.as_user(partial(write_unit, op.unit_file, op.content))
     except OSError as exc:
+        if stopped_at is not None:
+            gate.systemctl("start", op.unit)
         gate.as_user(partial(forget_copies, op.memory, op.profile))
         return f"nothing switched: {exc}"
     began, problem = gate.restart()
+    down_from = stopped_at if stopped_at is not None else began
+    copied = (
+        {"snapshot_s": snapshot["seconds"], "snapshot_bytes": snapshot["bytes"]}
+        if snapshot.get("copied")
+        else {}
+    )
     if problem:
         # systemd refused, not the gateway: put things back, but do not blame the version.
-        return _roll_back(gate, old, problem, began, blame=False)
+        return replace(_roll_back(gate, old, problem, down_from, blame=False), **copied)
     health = gate.wait_healthy(op.check, began, op.settle_s)
     if health.healthy_at is not None:
         if old is not None and is_version(old) and old != op.to_version:
@@ -335,9 +441,23 @@ def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
                 gate.as_user(
                     partial(record_switched, op.memory, op.profile, old, op.to_version, _now())
                 )
+        with contextlib.suppress(OSError, shutil.Error):
+            gate.as_user(partial(keep_state, op.memory, op.profile))
         gate.as_user(partial(forget_copies, op.memory, op.profile))
-        return SwitchReport(op.profile, old, op.to_version, "switched", health.healthy_at - began)
-    return _roll_back(gate, old, health.reason, began)
+        return SwitchReport(
+            op.profile,
+            old,
+            op.to_version,
+            "switched",
+            health.healthy_at - down_from,
+            **copied,
+        )
+    return replace(_roll_back(gate, old, health.reason, down_from), **copied)
+
+
+def _state_args(op: GatedSwitch) -> tuple[Path, str, Path]:
+    assert op.state is not None
+    return op.memory, op.profile, op.state
 
 
 def _roll_back(
@@ -346,16 +466,25 @@ def _roll_back(
     """Put the old unit and config back and check the old version answers again; with
     `blame`, mark the new version bad for the profile (its health failed, not systemd).
 
-    The downtime runs from `down_since`, the switch's own restart (the old gateway stopped
-    there), to the old version's first healthy answer: the time the new one spent failing its
+    The downtime runs from `down_since`, when the switch stopped the old gateway (for the state
+    copy, else its restart), to the old version's first healthy answer: the time the new one spent failing its
     check counts (a rollback after 8 s unhealthy was recorded as 0.2 s)."""
     op = gate.op
     failed_at = _now()
     journal = gate.journal()
     problem = ""
     downtime: float | None = None
+    if op.state is not None:
+        # The refused release may have migrated the state on start: stopped, it comes back.
+        problem = gate.systemctl("stop", op.unit)
+        if not problem:
+            try:
+                gate.as_user(partial(restore_state, *_state_args(op)))
+            except (OSError, shutil.Error) as exc:
+                problem = f"cannot put back {op.state}: {exc}"
     try:
-        gate.as_user(partial(restore_copies, op.memory, op.profile, op.unit_file, op.config))
+        if not problem:
+            gate.as_user(partial(restore_copies, op.memory, op.profile, op.unit_file, op.config))
     except (OSError, ValueError) as exc:
         problem = f"cannot restore the unit and config: {exc}"
     if not problem:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -388,3 +389,79 @@ def test_an_installed_release_whose_node_went_away_blocks_its_units_changes(
     assert unit.blocked is not None
     assert unit.blocked.startswith("openclaw@2026.9.6 needs node >=24.16.0 <25 || >=26.1.0")
     assert "(v22.12.0)" in unit.blocked
+
+
+def _tree(root: Path) -> dict[str, tuple[int, bytes | str]]:
+    """Every entry under root: its mode and bytes (a symlink: its target)."""
+    out: dict[str, tuple[int, bytes | str]] = {}
+    for path in sorted(root.rglob("*")):
+        mode = path.lstat().st_mode
+        key = str(path.relative_to(root))
+        if path.is_symlink():
+            out[key] = (mode, os.readlink(path))
+        elif path.is_file():
+            out[key] = (mode, path.read_bytes())
+        else:
+            out[key] = (mode, "dir")
+    return out
+
+
+def _fill_state(gw: GatewayHost) -> Path:
+    state = gw.home / ".clawdbot-ops"
+    sessions = state / "agents/main/sessions"
+    sessions.mkdir(parents=True, exist_ok=True)
+    (sessions / "s1.jsonl").write_text('{"role": "user"}\n')
+    (state / "devices").mkdir(exist_ok=True)
+    (state / "devices/paired.json").write_text('{"dev1": {"publicKey": "k"}}')
+    (state / "identity").mkdir(exist_ok=True)
+    (state / "identity/device-auth.json").write_text("{}")
+    (state / "identity/device-auth.json").chmod(0o600)
+    (state / "link").symlink_to("devices/paired.json")
+    return state
+
+
+def test_a_rolled_back_switch_puts_the_state_directory_back_byte_identical(
+    gw: GatewayHost,
+) -> None:
+    """A release may migrate its state on start (openclaw 2026.9 imports sessions into SQLite
+    and deletes identity/device-auth.json): the switch copies the state directory with the
+    gateway stopped and a rollback puts it back, the refused release's state kept aside."""
+    from reconciler.shell.switch import restore_state, snapshot_state
+
+    state = _fill_state(gw)
+    before = _tree(state)
+    memory = memory_dir(gw.home)
+    # the functions, on what a migrating release does between the copy and the rollback
+    copied = snapshot_state(memory, "ops", state)
+    assert copied["copied"] and copied["bytes"] > 0
+    (state / "identity/device-auth.json").unlink()
+    (state / "agents/main/sessions/s1.jsonl").unlink()
+    (state / "state.sqlite").write_bytes(b"SQLite format 3\x00")
+    assert snapshot_state(memory, "ops", state)["copied"] is False  # an earlier copy is kept
+    restore_state(memory, "ops", state)
+    assert _tree(state) == before
+    assert (memory / "rejected-state/ops/state.sqlite").exists()
+    # through apply: a refused release, the state back and the copy gone with the switch
+    from reconciler.shell.switch import forget_copies
+
+    forget_copies(memory, "ops")
+    gw.fake.set_start_behaviour(f"/{NEW}/", "fail")
+    result = gw.apply(versioned_spec())
+    outcome = next(o for o in result.outcomes if o.action.address == unit_address("ops"))
+    assert outcome.outcome == "failed" and outcome.detail.startswith(f"rolled back to {OLD}")
+    assert _tree(state) == before
+    assert not (memory / "switch/ops").exists()
+
+
+def test_a_kept_switch_keeps_its_state_copy_until_the_next_one(gw: GatewayHost) -> None:
+    state = _fill_state(gw)
+    before = _tree(state)
+    result = gw.apply(versioned_spec())
+    outcome = next(o for o in result.outcomes if o.action.address == unit_address("ops"))
+    assert outcome.outcome == "applied", outcome.detail
+    kept = memory_dir(gw.home) / "kept-state/ops"
+    assert _tree(kept) == before
+    (report,) = [r.report for r in outcome.operations if r.report is not None]
+    record = report.record()
+    assert isinstance(record["snapshot_s"], float) and record["snapshot_s"] >= 0
+    assert isinstance(record["snapshot_bytes"], int) and record["snapshot_bytes"] > 0
