@@ -16,8 +16,9 @@
    Unhealthy: read the unit's last journal lines, stop, put the state directory back (the
    refused release's state goes to rejected-state/PROFILE: a release may migrate its state on
    start, SQLite schemas are not downgraded), restore the unit and the config (the gateway
-   rewrites its config on start: migrations, plugin auto-enable, `meta.lastTouchedVersion`;
-   newer releases refuse, exit 78, a config last written by a newer one), `daemon-reload`, `restart`, wait for the old version's health, record the new version
+   rewrites its config on start: migrations, plugin auto-enable,
+   `meta.lastTouchedVersion`; newer releases refuse, exit 78, a config last written by a newer
+   one), `daemon-reload`, `restart`, wait for the old version's health, record the new version
    as bad for this profile, forget the copies.
 
 Every command runs through the runner (process trees ended at their deadline); each health
@@ -85,6 +86,8 @@ class SwitchRunner(Protocol):
 
 UNIT_MODE = 0o644
 POLL_S = 0.5  # between health checks (a real `gateway health` itself takes about 3 s)
+# A state directory's copy (or its restore) may take long: many sessions, a slow disk.
+STATE_COPY_TIMEOUT_S = 900.0
 JOURNAL_LINES = 10
 _MAX_COPY = 4 * 1024 * 1024
 _STATE_PROPERTIES = (*RESTART_PROPERTIES, "ActiveState", "SubState")
@@ -306,17 +309,17 @@ class Gate:
         self.op = op
         self.account = acting_account(runner.host)
 
-    def as_user(self, work: Any) -> Any:
-        return call_as(self.account, work)
+    def as_user(self, work: Any, timeout_s: float = 60.0) -> Any:
+        return call_as(self.account, work, timeout_s)
 
     def systemctl(self, *args: str) -> str:
-        """Run a mutating `systemctl --user ...`; "" when it worked, else why not. A restart
-        gets the deadline the unit's stop timeout fits in (core/switch.py)."""
+        """Run a mutating `systemctl --user ...`; "" when it worked, else why not. A stop or
+        restart gets the deadline the unit's stop timeout fits in (core/switch.py)."""
         command = Command(
             ("systemctl", "--user", *args),
             scope="user",
             mutating=True,
-            timeout_s=RESTART_DEADLINE_S if args[:1] == ("restart",) else 30.0,
+            timeout_s=RESTART_DEADLINE_S if args[:1] in (("restart",), ("stop",)) else 30.0,
         )
         result = self.runner.run(command)
         return "" if result.ok else f"systemctl --user {' '.join(args)}: {result.summary()}"
@@ -410,7 +413,11 @@ def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
         stopped_at = time.monotonic()
         problem = gate.systemctl("stop", op.unit)
         try:
-            snapshot = {} if problem else gate.as_user(partial(snapshot_state, *_state_args(op)))
+            snapshot = (
+                {}
+                if problem
+                else gate.as_user(partial(snapshot_state, *_state_args(op)), STATE_COPY_TIMEOUT_S)
+            )
         except (OSError, shutil.Error) as exc:
             problem = f"cannot copy {op.state}: {exc}"
         if problem:
@@ -442,7 +449,7 @@ def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
                     partial(record_switched, op.memory, op.profile, old, op.to_version, _now())
                 )
         with contextlib.suppress(OSError, shutil.Error):
-            gate.as_user(partial(keep_state, op.memory, op.profile))
+            gate.as_user(partial(keep_state, op.memory, op.profile), STATE_COPY_TIMEOUT_S)
         gate.as_user(partial(forget_copies, op.memory, op.profile))
         return SwitchReport(
             op.profile,
@@ -479,7 +486,7 @@ def _roll_back(
         problem = gate.systemctl("stop", op.unit)
         if not problem:
             try:
-                gate.as_user(partial(restore_state, *_state_args(op)))
+                gate.as_user(partial(restore_state, *_state_args(op)), STATE_COPY_TIMEOUT_S)
             except (OSError, shutil.Error) as exc:
                 problem = f"cannot put back {op.state}: {exc}"
     try:
