@@ -22,12 +22,12 @@ from typing import Any
 import engine_on_fakehost as drive
 from click.testing import CliRunner
 from fakehost import FakeHost
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from reconciler import cli as cli_module
 from reconciler.app.context import AppContext
-from reconciler.gateway.versions import MARKER
+from reconciler.gateway.versions import MARKER, versioned
 from reconciler.spec.model import (
     Backup,
     GatewayRuntime,
@@ -222,6 +222,12 @@ def _prefix_entries(prefix: Path, names: tuple[str, ...]) -> None:
             (prefix / name / MARKER).write_text(name + "\n")
 
 
+def _engines_unmet(spec: Spec, state: HostState) -> bool:
+    """The spec installs clawdbot side by side and the host's node is below its engines
+    (`>=22.12.0`, tests/fakehost/bin/npm)."""
+    return versioned(spec) and state.node == "v20.11.1"
+
+
 def runnable(fake: FakeHost, spec: Spec, host: Any) -> list[str]:
     return [a.address for a in drive.plan(fake, spec, host).runnable]
 
@@ -230,6 +236,9 @@ def runnable(fake: FakeHost, spec: Spec, host: Any) -> list[str]:
 def test_after_apply_the_next_plan_is_empty_and_a_second_apply_mutates_nothing(
     spec: Spec, state: HostState
 ) -> None:
+    # A node below the release's engines: its install is refused once, then remembered and
+    # blocked (tests/kinds/test_switch_gate.py); not a host these laws converge.
+    assume(not _engines_unmet(spec, state))
     with fake_host(state) as fake:
         host = drive.host_context(fake, state.invoker)
         first = drive.apply(fake, spec, host)
@@ -266,6 +275,8 @@ def test_a_dry_run_mutates_nothing_and_leaves_the_host_byte_identical(
 def test_any_single_failure_is_recovered_by_the_next_apply(
     spec: Spec, state: HostState, nth: int
 ) -> None:
+    # A node below the release's engines is a lasting refusal, not a single failure.
+    assume(not _engines_unmet(spec, state))
     with fake_host(state) as fake:
         host = drive.host_context(fake, state.invoker)
         fake.fail_mutating_call(nth)
