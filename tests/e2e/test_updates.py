@@ -15,9 +15,9 @@ The scenario, in order, on two profiles (``tests/e2e/specs/updates.yaml``, ``ins
 a) both on 2026.1.30: installed by the reconciler, both healthy over the gateway's RPC;
 b) canary: ``ops`` moves to 2026.2.1, ``personal`` keeps running 2026.1.30 untouched;
 d) ``ops`` to a version whose install fails: nothing switched, no downtime, no leftovers;
-c) ``ops`` to the broken release: installed (its --version passes), switched, refused to
-   start, rolled back by the health gate to 2026.2.1 with the config restored, marked bad,
-   shown blocked by the next plan, and not retried by the timer's apply.
+c) ``ops`` to the release that needs node 24: refused by the install step (its package.json
+   engines), nothing switched, remembered, shown blocked by the next plan, and not retried by
+   the timer's apply.
 """
 
 from __future__ import annotations
@@ -132,9 +132,11 @@ def rpc_health(c: Container, profile: str, version: str) -> tuple[dict[str, Any]
     """`openclaw gateway health --json` of `version`'s CLI with the profile's environment and
     token file (as the reconciler runs it): (the answer, or None and why)."""
     state = f"{HOME}/.openclaw-{profile}"
+    # No --url: the port from OPENCLAW_GATEWAY_PORT, as the reconciler asks (openclaw 2026.9
+    # refuses --url without --token; docs/host-facts.md §8).
     script = (
-        'set -a; . "$1/gateway.env"; set +a; '
-        'exec node "$2" gateway health --url "ws://127.0.0.1:$3" --json'
+        'set -a; . "$1/gateway.env"; set +a; OPENCLAW_GATEWAY_PORT="$3"; export '
+        'OPENCLAW_GATEWAY_PORT; exec node "$2" gateway health --json'
     )
     r = c.run(
         ["sh", "-c", script, "sh", state, entry(f"{PREFIX}/{version}"), str(PORTS[profile])],
@@ -228,31 +230,33 @@ def test_d_failed_install_switches_nothing(c: Container) -> None:
     FIGURES["d"] = f"failed install apply {took:.0f}s, no restart"
 
 
-def test_c_broken_release_is_rolled_back_and_not_retried(c: Container) -> None:
+def test_c_release_needing_another_node_is_refused_before_any_switch(c: Container) -> None:
+    """2026.9.6 needs node >=24.16 (its package.json engines) and this host runs node 22: the
+    install step refuses it before it is renamed into place (it used to install, be switched
+    to and be rolled back by the health gate: downtime for nothing), so nothing restarts; the
+    failure is remembered, the next plan shows it with the node to install, and the timer's
+    apply does not try again."""
     config = f"{HOME}/.openclaw-ops/openclaw.json"
     config_before = c.read_file(config)
-    personal_pid = unit_prop(c, "personal", "MainPID")
+    before = {p: unit_prop(c, p, "MainPID") for p in PORTS}
     write_spec(c, {"ops": BROKEN, "personal": OLD})
     took, out = apply(c, expect=1)
-    assert f"FAILED (rolled back to {NEW}" in out and "FAILED (FAILED" not in out, out
-    assert "last journal lines" in out, out
-    assert_runs(c, "ops", NEW)  # the old version answers again
+    assert f"{BROKEN} needs node >=24.16.0 <25 || >=26.1.0" in out, out
+    assert {p: unit_prop(c, p, "MainPID") for p in PORTS} == before  # zero downtime
+    assert_runs(c, "ops", NEW)
     assert c.read_file(config) == config_before
-    assert unit_prop(c, "personal", "MainPID") == personal_pid
-    assert installed(c) == [OLD, NEW, BROKEN]  # it installed: --version passed
-    bad = json.loads(c.read_file(f"{HOME}/.local/state/reconciler/gateway-bad-versions.json"))
-    assert bad["profiles"]["ops"]["version"] == BROKEN, bad
+    assert installed(c) == [OLD, NEW]  # never renamed into place
+    failed = json.loads(c.read_file(f"{HOME}/.local/state/reconciler/gateway-failed-installs.json"))
+    assert BROKEN in failed["versions"], failed
     r = reconciler(c, "plan", SPEC, "--no-color")
-    assert f"{BROKEN} failed its health check" in r.stdout, show(r)
-    assert "--retry ops" in r.stdout, show(r)
+    assert f"openclaw@{BROKEN} failed to install at " in r.stdout, show(r)
+    assert "needs node >=24.16.0" in r.stdout and "--retry ops" in r.stdout, show(r)
     # the timer runs `reconciler apply SPEC --yes` as the user: it must not try again
-    ops_pid = unit_prop(c, "ops", "MainPID")
     t = c.run(
         ["reconciler", "apply", SPEC, "--yes", "--no-color"], user=USER, check=False, timeout=600
     )
-    assert unit_prop(c, "ops", "MainPID") == ops_pid, show(t)
-    assert_runs(c, "ops", NEW)
-    FIGURES["c"] = (
-        f"rolled-back apply {took:.0f}s: "
-        + " | ".join(line.strip() for line in out.splitlines() if "rolled back" in line)[:300]
-    )
+    again = json.loads(c.read_file(f"{HOME}/.local/state/reconciler/gateway-failed-installs.json"))
+    assert again == failed, show(t)  # a retried install would have recorded a new failure
+    assert {p: unit_prop(c, p, "MainPID") for p in PORTS} == before, show(t)
+    assert installed(c) == [OLD, NEW]
+    FIGURES["c"] = f"refused apply (engines) {took:.0f}s, no restart"
