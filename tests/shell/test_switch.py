@@ -298,3 +298,85 @@ def test_a_systemctl_failure_rolls_back_without_blaming_the_version(fake: FakeHo
     assert SwitchMemoryProbe(memory_dir(fake.home)).read(host).bad == ()
     assert fake.unit_path(UNIT).read_text() == unit_text(fake, OLD)
     assert running_version(fake) == OLD
+
+
+def _tree(root: Path) -> dict[str, tuple[int, bytes | str]]:
+    """Every entry under root: its mode and bytes (a symlink: its target; a directory: "dir")."""
+    out: dict[str, tuple[int, bytes | str]] = {}
+    for path in sorted(root.rglob("*")):
+        mode = path.lstat().st_mode
+        if path.is_symlink():
+            out[str(path.relative_to(root))] = (mode, os.readlink(path))
+        elif path.is_file():
+            out[str(path.relative_to(root))] = (mode, path.read_bytes())
+        else:
+            out[str(path.relative_to(root))] = (mode, "dir")
+    return out
+
+
+class Killed(BaseException):
+    """The reconciler dies here (kill -9): nothing after this point of the switch runs."""
+
+
+@pytest.mark.parametrize("healthy", [True, False], ids=["new-healthy", "new-fails"])
+@pytest.mark.parametrize("step", ["stop", "copy", "daemon-reload", "restart", "health"])
+def test_a_switch_killed_at_any_step_converges_on_the_next_run_with_the_state_intact(
+    fake: FakeHost, monkeypatch: pytest.MonkeyPatch, step: str, healthy: bool
+) -> None:
+    """Issue 21 item 4 on the fake host: a reconciler killed at each step of a switch (the
+    stop, the state copy half done, the daemon-reload, the restart, the health check with the
+    new release running and migrating its state) leaves a host the next run converges: kept
+    when the new version is healthy (with the pre-switch state in kept-state/), else rolled
+    back with the state directory byte-identical to before the first attempt."""
+    from reconciler.shell import switch as switch_module
+
+    host = host_context(fake)
+    state = fake.home / ".clawdbot-ops"
+    (state / "agents/main/sessions").mkdir(parents=True)
+    (state / "agents/main/sessions/s1.jsonl").write_text('{"role": "user"}\n')
+    (state / "identity").mkdir()
+    (state / "identity/device-auth.json").write_text('{"token": "device"}')
+    before = _tree(state)
+    if not healthy:
+        fake.set_start_behaviour(f"/{NEW}/", "fail")
+    real_copy = switch_module._copy_tree
+
+    def half_a_copy(source: Path, target: Path) -> None:
+        target.mkdir(parents=True)
+        (target / "agents").mkdir()  # a copy killed half way: no state.complete
+        raise Killed
+
+    class DiesAtTheStep(HostRunner):
+        def run(self, command):  # type: ignore[no-untyped-def]
+            argv = command.argv
+            if (step in ("stop", "daemon-reload") and argv[2:3] == (step,)) or (
+                step == "restart" and argv[-2:] == ("restart", UNIT)
+            ):
+                raise Killed
+            if step == "health" and argv[-3:-1] == ("gateway", "health"):
+                # The new release started and migrated its state (openclaw 2026.9 does).
+                (state / "identity/device-auth.json").unlink(missing_ok=True)
+                (state / "state.sqlite").write_bytes(b"SQLite format 3\x00")
+                raise Killed
+            return super().run(command)
+
+    if step == "copy":
+        monkeypatch.setattr(switch_module, "_copy_tree", half_a_copy)
+    with pytest.raises(Killed):
+        DiesAtTheStep(host, env=fake.env).execute(switch_op(fake, host, state=state))
+    monkeypatch.setattr(switch_module, "_copy_tree", real_copy)
+    assert SwitchMemoryProbe(memory_dir(fake.home)).read(host).interrupted_switch("ops")
+    # The next run (the plan shows the switch again from the intent): the same op.
+    result = runner(fake, host).execute(switch_op(fake, host, from_version=None, state=state))
+    assert result.report is not None and result.report.from_version == OLD, result.detail
+    memory = memory_dir(fake.home)
+    if healthy:
+        assert result.report.outcome == "switched", result.detail
+        assert running_version(fake) == NEW
+        assert _tree(memory / "kept-state/ops") == before  # the state before any new start
+    else:
+        assert result.report.outcome == "rolled-back", result.detail
+        assert running_version(fake) == OLD
+        assert fake.unit_path(UNIT).read_text() == unit_text(fake, OLD)
+        assert _tree(state) == before
+    assert not (memory / "switch/ops").exists()  # converged: nothing left to resume
