@@ -33,6 +33,7 @@ from reconciler.app.context import (
 if TYPE_CHECKING:
     from reconciler.app.remote import Reach
     from reconciler.core.plan import Plan
+    from reconciler.render.fleet import Report
     from reconciler.spec.model import Spec
 
 # Enough to overlap SSH latency, few enough not to swamp the admin machine.
@@ -173,9 +174,15 @@ HostJob = Callable[[AppContext, Path], tuple[int, str, Counts]]
 
 
 def run_hosts(
-    ctx: AppContext, request: FleetRequest, job: HostJob, specs: LoadedSpecs
+    ctx: AppContext,
+    request: FleetRequest,
+    job: HostJob,
+    specs: LoadedSpecs,
+    *,
+    blocks: bool = True,
 ) -> list[HostRun]:
-    """Run `job` for every spec in parallel; print each host's block as it finishes.
+    """Run `job` for every spec in parallel; print each host's block as it finishes (human
+    format, `blocks`: a table of answers prints no block).
 
     Jobs read their spec through `specs`, which names each host's row.
     """
@@ -207,7 +214,7 @@ def run_hosts(
         for future in as_completed(futures):
             run = future.result()
             runs.append(run)
-            if request.fmt == "human":
+            if blocks and request.fmt == "human":
                 with printing:
                     _print_block(ctx, run, request.label(run.spec))
     order = {spec: i for i, spec in enumerate(request.specs)}
@@ -239,14 +246,9 @@ def summary_table(runs: Sequence[HostRun], labels: Mapping[Path, str] = {}) -> s
                 f"{run.seconds:.1f}s",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(
-            cell.ljust(w) if i < 3 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in rows
-    )
+    from reconciler.render.fleet import align
+
+    return align(rows, right=range(3, len(rows[0])))
 
 
 def aggregate(codes: Sequence[int]) -> int:
@@ -310,6 +312,75 @@ def _document(run: HostRun, label: str) -> dict[str, object]:
         "plan": plan,
         "errors": run.output.text(errors=True).splitlines(),
     }
+
+
+# --- doctor, versions, status: one table across hosts -------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostReport:
+    """A read-only day-2 command whose answers make one table across hosts (render/fleet.py)."""
+
+    name: Report  # the command there, and its document's key in --format json
+    argv: tuple[str, ...]  # its options there, for a JSON document (the spec is appended)
+    here: Callable[[AppContext, Path], int]  # the same command on this machine, printing JSON
+    failing: str = "failed"  # the result of a host that answered with a non-zero exit code
+
+
+def report_fleet(ctx: AppContext, request: FleetRequest, report: HostReport) -> int:
+    """`doctor|versions|status SPEC SPEC ...`: the command on every host in parallel (there over
+    SSH, or here), each asked for its JSON document; then one table (or one JSON list), the
+    exit code the worst of the hosts' (`aggregate`)."""
+    from reconciler.app.remote import resolve, run_there
+    from reconciler.render.fleet import HostAnswer, render_json, render_table
+
+    specs = LoadedSpecs()
+    reach = _reach(request)
+    profiles: dict[Path, tuple[str, ...]] = {}
+
+    def job(host_ctx: AppContext, spec_path: Path) -> tuple[int, str, Counts]:
+        spec = specs.load(host_ctx, spec_path)
+        profiles[spec_path] = tuple(p.name for p in spec.profiles)
+        remote = resolve(spec, reach, host_check=request.host_check)
+        if remote is None:
+            code = report.here(host_ctx, spec_path)
+        else:
+            code = run_there(host_ctx, remote, spec, [report.name, *report.argv])
+        return code, "answered", Counts()
+
+    runs = run_hosts(ctx, request, job, specs, blocks=False)
+    answers = []
+    for run in runs:
+        document = _answer_document(run)
+        result = run.result  # unreachable, failed: it never answered
+        if result == "answered":
+            result = (
+                "failed" if document is None else "ok" if run.code == EXIT_OK else report.failing
+            )
+        errors = tuple(run.output.text(errors=True).splitlines())
+        answer = HostAnswer(
+            run.host,
+            request.label(run.spec),
+            result,
+            run.code,
+            document,
+            errors,
+            profiles.get(run.spec, ()),
+        )
+        answers.append(answer)
+    render = render_json if request.fmt == "json" else render_table
+    ctx.echo(render(report.name, answers).rstrip("\n"))
+    return aggregate([run.code for run in runs])
+
+
+def _answer_document(run: HostRun) -> dict[str, object] | None:
+    """The JSON document a host printed; None when it printed none (it failed first)."""
+    text = run.output.text(errors=False)
+    try:
+        document = json.loads(text) if text.strip() else None
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
 
 
 def _reach(request: FleetRequest) -> Reach:

@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler.app.context import AppContext
-from reconciler.commands.wiring import HOST_CHECK, host_check_on, over_ssh, use_case
+from reconciler.commands.wiring import HOST_CHECK, across_hosts, host_check_on, over_ssh, use_case
+
+if TYPE_CHECKING:
+    from reconciler.app.fleet import HostReport
+
+
+def _doctor_report(profile: str | None, host_check: str, **_: Any) -> HostReport:
+    """doctor on each host of a fleet: its JSON document, for the table."""
+    from reconciler.app.doctor import DoctorRequest
+    from reconciler.app.doctor import doctor as run
+    from reconciler.app.fleet import HostReport
+
+    checked = host_check_on(host_check)
+    options = ("--format", "json", f"--host-check={host_check}")
+    return HostReport(
+        "doctor",
+        (*options, *(("--profile", profile) if profile else ())),
+        lambda app, path: run(app, DoctorRequest(path, profile, "json", checked)),
+        failing="broken",
+    )
 
 
 @click.command()
-@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@across_hosts(_doctor_report)
 @click.option("--profile", "profile", metavar="P", help="Check only this profile.")
 @click.option(
     "--format",
@@ -26,7 +46,8 @@ from reconciler.commands.wiring import HOST_CHECK, host_check_on, over_ssh, use_
 @use_case
 def doctor(app: AppContext, spec_path: Path, profile: str | None, fmt: str, host_check: str) -> int:
     """Walk each profile's chain (tailscale, serve, unit, port, gateway health, linger, config,
-    state) and stop at the first broken link with the exact fix. Read-only.
+    state) and stop at the first broken link with the exact fix. Read-only. With several
+    SPECs (or a fleet file): one table across the hosts.
 
     Exit 0 when every checked profile is healthy, 1 when a link is broken (or on error).
     """

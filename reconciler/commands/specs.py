@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler.app.context import AppContext
-from reconciler.commands.wiring import HOST_CHECK, NO_COLOR, host_check_on, over_ssh, use_case
+from reconciler.commands.wiring import (
+    HOST_CHECK,
+    NO_COLOR,
+    across_hosts,
+    host_check_on,
+    over_ssh,
+    use_case,
+)
+
+if TYPE_CHECKING:
+    from reconciler.app.fleet import HostReport
 
 
 @click.command()
@@ -88,8 +99,21 @@ def state_paths(app: AppContext, spec_path: Path, fmt: str, host_check: str) -> 
     return run(app, spec_path, fmt, host_check_on(host_check))
 
 
+def _versions_report(fmt: str, host_check: str, **_: Any) -> HostReport:
+    """versions on each host of a fleet: its JSON document, for the table."""
+    from reconciler.app.fleet import HostReport
+    from reconciler.app.versions import versions as run
+
+    checked = host_check_on(host_check)
+    return HostReport(
+        "versions",
+        ("--format", "json", f"--host-check={host_check}"),
+        lambda app, path: run(app, path, "json", checked),
+    )
+
+
 @click.command("versions")
-@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@across_hosts(_versions_report)
 @click.option(
     "--format",
     "fmt",
@@ -102,7 +126,8 @@ def state_paths(app: AppContext, spec_path: Path, fmt: str, host_check: str) -> 
 @use_case
 def versions(app: AppContext, spec_path: Path, fmt: str, host_check: str) -> int:
     """List the gateway versions installed side by side: which profile runs and wants which,
-    which are marked bad, the disk each takes."""
+    which are marked bad, the disk each takes. With several SPECs (or a fleet file): one
+    table across the hosts, a row per profile."""
     from reconciler.app.versions import versions as run
 
     return run(app, spec_path, fmt, host_check_on(host_check))

@@ -4,25 +4,52 @@ option of `apply`)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler.app.context import AppContext
-from reconciler.commands.wiring import REACH, reach_of, use_case
+from reconciler.commands.wiring import REACH, across_hosts, reach_of, use_case
+
+if TYPE_CHECKING:
+    from reconciler.app.fleet import HostReport
+
+
+def _status_report(**_: Any) -> HostReport:
+    """status on each host of a fleet: its JSON document, for the table."""
+    from reconciler.app.fleet import HostReport
+    from reconciler.app.unattended import status as run
+
+    return HostReport("status", ("--json",), lambda app, path: run(app, path, as_json=True))
 
 
 @click.command()
-@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the status as a JSON document.")
+@across_hosts(_status_report)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["human", "json"]),
+    default="human",
+    show_default=True,
+    help="json: the status as a JSON document (with several SPECs: a list, one per host).",
+)
 @REACH
 @use_case
 def status(
-    app: AppContext, spec_path: Path, as_json: bool, target: str | None, ssh_config: Path | None
+    app: AppContext,
+    spec_path: Path,
+    as_json: bool,
+    fmt: str,
+    target: str | None,
+    ssh_config: Path | None,
 ) -> int:
-    """Show the last runs, drift found, suspension and the reconcile timer. Read-only."""
+    """Show the last runs, drift found, suspension and the reconcile timer. Read-only. With
+    several SPECs (or a fleet file): one table across the hosts."""
     from reconciler.app.unattended import status as run
 
-    return run(app, spec_path, as_json=as_json, reach=reach_of(target, ssh_config))
+    json_out = as_json or fmt == "json"
+    return run(app, spec_path, as_json=json_out, reach=reach_of(target, ssh_config))
 
 
 SPEC_OPTIONAL = click.argument(

@@ -13,6 +13,7 @@ import click
 from reconciler.app.context import AppContext, Failed
 
 if TYPE_CHECKING:
+    from reconciler.app.fleet import HostReport
     from reconciler.app.remote import Reach
 
 P = ParamSpec("P")
@@ -163,5 +164,50 @@ def over_ssh(
             command(*args, **kwargs)
 
         return REACH(run)
+
+    return wrap
+
+
+def across_hosts(
+    report: Callable[..., HostReport],
+) -> Callable[[Callable[..., NoReturn]], Callable[..., NoReturn]]:
+    """`SPEC...` and `--jobs` for a read-only day-2 command: with several specs (or a fleet
+    file) it runs on every host and prints one table (`report(**options)` says what runs,
+    there and here: app/fleet.py `report_fleet`); with one spec, the command as it is. Put it
+    right under `click.command()`; the command then gets `spec_path` as one path."""
+
+    def wrap(command: Callable[..., NoReturn]) -> Callable[..., NoReturn]:
+        @functools.wraps(command)
+        def run(*args: Any, spec_path: tuple[Path, ...], jobs: int, **kwargs: Any) -> NoReturn:
+            from reconciler.app.fleet import FleetRequest, expanded, report_fleet
+
+            app = click.get_current_context().find_object(AppContext) or AppContext()
+            code: int | None = None
+            try:
+                with expanded(app, spec_path) as (paths, labels):
+                    if len(paths) > 1 or labels:  # several hosts, or a fleet file
+                        as_json = kwargs.get("fmt") == "json" or kwargs.get("as_json")
+                        request = FleetRequest(
+                            paths,
+                            jobs,
+                            "json" if as_json else "human",
+                            host_check_on(kwargs.get("host_check", "on")),
+                            reach_of(kwargs.get("target"), kwargs.get("ssh_config")),
+                            True,
+                            labels,
+                        )
+                        code = report_fleet(app, request, report(**kwargs))
+            except Failed as exc:
+                if exc.message:
+                    app.error(f"error: {exc.message}")
+                code = exc.code
+            if code is not None:
+                sys.exit(code)
+            command(*args, spec_path=spec_path[0], **kwargs)
+
+        spec = click.argument(
+            "spec_path", metavar="SPEC...", nargs=-1, required=True, type=click.Path(path_type=Path)
+        )
+        return spec(JOBS(run))
 
     return wrap

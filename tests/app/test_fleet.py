@@ -72,3 +72,118 @@ def test_a_fleet_apply_reviews_with_one_read_of_each_spec(
     }
     assert reads == Counter({"a.yaml": 1, "b.yaml": 1})
     assert host.fake.mutating_calls() == []
+
+
+# --- doctor, versions, status across hosts: one table, or one JSON list ------------------------
+
+
+def _table(stdout: str) -> list[list[str]]:
+    """The table's rows (header first) split on runs of two or more blanks."""
+    import re
+
+    lines = stdout[stdout.index("HOST ") :].splitlines()
+    return [
+        re.split(r"\s{2,}", line.strip())
+        for line in lines
+        if line.startswith(("HOST", "vm", "broken"))
+    ]
+
+
+def test_doctor_of_several_hosts_prints_one_table_with_the_failing_hosts_error_in_its_row(
+    host: FakeHostCli,
+) -> None:
+    result = host("doctor", "a.yaml", "b.yaml", "broken.yaml", "--host-check=off")
+    assert result.exit_code == 1  # the worst: broken profiles, a spec that does not read
+    assert "===" not in result.output  # no block per host: the table is the answer
+    rows = _table(result.stdout)
+    assert rows[0] == ["HOST", "SPEC", "PROFILE", "RESULT", "DETAIL"]
+    assert [r[:4] for r in rows[1:]] == [
+        ["vm102", "a.yaml", "ops", "broken"],
+        ["vm102", "a.yaml", "personal", "broken"],
+        ["vm103", "b.yaml", "ops", "broken"],
+        ["vm103", "b.yaml", "personal", "broken"],
+        ["broken", "broken.yaml", "-", "failed"],
+    ]
+    assert rows[-1][-1] == "broken.yaml:27:1: colour: unknown field"
+    # Each broken link's fix follows the table, named by host and profile.
+    assert "fix vm103 ops: reconciler apply b.yaml" in result.stdout
+
+
+def test_doctor_of_several_hosts_as_json_holds_each_hosts_own_document(host: FakeHostCli) -> None:
+    import json
+
+    result = host("doctor", "a.yaml", "broken.yaml", "--host-check=off", "--format", "json")
+    assert result.exit_code == 1
+    entries = json.loads(result.stdout)
+    assert [sorted(e) for e in entries] == [
+        ["doctor", "errors", "exit_code", "host", "result", "spec"]
+    ] * 2
+    alone = host("doctor", "a.yaml", "--host-check=off", "--format", "json")
+    assert alone.exit_code == 1 and "HOST" not in alone.stdout  # one host: its own output
+    assert entries[0] == {
+        "host": "vm102",
+        "spec": "a.yaml",
+        "result": "broken",
+        "exit_code": 1,
+        "doctor": json.loads(alone.stdout),
+        "errors": [],
+    }
+    assert entries[1]["result"] == "failed" and entries[1]["doctor"] is None
+    assert "colour: unknown field" in entries[1]["errors"][0]
+
+
+def test_versions_of_several_hosts_is_a_row_per_profile(host: FakeHostCli) -> None:
+    import json
+
+    versioned = SPEC.replace(
+        '    version: "2026.1.24-3"\n', '    version: "2026.1.24-3"\n    install: versioned\n'
+    )
+    Path("c.yaml").write_text(versioned.replace("name: vm102", "name: vm104"))
+    result = host("versions", "a.yaml", "c.yaml", "--host-check=off")
+    assert result.exit_code == 0, result.output
+    rows = _table(result.stdout)
+    assert rows[0] == ["HOST", "SPEC", "PROFILE", "RESULT", "RUNS", "WANTS", "DETAIL"]
+    assert rows[1:] == [
+        ["vm102", "a.yaml", "ops", "unversioned", "-", "-", "-"],
+        ["vm102", "a.yaml", "personal", "unversioned", "-", "-", "-"],
+        ["vm104", "c.yaml", "ops", "differs", "-", "2026.1.24-3", "-"],
+        ["vm104", "c.yaml", "personal", "differs", "-", "2026.1.24-3", "-"],
+    ]
+    as_json = json.loads(
+        host("versions", "a.yaml", "c.yaml", "--host-check=off", "--format", "json").stdout
+    )
+    alone = host("versions", "c.yaml", "--host-check=off", "--format", "json")
+    assert as_json[1]["versions"] == json.loads(alone.stdout)
+
+
+def test_status_of_a_fleet_file_is_a_row_per_host(host: FakeHostCli) -> None:
+    import json
+
+    Path("fleet.yaml").write_text(
+        "apiVersion: reconciler/v1\ndefaults:\n"
+        + "".join(f"  {line}\n" for line in SPEC.split("\n", 1)[1].splitlines())
+        + "hosts:\n  vm102: {}\n  vm105:\n    host: {name: vm105}\n"
+    )
+    host("suspend", "a.yaml", "--reason", "maintenance")
+    result = host("status", "fleet.yaml")
+    assert result.exit_code == 0, result.output
+    rows = _table(result.stdout)
+    assert rows[0] == [
+        "HOST",
+        "SPEC",
+        "RESULT",
+        "LAST RUN",
+        "DRIFT",
+        "SUSPENDED",
+        "TIMER",
+        "DETAIL",
+    ]
+    assert [(r[0], r[1], r[5], r[7]) for r in rows[1:]] == [
+        ("vm102", "fleet.yaml:vm102", "yes", "suspended: maintenance"),
+        ("vm105", "fleet.yaml:vm105", "yes", "suspended: maintenance"),
+    ]  # this (fake) machine is both hosts: one state place
+    entries = json.loads(host("status", "fleet.yaml", "--format", "json").stdout)
+    assert [e["spec"] for e in entries] == ["fleet.yaml:vm102", "fleet.yaml:vm105"]
+    alone = json.loads(host("status", "a.yaml", "--json").stdout)
+    assert entries[0]["status"].keys() == alone.keys()
+    assert "Last run:" in host("status", "a.yaml").stdout  # one host: as it always was

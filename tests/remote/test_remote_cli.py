@@ -127,3 +127,49 @@ def test_the_rebuilt_command_line_keeps_what_was_given(sshd: RunningSshd) -> Non
     explicitly travel, defaults are the target's own."""
     there = remote(sshd, "devices", str(SPEC), "personal", "approve", "--", "--help")
     assert "Traceback" not in there.stderr and "Usage:" not in there.stdout, there.stdout
+
+
+def test_doctor_of_a_fleet_over_ssh_has_a_row_per_host_with_each_hosts_error(
+    sshd: RunningSshd, tmp_path: Path
+) -> None:
+    """Two hosts reached through host.ssh: one answers (this machine, which is not vm102: the
+    agent's host check there fails, and that error is its row), the other refuses the
+    connection (unreachable). One table; with --format json, one entry per host."""
+    closed = _free_port()
+    specs = []
+    for name, port in (("vm102", sshd.port), ("vm103", closed)):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            SPEC.read_text()
+            .replace("name: vm102", f"name: {name}")
+            .replace(
+                "  user: user\n",
+                f"  user: user\n  ssh: {{address: 127.0.0.1, user: root, port: {port}}}\n",
+                1,
+            )
+        )
+        specs.append(str(path))
+    config = ["--ssh-config", str(sshd.root / "ssh_config")]
+    table = reconciler("doctor", *specs, *config)
+    assert table.returncode == 1 and "Traceback" not in table.stderr, table.stderr
+    rows = [line.split(None, 4) for line in table.stdout.splitlines()]
+    assert rows[0] == ["HOST", "SPEC", "PROFILE", "RESULT", "DETAIL"], table.stdout
+    assert [row[:4] for row in rows[1:3]] == [
+        ["vm102", specs[0], "-", "failed"],
+        ["vm103", specs[1], "-", "unreachable"],
+    ], table.stdout
+    assert "is for host 'vm102'" in rows[1][4], table.stdout
+    assert "refused" in rows[2][4], table.stdout
+    listed = json.loads(reconciler("doctor", *specs, *config, "--format", "json").stdout)
+    assert [(e["host"], e["result"], e["doctor"]) for e in listed] == [
+        ("vm102", "failed", None),
+        ("vm103", "unreachable", None),
+    ]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
