@@ -2,7 +2,8 @@
 
 Its own host key, authorized_keys and client config live in a temporary folder; the client side
 passes `-F` so nothing of the invoking user's ~/.ssh is read or changed. `SetEnv` points the
-remote XDG_CACHE_HOME into the folder, so the agent cache is the test's own. The server logs at
+remote XDG_CACHE_HOME and XDG_STATE_HOME into the folder, so the agent cache and the state a
+command records there (a suspension) are the test's own. The server logs at
 VERBOSE, which records one line per connection and per session: tests count round trips there.
 """
 
@@ -41,6 +42,11 @@ class RunningSshd:
     @property
     def cache_home(self) -> Path:
         return self.root / "remote-cache"
+
+    @property
+    def state_home(self) -> Path:
+        """The target's XDG_STATE_HOME: what a command there records stays the test's own."""
+        return self.root / "remote-state"
 
     def log(self) -> str:
         return (self.root / "sshd.log").read_text(errors="replace")
@@ -99,7 +105,7 @@ def start_sshd(root: Path) -> RunningSshd:
         f"AuthorizedKeysFile {root}/authorized_keys\nPidFile {root}/sshd.pid\n"
         "StrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "UsePAM no\nPermitRootLogin prohibit-password\nLogLevel VERBOSE\n"
-        f"SetEnv XDG_CACHE_HOME={root}/remote-cache\n"
+        f"SetEnv XDG_CACHE_HOME={root}/remote-cache XDG_STATE_HOME={root}/remote-state\n"
     )
     (root / "ssh_config").write_text(
         f"Host *\n  IdentityFile {root}/client_key\n  IdentitiesOnly yes\n"

@@ -539,7 +539,7 @@ def restore(
     snap = _pick(session, target, snapshot)
     if in_place:
         if target_dir is not None:
-            raise Failed("--in-place and --target exclude each other")
+            raise Failed("--in-place and --into exclude each other")
         with host_lock(
             ctx,
             session.host.user,

@@ -551,9 +551,32 @@ def _place_of_command(ctx: AppContext, spec_path: Path | None) -> StatePlace:
         return place
     if not spec_path.is_file():
         raise Failed(f"{spec_path} is not a file: name the spec whose user's timer to pause")
+    _refuse_a_third_account(ctx, spec_path)
     place = place_of_spec(ctx, spec_path)
     checked_state_dir(place.directory)
     return place
+
+
+def _refuse_a_third_account(ctx: AppContext, spec_path: Path) -> None:
+    """SPEC names whose timer to pause: run by neither root nor the spec's user (an admin
+    account over SSH without its sudo rule), it would pause that account's own runs, not the
+    timer's. A spec that does not read keeps the old way (our own place, as a run records)."""
+    from reconciler.app.specs import read_spec
+    from reconciler.core.host import Account
+    from reconciler.spec import SpecInvalid
+
+    if os.geteuid() == 0:
+        return
+    try:
+        user = read_spec(ctx, spec_path).host.user
+    except (SpecInvalid, OSError, Failed):
+        return
+    me = Account.current().name
+    if me != user:
+        raise Failed(
+            f"{spec_path} names {user}'s timer: run this as {user} or as root (we are {me}); "
+            "nothing was changed"
+        )
 
 
 def place_of_spec(ctx: AppContext, spec_path: Path) -> StatePlace:

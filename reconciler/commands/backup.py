@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
@@ -81,21 +84,45 @@ def verify(app: AppContext, spec_path: Path, profile: str | None, subset: str) -
     return run(app, spec_path, profile, subset)
 
 
+def _target_is_a_host(command: Callable[..., NoReturn]) -> Callable[..., NoReturn]:
+    """`--target` names the host, as in every command; `--target DIR` (the folder, before it
+    was `--into`) is refused with that said, never taken for a host name."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> NoReturn:
+        target = kwargs.get("target")
+        if target is not None and target != "local" and not target.startswith("ssh://"):
+            raise click.UsageError(
+                f"--target {target}: --target names the host (ssh://[USER@]HOST[:PORT] or "
+                "local); restore into a folder with --into DIR"
+            )
+        command(*args, **kwargs)
+
+    return run
+
+
 @backup.command("restore")
 @SPEC
 @click.argument("profile")
 @click.option("--snapshot", help="Snapshot id or prefix (default: the profile's latest).")
 @click.option(
-    "--target",
+    "--into",
     "target_dir",
+    metavar="DIR",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Restore into this directory (default: a fresh one under the state directory).",
+    help="Restore into this directory on the host (default: a fresh one under the state "
+    "directory).",
 )
 @click.option(
     "--in-place",
     is_flag=True,
     help="Replace the live state: stop the gateway, move the state aside, restore, start.",
 )
+@_target_is_a_host
+# An in-place restore half done is a stopped gateway on half its state: if the link drops, it
+# runs to the end there (restore, start, health check, record). A staging restore only makes a
+# copy to look at: it stops with its client, as a read does (docs/remote.md).
+@over_ssh(changes_host=lambda options: bool(options.get("in_place")))
 @use_case
 def restore(
     app: AppContext,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from reconciler.app.context import AppContext
-from reconciler.commands.wiring import REACH, across_hosts, reach_of, use_case
+from reconciler.commands.wiring import REACH, across_hosts, over_ssh, reach_of, use_case
 
 if TYPE_CHECKING:
     from reconciler.app.fleet import HostReport
@@ -66,10 +66,11 @@ SPEC_OPTIONAL = click.argument(
     is_flag=True,
     help="Replace a suspension already in force (without it, that one is kept and shown).",
 )
+@over_ssh(changes_host=True)
 @use_case
 def suspend(app: AppContext, spec_path: Path | None, reason: str, replace_existing: bool) -> int:
     """Pause unattended runs: timer runs exit at once until `reconciler resume`. With SPEC
-    (as root): its user's timer."""
+    (as root): its user's timer; on its host when that is remote (--target, host.ssh)."""
     from reconciler.app.unattended import suspend as run
 
     return run(app, reason, replace_existing=replace_existing, spec_path=spec_path)
@@ -77,10 +78,11 @@ def suspend(app: AppContext, spec_path: Path | None, reason: str, replace_existi
 
 @click.command()
 @SPEC_OPTIONAL
+@over_ssh(changes_host=True)
 @use_case
 def resume(app: AppContext, spec_path: Path | None) -> int:
     """Let unattended runs apply again after `reconciler suspend`. With SPEC (as root): its
-    user's timer."""
+    user's timer; on its host when that is remote (--target, host.ssh)."""
     from reconciler.app.unattended import resume as run
 
     return run(app, spec_path)

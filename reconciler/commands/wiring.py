@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, NoReturn, ParamSpec
 
 import click
 
-from reconciler.app.context import AppContext, Failed
+from reconciler.app.context import EXIT_USAGE, AppContext, Failed
 
 if TYPE_CHECKING:
     from reconciler.app.fleet import HostReport
@@ -132,29 +132,45 @@ def _spec_argv(ctx: click.Context, spec_param: str) -> list[str]:
 
 
 def over_ssh(
-    *, spec_param: str = "spec_path", changes_host: bool = False, installs_timer: bool = False
+    *,
+    spec_param: str = "spec_path",
+    changes_host: bool | Callable[[dict[str, Any]], bool] = False,
+    installs_timer: bool = False,
 ) -> Callable[[Callable[P, NoReturn]], Callable[..., NoReturn]]:
     """`--target` and `--ssh-config` for a day-2 command, which then runs on the spec's host
     when that host is remote (`--target ssh://...`, or `host.ssh`), through the agent, with the
-    same arguments (docs/remote.md). Put it between the click decorators and `use_case`."""
+    same arguments (docs/remote.md). Put it between the click decorators and `use_case`.
+
+    `changes_host`: it finishes there if the connection is lost (RemoteReconciler.call), or a
+    function of the command's options that says so (`backup restore`: only `--in-place`). A
+    command whose SPEC is optional (`suspend`) runs here without one, and `--target` then is a
+    usage error (which host's spec would it be?)."""
 
     def wrap(command: Callable[P, NoReturn]) -> Callable[..., NoReturn]:
         @functools.wraps(command)
         def run(*args: Any, target: str | None, ssh_config: Path | None, **kwargs: Any) -> NoReturn:
-            from reconciler.app.remote import command_there
+            from reconciler.app.remote import LOCAL, command_there
 
             ctx = click.get_current_context()
             app = ctx.find_object(AppContext) or AppContext()
+            finish = changes_host(kwargs) if callable(changes_host) else changes_host
             try:
-                code = command_there(
-                    app,
-                    kwargs[spec_param],
-                    reach_of(target, ssh_config),
-                    _spec_argv(ctx, spec_param),
-                    host_check=host_check_on(kwargs.get("host_check", "on")),
-                    changes_host=changes_host,
-                    installs_timer=installs_timer,
-                )
+                if kwargs[spec_param] is None:
+                    if target not in (None, LOCAL):
+                        raise Failed(
+                            "--target needs a SPEC: the spec of the host to reach", EXIT_USAGE
+                        )
+                    code = None
+                else:
+                    code = command_there(
+                        app,
+                        kwargs[spec_param],
+                        reach_of(target, ssh_config),
+                        _spec_argv(ctx, spec_param),
+                        host_check=host_check_on(kwargs.get("host_check", "on")),
+                        changes_host=finish,
+                        installs_timer=installs_timer,
+                    )
             except Failed as exc:
                 if exc.message:
                     app.error(f"error: {exc.message}")

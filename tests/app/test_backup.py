@@ -236,7 +236,7 @@ def test_run_tags_excludes_and_is_incremental(world: World) -> None:
     assert [(r.kind, r.profile, r.ok) for r in records] == [("backup", "ops", True)] * 2
     assert records[1].detail["files_new"] == 0 and records[1].detail["files_unmodified"] > 30
     staging = world.root / "staging"
-    result = world.cli("backup", "restore", str(world.spec), "ops", "--target", str(staging))
+    result = world.cli("backup", "restore", str(world.spec), "ops", "--into", str(staging))
     assert result.exit_code == 0, result.output
     restored = staging / str(world.gateway_state).lstrip("/")
     assert not (restored / "logs").exists() and not (restored / "debug.log").exists()

@@ -202,7 +202,7 @@ def test_root_restore_target_does_not_chown_a_symlinked_root_directory(
     victim.mkdir(mode=0o700)
     inspect = setup.home / "inspect"
     as_user(setup.user, "ln", "-s", str(victim), str(inspect))
-    result = setup.cli("backup", "restore", str(setup.spec), "ops", "--target", str(inspect))
+    result = setup.cli("backup", "restore", str(setup.spec), "ops", "--into", str(inspect))
     assert result.exit_code == 1, result.output
     _still_roots(victim)
     assert list(victim.iterdir()) == []

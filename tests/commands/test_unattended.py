@@ -258,3 +258,20 @@ def test_status_with_an_invalid_spec_still_shows_the_records(tmp_path: Path, sta
     assert result.exit_code == 0
     assert "Last run:" in result.output and "never" in result.output
     assert "timer not probed" in result.output
+
+
+def test_suspend_spec_as_a_third_account_refuses_instead_of_pausing_its_own_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An admin account over SSH without its sudo rule is neither root nor the spec's user:
+    `suspend SPEC` would pause the admin's own (nonexistent) runs, and the timer would go on."""
+    spec = tmp_path / "host.yaml"
+    spec.write_text(SPEC.format(linger="true"))
+    state = tmp_path / "state"
+    monkeypatch.setattr(os, "geteuid", lambda: 4242)  # no such account: named by its uid
+    app = AppContext(state_dir=lambda: state)
+    for command in (["suspend", str(spec), "--reason", "x"], ["resume", str(spec)]):
+        result = CliRunner().invoke(cli, command, obj=app)
+        assert result.exit_code == 1, result.output
+        assert "names user's timer: run this as user or as root (we are 4242)" in result.output
+    assert not state.exists()

@@ -173,3 +173,32 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_suspend_and_resume_over_ssh_pause_the_targets_timer(
+    sshd: RunningSshd, tmp_path: Path
+) -> None:
+    """The suspension is written there (the target's state), never here; status there shows
+    it; `--target` without a SPEC is a usage error (whose host would it be?)."""
+    import os
+
+    spec = tmp_path / "vm102.yaml"  # the target's user is root: its own state directory
+    spec.write_text(SPEC.read_text().replace("  user: user\n", "  user: root\n", 1))
+    there = sshd.state_home / "reconciler" / "suspended.json"
+    here = Path(os.environ["XDG_STATE_HOME"]) / "reconciler" / "suspended.json"
+    before = here.read_text() if here.exists() else None  # the session's: other tests' own
+    result = remote(sshd, "suspend", str(spec), "--reason", "disk swap")
+    assert result.returncode == 0, result.stderr
+    assert "Unattended runs suspended since" in result.stdout, result.stdout
+    assert json.loads(there.read_text())["reason"] == "disk swap"
+    assert (here.read_text() if here.exists() else None) == before  # nothing written here
+    status = json.loads(remote(sshd, "status", str(spec), "--json").stdout)
+    assert status["suspended"]["reason"] == "disk swap"
+    again = remote(sshd, "suspend", str(spec), "--reason", "other")
+    assert "kept that suspension" in again.stdout, again.stdout
+    result = remote(sshd, "resume", str(spec))
+    assert result.returncode == 0, result.stderr
+    assert "Resumed unattended runs (they were suspended since" in result.stdout, result.stdout
+    assert not there.exists()
+    no_spec = remote(sshd, "suspend")
+    assert no_spec.returncode == 64 and "--target needs a SPEC" in no_spec.stderr, no_spec.stderr
