@@ -306,6 +306,47 @@ def test_a_fleet_is_planned_and_applied_over_ssh(
     r = admin("plan", specs[0], "--detailed-exitcode")
     assert r.returncode == 0, show(r)
 
+    # 4b. Day 2 across both hosts (issue 20), cheap steps only: one doctor document per host;
+    #     suspend/resume there (root on one host, the sudo admin on the other), seen by the
+    #     timer's own run; a backup restored there, into staging and in place.
+    day2_start = time.monotonic()
+    r = admin("doctor", *specs, "--format", "json")
+    assert r.returncode == 0, show(r)
+    doctors = json.loads(r.stdout)
+    assert [(d["host"], d["result"], d["doctor"]["healthy"]) for d in doctors] == [
+        (name, "ok", True) for name in HOSTS
+    ], show(r)
+    r = admin("status", *specs)
+    assert r.returncode == 0 and r.stdout.startswith("HOST "), show(r)
+    suspension = "/home/user/.local/state/reconciler/suspended.json"
+    for c, spec in ((first, specs[0]), (hosts[1][0], specs[1])):
+        r = admin("suspend", spec, "--reason", "e2e maintenance")
+        assert r.returncode == 0, show(r)
+        assert stat(c, suspension) == ["user user 600"], show(r)
+    first.systemctl_user("start", "reconciler.service", check=False, timeout=300)
+    assert run_records(first)[-1]["result"] == "suspended", run_records(first)[-1]
+    for c, spec in ((first, specs[0]), (hosts[1][0], specs[1])):
+        r = admin("resume", spec)
+        assert r.returncode == 0 and "Resumed unattended runs" in r.stdout, show(r)
+        assert c.run(["test", "-e", suspension], check=False).returncode == 1
+    second = hosts[1][0]
+    r = admin("backup", "restore", specs[1], "ops")
+    assert r.returncode == 0 and "restored into /home/user/" in r.stdout, show(r)
+    staging = r.stdout.split("restored into ")[1].split()[0]
+    assert stat(second, staging) == ["user user 700"], show(r)
+    r = admin("backup", "restore", specs[1], "ops", "--in-place")
+    assert r.returncode == 0 and "restored in place" in r.stdout, show(r)
+    state_dir = gateway_names("ops")["state_dir"]
+    aside = second.run(["sh", "-c", f"ls -d {state_dir}.before-restore-*"]).stdout.split()
+    assert len(aside) == 1, aside
+    assert (
+        second.systemctl_user(
+            "is-active", "clawdbot-gateway-ops.service", check=False
+        ).stdout.strip()
+        == "active"
+    )
+    day2_s = time.monotonic() - day2_start
+
     # 5. One host is down: it is reported, the other converges, the exit code says so.
     hosts[1][0].systemctl_user("stop", "clawdbot-gateway-personal.service")
     first.systemctl_user("stop", "clawdbot-gateway-personal.service")
@@ -315,3 +356,4 @@ def test_a_fleet_is_planned_and_applied_over_ssh(
     assert "unreachable" in r.stdout, show(r)
     assert_converged(first)
     print(f"fleet apply of 2 fresh hosts: {fleet_apply_s:.1f} s")
+    print(f"day 2 across hosts, suspend/resume, restore (step 4b): {day2_s:.1f} s")
