@@ -148,8 +148,11 @@ def _versions_rows(answer: HostAnswer) -> list[Row]:
     runs: dict[str, str] = {}
     wants: dict[str, str] = {}
     bad: dict[str, list[str]] = {}
+    failed: set[str] = set()  # versions whose install failed (remembered, not tried again)
     for version in _list(document, "versions"):
         name = str(version.get("version"))
+        if str(version.get("state", "")).startswith("install failed"):
+            failed.add(name)
         for profile in version.get("runs") or ():
             runs[profile] = name
         for profile in version.get("wanted_by") or ():
@@ -165,7 +168,9 @@ def _versions_rows(answer: HostAnswer) -> list[Row]:
             result = "unversioned"
         else:
             result = "current" if ran == wanted else "differs"
-        detail = f"marked bad: {', '.join(bad[profile])}" if profile in bad else "-"
+        notes = [f"install of {wanted} failed"] if wanted in failed else []
+        notes += [f"marked bad: {', '.join(bad[profile])}"] if profile in bad else []
+        detail = "; ".join(notes) or "-"
         cells = (profile, result, ran, wanted, detail)
         rows.append((answer.host, answer.spec, *(_cell(c) for c in cells)))
     return rows
@@ -185,6 +190,9 @@ def _status_rows(answer: HostAnswer) -> list[Row]:
     notes = []
     if isinstance(suspended, Mapping) and suspended.get("reason"):
         notes.append(f"suspended: {suspended['reason']}")
+    failed = [str(f.get("version")) for f in _list(document, "failed_installs")]
+    if failed:
+        notes.append(f"install failed: {', '.join(failed)}")
     stale = [str(b.get("profile")) for b in _list(document, "backups") if b.get("stale")]
     if stale:
         notes.append(f"backup stale: {', '.join(stale)}")

@@ -4,6 +4,7 @@ renderers make (so a change of their format shows here), and a host that did not
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from reconciler.app.doctor import Diagnosis, Link
@@ -27,14 +28,14 @@ def test_versions_rows_say_what_each_profile_runs_and_wants() -> None:
         (
             VersionRow("2026.1.20", "installed", ("ops",), ("ops",), (), 10),
             VersionRow("2026.1.24", "installed", ("personal",), (), ("personal (2026-12-01)",), 10),
-            VersionRow("2026.1.25", "missing", (), ("personal",), (), None),
+            VersionRow("2026.1.25", "install failed (2026-12-07)", (), ("personal",), (), None),
         ),
         (),
         (("canary", "/usr/bin/clawdbot gateway"),),
     )
     answer = _answer("vm102", versions_json(report), profiles=("ops", "personal", "canary"))
     lines = render_table("versions", [answer]).splitlines()
-    assert [line.split() for line in lines] == [
+    assert [line.split(None, 6) for line in lines] == [
         ["HOST", "SPEC", "PROFILE", "RESULT", "RUNS", "WANTS", "DETAIL"],
         ["vm102", "vm102.yaml", "ops", "current", "2026.1.20", "2026.1.20", "-"],
         [
@@ -44,9 +45,7 @@ def test_versions_rows_say_what_each_profile_runs_and_wants() -> None:
             "differs",
             "2026.1.24",
             "2026.1.25",
-            "marked",
-            "bad:",
-            "2026.1.24",
+            "install of 2026.1.25 failed; marked bad: 2026.1.24",
         ],
         ["vm102", "vm102.yaml", "canary", "differs", "unversioned", "-", "-"],
     ]
@@ -66,6 +65,28 @@ def test_doctor_rows_name_the_first_broken_link_and_its_fix_follows() -> None:
         "vm102  vm102.yaml  ops       broken   unit: not-found",
         "vm102  vm102.yaml  personal  healthy  https://vm102.ts.net/",
         "fix vm102 ops: reconciler apply x",
+    ]
+
+
+def test_status_rows_note_the_suspension_and_failed_installs() -> None:
+    document = {
+        "last_run": {"result": "converged", "end": "2026-12-07T12:00:00+00:00"},
+        "drift": ["profile[ops].service"],
+        "suspended": {"since": "2026-12-07T12:01:00+00:00", "by": "admin", "reason": "swap"},
+        "timer": {"known": True, "installed": True, "enabled": True, "active": True},
+        "failed_installs": [{"version": "2026.9.6", "failed_at": "x", "reason": "engines"}],
+    }
+    answer = HostAnswer("vm102", "vm102.yaml", "ok", 0, document)
+    row = render_table("status", [answer]).splitlines()[1]
+    assert re.split(r"\s{2,}", row) == [
+        "vm102",
+        "vm102.yaml",
+        "converged",
+        "2026-12-07T12:00:00+00:00",
+        "profile[ops].service",
+        "yes",
+        "active",
+        "suspended: swap; install failed: 2026.9.6",
     ]
 
 
