@@ -61,11 +61,17 @@ class SshTarget:
         try:
             port = parts.port
         except ValueError:
-            raise ValueError(f"{text!r}: the port must be a number from 1 to 65535") from None
+            port = 0
+        if port is not None and not 1 <= port <= 65535:
+            # Port 0 is no port: ssh would fall back to its default one without a word.
+            raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
         host = parts.hostname
         if not host or not _HOST.fullmatch(host):
-            raise ValueError(f"{text!r}: missing or invalid host name")
-        user = unquote(parts.username) if parts.username else None
+            raise ValueError(
+                f"{text!r}: missing or invalid host name (letters, digits, `_`, `.`, `:` "
+                "and `-`, never `-` first: ssh would read it as an option)"
+            )
+        user = None if parts.username is None else unquote(parts.username)
         if user is not None and not _USER.fullmatch(user):
             raise ValueError(f"{text!r}: invalid user name {user!r}")
         return cls(host=host, user=user, port=port)
@@ -76,7 +82,7 @@ class SshTarget:
         return f"ssh://{who}{self.host}{where}"
 
 
-_HOST = re.compile(r"[A-Za-z0-9_.:-]{1,253}")
+_HOST = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_.:-]{0,252}")  # never `-` first: an ssh option
 _USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sshd import RunningSshd
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,6 +72,39 @@ def test_a_bad_target_is_a_usage_error_with_the_form(tmp_path: Path) -> None:
     result = reconciler("plan", str(SPEC), "--target", "vm102")
     assert result.returncode == 64
     assert "ssh://[user@]host[:port]" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "says"),
+    [
+        ("ssh://127.0.0.1:0", "port must be a number from 1 to 65535"),
+        ("ssh://127.0.0.1:65536", "port must be a number from 1 to 65535"),
+        ("ssh://:22", "missing or invalid host name"),
+        ("ssh://-oProxyCommand=touch%20x", "missing or invalid host name"),
+        ("ssh://h;touch x", "missing or invalid host name"),
+        ("ssh://@127.0.0.1", "invalid user name"),
+    ],
+)
+def test_a_bad_target_is_refused_before_ssh_runs(tmp_path: Path, target: str, says: str) -> None:
+    """`--target ssh://host:0` and friends: exit 64 with the reason; ssh is never started (an
+    `ssh` first on PATH would leave a mark)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    mark = tmp_path / "ssh-ran"
+    (bin_dir / "ssh").write_text(f'#!/bin/sh\necho "$@" >> {mark}\nexit 255\n')
+    (bin_dir / "ssh").chmod(0o755)
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "plan", str(SPEC), "--target", target],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )
+    assert result.returncode == 64, result.stderr
+    assert f"error: --target: {target!r}: " in result.stderr and says in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not mark.exists()
 
 
 def test_status_over_ssh_is_the_hosts_own(sshd: RunningSshd) -> None:

@@ -46,6 +46,18 @@ def test_targets_parse(text: str, expected: SshTarget) -> None:
         ("ssh://", "missing or invalid host"),
         ("ssh://-oProxyCommand=x", "missing or invalid host"),
         ("ssh://-l@vm102", "invalid user name"),
+        # Port 0 was taken, then dropped (`if port:`): ssh went to port 22 without a word.
+        ("ssh://vm102:0", "port must be a number from 1 to 65535"),
+        ("ssh://vm102:00", "port must be a number from 1 to 65535"),
+        ("ssh://vm102:65536", "port must be a number from 1 to 65535"),
+        ("ssh://vm102:-22", "port must be a number from 1 to 65535"),
+        ("ssh://:22", "missing or invalid host"),
+        ("ssh://-vm102", "missing or invalid host"),  # a host ssh would read as an option
+        ("ssh://vm102;reboot", "missing or invalid host"),
+        ("ssh://vm102$(id)", "missing or invalid host"),
+        ("ssh://vm%20102", "missing or invalid host"),
+        ("ssh://@vm102", "invalid user name ''"),
+        ("ssh://a;b@vm102", "invalid user name"),
     ],
 )
 def test_bad_targets_say_what_is_wrong(text: str, says: str) -> None:
