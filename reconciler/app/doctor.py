@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from reconciler.core.host import HostContext
     from reconciler.core.plan import Plan
     from reconciler.core.probe import Facts, Probe
-    from reconciler.facts.files import SecretEnvProbe
+    from reconciler.facts.files import ExposedEntriesProbe, SecretEnvProbe
     from reconciler.facts.gateway_rpc import GatewayHealthProbe
     from reconciler.shell.runner import ReadOnlyRunner
     from reconciler.spec.model import Profile, ServeEntry, Spec
@@ -116,6 +116,7 @@ class Evidence:
     journal_detail: str = ""
     findings: tuple[Link, ...] = ()  # e.g. pending pairing requests
     token: SecretEnvProbe | None = None  # the profile's gateway.env (auth: token)
+    credentials: ExposedEntriesProbe | None = None  # what in <state>/credentials others reach
 
     def actions(self, *parts: str) -> list[Action]:
         from reconciler.gateway.paths import address
@@ -258,6 +259,7 @@ def doctor_probes(
         token = _token_probe(spec, host, profile)
         if token is not None:
             probes.append(token)
+        probes.append(_credentials_probe(spec, host, profile))
     return probes
 
 
@@ -270,6 +272,15 @@ def _token_probe(spec: Spec, host: HostContext, profile: Profile) -> SecretEnvPr
     if not uses_token_file(spec, profile):
         return None
     return token_probe(spec, profile_paths(spec, profile, host))
+
+
+def _credentials_probe(spec: Spec, host: HostContext, profile: Profile) -> ExposedEntriesProbe:
+    """What in the profile's `credentials/` (channel logins: WhatsApp, Telegram ...) group or
+    others may read or change, file by file."""
+    from reconciler.facts.files import ExposedEntriesProbe
+    from reconciler.gateway.paths import profile_paths
+
+    return ExposedEntriesProbe(profile_paths(spec, profile, host).credentials)
 
 
 def _names(spec: Spec) -> Any:
@@ -313,6 +324,7 @@ def _evidence(
         program,
         findings=findings,
         token=_token_probe(spec, host, profile),
+        credentials=_credentials_probe(spec, host, profile),
     )
 
 
@@ -690,20 +702,41 @@ def _state(e: Evidence, w: Words) -> Link:
 
 @chain_link("secrets")
 def _secrets(e: Evidence, w: Words) -> Link | None:
-    """The token file others may read is broken (apply refuses it too: it plans 0600)."""
-    if e.token is None:
-        return None
-    found = e.facts.get(e.token).file
-    if found.kind == "file" and found.mode is not None and found.mode & 0o077:
-        path = str(e.token.path)
-        return Link(
-            "secrets",
-            False,
-            f"{path} has mode {found.mode:04o}: other users on this host may read the gateway "
-            "token",
-            w.user_cmd("chmod", "600", path),
-        )
-    return Link("secrets", True, "the token file is private (0600)")
+    """The token file and every file or folder in `credentials/` that group or others may
+    access are named, with the chmod that closes them (apply refuses such a token file too)."""
+    problems: list[str] = []
+    fixes: list[str] = []
+    if e.token is not None:
+        found = e.facts.get(e.token).file
+        if found.kind == "file" and found.mode is not None and found.mode & 0o077:
+            path = str(e.token.path)
+            problems.append(
+                f"{path} has mode {found.mode:04o}: other users on this host may read the "
+                "gateway token"
+            )
+            fixes.append(w.user_cmd("chmod", "600", path))
+    if e.credentials is not None:
+        exposed = e.facts.get(e.credentials)
+        if exposed.entries:
+            shown = exposed.entries[:_NAMED]
+            named = ", ".join(f"{x.path} ({x.described}, mode {x.mode or 0:04o})" for x in shown)
+            rest = len(exposed.entries) - len(shown)
+            more = f" and {rest} more" if rest else ""
+            more += " (and perhaps more: the walk stopped)" if exposed.more else ""
+            problems.append(
+                f"other users on this host may read these channel logins: {named}{more}"
+            )
+            if rest or exposed.more:
+                fixes.append(w.user_cmd("chmod", "-R", "go-rwx", str(e.credentials.path)))
+            else:
+                fixes.append(w.user_cmd("chmod", "go-rwx", *(str(x.path) for x in shown)))
+    if problems:
+        return Link("secrets", False, "; ".join(problems), "; ".join(fixes))
+    private = "the token file and credentials are" if e.token else "credentials are"
+    return Link("secrets", True, f"{private} private (no group or other access)")
+
+
+_NAMED = 10  # credentials entries named one by one; more get one `chmod -R`
 
 
 LINKS: tuple[str, ...] = tuple(name for name, _ in _CHAIN)

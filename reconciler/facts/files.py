@@ -293,6 +293,63 @@ class SecretEnvProbe(Probe[SecretEnvState]):
 
 @recorded
 @dataclass(frozen=True)
+class ExposedEntries:
+    """What under a directory group or other users may access (any 0o077 bit), each entry
+    named: modes and owners only, never content."""
+
+    path: Path
+    exists: bool
+    entries: tuple[PathState, ...] = ()
+    more: bool = False  # the walk stopped at its limit: there may be others
+
+
+@recorded
+@dataclass(frozen=True)
+class ExposedEntriesProbe(Probe[ExposedEntries]):
+    """Walk `path` (with the user's permissions, never following a link, at most `limit`
+    entries) for files and folders whose mode lets group or others in (a credentials folder
+    whose files the gateway or the user left 0644)."""
+
+    path: Path
+    limit: int = 10_000
+
+    def read(self, host: HostContext) -> ExposedEntries:
+        found = call_as(acting_account(host), self._walk)
+        return ExposedEntries(
+            self.path,
+            bool(found["exists"]),
+            tuple(_decode(e) for e in found["entries"]),
+            bool(found["more"]),
+        )
+
+    def _walk(self) -> dict[str, Any]:
+        if not os.path.isdir(self.path) or os.path.islink(self.path):
+            return {"exists": False, "entries": [], "more": False}
+        exposed: list[PathState] = []
+        pending, seen = [self.path], 0
+        while pending and seen < self.limit:
+            folder = pending.pop()
+            try:
+                with os.scandir(folder) as scan:
+                    names = sorted(entry.name for entry in scan)
+            except OSError:
+                continue  # gone meanwhile, or not ours to read: nothing to name there
+            for name in names:
+                seen += 1
+                state = read_path(folder / name)
+                if state.kind == "directory":
+                    pending.append(folder / name)
+                if state.kind != "symlink" and (state.mode or 0) & 0o077:
+                    exposed.append(state)
+        exposed.sort(key=lambda e: str(e.path))
+        return {"exists": True, "entries": [_encode(e) for e in exposed], "more": bool(pending)}
+
+    def answer_from(self, recorded: RecordedHost) -> ExposedEntries | None:
+        return ExposedEntries(self.path, False) if recorded.known_missing(self.path) else None
+
+
+@recorded
+@dataclass(frozen=True)
 class ChainLink:
     """One existing component of a path, from `/` down: what it is, whose, its permission bits."""
 

@@ -70,7 +70,7 @@ def test_healthy_host_exits_0_and_prints_the_url(host: FakeHostCli) -> None:
     personal = chain(host)
     assert [x["link"] for x in personal["links"]] == [  # type: ignore[union-attr]
         "tailscaled", "https", "serve", "funnel", "manager", "unit", "restarts", "active",
-        "port", "rpc", "linger", "config", "state",
+        "port", "rpc", "linger", "config", "state", "secrets",
     ]  # fmt: skip
     # Read-only, and batched: no mutating call, no journal read on a healthy host.
     assert host.fake.mutating_calls() == []
@@ -295,3 +295,52 @@ def test_a_token_file_others_may_read_is_broken_with_the_chmod_fix(host: FakeHos
     assert link["fix"].endswith(f"chmod 600 {env}")
     env.chmod(0o600)
     assert chain(host, "ops")["healthy"] is True
+
+
+def test_credentials_others_may_read_are_named_file_by_file_with_the_chmod_fix(
+    host: FakeHostCli,
+) -> None:
+    # issue 22: doctor flags credentials readable by others, as it does the token file.
+    credentials = host.fake.home / ".clawdbot-personal" / "credentials"
+    assert credentials.is_dir()  # apply made it 0700
+    login = credentials / "whatsapp" / "default"
+    login.parent.mkdir(mode=0o700)
+    login.mkdir(mode=0o700)
+    creds = login / "creds.json"
+    creds.write_text('{"noiseKey": "x"}')
+    creds.chmod(0o644)
+    keys = login / "app-state-sync-key-1.json"
+    keys.write_text("{}")
+    keys.chmod(0o600)  # private: not named
+    (credentials / "telegram").mkdir(mode=0o700)
+    (credentials / "telegram" / "token").write_text("123")
+    (credentials / "telegram" / "token").chmod(0o640)
+    (credentials / "link").symlink_to(creds)  # a link's own mode is 0777: never named
+    link = broken(host, "personal")
+    assert link["link"] == "secrets"
+    telegram = credentials / "telegram" / "token"
+    assert link["detail"] == (
+        "other users on this host may read these channel logins: "
+        f"{telegram} (a regular file, mode 0640), {creds} (a regular file, mode 0644)"
+    )
+    assert link["fix"].endswith(f"chmod go-rwx {telegram} {creds}")
+    assert "noiseKey" not in doctor(host).output  # modes only, never content
+    (login).chmod(0o755)  # a folder others may enter is named too
+    assert f"{login} (a directory, mode 0755)" in broken(host, "personal")["detail"]
+    for path in (login, creds, telegram):
+        path.chmod(path.stat().st_mode & 0o700)
+    found = chain(host, "personal")
+    assert found["healthy"] is True
+    assert found["links"][-1]["detail"] == "credentials are private (no group or other access)"
+
+
+def test_many_exposed_credentials_get_one_recursive_chmod(host: FakeHostCli) -> None:
+    credentials = host.fake.home / ".clawdbot-ops" / "credentials"
+    for n in range(12):
+        (credentials / f"key-{n:02}").write_text("k")
+        (credentials / f"key-{n:02}").chmod(0o604)
+    link = broken(host, "ops")
+    assert link["detail"].endswith(
+        f"{credentials / 'key-09'} (a regular file, mode 0604) and 2 more"
+    )
+    assert link["fix"].endswith(f"chmod -R go-rwx {credentials}")
