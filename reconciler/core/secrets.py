@@ -30,8 +30,9 @@ _CREDENTIAL = re.compile(r"(?i:\b(?:bearer|basic)(?:\s+|%20|\+))(?P<v>[A-Za-z0-9
 _SHAPES = re.compile(
     "|".join(
         (
-            # NAME=value (env files, Environment=NAME=value, "NAME=value", --token=value)
-            rf"(?i:(?<![\w-]){_NAME})=(?P<v1>{_VALUE})",
+            # NAME=value (env files, Environment=NAME=value, "NAME=value", --token=value), also
+            # `name = value` (INI: ~/.aws/credentials' aws_secret_access_key = ...)
+            rf"(?i:(?<![\w-]){_NAME})[ \t]*=[ \t]*(?P<v1>{_VALUE})",
             # name: value (YAML, `# token: X`, headers), "name": "value" (JSON)
             rf"(?i:(?<![\w-])[\"']?{_NAME}[\"']?)[ \t]*:[ \t]*(?P<v2>{_VALUE})",
             # --token X, --password X
@@ -49,6 +50,15 @@ _TOKEN_SHAPES = re.compile(
     r"\b(?P<v>(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|glpat-[A-Za-z0-9_-]{20,}"
     r"|xox[abposr]-[A-Za-z0-9-]{10,}|sk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}"
     r"|A(?:KIA|SIA)[0-9A-Z]{16}|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}))"
+)
+# A Telegram bot token (`123456789:AAH...`, 35 characters after the bot's id): no prefix of
+# its own, and in `https://api.telegram.org/bot<token>/` it follows `bot` directly.
+_TELEGRAM = re.compile(r"(?<![0-9])(?P<v>[0-9]{6,12}:[A-Za-z0-9_-]{35})(?![A-Za-z0-9_-])")
+# What follows `Authorization:` is a credential however short (`Bearer abc123`, `token X`,
+# `Basic X`): hidden by its shape, never learnt as a value (a short one would mask words).
+_AUTH_HEADER = re.compile(
+    r"(?i:\bauthorization(?:\\?[\"'])?[ \t]*[:=][ \t]*(?:\\?[\"'])?"
+    r"(?:(?:bearer|basic|token|bot|digest)(?:[ \t]+|%20|\+))?)(?P<v>(?![{\[])[^\s\"',;\\]+)"
 )
 _TOKEN_PREFIXES = ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xox", "sk-",
                    "akia", "asia", "eyj")  # fmt: skip
@@ -127,6 +137,9 @@ def learn_secrets(text: str) -> None:
     A value must look like a credential (8+ characters with a digit, or 16+), so that settings
     that merely sit under a secret-sounding name (`auth.mode: loopback`) stay readable.
     """
+    telegram = [m.group("v") for m in _TELEGRAM.finditer(text)] if ":" in text else []
+    for value in telegram:
+        remember_secret(value)
     if not has_secret_hint(text):
         return
     text = _SUDOERS_TAGS.sub("tag:", text)
@@ -136,7 +149,9 @@ def learn_secrets(text: str) -> None:
         values += [m.group("v") for m in _URL_PASSWORD.finditer(text)]
     low = text.lower()
     if any(prefix in low for prefix in _TOKEN_PREFIXES):
-        values += [m.group("v") for m in _TOKEN_SHAPES.finditer(text)]
+        # The shape says "credential": no length or digit rule (`xoxa-AAAAAAAAAA` showed).
+        for match in _TOKEN_SHAPES.finditer(text):
+            remember_secret(match.group("v"))
     if "signature" in low:
         values += [m.group("v") for m in _SIGNATURE.finditer(text)]
     if "PRIVATE KEY-----" in text:  # every line of the body: a key is never shown whole
@@ -159,13 +174,16 @@ def mask_secrets(text: str, *, learn: bool = True) -> str:
     pattern = _known_pattern
     masked = text if pattern is None else pattern.sub(MASK, text)
     if "://" in masked and "@" in masked:  # a short URL password is masked by its shape
-        masked = _URL_PASSWORD.sub(_mask_url_password, masked)
+        masked = _URL_PASSWORD.sub(_mask_value, masked)
+    if "uthorization" in masked or "UTHORIZATION" in masked:
+        masked = _AUTH_HEADER.sub(_mask_value, masked)
     if "PRIVATE KEY-----" in masked:
         masked = _PEM_KEY.sub(lambda m: m.group(0).replace(m.group("v"), f"\n{MASK}\n"), masked)
     return masked
 
 
-def _mask_url_password(match: re.Match[str]) -> str:
+def _mask_value(match: re.Match[str]) -> str:
+    """The match with its `v` group (the secret) replaced by MASK."""
     start, end = match.span("v")
     whole = match.group(0)
     offset = match.start()
