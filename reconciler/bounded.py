@@ -11,12 +11,26 @@ gateway config, unit and env files) comes through `read_bounded`:
 
 JSON from such files goes through `loads_json`, which refuses nesting deeper than a limit
 before parsing (a deeply nested plan file raised RecursionError).
+
+A path that is followed (`follow=True`: the spec, a fleet file, a saved plan, a snapshot, each
+named on the command line) is, when we are root, walked one component at a time from `/` (or
+the working directory) with O_PATH|O_NOFOLLOW descriptors, links resolved here, as systemd's
+`chase()` does with CHASE_SAFE: once the walk is in something a user owns (a folder or a link),
+it goes on only into that user's own folders, links and files, or into what every account may
+use (a folder with o+x, a file with o+r: `~/host.yaml -> /etc/reconciler/host.yaml` still
+works). So `sudo reconciler plan ~u/host.yaml`, where u made host.yaml (or its folder) a link
+to /etc/shadow or into /root, is refused before root opens anything u could not; a FIFO or a
+device in the spec's place is refused from its O_PATH descriptor, never opened; and the file
+opened is the one checked (same device and inode). Internal state (`follow=False`) is read from
+root's own folders or as the user, and keeps the plain O_NOFOLLOW open.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import pwd
 import re
 import stat
 from pathlib import Path
@@ -48,8 +62,11 @@ def read_bounded(path: Path | str, limit: int, *, follow: bool = True) -> bytes:
 
     `follow=False` refuses a symlink as the last component (ELOOP, an OSError).
     """
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
-    fd = os.open(path, flags)
+    if follow and os.geteuid() == 0:
+        fd = _open_chased(path)  # module docstring: root follows no user's link out of their files
+    else:
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+        fd = os.open(path, flags)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -69,6 +86,97 @@ def read_bounded(path: Path | str, limit: int, *, follow: bool = True) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+_MAX_LINKS = 40  # as the kernel (ELOOP)
+_PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_chased(path: Path | str) -> int:
+    """As root: a read-only descriptor of the regular file at `path`, reached as the module
+    docstring says; InputRefused for a step a user's files must not make root take, or a file
+    that is not regular; OSError as open(2) would say."""
+    text = os.fspath(path)
+    if not text:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), text)
+    here = os.open("/" if text.startswith("/") else ".", _PATH | os.O_DIRECTORY)
+    try:
+        info = os.fstat(here)
+        user = None if info.st_uid == 0 else info.st_uid  # whose files the walk is in
+        todo = _parts(text)
+        links = 0
+        while todo:
+            name = todo.pop(0)
+            child = os.open(name, _PATH, dir_fd=here)  # `..` too: the physical parent
+            info = os.fstat(child)
+            if user is None and info.st_uid != 0:
+                user = info.st_uid
+            elif user is not None and info.st_uid != user and not _open_to_others(info):
+                os.close(child)
+                raise _crossing(path, user, info)
+            if stat.S_ISLNK(info.st_mode):
+                links += 1
+                target = os.readlink("", dir_fd=child)  # readlinkat on the link just checked
+                os.close(child)
+                if links > _MAX_LINKS:
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), text)
+                # An absolute target starts again from the top: `/` is checked like any folder.
+                todo[:0] = ["/"] * target.startswith("/") + _parts(target)
+                continue
+            if name == "/" or todo:  # a folder to go on from (ENOTDIR from the next open)
+                os.close(here)
+                here = child
+                continue
+            os.close(child)
+            if not stat.S_ISREG(info.st_mode):  # refused before it is ever opened
+                raise InputRefused(path, f"is {file_type(info.st_mode)}, not a regular file")
+            fd = os.open(
+                name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=here
+            )
+            now = os.fstat(fd)
+            if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
+                os.close(fd)
+                raise InputRefused(path, "was replaced while it was being opened; try again")
+            return fd
+        raise InputRefused(path, f"is {file_type(info.st_mode)}, not a regular file")
+    finally:
+        os.close(here)
+
+
+def _open_to_others(info: os.stat_result) -> bool:
+    """Could any account take this step: a folder others may search, a file others may read,
+    a link (where it leads is checked next)."""
+    mode = info.st_mode
+    if stat.S_ISLNK(mode):
+        return True
+    if stat.S_ISDIR(mode):
+        return bool(mode & stat.S_IXOTH)
+    return stat.S_ISREG(mode) and bool(mode & stat.S_IROTH)
+
+
+def _parts(text: str) -> list[str]:
+    return [part for part in text.split("/") if part not in ("", ".")]
+
+
+def _crossing(path: Path | str, user: int, info: os.stat_result) -> InputRefused:
+    """Refusal of a step from `user`'s files into something of another account's that `user`
+    could not take themselves."""
+    owner = _account(user)
+    what = "a regular file" if stat.S_ISREG(info.st_mode) else file_type(info.st_mode)
+    return InputRefused(
+        path,
+        f"leads from {owner}'s files into {what} of {_account(info.st_uid)} that {owner} may "
+        f"not read: as root, the reconciler reads through a user's files only what that user "
+        f"could (systemd's chase() rule, relaxed for what every account may read); name the "
+        f"file by its own path, or run the command as {owner}",
+    )
+
+
+def _account(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
 
 
 def read_text_bounded(path: Path | str, limit: int, *, follow: bool = True) -> str:

@@ -136,8 +136,11 @@ def _apply_remote(
         )
     if request.dry_run:
         raise Failed("a saved plan is its own preview: read it with `cat` or `plan --against`")
+    from reconciler.bounded import read_bounded
+    from reconciler.review.saved_plan import MAX_PLAN_BYTES
+
     with connected(remote) as connection:
-        plan = saved.path.read_bytes()
+        plan = read_bounded(saved.path, MAX_PLAN_BYTES)  # as it was read (bounded.py)
         return apply_saved_remote(
             ctx, connection, spec, plan, request.host_check, spec_name=named.as_posix()
         ).exit_code

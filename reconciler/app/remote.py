@@ -90,9 +90,15 @@ def spec_bytes(spec: Spec) -> bytes:
     """The exact bytes of the validated spec, re-read and checked against its hash."""
     import hashlib
 
+    from reconciler.bounded import read_bounded
+    from reconciler.spec.limits import MAX_BYTES
+
     if spec.path is None:
         raise Failed("a spec from standard input cannot be sent to a remote host; name a file")
-    data = spec.path.read_bytes()
+    try:  # read as the spec was (bounded.py: a link swapped in since is followed no further)
+        data = read_bounded(spec.path, MAX_BYTES)
+    except OSError as exc:
+        raise Failed(f"{spec.path}: cannot read the spec again: {exc.strerror or exc}") from None
     if hashlib.sha256(data).hexdigest() != spec.sha256:
         raise Failed(f"{spec.path} changed while it was being read; run the command again")
     return data

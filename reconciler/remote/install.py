@@ -69,7 +69,9 @@ class InstallFailed(Exception):
 def install_for_timer(spec_file: Path, validated: str) -> Path | None:
     """Install the running agent and `spec_file` for the spec user's timer (module docstring);
     the installed zipapp's path, or None when the spec's timer needs nothing installed."""
+    from reconciler.bounded import read_bounded
     from reconciler.spec import load_spec
+    from reconciler.spec.limits import MAX_BYTES
 
     spec = load_spec(spec_file)
     reconcile = spec.reconcile
@@ -84,7 +86,7 @@ def install_for_timer(spec_file: Path, validated: str) -> Path | None:
     if archive is None:
         return None
     app, spec_path = timer_paths(Path(user.pw_dir), zipapp_name(archive))
-    data = spec_file.read_bytes()
+    data = read_bounded(spec_file, MAX_BYTES)  # as load_spec read it (bounded.py)
     files = [
         [str(app), base64.b64encode(archive.read_bytes()).decode()],
         [str(spec_path), base64.b64encode(data).decode()],
