@@ -16,9 +16,20 @@ With `reconcile.source: {git: <clone>, ref: main}` the timer runs
 The revision is named as Flux names it: `main@sha1:<commit>`.
 
 Every git call is a `Command` (argv list, timeout) run by a runner; the fetch is marked
-mutating (it changes the clone), so only a `HostRunner` can run it. The commands run as the
-clone's owner: git refuses a repository owned by someone else ("dubious ownership"), and a
-root-run fetch would leave root-owned objects in the user's clone.
+mutating (it changes the clone), so only a `HostRunner` can run it.
+
+Who runs git, and with what (`git_place`, `git_environment`): git executes what a repository's
+config names (`core.fsmonitor`, `core.sshCommand`, hooks, a credential helper), so root never
+runs it in a folder a user controls. The account is the first one other than root that owns a
+component of the spec's path, as written or resolved (`path_chain`: the user whose home or link
+it is, who could swap in any repository below it); only a path root alone controls gets git as
+root. The environment is made here, never passed on: HOME, USER, LOGNAME and PATH of that
+account, GIT_TERMINAL_PROMPT=0 (a timer has nobody to type a password), and when git runs as
+ourselves our own ssh agent and proxy settings; none of root's variables (`GIT_DIR`,
+`GIT_CONFIG_*`, `SUDO_UID`, with which git 2.35+ accepts a sudo user's repository as root's own,
+`LD_PRELOAD`). A folder others may write to on the way (`/tmp`) becomes a
+`GIT_CEILING_DIRECTORIES` entry: git never looks for a repository there or above, so a `.git`
+planted in `/tmp` is never read. Besides, a user's fetch leaves objects the user owns.
 """
 
 from __future__ import annotations
@@ -30,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.core.command import Command, CommandResult
-from reconciler.core.host import Account, HostContext
+from reconciler.core.host import DEFAULT_PATH, Account, HostContext
 from reconciler.shell.runner import HostRunner
 
 GIT_TIMEOUT_S = 15.0
@@ -91,24 +102,64 @@ def git(cwd: Path, *args: str, mutating: bool = False, timeout_s: float = GIT_TI
     )
 
 
+@dataclass(frozen=True)
+class GitPlace:
+    """Who runs git about a path, and where git must not look for a repository."""
+
+    account: Account
+    ceilings: tuple[str, ...] = ()  # folders others may write to (GIT_CEILING_DIRECTORIES)
+
+
+def git_place(path: Path) -> GitPlace:
+    """The account git runs as for `path`, and the ceilings (module docstring)."""
+    from reconciler.facts.files import path_chain
+
+    written = Path(os.path.abspath(path))
+    # As written (a link of the user's on the way counts) and where it really is: git searches
+    # upwards from the latter.
+    links = path_chain(written).links + path_chain(Path(os.path.realpath(written))).links
+    owner = next((link.uid for link in links if link.uid not in (None, 0)), 0)
+    shared = {link.path for link in links if link.kind == "directory" and (link.mode or 0) & 0o022}
+    return GitPlace(_account_of(owner), tuple(sorted(shared)))
+
+
+# Variables of our own that git may use when it runs as us (never handed to another account).
+_CARRIED = (
+    "SSH_AUTH_SOCK", "LANG", "LC_ALL", "LC_CTYPE", "http_proxy", "https_proxy", "no_proxy",
+    "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
+)  # fmt: skip
+
+
+def git_environment(place: GitPlace, own: Mapping[str, str]) -> dict[str, str]:
+    """The whole environment git gets (module docstring); `own` is ours."""
+    account = place.account
+    env = {
+        "HOME": str(account.home),
+        "USER": account.name,
+        "LOGNAME": account.name,
+        "GIT_TERMINAL_PROMPT": "0",
+    }
+    if account.uid == os.geteuid():
+        env["PATH"] = own.get("PATH") or DEFAULT_PATH
+        env.update({name: own[name] for name in _CARRIED if name in own})
+    else:  # root for a user: runuser is found here, the user's own PATH is set by the runner
+        env["PATH"] = DEFAULT_PATH
+    if place.ceilings:
+        env["GIT_CEILING_DIRECTORIES"] = ":".join(place.ceilings)
+    return env
+
+
 def git_runner(path: Path, env: Mapping[str, str] | None = None) -> HostRunner:
-    """A runner whose "user" is the owner of `path`, so git runs as that owner (via runuser
-    when we are root, directly when we are the owner)."""
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    uid = probe.stat().st_uid
-    owner = _account_of(uid)
-    base = dict(os.environ if env is None else env)
-    # A timer has nobody to type a password: fail instead of waiting for one.
-    base["GIT_TERMINAL_PROMPT"] = "0"
+    """A runner for git about `path`: as `git_place`'s account (via runuser when we are root
+    and it is a user), with `git_environment` made from ours (`env`, else os.environ)."""
+    place = git_place(path)
     host = HostContext(
         hostname=socket.gethostname(),
         invoker=Account.current(),
-        user=owner,
-        user_name=owner.name,
+        user=place.account,
+        user_name=place.account.name,
     )
-    return HostRunner(host, env=base)
+    return HostRunner(host, env=git_environment(place, os.environ if env is None else env))
 
 
 def work_tree(path: Path, run: Run) -> WorkTree | None:
