@@ -1,8 +1,10 @@
 """Backup use cases: `backup init|run|list|verify|restore` (docs/backups.md).
 
 Each opens a session (spec with a `backup` section, restic present and recent enough, secret
-files 0600 and the user's), then runs restic through reconciler/shell/restic.py. `run` and an
-in-place `restore` hold the reconciler's host lock, so an apply and a backup never stop or start
+files 0600 and the user's, the AppContext's runner), then runs restic through
+reconciler/shell/restic.py; `run` and `restore` hand typed operations (`BackupProfile`,
+`RestoreSnapshot`, `RestoreInPlace`, built in reconciler/gateway/backup.py) to that runner and
+word the report it gives back. `run` and an in-place `restore` hold the reconciler's host lock, so an apply and a backup never stop or start
 the same gateway at once. Each backup, verify and restore appends a line to `backups.jsonl` in
 the state directory (what `status` reads for freshness); never a secret.
 """
@@ -13,7 +15,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.app.context import EXIT_FAILED, EXIT_OK, AppContext, Failed, Output
 from reconciler.app.host_lock import host_lock
 from reconciler.app.specs import load
-from reconciler.core.action import EnsureDirectory, MoveAside
+from reconciler.core.day2 import BackupReport, RestoreReport
 from reconciler.gateway import backup as plan
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ def open_session(ctx: AppContext, spec_path: Path, profile: str | None = None) -
     from reconciler.app.specs import profile_named
     from reconciler.facts.programs import locate
     from reconciler.shell.restic import Restic, secret_problems
+    from reconciler.shell.runner import HostRunner
 
     spec = load(ctx, spec_path)
     if spec.backup is None:
@@ -76,7 +78,9 @@ def open_session(ctx: AppContext, spec_path: Path, profile: str | None = None) -
     problems = secret_problems(repo, host)
     if problems:
         raise Failed("; ".join(problems))
-    restic = Restic(program, repo, host)
+    runner = ctx.make_runner(host, True)
+    assert isinstance(runner, HostRunner)  # a backup writes: never a read-only runner
+    restic = Restic(program, repo, runner)
     try:
         restic.check_environment()
     except (OSError, ValueError) as exc:
@@ -288,27 +292,28 @@ def _write_metrics(ctx: AppContext, spec: Spec, place: StatePlace) -> None:
 
 
 def _back_up(ctx: AppContext, session: Session, target: plan.ProfileBackup) -> BackupRecord:
-    assert session.spec.backup is not None
-    backup = session.spec.backup
+    """One profile's backup through the runner (`BackupProfile`), worded and recorded."""
     start = ctx.timestamp()
-    paths = [p for p in target.paths if p.exists()]
-    if not paths:
+    report = _report(
+        session,
+        plan.backup_operation(session.spec, session.restic.program, session.restic.repo, target),
+    )
+    assert isinstance(report, BackupReport)
+    if report.missing:
         ctx.error(f"{target.profile}: nothing to back up ({', '.join(map(str, target.paths))})")
         return BackupRecord("backup", target.profile, start, ctx.timestamp(), False)
-    host_name = session.spec.host.name
-    argv = plan.backup_argv(
-        session.restic.program, session.restic.repo, target, host_name, backup.exclude, paths
-    )
-    stopped_at = _stop(ctx, session, target) if backup.consistency == "stop" else None
-    try:
-        result = session.restic.run(argv)
-    finally:
-        downtime = _start(ctx, session, target, stopped_at)
+    if report.problem:
+        raise Failed(f"{target.profile}: {report.problem}")
+    if report.start_error:
+        ctx.error(f"{target.profile}: {report.start_error}")
+    assert report.backup is not None
+    result = report.backup
     summary = plan.backup_summary(result.stdout)
     # restic exits 3 when some files could not be read: the snapshot exists but is incomplete.
     ok = result.ok and bool(summary)
     detail = {k: summary[k] for k in _SUMMARY_KEYS if k in summary}
     snapshot = str(summary.get("snapshot_id")) if summary.get("snapshot_id") else None
+    downtime = report.downtime_s
     if ok:
         down = f", gateway down {downtime:.1f} s" if downtime is not None else ""
         ctx.echo(
@@ -316,7 +321,9 @@ def _back_up(ctx: AppContext, session: Session, target: plan.ProfileBackup) -> B
             f"{detail.get('files_changed', 0)} changed, {detail.get('files_unmodified', 0)} "
             f"unchanged files, {detail.get('data_added', 0)} bytes added{down}"
         )
-        ok = _forget(ctx, session, target)
+        if report.forget is not None and not report.forget.ok:
+            ctx.error(f"{target.profile}: restic forget --prune failed: {report.forget.summary()}")
+            ok = False
     else:
         ctx.error(f"{target.profile}: restic backup failed: {result.summary()}")
     return BackupRecord(
@@ -335,42 +342,13 @@ _SUMMARY_KEYS = (
 )
 
 
-def _stop(ctx: AppContext, session: Session, target: plan.ProfileBackup) -> float | None:
-    """Stop the profile's gateway when it runs; the monotonic time it stopped, else None."""
-    active = session.restic.systemctl("is-active", "--quiet", target.unit)
-    if not active.ok:
-        return None
-    result = session.restic.systemctl("stop", target.unit)
-    if not result.ok:
-        raise Failed(f"{target.profile}: cannot stop {target.unit}: {result.summary()}")
-    return ctx.monotonic()
-
-
-def _start(
-    ctx: AppContext, session: Session, target: plan.ProfileBackup, stopped_at: float | None
-) -> float | None:
-    """Start the gateway again when we stopped it; the downtime in seconds."""
-    if stopped_at is None:
-        return None
-    result = session.restic.systemctl("start", target.unit)
-    downtime = ctx.monotonic() - stopped_at
-    if not result.ok:
-        ctx.error(f"{target.profile}: cannot start {target.unit} again: {result.summary()}")
-    return round(downtime, 3)
-
-
-def _forget(ctx: AppContext, session: Session, target: plan.ProfileBackup) -> bool:
-    assert session.spec.backup is not None
-    retention = session.spec.backup.retention
-    if retention is None:
-        return True
-    argv = plan.forget_argv(
-        session.restic.program, session.restic.repo, target, session.spec.host.name, retention
-    )
-    result = session.restic.run(argv)
-    if not result.ok:
-        ctx.error(f"{target.profile}: restic forget --prune failed: {result.summary()}")
-    return result.ok
+def _report(session: Session, operation: Operation) -> BackupReport | RestoreReport:
+    """Carry out one day-2 operation through the session's runner (the AppContext's); its
+    report says what happened (core/day2.py)."""
+    done = session.restic.runner.execute(operation)
+    if done.backup is None:  # the runner itself failed (an OSError of ours)
+        raise Failed(f"{operation.describe()}: {done.detail}")
+    return done.backup
 
 
 def snapshots(session: Session) -> tuple[plan.Snapshot, ...]:
@@ -422,29 +400,6 @@ def _as_user(session: Session, work: Callable[[], Any]) -> Any:
     from reconciler.system.as_user import acting_account, call_as
 
     return call_as(acting_account(session.host), work, 600.0)
-
-
-def _execute(session: Session, operation: Operation) -> None:
-    """One file operation through the runner (as the user when we are root); Failed if it fails."""
-    done = session.restic.runner.execute(operation)
-    if not done.ok:
-        raise Failed(f"{operation.describe()}: {done.detail}")
-
-
-def _fresh_directory(session: Session, directory: Path) -> Path:
-    """`directory` created (0700) as the spec's user, or Failed when it is not empty."""
-    from reconciler.core.action import EnsureDirectory
-
-    owner = session.host.user.name if session.host.user is not None else None
-    _execute(session, EnsureDirectory(directory, 0o700, owner))
-    if _as_user(session, partial(_has_entries, str(directory))):
-        raise Failed(f"{directory} is not empty: restore into a fresh directory")
-    return directory
-
-
-def _has_entries(directory: str) -> bool:
-    with os.scandir(directory) as entries:
-        return any(True for _ in entries)
 
 
 def verify(ctx: AppContext, spec_path: Path, profile: str | None, subset: str) -> int:
@@ -551,10 +506,17 @@ def restore(
     staging = target_dir or (
         _place(ctx, session).directory / "restores" / f"{profile}-{snap.short_id}-{stamp}"
     )
-    _fresh_directory(session, staging)
-    result = session.restic.run(session.argv("restore", snap.id, "--target", str(staging)))
-    if not result.ok:
-        raise Failed(f"restic restore {snap.short_id}: {result.summary()}")
+    restic = session.restic
+    report = _report(
+        session,
+        plan.restore_operation(restic.program, restic.repo, snap.id, staging, _owner(session)),
+    )
+    assert isinstance(report, RestoreReport)
+    if report.problem:
+        raise Failed(report.problem)
+    assert report.restore is not None
+    if not report.restore.ok:
+        raise Failed(f"restic restore {snap.short_id}: {report.restore.summary()}")
     ctx.echo(f"{profile}: snapshot {snap.short_id} ({snap.time[:19]}Z) restored into {staging}")
     ctx.echo("the live state was not touched; `--in-place` replaces it")
     return EXIT_OK
@@ -565,61 +527,53 @@ def _restore_in_place(
 ) -> int:
     start = ctx.timestamp()
     stamp = ctx.now().strftime("%Y%m%dT%H%M%SZ")
-    stopped_at = _stop(ctx, session, target)
-    owner = session.host.user.name if session.host.user is not None else None
-    aside = []
     for path in (Path(p) for p in snap.paths):
         if path not in target.paths:
             raise Failed(f"snapshot {snap.short_id} holds {path}, not a path of {target.profile}")
-    for path in (Path(p) for p in snap.paths):
-        # As the user: a rename in the user's home, never following the path itself.
-        moved = session.restic.runner.execute(MoveAside(path, f".before-restore-{stamp}", owner))
-        if not moved.ok:
-            raise Failed(f"{target.profile}: cannot move {path} aside: {moved.detail}")
-        if moved.detail:
-            aside.append(Path(moved.detail))
-    result = session.restic.run(session.argv("restore", snap.id, "--target", "/"))
-    ok = result.ok
-    if ok:
-        # restic ran as the user, so what it wrote is the user's already; the state directory
-        # gets 0700 as the user, and a symlink restored in its place is refused, not followed.
-        fixed = session.restic.runner.execute(EnsureDirectory(target.state, 0o700, owner))
-        if not fixed.ok:
-            ok = False
-            ctx.error(f"{target.profile}: {target.state}: {fixed.detail}")
-    if ok:
+    restic = session.restic
+    operation = plan.restore_in_place_operation(
+        session.spec, restic.program, restic.repo, target, snap, stamp, _owner(session)
+    )
+    report = _report(session, operation)
+    assert isinstance(report, RestoreReport)
+    if report.problem:
+        raise Failed(report.problem)
+    assert report.restore is not None
+    if report.restored:
         ctx.echo(
             f"{target.profile}: snapshot {snap.short_id} ({snap.time[:19]}Z) restored in place"
         )
-        for moved_path in aside:
+        for moved_path in report.aside:
             ctx.echo(f"  the state before the restore is kept at {moved_path}")
-    elif not result.ok:
-        ctx.error(f"{target.profile}: restic restore failed: {result.summary()}")
-    downtime = _start(ctx, session, target, stopped_at)
-    healthy = stopped_at is None or _answers(session, target)
-    if stopped_at is None:
+    elif report.fix_error:
+        ctx.error(f"{target.profile}: {target.state}: {report.fix_error}")
+    else:
+        ctx.error(f"{target.profile}: restic restore failed: {report.restore.summary()}")
+    if report.start_error:
+        ctx.error(f"{target.profile}: {report.start_error}")
+    if not report.stopped:
         ctx.echo(f"{target.profile}: the gateway was not running; start it with apply")
-    elif not healthy:
+    elif not report.healthy:
         ctx.error(f"{target.profile}: the gateway does not answer on port {target.port}")
     ctx.error(CHANNEL_WARNING)
     append_record(
         _place(ctx, session),
         BackupRecord(
-            "restore", target.profile, start, ctx.timestamp(), ok and healthy, snap.id, downtime
+            "restore",
+            target.profile,
+            start,
+            ctx.timestamp(),
+            report.ok,
+            snap.id,
+            report.downtime_s,
         ),
     )
-    return EXIT_OK if ok and healthy else EXIT_FAILED
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _answers(session: Session, target: plan.ProfileBackup) -> bool:
-    from reconciler.shell.runner import tcp_answers
-
-    deadline = time.monotonic() + session.spec.runtime.gateway.start_timeout_s
-    while time.monotonic() < deadline:
-        if tcp_answers(target.port):
-            return True
-        time.sleep(0.5)
-    return False
+def _owner(session: Session) -> str | None:
+    """Whose the restored directories are: the spec's user."""
+    return session.host.user.name if session.host.user is not None else None
 
 
 # --- freshness (status) ------------------------------------------------------------------

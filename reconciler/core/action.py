@@ -437,6 +437,118 @@ class RemoveTree:
         return f"remove the directory tree {self.parent / self.name}"
 
 
+@dataclass(frozen=True)
+class BackupProfile:
+    """Back up one profile with restic, as the spec's user (`reconciler backup run`).
+
+    The runner (reconciler/shell/backup.py) keeps those of `paths` that exist, looked at as the
+    user (restic fails on a missing one, and a new profile may have no workspace yet), and
+    appends them to `backup`'s argv; with `unit` (consistency: stop) it stops that gateway
+    around the copy when it runs and starts it again; after a complete snapshot it runs
+    `forget` (the spec's retention). It reports a `BackupReport` (core/day2.py); the use case
+    words it and keeps the record.
+    """
+
+    profile: str
+    paths: tuple[Path, ...]
+    backup: Command
+    forget: Command | None = None
+    unit: str | None = None
+
+    mutating = True
+    needs_root = False
+    type_name: ClassVar[str] = "backup_profile"
+
+    def fields(self) -> tuple[OperationField, ...]:
+        return (
+            OperationField("profile", self.profile),
+            OperationField("paths", [str(p) for p in self.paths]),
+            OperationField("backup", Argv(self.backup)),
+            OperationField("forget", None if self.forget is None else Argv(self.forget)),
+            OperationField("unit", self.unit),
+            *_shown_state(self),
+        )
+
+    def describe(self) -> str:
+        stop = f", {self.unit} stopped around the copy" if self.unit else ""
+        forget = ", then forget --prune" if self.forget else ""
+        return f"restic backup of {self.profile} ({len(self.paths)} paths{stop}){forget}"
+
+
+@dataclass(frozen=True)
+class RestoreSnapshot:
+    """Restore a snapshot beside the live state (`reconciler backup restore`, staging or
+    --into): `directory` created (0700) as `owner` and refused when it holds anything, then
+    `restore` (`restic restore ID --target DIRECTORY`, as the user). The live state is not
+    touched."""
+
+    directory: Path
+    restore: Command
+    owner: str | None = None
+
+    mutating = True
+    needs_root = False
+    type_name: ClassVar[str] = "restore_snapshot"
+
+    def fields(self) -> tuple[OperationField, ...]:
+        return (
+            OperationField("directory", self.directory),
+            OperationField("restore", Argv(self.restore)),
+            OperationField("owner", self.owner),
+            *_shown_state(self),
+        )
+
+    def describe(self) -> str:
+        return f"restore a snapshot into the fresh directory {self.directory}"
+
+
+@dataclass(frozen=True)
+class RestoreInPlace:
+    """Replace one profile's live state with a snapshot's (`backup restore --in-place`).
+
+    The runner (reconciler/shell/backup.py): stop `unit` when it runs; move each of `paths`
+    aside (`MoveAside` with `suffix`, as `owner`); `restore` (`restic restore ID --target /`,
+    as the user); the state directory `state` 0700 as `owner` (a symlink restored there is
+    refused, not followed); start `unit` again when it was stopped and wait up to
+    `start_timeout_s` for 127.0.0.1:`port`. It reports a `RestoreReport` (core/day2.py).
+    """
+
+    profile: str
+    unit: str
+    paths: tuple[Path, ...]
+    suffix: str
+    state: Path
+    restore: Command
+    port: int
+    start_timeout_s: float
+    owner: str | None = None
+
+    mutating = True
+    needs_root = False
+    type_name: ClassVar[str] = "restore_in_place"
+
+    def fields(self) -> tuple[OperationField, ...]:
+        return (
+            OperationField("profile", self.profile),
+            OperationField("unit", self.unit),
+            OperationField("paths", [str(p) for p in self.paths]),
+            OperationField("suffix", self.suffix),
+            OperationField("state", self.state),
+            OperationField("restore", Argv(self.restore)),
+            OperationField("port", self.port),
+            OperationField("start_timeout_s", self.start_timeout_s),
+            OperationField("owner", self.owner),
+            *_shown_state(self),
+        )
+
+    def describe(self) -> str:
+        return (
+            f"restore {self.profile} in place: stop {self.unit}, move "
+            f"{', '.join(p.name for p in self.paths)} aside (*{self.suffix}), restic restore, "
+            f"start {self.unit} and wait for 127.0.0.1:{self.port}"
+        )
+
+
 Operation = (
     RunCommand
     | WriteFile
@@ -448,6 +560,9 @@ Operation = (
     | GatedSwitch
     | InstallVersion
     | RemoveTree
+    | BackupProfile
+    | RestoreSnapshot
+    | RestoreInPlace
 )
 # Derived from the union, so a new operation type is added in one place (the runner's dispatch
 # table and plan.schema.json are checked against it by tests/engine/test_operations.py).

@@ -31,6 +31,9 @@ class Command:
     # gateway token: never in argv, where `ps`, logs and results would show it). Read only
     # when it is a regular file owned by the account the command runs as.
     env_file: Path | None = None
+    # Variables of our own environment this command must not inherit (restic must never take
+    # a password we did not choose from the invoker's RESTIC_PASSWORD).
+    unset_env: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.argv or not all(isinstance(a, str) for a in self.argv):

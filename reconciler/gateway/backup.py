@@ -1,6 +1,7 @@
 """Backups with restic, the pure part: what each profile's backup covers, restic's argv for
 every call, and the readers of restic's JSON. No subprocess and no file access here (the effect
-side is reconciler/shell/restic.py, the use cases reconciler/app/backup.py).
+side is reconciler/shell/restic.py and reconciler/shell/backup.py, which carries out the
+operations built here; the use cases reconciler/app/backup.py).
 
 The repository password is only ever named by path (`--password-file`): nothing here can put
 its content in an argv, an output line or a record.
@@ -17,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from reconciler.core.action import BackupProfile, RestoreInPlace, RestoreSnapshot
+from reconciler.core.command import Command
 from reconciler.core.host import HostContext
 from reconciler.gateway.paths import expand, home, profile_paths
 from reconciler.spec.calendar import period_s
@@ -130,6 +133,89 @@ def forget_argv(
         "--group-by",
         "host,tags",
         *(arg for flag, n in keeps if n > 0 for arg in (flag, str(n))),
+    )
+
+
+# Long, but bounded: a run never hangs the timer forever (the runner kills the process tree).
+RESTIC_TIMEOUT_S = 6 * 3600.0
+# restic must never fall back to asking on a terminal, nor take a password we did not choose
+# from the invoker's environment.
+REFUSED_ENV = ("RESTIC_PASSWORD", "RESTIC_PASSWORD_COMMAND", "RESTIC_REPOSITORY_FILE")
+
+
+def restic_command(
+    repo: Repository,
+    argv: tuple[str, ...],
+    *,
+    mutating: bool = True,
+    timeout_s: float = RESTIC_TIMEOUT_S,
+) -> Command:
+    """One restic argv as the spec's user (so the repository and what it restores are the
+    user's), with the environment file's variables (the runner reads it as the user and hands
+    them only to restic) and none of REFUSED_ENV."""
+    return Command(
+        argv,
+        scope="user",
+        mutating=mutating,
+        timeout_s=timeout_s,
+        stdin="",
+        env_file=repo.environment_file,
+        unset_env=REFUSED_ENV,
+    )
+
+
+def backup_operation(
+    spec: Spec, restic: str, repo: Repository, target: ProfileBackup
+) -> BackupProfile:
+    """`backup run`'s operation for one profile: restic backup (the runner appends the paths
+    that exist), forget --prune by the retention, the gateway stopped around the copy when the
+    spec's consistency is `stop`."""
+    assert spec.backup is not None
+    backup, host_name = spec.backup, spec.host.name
+    copy = backup_argv(restic, repo, target, host_name, backup.exclude, ())
+    forget = None
+    if backup.retention is not None:
+        forget = restic_command(
+            repo, forget_argv(restic, repo, target, host_name, backup.retention)
+        )
+    unit = target.unit if backup.consistency == "stop" else None
+    return BackupProfile(target.profile, target.paths, restic_command(repo, copy), forget, unit)
+
+
+def restore_argv(restic: str, repo: Repository, snapshot_id: str, target: Path) -> tuple[str, ...]:
+    """`restic restore ID --target DIR` (`/` puts every path back where it was)."""
+    return (*base_argv(restic, repo), "restore", snapshot_id, "--target", str(target))
+
+
+def restore_operation(
+    restic: str, repo: Repository, snapshot_id: str, directory: Path, owner: str | None
+) -> RestoreSnapshot:
+    """`backup restore` into a fresh directory (staging or --target)."""
+    restore = restic_command(repo, restore_argv(restic, repo, snapshot_id, directory))
+    return RestoreSnapshot(directory, restore, owner)
+
+
+def restore_in_place_operation(
+    spec: Spec,
+    restic: str,
+    repo: Repository,
+    target: ProfileBackup,
+    snapshot: Snapshot,
+    stamp: str,
+    owner: str | None,
+) -> RestoreInPlace:
+    """`backup restore --in-place`: the snapshot's paths moved aside to
+    `<name>.before-restore-<stamp>`, then restored where they were."""
+    return RestoreInPlace(
+        target.profile,
+        target.unit,
+        tuple(Path(p) for p in snapshot.paths),
+        f".before-restore-{stamp}",
+        target.state,
+        restic_command(repo, restore_argv(restic, repo, snapshot.id, Path("/"))),
+        target.port,
+        spec.runtime.gateway.start_timeout_s,
+        owner,
     )
 
 

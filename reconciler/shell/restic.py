@@ -10,15 +10,16 @@ already dropped to the user (shell/env_file.py), never to a process of root's.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
-from reconciler.core.command import Command, CommandResult
+from reconciler.core.command import CommandResult
 from reconciler.core.host import HostContext
-from reconciler.gateway.backup import Repository, secret_file_problem
+from reconciler.gateway.backup import (
+    RESTIC_TIMEOUT_S,
+    Repository,
+    restic_command,
+    secret_file_problem,
+)
 from reconciler.shell.runner import HostRunner
-
-# Long, but bounded: a run never hangs the timer forever (the runner kills the process tree).
-RESTIC_TIMEOUT_S = 6 * 3600.0
 
 
 def secret_problems(repo: Repository, host: HostContext) -> list[str]:
@@ -43,17 +44,13 @@ def secret_problems(repo: Repository, host: HostContext) -> list[str]:
 
 
 class Restic:
-    """restic at `program` for one repository, run as the spec's user."""
+    """restic at `program` for one repository, run as the spec's user through `runner` (the
+    use case's, from its AppContext)."""
 
-    def __init__(self, program: str, repo: Repository, host: HostContext) -> None:
+    def __init__(self, program: str, repo: Repository, runner: HostRunner) -> None:
         self.program = program
         self.repo = repo
-        env: dict[str, str] = dict(os.environ)
-        # restic must never fall back to asking on a terminal, nor take a password we did not
-        # choose from the invoker's environment.
-        for key in ("RESTIC_PASSWORD", "RESTIC_PASSWORD_COMMAND", "RESTIC_REPOSITORY_FILE"):
-            env.pop(key, None)
-        self.runner = HostRunner(host, env)
+        self.runner = runner
 
     def check_environment(self) -> None:
         """Raise (OSError, ValueError) when the environment file cannot be used; it is read as
@@ -70,22 +67,5 @@ class Restic:
     ) -> CommandResult:
         """Run one restic argv (already built by reconciler.gateway.backup)."""
         return self.runner.run(
-            Command(
-                argv,
-                scope="user",
-                mutating=mutating,
-                timeout_s=timeout_s,
-                stdin="",
-                env_file=self.repo.environment_file,
-            )
+            restic_command(self.repo, argv, mutating=mutating, timeout_s=timeout_s)
         )
-
-    def systemctl(self, *args: str) -> CommandResult:
-        """`systemctl --user ARGS` as the spec's user (stop/start a gateway around a copy)."""
-        return self.runner.run(
-            Command(("systemctl", "--user", *args), scope="user", mutating=True, timeout_s=120)
-        )
-
-    @property
-    def env(self) -> Mapping[str, str]:
-        return self.runner.env

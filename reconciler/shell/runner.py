@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any, ClassVar
 
 from reconciler.core.action import (
+    BackupProfile,
     EnsureDirectory,
     EnsureSecretEnv,
     GatedSwitch,
@@ -27,15 +28,19 @@ from reconciler.core.action import (
     Operation,
     RemoveFile,
     RemoveTree,
+    RestoreInPlace,
+    RestoreSnapshot,
     RunCommand,
     WaitForPort,
     WriteFile,
 )
 from reconciler.core.command import TIMED_OUT, Command, CommandResult
+from reconciler.core.day2 import BackupReport, RestoreReport
 from reconciler.core.host import Account, HostContext
 from reconciler.core.secrets import learn_secrets
 from reconciler.core.switch import SwitchReport
 from reconciler.facts.sudo_check import SudoersPathProbe, sudo_hint
+from reconciler.shell.backup import run_backup, run_restore, run_restore_in_place
 from reconciler.shell.files import FileOperation, file_operation
 from reconciler.system.as_user import acting_account, call_as
 from reconciler.system.process import GRACE_S, Credentials, run_process
@@ -73,6 +78,7 @@ class OperationResult:
     detail: str = ""
     command: CommandResult | None = None
     report: SwitchReport | None = None  # a gated switch's account of itself
+    backup: BackupReport | RestoreReport | None = None  # a backup's or a restore's
 
 
 class ReadOnlyRunner:
@@ -197,6 +203,8 @@ class ReadOnlyRunner:
         if executable is None:
             return self._record(CommandResult(command, argv, None, error=f"{argv[0]}: not found"))
         env = self.env
+        if command.unset_env:
+            env = {k: v for k, v in env.items() if k not in command.unset_env}
         start = argv
         credentials = None
         if command.env_file is not None:
@@ -206,7 +214,7 @@ class ReadOnlyRunner:
                 return self._record(CommandResult(command, argv, None, error=str(exc)))
             dropped = self._start_as(command, program, values)
             if dropped is None:
-                env = {**self.env, **values}
+                env = {**env, **values}
             else:
                 start, env, credentials = dropped
                 executable = start[0]
@@ -390,6 +398,9 @@ class HostRunner(ReadOnlyRunner):
         GatedSwitch: lambda runner, op: runner._gated_switch(op),
         InstallVersion: lambda runner, op: runner._install_version(op),
         RemoveTree: lambda runner, op: runner._remove_tree(op),
+        BackupProfile: lambda runner, op: _reported(op, run_backup(runner, op)),
+        RestoreSnapshot: lambda runner, op: _reported(op, run_restore(runner, op)),
+        RestoreInPlace: lambda runner, op: _reported(op, run_restore_in_place(runner, op)),
     }
 
     def _install_version(self, op: InstallVersion) -> OperationResult:
@@ -432,6 +443,11 @@ class HostRunner(ReadOnlyRunner):
                     op, False, f"nothing answered on 127.0.0.1:{op.port} within {op.timeout_s:g} s"
                 )
             self.sleep(0.5)
+
+
+def _reported(op: Operation, report: BackupReport | RestoreReport) -> OperationResult:
+    """A backup use case's operation: what happened is in the report (core/day2.py)."""
+    return OperationResult(op, report.ok, report.problem, backup=report)
 
 
 def _text(data: bytes | str | None) -> str:

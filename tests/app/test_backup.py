@@ -387,3 +387,66 @@ def test_a_password_in_the_repository_url_is_never_printed(world: World) -> None
         assert result.exit_code != 0
         assert "Sh0rtPW" not in result.output, result.output
         assert "rest:http://backup:(sensitive)@127.0.0.1:9/host" in result.output
+
+
+def test_run_and_restore_are_operations_of_the_contexts_one_runner(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`backup run` and `restore` hand typed operations to the AppContext's runner (no second
+    runner of their own), and restic inherits no password source of ours: with
+    RESTIC_PASSWORD_COMMAND in our environment, restic would refuse `--password-file`
+    ("mutually exclusive") or take another password."""
+    from reconciler.core.action import (
+        BackupProfile,
+        EnsureDirectory,
+        MoveAside,
+        RestoreInPlace,
+        RestoreSnapshot,
+    )
+    from reconciler.shell.runner import HostRunner
+
+    monkeypatch.setenv("RESTIC_PASSWORD_COMMAND", "echo not-the-password")
+    monkeypatch.setenv("RESTIC_PASSWORD", "not-the-password")
+    executed: list[object] = []
+
+    class Recording(HostRunner):
+        def execute(self, operation):  # type: ignore[no-untyped-def]
+            executed.append(operation)
+            return super().execute(operation)
+
+    def invoke(*args: str) -> Result:
+        app = AppContext(
+            state_dir=lambda: world.state,
+            spec_loader=world.load,
+            make_runner=lambda host, mutating: Recording(host),
+        )
+        result = CliRunner().invoke(cli, list(args), obj=app, catch_exceptions=False)
+        world.outputs.append(result.output)
+        return result
+
+    world.write_spec(retention={"keep_last": 5})
+    assert invoke("backup", "init", str(world.spec)).exit_code == 0
+    ran = invoke("backup", "run", str(world.spec))
+    assert ran.exit_code == 0, ran.output
+    staging = world.root / "staging"
+    staged = invoke("backup", "restore", str(world.spec), "ops", "--into", str(staging))
+    assert staged.exit_code == 0, staged.output
+    in_place = invoke("backup", "restore", str(world.spec), "ops", "--in-place")
+    assert in_place.exit_code == 0, in_place.output
+    # The file effects in the user's home are the runner's own file operations, run as the user.
+    assert [type(op) for op in executed] == [
+        BackupProfile,
+        RestoreSnapshot,
+        EnsureDirectory,  # the staging directory, 0700
+        RestoreInPlace,
+        MoveAside,  # the state directory
+        MoveAside,  # the workspace
+        EnsureDirectory,  # the restored state directory, 0700
+    ]
+    backup, staged_op, _, in_place_op = executed[:4]
+    assert isinstance(backup, BackupProfile) and backup.forget is not None
+    assert backup.unit is None  # consistency: live
+    assert isinstance(staged_op, RestoreSnapshot) and staged_op.directory == staging
+    assert isinstance(in_place_op, RestoreInPlace)
+    assert in_place_op.paths == (world.gateway_state, world.workspace)
+    assert (staging / str(world.gateway_state).lstrip("/") / "clawdbot.json").exists()

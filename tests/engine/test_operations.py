@@ -16,6 +16,7 @@ from plan_scenarios import SCENARIOS
 
 from reconciler.core.action import (
     OPERATION_TYPES,
+    BackupProfile,
     EnsureDirectory,
     EnsureSecretEnv,
     GatedSwitch,
@@ -24,6 +25,8 @@ from reconciler.core.action import (
     Operation,
     RemoveFile,
     RemoveTree,
+    RestoreInPlace,
+    RestoreSnapshot,
     RunCommand,
     WaitForPort,
     WriteFile,
@@ -74,6 +77,29 @@ EVERY_OPERATION: list[Operation] = [
         memory=Path("/m"),
     ),
     RemoveTree(Path("/p"), "1.2.2", "system"),
+    BackupProfile(
+        "ops",
+        (Path("/h/.clawdbot-ops"), Path("/h/clawd-ops")),
+        Command(("restic", "backup", "--json"), scope="user", mutating=True, timeout_s=60),
+        Command(("restic", "forget", "--prune"), scope="user", mutating=True),
+        "g.service",
+    ),
+    RestoreSnapshot(
+        Path("/h/restores/ops"),
+        Command(("restic", "restore", "abc", "--target", "/h/restores/ops"), scope="user"),
+        "u",
+    ),
+    RestoreInPlace(
+        "ops",
+        "g.service",
+        (Path("/h/.clawdbot-ops"),),
+        ".before-restore-20261207T100000Z",
+        Path("/h/.clawdbot-ops"),
+        Command(("restic", "restore", "abc", "--target", "/"), scope="user", mutating=True),
+        18789,
+        30.0,
+        "u",
+    ),
 ]
 
 
