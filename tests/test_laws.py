@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from reconciler.spec.model import (
     Tailscale,
     Timer,
 )
+from reconciler.system.as_user import acting_account, call_as
 
 PIN = "2026.1.24-3"
 PROFILES = (Profile("ops", 18809), Profile("personal", 18789))
@@ -282,6 +284,14 @@ def test_a_dry_run_mutates_nothing_and_leaves_the_host_byte_identical(
     ),
     nth=1,
 )
+# The same as root: the memory is the user's, forgotten as the user (as `update --retry` does).
+@example(
+    spec=_spec(True, False, None, (), False, None, PIN, PROFILES[:1], False, None, (1, None)),
+    state=HostState(
+        "root", False, False, False, "Running", False, None, (), (), False, True, "v22.12.0", None
+    ),
+    nth=1,
+)
 @given(spec=specs, state=host_states, nth=st.integers(min_value=1, max_value=12))
 def test_any_single_failure_is_recovered_by_the_next_apply(
     spec: Spec, state: HostState, nth: int
@@ -313,7 +323,9 @@ def _retry_failed_installs(fake: FakeHost, spec: Spec, host: Any, first: Any) ->
     for address in failed:
         assert "failed to install" in blocked[address], (address, blocked.get(address))
         assert "reconciler update SPEC --retry" in blocked[address]
-        forget_install(memory_dir(fake.home), address.removeprefix("gateway.version[")[:-1])
+        version = address.removeprefix("gateway.version[")[:-1]
+        # As `update --retry` does (app/updates.py): as the spec's user when root runs it.
+        call_as(acting_account(host), partial(forget_install, memory_dir(fake.home), version))
 
 
 def _cli_dry_run(fake: FakeHost, spec: Spec, host: Any) -> Any:
