@@ -30,9 +30,8 @@ def _status_report(**_: Any) -> HostReport:
     "--format",
     "fmt",
     type=click.Choice(["human", "json"]),
-    default="human",
-    show_default=True,
-    help="json: the status as a JSON document (with several SPECs: a list, one per host).",
+    help="human (default); json: the status as a JSON document (with several SPECs: a list, "
+    "one per host).",
 )
 @REACH
 @use_case
@@ -40,7 +39,7 @@ def status(
     app: AppContext,
     spec_path: Path,
     as_json: bool,
-    fmt: str,
+    fmt: str | None,
     target: str | None,
     ssh_config: Path | None,
 ) -> int:

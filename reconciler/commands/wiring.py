@@ -198,11 +198,13 @@ def across_hosts(
             from reconciler.app.fleet import FleetRequest, expanded, report_fleet
 
             app = click.get_current_context().find_object(AppContext) or AppContext()
+            if kwargs.get("as_json") and kwargs.get("fmt") not in (None, "json"):
+                raise click.UsageError(f"--json and --format {kwargs['fmt']} disagree: pass one")
+            as_json = kwargs.get("fmt") == "json" or bool(kwargs.get("as_json"))
             code: int | None = None
             try:
                 with expanded(app, spec_path) as (paths, labels):
                     if len(paths) > 1 or labels:  # several hosts, or a fleet file
-                        as_json = kwargs.get("fmt") == "json" or kwargs.get("as_json")
                         request = FleetRequest(
                             paths,
                             jobs,

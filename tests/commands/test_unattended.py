@@ -275,3 +275,12 @@ def test_suspend_spec_as_a_third_account_refuses_instead_of_pausing_its_own_runs
         assert result.exit_code == 1, result.output
         assert "names user's timer: run this as user or as root (we are 4242)" in result.output
     assert not state.exists()
+
+
+def test_status_json_and_a_different_format_disagree(tmp_path: Path) -> None:
+    spec = tmp_path / "host.yaml"
+    spec.write_text(SPEC.format(linger="true"))
+    for specs in ([str(spec)], [str(spec), str(spec)]):
+        result = CliRunner().invoke(cli, ["status", *specs, "--json", "--format", "human"])
+        assert result.exit_code == 64, result.output
+        assert "--json and --format human disagree" in result.output
