@@ -383,6 +383,57 @@ def _answer_document(run: HostRun) -> dict[str, object] | None:
     return document if isinstance(document, dict) else None
 
 
+@dataclass(frozen=True)
+class HostAction:
+    """A day-2 command that changes each host a little (`suspend`, `resume`): what it said on
+    each host makes one table (render/fleet.py `render_outcomes`)."""
+
+    argv: tuple[str, ...]  # the command there, with its options (the spec is appended)
+    here: Callable[[AppContext, Path], int]  # the same command on this machine
+    changes_host: bool = True  # it finishes there if the link drops (RemoteReconciler.call)
+
+
+def act_fleet(ctx: AppContext, request: FleetRequest, action: HostAction) -> int:
+    """`suspend|resume SPEC SPEC ...`: the command on every host in parallel (there over SSH, or
+    here); then one table, a row per host with what it said or its error; the exit code the
+    worst of the hosts' (`aggregate`)."""
+    from reconciler.app.remote import resolve, run_there
+    from reconciler.render.fleet import HostAnswer, render_outcomes
+
+    specs = LoadedSpecs()
+    reach = _reach(request)
+    # Specs whose host is this machine share its state directory: one writes at a time (an
+    # atomic write clears the temp files it finds there, a sibling thread's included).
+    here = threading.Lock()
+
+    def job(host_ctx: AppContext, spec_path: Path) -> tuple[int, str, Counts]:
+        spec = specs.load(host_ctx, spec_path)
+        remote = resolve(spec, reach, host_check=request.host_check)
+        if remote is None:
+            with here:
+                code = action.here(host_ctx, spec_path)
+        else:
+            argv = list(action.argv)
+            code = run_there(host_ctx, remote, spec, argv, changes_host=action.changes_host)
+        return code, "done" if code == EXIT_OK else "failed", Counts()
+
+    runs = run_hosts(ctx, request, job, specs, blocks=False)
+    answers = [
+        HostAnswer(
+            run.host,
+            request.label(run.spec),
+            run.result,
+            run.code,
+            None,
+            tuple(run.output.text(errors=True).splitlines()),
+            said=tuple(run.output.text(errors=False).splitlines()),
+        )
+        for run in runs
+    ]
+    ctx.echo(render_outcomes(answers).rstrip("\n"))
+    return aggregate([run.code for run in runs])
+
+
 def _reach(request: FleetRequest) -> Reach:
     from reconciler.app.remote import Reach
 

@@ -12,7 +12,7 @@ from reconciler.app.context import AppContext
 from reconciler.commands.wiring import REACH, across_hosts, over_ssh, reach_of, use_case
 
 if TYPE_CHECKING:
-    from reconciler.app.fleet import HostReport
+    from reconciler.app.fleet import HostAction, HostReport
 
 
 def _status_report(**_: Any) -> HostReport:
@@ -51,13 +51,28 @@ def status(
     return run(app, spec_path, as_json=json_out, reach=reach_of(target, ssh_config))
 
 
-SPEC_OPTIONAL = click.argument(
-    "spec_path", metavar="[SPEC]", required=False, type=click.Path(path_type=Path)
-)
+def _suspend_action(reason: str, replace_existing: bool, **_: Any) -> HostAction:
+    """suspend on each host of a fleet (it finishes there if the link drops)."""
+    from reconciler.app.fleet import HostAction
+    from reconciler.app.unattended import suspend as run
+
+    argv = ("suspend", f"--reason={reason}", *(("--replace",) if replace_existing else ()))
+    return HostAction(
+        argv,
+        lambda app, path: run(app, reason, replace_existing=replace_existing, spec_path=path),
+    )
+
+
+def _resume_action(**_: Any) -> HostAction:
+    """resume on each host of a fleet (it finishes there if the link drops)."""
+    from reconciler.app.fleet import HostAction
+    from reconciler.app.unattended import resume as run
+
+    return HostAction(("resume",), lambda app, path: run(app, path))
 
 
 @click.command()
-@SPEC_OPTIONAL
+@across_hosts(_suspend_action, required=False)
 @click.option("--reason", default="", help="Why (shown by status and by every skipped run).")
 @click.option(
     "--replace",
@@ -69,19 +84,21 @@ SPEC_OPTIONAL = click.argument(
 @use_case
 def suspend(app: AppContext, spec_path: Path | None, reason: str, replace_existing: bool) -> int:
     """Pause unattended runs: timer runs exit at once until `reconciler resume`. With SPEC
-    (as root): its user's timer; on its host when that is remote (--target, host.ssh)."""
+    (as root): its user's timer; on its host when that is remote (--target, host.ssh). With
+    several SPECs (or a fleet file): on every host, then one table."""
     from reconciler.app.unattended import suspend as run
 
     return run(app, reason, replace_existing=replace_existing, spec_path=spec_path)
 
 
 @click.command()
-@SPEC_OPTIONAL
+@across_hosts(_resume_action, required=False)
 @over_ssh(changes_host=True)
 @use_case
 def resume(app: AppContext, spec_path: Path | None) -> int:
     """Let unattended runs apply again after `reconciler suspend`. With SPEC (as root): its
-    user's timer; on its host when that is remote (--target, host.ssh)."""
+    user's timer; on its host when that is remote (--target, host.ssh). With several SPECs
+    (or a fleet file): on every host, then one table."""
     from reconciler.app.unattended import resume as run
 
     return run(app, spec_path)

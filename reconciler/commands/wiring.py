@@ -13,7 +13,7 @@ import click
 from reconciler.app.context import EXIT_USAGE, AppContext, Failed
 
 if TYPE_CHECKING:
-    from reconciler.app.fleet import HostReport
+    from reconciler.app.fleet import HostAction, HostReport
     from reconciler.app.remote import Reach
 
 P = ParamSpec("P")
@@ -185,17 +185,24 @@ def over_ssh(
 
 
 def across_hosts(
-    report: Callable[..., HostReport],
+    report: Callable[..., HostReport | HostAction], *, required: bool = True
 ) -> Callable[[Callable[..., NoReturn]], Callable[..., NoReturn]]:
-    """`SPEC...` and `--jobs` for a read-only day-2 command: with several specs (or a fleet
-    file) it runs on every host and prints one table (`report(**options)` says what runs,
-    there and here: app/fleet.py `report_fleet`); with one spec, the command as it is. Put it
+    """`SPEC...` and `--jobs` for a day-2 command: with several specs (or a fleet file) it runs
+    on every host and prints one table (`report(**options)` says what runs, there and here:
+    app/fleet.py `report_fleet` for a HostReport, `act_fleet` for a HostAction); with one
+    spec, the command as it is (with none, when not `required`: `spec_path` None). Put it
     right under `click.command()`; the command then gets `spec_path` as one path."""
 
     def wrap(command: Callable[..., NoReturn]) -> Callable[..., NoReturn]:
         @functools.wraps(command)
         def run(*args: Any, spec_path: tuple[Path, ...], jobs: int, **kwargs: Any) -> NoReturn:
-            from reconciler.app.fleet import FleetRequest, expanded, report_fleet
+            from reconciler.app.fleet import (
+                FleetRequest,
+                HostReport,
+                act_fleet,
+                expanded,
+                report_fleet,
+            )
 
             app = click.get_current_context().find_object(AppContext) or AppContext()
             if kwargs.get("as_json") and kwargs.get("fmt") not in (None, "json"):
@@ -214,17 +221,25 @@ def across_hosts(
                             True,
                             labels,
                         )
-                        code = report_fleet(app, request, report(**kwargs))
+                        asked = report(**kwargs)
+                        if isinstance(asked, HostReport):
+                            code = report_fleet(app, request, asked)
+                        else:
+                            code = act_fleet(app, request, asked)
             except Failed as exc:
                 if exc.message:
                     app.error(f"error: {exc.message}")
                 code = exc.code
             if code is not None:
                 sys.exit(code)
-            command(*args, spec_path=spec_path[0], **kwargs)
+            command(*args, spec_path=spec_path[0] if spec_path else None, **kwargs)
 
         spec = click.argument(
-            "spec_path", metavar="SPEC...", nargs=-1, required=True, type=click.Path(path_type=Path)
+            "spec_path",
+            metavar="SPEC..." if required else "[SPEC]...",
+            nargs=-1,
+            required=required,
+            type=click.Path(path_type=Path),
         )
         return spec(JOBS(run))
 

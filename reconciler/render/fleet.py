@@ -1,4 +1,5 @@
-"""Tables across hosts: `doctor`, `versions` and `status` of several specs (or a fleet file).
+"""Tables across hosts: `doctor`, `versions` and `status` of several specs (or a fleet file),
+and what `suspend` / `resume` did on each.
 
 Pure: each host's answer comes in as a `HostAnswer` (the JSON document the single-host command
 printed there, or the error that stopped it); one table comes out, a row per host and profile
@@ -31,6 +32,7 @@ class HostAnswer:
     document: Mapping[str, Any] | None  # the command's own JSON document; None: no answer
     errors: tuple[str, ...] = ()  # what it printed on stderr
     profiles: tuple[str, ...] = ()  # the spec's profiles, in its order (versions' rows)
+    said: tuple[str, ...] = ()  # what it printed on stdout (suspend, resume: one line)
 
     @property
     def problem(self) -> str:
@@ -90,6 +92,17 @@ def render_json(report: Report, answers: Sequence[HostAnswer]) -> str:
         ],
         indent=2,
     )
+
+
+def render_outcomes(answers: Sequence[HostAnswer]) -> str:
+    """`suspend`/`resume` across hosts: a row per host, what it said there (its last line) or,
+    when it failed, its error; ending with a newline."""
+    rows: list[Row] = [("HOST", "SPEC", "RESULT", "DETAIL")]
+    for answer in answers:
+        said = [line for line in answer.said if line.strip()]
+        detail = said[-1] if said and answer.exit_code == 0 else answer.problem
+        rows.append((answer.host, answer.spec, answer.result, _cell(detail, limit=160)))
+    return align(rows) + "\n"
 
 
 def _failed_row(answer: HostAnswer, header: Row) -> Row:

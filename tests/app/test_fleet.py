@@ -17,6 +17,8 @@ import reconciler.spec
 @pytest.fixture
 def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHostCli]:
     monkeypatch.chdir(tmp_path)
+    # Records and suspensions of this test's own (the session's hold other tests' suspensions).
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     fake = FakeHost(tmp_path / "host")
     fake.set_node("v22.12.0")
     fake.set_gateway("2026.1.24-3")
@@ -187,3 +189,22 @@ def test_status_of_a_fleet_file_is_a_row_per_host(host: FakeHostCli) -> None:
     alone = json.loads(host("status", "a.yaml", "--json").stdout)
     assert entries[0]["status"].keys() == alone.keys()
     assert "Last run:" in host("status", "a.yaml").stdout  # one host: as it always was
+
+
+def test_suspend_and_resume_of_several_hosts_print_what_each_did(host: FakeHostCli) -> None:
+    result = host("suspend", "a.yaml", "b.yaml", "broken.yaml", "--reason", "-x")
+    assert result.exit_code == 1  # the spec that does not read
+    rows = _table(result.stdout)
+    assert rows[0] == ["HOST", "SPEC", "RESULT", "DETAIL"]
+    # This (fake) machine is both hosts: one state place, so the second keeps the first's.
+    assert sorted(r[3].split(" since")[0] for r in rows[1:3]) == [
+        "Unattended runs are already suspended",
+        "Unattended runs suspended",
+    ]
+    assert rows[3] == ["broken", "broken.yaml", "failed", "broken.yaml:27:1: colour: unknown field"]
+    result = host("resume", "a.yaml", "b.yaml")
+    assert result.exit_code == 0, result.output
+    assert sorted(r[3].split(" (")[0] for r in _table(result.stdout)[1:]) == [
+        "Resumed unattended runs",
+        "Unattended runs were not suspended.",
+    ]

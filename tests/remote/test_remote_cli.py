@@ -237,3 +237,34 @@ def test_suspend_and_resume_over_ssh_pause_the_targets_timer(
     assert not there.exists()
     no_spec = remote(sshd, "suspend")
     assert no_spec.returncode == 64 and "--target needs a SPEC" in no_spec.stderr, no_spec.stderr
+
+
+def test_suspend_of_a_fleet_over_ssh_is_a_row_per_host(sshd: RunningSshd, tmp_path: Path) -> None:
+    """One host reached through host.ssh is suspended there; the other refuses the
+    connection: its row says so, and the exit code is 1."""
+    specs = []
+    for name, port in (("vm102", sshd.port), ("vm103", _free_port())):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            SPEC.read_text()
+            .replace("name: vm102", f"name: {name}")
+            .replace(
+                "  user: user\n",
+                f"  user: root\n  ssh: {{address: 127.0.0.1, user: root, port: {port}}}\n",
+                1,
+            )
+        )
+        specs.append(str(path))
+    config = ["--ssh-config", str(sshd.root / "ssh_config")]
+    result = reconciler("suspend", *specs, "--reason", "swap", *config)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    rows = [line.split(None, 3) for line in result.stdout.splitlines()]
+    assert rows[0] == ["HOST", "SPEC", "RESULT", "DETAIL"], result.stdout
+    assert rows[1][:3] == ["vm102", specs[0], "done"], result.stdout
+    assert rows[1][3].startswith("Unattended runs suspended since"), result.stdout
+    assert rows[2][:3] == ["vm103", specs[1], "unreachable"], result.stdout
+    assert "refused" in rows[2][3], result.stdout
+    there = sshd.state_home / "reconciler" / "suspended.json"
+    assert json.loads(there.read_text())["reason"] == "swap"
+    assert reconciler("resume", specs[0], *config).returncode == 0
+    assert not there.exists()
