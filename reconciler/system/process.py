@@ -90,6 +90,10 @@ def run_process(
     """
 
     tree = secrets.token_hex(8)
+    if guard:
+        # Started before the command, not on its announcement: a reconciler killed while the
+        # watchdog's own Python was still starting left the command's tree behind.
+        _Watchdog.start()
     started = time.monotonic()
     proc = subprocess.Popen(
         argv,
@@ -321,6 +325,11 @@ class _Watchdog:
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.write(fd, line.encode("ascii"))
+
+    @classmethod
+    def start(cls) -> None:
+        """Make sure this process's watchdog runs (a no-op once it does)."""
+        cls._pipe()
 
     @classmethod
     def announce(cls, pid: int, tree: str) -> None:

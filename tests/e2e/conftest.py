@@ -90,6 +90,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(msg)
 
 
+# `.ci/run` starts this suite in the background (`&`): a shell without job control starts
+# background jobs with SIGINT ignored, and an ignored signal stays ignored across exec, so the
+# children the tests press Ctrl-C on (SIGINT) never saw it and hung until their deadline. As in
+# a terminal: the default (our children then start with SIGINT's default action too).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 _sigterm_installed = False
 
 
