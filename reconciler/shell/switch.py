@@ -182,6 +182,14 @@ def snapshot_state(memory: Path, profile: str, state: Path) -> dict[str, Any]:
     }
 
 
+def _emptied_slot(memory: Path, folder: str, profile: str) -> Path:
+    """`memory/folder/profile`, its folder made and an older copy there removed (one per profile)."""
+    slot = memory / folder / profile
+    ensure_directory(memory / folder, MEMORY_MODE, None)
+    shutil.rmtree(slot, ignore_errors=True)
+    return slot
+
+
 def restore_state(memory: Path, profile: str, state: Path) -> str:
     """Put the copied state directory back (the gateway is stopped): what the refused release
     left goes to rejected-state/PROFILE (replacing an older one), the copy is copied back
@@ -189,9 +197,7 @@ def restore_state(memory: Path, profile: str, state: Path) -> str:
     here = _switch_dir(memory, profile)
     if not (here / STATE_DONE).exists():
         return ""
-    rejected = memory / REJECTED_STATE / profile
-    ensure_directory(memory / REJECTED_STATE, MEMORY_MODE, None)
-    shutil.rmtree(rejected, ignore_errors=True)
+    rejected = _emptied_slot(memory, REJECTED_STATE, profile)
     if os.path.lexists(state):
         _replace_tree(state, rejected)
     _copy_tree(here / STATE_COPY, state)
@@ -204,9 +210,7 @@ def keep_state(memory: Path, profile: str) -> str:
     here = _switch_dir(memory, profile)
     if not (here / STATE_DONE).exists():
         return ""
-    kept = memory / KEPT_STATE / profile
-    ensure_directory(memory / KEPT_STATE, MEMORY_MODE, None)
-    shutil.rmtree(kept, ignore_errors=True)
+    kept = _emptied_slot(memory, KEPT_STATE, profile)
     _replace_tree(here / STATE_COPY, kept)
     return str(kept)
 
