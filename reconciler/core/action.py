@@ -314,6 +314,15 @@ class GatedSwitch:
     # starts, put back on rollback (a new release migrates state on start; SQLite schemas
     # are not downgraded). None: no copy (a unit-only switch).
     state: Path | None = None
+    # A product move (clawdbot -> openclaw, docs/updates.md): the unit of the product it
+    # replaces, stopped first and, once `unit` is healthy, disabled and its file removed (a
+    # rollback starts it again); `env_file`'s variables renamed from `env_rename[0]` to
+    # `env_rename[1]` (values kept: the same token) and `env_token` ensured there.
+    replaces: str | None = None
+    replaces_file: Path | None = None
+    env_file: Path | None = None
+    env_rename: tuple[str, str] | None = None
+    env_token: str | None = None
 
     mutating = True
     needs_root = False
@@ -334,12 +343,40 @@ class GatedSwitch:
             OperationField("memory", self.memory),
             OperationField("owner", self.owner),
             plan_only("state", self.state),
+            *self._move_fields(),
             fingerprint_only("content_sha256", Digest(self.content)),
             *_shown_state(self),
         )
 
+    def _move_fields(self) -> tuple[OperationField, ...]:
+        if self.replaces is None:
+            return ()  # a version switch: its fingerprint as before product moves existed
+        return (
+            OperationField("replaces", self.replaces),
+            OperationField("replaces_file", self.replaces_file),
+            OperationField("env_file", self.env_file),
+            OperationField("env_rename", list(self.env_rename or ())),
+            OperationField("env_token", self.env_token),
+        )
+
     def describe(self) -> str:
         old = self.from_version or "the running version"
+        if self.replaces is not None:
+            renamed = (
+                f"rename {self.env_rename[0]}* to {self.env_rename[1]}* in {self.env_file} "
+                "(values kept), "
+                if self.env_rename
+                else ""
+            )
+            return (
+                f"move from {old} ({self.replaces}) to {self.to_version} ({self.unit}): "
+                f"stop {self.replaces}, copy {self.state} (the gateway stopped), {renamed}"
+                f"write {self.unit_file}, daemon-reload, start {self.unit}, wait up to "
+                f"{self.start_timeout_s:g} s for `gateway health` ok (still ok "
+                f"{self.settle_s:g} s later), then disable {self.replaces} and remove "
+                f"{self.replaces_file}; if unhealthy: {self.unit} removed, the state directory, "
+                f"config and {self.replaces} put back and started"
+            )
         return (
             f"switch {self.unit} from {old} to {self.to_version}: "
             + (f"stop, copy {self.state} (the gateway stopped), " if self.state else "")

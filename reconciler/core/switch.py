@@ -56,7 +56,8 @@ class SwitchReport:
         old = self.from_version or "the previous unit"
         down = f"{self.downtime_s:.1f} s" if self.downtime_s is not None else "not answering"
         if self.outcome == "switched":
-            return f"{self.profile}: {old} -> {self.to_version}, healthy (downtime {down})"
+            left = f"; {self.reason}" if self.reason else ""
+            return f"{self.profile}: {old} -> {self.to_version}, healthy (downtime {down}){left}"
         tail = ""
         if self.journal:
             tail = ", last journal lines:\n" + "\n".join(f"    {line}" for line in self.journal)

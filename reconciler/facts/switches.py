@@ -55,6 +55,7 @@ REJECTED_STATE = "rejected-state"  # rejected-state/PROFILE: what a rolled-back 
 INTENT = "intent.json"
 UNIT_COPY = "unit"
 CONFIG_COPY = "config"
+REPLACED_COPY = "replaced-unit"  # a product move: the unit file of the product it replaces
 MEMORY_MODE = 0o700
 FILE_MODE = 0o600
 _MAX_BYTES = 256 * 1024
@@ -96,6 +97,8 @@ class Interrupted:
     from_version: str | None
     to_version: str
     started_at: str
+    # A product move: the unit of the product it replaces (clawdbot-gateway-ops.service).
+    replaces: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,9 @@ class SwitchIntent:
     unit: str = ""
     unit_mode: int | None = None
     config_mode: int | None = None
+    # A product move: the unit it replaces, and its file's mode when copied (REPLACED_COPY).
+    replaces: str = ""
+    replaced_mode: int | None = None
 
     def to_json(self) -> str:
         doc = {
@@ -118,7 +124,11 @@ class SwitchIntent:
             "unit": self.unit,
             "unit_mode": self.unit_mode,
             "config_mode": self.config_mode,
-        }
+        } | (
+            {"replaces": self.replaces, "replaced_mode": self.replaced_mode}
+            if self.replaces
+            else {}
+        )
         return json.dumps(doc, sort_keys=True) + "\n"
 
     @classmethod
@@ -133,6 +143,8 @@ class SwitchIntent:
                 str(doc.get("unit", "")),
                 _optional_mode(doc.get("unit_mode")),
                 _optional_mode(doc.get("config_mode")),
+                str(doc.get("replaces", "")),
+                _optional_mode(doc.get("replaced_mode")),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a switch intent: {exc}") from None
@@ -314,7 +326,9 @@ def parse_intent(profile: str, text: str) -> Interrupted | None:
         return None
     except OSError:
         return None
-    return Interrupted(profile, intent.from_version, intent.to_version, intent.started_at)
+    return Interrupted(
+        profile, intent.from_version, intent.to_version, intent.started_at, intent.replaces
+    )
 
 
 def _read_memory(directory: Path) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from reconciler.core.host import Account, HostContext, RecordedLookups
 from reconciler.core.kind import NEEDS
 from reconciler.gateway.addresses import profile_address
 from reconciler.spec.model import Profile, Spec
-from reconciler.spec.naming import ProductNames, product_names
+from reconciler.spec.naming import ProductNames, config_file_in, product_names
 
 # Beside the config in the state root; holds `<PREFIX>GATEWAY_TOKEN=` for `auth: token`.
 TOKEN_ENV_FILE = "gateway.env"
@@ -78,7 +78,7 @@ def profile_paths(spec: Spec, profile: Profile, host: HostContext) -> ProfilePat
         state=state,
         credentials=state / "credentials",
         workspace=workspace,
-        config=state / names.config_file,
+        config=state / config_file_in(spec.product, state.name),
         token_env=state / TOKEN_ENV_FILE,
         unit=unit,
         unit_file=unit_dir(host) / unit,

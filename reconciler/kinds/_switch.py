@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.action import Action, GatedSwitch, WriteFile
+from reconciler.core.action import Action, GatedSwitch, PlanError, WriteFile
 from reconciler.core.command import Command
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Facts, Probe
@@ -121,6 +121,15 @@ def switch_gate(
     prefix = prefix_path(spec, host.user.home)
     new = profile_version(spec, profile) or "?"
     interrupted = memory.interrupted_switch(profile.name)
+    if interrupted is not None and interrupted.replaces:
+        # Its copies are of a product move (the unit it replaced, no unit of this name before):
+        # resuming them as a version switch would remove this unit on rollback.
+        raise PlanError(
+            f"a product move of profile {profile.name} replacing {interrupted.replaces} "
+            f"started at {interrupted.started_at} and never finished, and the spec no longer "
+            f"asks for it: apply the spec that started it to finish (or roll back) the move, "
+            "then change the product"
+        )
     if action is None:
         if interrupted is None:
             return None

@@ -61,6 +61,7 @@ from reconciler.gateway.addresses import (
 )
 from reconciler.gateway.paths import ProfilePaths, profile_paths, user_blocker, uses_token_file
 from reconciler.gateway.versions import versioned
+from reconciler.kinds._move import replaced_units
 from reconciler.kinds._programs import gateway_program, location_probe, version_probe
 from reconciler.kinds._systemd import (
     managed_units,
@@ -229,6 +230,19 @@ class GatewayServiceKind(Kind):
         )
 
 
+def _replaced(view: PlanView, profile: str) -> str | None:
+    """The unit a product move planned for `profile` replaces (None: no move)."""
+    unit = view.planned(unit_address(profile))
+    return next(
+        (
+            op.replaces
+            for op in (unit.operations if unit is not None else ())
+            if isinstance(op, GatedSwitch)
+        ),
+        None,
+    )
+
+
 def _daemon_reload(
     spec: Spec,
     facts: Facts,
@@ -281,8 +295,10 @@ def _profile_service(
         pruned = next((u for u in holder.cgroup if view.planned(legacy_unit_address(u))), None)
         if pruned is not None:
             depends.append(legacy_unit_address(pruned))
+        elif _replaced(view, profile.name) in holder.cgroup:
+            pass  # a product move stops that unit first (kinds/_move.py); the service waits for it
         else:
-            errors.append(_port_error(profile, paths, holder))
+            errors.append(_port_error(profile, paths, holder, replaced_units(spec)))
     action = _service(spec, host, profile, paths, status, triggers, facts)
     if action is None:
         return KindPlan(errors=tuple(errors))
@@ -426,13 +442,17 @@ def _service(
     )
 
 
-def _port_error(profile: Profile, paths: ProfilePaths, holder: Listener) -> str:
+def _port_error(
+    profile: Profile, paths: ProfilePaths, holder: Listener, replaced: frozenset[str]
+) -> str:
     where = ""
     owner_unit = next((c for c in reversed(holder.cgroup) if c.endswith(".service")), None)
     if owner_unit and not owner_unit.startswith("user@"):
         where = f", which runs in {owner_unit}"
     hint = "stop it or give the profile another port"
-    if owner_unit and owner_unit.startswith(GATEWAY_UNIT_PREFIXES):
+    if owner_unit in replaced:
+        hint = "the product move replaces that unit once the unit's own error above is fixed"
+    elif owner_unit and owner_unit.startswith(GATEWAY_UNIT_PREFIXES):
         hint = (
             f"set prune: true on profile {profile.name} or prune_units: true to remove that "
             "unit, or give the profile another port"

@@ -80,6 +80,7 @@ from reconciler.gateway.versions import (
     version_in_exec,
     versioned,
 )
+from reconciler.kinds._move import move_probes, plan_move, product_move
 from reconciler.kinds._programs import NODE, gateway_program, location_probe, version_probe
 from reconciler.kinds._switch import switch_gate, switch_probes
 from reconciler.kinds._systemd import (
@@ -227,6 +228,7 @@ class GatewayUnitKind(Kind):
         yield version_probe(NODE, host, found)
         yield SystemdProbe()
         yield from switch_probes(spec, host)
+        yield from move_probes(spec, host)
         if versioned(spec):
             yield versions_probe(spec, host)
         for profile in spec.profiles:
@@ -349,9 +351,14 @@ def _versioned_unit(
     )
     return replace(
         action,
-        changes=attribute_changes({"gateway_version": version}, {"gateway_version": running})
-        if running != version
-        else (),
+        changes=(
+            *action.changes,
+            *(
+                attribute_changes({"gateway_version": version}, {"gateway_version": running})
+                if running != version
+                else ()
+            ),
+        ),
         # Written once its version is installed; skipped when that install fails.
         after=(*action.after, version_address(version)),
     )
@@ -391,6 +398,15 @@ def _unit_action(
 ) -> Action | None:
     """Write the rendered unit (and the token file) when either differs."""
     assert host.user is not None
+    move = product_move(spec, profile, host, facts)
+    if move is not None:
+        # The unit of the product the spec's succeeds is still there: one reviewed move
+        # (kinds/_move.py) writes this unit, renames the env file's variables (the token
+        # kept) and replaces that unit, behind the health gate.
+        action = plan_move(spec, profile, host, facts, paths, content, move)
+        return replace(
+            action, blocked=user_blocker(host) or systemd_blocker(facts) or action.blocked
+        )
     found = facts.get(unit_probe(paths))
     kind: ActionKind = "update" if found.exists else "create"
     operations: list[Operation] = []

@@ -34,6 +34,7 @@ from reconciler.facts.profile_files import gateway_units_probe
 from reconciler.facts.systemd import UnitStatus, UnitStatusProbe
 from reconciler.gateway.addresses import DAEMON_RELOAD, legacy_unit_address, service_address
 from reconciler.gateway.paths import user_blocker
+from reconciler.kinds._move import replaced_units
 from reconciler.kinds._systemd import (
     managed_units,
     manager_gate,
@@ -48,7 +49,9 @@ legacy_address = legacy_unit_address
 
 
 def owned_units(spec: Spec) -> frozenset[str]:
-    return frozenset(managed_units(spec))
+    """The spec's units, and the units of the product it succeeds that a product move replaces
+    (the unit kind plans their removal, behind the move's health gate: kinds/_move.py)."""
+    return frozenset(managed_units(spec)) | replaced_units(spec)
 
 
 def directory_probe(host: HostContext) -> DirectoryProbe:

@@ -21,6 +21,14 @@
    one), `daemon-reload`, `restart`, wait for the old version's health, record the new version
    as bad for this profile, forget the copies.
 
+A product move (`replaces` set: clawdbot -> openclaw, docs/updates.md) is the same switch with
+two units: the copies include the replaced unit's file; step 2 stops the replaced unit; before
+step 3 the env file's variables are renamed to the new product's prefix (values kept: the same
+token); the new unit is started; once healthy the replaced unit is disabled and its file
+removed. A rollback removes the new unit and starts the replaced one again, its file put back
+from the copy if it was already removed; the state directory (which holds the config and the
+env file) comes back from its copy.
+
 Every command runs through the runner (process trees ended at their deadline); each health
 check's deadline is cut to what is left of the gate's.
 """
@@ -41,7 +49,9 @@ from reconciler.bounded import InputRefused, read_bounded
 from reconciler.core.action import GatedSwitch
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
+from reconciler.core.secrets import learn_secrets
 from reconciler.core.switch import RESTART_DEADLINE_S, SwitchReport
+from reconciler.facts.files import MAX_FILE_BYTES
 from reconciler.facts.gateway_rpc import parse_health
 from reconciler.facts.switches import (
     BAD_VERSIONS,
@@ -51,6 +61,7 @@ from reconciler.facts.switches import (
     KEPT_STATE,
     MEMORY_MODE,
     REJECTED_STATE,
+    REPLACED_COPY,
     STATE_COPY,
     STATE_DONE,
     SWITCH_DIR,
@@ -71,7 +82,7 @@ from reconciler.facts.systemd import (
     unit_restarts,
 )
 from reconciler.gateway.versions import is_version
-from reconciler.shell.files import atomic_write, ensure_directory
+from reconciler.shell.files import atomic_write, ensure_directory, ensure_secret_env, remove_file
 from reconciler.system.as_user import acting_account, call_as
 
 
@@ -85,6 +96,9 @@ class SwitchRunner(Protocol):
 
 
 UNIT_MODE = 0o644
+TOKEN_MODE = 0o600
+# systemctl's exit status for a unit the manager has not loaded (LSB "not installed").
+NOT_LOADED = 5
 POLL_S = 0.5  # between health checks (a real `gateway health` itself takes about 3 s)
 # A state directory's copy (or its restore) may take long: many sessions, a slow disk.
 STATE_COPY_TIMEOUT_S = 900.0
@@ -110,11 +124,17 @@ def _read_text(path: Path) -> tuple[str | None, int | None]:
 
 
 def save_copies(
-    memory: Path, profile: str, unit_file: Path, config: Path, intent: SwitchIntent
+    memory: Path,
+    profile: str,
+    unit_file: Path,
+    config: Path,
+    intent: SwitchIntent,
+    replaced: Path | None = None,
 ) -> tuple[str, bool]:
-    """Copy the unit and the config, then write the intent; keep the copies of an earlier,
-    interrupted attempt (they show the host before it). Returns the intent in force (its
-    JSON text, to cross back from the user's child) and whether it was an earlier one."""
+    """Copy the unit and the config (and a product move's `replaced` unit file), then write the
+    intent; keep the copies of an earlier, interrupted attempt (they show the host before it).
+    Returns the intent in force (its JSON text, to cross back from the user's child) and
+    whether it was an earlier one."""
     for directory in (memory, memory / SWITCH_DIR, _switch_dir(memory, profile)):
         ensure_directory(directory, MEMORY_MODE, None)
     here = _switch_dir(memory, profile)
@@ -122,7 +142,8 @@ def save_copies(
         earlier = SwitchIntent.parse(read_bounded(here / INTENT, _MAX_COPY, follow=False).decode())
         return earlier.to_json(), True
     modes: dict[str, int | None] = {}
-    for name, source in ((UNIT_COPY, unit_file), (CONFIG_COPY, config)):
+    sources = ((UNIT_COPY, unit_file), (CONFIG_COPY, config))
+    for name, source in (*sources, *(((REPLACED_COPY, replaced),) if replaced else ())):
         text, mode = _read_text(source)
         modes[name] = mode
         if text is None:
@@ -130,7 +151,12 @@ def save_copies(
                 (here / name).unlink()
         else:
             atomic_write(here / name, text, FILE_MODE, backup=False)
-    record = replace(intent, unit_mode=modes[UNIT_COPY], config_mode=modes[CONFIG_COPY])
+    record = replace(
+        intent,
+        unit_mode=modes[UNIT_COPY],
+        config_mode=modes[CONFIG_COPY],
+        replaced_mode=modes.get(REPLACED_COPY),
+    )
     # Last: the intent says the copies are complete.
     atomic_write(here / INTENT, record.to_json(), FILE_MODE, backup=False)
     return record.to_json(), False
@@ -220,14 +246,61 @@ def write_unit(path: Path, content: str) -> str:
     return ""
 
 
-def restore_copies(memory: Path, profile: str, unit_file: Path, config: Path) -> str:
-    """Put back the unit and the config as they were before the switch."""
+def rename_env(path: Path, old_prefix: str, new_prefix: str, token: str | None) -> str:
+    """A product move's env file: every `<old_prefix>X=` line becomes `<new_prefix>X=` with its
+    value (the new product ignores the old names; the token stays the same, so every paired
+    client keeps working), unless the new name is set already; then `token` holds a value
+    (generated once when the file had none). Atomic, mode 0600; nothing to do when absent and
+    no token is wanted. Idempotent: an interrupted move renames nothing twice."""
+    try:
+        text = read_bounded(path, MAX_FILE_BYTES, follow=False).decode("utf-8")
+    except FileNotFoundError:
+        text = None
+    if text is not None:
+        learn_secrets(text)  # the values are masked wherever they show
+        lines = text.splitlines()
+        names = {line.partition("=")[0].strip() for line in lines if "=" in line}
+        renamed: list[str] = []
+        for line in lines:
+            name, sep, value = line.partition("=")
+            key = name.strip()
+            if sep and key.startswith(old_prefix):
+                new = new_prefix + key[len(old_prefix) :]
+                if new not in names:
+                    renamed.append(f"{new}={value}")
+                continue
+            renamed.append(line)
+        if renamed != lines:
+            atomic_write(path, "\n".join(renamed) + "\n", TOKEN_MODE, backup=False)
+    if token is not None:
+        ensure_secret_env(path, token, TOKEN_MODE)
+    return ""
+
+
+def retire_unit(unit_file: Path) -> str:
+    """A product move's replaced unit file, removed (a backup kept beside it, which systemd
+    ignores; the memory keeps a copy until the move is over)."""
+    with contextlib.suppress(FileNotFoundError):
+        remove_file(unit_file, backup=True)
+    return ""
+
+
+def present(path: Path) -> bool:
+    return os.path.lexists(path)
+
+
+def restore_copies(
+    memory: Path, profile: str, unit_file: Path, config: Path, replaced: Path | None = None
+) -> str:
+    """Put back the unit and the config (and a product move's replaced unit) as they were
+    before the switch."""
     here = _switch_dir(memory, profile)
     intent = SwitchIntent.parse(read_bounded(here / INTENT, _MAX_COPY, follow=False).decode())
     restored = []
     for name, target, mode in (
         (UNIT_COPY, unit_file, intent.unit_mode),
         (CONFIG_COPY, config, intent.config_mode),
+        *(((REPLACED_COPY, replaced, intent.replaced_mode),) if replaced else ()),
     ):
         if mode is None:
             if name == UNIT_COPY:  # there was no unit before: none after either
@@ -312,6 +385,9 @@ class Gate:
         self.runner = runner
         self.op = op
         self.account = acting_account(runner.host)
+        # The unit watched and restarted: the new one; a product move's rollback watches the
+        # replaced one.
+        self.unit = op.unit
 
     def as_user(self, work: Any, timeout_s: float = 60.0) -> Any:
         return call_as(self.account, work, timeout_s)
@@ -332,7 +408,7 @@ class Gate:
         """The unit's automatic restarts so far, whether its main process has ended (the unit
         is failed, or waiting to be restarted), and how it last ended."""
         command = Command(
-            ("systemctl", "--user", "show", self.op.unit, "-p", ",".join(_STATE_PROPERTIES)),
+            ("systemctl", "--user", "show", self.unit, "-p", ",".join(_STATE_PROPERTIES)),
             scope="user",
             timeout_s=15,
         )
@@ -341,12 +417,12 @@ class Gate:
         if not blocks:
             return 0, False, ""  # a manager that cannot say: the health check decides
         block = blocks[0]
-        found = unit_restarts(self.op.unit, block)
+        found = unit_restarts(self.unit, block)
         ended = block.get("ActiveState") == "failed" or block.get("SubState") == "auto-restart"
         return found.n_restarts, ended, found.last_exit()
 
     def journal(self) -> tuple[str, ...]:
-        probe = JournalTailProbe(self.op.unit, JOURNAL_LINES)
+        probe = JournalTailProbe(self.unit, JOURNAL_LINES)
         tail = probe.parse(self.runner.run(probe.command(self.runner.host)))
         return tail.lines or ((tail.detail,) if tail.detail else ())
 
@@ -395,27 +471,62 @@ class Gate:
         problem = self.systemctl("daemon-reload")
         began = time.monotonic()
         if not problem:
-            problem = self.systemctl("restart", self.op.unit)
+            problem = self.systemctl("restart", self.unit)
         return began, problem
+
+    def stop_present(self, unit: str, unit_file: Path) -> str:
+        """Stop `unit` when its file is there (an interrupted product move may have removed
+        the replaced unit's file, or never written the new one); "" or why not. A file the
+        manager never loaded (written, killed before the daemon-reload) runs nothing:
+        `systemctl stop` exits 5, "Unit ... not loaded", which is not a failure here."""
+        if not self.as_user(partial(present, unit_file)):
+            return ""
+        command = Command(
+            ("systemctl", "--user", "stop", unit),
+            scope="user",
+            mutating=True,
+            timeout_s=RESTART_DEADLINE_S,
+        )
+        result = self.runner.run(command)
+        if result.ok or (result.exit_code == NOT_LOADED and "not loaded" in result.stderr):
+            return ""
+        return f"systemctl --user stop {unit}: {result.summary()}"
 
 
 def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
     """Carry out `op` (see the module docstring): its report, or why nothing was switched."""
     gate = Gate(runner, op)
-    intent = SwitchIntent(op.from_version, op.to_version, _now(), op.unit)
+    intent = SwitchIntent(
+        op.from_version, op.to_version, _now(), op.unit, replaces=op.replaces or ""
+    )
     try:
         held, resumed = gate.as_user(
-            partial(save_copies, op.memory, op.profile, op.unit_file, op.config, intent)
+            partial(
+                save_copies,
+                op.memory,
+                op.profile,
+                op.unit_file,
+                op.config,
+                intent,
+                op.replaces_file,
+            )
         )
     except (OSError, UnicodeDecodeError) as exc:
         return f"nothing switched: cannot keep a copy: {exc}"
     old = SwitchIntent.parse(held).from_version if resumed else op.from_version
     stopped_at: float | None = None
     snapshot: dict[str, Any] = {}
+    # The unit that runs now: a product move's replaced one (an interrupted move may also
+    # have started the new one: both are stopped before the copy).
+    running = _running_units(op)
     if op.state is not None:
         # Stopped for the copy (it restarts anyway): a consistent copy, downtime starts here.
         stopped_at = time.monotonic()
-        problem = gate.systemctl("stop", op.unit)
+        problem = (
+            next((p for p in (gate.stop_present(u, f) for u, f in running) if p), "")
+            if op.replaces is not None
+            else gate.systemctl("stop", op.unit)
+        )
         try:
             snapshot = (
                 {}
@@ -425,12 +536,17 @@ def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
         except (OSError, shutil.Error) as exc:
             problem = f"cannot copy {op.state}: {exc}"
         if problem:
-            gate.systemctl("start", op.unit)  # the old unit is still in place
+            gate.systemctl("start", running[0][0])  # the old unit is still in place
             gate.as_user(partial(forget_copies, op.memory, op.profile))
             return f"nothing switched: {problem}"
     try:
+        if op.replaces is not None and op.env_file is not None and op.env_rename is not None:
+            gate.as_user(partial(rename_env, op.env_file, *op.env_rename, op.env_token))
         gate.as_user(partial(write_unit, op.unit_file, op.content))
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
+        if op.replaces is not None and stopped_at is not None:
+            # The env file may be renamed already: the state copy puts it back.
+            return _roll_back(gate, old, f"nothing switched: {exc}", stopped_at, blame=False)
         if stopped_at is not None:
             gate.systemctl("start", op.unit)
         gate.as_user(partial(forget_copies, op.memory, op.profile))
@@ -447,6 +563,7 @@ def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
         return replace(_roll_back(gate, old, problem, down_from, blame=False), **copied)
     health = gate.wait_healthy(op.check, began, op.settle_s)
     if health.healthy_at is not None:
+        retired = _retire(gate) if op.replaces is not None else ""
         if old is not None and is_version(old) and old != op.to_version:
             with contextlib.suppress(OSError):
                 gate.as_user(
@@ -454,16 +571,46 @@ def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
                 )
         with contextlib.suppress(OSError, shutil.Error):
             gate.as_user(partial(keep_state, op.memory, op.profile), STATE_COPY_TIMEOUT_S)
-        gate.as_user(partial(forget_copies, op.memory, op.profile))
+        if not retired:
+            # A replaced unit that could not be removed keeps the intent: the next run does.
+            gate.as_user(partial(forget_copies, op.memory, op.profile))
         return SwitchReport(
             op.profile,
             old,
             op.to_version,
             "switched",
             health.healthy_at - down_from,
+            # A replaced unit left behind: said, and done by the next run (the intent is kept).
+            reason=f"the replaced unit is still there: {retired}" if retired else "",
             **copied,
         )
     return replace(_roll_back(gate, old, health.reason, down_from), **copied)
+
+
+def _running_units(op: GatedSwitch) -> list[tuple[str, Path]]:
+    """The units a switch stops first: the replaced one of a product move (then the new one,
+    which an interrupted move may have started), else the switched unit."""
+    if op.replaces is not None and op.replaces_file is not None:
+        return [(op.replaces, op.replaces_file), (op.unit, op.unit_file)]
+    return [(op.unit, op.unit_file)]
+
+
+def _retire(gate: Gate) -> str:
+    """A product move passed its gate: the replaced unit disabled, its file removed, the
+    manager reloaded (it would start at boot and fight for the port); "" or what failed."""
+    op = gate.op
+    assert op.replaces is not None and op.replaces_file is not None
+    problem = ""
+    if gate.as_user(partial(present, op.replaces_file)):
+        problem = gate.systemctl("disable", op.replaces)
+        if not problem:
+            try:
+                gate.as_user(partial(retire_unit, op.replaces_file))
+            except OSError as exc:
+                problem = f"cannot remove {op.replaces_file}: {exc}"
+        if not problem:
+            problem = gate.systemctl("daemon-reload")
+    return problem
 
 
 def _state_args(op: GatedSwitch) -> tuple[Path, str, Path]:
@@ -479,7 +626,11 @@ def _roll_back(
 
     The downtime runs from `down_since`, when the switch stopped the old gateway (for the state
     copy, else its restart), to the old version's first healthy answer: the time the new one spent failing its
-    check counts (a rollback after 8 s unhealthy was recorded as 0.2 s)."""
+    check counts (a rollback after 8 s unhealthy was recorded as 0.2 s).
+
+    A product move: the new unit is stopped and its file removed (it had none before), the
+    replaced unit's file put back (when an interrupted move removed it) and enabled, and the
+    replaced unit is the one started and checked."""
     op = gate.op
     failed_at = _now()
     journal = gate.journal()
@@ -487,7 +638,11 @@ def _roll_back(
     downtime: float | None = None
     if op.state is not None:
         # The refused release may have migrated the state on start: stopped, it comes back.
-        problem = gate.systemctl("stop", op.unit)
+        problem = (
+            gate.stop_present(op.unit, op.unit_file)
+            if op.replaces is not None
+            else gate.systemctl("stop", op.unit)
+        )
         if not problem:
             try:
                 gate.as_user(partial(restore_state, *_state_args(op)), STATE_COPY_TIMEOUT_S)
@@ -495,9 +650,21 @@ def _roll_back(
                 problem = f"cannot put back {op.state}: {exc}"
     try:
         if not problem:
-            gate.as_user(partial(restore_copies, op.memory, op.profile, op.unit_file, op.config))
+            gate.as_user(
+                partial(
+                    restore_copies,
+                    op.memory,
+                    op.profile,
+                    op.unit_file,
+                    op.config,
+                    op.replaces_file,
+                )
+            )
     except (OSError, ValueError) as exc:
         problem = f"cannot restore the unit and config: {exc}"
+    if not problem and op.replaces is not None:
+        gate.unit = op.replaces
+        problem = gate.systemctl("daemon-reload") or gate.systemctl("enable", op.replaces)
     if not problem:
         began, problem = gate.restart()
         if not problem:

@@ -19,6 +19,9 @@ class ProductNames:
     # The package's "bin" target inside node_modules/<package>/ (its package.json; the unit of
     # the gateway's own `gateway install` runs `<node> <this file> gateway --port N`).
     bin_path: str
+    # The product this one replaced on a host: its state is kept where it is, its unit replaced
+    # by a product move (docs/updates.md "The move from clawdbot to openclaw").
+    succeeds: str | None = None
 
     def state_dir(self, profile: str) -> str:
         """The state directory of `profile`, `~`-relative (profile `default` has no suffix)."""
@@ -59,6 +62,7 @@ PRODUCTS: dict[str, ProductNames] = {
         unit_prefix="openclaw",
         workspace_prefix="clawd",
         bin_path="openclaw.mjs",  # openclaw 2026.1.30: "bin": {"openclaw": "openclaw.mjs"}
+        succeeds="clawdbot",
     ),
 }
 
@@ -70,6 +74,21 @@ GATEWAY_UNIT_PREFIXES = ("clawdbot-gateway", "moltbot-gateway", "openclaw-gatewa
 def product_names(product: str) -> ProductNames:
     """The naming table of `product` (KeyError for an unknown product, which validation prevents)."""
     return PRODUCTS[product]
+
+
+def config_file_in(product: str, state_dir: str) -> str:
+    """The config file's name in a state directory whose last component is `state_dir`: the
+    product's own, except in a directory named as the product it succeeds names its own
+    (`.clawdbot`, `.clawdbot-ops` under openclaw), which keeps that product's file. A product
+    move keeps the old paths, and openclaw reads a legacy `clawdbot.json` there (host-facts §8);
+    a new `openclaw.json` beside it would hide the config the profile has."""
+    names = PRODUCTS[product]
+    if names.succeeds is not None:
+        old = PRODUCTS[names.succeeds]
+        own = f".{old.state_prefix}"
+        if state_dir == own or state_dir.startswith(own + "-"):
+            return old.config_file
+    return names.config_file
 
 
 def package_product(package: str) -> str | None:
