@@ -14,6 +14,7 @@ import re
 import secrets
 import shutil
 import stat
+import threading
 from pathlib import Path
 
 from reconciler.bounded import InputRefused
@@ -35,6 +36,12 @@ TEMP_SUFFIX = ".reconciler-tmp"
 _TEMP = re.compile(r"^\.(?P<target>.+)\.(?P<pid>[0-9]+)-[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + "$")
 _LEGACY_TEMP = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
 
+# Names of the temp files this process is writing right now. A temp file with our pid and a
+# name not in here is an earlier, interrupted write of ours; one in here belongs to another
+# thread of ours (specs applied side by side write into the same folders) and is not stale.
+_WRITING: set[str] = set()
+_WRITING_LOCK = threading.Lock()
+
 
 def temp_target(name: str) -> str | None:
     """The file name a temp file called `name` was writing, when it is one of ours."""
@@ -47,12 +54,13 @@ def is_stale_temp(name: str) -> bool:
     found = _TEMP.match(name)
     if found is None:
         return _LEGACY_TEMP.match(name) is not None
-    return not _alive(int(found.group("pid")))
+    return not _alive(int(found.group("pid")), name)
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, name: str) -> bool:
     if pid == os.getpid():
-        return False  # our own earlier, interrupted write (we write one file at a time)
+        with _WRITING_LOCK:
+            return name in _WRITING
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -89,12 +97,23 @@ def _create_temp(parent: Path, target: str, mode: int) -> tuple[int, Path]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     while True:
         tmp = parent / f".{target}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        with _WRITING_LOCK:
+            _WRITING.add(tmp.name)  # before the file exists: a sweep never sees it unclaimed
         try:
             fd = os.open(tmp, flags, 0o600)
         except FileExistsError:
+            _done_writing(tmp)
             continue
+        except BaseException:
+            _done_writing(tmp)
+            raise
         os.fchmod(fd, mode)  # exactly `mode`, whatever the umask
         return fd, tmp
+
+
+def _done_writing(tmp: Path) -> None:
+    with _WRITING_LOCK:
+        _WRITING.discard(tmp.name)
 
 
 def atomic_write(
@@ -126,6 +145,8 @@ def atomic_write(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    finally:
+        _done_writing(tmp)
     _fsync_dir(parent)
 
 
@@ -237,6 +258,8 @@ def _copy_private(source: Path, target: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    finally:
+        _done_writing(tmp)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -139,3 +139,47 @@ def test_an_existing_directory_of_another_owner_is_refused_not_taken(tmp_path: P
     with pytest.raises(PermissionError, match="refusing to take it over"):
         ensure_directory(theirs, 0o700, someone)
     assert stat.S_IMODE(theirs.stat().st_mode) == 0o755
+
+
+def test_another_thread_of_ours_keeps_its_temp_while_it_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Specs applied side by side write into the same folder from threads of one process: a
+    temp file with our own pid is stale only when no thread of ours is still writing it."""
+    import threading
+
+    from reconciler.shell import files
+
+    stalled = threading.Event()
+    go_on = threading.Event()
+    real_fsync = os.fsync
+
+    def stall(fd: int) -> None:
+        if threading.current_thread().name == "slow" and not stalled.is_set():
+            stalled.set()
+            assert go_on.wait(30)
+        real_fsync(fd)
+
+    monkeypatch.setattr(files.os, "fsync", stall)
+    failures: list[BaseException] = []
+
+    def slow_write() -> None:
+        try:
+            files.atomic_write(tmp_path / "a.env", "A=1\n", 0o600, backup=False)
+        except BaseException as problem:  # reported by the assertion below
+            failures.append(problem)
+
+    slow = threading.Thread(target=slow_write, name="slow")
+    slow.start()
+    assert stalled.wait(30)
+    mine = [n for n in os.listdir(tmp_path) if n.startswith(".a.env.")]
+    assert len(mine) == 1 and is_stale_temp(mine[0]) is False
+    files.atomic_write(tmp_path / "b.env", "B=1\n", 0o600, backup=False)  # sweeps the folder
+    assert mine[0] in os.listdir(tmp_path)
+    go_on.set()
+    slow.join(30)
+    assert failures == []
+    assert (tmp_path / "a.env").read_text() == "A=1\n"
+    assert sorted(os.listdir(tmp_path)) == ["a.env", "b.env"]
+    # once written, a temp of ours with a name no thread holds is an interrupted write again
+    assert is_stale_temp(f".a.env.{os.getpid()}-0a1b2c3d.reconciler-tmp")
