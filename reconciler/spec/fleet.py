@@ -104,7 +104,7 @@ def _error(
 def load_fleet(data: bytes, filename: str) -> list[FleetHost]:
     """Parse, merge and validate a fleet file: every host's spec text, or SpecInvalid with every
     error of every host (file:line:col into the fleet file)."""
-    from reconciler.spec.loader import validate_document
+    from reconciler.spec.checking import validate_document
 
     text = decode(data, filename)
     if isinstance(text, SpecError):

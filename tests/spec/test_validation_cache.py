@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.spec import SpecInvalid, load_spec, loader, validation_cache
+from reconciler.spec import SpecInvalid, checking, load_spec, validation_cache
 from reconciler.spec.schema_file import schema_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def _no_validation(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(raw: bytes, filename: str, *, schema_checked: bool) -> None:
         raise AssertionError("validated again")
 
-    monkeypatch.setattr(loader, "_validated", refuse)
+    monkeypatch.setattr(checking, "_validated", refuse)
 
 
 def test_a_spec_that_passed_is_read_from_the_cache(
@@ -258,6 +258,6 @@ def test_a_schema_check_passed_elsewhere_is_not_cached(
 ) -> None:
     path = _spec(tmp_path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    monkeypatch.setattr(loader, "SCHEMA_CHECKED", {digest})
+    monkeypatch.setattr(checking, "SCHEMA_CHECKED", {digest})
     load_spec(path)
     assert not cache.exists()
