@@ -29,6 +29,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 COLLECTED = re.compile(r"Collected : (\d+)")
 
+# N four-field classes made dataclasses with the given options: what building one costs.
+DATACLASSES = """
+import sys
+from dataclasses import dataclass
+options = eval(sys.argv[2])
+for i in range(int(sys.argv[1])):
+    ns = {"__annotations__": {"a": "int", "b": "str", "c": "tuple[str, ...]", "d": "int"}, "d": 0}
+    dataclass(**options)(type(f"C{i}", (), ns))
+"""
+
 
 def instructions(argv: list[str], env: dict[str, str]) -> int:
     """Instructions executed by `argv` and its children (callgrind's total)."""
@@ -77,6 +87,11 @@ def main() -> None:
             count = instructions(argv, run_env)
             floor = floor or count
             print(f"{label:36} {count / 1e6:8.1f} M instructions  {count / floor:5.1f}x floor")
+        # What one dataclass costs to build (the plan path builds about 140 at import).
+        none = instructions([args.python, "-c", DATACLASSES, "0", "{}"], env)
+        for options in ("{'frozen': True}", "{}", "{'repr': False, 'eq': False}"):
+            count = instructions([args.python, "-c", DATACLASSES, "150", options], env)
+            print(f"one dataclass({options}): {(count - none) / 150 / 1e6:.2f} M instructions")
 
 
 if __name__ == "__main__":
