@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from reconciler.core.action import Action
+from reconciler.core.execution import OperationResult
 from reconciler.core.plan import Plan
-from reconciler.shell.runner import HostRunner, OperationResult
+from reconciler.shell.runner import HostRunner
 
 Outcome = Literal["applied", "failed", "blocked", "skipped"]
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reconciler.core.action import (
     BackupProfile,
@@ -27,16 +27,14 @@ from reconciler.core.action import (
 )
 from reconciler.core.command import Command
 from reconciler.core.day2 import BackupReport, RestoreReport
+from reconciler.core.execution import OperationRunner
 from reconciler.gateway.backup import backup_summary
 from reconciler.system.as_user import acting_account, call_as
-
-if TYPE_CHECKING:
-    from reconciler.shell.runner import HostRunner
 
 SYSTEMCTL_TIMEOUT_S = 120.0
 
 
-def run_backup(runner: HostRunner, op: BackupProfile) -> BackupReport:
+def run_backup(runner: OperationRunner, op: BackupProfile) -> BackupReport:
     """One profile's snapshot (see `BackupProfile`)."""
     existing = _as_user(runner, partial(_existing, op.paths))
     if not existing:
@@ -58,7 +56,7 @@ def run_backup(runner: HostRunner, op: BackupProfile) -> BackupReport:
     return BackupReport(False, "", backup, forget, downtime, start_error)
 
 
-def run_restore(runner: HostRunner, op: RestoreSnapshot) -> RestoreReport:
+def run_restore(runner: OperationRunner, op: RestoreSnapshot) -> RestoreReport:
     """A snapshot into a fresh directory (see `RestoreSnapshot`)."""
     made = runner.execute(EnsureDirectory(op.directory, 0o700, op.owner))
     if not made.ok:
@@ -68,7 +66,7 @@ def run_restore(runner: HostRunner, op: RestoreSnapshot) -> RestoreReport:
     return RestoreReport(restore=runner.run(op.restore))
 
 
-def run_restore_in_place(runner: HostRunner, op: RestoreInPlace) -> RestoreReport:
+def run_restore_in_place(runner: OperationRunner, op: RestoreInPlace) -> RestoreReport:
     """A snapshot over the live state (see `RestoreInPlace`). A failure before restic runs
     leaves the gateway stopped: the state may already be half moved aside."""
     stopped_at, problem = _stop(runner, op.unit)
@@ -110,7 +108,7 @@ def _systemctl(*args: str) -> Command:
     )
 
 
-def _stop(runner: HostRunner, unit: str) -> tuple[float | None, str]:
+def _stop(runner: OperationRunner, unit: str) -> tuple[float | None, str]:
     """Stop `unit` when it runs: (the monotonic time it stopped, or None; why it could not)."""
     if not runner.run(_systemctl("is-active", "--quiet", unit)).ok:
         return None, ""
@@ -121,7 +119,7 @@ def _stop(runner: HostRunner, unit: str) -> tuple[float | None, str]:
 
 
 def _start(
-    runner: HostRunner, unit: str | None, stopped_at: float | None
+    runner: OperationRunner, unit: str | None, stopped_at: float | None
 ) -> tuple[float | None, str]:
     """Start `unit` again when we stopped it: (the downtime in seconds, why it did not start)."""
     if unit is None or stopped_at is None:
@@ -131,7 +129,7 @@ def _start(
     return downtime, "" if result.ok else f"cannot start {unit} again: {result.summary()}"
 
 
-def _as_user(runner: HostRunner, work: Callable[[], Any]) -> Any:
+def _as_user(runner: OperationRunner, work: Callable[[], Any]) -> Any:
     """`work()` with the spec user's permissions when we are root (system/as_user.py)."""
     return call_as(acting_account(runner.host), work, 600.0)
 

@@ -14,7 +14,6 @@ import shutil
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
 
@@ -36,9 +35,9 @@ from reconciler.core.action import (
 )
 from reconciler.core.command import TIMED_OUT, Command, CommandResult
 from reconciler.core.day2 import BackupReport, RestoreReport
+from reconciler.core.execution import OperationResult as OperationResult  # re-exported
 from reconciler.core.host import Account, HostContext
 from reconciler.core.secrets import learn_secrets
-from reconciler.core.switch import SwitchReport
 from reconciler.facts.sudo_check import SudoersPathProbe, sudo_hint
 from reconciler.shell.backup import run_backup, run_restore, run_restore_in_place
 from reconciler.shell.files import FileOperation, file_operation
@@ -67,18 +66,6 @@ def tcp_answers(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-@dataclass
-class OperationResult:
-    """The outcome of one operation of an action."""
-
-    operation: Operation
-    ok: bool
-    detail: str = ""
-    command: CommandResult | None = None
-    report: SwitchReport | None = None  # a gated switch's account of itself
-    backup: BackupReport | RestoreReport | None = None  # a backup's or a restore's
 
 
 class ReadOnlyRunner:
