@@ -10,7 +10,6 @@ to install, facts/switches.py), then applies.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,10 +24,11 @@ from reconciler.app.specs import load
 
 if TYPE_CHECKING:
     from reconciler.app.applying import ApplyRequest
-    from reconciler.core.action import Action, GatedSwitch
+    from reconciler.core.action import Action, ForgetBadVersion, ForgetFailedInstall, GatedSwitch
     from reconciler.core.host import HostContext
+    from reconciler.core.plan import Plan
     from reconciler.core.probe import Facts
-    from reconciler.shell.runner import ReadOnlyRunner
+    from reconciler.shell.runner import HostRunner, ReadOnlyRunner
     from reconciler.spec.model import Spec
 
 
@@ -48,18 +48,20 @@ def check_profiles(spec: Spec, names: tuple[str, ...], option: str) -> None:
         profile_named(spec, spec.path or "the spec", name, option)
 
 
-def forget_marks(ctx: AppContext, host: HostContext, profiles: tuple[str, ...]) -> None:
-    """Forget each profile's bad-version mark (as the spec's user), saying what was forgotten."""
+def forget_marks(
+    ctx: AppContext, host: HostContext, runner: HostRunner, profiles: tuple[str, ...]
+) -> None:
+    """Forget each profile's bad-version mark (`ForgetBadVersion`, which the runner carries
+    out as the spec's user), saying what was forgotten."""
+    from reconciler.core.action import ForgetBadVersion
     from reconciler.facts.switches import SwitchMemoryProbe, memory_dir
-    from reconciler.shell.switch import clear_bad
-    from reconciler.system.as_user import acting_account, call_as
 
     assert host.user is not None
     memory = memory_dir(host.user.home)
     known = SwitchMemoryProbe(memory).read(host)
     for name in profiles:
         mark = next((m for m in known.bad if m.profile == name), None)
-        call_as(acting_account(host), partial(clear_bad, memory, name))
+        _forget(runner, ForgetBadVersion(memory, name))
         if mark is None:
             ctx.echo(f"profile {name}: no version is marked bad; applying as usual")
         else:
@@ -70,26 +72,35 @@ def forget_marks(ctx: AppContext, host: HostContext, profiles: tuple[str, ...]) 
 
 
 def forget_failed_installs(
-    ctx: AppContext, host: HostContext, spec: Spec, profiles: tuple[str, ...]
+    ctx: AppContext, host: HostContext, runner: HostRunner, spec: Spec, profiles: tuple[str, ...]
 ) -> None:
-    """Forget that the versions these profiles want failed to install (as the spec's user):
-    the apply tries them again."""
+    """Forget that the versions these profiles want failed to install (`ForgetFailedInstall`,
+    as the spec's user): the apply tries them again."""
+    from reconciler.core.action import ForgetFailedInstall
     from reconciler.facts.switches import memory_dir
     from reconciler.gateway.versions import profile_version
-    from reconciler.shell.install import forget_install
-    from reconciler.system.as_user import acting_account, call_as
+    from reconciler.shell.memory import FORGOTTEN
 
     assert host.user is not None
     memory = memory_dir(host.user.home)
     wanted = (profile_version(spec, p) for p in spec.profiles if p.name in profiles)
     for version in dict.fromkeys(v for v in wanted if v is not None):
-        if call_as(acting_account(host), partial(forget_install, memory, version)):
+        if _forget(runner, ForgetFailedInstall(memory, version)) == FORGOTTEN:
             ctx.echo(f"forgot that {version} failed to install; this apply tries it again")
+
+
+def _forget(runner: HostRunner, operation: ForgetBadVersion | ForgetFailedInstall) -> str:
+    """Carry out one forget through the runner: its detail, or Failed saying why not."""
+    done = runner.execute(operation)
+    if not done.ok:
+        raise Failed(f"cannot forget the mark: {done.detail}")
+    return done.detail
 
 
 def update(ctx: AppContext, request: UpdateRequest) -> int:
     """Forget the marks of `--retry` profiles, then apply (see `apply`'s exit codes)."""
     from reconciler.app.applying import apply
+    from reconciler.shell.runner import HostRunner
 
     if request.retry:
         if request.apply.dry_run:
@@ -103,11 +114,10 @@ def update(ctx: AppContext, request: UpdateRequest) -> int:
         host = ctx.discover_host(spec)
         if host.user is None:
             raise Failed(f"user {spec.host.user!r} does not exist on this host", EXIT_FAILED)
-        try:
-            forget_marks(ctx, host, request.retry)
-            forget_failed_installs(ctx, host, spec, request.retry)
-        except OSError as exc:
-            raise Failed(f"cannot forget the mark: {exc}") from None
+        runner = ctx.make_runner(host, True)
+        assert isinstance(runner, HostRunner)  # forgetting writes: never a read-only runner
+        forget_marks(ctx, host, runner, request.retry)
+        forget_failed_installs(ctx, host, runner, spec, request.retry)
     return apply(ctx, request.apply)
 
 
@@ -129,8 +139,9 @@ class RollbackRequest:
 def rollback(ctx: AppContext, request: RollbackRequest) -> int:
     """Switch one profile back to an installed version behind the same health gate as an
     update, then mark the version it left as bad for that profile (the spec still pins it: the
-    timer and `apply` would otherwise switch straight back). Exit 0 rolled back (or already
-    there), 1 failed (the gate restored what ran before), 75 locked."""
+    timer and `apply` would otherwise switch straight back). Both are one planned action the
+    runner carries out (`GatedSwitch`, then `MarkBadVersion` as the spec's user). Exit 0 rolled
+    back (or already there), 1 failed (the gate restored what ran before), 75 locked."""
     from reconciler.app.host_lock import host_lock
     from reconciler.app.planning import probe_plan
     from reconciler.core.host import Account
@@ -149,31 +160,37 @@ def rollback(ctx: AppContext, request: RollbackRequest) -> int:
     owner = Account.lookup(spec.host.user)
     with host_lock(ctx, owner, "rollback", request.lock_timeout):
         host, runner, probed = probe_plan(ctx, spec, request.host_check, mutating=True)
-        plan = _rollback_plan(ctx, spec, host, probed.facts, request)
-        if plan is None:
+        planned = _rollback_plan(ctx, spec, host, probed.facts, request)
+        if planned is None:
             return EXIT_OK
-        action, running, target = plan
+        plan, running, target = planned
+        (action,) = plan.actions
         ctx.echo(f"{action.address}: {action.reason}")
         if not request.yes and not ctx.agrees(
             f"Switch profile {request.profile} from {running} to {target}?"
         ):
             ctx.echo("Nothing changed.")
             return EXIT_OK
-        return _run_rollback(ctx, spec, host, runner, action, running, target)
+        return _run_rollback(ctx, spec, runner, plan, running, target)
 
 
 def _rollback_plan(
     ctx: AppContext, spec: Spec, host: HostContext, facts: Facts, request: RollbackRequest
-) -> tuple[Action, str, str] | None:
-    """(the switch, the running version, the target), None when it already runs the target."""
+) -> tuple[Plan, str, str] | None:
+    """(the rollback's plan, the running version, the target), None when it already runs the
+    target. The plan is one action: the unit kind's switch to the target, chosen by hand
+    (`plan_switch`: the spec is not touched), then the mark on the version it leaves."""
     from dataclasses import replace
 
+    from reconciler.core.action import MarkBadVersion
+    from reconciler.core.plan import Plan
     from reconciler.facts.files import read_as_user, read_path
     from reconciler.facts.profile_files import unit_probe
+    from reconciler.facts.switches import memory_dir
     from reconciler.gateway.paths import profile_paths
     from reconciler.gateway.versions import entry_point, is_version, prefix_path, version_in_exec
     from reconciler.kinds._switch import switch_memory
-    from reconciler.kinds.gateway_unit import plan_unit
+    from reconciler.kinds.gateway_unit import plan_switch
 
     assert host.user is not None
     profile = next(p for p in spec.profiles if p.name == request.profile)
@@ -208,24 +225,25 @@ def _rollback_plan(
             f"{target} is not installed ({entry} is missing): roll back only to an installed "
             "version; nothing was changed"
         )
-    pinned = replace(
-        spec,
-        profiles=tuple(
-            replace(p, gateway_version=target) if p.name == profile.name else p
-            for p in spec.profiles
-        ),
-    )
-    action = plan_unit(pinned, pinned.profiles[spec.profiles.index(profile)], host, facts)
-    switch = _switch_of(action)
-    if action is None or switch is None:
+    # By hand, a version marked bad may be chosen: the gate still checks it.
+    action = plan_switch(spec, profile, host, facts, target)
+    if action is None or _switch_of(action) is None:
         raise Failed(
             f"profile {request.profile}'s gateway is not running: start it (`reconciler "
             "apply`) before rolling it back"
         )
-    if action.blocked and memory.bad_version(profile.name, target) is None:
+    if action.blocked:
         raise Failed(f"{action.address}: {action.blocked}")
-    # By hand, a version marked bad may be chosen: the gate still checks it.
-    return replace(action, blocked=None), running, target
+    mark = MarkBadVersion(
+        memory_dir(host.user.home),
+        profile.name,
+        running,
+        ctx.timestamp(),
+        f"rolled back by hand to {target} (reconciler rollback)",
+    )
+    # Last in the action: the runner stops at a failed operation, so only a switch that
+    # stayed marks the version it left.
+    return Plan((replace(action, operations=(*action.operations, mark)),)), running, target
 
 
 def _switch_of(action: Action | None) -> GatedSwitch | None:
@@ -239,41 +257,34 @@ def _switch_of(action: Action | None) -> GatedSwitch | None:
 def _run_rollback(
     ctx: AppContext,
     spec: Spec,
-    host: HostContext,
     runner: ReadOnlyRunner,
-    action: Action,
+    plan: Plan,
     running: str,
     target: str,
 ) -> int:
-    """Run the switch; on success mark `running` bad for the profile and say what the spec
-    still pins."""
-    from reconciler.facts.switches import BadVersion, memory_dir
+    """Run the rollback's plan (shell/apply.py, as apply runs one); on success say what the
+    spec still pins."""
+    from reconciler.shell.apply import ActionOutcome, apply_plan
     from reconciler.shell.runner import HostRunner
-    from reconciler.shell.switch import mark_bad
-    from reconciler.system.as_user import acting_account, call_as
 
-    assert isinstance(runner, HostRunner) and host.user is not None
-    profile = _switch_of(action)
-    assert profile is not None
-    for operation in action.operations:
-        result = runner.execute(operation)
-        if not result.ok:
-            ctx.error(f"{action.address}: FAILED ({result.detail})")
-            return EXIT_FAILED
-        if result.report is not None:
-            ctx.echo(f"{action.address}: {result.detail}")
-    mark = BadVersion(
-        profile.profile,
-        running,
-        ctx.timestamp(),
-        f"rolled back by hand to {target} (reconciler rollback)",
-    )
-    call_as(acting_account(host), partial(mark_bad, memory_dir(host.user.home), mark))
+    assert isinstance(runner, HostRunner)
+    (action,) = plan.actions
+    switch = _switch_of(action)
+    assert switch is not None
+
+    def progress(outcome: ActionOutcome) -> None:
+        if outcome.outcome == "failed":
+            ctx.error(f"{action.address}: FAILED ({outcome.detail})")
+        elif outcome.detail:  # the switch's account of itself
+            ctx.echo(f"{action.address}: {outcome.detail}")
+
+    if not apply_plan(plan, runner, progress).ok:
+        return EXIT_FAILED
     ctx.echo(
-        f"The spec still pins {running} for profile {profile.profile}: it is now marked bad "
+        f"The spec still pins {running} for profile {switch.profile}: it is now marked bad "
         "there, so neither the timer nor `apply` switches back to it. Pin "
-        f"{target} in the spec (profiles.{profile.profile}.gateway_version), or run "
-        f"`reconciler update {spec.path or 'SPEC'} --retry {profile.profile}` to try "
+        f"{target} in the spec (profiles.{switch.profile}.gateway_version), or run "
+        f"`reconciler update {spec.path or 'SPEC'} --retry {switch.profile}` to try "
         f"{running} again."
     )
     return EXIT_OK

@@ -586,6 +586,91 @@ class RestoreInPlace:
         )
 
 
+# --- the reconciler's memory of switches and installs (facts/switches.py) -----------------------
+#
+# Kept in the spec user's home, so the runner edits it as that user (shell/memory.py). `rollback`
+# and `update --retry` plan these; the apply timer never does.
+
+
+@dataclass(frozen=True)
+class MarkBadVersion:
+    """Remember that `profile` must not be switched to `version` again (`reconciler rollback`
+    marks the version it left: the spec still pins it, and the timer would switch straight
+    back). `at` is when the rollback was decided; `reason` is shown in every later plan."""
+
+    memory: Path
+    profile: str
+    version: str
+    at: str
+    reason: str
+
+    mutating = True
+    needs_root = False
+    type_name: ClassVar[str] = "mark_bad_version"
+
+    def fields(self) -> tuple[OperationField, ...]:
+        return (
+            OperationField("memory", self.memory),
+            OperationField("profile", self.profile),
+            OperationField("version", self.version),
+            plan_only("at", self.at),
+            OperationField("reason", self.reason),
+            *_shown_state(self),
+        )
+
+    def describe(self) -> str:
+        return (
+            f"mark {self.version} bad for profile {self.profile} in {self.memory}: neither the "
+            "timer nor apply switches to it again"
+        )
+
+
+@dataclass(frozen=True)
+class ForgetBadVersion:
+    """Forget `profile`'s bad-version mark (`update --retry`): the apply tries it again. The
+    result's detail is "forgotten" when there was one."""
+
+    memory: Path
+    profile: str
+
+    mutating = True
+    needs_root = False
+    type_name: ClassVar[str] = "forget_bad_version"
+
+    def fields(self) -> tuple[OperationField, ...]:
+        return (
+            OperationField("memory", self.memory),
+            OperationField("profile", self.profile),
+            *_shown_state(self),
+        )
+
+    def describe(self) -> str:
+        return f"forget profile {self.profile}'s bad-version mark in {self.memory}"
+
+
+@dataclass(frozen=True)
+class ForgetFailedInstall:
+    """Forget that `version` failed to install (`update --retry`): the apply installs it again.
+    The result's detail is "forgotten" when it had failed."""
+
+    memory: Path
+    version: str
+
+    mutating = True
+    needs_root = False
+    type_name: ClassVar[str] = "forget_failed_install"
+
+    def fields(self) -> tuple[OperationField, ...]:
+        return (
+            OperationField("memory", self.memory),
+            OperationField("version", self.version),
+            *_shown_state(self),
+        )
+
+    def describe(self) -> str:
+        return f"forget that {self.version} failed to install ({self.memory})"
+
+
 Operation = (
     RunCommand
     | WriteFile
@@ -600,6 +685,9 @@ Operation = (
     | BackupProfile
     | RestoreSnapshot
     | RestoreInPlace
+    | MarkBadVersion
+    | ForgetBadVersion
+    | ForgetFailedInstall
 )
 # Derived from the union, so a new operation type is added in one place (the runner's dispatch
 # table and plan.schema.json are checked against it by tests/engine/test_operations.py).

@@ -105,9 +105,11 @@ def switch_gate(
     facts: Facts,
     action: Action | None,
     content: str,
+    by_hand: str | None = None,
 ) -> Action | None:
     """The unit's action for `profile`, as a health-gated switch when it changes what a running
-    gateway runs (versioned installs only); `content` is the unit's wanted text."""
+    gateway runs (versioned installs only); `content` is the unit's wanted text. `by_hand`: the
+    version it runs was chosen by hand (`rollback`), not pinned: a mark on it does not block."""
     if host.user is None or not versioned(spec) or profile.bind == "tailnet":
         # bind tailnet: nothing listens on loopback to ask; a plain write and restart.
         return action
@@ -119,7 +121,7 @@ def switch_gate(
     if new_program is None:
         return action
     prefix = prefix_path(spec, host.user.home)
-    new = profile_version(spec, profile) or "?"
+    new = by_hand or profile_version(spec, profile) or "?"
     interrupted = memory.interrupted_switch(profile.name)
     if interrupted is not None and interrupted.replaces:
         # Its copies are of a product move (the unit it replaced, no unit of this name before):
@@ -147,7 +149,17 @@ def switch_gate(
             return action  # nothing runs that could be rolled back to: a plain write
         old = _label(spec, host, facts, prefix, found.text)
     old_check = old_program if old_program else new_program
-    return gated(spec, profile, host, paths, action, (old, new), (old_check, new_program), memory)
+    return gated(
+        spec,
+        profile,
+        host,
+        paths,
+        action,
+        (old, new),
+        (old_check, new_program),
+        memory,
+        marks=by_hand is None,
+    )
 
 
 def _label(
@@ -173,9 +185,11 @@ def gated(
     versions: tuple[str | None, str],
     programs: tuple[tuple[str, ...], tuple[str, ...]],
     memory: SwitchMemory,
+    marks: bool = True,
 ) -> Action:
     """`action` (the unit's write) as a health-gated switch from versions[0] (None: unknown)
-    to versions[1]; `programs`: how to run the old and the new version's CLI."""
+    to versions[1]; `programs`: how to run the old and the new version's CLI. A bad-version
+    mark on versions[1] blocks it unless `marks` is False (a version chosen by hand)."""
     assert host.user is not None
     old, new = versions
     write = next(
@@ -217,7 +231,7 @@ def gated(
             f"a switch of profile {profile.name} to {interrupted.to_version} started at "
             f"{interrupted.started_at} and never finished; " + reason
         )
-    mark = memory.bad_version(profile.name, new)
+    mark = memory.bad_version(profile.name, new) if marks else None
     return replace(
         action,
         reason=reason,

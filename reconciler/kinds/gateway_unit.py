@@ -312,12 +312,30 @@ def plan_unit(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -> 
     return _unit_action(spec, profile, host, facts, paths, reason, content)
 
 
-def _versioned_unit(
-    spec: Spec, profile: Profile, host: HostContext, facts: Facts, paths: ProfilePaths, reason: str
+def plan_switch(
+    spec: Spec, profile: Profile, host: HostContext, facts: Facts, version: str
 ) -> Action | None:
-    """The unit of a versioned install: node runs the profile's version's entry point."""
+    """The unit's action for `profile` running `version`, chosen by hand instead of the one the
+    spec pins (`reconciler rollback`): the same unit, health gate and blockers as `plan_unit`'s
+    (a versioned install), except that a bad-version mark on `version` does not block it: the
+    gate still checks it. None when the unit already runs it."""
+    paths = profile_paths(spec, profile, host)
+    return _versioned_unit(spec, profile, host, facts, paths, _reason(spec, profile, host), version)
+
+
+def _versioned_unit(
+    spec: Spec,
+    profile: Profile,
+    host: HostContext,
+    facts: Facts,
+    paths: ProfilePaths,
+    reason: str,
+    by_hand: str | None = None,
+) -> Action | None:
+    """The unit of a versioned install: node runs the profile's version's entry point (the
+    spec's pin, or `by_hand`: a version chosen by hand, see `plan_switch`)."""
     assert host.user is not None
-    version = profile_version(spec, profile)
+    version = by_hand or profile_version(spec, profile)
     assert version is not None  # validation: a versioned install pins every profile
     node = facts.get(version_probe(NODE, host, facts)).path
     found = facts.get(unit_probe(paths))
@@ -335,7 +353,7 @@ def _versioned_unit(
     content = render_unit(
         spec, profile, paths, host.user.home, bin_dir, node, node_entry=(node, str(entry))
     )
-    action = _unit_action(spec, profile, host, facts, paths, reason, content)
+    action = _unit_action(spec, profile, host, facts, paths, reason, content, by_hand)
     if action is None:
         return None
     engines = _node_mismatch(spec, host, facts, version)
@@ -395,8 +413,10 @@ def _unit_action(
     paths: ProfilePaths,
     reason: str,
     content: str,
+    by_hand: str | None = None,
 ) -> Action | None:
-    """Write the rendered unit (and the token file) when either differs."""
+    """Write the rendered unit (and the token file) when either differs (`by_hand`: the version
+    chosen by hand it runs, see `plan_switch`)."""
     assert host.user is not None
     move = product_move(spec, profile, host, facts)
     if move is not None:
@@ -429,7 +449,7 @@ def _unit_action(
             else f"{paths.unit_file} must be {UNIT_MODE:04o}, owned by {host.user.name}",
         )
     if not operations:
-        return switch_gate(spec, profile, host, facts, None, content)
+        return switch_gate(spec, profile, host, facts, None, content, by_hand)
     blocked = user_blocker(host) or systemd_blocker(facts)
     action = Action(
         unit_address(profile.name),
@@ -443,4 +463,4 @@ def _unit_action(
         after=tuple(depends),
     )
     # A running gateway moving to another version: behind the health gate, with rollback.
-    return switch_gate(spec, profile, host, facts, action, content)
+    return switch_gate(spec, profile, host, facts, action, content, by_hand)

@@ -21,8 +21,11 @@ from reconciler.core.action import (
     BackupProfile,
     EnsureDirectory,
     EnsureSecretEnv,
+    ForgetBadVersion,
+    ForgetFailedInstall,
     GatedSwitch,
     InstallVersion,
+    MarkBadVersion,
     MoveAside,
     Operation,
     RemoveFile,
@@ -388,7 +391,19 @@ class HostRunner(ReadOnlyRunner):
         BackupProfile: lambda runner, op: _reported(op, run_backup(runner, op)),
         RestoreSnapshot: lambda runner, op: _reported(op, run_restore(runner, op)),
         RestoreInPlace: lambda runner, op: _reported(op, run_restore_in_place(runner, op)),
+        MarkBadVersion: lambda runner, op: runner._memory_edit(op),
+        ForgetBadVersion: lambda runner, op: runner._memory_edit(op),
+        ForgetFailedInstall: lambda runner, op: runner._memory_edit(op),
     }
+
+    def _memory_edit(
+        self, op: MarkBadVersion | ForgetBadVersion | ForgetFailedInstall
+    ) -> OperationResult:
+        # The memory is in the spec user's home: edited as that user (shell/memory.py).
+        from reconciler.shell.memory import edit_memory
+
+        detail = call_as(acting_account(self.host), partial(edit_memory, op))
+        return OperationResult(op, True, str(detail))
 
     def _install_version(self, op: InstallVersion) -> OperationResult:
         from reconciler.shell.install import install_version, record_outcome

@@ -256,3 +256,67 @@ def test_a_failed_install_is_not_retried_by_the_timer_until_the_spec_or_retry_as
     assert f"/{NEW}/" in cli.fake.unit_path(UNIT).read_text()
     memory = json.loads((memory_dir(cli.fake.home) / "gateway-failed-installs.json").read_text())
     assert memory == {"versions": {}}
+
+
+def test_rollback_and_retry_are_operations_the_contexts_runner_carries_out(
+    cli: Cli, spec: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rollback is one planned action (the switch, then the mark on the version it left), and
+    update --retry forgets through typed operations: the AppContext's runner carries out every
+    effect in the user's memory (as the user when root), the use cases none themselves."""
+    from reconciler.core.action import (
+        ForgetBadVersion,
+        ForgetFailedInstall,
+        GatedSwitch,
+        MarkBadVersion,
+    )
+
+    executed: list[object] = []
+    context = cli.context
+
+    def recording() -> object:
+        real = context()
+
+        def make_runner(host, mutating):  # type: ignore[no-untyped-def]
+            runner = real.make_runner(host, mutating)
+            inner = runner.execute if mutating else None
+
+            def execute(operation):  # type: ignore[no-untyped-def]
+                executed.append(operation)
+                return inner(operation)
+
+            if inner is not None:
+                runner.execute = execute  # type: ignore[method-assign]
+            return runner
+
+        return dataclasses.replace(real, make_runner=make_runner)
+
+    monkeypatch.setattr(cli, "context", recording)
+    assert cli("update", spec, "--yes", "--host-check=off").exit_code == 0
+    executed.clear()
+    result = cli("rollback", spec, "ops", "--yes", "--host-check=off")
+    assert result.exit_code == 0, result.output
+    assert [type(op) for op in executed] == [GatedSwitch, MarkBadVersion]
+    switch, marked = executed
+    assert isinstance(switch, GatedSwitch) and (switch.from_version, switch.to_version) == (
+        NEW,
+        OLD,
+    )
+    memory = memory_dir(cli.fake.home)
+    assert isinstance(marked, MarkBadVersion)
+    assert (marked.memory, marked.profile, marked.version) == (memory, "ops", NEW)
+    executed.clear()
+    retried = cli("update", spec, "--retry", "ops", "--yes", "--host-check=off")
+    assert retried.exit_code == 0, retried.output
+    assert executed[:2] == [ForgetBadVersion(memory, "ops"), ForgetFailedInstall(memory, NEW)]
+    assert GatedSwitch in [type(op) for op in executed[2:]]
+    assert f"/{NEW}/" in cli.fake.unit_path(UNIT).read_text()
+
+
+def test_a_rollback_whose_switch_fails_marks_nothing(cli: Cli, spec: Path) -> None:
+    assert cli("update", spec, "--yes", "--host-check=off").exit_code == 0
+    cli.fake.set_start_behaviour(f"/{OLD}/", "fail", journal=["boom"])
+    assert cli("rollback", spec, "ops", "--yes", "--host-check=off").exit_code == 1
+    # The gate marks the version it refused; the one the rollback would have left stays good.
+    marks = json.loads((memory_dir(cli.fake.home) / BAD_VERSIONS).read_text())["profiles"]
+    assert marks["ops"]["version"] == OLD

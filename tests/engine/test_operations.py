@@ -19,8 +19,11 @@ from reconciler.core.action import (
     BackupProfile,
     EnsureDirectory,
     EnsureSecretEnv,
+    ForgetBadVersion,
+    ForgetFailedInstall,
     GatedSwitch,
     InstallVersion,
+    MarkBadVersion,
     MoveAside,
     Operation,
     RemoveFile,
@@ -100,6 +103,9 @@ EVERY_OPERATION: list[Operation] = [
         30.0,
         "u",
     ),
+    MarkBadVersion(Path("/m"), "ops", "2", "2026-12-07T10:00:00+00:00", "rolled back by hand"),
+    ForgetBadVersion(Path("/m"), "ops"),
+    ForgetFailedInstall(Path("/m"), "2"),
 ]
 
 

@@ -467,3 +467,43 @@ def test_a_kept_switch_keeps_its_state_copy_until_the_next_one(gw: GatewayHost) 
     record = report.record()
     assert isinstance(record["snapshot_s"], float) and record["snapshot_s"] >= 0
     assert isinstance(record["snapshot_bytes"], int) and record["snapshot_bytes"] > 0
+
+
+def test_a_version_chosen_by_hand_ignores_its_mark_but_no_other_block(tmp_path: Path) -> None:
+    """`rollback` plans the unit for a version chosen by hand (`plan_switch`), not a spec
+    patched to pin it: a bad-version mark on that version does not block it (the gate still
+    checks it), a node below its engines does. (With the spec patched, the mark hid the
+    engines block, and rollback then cleared the mark's: a switch to a release whose node is
+    missing ran.)"""
+    from reconciler.kinds.gateway_unit import plan_switch
+
+    gw = GatewayHost(tmp_path)
+    gw.fake.set_node("v24.21.0")
+    gw.fake.set_npm_registry({"openclaw": {"2026.2.1": "ok", "2026.9.6": "ok"}})
+
+    def spec(version: str) -> Spec:
+        base = gateway_spec(Profile("ops", 18809), product="openclaw")
+        runtime = GatewayRuntime(
+            "openclaw", version=version, install="versioned", start_timeout_s=2, health_window_s=0
+        )
+        return dataclasses.replace(base, runtime=Runtime(node=">=22.12", gateway=runtime))
+
+    gw.converge(spec("2026.9.6"))
+    older = spec("2026.2.1")
+    gw.converge(older)  # 2026.9.6 stays installed: what a rollback goes back to
+    memory = memory_dir(gw.home)
+    (memory / BAD_VERSIONS).write_text(
+        json.dumps(
+            {"profiles": {"ops": {"version": "2026.9.6", "failed_at": "x", "reason": "by hand"}}}
+        )
+    )
+    (ops,) = older.profiles
+    chosen = plan_switch(older, ops, gw.host, gw.probe(older).facts, "2026.9.6")
+    assert chosen is not None and chosen.blocked is None
+    (switch,) = [op for op in chosen.operations if isinstance(op, GatedSwitch)]
+    assert (switch.from_version, switch.to_version) == ("2026.2.1", "2026.9.6")
+    assert "/2026.9.6/" in switch.content and "/2026.2.1/" not in switch.content
+    gw.fake.set_node("v22.12.0")
+    refused = plan_switch(older, ops, gw.host, gw.probe(older).facts, "2026.9.6")
+    assert refused is not None and refused.blocked is not None
+    assert refused.blocked.startswith("openclaw@2026.9.6 needs node >=24.16.0")
