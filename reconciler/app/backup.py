@@ -2,29 +2,26 @@
 
 Each opens a session (spec with a `backup` section, restic present and recent enough, secret
 files 0600 and the user's, the AppContext's runner), then runs restic through
-reconciler/shell/restic.py; `run` and `restore` hand typed operations (`BackupProfile`,
-`RestoreSnapshot`, `RestoreInPlace`, built in reconciler/gateway/backup.py) to that runner and
-word the report it gives back. `run` and an in-place `restore` hold the reconciler's host lock, so an apply and a backup never stop or start
-the same gateway at once. Each backup, verify and restore appends a line to `backups.jsonl` in
+reconciler/shell/restic.py; `run`, `verify` and `restore` hand typed operations
+(`BackupProfile`, `VerifySnapshot`, `RestoreSnapshot`, `RestoreInPlace`, built in
+reconciler/gateway/backup.py; `WriteTextfile` for the metrics) to that runner and word the
+report it gives back: every file effect in the user's home is the runner's, as the user. `run`
+and an in-place `restore` hold the reconciler's host lock, so an apply and a backup never stop
+or start the same gateway at once. Each backup, verify and restore appends a line to `backups.jsonl` in
 the state directory (what `status` reads for freshness); never a secret.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.app.context import EXIT_FAILED, EXIT_OK, AppContext, Failed, Output
 from reconciler.app.host_lock import host_lock
 from reconciler.app.specs import load
-from reconciler.core.day2 import BackupReport, RestoreReport
+from reconciler.core.day2 import BackupReport, RestoreReport, VerifyReport
 from reconciler.gateway import backup as plan
 
 if TYPE_CHECKING:
@@ -242,7 +239,7 @@ def run(
                 lines.event({"event": "backup", **asdict(record)})
             failed += not record.ok
     if session.spec.metrics is not None:
-        _write_metrics(ctx, session.spec, _place(ctx, session))
+        _write_metrics(ctx, session, _place(ctx, session))
     if lines is not None:
         lines.event(
             {
@@ -263,15 +260,16 @@ def _place(ctx: AppContext, session: Session) -> StatePlace:
     return state_place(session.host, ctx.state_dir())
 
 
-def _write_metrics(ctx: AppContext, spec: Spec, place: StatePlace) -> None:
+def _write_metrics(ctx: AppContext, session: Session, place: StatePlace) -> None:
     """`reconciler-backup.prom` beside apply's metrics: each backed-up profile's last success
-    (from the records); a failure to write is a warning, never the backup's failure."""
+    (from the records), written by the session's runner (`WriteTextfile`: as the spec's user,
+    the folder is theirs); a failure to write is a warning, never the backup's failure."""
     from datetime import datetime
 
-    from reconciler.core.host import Account
-    from reconciler.system.as_user import call_as
+    from reconciler.core.action import WriteTextfile
     from reconciler.unattended import metrics
 
+    spec = session.spec
     assert spec.metrics is not None
     latest = freshness(read_records(place))
     names = {p.name for p in spec.backed_up_profiles()}
@@ -281,14 +279,10 @@ def _write_metrics(ctx: AppContext, spec: Spec, place: StatePlace) -> None:
         if name in names and (end := entry.get("backup"))
     }
     directory = Path(spec.metrics.textfile_dir)
-    user = Account.lookup(spec.host.user)
-    owner = (user.uid, user.gid) if user is not None else (os.geteuid(), os.getegid())
-    try:  # as root, as the user: the folder is theirs to write (unattended/metrics.py)
-        call_as(user, lambda: str(metrics.write_backup(directory, last, owner)))
-    except OSError as exc:
-        ctx.error(
-            f"warning: could not write the backup metrics in {directory}: {exc.strerror or exc}"
-        )
+    text = metrics.render_backup(last)
+    done = session.restic.runner.execute(WriteTextfile(directory, metrics.BACKUP_FILE_NAME, text))
+    if not done.ok:
+        ctx.error(f"warning: could not write the backup metrics in {directory}: {done.detail}")
 
 
 def _back_up(ctx: AppContext, session: Session, target: plan.ProfileBackup) -> BackupRecord:
@@ -342,7 +336,7 @@ _SUMMARY_KEYS = (
 )
 
 
-def _report(session: Session, operation: Operation) -> BackupReport | RestoreReport:
+def _report(session: Session, operation: Operation) -> BackupReport | RestoreReport | VerifyReport:
     """Carry out one day-2 operation through the session's runner (the AppContext's); its
     report says what happened (core/day2.py)."""
     done = session.restic.runner.execute(operation)
@@ -393,15 +387,6 @@ def _pick(session: Session, target: plan.ProfileBackup, wanted: str | None) -> p
     return latest
 
 
-def _as_user(session: Session, work: Callable[[], Any]) -> Any:
-    """`work()` with the spec user's permissions when we are root (system/as_user.py): every
-    file effect and read in a directory the user controls, so that a symlink the user planted
-    there cannot point root at anything the user could not touch themselves."""
-    from reconciler.system.as_user import acting_account, call_as
-
-    return call_as(acting_account(session.host), work, 600.0)
-
-
 def verify(ctx: AppContext, spec_path: Path, profile: str | None, subset: str) -> int:
     """Restore each profile's latest snapshot into a temporary directory and compare every file
     with the snapshot's listing, then `restic check --read-data-subset SUBSET`."""
@@ -411,9 +396,13 @@ def verify(ctx: AppContext, spec_path: Path, profile: str | None, subset: str) -
     for target in session.targets:
         start = ctx.timestamp()
         snap = _pick(session, target, None)
-        problems = _verify_snapshot(session, snap)
-        ok = not problems
-        for problem in problems[:20]:
+        restic = session.restic
+        report = _report(
+            session, plan.verify_operation(restic.program, restic.repo, target.profile, snap)
+        )
+        assert isinstance(report, VerifyReport)
+        ok = report.ok
+        for problem in report.problems[:20]:
             ctx.error(f"{target.profile}: {problem}")
         if ok:
             ctx.echo(f"{target.profile}: snapshot {snap.short_id} restores, every file matches")
@@ -432,51 +421,6 @@ def verify(ctx: AppContext, spec_path: Path, profile: str | None, subset: str) -
         ctx.error("VERIFY FAILED: the backups above cannot be trusted")
         return EXIT_FAILED
     return EXIT_OK
-
-
-def _verify_snapshot(session: Session, snap: plan.Snapshot) -> list[str]:
-    """What is wrong with restoring `snap` (empty: every listed file restored, same size and
-    mode; restic's own --verify compared every file's content with its blob checksums).
-    --no-cache: read the repository itself, not the local copy of its tree packs. The scratch
-    directory is made, read and removed as the spec's user (restic writes it as the user)."""
-    root = Path(_as_user(session, partial(tempfile.mkdtemp, prefix="reconciler-verify-")))
-    try:
-        restored = session.restic.run(
-            session.argv("--no-cache", "restore", snap.id, "--target", str(root), "--verify")
-        )
-        if not restored.ok:
-            return [f"restic restore --verify of {snap.short_id} failed: {restored.summary()}"]
-        listing = session.restic.run(session.argv("ls", "--json", snap.id), mutating=False)
-        if not listing.ok:
-            return [f"restic ls {snap.short_id} failed: {listing.summary()}"]
-        files = plan.parse_ls(listing.stdout)
-        problems: list[str] = _as_user(session, partial(compare_tree, root, files))
-        return problems
-    finally:
-        _as_user(session, partial(shutil.rmtree, str(root), True))
-
-
-def compare_tree(root: Path, files: tuple[plan.ListedFile, ...]) -> list[str]:
-    """Every listed file under `root`: present, same size, same permission bits (lstat only;
-    run as the user who restored them)."""
-    problems = []
-    for listed in files:
-        path = root / listed.path.lstrip("/")
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            problems.append(f"{listed.path}: missing after restore")
-            continue
-        if st.st_size != listed.size:
-            problems.append(f"{listed.path}: {st.st_size} bytes, the snapshot says {listed.size}")
-        if st.st_mode & 0o7777 != listed.mode:
-            problems.append(
-                f"{listed.path}: mode {st.st_mode & 0o7777:04o}, the snapshot says "
-                f"{listed.mode:04o}"
-            )
-    if not files:
-        problems.append("the snapshot lists no file")
-    return problems
 
 
 def restore(

@@ -586,6 +586,72 @@ class RestoreInPlace:
         )
 
 
+@dataclass(frozen=True)
+class VerifySnapshot:
+    """Check that one profile's snapshot restores (`reconciler backup verify`).
+
+    The runner (reconciler/shell/backup.py) makes a fresh scratch directory as the spec's user
+    (under the system's temp directory), runs `restore` (`restic restore ID --verify`, as the
+    user) with `--target DIR` appended, then `listing` (`restic ls --json ID`), compares every
+    listed file with what was restored (present, same size, same permission bits; lstat as
+    the user) and removes the scratch directory as the user. It reports a `VerifyReport`
+    (core/day2.py); the use case words it and keeps the record.
+    """
+
+    profile: str
+    snapshot: str
+    short_id: str
+    restore: Command
+    listing: Command
+
+    mutating = True  # the scratch directory (restic's own repository lock aside)
+    needs_root = False
+    type_name: ClassVar[str] = "verify_snapshot"
+
+    def fields(self) -> tuple[OperationField, ...]:
+        return (
+            OperationField("profile", self.profile),
+            OperationField("snapshot", self.snapshot),
+            plan_only("short_id", self.short_id),
+            OperationField("restore", Argv(self.restore)),
+            OperationField("listing", Argv(self.listing)),
+            *_shown_state(self),
+        )
+
+    def describe(self) -> str:
+        return (
+            f"restore snapshot {self.short_id} of {self.profile} into a scratch directory "
+            "(restic --verify), compare every listed file, remove the directory"
+        )
+
+
+@dataclass(frozen=True)
+class WriteTextfile:
+    """Replace `directory/name` with `content` (0644, atomically) for node_exporter's textfile
+    collector (`backup run`'s metrics): through one descriptor of the folder reached without
+    following a symlink through folders only root or the spec's user control
+    (shell/anchored.py), as the spec's user when we are root (the folder is theirs to write)."""
+
+    directory: Path
+    name: str
+    content: str
+
+    mutating = True
+    needs_root = False
+    type_name: ClassVar[str] = "write_textfile"
+
+    def fields(self) -> tuple[OperationField, ...]:
+        return (
+            OperationField("directory", self.directory),
+            OperationField("name", self.name),
+            fingerprint_only("content_sha256", Digest(self.content)),
+            *_shown_state(self),
+        )
+
+    def describe(self) -> str:
+        return f"write {self.directory / self.name} (0644, for node_exporter)"
+
+
 # --- the reconciler's memory of switches and installs (facts/switches.py) -----------------------
 #
 # Kept in the spec user's home, so the runner edits it as that user (shell/memory.py). `rollback`
@@ -685,6 +751,8 @@ Operation = (
     | BackupProfile
     | RestoreSnapshot
     | RestoreInPlace
+    | VerifySnapshot
+    | WriteTextfile
     | MarkBadVersion
     | ForgetBadVersion
     | ForgetFailedInstall

@@ -1,6 +1,7 @@
 """What the day-2 operations report (pure data; the runner fills it in, the use case words it).
 
-The operations are `core.action.BackupProfile`, `RestoreSnapshot` and `RestoreInPlace`;
+The operations are `core.action.BackupProfile`, `RestoreSnapshot`, `RestoreInPlace` and
+`VerifySnapshot`;
 reconciler/shell/backup.py carries them out.
 """
 
@@ -74,3 +75,22 @@ class RestoreReport:
     def ok(self) -> bool:
         """Restored, and the gateway answers when it was running before."""
         return self.restored and self.healthy
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """How a snapshot's verification went: `problems`, empty when every listed file came back
+    as listed; else why restic restore or ls failed, or each file that is missing or has
+    another size or mode."""
+
+    problems: tuple[str, ...] = ()
+
+    @property
+    def problem(self) -> str:
+        """The first problem ("" when none): the detail of the operation's result."""
+        return self.problems[0] if self.problems else ""
+
+    @property
+    def ok(self) -> bool:
+        """Every listed file restored, as listed."""
+        return not self.problems

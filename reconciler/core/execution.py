@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from reconciler.core.action import Operation
     from reconciler.core.command import Command, CommandResult
-    from reconciler.core.day2 import BackupReport, RestoreReport
+    from reconciler.core.day2 import BackupReport, RestoreReport, VerifyReport
     from reconciler.core.host import HostContext
     from reconciler.core.switch import SwitchReport
 
@@ -28,7 +28,7 @@ class OperationResult:
     detail: str = ""
     command: CommandResult | None = None
     report: SwitchReport | None = None  # a gated switch's account of itself
-    backup: BackupReport | RestoreReport | None = None  # a backup's or a restore's
+    backup: BackupReport | RestoreReport | VerifyReport | None = None  # a day-2 operation's
 
 
 class OperationRunner(Protocol):

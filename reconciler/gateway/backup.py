@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from reconciler.core.action import BackupProfile, RestoreInPlace, RestoreSnapshot
+from reconciler.core.action import BackupProfile, RestoreInPlace, RestoreSnapshot, VerifySnapshot
 from reconciler.core.command import Command
 from reconciler.core.host import HostContext
 from reconciler.gateway.paths import expand, home, profile_paths
@@ -193,6 +193,24 @@ def restore_operation(
     """`backup restore` into a fresh directory (staging or --target)."""
     restore = restic_command(repo, restore_argv(restic, repo, snapshot_id, directory))
     return RestoreSnapshot(directory, restore, owner)
+
+
+def verify_operation(
+    restic: str, repo: Repository, profile: str, snapshot: Snapshot
+) -> VerifySnapshot:
+    """`backup verify` of one profile's snapshot: `restic restore ID --verify` (the runner appends
+    `--target` and its scratch directory) and `restic ls --json ID`. --no-cache: read the
+    repository itself, not the local copy of its tree packs."""
+    base = base_argv(restic, repo)
+    restore = (*base, "--no-cache", "restore", snapshot.id, "--verify")
+    listing = (*base, "ls", "--json", snapshot.id)
+    return VerifySnapshot(
+        profile,
+        snapshot.id,
+        snapshot.short_id,
+        restic_command(repo, restore),
+        restic_command(repo, listing, mutating=False),
+    )
 
 
 def restore_in_place_operation(

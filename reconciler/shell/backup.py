@@ -1,5 +1,5 @@
 """Carrying out the day-2 backup operations (`BackupProfile`, `RestoreSnapshot`,
-`RestoreInPlace`): every command through the runner (restic and `systemctl --user` as the
+`RestoreInPlace`, `VerifySnapshot`): every command through the runner (restic and `systemctl --user` as the
 spec's user), every file effect in the user's home as the user (the runner's own file
 operations, `MoveAside` and `EnsureDirectory`, and reads in a child dropped to the user), so a
 symlink the user planted cannot point root at anything the user could not touch themselves.
@@ -10,6 +10,8 @@ What happened comes back as a report (core/day2.py); the use case (app/backup.py
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,12 +25,13 @@ from reconciler.core.action import (
     MoveAside,
     RestoreInPlace,
     RestoreSnapshot,
+    VerifySnapshot,
     WaitForPort,
 )
 from reconciler.core.command import Command
-from reconciler.core.day2 import BackupReport, RestoreReport
+from reconciler.core.day2 import BackupReport, RestoreReport, VerifyReport
 from reconciler.core.execution import OperationRunner
-from reconciler.gateway.backup import backup_summary
+from reconciler.gateway.backup import ListedFile, backup_summary, parse_ls
 from reconciler.system.as_user import acting_account, call_as
 
 SYSTEMCTL_TIMEOUT_S = 120.0
@@ -99,6 +102,48 @@ def run_restore_in_place(runner: OperationRunner, op: RestoreInPlace) -> Restore
         downtime,
         healthy,
     )
+
+
+def run_verify(runner: OperationRunner, op: VerifySnapshot) -> VerifyReport:
+    """A snapshot restored into a scratch directory and compared (see `VerifySnapshot`);
+    restic's own --verify compares every file's content with its blob checksums. The scratch
+    directory is made, read and removed as the spec's user (restic writes it as the user)."""
+    root = Path(_as_user(runner, partial(tempfile.mkdtemp, prefix="reconciler-verify-")))
+    try:
+        restored = runner.run(replace(op.restore, argv=(*op.restore.argv, "--target", str(root))))
+        if not restored.ok:
+            why = f"restic restore --verify of {op.short_id} failed: {restored.summary()}"
+            return VerifyReport((why,))
+        listing = runner.run(op.listing)
+        if not listing.ok:
+            return VerifyReport((f"restic ls {op.short_id} failed: {listing.summary()}",))
+        files = parse_ls(listing.stdout)
+        return VerifyReport(tuple(_as_user(runner, partial(compare_tree, root, files))))
+    finally:
+        _as_user(runner, partial(shutil.rmtree, str(root), True))
+
+
+def compare_tree(root: Path, files: tuple[ListedFile, ...]) -> list[str]:
+    """Every listed file under `root`: present, same size, same permission bits (lstat only;
+    run as the user who restored them)."""
+    problems = []
+    for listed in files:
+        path = root / listed.path.lstrip("/")
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            problems.append(f"{listed.path}: missing after restore")
+            continue
+        if st.st_size != listed.size:
+            problems.append(f"{listed.path}: {st.st_size} bytes, the snapshot says {listed.size}")
+        if st.st_mode & 0o7777 != listed.mode:
+            problems.append(
+                f"{listed.path}: mode {st.st_mode & 0o7777:04o}, the snapshot says "
+                f"{listed.mode:04o}"
+            )
+    if not files:
+        problems.append("the snapshot lists no file")
+    return problems
 
 
 def _systemctl(*args: str) -> Command:

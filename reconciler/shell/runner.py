@@ -33,16 +33,18 @@ from reconciler.core.action import (
     RestoreInPlace,
     RestoreSnapshot,
     RunCommand,
+    VerifySnapshot,
     WaitForPort,
     WriteFile,
+    WriteTextfile,
 )
 from reconciler.core.command import TIMED_OUT, Command, CommandResult
-from reconciler.core.day2 import BackupReport, RestoreReport
+from reconciler.core.day2 import BackupReport, RestoreReport, VerifyReport
 from reconciler.core.execution import OperationResult as OperationResult  # re-exported
 from reconciler.core.host import Account, HostContext
 from reconciler.core.secrets import learn_secrets
 from reconciler.facts.sudo_check import SudoersPathProbe, sudo_hint
-from reconciler.shell.backup import run_backup, run_restore, run_restore_in_place
+from reconciler.shell.backup import run_backup, run_restore, run_restore_in_place, run_verify
 from reconciler.shell.files import FileOperation, file_operation
 from reconciler.system.as_user import acting_account, call_as
 from reconciler.system.process import GRACE_S, Credentials, run_process
@@ -391,6 +393,8 @@ class HostRunner(ReadOnlyRunner):
         BackupProfile: lambda runner, op: _reported(op, run_backup(runner, op)),
         RestoreSnapshot: lambda runner, op: _reported(op, run_restore(runner, op)),
         RestoreInPlace: lambda runner, op: _reported(op, run_restore_in_place(runner, op)),
+        VerifySnapshot: lambda runner, op: _reported(op, run_verify(runner, op)),
+        WriteTextfile: lambda runner, op: runner._write_textfile(op),
         MarkBadVersion: lambda runner, op: runner._memory_edit(op),
         ForgetBadVersion: lambda runner, op: runner._memory_edit(op),
         ForgetFailedInstall: lambda runner, op: runner._memory_edit(op),
@@ -404,6 +408,21 @@ class HostRunner(ReadOnlyRunner):
 
         detail = call_as(acting_account(self.host), partial(edit_memory, op))
         return OperationResult(op, True, str(detail))
+
+    def _write_textfile(self, op: WriteTextfile) -> OperationResult:
+        # The folder is the spec user's to write: as that user, through one descriptor of it
+        # reached without following a link through a folder anyone else controls.
+        from reconciler.shell.anchored import open_directory, replace_at
+
+        user = self.host.user
+        owner = (user.uid, user.gid) if user is not None else (os.geteuid(), os.getegid())
+
+        def write() -> str:
+            with open_directory(op.directory, *owner) as fd:
+                replace_at(fd, op.name, op.content.encode("utf-8"), 0o644)
+            return str(op.directory / op.name)
+
+        return OperationResult(op, True, str(call_as(acting_account(self.host), write)))
 
     def _install_version(self, op: InstallVersion) -> OperationResult:
         from reconciler.shell.install import install_version, record_outcome
@@ -447,7 +466,9 @@ class HostRunner(ReadOnlyRunner):
             self.sleep(0.5)
 
 
-def _reported(op: Operation, report: BackupReport | RestoreReport) -> OperationResult:
+def _reported(
+    op: Operation, report: BackupReport | RestoreReport | VerifyReport
+) -> OperationResult:
     """A backup use case's operation: what happened is in the report (core/day2.py)."""
     return OperationResult(op, report.ok, report.problem, backup=report)
 

@@ -100,11 +100,6 @@ def render_backup(last_success: Mapping[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_backup(directory: Path, last_success: Mapping[str, float], owner: Owner) -> Path:
-    """Write `directory/reconciler-backup.prom` atomically (0644: node_exporter reads it)."""
-    return update(directory, BACKUP_FILE_NAME, lambda _before: render_backup(last_success), owner)
-
-
 # Whom the folder may belong to besides root: (uid, primary gid) of the spec's user.
 Owner = tuple[int, int]
 MAX_FILE_BYTES = 1 << 20  # our files are a few hundred bytes

@@ -450,3 +450,43 @@ def test_run_and_restore_are_operations_of_the_contexts_one_runner(
     assert isinstance(in_place_op, RestoreInPlace)
     assert in_place_op.paths == (world.gateway_state, world.workspace)
     assert (staging / str(world.gateway_state).lstrip("/") / "clawdbot.json").exists()
+
+
+def test_verify_and_the_metrics_are_operations_of_the_contexts_runner(world: World) -> None:
+    """`backup verify` (the scratch restore and its comparison) and `backup run`'s metrics
+    textfile are typed operations the AppContext's runner carries out, as the spec's user;
+    the use case itself touches no file of the user's."""
+    from reconciler.core.action import BackupProfile, VerifySnapshot, WriteTextfile
+    from reconciler.shell.runner import HostRunner
+
+    executed: list[object] = []
+
+    class Recording(HostRunner):
+        def execute(self, operation):  # type: ignore[no-untyped-def]
+            executed.append(operation)
+            return super().execute(operation)
+
+    def invoke(*args: str) -> Result:
+        app = AppContext(
+            state_dir=lambda: world.state,
+            spec_loader=world.load,
+            make_runner=lambda host, mutating: Recording(host),
+        )
+        return CliRunner().invoke(cli, list(args), obj=app, catch_exceptions=False)
+
+    textfiles = world.root / "textfiles"
+    textfiles.mkdir()
+    world.spec.write_text(world.spec.read_text() + f"metrics:\n  textfile_dir: {textfiles}\n")
+    assert invoke("backup", "init", str(world.spec)).exit_code == 0
+    assert invoke("backup", "run", str(world.spec)).exit_code == 0
+    verified = invoke("backup", "verify", str(world.spec))
+    assert verified.exit_code == 0, verified.output
+    assert "every file matches" in verified.output
+    assert [type(op) for op in executed] == [BackupProfile, WriteTextfile, VerifySnapshot]
+    _, textfile, verify = executed
+    assert isinstance(textfile, WriteTextfile)
+    assert (textfile.directory, textfile.name) == (textfiles, "reconciler-backup.prom")
+    assert (textfiles / "reconciler-backup.prom").read_text() == textfile.content
+    assert isinstance(verify, VerifySnapshot) and verify.profile == "ops"
+    (snapshot,) = _snapshots(world)
+    assert verify.snapshot == snapshot["id"]

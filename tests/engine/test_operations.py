@@ -31,8 +31,10 @@ from reconciler.core.action import (
     RestoreInPlace,
     RestoreSnapshot,
     RunCommand,
+    VerifySnapshot,
     WaitForPort,
     WriteFile,
+    WriteTextfile,
 )
 from reconciler.core.command import Command
 from reconciler.render.json_plan import operation_entry
@@ -106,6 +108,14 @@ EVERY_OPERATION: list[Operation] = [
     MarkBadVersion(Path("/m"), "ops", "2", "2026-12-07T10:00:00+00:00", "rolled back by hand"),
     ForgetBadVersion(Path("/m"), "ops"),
     ForgetFailedInstall(Path("/m"), "2"),
+    VerifySnapshot(
+        "ops",
+        "abcdef0123456789",
+        "abcdef01",
+        Command(("restic", "restore", "abcdef0123456789", "--verify"), scope="user"),
+        Command(("restic", "ls", "--json", "abcdef0123456789"), scope="user"),
+    ),
+    WriteTextfile(Path("/var/lib/node_exporter"), "reconciler-backup.prom", "# HELP x\n"),
 ]
 
 

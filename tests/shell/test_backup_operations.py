@@ -8,6 +8,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from reconciler.core.action import (
     BackupProfile,
     Operation,
@@ -191,3 +193,51 @@ def test_a_staging_restore_needs_a_fresh_directory(tmp_path: Path) -> None:
     second = report(again, restore())
     assert second.problem == f"{staging} is not empty: restore into a fresh directory"
     assert again.asked == ["ensure_directory"]
+
+
+def test_verify_restores_into_a_scratch_directory_compares_and_removes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`VerifySnapshot`: restic restores into a fresh scratch directory (its `--target`
+    appended), every listed file is compared with what came back, and the directory is gone
+    afterwards, whatever the verdict."""
+    import tempfile
+
+    from reconciler.core.action import VerifySnapshot
+    from reconciler.core.day2 import VerifyReport
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where mkdtemp makes the scratch
+    listing = (
+        '{"struct_type":"node","type":"file","path":"/s/a.json","size":3,"mode":384}\n'
+        '{"struct_type":"node","type":"file","path":"/s/b.json","size":2,"mode":384}\n'
+    )
+    scratch: list[Path] = []
+
+    class Restoring(Scripted):
+        def run(self, command: Command) -> CommandResult:
+            if command.argv[1] == "restore":  # what restic does: a.json comes back, b.json not
+                root = Path(command.argv[-1])
+                scratch.append(root)
+                (root / "s").mkdir()
+                (root / "s/a.json").write_text("abc")
+                os.chmod(root / "s/a.json", 0o600)
+            return super().run(command)
+
+    op = VerifySnapshot(
+        "ops", "abcdef0123", "abcdef01", restic("restore", "abcdef0123", "--verify"), restic("ls")
+    )
+    runner = Restoring({"ls": (0, listing)})
+    done = report(runner, op)
+    (root,) = scratch
+    assert root.parent == tmp_path and root.name.startswith("reconciler-verify-")
+    assert runner.asked == [
+        "verify_snapshot",  # Scripted notes the operations it is handed
+        f"restore abcdef0123 --verify --target {root}",
+        "ls",
+    ]
+    assert done == VerifyReport(("/s/b.json: missing after restore",)) and not done.ok
+    assert not root.exists()
+    failing = Restoring({"restore": (1, "")})
+    refused = report(failing, op)
+    assert refused.problem.startswith("restic restore --verify of abcdef01 failed: exit 1")
+    assert failing.asked[2:] == [] and not scratch[-1].exists()  # no ls
