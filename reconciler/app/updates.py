@@ -227,10 +227,18 @@ def _rollback_plan(
         )
     # By hand, a version marked bad may be chosen: the gate still checks it.
     action = plan_switch(spec, profile, host, facts, target)
-    if action is None or _switch_of(action) is None:
+    switch = _switch_of(action)
+    if action is None or switch is None:
         raise Failed(
             f"profile {request.profile}'s gateway is not running: start it (`reconciler "
             "apply`) before rolling it back"
+        )
+    if switch.replaces is not None:
+        # The unit kind plans the product move still due (kinds/_move.py), to the pinned
+        # version: that is apply's to finish, not a rollback.
+        raise Failed(
+            f"profile {request.profile} still has a move from {switch.replaces} to finish: "
+            "run `reconciler apply` first, then roll back"
         )
     if action.blocked:
         raise Failed(f"{action.address}: {action.blocked}")
