@@ -23,6 +23,7 @@ from typing import Any
 from reconciler.core.action import Action, GatedSwitch, PlanError, WriteFile
 from reconciler.core.command import Command
 from reconciler.core.host import HostContext
+from reconciler.core.kind import spec_user
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.profile_files import unit_probe
 from reconciler.facts.switches import SwitchMemory, SwitchMemoryProbe, memory_dir
@@ -109,8 +110,10 @@ def switch_gate(
 ) -> Action | None:
     """The unit's action for `profile`, as a health-gated switch when it changes what a running
     gateway runs (versioned installs only); `content` is the unit's wanted text. `by_hand`: the
-    version it runs was chosen by hand (`rollback`), not pinned: a mark on it does not block."""
-    if host.user is None or not versioned(spec) or profile.bind == "tailnet":
+    version it runs was chosen by hand (`rollback`), not pinned: a mark on it does not block.
+    The unit kind declared that it needs the user (the planner checked it)."""
+    user = spec_user(host)
+    if not versioned(spec) or profile.bind == "tailnet":
         # bind tailnet: nothing listens on loopback to ask; a plain write and restart.
         return action
     paths = profile_paths(spec, profile, host)
@@ -120,7 +123,7 @@ def switch_gate(
     old_program, new_program = exec_program(found.text), exec_program(content)
     if new_program is None:
         return action
-    prefix = prefix_path(spec, host.user.home)
+    prefix = prefix_path(spec, user.home)
     new = by_hand or profile_version(spec, profile) or "?"
     interrupted = memory.interrupted_switch(profile.name)
     if interrupted is not None and interrupted.replaces:
@@ -140,7 +143,7 @@ def switch_gate(
             unit_address(profile.name),
             "update",
             "",
-            (WriteFile(paths.unit_file, content, 0o644, host.user.name),),
+            (WriteFile(paths.unit_file, content, 0o644, user.name),),
         )
         old: str | None = interrupted.from_version
     else:

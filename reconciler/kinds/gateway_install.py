@@ -74,7 +74,7 @@ def host_unit_versions(spec: Spec, host: HostContext, facts: Facts) -> dict[str,
     unit directory, the spec's or not (a unit the spec no longer owns still runs its gateway:
     retention must not remove that version under it)."""
     probe = gateway_units_probe(host)
-    if host.user is None or probe not in facts.values:
+    if probe not in facts.values:  # the user: declared (NEEDS_USER), checked by the planner
         return {}
     prefix = prefix_path(spec, home(host))
     listing: DirectoryListing = facts.get(probe)
