@@ -95,14 +95,9 @@ def checked_data(data: bytes | str, filename: str) -> tuple[str, dict[str, Any]]
 def _validated(raw: bytes, filename: str, *, schema_checked: bool) -> dict[str, Any]:
     """Parse and check the spec: its plain data, or SpecInvalid with every error."""
     # The parser, jsonschema and the rules are imported only when a spec is not in the cache.
-    from reconciler.spec.yaml_source import decode, parse
+    from reconciler.spec.yaml_source import read_document
 
-    text = decode(raw, filename)
-    if isinstance(text, SpecError):
-        raise SpecInvalid([text])
-    doc, errors = parse(text, filename)
-    if doc is None:
-        raise SpecInvalid(errors)
+    doc, errors = read_document(raw, filename)
     if not isinstance(doc.data, dict):
         line, col = doc.locate(())
         kind = "a list" if isinstance(doc.data, list) else "a single value"

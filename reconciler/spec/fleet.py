@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from reconciler.spec.errors import SpecError, SpecInvalid
-from reconciler.spec.yaml_source import Document, Loc, PathT, decode, field_path, parse
+from reconciler.spec.yaml_source import Document, Loc, PathT, field_path, read_document
 
 TOP_LEVEL = ("apiVersion", "defaults", "hosts")
 
@@ -106,12 +106,7 @@ def load_fleet(data: bytes, filename: str) -> list[FleetHost]:
     error of every host (file:line:col into the fleet file)."""
     from reconciler.spec.checking import validate_document
 
-    text = decode(data, filename)
-    if isinstance(text, SpecError):
-        raise SpecInvalid([text])
-    doc, errors = parse(text, filename)
-    if doc is None:
-        raise SpecInvalid(errors)
+    doc, errors = read_document(data, filename)
     fleet = doc.data
     hint = "a fleet file has apiVersion, defaults (optional) and hosts: {NAME: {spec fields}}"
     if not isinstance(fleet, dict):

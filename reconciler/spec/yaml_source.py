@@ -32,7 +32,7 @@ from yaml.events import (
 )
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reconciler.spec.errors import SpecError
+from reconciler.spec.errors import SpecError, SpecInvalid
 from reconciler.spec.limits import MAX_BYTES as MAX_BYTES  # re-exported
 
 MAX_NODES = 100_000  # nodes composed, and values produced (aliases count every time they expand)
@@ -169,6 +169,18 @@ def _too_big(filename: str, size: int) -> SpecError:
 def _byte_position(data: bytes, offset: int) -> tuple[int, int]:
     line_start = data.rfind(b"\n", 0, offset) + 1
     return data.count(b"\n", 0, offset) + 1, offset - line_start + 1
+
+
+def read_document(data: bytes, filename: str) -> tuple[Document, list[SpecError]]:
+    """The parsed document of `data` and its non-fatal errors; SpecInvalid when the bytes are
+    not UTF-8 text within the limit or are not one YAML document (a spec and a fleet file)."""
+    text = decode(data, filename)
+    if isinstance(text, SpecError):
+        raise SpecInvalid([text])
+    doc, errors = parse(text, filename)
+    if doc is None:
+        raise SpecInvalid(errors)
+    return doc, errors
 
 
 def parse(text: str, filename: str) -> tuple[Document | None, list[SpecError]]:
