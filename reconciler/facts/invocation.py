@@ -120,12 +120,24 @@ def scratch_location(python: Path) -> str | None:
     return None
 
 
+# The zipapp's own name inside the folder the bootstrap extracts it into (remote/bootstrap.py).
+SHIPPED_ARCHIVE = "agent.pyz"
+
+
 def running_zipapp() -> Path | None:
-    """The zipapp this code is imported from (the agent shipped over SSH), or None."""
+    """The zipapp this code was shipped in (the agent over SSH), or None.
+
+    The agent runs from the folder the bootstrap extracted the zipapp into, with the zipapp
+    itself kept there (SHIPPED_ARCHIVE): that file is what the timer's install copies. Run from
+    the zipapp directly (`python3 AGENT.pyz`, the timer's own run), it is the archive itself.
+    """
     import reconciler
 
-    archive = Path(reconciler.__file__ or "").parents[1]
-    return archive if archive.is_file() else None
+    root = Path(reconciler.__file__ or "").parents[1]
+    if root.is_file():
+        return root
+    shipped = root / SHIPPED_ARCHIVE
+    return shipped if shipped.is_file() else None
 
 
 @functools.cache

@@ -1,8 +1,10 @@
 """The admin machine's side: run a reconciler command on a target over one SSH connection.
 
 A call costs one SSH round trip when the target already caches this exact agent (named by its
-SHA-256), two the first time (the `run` attempt answers "not cached", the second call carries the
-agent and the request together). Nothing is installed by hand on the target: it needs python3 >= 3.11.
+SHA-256, extracted and byte-compiled there: remote/bootstrap.py), two the first time (the `run`
+attempt answers "not cached", the second call carries the agent and the request together; there is
+no separate "is it there?" call). Nothing is installed by hand on the target: it needs
+python3 >= 3.11.
 """
 
 from __future__ import annotations
@@ -163,5 +165,7 @@ def _why_no_result(target: str, python: str, code: int, stderr: str) -> str:
         )
     if code == bootstrap.TOO_OLD:
         return f"{target}: {stderr.strip() or python + ' there is older than 3.11'}"
+    if code == bootstrap.BAD_CACHE:  # the bootstrap's message names the folder and the fix
+        return f"{target}: {stderr.strip() or 'the agent cache there is not usable'}"
     last = next((ln for ln in reversed(stderr.splitlines()) if ln.strip()), "")
     return f"{target}: the remote reconciler ended with exit {code} before finishing: {last}"

@@ -47,14 +47,19 @@ def _probe(remote: RemoteReconciler) -> tuple[int, dict[str, bytes]]:
 
 def test_first_call_ships_the_agent_later_calls_reuse_it(sshd: RunningSshd) -> None:
     agent = build_agent()
-    cached = sshd.cache_home / "reconciler" / "agent" / f"{agent.sha256}.pyz"
+    folder = sshd.cache_home / "reconciler" / "agent" / agent.sha256
+    cached = folder / "agent.pyz"
     with _session(sshd) as session:
         remote = RemoteReconciler(session)
         code, files = _probe(remote)
         assert code == 0 and remote.round_trips == 2
         assert cached.read_bytes() == agent.data
         assert cached.stat().st_mode & 0o777 == 0o600
-        assert cached.parent.stat().st_mode & 0o777 == 0o700
+        assert (
+            folder.stat().st_mode & 0o777 == 0o700 and folder.parent.stat().st_mode & 0o777 == 0o700
+        )
+        # extracted and byte-compiled: the run imports bytecode, not the zip
+        assert list((folder / "reconciler" / "__pycache__").glob("agent.cpython-*.pyc"))
         sessions_after_install = sshd.sessions()
         code, files = _probe(remote)
         assert code == 0 and remote.round_trips == 3
@@ -69,11 +74,12 @@ def test_a_damaged_cached_agent_is_replaced(sshd: RunningSshd) -> None:
     with _session(sshd) as session:
         remote = RemoteReconciler(session)
         _probe(remote)
-        cached = sshd.cache_home / "reconciler" / "agent" / f"{agent.sha256}.pyz"
-        cached.write_bytes(agent.data[:1000])
+        cached = sshd.cache_home / "reconciler" / "agent" / agent.sha256 / "reconciler" / "cli.py"
+        intact = cached.read_bytes()
+        cached.write_bytes(intact[:1000])
         code, _ = _probe(remote)
         assert code == 0 and remote.round_trips == 4
-        assert cached.read_bytes() == agent.data
+        assert cached.read_bytes() == intact
 
 
 def test_the_commands_output_streams_back_and_its_exit_code_is_kept(sshd: RunningSshd) -> None:
