@@ -451,6 +451,25 @@ def test_probe_writes_a_private_file_that_re_recording_leaves_unchanged(
         assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
+def test_probe_asks_each_question_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The snapshot's extra facts include the plan's own: those are not probed a second time
+    (a remote plan is one `probe` there: every repeated command was on its critical path)."""
+    from review_cli import FakeHostCli
+
+    monkeypatch.chdir(tmp_path)
+    with FakeHost(tmp_path / "host") as fake:
+        fake.set_node("v22.12.0")
+        fake.set_gateway("2026.1.20")
+        fake.install_gateway_unit("ops", port=18809, token=SECRET)
+        cli = FakeHostCli(fake)
+        Path("vm102.yaml").write_text(SPEC)
+        fake.clear_calls()
+        assert cli("probe", "vm102.yaml", "--out", tmp_path / "snap.json").exit_code == 0
+        # a wrapper (sudo, runuser) logs its own line after the command's: count the commands
+        ran = [tuple(c["argv"]) for c in fake.calls() if c["tool"] not in ("sudo", "runuser")]
+        assert ran and len(ran) == len(set(ran)), sorted(ran)
+
+
 _LATER = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
