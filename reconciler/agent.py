@@ -180,7 +180,10 @@ def _install_for_timer(spec_file: str) -> int:
 def _run_record(request: dict[str, Any], workdir: str) -> dict[str, Any] | None:
     """The run record an apply in this process wrote (its pid is ours), for fleet summaries:
     in the host's place for the spec's user (app/unattended.py place_of_spec), read as the
-    account that owns it."""
+    account that owns it. Only a command that changes the host writes one: a probe (every
+    remote plan) is not kept waiting for the records' code to load."""
+    if not request.get("finish_if_lost"):
+        return None
     try:
         from pathlib import Path
 

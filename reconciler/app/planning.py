@@ -146,9 +146,10 @@ def probed_for(
     """Probe this host, a remote one (over SSH), or read a snapshot; and plan."""
     from reconciler.app.remote import connected, plan_remote, resolve
     from reconciler.app.review import ReviewError, plan_against
-    from reconciler.kinds import all_kinds
 
     if request.against is not None:
+        from reconciler.kinds import all_kinds
+
         try:
             return plan_against(spec, request.against, all_kinds(), host_check=request.host_check)
         except ReviewError as exc:

@@ -68,12 +68,13 @@ class Remote:
 def resolve(spec: Spec, reach: Reach, *, host_check: bool, this_host: str = "") -> Remote | None:
     """The remote host to use for `spec`, or None for this machine (module docstring)."""
     from reconciler.remote.protocol import Side
-    from reconciler.shell.ssh import SshTarget
 
     options = ("-F", str(reach.ssh_config)) if reach.ssh_config else ()
     python = spec.host.ssh.python if spec.host.ssh else "python3"
     if reach.target == LOCAL or Side.on_target:
         return None
+    from reconciler.shell.ssh import SshTarget
+
     if reach.target is not None:
         try:
             return Remote(SshTarget.parse(reach.target), python, options)
@@ -116,6 +117,7 @@ class RemoteHost:
         self.session = SshSession(remote.ssh, options=remote.options)
         self.client: RemoteReconciler = RemoteReconciler(self.session, python=remote.python)
         self.workdir = Path(tempfile.mkdtemp(prefix="reconciler-remote-"))
+        self.session.start()  # the handshake runs while the request is made
 
     def close(self) -> None:
         self.session.close()
@@ -190,10 +192,24 @@ def plan_remote(
     connection: RemoteHost, spec: Spec, host_check: bool
 ) -> tuple[HostContext, ReadOnlyRunner, Probed, SnapshotSource]:
     """Probe over SSH, plan here: the same plan `plan` makes on the host, named by its target."""
+    import importlib
+    import threading
+
     from reconciler.app.review import ReviewError, plan_against
+    from reconciler.remote.zipapp import build_agent
+
+    # The kinds (a fifth of this side's start-up) are imported while we wait for the host: the
+    # wait is on a pipe, so the interpreter is free; the import below then finds them loaded
+    # (or waits for that same import to finish: Python's import lock). The agent is built
+    # first, so that this thread imports nothing more until the host answers (no two threads
+    # importing the same modules in opposite orders).
+    build_agent()
+    threading.Thread(
+        target=importlib.import_module, args=("reconciler.kinds",), daemon=True
+    ).start()
+    path = connection.snapshot(spec, host_check)
     from reconciler.kinds import all_kinds
 
-    path = connection.snapshot(spec, host_check)
     try:
         host, runner, probed, source = plan_against(spec, path, all_kinds(), host_check=host_check)
     except ReviewError as exc:

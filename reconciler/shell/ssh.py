@@ -170,6 +170,8 @@ class SshSession:
         self.connect_timeout_s = connect_timeout_s
         self._control_dir: str | None = None
         self._master: subprocess.Popen[bytes] | None = None
+        self._master_ready = False  # its socket is up (it connected)
+        self._master_deadline = 0.0
         self._master_lock = threading.Lock()
 
     # --- the argv --------------------------------------------------------------------------
@@ -234,33 +236,50 @@ class SshSession:
         _track(proc)
         return proc
 
+    def start(self) -> None:
+        """Begin connecting (the master) without waiting for it: the handshake runs beside what
+        this side does next (building the request); the first command waits for it, and a
+        failure to connect is that command's SshError."""
+        with self._master_lock:
+            if self._master is None:
+                self._launch_master()
+
+    def _launch_master(self) -> None:
+        socket_path = self._control_path()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(socket_path)  # a dead master's socket
+        self._master = self._popen(
+            [*self._ssh_argv("yes"), "-N", "--", self.target.host],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self._master_ready = False
+        self._master_deadline = time.monotonic() + self.connect_timeout_s + 5
+
     def _ensure_master(self) -> None:
         """Connect once (the master), or find the connection up; SshError says why not."""
         with self._master_lock:
-            if self._master is not None and self._master.poll() is None:
+            if self._master is not None and self._master.poll() is None and self._master_ready:
                 return
-            socket_path = self._control_path()
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(socket_path)  # a dead master's socket
-            master = self._popen(
-                [*self._ssh_argv("yes"), "-N", "--", self.target.host],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-            deadline = time.monotonic() + self.connect_timeout_s + 5
-            while not os.path.exists(socket_path):
+            if self._master is None or self._master_ready:  # never started, or up and lost since
+                self._launch_master()
+            master = self._master
+            assert master is not None
+            while not os.path.exists(self._control_path()):
                 if master.poll() is not None:
                     _forget(master)
+                    self._master = None
                     stderr = master.stderr.read() if master.stderr else b""
                     raise SshError(explain_failure(self.target, stderr.decode(errors="replace")))
-                if time.monotonic() > deadline:
+                if time.monotonic() > self._master_deadline:
                     self._end(master)
+                    self._master = None
                     raise SshError(f"{self.target}: the connection timed out")
-                time.sleep(0.02)
+                time.sleep(0.005)
             if master.stderr is not None:  # the master's later warnings: not ours to show
                 threading.Thread(target=_drain, args=(master.stderr,), daemon=True).start()
-            self._master = master
+            self._master_ready = True
 
     @staticmethod
     def _end(proc: subprocess.Popen[bytes]) -> None:

@@ -132,6 +132,32 @@ def test_one_connection_serves_every_call_and_is_closed(sshd: RunningSshd) -> No
     assert sshd.sessions() == 4
 
 
+def test_connecting_early_is_the_same_one_connection(sshd: RunningSshd) -> None:
+    """start() begins the handshake without waiting; the first command rides on it."""
+    with SshSession(SshTarget.parse(sshd.url), options=sshd.client_options) as session:
+        session.start()
+        session.start()  # already connecting: nothing more
+        deadline = time.monotonic() + 10
+        while not sshd.connections() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sshd.connections() == 1 and sshd.sessions() == 0  # connected before any command
+        assert session.run(["true"]).exit_code == 0
+        assert session.run(["true"]).exit_code == 0
+    assert sshd.connections() == 1 and sshd.sessions() == 2
+
+
+def test_an_early_connection_that_failed_is_the_first_commands_error(sshd: RunningSshd) -> None:
+    (sshd.root / "known_hosts").write_text("")
+    with SshSession(SshTarget.parse(sshd.url), options=sshd.client_options) as session:
+        session.start()
+        with pytest.raises(SshError, match="not known"):
+            session.run(["true"])
+        # the next command tries again (and is refused again), it does not reuse a dead master
+        with pytest.raises(SshError, match="not known"):
+            session.run(["true"])
+    assert sshd.sessions() == 0
+
+
 def test_remote_exit_codes_are_the_commands_own(sshd: RunningSshd) -> None:
     with SshSession(SshTarget.parse(sshd.url), options=sshd.client_options) as session:
         assert session.run(["sh", "-c", "exit 7"]).exit_code == 7
