@@ -21,6 +21,7 @@ import importlib.metadata
 import io
 import os
 import re
+import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -139,8 +140,21 @@ def _own_files() -> list[tuple[str, Path]]:
     return files
 
 
-@functools.lru_cache(maxsize=1)
+_BUILT: dict[str, Agent] = {}
+_BUILDING = threading.Lock()
+
+
 def build_agent() -> Agent:
+    """The agent, built once per process. The hosts of a fleet ask for it at once, each from its
+    own thread: one builds it, the others wait for that (a plain cache would let each of them
+    build it again, one after the other under the interpreter's lock)."""
+    with _BUILDING:
+        if ROOT not in _BUILT:
+            _BUILT[ROOT] = zip_agent()
+        return _BUILT[ROOT]
+
+
+def zip_agent() -> Agent:
     """Zip this package and its run-time dependencies' pure-Python files (deterministic)."""
     entries: list[tuple[str, Path | None]] = [("__main__.py", None), *_own_files()]
     shipped, compiled_only = [], []

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from sshd import RunningSshd
 
+from reconciler.remote import zipapp
 from reconciler.remote.client import RemoteReconciler, file_arg
-from reconciler.remote.zipapp import build_agent
+from reconciler.remote.zipapp import Agent, build_agent, zip_agent
 from reconciler.shell.ssh import SshError, SshSession, SshTarget
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,16 +22,29 @@ SPEC = (REPO / "specs" / "vm102.yaml").read_bytes()
 
 
 def test_the_agent_is_deterministic_and_pure_python() -> None:
-    build_agent.cache_clear()
-    first = build_agent()
-    build_agent.cache_clear()
-    assert build_agent().data == first.data
+    first = zip_agent()
+    assert zip_agent().data == first.data and first is not zip_agent()
     names = zipfile.ZipFile(io.BytesIO(first.data)).namelist()
     assert "__main__.py" in names
     assert "reconciler/schemas/spec.schema.json" in names
     assert not [n for n in names if n.endswith((".so", ".pyc")) or "__pycache__" in n]
     # validation happens on the admin machine: jsonschema (and its compiled helpers) stay here
     assert not [n for n in names if n.startswith(("jsonschema/", "rpds/", "deepdiff/"))]
+
+
+def test_a_fleets_threads_build_the_agent_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[int] = []
+
+    def slow_zip() -> Agent:
+        built.append(1)
+        time.sleep(0.2)  # all the threads ask while the first one builds
+        return Agent(b"PK")
+
+    monkeypatch.setattr(zipapp, "_BUILT", {})
+    monkeypatch.setattr(zipapp, "zip_agent", slow_zip)
+    with ThreadPoolExecutor(4) as pool:
+        agents = list(pool.map(lambda _: build_agent(), range(4)))
+    assert len(built) == 1 and all(a is agents[0] for a in agents)
 
 
 def _session(sshd: RunningSshd) -> SshSession:
