@@ -23,7 +23,8 @@ ROOT = Account("root", 0, 0, Path("/root"))
 
 
 def host_context(fake: FakeHost, invoker: str = "user") -> HostContext:
-    """A HostContext for the fake: its home, linger dir and /proc; `invoker` is user or root.
+    """A HostContext for the fake: its home, linger dir and /proc; `invoker` is user, root or
+    admin (an account that acts as the user through `sudo -n -u`, the fake sudo's rules).
 
     As root, the runner switches its effective uid to the user's for file writes, so then the
     fake home is handed to the fake user's uid, as on a real host.
@@ -37,9 +38,10 @@ def host_context(fake: FakeHost, invoker: str = "user") -> HostContext:
         # user our real uid, and tell the runner we are not privileged (no uid switching).
         uid, gid = os.geteuid(), os.getegid()
         user = Account(fake.user, uid, gid, fake.home)
+    me = {"root": ROOT, "admin": Account("admin", user.uid + 5151, user.gid, fake.home)}
     return HostContext(
         hostname=fake.hostname,
-        invoker=ROOT if invoker == "root" else user,
+        invoker=me.get(invoker, user),
         user=user,
         user_name=fake.user,
         linger_dir=fake.linger_dir,
@@ -47,6 +49,7 @@ def host_context(fake: FakeHost, invoker: str = "user") -> HostContext:
         systemd_dir=fake.systemd_dir,
         search_path=tuple(fake.path.split(":")),
         privileged=invoker == "root",
+        sudo_to_user=invoker == "admin",
     )
 
 

@@ -83,6 +83,10 @@ class HostContext:
     # None: derived from the invoker's uid. A test that runs as root sets False to model a
     # normal user on a fake host without switching uids for real.
     privileged: bool | None = None
+    # An admin account (neither root nor the user) that `sudo -n -u USER` lets act as the user:
+    # the user's commands and file work then go through sudo (system/as_user.py ThroughSudo).
+    # Set by whoever checked sudo (app/context.py), never assumed.
+    sudo_to_user: bool = False
     # Set only for a host read back from a snapshot: lookups come from it, never from the disk.
     recorded: RecordedLookups | None = None
 
@@ -97,8 +101,9 @@ class HostContext:
 
     @property
     def can_act_for_user(self) -> bool:
-        """True when we can run user-scope commands: we are the user, or root (via runuser)."""
-        return self.user is not None and (self.acting_as_user or self.is_root)
+        """True when we can run user-scope commands: we are the user, root (via runuser), or an
+        admin account that sudo lets act as the user (`sudo -n -u USER`)."""
+        return self.user is not None and (self.acting_as_user or self.is_root or self.sudo_to_user)
 
     def runtime_dir(self) -> Path | None:
         return Path(f"/run/user/{self.user.uid}") if self.user else None

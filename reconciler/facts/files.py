@@ -15,6 +15,7 @@ import pwd
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -95,6 +96,17 @@ def _owner_name(uid: int) -> str:
         return str(uid)
 
 
+def _read_resolved(path: Path) -> PathState:
+    return read_path(Path(os.path.realpath(path)))
+
+
+def _look_for_key(path: Path, key: str) -> PathState:
+    # Only whether the key has a value leaves the child acting as the user, not the text.
+    found = read_path(path, content=True)
+    present = found.text is not None and has_value(found.text, key)
+    return replace(found, text=None, error="present" if present else None)
+
+
 def read_path(path: Path, *, content: bool = False) -> PathState:
     """lstat `path`; with `content`, also read a regular file's text (UTF-8)."""
     try:
@@ -150,7 +162,12 @@ def _decode(data: dict[str, Any]) -> PathState:
 
 def read_as_user(host: HostContext, read: Callable[[], PathState]) -> PathState:
     """`read()` with the spec user's permissions when we are root (see the module docstring)."""
-    return _decode(call_as(acting_account(host), lambda: _encode(read())))
+    # A partial, never a lambda: an admin's helper gets the work pickled (system/as_user.py).
+    return _decode(call_as(acting_account(host), partial(_encode_read, read)))
+
+
+def _encode_read(read: Callable[[], PathState]) -> dict[str, Any]:
+    return _encode(read())
 
 
 @recorded
@@ -162,7 +179,7 @@ class PathProbe(Probe[PathState]):
     content: bool = False
 
     def read(self, host: HostContext) -> PathState:
-        return read_as_user(host, lambda: read_path(self.path, content=self.content))
+        return read_as_user(host, partial(read_path, self.path, content=self.content))
 
     def answer_from(self, recorded: RecordedHost) -> PathState | None:
         """The same path probed with(out) content, or "missing" when the snapshot shows it."""
@@ -183,7 +200,7 @@ class RealPathProbe(Probe[PathState]):
     path: Path
 
     def read(self, host: HostContext) -> PathState:
-        return read_as_user(host, lambda: read_path(Path(os.path.realpath(self.path))))
+        return read_as_user(host, partial(_read_resolved, self.path))
 
 
 @recorded
@@ -275,13 +292,7 @@ class SecretEnvProbe(Probe[SecretEnvState]):
     key: str
 
     def read(self, host: HostContext) -> SecretEnvState:
-        def look() -> PathState:
-            # Only whether the key has a value leaves the child acting as the user, not the text.
-            found = read_path(self.path, content=True)
-            present = found.text is not None and has_value(found.text, self.key)
-            return replace(found, text=None, error="present" if present else None)
-
-        looked = read_as_user(host, look)
+        looked = read_as_user(host, partial(_look_for_key, self.path, self.key))
         # The fact must not carry the secret (nor our marker) any further.
         return SecretEnvState(replace(looked, error=None), looked.error == "present")
 

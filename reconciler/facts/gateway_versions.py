@@ -12,6 +12,7 @@ import os
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -164,7 +165,7 @@ class InstalledVersionsProbe(Probe[InstalledVersions]):
     package: str
 
     def read(self, host: HostContext) -> InstalledVersions:
-        found = call_as(acting_account(host), lambda: list_prefix(self.prefix, self.package))
+        found = call_as(acting_account(host), partial(list_prefix, self.prefix, self.package))
         return InstalledVersions(
             prefix=self.prefix,
             exists=bool(found["exists"]),

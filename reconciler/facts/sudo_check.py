@@ -94,6 +94,21 @@ def sudo_hint(command: Command, invoker: str, refusal: str, program: str) -> str
     )
 
 
+def user_sudoers_line(invoker: str, user: str) -> str:
+    """The rule that lets an admin account act as the spec's user: anything as that user (what
+    the user could do anyway), nothing as root."""
+    return f"{invoker} ALL=({user}) NOPASSWD: ALL"
+
+
+def user_sudo_hint(invoker: str, user: str, refusal: str) -> str:
+    """Why a step of the user's did not run as an admin account, and the exact sudoers rule."""
+    return (
+        f"runs as {user}; sudo -n -u {user} refused ({refusal}). Run as {user} or as root, or "
+        f"allow it in /etc/sudoers.d/reconciler (edit with visudo) with a sudoers rule: "
+        f"{user_sudoers_line(invoker, user)}"
+    )
+
+
 def root_commands(plan: Plan, host: HostContext) -> list[Command]:
     """The root-only commands of runnable actions, when we are not root (else none)."""
     if host.is_root:

@@ -35,6 +35,7 @@ import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -367,7 +368,7 @@ class SwitchMemoryProbe(Probe[SwitchMemory]):
     directory: Path
 
     def read(self, host: HostContext) -> SwitchMemory:
-        raw = call_as(acting_account(host), lambda: _read_memory(self.directory))
+        raw = call_as(acting_account(host), partial(_read_memory, self.directory))
         where = str(self.directory / BAD_VERSIONS)
         if raw.get("bad_error"):
             raise ProbeFailed(f"{where}: {raw['bad_error']}")

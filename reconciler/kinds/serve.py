@@ -136,6 +136,9 @@ class _Node:
     blocker: str | None
     needs_root: bool
     after_operator: tuple[str, ...]
+    # An admin account acting for the spec's user (sudo -n -u) writes serves as that user when
+    # the user is the operator: no root rule needed, the same plan as the user's own.
+    as_operator: bool = False
 
     @classmethod
     def read(cls, spec: Spec, tailscale: Tailscale, host: HostContext, facts: Facts) -> _Node:
@@ -146,13 +149,15 @@ class _Node:
         # Who may write serve config: root, or the operator (the one the spec sets, or the current).
         operator_after = tailscale.operator or prefs.operator
         sets_operator = tailscale.operator is not None and prefs.operator != tailscale.operator
+        as_operator = not host.is_root and host.sudo_to_user and operator_after == host.user_name
         return cls(
             tailscale,
             status,
             config,
             blocker,
-            needs_root=not host.is_root and operator_after != host.invoker.name,
+            needs_root=not host.is_root and operator_after != host.invoker.name and not as_operator,
             after_operator=(OPERATOR,) if sets_operator else (),
+            as_operator=as_operator,
         )
 
     @property
@@ -165,7 +170,13 @@ class _Node:
 
     def command(self, *args: str) -> RunCommand:
         return RunCommand(
-            Command(("tailscale", *args), needs_root=self.needs_root, mutating=True, timeout_s=60)
+            Command(
+                ("tailscale", *args),
+                scope="user" if self.as_operator else "system",
+                needs_root=self.needs_root,
+                mutating=True,
+                timeout_s=60,
+            )
         )
 
     def add(self, entry: DesiredServe) -> RunCommand:

@@ -6,9 +6,13 @@ host is reached when root cannot log in. That account is neither root nor the us
 it could neither read the user's 0700 folders nor act for the user. So the agent starts itself
 again as root (`sudo -n -- PYTHON -I -c BOOT AGENT`, an argv, never a shell string), hands it
 the request, and passes its output through; from there on everything is as if root had logged
-in, and the plan is the one root would get. When sudo refuses without a password, the agent
-runs as the admin (the plan then blocks the user's steps) and says which sudoers line would
-allow it.
+in, and the plan is the one root would get: the fast path for an admin with full sudo.
+
+An admin with narrow rules only (anything as the user, the root-only commands one by one) runs
+as itself: the user's commands through `sudo -n -u USER -- ARGV`, the user's files through one
+helper that `sudo -n -u USER` started (system/as_user.py), root-only steps through
+`sudo -n -- ARGV`; the plan is the same. When sudo allows neither, the agent runs as the admin
+(the plan then blocks the user's steps) and says which sudoers lines would allow it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 import yaml
 
 from reconciler.facts.invocation import running_zipapp
+from reconciler.facts.sudo_check import user_sudoers_line
 
 BOOT = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
@@ -56,6 +61,16 @@ def sudoers_line(login: str, python: str) -> str:
     return f"{login} ALL=(root) NOPASSWD: {python}"
 
 
+def _acts_as_user(user: str) -> str | None:
+    """None when `sudo -n -u USER` starts the helper that acts as the user (kept for the
+    command, system/as_user.py), else sudo's reason."""
+    from reconciler.core.host import Account
+    from reconciler.system.as_user import sudo_reaches
+
+    account = Account.lookup(user)
+    return "no such user" if account is None else sudo_reaches(account)
+
+
 def run_as_root(raw: bytes, request: Mapping[str, Any]) -> int | None:
     """Run the request as root when an admin account (not root, not the spec's user) logged
     in and sudo allows it: the exit status of that run. None: run it here, as we are."""
@@ -82,14 +97,20 @@ def run_as_root(raw: bytes, request: Mapping[str, Any]) -> int | None:
     except (OSError, subprocess.TimeoutExpired):  # no sudo on this host
         allowed = False
     if not allowed:
-        sys.stderr.write(
-            f"reconciler: {login} is neither root nor {user}, and `sudo -n` does not let it run "
-            f"the reconciler as root, so {user}'s files and services are out of reach from "
-            f"here. To administer this host as {login}, allow it in sudoers "
-            f"(visudo -f /etc/sudoers.d/reconciler):\n  {sudoers_line(login, sys.executable)}\n"
-            f"or log in as root or as {user}. (tried: {shlex.join(argv[:4])} ...)\n"
-        )
-        return None
+        refused = _acts_as_user(user)
+        if refused is not None:
+            sys.stderr.write(
+                f"reconciler: {login} is neither root nor {user}, and `sudo -n` lets it neither "
+                f"act as {user} ({refused}) nor run the reconciler as root, so {user}'s files "
+                f"and services are out of reach from here. To administer this host as {login}, "
+                f"allow it in sudoers (visudo -f /etc/sudoers.d/reconciler), either narrowly "
+                f"(the root-only steps the plan blocks name their own lines):\n"
+                f"  {user_sudoers_line(login, user)}\n"
+                f"or as root (what an admin with full sudo has anyway):\n"
+                f"  {sudoers_line(login, sys.executable)}\n"
+                f"or log in as root or as {user}. (tried: {shlex.join(argv[:4])} ...)\n"
+            )
+        return None  # as the admin: the user's side through `sudo -n -u`, if at all
     sys.stdout.flush()
     sys.stderr.flush()
     # Its stdout and stderr are ours (the result record and heartbeats pass straight through).

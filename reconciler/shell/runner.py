@@ -43,7 +43,12 @@ from reconciler.core.day2 import BackupReport, RestoreReport, VerifyReport
 from reconciler.core.execution import OperationResult as OperationResult  # re-exported
 from reconciler.core.host import Account, HostContext
 from reconciler.core.secrets import learn_secrets
-from reconciler.facts.sudo_check import SudoersPathProbe, sudo_hint
+from reconciler.facts.sudo_check import (
+    SudoersPathProbe,
+    sudo_hint,
+    user_sudo_hint,
+    user_sudoers_line,
+)
 from reconciler.shell.backup import run_backup, run_restore, run_restore_in_place, run_verify
 from reconciler.shell.files import FileOperation, file_operation
 from reconciler.system.as_user import acting_account, call_as
@@ -148,17 +153,20 @@ class ReadOnlyRunner:
             if user is None:
                 return argv, f"user {self.host.user_name!r} does not exist on this host"
             if not self.host.acting_as_user:
-                if not self.host.is_root:
+                if self.host.is_root:
+                    become: tuple[str, ...] = ("runuser", "-u", user.name, "--")
+                elif self.host.sudo_to_user:  # an admin account: sudo's rules, one call each
+                    become = ("sudo", "-n", "-u", user.name, "--")
+                else:
                     return argv, (
                         f"runs as {user.name}; we are {self.host.invoker.name} "
-                        f"(run as {user.name} or as root)"
+                        f"(run as {user.name} or as root, or allow {self.host.invoker.name} "
+                        f"to act as {user.name} in /etc/sudoers.d/reconciler, edited with "
+                        f"visudo: {user_sudoers_line(self.host.invoker.name, user.name)})"
                     )
                 runtime = f"/run/user/{user.uid}"
                 argv = (
-                    "runuser",
-                    "-u",
-                    user.name,
-                    "--",
+                    *become,
                     "env",
                     f"HOME={user.home}",
                     f"XDG_RUNTIME_DIR={runtime}",
@@ -207,6 +215,11 @@ class ReadOnlyRunner:
             dropped = self._start_as(command, program, values)
             if dropped is None:
                 env = {**env, **values}
+                if argv[:3] == ("sudo", "-n", "-u") and values:
+                    # sudo resets the environment: name the variables it must pass on (only
+                    # the names are in argv; `NOPASSWD: ALL` as the user implies SETENV).
+                    keep = f"--preserve-env={','.join(sorted(values))}"
+                    start = (*argv[:2], keep, *argv[2:])
             else:
                 start, env, credentials = dropped
                 executable = start[0]
@@ -257,15 +270,18 @@ class ReadOnlyRunner:
                     None,
                     stdout=result.stdout,
                     stderr=result.stderr,
-                    error=sudo_hint(
-                        command,
-                        self.host.invoker.name,
-                        refused,
-                        SudoersPathProbe(command.argv[0]).read(self.host),
-                    ),
+                    error=self._refusal_hint(command, argv, refused),
                     duration_s=result.duration_s,
                 )
         return self._record(result)
+
+    def _refusal_hint(self, command: Command, argv: tuple[str, ...], refused: str) -> str:
+        """Why sudo did not run `command`, with the exact sudoers line that would allow it."""
+        invoker = self.host.invoker.name
+        if argv[:3] == ("sudo", "-n", "-u") and self.host.user is not None:
+            return user_sudo_hint(invoker, self.host.user.name, refused)
+        program = SudoersPathProbe(command.argv[0]).read(self.host)
+        return sudo_hint(command, invoker, refused, program)
 
     def _env_file(self, command: Command) -> dict[str, str]:
         """The variables of `command.env_file`, read as (and only when it is a regular file
@@ -291,6 +307,8 @@ class ReadOnlyRunner:
         user = self.host.user
         if command.scope != "user" or user is None or self.host.acting_as_user:
             return None
+        if not self.host.is_root:
+            return None  # an admin account: `sudo -n -u` passes the variables (wrap)
         if os.geteuid() != 0:
             return None  # nothing to drop (a test modelling root): the user's variables stay ours
         runtime = f"/run/user/{user.uid}"

@@ -35,10 +35,12 @@ def state_dir(environ: Mapping[str, str] | None = None) -> Path:
 def host_state_dir(host: HostContext, own: Path) -> Path:
     """The state directory for the spec's user's gateways on this host, whoever runs us: `own`
     (ours, by the XDG rules above) when we are that user or there is no other user to act
-    for; the user's `~/.local/state/reconciler` when root acts for the user. Root only ever
+    for; the user's `~/.local/state/reconciler` when root (or an admin account through
+    `sudo -n -u`) acts for the user. Root only ever
     touches it as the user (system/as_user.py), so that both find one host in it."""
     user = host.user
-    if user is None or not host.is_root or host.acting_as_user or user.uid == 0:
+    acts_for_user = host.is_root or host.sudo_to_user  # as the user, through as_user.py
+    if user is None or not acts_for_user or host.acting_as_user or user.uid == 0:
         return own
     return user.home / ".local" / "state" / "reconciler"
 

@@ -46,6 +46,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from reconciler.bounded import file_type
@@ -163,7 +164,13 @@ class HeldLock:
         """As root acting for `owner`: also hold `owner`'s own lock (the one their timer takes)
         until this lock is released. Raises LockBusy when the wait runs out, LockUnusable when
         the file cannot be used safely (see the module docstring)."""
-        if owner is None or os.geteuid() != 0 or owner.uid == 0:
+        if owner is None or owner.uid == 0 or os.geteuid() == owner.uid:
+            return
+        if os.geteuid() != 0:
+            from reconciler.system.as_user import ThroughSudo, helper_running
+
+            if helper_running(owner.name):  # an admin account that acts through sudo -n -u
+                self._join_through_sudo(ThroughSudo(**asdict(owner)))
             return
         path = user_lock_path(owner)
         fd = _open_user_lock(owner, path)
@@ -171,6 +178,66 @@ class HeldLock:
         _acquire(fd, path, self.wait)
         _record(fd, self.holder)
         self.more.callback(_release, fd)
+
+    def _join_through_sudo(self, owner: Account) -> None:
+        """`join` for an admin account: the helper acting as `owner` (system/as_user.py) opens
+        and holds their lock, as their timer would; it lets go when told, or when it ends with
+        us (EOF on its stdin: the kernel drops a dead holder's flock)."""
+        from reconciler.system.as_user import call_as
+
+        path = user_lock_path(owner)
+        record = json.dumps(asdict(self.holder), sort_keys=True) + "\n"
+        wait, started, waiting = self.wait, self.wait.clock(), False
+        while True:
+            try:
+                busy = call_as(owner, partial(_take_in_helper, str(path), record))
+            except OSError as exc:
+                raise LockUnusable(_open_problem(path, exc)) from exc
+            if busy is None:
+                break
+            holder = Holder.parse(busy) if isinstance(busy, str) else None
+            waited = wait.clock() - started
+            if waited >= wait.timeout_s:
+                raise LockBusy(path, holder, waited)
+            if not waiting and wait.on_wait is not None:
+                wait.on_wait(holder)
+            waiting = True
+            wait.sleep(min(POLL_S, max(wait.timeout_s - waited, 0.0)))
+        self.more.callback(call_as, owner, partial(_let_go_in_helper, str(path)))
+
+
+# In the helper acting as the user for an admin account: the locks it holds, by path.
+_HELD_IN_HELPER: dict[str, int] = {}
+
+
+def _take_in_helper(path: str, record: str) -> str | None:
+    """As the user, in the helper: take the lock at `path` and keep it (None), or the record
+    of its holder when it is busy."""
+    ensure_state_dir(Path(path).parent)
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+    fd = os.open(path, flags, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        text = os.pread(fd, MAX_HOLDER_BYTES, 0).decode("utf-8", errors="replace")
+        os.close(fd)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise
+        return text
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, record.encode("utf-8"), 0)
+    os.fsync(fd)
+    _HELD_IN_HELPER[path] = fd
+    return None
+
+
+def _let_go_in_helper(path: str) -> bool:
+    fd = _HELD_IN_HELPER.pop(path, None)
+    if fd is None:
+        return False
+    _release(fd)
+    os.close(fd)
+    return True
 
 
 @contextlib.contextmanager

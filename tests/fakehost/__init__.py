@@ -326,11 +326,18 @@ class FakeHost:
         with self._edit() as h:
             h.data["caller"] = caller
 
-    def allow_sudo(self, rule: bool | Sequence[Sequence[str]]) -> None:
+    def allow_sudo(
+        self, rule: bool | Sequence[Sequence[str]], *, as_user: str | None = None
+    ) -> None:
         """`sudo -n` runs everything (True), nothing (False) or commands starting with one of the
-        given argv prefixes (argv[0] compared by basename), e.g. [["loginctl", "enable-linger"]]."""
+        given argv prefixes (argv[0] compared by basename), e.g. [["loginctl", "enable-linger"]].
+        With `as_user`: the rule for `sudo -n -u AS_USER` only (else the same rule applies)."""
+        value = rule if isinstance(rule, bool) else [list(p) for p in rule]
         with self._edit() as h:
-            h.data["sudo"]["allow"] = rule if isinstance(rule, bool) else [list(p) for p in rule]
+            if as_user is None:
+                h.data["sudo"]["allow"] = value
+            else:
+                h.data["sudo"].setdefault("as", {})[as_user] = value
 
     # ------------------------------------------------------------------ tailscale
     def set_tailscale(
