@@ -547,3 +547,20 @@ def test_apply_from_elsewhere_says_which_paths_it_tried(
     del doc["freshness"]["spec_location"]
     plan_file.write_text(json.dumps(doc))
     assert saved_spec_path(load_saved_plan(plan_file), repo) == repo / "specs/vm102.yaml"
+
+
+def test_a_shown_argv_may_carry_the_prefix_of_whoever_applies() -> None:
+    from reconciler.review.saved_plan import _same_command
+
+    argv = ["systemctl", "--user", "start", "x.service"]
+    env = ["env", "HOME=/home/user", "DBUS_SESSION_BUS_ADDRESS=(sensitive)"]
+    assert _same_command(argv, argv)
+    assert _same_command(["sudo", "-n", *argv], argv)
+    assert _same_command(["runuser", "-u", "user", "--", *env, *argv], argv)
+    assert _same_command(["sudo", "-n", "-u", "user", "--", *env, *argv], argv)  # an admin
+    # Anything else in front is something else to run.
+    assert not _same_command(
+        ["sudo", "-n", "-u", "user", "--", "env", "sh", "-c", "x", *argv], argv
+    )
+    assert not _same_command(["sudo", "-u", "user", "--", *env, *argv], argv)
+    assert not _same_command(["sudo", "-n", "-u", "user", *argv], argv)

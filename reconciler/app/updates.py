@@ -220,7 +220,7 @@ def _rollback_plan(
         ctx.echo(f"profile {request.profile} runs {running} already; nothing to do")
         return None
     entry = entry_point(spec, prefix, target)
-    if read_as_user(host, lambda: read_path(entry)).kind != "file":
+    if read_as_user(host, partial(read_path, entry)).kind != "file":
         raise Failed(
             f"{target} is not installed ({entry} is missing): roll back only to an installed "
             "version; nothing was changed"

@@ -11,6 +11,12 @@ from pathlib import Path
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+def user_sudoers_line(invoker: str, user: str) -> str:
+    """The sudoers rule that lets an admin account act as the spec's user: anything as that
+    user (what the user could do anyway), nothing as root."""
+    return f"{invoker} ALL=({user}) NOPASSWD: ALL"
+
+
 @dataclass(frozen=True)
 class Account:
     """A POSIX account, as /etc/passwd has it."""

@@ -10,7 +10,6 @@ puts in argv).
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.facts.codec import Redaction, recorded
-from reconciler.facts.programs import locate
+from reconciler.facts.programs import find_as_user, locate
 from reconciler.gateway.paths import profile_paths, uses_token_file
 from reconciler.spec.naming import product_names
 
@@ -61,7 +60,7 @@ def _versioned_cli(spec: Spec, host: HostContext, profile: Profile) -> str | Non
     names = product_names(spec.product)
     link = install_dir(prefix_path(spec, host.user.home), version) / "node_modules/.bin"
     cli = link / names.command
-    return str(cli) if os.access(cli, os.X_OK) else None
+    return find_as_user(str(cli), (), host)  # the user's prefix: looked at as the user
 
 
 def gateway_call(spec: Spec, host: HostContext, profile: Profile) -> GatewayCall | None:

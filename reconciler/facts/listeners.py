@@ -3,7 +3,8 @@
 Read in-process (no `ss`, no `lsof`): the kernel's tables say which socket inode listens on a
 port and as which uid; the `socket:[inode]` links under /proc/<pid>/fd say which process holds
 it. Without root we can only see our own processes' fds: a listener whose process we cannot see
-is reported with its uid alone.
+is reported with its uid alone (an admin account acting as the user through sudo also looks as
+the user, as the user itself would).
 
 The parse functions are pure (text in, records out) and tested against recorded kernel output;
 `ListenersProbe.read` is the only part that touches the filesystem.
@@ -14,11 +15,13 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.facts.codec import RecordedHost, Redaction, recorded
+from reconciler.system.as_user import acting_account, call_as
 
 TCP_LISTEN = 0x0A  # include/net/tcp_states.h: TCP_LISTEN
 
@@ -134,7 +137,12 @@ class ListenersProbe(Probe[tuple[Listener, ...]]):
             sockets.extend(s for s in parse_proc_net_tcp(text) if s.port in wanted)
         if not sockets:
             return ()
-        owners = _owners(proc, {s.inode for s in sockets})
+        inodes = {s.inode for s in sockets}
+        owners = _owners(proc, inodes)
+        if host.sudo_to_user and not host.is_root and len(owners) < len(inodes):
+            # An admin account sees the user's processes' fds only as the user (its helper).
+            found = call_as(acting_account(host), partial(_owner_pairs, proc, inodes - set(owners)))
+            owners.update((int(inode), int(pid)) for inode, pid in found)
         return tuple(_listener(proc, s, owners.get(s.inode)) for s in sockets)
 
     def answer_from(self, recorded: RecordedHost) -> tuple[Listener, ...] | None:
@@ -168,6 +176,11 @@ def _owners(proc: Path, inodes: set[int]) -> dict[int, int]:
         if len(found) == len(inodes):
             break
     return found
+
+
+def _owner_pairs(proc: Path, inodes: set[int]) -> list[list[int]]:
+    """`_owners` as JSON can carry it (from the helper acting as the user)."""
+    return [[inode, pid] for inode, pid in _owners(proc, inodes).items()]
 
 
 def _listener(proc: Path, sock: Socket, pid: int | None) -> Listener:

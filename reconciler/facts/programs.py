@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import shutil
 from dataclasses import dataclass
+from functools import partial
 
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.facts.codec import RecordedHost, recorded
+from reconciler.system.as_user import acting_account, call_as
 
 _VERSION_TOKEN = re.compile(r"v?\d+\.\d+(?:\.\d+)?(?:[-+][\w.]+)?")
 
@@ -24,9 +26,18 @@ def find_program(program: str, search: tuple[str, ...]) -> str | None:
     return shutil.which(program, path=":".join(search))
 
 
+def find_as_user(program: str, search: tuple[str, ...], host: HostContext) -> str | None:
+    """`find_program` with the user's eyes: an admin account acting as the user through sudo
+    cannot look into the user's 0700 home itself, so its helper looks (system/as_user.py)."""
+    if host.sudo_to_user and not host.is_root:
+        found = call_as(acting_account(host), partial(find_program, program, search))
+        return found if isinstance(found, str) else None
+    return find_program(program, search)
+
+
 def locate(program: str, host: HostContext) -> str | None:
     """Absolute path of `program` as the spec's user would find it (their npm prefix first)."""
-    return find_program(program, host.user_search_path())
+    return find_as_user(program, host.user_search_path(), host)
 
 
 @recorded
@@ -54,7 +65,7 @@ class ProgramLocationProbe(Probe[ProgramLocation]):
         return cls(program, () if "/" in program else host.user_search_path())
 
     def read(self, host: HostContext) -> ProgramLocation:
-        return ProgramLocation(find_program(self.program, self.search))
+        return ProgramLocation(find_as_user(self.program, self.search, host))
 
     def answer_from(self, recorded: RecordedHost) -> ProgramLocation | None:
         """Where the recorded host had it (snapshots list the programs kinds look for); a

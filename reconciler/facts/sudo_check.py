@@ -16,7 +16,7 @@ from typing import Any
 
 from reconciler.core.action import Action, RunCommand
 from reconciler.core.command import Command, CommandResult
-from reconciler.core.host import HostContext
+from reconciler.core.host import HostContext, user_sudoers_line
 from reconciler.core.plan import Plan, propagate_blocks
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import RecordedHost, recorded
@@ -92,12 +92,6 @@ def sudo_hint(command: Command, invoker: str, refusal: str, program: str) -> str
         f"/etc/sudoers.d/reconciler (edit with visudo) with a sudoers rule: "
         f"{invoker} ALL=(root) NOPASSWD: {sudoers_command(command.argv, program)}"
     )
-
-
-def user_sudoers_line(invoker: str, user: str) -> str:
-    """The rule that lets an admin account act as the spec's user: anything as that user (what
-    the user could do anyway), nothing as root."""
-    return f"{invoker} ALL=({user}) NOPASSWD: ALL"
 
 
 def user_sudo_hint(invoker: str, user: str, refusal: str) -> str:

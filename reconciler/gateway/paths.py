@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.core.host import Account, HostContext, RecordedLookups
+from reconciler.core.host import Account, HostContext, RecordedLookups, user_sudoers_line
 from reconciler.core.kind import NEEDS
 from reconciler.gateway.addresses import profile_address
 from reconciler.spec.model import Profile, Spec
@@ -116,6 +116,8 @@ def user_blocker(host: HostContext) -> str | None:
     if not host.can_act_for_user:
         return (
             f"changes {host.user.name}'s files and services; we are {host.invoker.name} "
-            f"(run as {host.user.name} or as root)"
+            f"(run as {host.user.name} or as root, or allow {host.invoker.name} to act as "
+            f"{host.user.name} in /etc/sudoers.d/reconciler, edited with visudo: "
+            f"{user_sudoers_line(host.invoker.name, host.user.name)})"
         )
     return None

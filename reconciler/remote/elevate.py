@@ -28,8 +28,8 @@ from typing import Any
 
 import yaml
 
+from reconciler.core.host import user_sudoers_line
 from reconciler.facts.invocation import running_zipapp
-from reconciler.facts.sudo_check import user_sudoers_line
 
 BOOT = (
     "import sys; sys.path.insert(0, sys.argv[1]); "

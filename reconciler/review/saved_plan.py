@@ -402,7 +402,8 @@ def _entry_differences(where: str, shown: Mapping[str, Any], made: Mapping[str, 
 
 def _same_command(shown: Any, argv: Any) -> bool:
     """`shown` is `argv` as some invoker would run it: as is, after `sudo -n`, or after
-    `runuser -u USER -- env NAME=VALUE...`."""
+    `runuser -u USER -- env NAME=VALUE...` (root) or `sudo -n -u USER -- env NAME=VALUE...`
+    (an admin account acting as the user)."""
     if not isinstance(shown, list) or not isinstance(argv, list):
         return False
     n = len(argv)
@@ -411,11 +412,15 @@ def _same_command(shown: Any, argv: Any) -> bool:
     prefix = shown[: len(shown) - n]
     if prefix in ([], ["sudo", "-n"]):
         return True
-    return (
-        prefix[:2] == ["runuser", "-u"]
-        and prefix[3:5] == ["--", "env"]
-        and all(isinstance(w, str) and "=" in w for w in prefix[5:])
-    )
+    for become in (["runuser", "-u"], ["sudo", "-n", "-u"]):
+        k = len(become)
+        if (
+            prefix[:k] == become
+            and prefix[k + 1 : k + 3] == ["--", "env"]
+            and all(isinstance(w, str) and "=" in w for w in prefix[k + 3 :])
+        ):
+            return True
+    return False
 
 
 def _show(value: Any) -> str:

@@ -21,6 +21,7 @@ import secrets
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,7 @@ def _engines_refused(
     package_json = temp / Path(op.entry).parts[0] / Path(op.entry).parts[1] / "package.json"
     if Path(op.entry).parts[1] == ".bin":
         return ""  # a fork behind npm's link: its package name is not known here
-    _, engines = call_as(account, lambda: _package_facts(package_json))
+    _, engines = call_as(account, partial(_package_facts, package_json))
     if engines is None:
         return ""
     # The system's node, not the code just installed: as the user too (the check below).
@@ -180,7 +181,7 @@ def install_version(
     if op.scope == "system":
         _require_root_only(op.prefix)
     temp = Path(
-        call_as(account, lambda: _prepare(op.prefix, op.version, op.package_json, op.replace))
+        call_as(account, partial(_prepare, op.prefix, op.version, op.package_json, op.replace))
     )
     done: list[CommandResult] = []
     try:
@@ -211,12 +212,12 @@ def install_version(
         if printed is None or printed.group(0).lstrip("v") != op.version:
             why = f"printed {printed.group(0)!r}" if printed else _said(result, 2)
             return False, f"the installed gateway's --version check failed ({why})", done
-        call_as(account, lambda: _commit(temp, op.prefix / op.version, op.version, op.replace))
+        call_as(account, partial(_commit, temp, op.prefix / op.version, op.version, op.replace))
         return True, "", done
     finally:
         if os.path.lexists(temp):
             with contextlib.suppress(OSError):
-                call_as(account, lambda: _discard(temp))
+                call_as(account, partial(_discard, temp))
 
 
 def remember_install(memory: Path, version: str, failure: FailedInstall | None) -> str:
@@ -253,7 +254,7 @@ def record_outcome(op: InstallVersion, host: HostContext, ok: bool, detail: str)
     )
     memory = op.memory
     with contextlib.suppress(OSError, ValueError):
-        call_as(acting_account(host), lambda: remember_install(memory, op.version, failure))
+        call_as(acting_account(host), partial(remember_install, memory, op.version, failure))
 
 
 def forget_install(memory: Path, version: str) -> bool:
@@ -271,4 +272,4 @@ def forget_install(memory: Path, version: str) -> bool:
 
 
 def run_remove_tree(op: RemoveTree, host: HostContext) -> Any:
-    return call_as(_account(host, op.scope), lambda: remove_tree(op.parent, op.name), 600.0)
+    return call_as(_account(host, op.scope), partial(remove_tree, op.parent, op.name), 600.0)

@@ -41,13 +41,12 @@ from reconciler.core.action import (
 from reconciler.core.command import TIMED_OUT, Command, CommandResult
 from reconciler.core.day2 import BackupReport, RestoreReport, VerifyReport
 from reconciler.core.execution import OperationResult as OperationResult  # re-exported
-from reconciler.core.host import Account, HostContext
+from reconciler.core.host import Account, HostContext, user_sudoers_line
 from reconciler.core.secrets import learn_secrets
 from reconciler.facts.sudo_check import (
     SudoersPathProbe,
     sudo_hint,
     user_sudo_hint,
-    user_sudoers_line,
 )
 from reconciler.shell.backup import run_backup, run_restore, run_restore_in_place, run_verify
 from reconciler.shell.files import FileOperation, file_operation

@@ -69,6 +69,8 @@ def _host(
 
 # What the admin account may do: run the agent as root (remote/elevate.py says so when missing).
 SUDOERS = "admin ALL=(root) NOPASSWD: /usr/bin/python3"
+# ... or, narrowly, act as the gateway user (a converged host needs no root-only step).
+NARROW = "admin ALL=(user) NOPASSWD: ALL"
 
 
 # The first host also gets the reconcile timer, which must then run what the remote apply
@@ -252,12 +254,35 @@ def test_a_fleet_is_planned_and_applied_over_ssh(
         assert time.monotonic() < deadline, "journalctl -f still runs on the host"
         time.sleep(1)
 
-    # An admin without the sudo rule: told the exact sudoers line, never a traceback.
-    hosts[1][0].run(["rm", "/etc/sudoers.d/reconciler"])
+    # An admin with the narrow rule only (anything as the gateway user, nothing as root, no
+    # python rule): the same empty plan as root's, an apply of the user's steps, empty again.
+    second = hosts[1][0]
+    since = second.run(["date", "+@%s"]).stdout.strip()
+    second.write_file("/etc/sudoers.d/reconciler", f"{NARROW}\n", mode=0o440)
+    r = admin("plan", specs[1], "--detailed-exitcode")
+    assert r.returncode == 0, show(r)
+    assert "neither root nor" not in r.stderr, show(r)  # no complaint about the python rule
+    second.systemctl_user("stop", "clawdbot-gateway-ops.service")
+    r = admin("apply", specs[1], "--yes")
+    assert r.returncode == 0 and "profile[ops].service" in r.stdout, show(r)
+    assert_converged(second)
+    r = admin("plan", specs[1], "--detailed-exitcode")
+    assert r.returncode == 0, show(r)
+    # ... the user's steps ran as the user (sudo's own log, the journal), nothing as root.
+    journal = second.run(
+        ["journalctl", "-t", "sudo", "-o", "cat", "--no-pager", "--since", since]
+    ).stdout.splitlines()
+    ran = [line for line in journal if "COMMAND=" in line and "not allowed" not in line]
+    assert any("USER=user" in line for line in ran), journal
+    assert not [x for x in ran if "USER=root" in x and "COMMAND=list" not in x], journal
+
+    # An admin without any sudo rule: told the exact sudoers lines, never a traceback.
+    second.run(["rm", "/etc/sudoers.d/reconciler"])
     r = admin("plan", specs[1], "--detailed-exitcode")
     assert r.returncode != 0 and SUDOERS in r.stdout + r.stderr, show(r)
+    assert NARROW in r.stdout + r.stderr, show(r)
     assert "Traceback" not in r.stdout + r.stderr, show(r)
-    hosts[1][0].write_file("/etc/sudoers.d/reconciler", f"{SUDOERS}\n", mode=0o440)
+    second.write_file("/etc/sudoers.d/reconciler", f"{SUDOERS}\n", mode=0o440)
 
     # 4. The link drops in the middle of an apply: the host finishes the reviewed plan anyway,
     #    and the next plan finds it converged.

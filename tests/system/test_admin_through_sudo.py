@@ -15,10 +15,9 @@ import pytest
 from fakehost import FakeHost
 
 from reconciler.core.command import Command
-from reconciler.core.host import Account, HostContext
+from reconciler.core.host import Account, HostContext, user_sudoers_line
 from reconciler.core.secrets import known_secrets, remember_secret
 from reconciler.facts.files import read_as_user, read_path
-from reconciler.facts.sudo_check import user_sudoers_line
 from reconciler.shell.runner import ReadOnlyRunner
 from reconciler.system.as_user import (
     ChildFailed,
