@@ -10,6 +10,7 @@ to install, facts/switches.py), then applies.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 

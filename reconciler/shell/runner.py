@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
+from pathlib import Path
 from typing import Any, ClassVar
 
 from reconciler.core.action import (
@@ -429,16 +430,9 @@ class HostRunner(ReadOnlyRunner):
     def _write_textfile(self, op: WriteTextfile) -> OperationResult:
         # The folder is the spec user's to write: as that user, through one descriptor of it
         # reached without following a link through a folder anyone else controls.
-        from reconciler.shell.anchored import open_directory, replace_at
-
         user = self.host.user
         owner = (user.uid, user.gid) if user is not None else (os.geteuid(), os.getegid())
-
-        def write() -> str:
-            with open_directory(op.directory, *owner) as fd:
-                replace_at(fd, op.name, op.content.encode("utf-8"), 0o644)
-            return str(op.directory / op.name)
-
+        write = partial(_write_textfile, op.directory, op.name, op.content, owner)
         return OperationResult(op, True, str(call_as(acting_account(self.host), write)))
 
     def _install_version(self, op: InstallVersion) -> OperationResult:
@@ -481,6 +475,15 @@ class HostRunner(ReadOnlyRunner):
                     op, False, f"nothing answered on 127.0.0.1:{op.port} within {op.timeout_s:g} s"
                 )
             self.sleep(0.5)
+
+
+def _write_textfile(directory: Path, name: str, content: str, owner: tuple[int, int]) -> str:
+    # Module-level (a partial, never a closure): an admin's helper gets it pickled.
+    from reconciler.shell.anchored import open_directory, replace_at
+
+    with open_directory(directory, *owner) as fd:
+        replace_at(fd, name, content.encode("utf-8"), 0o644)
+    return str(directory / name)
 
 
 def _reported(
