@@ -86,9 +86,10 @@ def _discover(spec: Spec) -> HostContext:
     user = host.user
     if host.is_root or user is None or user.uid == 0 or host.acting_as_user:
         return host
+    from reconciler.facts.invocation import running_zipapp
     from reconciler.system.as_user import sudo_reaches
 
-    refused = sudo_reaches(user)
+    refused = sudo_reaches(user, running_zipapp())
     if refused is not None:
         return host  # the user's steps are blocked with the sudoers line (shell/runner.py)
     return replace(host, sudo_to_user=True)

@@ -68,7 +68,7 @@ def _acts_as_user(user: str) -> str | None:
     from reconciler.system.as_user import sudo_reaches
 
     account = Account.lookup(user)
-    return "no such user" if account is None else sudo_reaches(account)
+    return "no such user" if account is None else sudo_reaches(account, running_zipapp())
 
 
 def run_as_root(raw: bytes, request: Mapping[str, Any]) -> int | None:

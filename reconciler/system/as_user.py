@@ -302,6 +302,9 @@ _helpers: dict[str, _Helper] = {}
 _helpers_lock = threading.Lock()
 
 
+_archive: list[Path] = []  # the zipapp we were shipped in (sudo_reaches), for every start
+
+
 def _helper_argv(account: Account) -> tuple[list[str], bytes | None]:
     """The helper's argv (never a shell string) and the zipapp to send first (None: the
     package is found in the folders named in argv)."""
@@ -309,6 +312,8 @@ def _helper_argv(account: Account) -> tuple[list[str], bytes | None]:
 
     where = Path(reconciler.__file__).parent.parent
     start = ["sudo", "-n", "-u", account.name, "--", sys.executable, "-I", "-c", HELPER]
+    if _archive:  # the agent: its folder lies in the login user's private cache
+        return [*start, "zip"], _archive[0].read_bytes()
     if where.is_file():  # a zipapp: /path/agent.pyz/reconciler/__init__.py
         return [*start, "zip"], where.read_bytes()
     folders = [str(where), *(p for p in sys.path if p and os.path.isdir(p) and p != str(where))]
@@ -331,9 +336,12 @@ def helper_running(name: str) -> bool:
         return helper is not None and helper.proc.poll() is None
 
 
-def sudo_reaches(account: Account) -> str | None:
+def sudo_reaches(account: Account, archive: Path | None = None) -> str | None:
     """Start the helper for `account` (one `sudo -n -u`): None when it runs, else sudo's
-    reason (`a password is required`, sudo missing, ...)."""
+    reason (`a password is required`, sudo missing, ...). `archive`: the zipapp we run from
+    (facts/invocation.py running_zipapp), sent to the helper instead of our folders."""
+    if archive is not None:
+        _archive[:] = [archive]
     try:
         _helper(account)
     except SudoRefused as refused:
