@@ -99,6 +99,10 @@ UNIT_MODE = 0o644
 TOKEN_MODE = 0o600
 # systemctl's exit status for a unit the manager has not loaded (LSB "not installed").
 NOT_LOADED = 5
+# A product move stops a unit it did not write: `clawdbot gateway install`'s declares no
+# TimeoutStopSec, so systemd's default 90 s applies, and a clawdbot in its cold start takes
+# all of it (a 50 s deadline timed out under real systemd); the stop must outlast it.
+REPLACED_STOP_DEADLINE_S = 90.0 + 30.0
 POLL_S = 0.5  # between health checks (a real `gateway health` itself takes about 3 s)
 # A state directory's copy (or its restore) may take long: many sessions, a slow disk.
 STATE_COPY_TIMEOUT_S = 900.0
@@ -474,7 +478,9 @@ class Gate:
             problem = self.systemctl("restart", self.unit)
         return began, problem
 
-    def stop_present(self, unit: str, unit_file: Path) -> str:
+    def stop_present(
+        self, unit: str, unit_file: Path, deadline_s: float = RESTART_DEADLINE_S
+    ) -> str:
         """Stop `unit` when its file is there (an interrupted product move may have removed
         the replaced unit's file, or never written the new one); "" or why not. A file the
         manager never loaded (written, killed before the daemon-reload) runs nothing:
@@ -485,7 +491,7 @@ class Gate:
             ("systemctl", "--user", "stop", unit),
             scope="user",
             mutating=True,
-            timeout_s=RESTART_DEADLINE_S,
+            timeout_s=deadline_s,
         )
         result = self.runner.run(command)
         if result.ok or (result.exit_code == NOT_LOADED and "not loaded" in result.stderr):
@@ -523,7 +529,7 @@ def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
         # Stopped for the copy (it restarts anyway): a consistent copy, downtime starts here.
         stopped_at = time.monotonic()
         problem = (
-            next((p for p in (gate.stop_present(u, f) for u, f in running) if p), "")
+            next((p for p in (gate.stop_present(*unit) for unit in running) if p), "")
             if op.replaces is not None
             else gate.systemctl("stop", op.unit)
         )
@@ -587,12 +593,16 @@ def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
     return replace(_roll_back(gate, old, health.reason, down_from), **copied)
 
 
-def _running_units(op: GatedSwitch) -> list[tuple[str, Path]]:
-    """The units a switch stops first: the replaced one of a product move (then the new one,
-    which an interrupted move may have started), else the switched unit."""
+def _running_units(op: GatedSwitch) -> list[tuple[str, Path, float]]:
+    """The units a switch stops first, with the deadline of each stop: the replaced one of a
+    product move (then the new one, which an interrupted move may have started), else the
+    switched unit."""
     if op.replaces is not None and op.replaces_file is not None:
-        return [(op.replaces, op.replaces_file), (op.unit, op.unit_file)]
-    return [(op.unit, op.unit_file)]
+        return [
+            (op.replaces, op.replaces_file, REPLACED_STOP_DEADLINE_S),
+            (op.unit, op.unit_file, RESTART_DEADLINE_S),
+        ]
+    return [(op.unit, op.unit_file, RESTART_DEADLINE_S)]
 
 
 def _retire(gate: Gate) -> str:

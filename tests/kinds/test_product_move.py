@@ -307,3 +307,45 @@ def test_a_move_killed_at_each_step_converges_on_the_next_apply(
         assert not gw.fake.unit_path(NEW_UNIT).exists()
         assert _tree(state) == before
     assert not (memory_dir(gw.home) / "switch/ops").exists()
+
+
+@pytest.mark.parametrize(
+    ("product", "state_dir", "config"),
+    [
+        ("openclaw", ".clawdbot-ops", "clawdbot.json"),
+        ("openclaw", ".clawdbot", "clawdbot.json"),  # profile default
+        ("openclaw", ".openclaw-ops", "openclaw.json"),
+        ("openclaw", ".clawdbotx", "openclaw.json"),  # not clawdbot's name for a state dir
+        ("openclaw", "state", "openclaw.json"),
+        ("clawdbot", ".clawdbot-ops", "clawdbot.json"),
+        ("clawdbot", ".openclaw-ops", "clawdbot.json"),  # clawdbot succeeds nothing
+    ],
+)
+def test_a_clawdbot_state_dir_keeps_its_config_name_under_openclaw(
+    product: str, state_dir: str, config: str
+) -> None:
+    from reconciler.spec.naming import config_file_in
+
+    assert config_file_in(product, state_dir) == config
+
+
+def test_the_state_a_clawdbot_unit_uses_comes_from_its_environment() -> None:
+    from reconciler.kinds._move import installed_version, kept_state
+    from reconciler.spec.naming import product_names
+
+    old = product_names("clawdbot")
+    home = Path("/home/u")
+    unit = (
+        "[Service]\n"
+        'ExecStart="/usr/bin/node" "/home/u/.local/lib/clawdbot/2026.1.24-3/node_modules/'
+        'clawdbot/dist/entry.js" gateway --port 18809\n'
+        "Environment=CLAWDBOT_STATE_DIR=/srv/clawd/ops\n"
+        'Environment="CLAWDBOT_STATE_DIR=/srv/clawd/ops2" HOME=/home/u\n'
+    )
+    assert kept_state(unit, old, "ops", home) == Path("/srv/clawd/ops2")  # the last one wins
+    assert kept_state("[Service]\nExecStart=clawdbot gateway\n", old, "ops", home) == Path(
+        "/home/u/.clawdbot-ops"
+    )
+    assert kept_state("", old, "default", home) == Path("/home/u/.clawdbot")
+    assert installed_version(unit, old) == "2026.1.24-3"
+    assert installed_version("ExecStart=/usr/local/bin/clawdbot gateway\n", old) is None
