@@ -17,7 +17,9 @@ b) canary: ``ops`` moves to 2026.2.1, ``personal`` keeps running 2026.1.30 untou
 d) ``ops`` to a version whose install fails: nothing switched, no downtime, no leftovers;
 c) ``ops`` to the release that needs node 24: refused by the install step (its package.json
    engines), nothing switched, remembered, shown blocked by the next plan, and not retried by
-   the timer's apply.
+   the timer's apply;
+e) a third profile, a clawdbot one as ``clawdbot gateway install`` leaves it, moved to openclaw
+   by its own spec (the product move, issue 21): one gated step, state and token kept.
 """
 
 from __future__ import annotations
