@@ -76,16 +76,42 @@ def _value_changes(before: Any, after: Any, where: str, out: list[tuple[str, Any
 def _list_changes(
     old: list[Any], new: list[Any], path: str, out: list[tuple[str, Any, Any]]
 ) -> None:
-    """Ordered lists, as deepdiff compares them: lists of scalars of different lengths are
-    matched as difflib matches them; otherwise items are compared by position and the longer
-    list's tail is added or removed."""
-    if len(old) != len(new) and all(isinstance(x, _SCALAR) for x in (*old, *new)):
-        matcher = difflib.SequenceMatcher(None, [_key(x) for x in old], [_key(x) for x in new])
+    """Ordered lists, as deepdiff compares them. Lists of scalars are matched as difflib
+    matches them, unless comparing by position reports as few changes (deepdiff's rule: the
+    difflib result only when it is strictly shorter); then an item removed and one added at the
+    same index are one change. Other lists are compared by position, the longer one's tail
+    added or removed."""
+    if all(isinstance(x, _SCALAR) for x in (*old, *new)):
+        matched: list[tuple[str, Any, Any]] = []
+        matcher = difflib.SequenceMatcher(
+            None, [_key(x) for x in old], [_key(x) for x in new], autojunk=False
+        )
         for tag, i1, i2, j1, j2 in matcher.get_opcodes():
             if tag != "equal":
-                _by_position(old[i1:i2], new[j1:j2], path, i1, j1, out)
+                _by_position(old[i1:i2], new[j1:j2], path, i1, j1, matched)
+        if len(matched) > 1:
+            positional: list[tuple[str, Any, Any]] = []
+            _by_position(old, new, path, 0, 0, positional)
+            if len(matched) >= len(positional):
+                out.extend(positional)
+                return
+        out.extend(_merged(matched))
         return
     _by_position(old, new, path, 0, 0, out)
+
+
+def _merged(found: list[tuple[str, Any, Any]]) -> list[tuple[str, Any, Any]]:
+    """An item removed and another added at the same index: one change of that index."""
+    added = {where: after for where, before, after in found if before is _ABSENT}
+    removed = {where for where, before, after in found if after is _ABSENT}
+    out = []
+    for where, before, after in found:
+        if where in added and where in removed:
+            if after is _ABSENT:
+                out.append((where, before, added[where]))
+            continue  # the added half, folded into the removed one
+        out.append((where, before, after))
+    return out
 
 
 def _by_position(

@@ -85,3 +85,21 @@ def test_lists_are_compared_as_deepdiff_compares_them() -> None:
 def test_lists_equal_deepdiff(desired: dict[str, Any], actual: dict[str, Any]) -> None:
     mine = [(c.path, c.before, c.after) for c in attribute_changes(desired, actual)]
     assert sorted(mine, key=repr) == by_deepdiff(desired, actual)
+
+
+def test_a_difflib_match_is_used_only_when_it_reports_fewer_changes() -> None:
+    """deepdiff's rule for lists of scalars: difflib's match when strictly shorter than the
+    comparison by position (found by hypothesis: [False, None, None] -> [None, False] is three
+    changes either way, and deepdiff then reports them by position)."""
+    for desired, actual in [
+        ({"b": [None, None, [None, False]]}, {"b": [None, None, [False, None, None]]}),
+        ({"p": ["a", "b", "c", "d", "y"]}, {"p": ["x", "a", "b", "c", "d"]}),  # same length
+        ({"p": ["a", "r", "s"]}, {"p": ["p", "q", "a"]}),
+    ]:
+        fast = [(c.path, c.before, c.after) for c in attribute_changes(desired, actual)]
+        assert sorted(fast, key=repr) == by_deepdiff(desired, actual)
+    shifted = attribute_changes({"p": ["a", "b", "c", "d", "y"]}, {"p": ["x", "a", "b", "c", "d"]})
+    assert [(c.path, c.before, c.after) for c in shifted] == [
+        ("p[0]", "x", ABSENT),
+        ("p[4]", ABSENT, "y"),
+    ]
