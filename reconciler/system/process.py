@@ -21,6 +21,9 @@ installing for minutes after its reconciler was gone (issue 22). So a mutating c
 (`guard=True`) is also announced to a watchdog, a small process we start once (`_Watchdog`) that
 holds the read end of a pipe whose write end only we hold: when we die, however, the kernel
 closes it, the watchdog reads EOF, ends the tree of every command still announced, and exits.
+A command is announced before it starts, by the marker its processes carry in their
+environment, and again with its pid once it runs: no moment is left in which a kill of the
+reconciler would leave a started tree unannounced.
 PR_SET_PDEATHSIG alone would not do: it reaches the direct child only (`runuser`, `sudo`, `sh`),
 never the npm below it, and is cleared when the child changes its uid.
 
@@ -91,9 +94,9 @@ def run_process(
 
     tree = secrets.token_hex(8)
     if guard:
-        # Started before the command, not on its announcement: a reconciler killed while the
-        # watchdog's own Python was still starting left the command's tree behind.
-        _Watchdog.start()
+        # Announced before it starts, by the marker its processes carry: a reconciler killed
+        # between the start and the announcement with the pid would leave the tree behind.
+        _Watchdog.announce(tree)
     started = time.monotonic()
     proc = subprocess.Popen(
         argv,
@@ -108,12 +111,12 @@ def run_process(
         extra_groups=None if credentials is None else list(credentials.groups),
     )
     if guard:
-        _Watchdog.announce(proc.pid, tree)
+        _Watchdog.announce(tree, proc.pid)
     try:
         return _finish(proc, stdin, tree, started, timeout_s, grace_s)
     finally:
         if guard:
-            _Watchdog.forget(proc.pid)
+            _Watchdog.forget(tree)
 
 
 def _finish(
@@ -259,7 +262,8 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-# The watchdog's program: `+PID TREE` announces a command, `-PID` forgets it; at EOF (the
+# The watchdog's program: `+TREE PID` announces a command (PID 0: about to start, known by its
+# marker only), `-TREE` forgets it; at EOF (the
 # reconciler is gone) every announced tree still alive is ended. Run as `python -c`, so it
 # shares nothing with the reconciler's threads; it ignores SIGINT/SIGTERM meant for the group.
 _WATCHDOG = """
@@ -278,11 +282,20 @@ while True:
     for line in lines:
         word = line.decode("ascii", "replace").split()
         if len(word) == 2 and word[0].startswith("+"):
-            trees[int(word[0][1:])] = word[1]
+            trees[word[0][1:]] = int(word[1])
         elif len(word) == 1 and word[0].startswith("-"):
-            trees.pop(int(word[0][1:]), None)
-for pid, tree in trees.items():
-    kill_tree(pid, tree, grace_s=1.0)
+            trees.pop(word[0][1:], None)
+import time
+for tree, pid in trees.items():
+    kill_tree(pid if pid > 0 else -1, tree, grace_s=1.0)
+# A command announced but not known to have started may have been between fork and exec,
+# not yet carrying its marker: look for it a little longer.
+pending = [tree for tree, pid in trees.items() if pid <= 0]
+end = time.monotonic() + 2.0
+while pending and time.monotonic() < end:
+    time.sleep(0.05)
+    for tree in pending:
+        kill_tree(-1, tree, grace_s=0.2)
 """
 
 
@@ -327,14 +340,9 @@ class _Watchdog:
                 os.write(fd, line.encode("ascii"))
 
     @classmethod
-    def start(cls) -> None:
-        """Make sure this process's watchdog runs (a no-op once it does)."""
-        cls._pipe()
+    def announce(cls, tree: str, pid: int = 0) -> None:
+        cls._send(f"+{tree} {pid}\n")
 
     @classmethod
-    def announce(cls, pid: int, tree: str) -> None:
-        cls._send(f"+{pid} {tree}\n")
-
-    @classmethod
-    def forget(cls, pid: int) -> None:
-        cls._send(f"-{pid}\n")
+    def forget(cls, tree: str) -> None:
+        cls._send(f"-{tree}\n")

@@ -195,6 +195,65 @@ def test_a_guarded_command_does_not_outlive_a_reconciler_killed_with_sigkill(
             os.kill(sleeper, signal.SIGKILL)
 
 
+# Killed the moment the command has started, before run_process could say which pid it got.
+KILLED_AT_START = """
+import os, signal, subprocess, sys
+from reconciler.system import process
+real = subprocess.Popen
+def popen_then_die(argv, *args, **kwargs):
+    started = real(argv, *args, **kwargs)
+    if argv[0] == "/bin/sh":  # the command (the watchdog, a python, starts through here too)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return started
+process.subprocess.Popen = popen_then_die
+process.run_process(("/bin/sh", "-c", f"sleep {sys.argv[1]} & wait"),
+                    env={"PATH": "/usr/bin:/bin"}, stdin=None, timeout_s=600, guard=True)
+"""
+
+
+def _running(argv: list[str]) -> list[int]:
+    """The live pids whose command line is exactly `argv`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                words = handle.read().split(b"\0")[:-1]
+        except (OSError, ValueError):
+            continue
+        if [w.decode(errors="replace") for w in words] == argv and _alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+def test_a_reconciler_killed_before_it_learns_the_pid_still_leaves_no_tree(tmp_path: Path) -> None:
+    """The command is announced by its marker before it starts: nothing depends on the write of
+    its pid (CI once found the tree alive when the kill came between the start and that write).
+    The tree may be ended before its shell started `sleep`: what counts is that none is left."""
+    import secrets
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    seconds = str(3000 + secrets.randbelow(5000))  # names this test's sleep among all processes
+    reconciler = subprocess.run(
+        [sys.executable, "-c", KILLED_AT_START, seconds],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        check=False,
+    )
+    assert reconciler.returncode == -signal.SIGKILL
+    sleep, shell = ["sleep", seconds], ["/bin/sh", "-c", f"sleep {seconds} & wait"]
+    time.sleep(3)  # the watchdog's start, its grace and its second look
+    deadline = time.monotonic() + 20
+    while (_running(sleep) or _running(shell)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = _running(sleep) + _running(shell)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert left == []
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as handle:
