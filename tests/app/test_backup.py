@@ -16,6 +16,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -67,8 +68,11 @@ class World:
         moved = replace(ops, state_dir=str(self.gateway_state), workspace=str(self.workspace))
         return replace(spec, profiles=(moved,))
 
-    def cli(self, *args: str) -> Result:
+    def cli(self, *args: str, recording: list[object] | None = None) -> Result:
+        """Run the CLI on this world; `recording`: note every operation the runner executes."""
         app = AppContext(state_dir=lambda: self.state, spec_loader=self.load)
+        if recording is not None:
+            app = replace(app, make_runner=_recording_runner(recording))
         result = CliRunner().invoke(cli, list(args), obj=app, catch_exceptions=False)
         self.outputs.append(result.output)
         return result
@@ -119,6 +123,18 @@ def world(tmp_path: Path) -> Iterator[World]:
     _fill(w)
     yield w
     _assert_password_nowhere(w)
+
+
+def _recording_runner(executed: list[object]) -> Any:
+    """A `make_runner` whose runner appends every operation to `executed`, then executes it."""
+    from reconciler.shell.runner import HostRunner
+
+    class Recording(HostRunner):
+        def execute(self, operation):  # type: ignore[no-untyped-def]
+            executed.append(operation)
+            return super().execute(operation)
+
+    return lambda host, mutating: Recording(host)
 
 
 def _assert_password_nowhere(world: World) -> None:
@@ -403,26 +419,13 @@ def test_run_and_restore_are_operations_of_the_contexts_one_runner(
         RestoreInPlace,
         RestoreSnapshot,
     )
-    from reconciler.shell.runner import HostRunner
 
     monkeypatch.setenv("RESTIC_PASSWORD_COMMAND", "echo not-the-password")
     monkeypatch.setenv("RESTIC_PASSWORD", "not-the-password")
     executed: list[object] = []
 
-    class Recording(HostRunner):
-        def execute(self, operation):  # type: ignore[no-untyped-def]
-            executed.append(operation)
-            return super().execute(operation)
-
     def invoke(*args: str) -> Result:
-        app = AppContext(
-            state_dir=lambda: world.state,
-            spec_loader=world.load,
-            make_runner=lambda host, mutating: Recording(host),
-        )
-        result = CliRunner().invoke(cli, list(args), obj=app, catch_exceptions=False)
-        world.outputs.append(result.output)
-        return result
+        return world.cli(*args, recording=executed)
 
     world.write_spec(retention={"keep_last": 5})
     assert invoke("backup", "init", str(world.spec)).exit_code == 0
@@ -457,22 +460,11 @@ def test_verify_and_the_metrics_are_operations_of_the_contexts_runner(world: Wor
     textfile are typed operations the AppContext's runner carries out, as the spec's user;
     the use case itself touches no file of the user's."""
     from reconciler.core.action import BackupProfile, VerifySnapshot, WriteTextfile
-    from reconciler.shell.runner import HostRunner
 
     executed: list[object] = []
 
-    class Recording(HostRunner):
-        def execute(self, operation):  # type: ignore[no-untyped-def]
-            executed.append(operation)
-            return super().execute(operation)
-
     def invoke(*args: str) -> Result:
-        app = AppContext(
-            state_dir=lambda: world.state,
-            spec_loader=world.load,
-            make_runner=lambda host, mutating: Recording(host),
-        )
-        return CliRunner().invoke(cli, list(args), obj=app, catch_exceptions=False)
+        return world.cli(*args, recording=executed)
 
     textfiles = world.root / "textfiles"
     textfiles.mkdir()
