@@ -256,15 +256,20 @@ def assert_same_plan(
     assert offline_digests == live_digests, describe_differences(live_digests, offline_digests)
 
 
+def _seed(fake: FakeHost) -> None:
+    """The host these tests record: node 22, a gateway release, the `ops` unit with a token."""
+    fake.set_node("v22.12.0")
+    fake.set_gateway("2026.1.20")
+    fake.install_gateway_unit("ops", port=18809, token=SECRET)
+
+
 @pytest.mark.parametrize("invoker", ["user", "root"])
 def test_offline_plans_equal_live_plans_also_for_a_new_profile(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, invoker: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
     with FakeHost(tmp_path / "host") as fake:
-        fake.set_node("v22.12.0")
-        fake.set_gateway("2026.1.20")
-        fake.install_gateway_unit("ops", port=18809, token=SECRET)
+        _seed(fake)
         fake.install_gateway_unit(port=18789)  # a legacy unit on personal's port
         fake.add_stray_listener(18829, ["python3", "-m", "http.server", f"--token={SECRET}"])
         host = drive.host_context(fake, invoker)
@@ -426,9 +431,7 @@ def test_probe_writes_a_private_file_that_re_recording_leaves_unchanged(
 
     monkeypatch.chdir(tmp_path)
     with FakeHost(tmp_path / "host") as fake:
-        fake.set_node("v22.12.0")
-        fake.set_gateway("2026.1.20")
-        fake.install_gateway_unit("ops", port=18809, token=SECRET)
+        _seed(fake)
         cli = FakeHostCli(fake)
         Path("vm102.yaml").write_text(SPEC)
         out = tmp_path / "snap.json"
@@ -458,9 +461,7 @@ def test_probe_asks_each_question_once(tmp_path: Path, monkeypatch: pytest.Monke
 
     monkeypatch.chdir(tmp_path)
     with FakeHost(tmp_path / "host") as fake:
-        fake.set_node("v22.12.0")
-        fake.set_gateway("2026.1.20")
-        fake.install_gateway_unit("ops", port=18809, token=SECRET)
+        _seed(fake)
         cli = FakeHostCli(fake)
         Path("vm102.yaml").write_text(SPEC)
         fake.clear_calls()
