@@ -170,20 +170,7 @@ def test_doctor_of_a_fleet_over_ssh_has_a_row_per_host_with_each_hosts_error(
     """Two hosts reached through host.ssh: one answers (this machine, which is not vm102: the
     agent's host check there fails, and that error is its row), the other refuses the
     connection (unreachable). One table; with --format json, one entry per host."""
-    closed = _free_port()
-    specs = []
-    for name, port in (("vm102", sshd.port), ("vm103", closed)):
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(
-            SPEC.read_text()
-            .replace("name: vm102", f"name: {name}")
-            .replace(
-                "  user: user\n",
-                f"  user: user\n  ssh: {{address: 127.0.0.1, user: root, port: {port}}}\n",
-                1,
-            )
-        )
-        specs.append(str(path))
+    specs = _two_hosts(tmp_path, sshd, user="user")
     config = ["--ssh-config", str(sshd.root / "ssh_config")]
     table = reconciler("doctor", *specs, *config)
     assert table.returncode == 1 and "Traceback" not in table.stderr, table.stderr
@@ -239,9 +226,9 @@ def test_suspend_and_resume_over_ssh_pause_the_targets_timer(
     assert no_spec.returncode == 64 and "--target needs a SPEC" in no_spec.stderr, no_spec.stderr
 
 
-def test_suspend_of_a_fleet_over_ssh_is_a_row_per_host(sshd: RunningSshd, tmp_path: Path) -> None:
-    """One host reached through host.ssh is suspended there; the other refuses the
-    connection: its row says so, and the exit code is 1."""
+def _two_hosts(tmp_path: Path, sshd: RunningSshd, *, user: str) -> list[str]:
+    """Specs of vm102, reached as root through this test's sshd, and vm103, whose port
+    refuses the connection; `user` is their host.user."""
     specs = []
     for name, port in (("vm102", sshd.port), ("vm103", _free_port())):
         path = tmp_path / f"{name}.yaml"
@@ -250,11 +237,18 @@ def test_suspend_of_a_fleet_over_ssh_is_a_row_per_host(sshd: RunningSshd, tmp_pa
             .replace("name: vm102", f"name: {name}")
             .replace(
                 "  user: user\n",
-                f"  user: root\n  ssh: {{address: 127.0.0.1, user: root, port: {port}}}\n",
+                f"  user: {user}\n  ssh: {{address: 127.0.0.1, user: root, port: {port}}}\n",
                 1,
             )
         )
         specs.append(str(path))
+    return specs
+
+
+def test_suspend_of_a_fleet_over_ssh_is_a_row_per_host(sshd: RunningSshd, tmp_path: Path) -> None:
+    """One host reached through host.ssh is suspended there; the other refuses the
+    connection: its row says so, and the exit code is 1."""
+    specs = _two_hosts(tmp_path, sshd, user="root")
     config = ["--ssh-config", str(sshd.root / "ssh_config")]
     result = reconciler("suspend", *specs, "--reason", "swap", *config)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
