@@ -9,10 +9,10 @@ clawdbot back byte-identical; a reconciler killed at each step converges on the 
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import pytest
+from file_tree import file_tree
 
 from reconciler.core.action import Action, EnsureSecretEnv, GatedSwitch
 from reconciler.core.plan import Plan
@@ -48,20 +48,6 @@ def spec_of(product: str, version: str, state_dir: str | None = None) -> Spec:
 
 CLAWDBOT = spec_of("clawdbot", OLD)
 OPENCLAW = spec_of("openclaw", NEW, state_dir="~/.clawdbot-ops")
-
-
-def _tree(root: Path) -> dict[str, tuple[int, bytes | str]]:
-    """Every entry under root: its mode and bytes (a symlink: its target; a directory: "dir")."""
-    out: dict[str, tuple[int, bytes | str]] = {}
-    for path in sorted(root.rglob("*")):
-        mode = path.lstat().st_mode
-        if path.is_symlink():
-            out[str(path.relative_to(root))] = (mode, os.readlink(path))
-        elif path.is_file():
-            out[str(path.relative_to(root))] = (mode, path.read_bytes())
-        else:
-            out[str(path.relative_to(root))] = (mode, "dir")
-    return out
 
 
 @pytest.fixture
@@ -139,7 +125,7 @@ def test_the_move_is_one_reviewed_step(gw: GatewayHost) -> None:
 
 def test_a_healthy_move_keeps_state_and_token_and_converges(gw: GatewayHost) -> None:
     state = gw.home / ".clawdbot-ops"
-    before = _tree(state)
+    before = file_tree(state)
     old_token = token(gw, "CLAWDBOT_GATEWAY_TOKEN")
     assert old_token
     result = gw.apply(OPENCLAW)
@@ -152,11 +138,11 @@ def test_a_healthy_move_keeps_state_and_token_and_converges(gw: GatewayHost) -> 
     assert gw.fake.unit_runtime(OLD_UNIT).get("main_pid") in (None, 0, "")
     assert token(gw, "OPENCLAW_GATEWAY_TOKEN") == old_token
     assert token(gw, "CLAWDBOT_GATEWAY_TOKEN") is None
-    after = _tree(state)
+    after = file_tree(state)
     assert {k: v for k, v in after.items() if k != "gateway.env"} == {
         k: v for k, v in before.items() if k != "gateway.env"
     }
-    assert _tree(memory_dir(gw.home) / "kept-state/ops") == before
+    assert file_tree(memory_dir(gw.home) / "kept-state/ops") == before
     assert not (gw.home / ".openclaw-ops").exists()
     # Idempotence: the next plan is empty, a second apply runs nothing mutating.
     nothing = gw.plan(OPENCLAW)
@@ -192,7 +178,7 @@ def test_a_profile_without_a_token_gets_one_stable_token(tmp_path: Path) -> None
 def test_an_unhealthy_openclaw_brings_clawdbot_back_byte_identical(gw: GatewayHost) -> None:
     state = gw.home / ".clawdbot-ops"
     old_unit = gw.fake.unit_path(OLD_UNIT).read_text()
-    before = _tree(state)
+    before = file_tree(state)
     gw.fake.set_start_behaviour(f"/{NEW}/", "fail")
     result = gw.apply(OPENCLAW)
     outcome = next(o for o in result.outcomes if o.action.address == unit_address("ops"))
@@ -200,7 +186,7 @@ def test_an_unhealthy_openclaw_brings_clawdbot_back_byte_identical(gw: GatewayHo
     assert outcome.detail.startswith(f"rolled back to clawdbot {OLD}"), outcome.detail
     assert gw.fake.unit_path(OLD_UNIT).read_text() == old_unit
     assert not gw.fake.unit_path(NEW_UNIT).exists()
-    assert _tree(state) == before
+    assert file_tree(state) == before
     assert running_version(gw, OLD_UNIT) == OLD
     assert (memory_dir(gw.home) / BAD_VERSIONS).exists()
     # Not tried again by the timer: blocked with the mark, until `update --retry`.
@@ -228,7 +214,7 @@ def test_a_move_killed_at_each_step_converges_on_the_next_apply(
 ) -> None:
     state = gw.home / ".clawdbot-ops"
     old_unit = gw.fake.unit_path(OLD_UNIT).read_text()
-    before = _tree(state)
+    before = file_tree(state)
     old_token = token(gw, "CLAWDBOT_GATEWAY_TOKEN")
     if not healthy:
         gw.fake.set_start_behaviour(f"/{NEW}/", "fail")
@@ -296,7 +282,7 @@ def test_a_move_killed_at_each_step_converges_on_the_next_apply(
         assert running_version(gw, NEW_UNIT) == NEW
         assert not gw.fake.unit_path(OLD_UNIT).exists()
         assert token(gw, "OPENCLAW_GATEWAY_TOKEN") == old_token
-        assert _tree(memory_dir(gw.home) / "kept-state/ops") == before
+        assert file_tree(memory_dir(gw.home) / "kept-state/ops") == before
         follow = gw.plan(OPENCLAW)
         assert not follow.runnable, [a.address for a in follow.runnable]
     else:
@@ -305,7 +291,7 @@ def test_a_move_killed_at_each_step_converges_on_the_next_apply(
         assert running_version(gw, OLD_UNIT) == OLD
         assert gw.fake.unit_path(OLD_UNIT).read_text() == old_unit
         assert not gw.fake.unit_path(NEW_UNIT).exists()
-        assert _tree(state) == before
+        assert file_tree(state) == before
     assert not (memory_dir(gw.home) / "switch/ops").exists()
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import pytest
+from file_tree import file_tree
 
 from reconciler.core.action import Action, GatedSwitch, WriteFile
 from reconciler.core.command import Command, CommandResult
@@ -393,21 +393,6 @@ def test_an_installed_release_whose_node_went_away_blocks_its_units_changes(
     assert "(v22.12.0)" in unit.blocked
 
 
-def _tree(root: Path) -> dict[str, tuple[int, bytes | str]]:
-    """Every entry under root: its mode and bytes (a symlink: its target)."""
-    out: dict[str, tuple[int, bytes | str]] = {}
-    for path in sorted(root.rglob("*")):
-        mode = path.lstat().st_mode
-        key = str(path.relative_to(root))
-        if path.is_symlink():
-            out[key] = (mode, os.readlink(path))
-        elif path.is_file():
-            out[key] = (mode, path.read_bytes())
-        else:
-            out[key] = (mode, "dir")
-    return out
-
-
 def _fill_state(gw: GatewayHost) -> Path:
     state = gw.home / ".clawdbot-ops"
     sessions = state / "agents/main/sessions"
@@ -431,7 +416,7 @@ def test_a_rolled_back_switch_puts_the_state_directory_back_byte_identical(
     from reconciler.shell.switch import restore_state, snapshot_state
 
     state = _fill_state(gw)
-    before = _tree(state)
+    before = file_tree(state)
     memory = memory_dir(gw.home)
     # the functions, on what a migrating release does between the copy and the rollback
     copied = snapshot_state(memory, "ops", state)
@@ -441,7 +426,7 @@ def test_a_rolled_back_switch_puts_the_state_directory_back_byte_identical(
     (state / "state.sqlite").write_bytes(b"SQLite format 3\x00")
     assert snapshot_state(memory, "ops", state)["copied"] is False  # an earlier copy is kept
     restore_state(memory, "ops", state)
-    assert _tree(state) == before
+    assert file_tree(state) == before
     assert (memory / "rejected-state/ops/state.sqlite").exists()
     # through apply: a refused release, the state back and the copy gone with the switch
     from reconciler.shell.switch import forget_copies
@@ -451,18 +436,18 @@ def test_a_rolled_back_switch_puts_the_state_directory_back_byte_identical(
     result = gw.apply(versioned_spec())
     outcome = next(o for o in result.outcomes if o.action.address == unit_address("ops"))
     assert outcome.outcome == "failed" and outcome.detail.startswith(f"rolled back to {OLD}")
-    assert _tree(state) == before
+    assert file_tree(state) == before
     assert not (memory / "switch/ops").exists()
 
 
 def test_a_kept_switch_keeps_its_state_copy_until_the_next_one(gw: GatewayHost) -> None:
     state = _fill_state(gw)
-    before = _tree(state)
+    before = file_tree(state)
     result = gw.apply(versioned_spec())
     outcome = next(o for o in result.outcomes if o.action.address == unit_address("ops"))
     assert outcome.outcome == "applied", outcome.detail
     kept = memory_dir(gw.home) / "kept-state/ops"
-    assert _tree(kept) == before
+    assert file_tree(kept) == before
     (report,) = [r.report for r in outcome.operations if r.report is not None]
     record = report.record()
     assert isinstance(record["snapshot_s"], float) and record["snapshot_s"] >= 0

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from engine_on_fakehost import host_context
 from fakehost import FakeHost, gateway_unit_text
+from file_tree import file_tree
 
 from reconciler.core.action import GatedSwitch
 from reconciler.core.host import HostContext
@@ -300,20 +301,6 @@ def test_a_systemctl_failure_rolls_back_without_blaming_the_version(fake: FakeHo
     assert running_version(fake) == OLD
 
 
-def _tree(root: Path) -> dict[str, tuple[int, bytes | str]]:
-    """Every entry under root: its mode and bytes (a symlink: its target; a directory: "dir")."""
-    out: dict[str, tuple[int, bytes | str]] = {}
-    for path in sorted(root.rglob("*")):
-        mode = path.lstat().st_mode
-        if path.is_symlink():
-            out[str(path.relative_to(root))] = (mode, os.readlink(path))
-        elif path.is_file():
-            out[str(path.relative_to(root))] = (mode, path.read_bytes())
-        else:
-            out[str(path.relative_to(root))] = (mode, "dir")
-    return out
-
-
 class Killed(BaseException):
     """The reconciler dies here (kill -9): nothing after this point of the switch runs."""
 
@@ -336,7 +323,7 @@ def test_a_switch_killed_at_any_step_converges_on_the_next_run_with_the_state_in
     (state / "agents/main/sessions/s1.jsonl").write_text('{"role": "user"}\n')
     (state / "identity").mkdir()
     (state / "identity/device-auth.json").write_text('{"token": "device"}')
-    before = _tree(state)
+    before = file_tree(state)
     if not healthy:
         fake.set_start_behaviour(f"/{NEW}/", "fail")
     real_copy = switch_module._copy_tree
@@ -373,10 +360,10 @@ def test_a_switch_killed_at_any_step_converges_on_the_next_run_with_the_state_in
     if healthy:
         assert result.report.outcome == "switched", result.detail
         assert running_version(fake) == NEW
-        assert _tree(memory / "kept-state/ops") == before  # the state before any new start
+        assert file_tree(memory / "kept-state/ops") == before  # the state before any new start
     else:
         assert result.report.outcome == "rolled-back", result.detail
         assert running_version(fake) == OLD
         assert fake.unit_path(UNIT).read_text() == unit_text(fake, OLD)
-        assert _tree(state) == before
+        assert file_tree(state) == before
     assert not (memory / "switch/ops").exists()  # converged: nothing left to resume
