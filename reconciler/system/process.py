@@ -263,11 +263,11 @@ def _group_alive(pgid: int) -> bool:
 
 
 # The watchdog's program: `+TREE PID` announces a command (PID 0: about to start, known by its
-# marker only), `-TREE` forgets it; at EOF (the
-# reconciler is gone) every announced tree still alive is ended. Run as `python -c`, so it
-# shares nothing with the reconciler's threads; it ignores SIGINT/SIGTERM meant for the group.
+# marker only), `-TREE` forgets it; at EOF (the reconciler is gone) every announced tree still
+# alive is ended. Run as `python -c`, so it shares nothing with the reconciler's threads; it
+# ignores SIGINT/SIGTERM meant for the group.
 _WATCHDOG = """
-import os, signal, sys
+import os, signal, sys, time
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 from reconciler.system.process import kill_tree
@@ -285,7 +285,6 @@ while True:
             trees[word[0][1:]] = int(word[1])
         elif len(word) == 1 and word[0].startswith("-"):
             trees.pop(word[0][1:], None)
-import time
 for tree, pid in trees.items():
     kill_tree(pid if pid > 0 else -1, tree, grace_s=1.0)
 # A command announced but not known to have started may have been between fork and exec,
