@@ -81,7 +81,7 @@ def validate(ctx: AppContext, paths: Sequence[Path]) -> int:
                 hosts = load_fleet(data, str(path))
                 ctx.echo(f"{path}: ok ({len(hosts)} hosts)")
                 continue
-            _check(ctx, path)
+            _check(ctx, path, data)
         except SpecInvalid as exc:
             failed = True
             report_invalid(ctx, exc)
@@ -90,9 +90,10 @@ def validate(ctx: AppContext, paths: Sequence[Path]) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _check(ctx: AppContext, path: Path) -> None:
+def _check(ctx: AppContext, path: Path, head: bytes) -> None:
     """SpecInvalid unless the spec at `path` is valid: checked only, the typed model is not
-    built (spec/checking.py), so `validate` does not pay for importing it."""
+    built (spec/checking.py), so `validate` does not pay for importing it. `head`: the bytes
+    `_head` already read (b"": none, the file is read again and its problem reported)."""
     if ctx.spec_loader is not None:
         ctx.spec_loader(path)
         return
@@ -101,6 +102,8 @@ def _check(ctx: AppContext, path: Path) -> None:
 
     if str(path) == STDIN:
         check_spec_text(ctx.read_stdin(MAX_BYTES + 1), STDIN_NAME)
+    elif head:
+        check_spec_text(head, str(path))
     else:
         check_spec(path)
 
