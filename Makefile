@@ -42,12 +42,12 @@ plan: venv
 validate: venv
 	$(VENV)/bin/reconciler validate specs/*.yaml
 
-## test: every test (fast suite, then the systemd-nspawn suite, which skips without root)
-test: venv
-	$(PY) -m pytest $(PYTEST_ARGS)
+## test: every test: the fast suite, then the systemd-nspawn suite (which skips without root)
+test: fast e2e
 
+# One pytest-xdist worker per core: the laws alone are minutes of CPU each (docs/testing.md).
 fast: venv
-	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not e2e" -n auto $(PYTEST_ARGS)
 
 e2e: venv
 	$(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)

@@ -137,13 +137,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             f"e2e tests belong in tests/e2e (make e2e runs only there): {stray}"
         )
+    # The long tests first (a stable sort keeps the rest in order): pytest-xdist deals its first
+    # batch round-robin, so each starts at once on a worker of its own instead of ending the
+    # suite alone on one core while the others idle.
+    items.sort(key=lambda i: i.get_closest_marker("long") is None)
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _searchable_basetemp(tmp_path_factory: pytest.TempPathFactory) -> None:
+def _searchable_basetemp(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     # pytest (re)creates the base temp directory 0700; the fake user must be able to pass.
+    # A pytest-xdist worker's (`make fast`) lies inside the controller's, recreated 0700 too.
     if os.geteuid() == 0:
-        tmp_path_factory.getbasetemp().chmod(0o711)
+        base = tmp_path_factory.getbasetemp()
+        base.chmod(0o711)
+        if hasattr(request.config, "workerinput"):
+            base.parent.chmod(0o711)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import engine_on_fakehost as drive
+import pytest
 from click.testing import CliRunner
 from fakehost import FakeHost
 from hypothesis import assume, example, given, settings
@@ -237,6 +238,9 @@ def runnable(fake: FakeHost, spec: Spec, host: Any) -> list[str]:
     return [a.address for a in drive.plan(fake, spec, host).runnable]
 
 
+# Minutes of CPU in CI (200 examples, dozens of fake tools each): started first by `make fast`,
+# each law on a worker of its own (tests/conftest.py).
+@pytest.mark.long
 @given(spec=specs, state=host_states)
 def test_after_apply_the_next_plan_is_empty_and_a_second_apply_mutates_nothing(
     spec: Spec, state: HostState
@@ -292,6 +296,7 @@ def test_a_dry_run_mutates_nothing_and_leaves_the_host_byte_identical(
     ),
     nth=1,
 )
+@pytest.mark.long
 @given(spec=specs, state=host_states, nth=st.integers(min_value=1, max_value=12))
 def test_any_single_failure_is_recovered_by_the_next_apply(
     spec: Spec, state: HostState, nth: int
