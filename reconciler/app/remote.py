@@ -17,7 +17,7 @@ import contextlib
 import shutil
 import socket
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,14 +59,37 @@ class Remote:
     ssh: SshTarget
     python: str = "python3"
     options: tuple[str, ...] = ()
+    persist_s: int = 0  # how long the connection stays up after the run (ssh_persist_seconds)
 
     @property
     def label(self) -> str:
         return str(self.ssh)
 
 
+# The connection to a host stays up this long after a run (OpenSSH's ControlPersist; Ansible
+# keeps its own 60 s): `plan` then `apply`, or the next fleet run, skip the handshake.
+PERSIST_VARIABLE = "RECONCILER_SSH_PERSIST"
+PERSIST_DEFAULT_S = 60
+
+
+def ssh_persist_seconds(environ: Mapping[str, str]) -> int:
+    """RECONCILER_SSH_PERSIST: idle seconds the connection outlives the run (0: closed with it)."""
+    text = environ.get(PERSIST_VARIABLE, "").strip()
+    if not text:
+        return PERSIST_DEFAULT_S
+    if not text.isdigit() or int(text) > 86400:
+        raise Failed(
+            f"{PERSIST_VARIABLE}={text!r}: write the seconds the SSH connection stays up after "
+            "a run, from 0 (closed with the run) to 86400",
+            code=EXIT_USAGE,
+        )
+    return int(text)
+
+
 def resolve(spec: Spec, reach: Reach, *, host_check: bool, this_host: str = "") -> Remote | None:
     """The remote host to use for `spec`, or None for this machine (module docstring)."""
+    import os
+
     from reconciler.remote.protocol import Side
 
     options = ("-F", str(reach.ssh_config)) if reach.ssh_config else ()
@@ -75,16 +98,17 @@ def resolve(spec: Spec, reach: Reach, *, host_check: bool, this_host: str = "") 
         return None
     from reconciler.shell.ssh import SshTarget
 
+    persist = ssh_persist_seconds(os.environ)
     if reach.target is not None:
         try:
-            return Remote(SshTarget.parse(reach.target), python, options)
+            return Remote(SshTarget.parse(reach.target), python, options, persist)
         except ValueError as exc:
             raise Failed(f"--target: {exc}", code=EXIT_USAGE) from None
     ssh = spec.host.ssh
     here = (this_host or socket.gethostname()).split(".")[0]
     if ssh is None or not host_check or here == spec.host.name.split(".")[0]:
         return None
-    return Remote(SshTarget(ssh.address, ssh.user, ssh.port), python, options)
+    return Remote(SshTarget(ssh.address, ssh.user, ssh.port), python, options, persist)
 
 
 def spec_bytes(spec: Spec) -> bytes:
@@ -114,7 +138,7 @@ class RemoteHost:
 
         self.remote = remote
         self.notes = notes  # where what the target says besides a snapshot goes (stderr)
-        self.session = SshSession(remote.ssh, options=remote.options)
+        self.session = SshSession(remote.ssh, options=remote.options, persist_s=remote.persist_s)
         self.client: RemoteReconciler = RemoteReconciler(self.session, python=remote.python)
         self.workdir = Path(tempfile.mkdtemp(prefix="reconciler-remote-"))
         self.session.start()  # the handshake runs while the request is made

@@ -6,22 +6,29 @@ and host keys must be checked exactly as OpenSSH checks them. We never pass
 `StrictHostKeyChecking=no`; `BatchMode=yes` turns every interactive question (a password, an
 unknown host key) into a failure we can explain, instead of a hang under a timer.
 
-One connection per host per run: the first call starts a control master (`ssh -M -N`, our own
-child, not a daemon) whose socket lives in a private 0700 directory of ours; every call rides on
-it. `close()` stops the master and removes the directory; every ssh we start dies with us
-(PR_SET_PDEATHSIG), also when we are killed, so a remote command never outlives its client.
+One connection per host: the first call starts a control master (`ssh -M -N`) whose socket
+lives in a private 0700 directory of ours; every call rides on it. By default (`persist_s=0`)
+the master is our own child, not a daemon: `close()` stops it and removes the directory. With
+`persist_s` > 0 the master stays up that many idle seconds after the run (OpenSSH's
+ControlPersist, what Ansible does by default), in the login user's own private folder, so the
+next run to the same host with the same options skips the handshake (docs/remote.md). Either
+way every remote command's ssh dies with us (PR_SET_PDEATHSIG), also when we are killed, so a
+remote command never outlives its client.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 import re
 import selectors
 import shlex
 import shutil
 import signal
+import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -163,11 +170,14 @@ class SshSession:
         options: Sequence[str] = (),
         ssh_program: str = "ssh",
         connect_timeout_s: int = 10,
+        persist_s: int = 0,
     ) -> None:
         self.target = target
         self.options = tuple(options)
         self.ssh_program = ssh_program
         self.connect_timeout_s = connect_timeout_s
+        self.persist_s = persist_s
+        self._shared = persist_s > 0 and _shared_control_path(self._identity()) is not None
         self._control_dir: str | None = None
         self._master: subprocess.Popen[bytes] | None = None
         self._master_ready = False  # its socket is up (it connected)
@@ -176,7 +186,16 @@ class SshSession:
 
     # --- the argv --------------------------------------------------------------------------
 
+    def _identity(self) -> str:
+        """What makes two connections interchangeable: the same client, options and target."""
+        return "\0".join((self.ssh_program, *self.options, str(self.target)))
+
     def _control_path(self) -> str:
+        if self._shared:
+            path = _shared_control_path(self._identity())
+            if path is not None:
+                return path
+            self._shared = False  # the folder went away or changed hands since: ours alone
         if self._control_dir is None:
             # mkdtemp creates the directory 0700: nobody else can reach our master's socket.
             self._control_dir = tempfile.mkdtemp(prefix="reconciler-ssh-")
@@ -195,7 +214,9 @@ class SshSession:
             "-o",
             f"ControlPath={self._control_path()}",
             "-o",
-            "ControlPersist=no",
+            f"ControlPersist={self.persist_s}s"
+            if self._shared and master == "yes"
+            else "ControlPersist=no",
             # A link that dies silently is noticed in 30 s instead of TCP's two hours.
             "-o",
             "ServerAliveInterval=5",
@@ -246,6 +267,11 @@ class SshSession:
 
     def _launch_master(self) -> None:
         socket_path = self._control_path()
+        if self._shared and _answers(socket_path):
+            # A master an earlier run left up: ride on it (no process of ours to start).
+            self._master = None
+            self._master_ready = True
+            return
         with contextlib.suppress(FileNotFoundError):
             os.unlink(socket_path)  # a dead master's socket
         self._master = self._popen(
@@ -260,14 +286,25 @@ class SshSession:
     def _ensure_master(self) -> None:
         """Connect once (the master), or find the connection up; SshError says why not."""
         with self._master_lock:
-            if self._master is not None and self._master.poll() is None and self._master_ready:
+            if self._master_ready and (
+                self._master.poll() is None
+                if self._master is not None
+                else _answers(self._control_path())
+            ):
                 return
             if self._master is None or self._master_ready:  # never started, or up and lost since
                 self._launch_master()
             master = self._master
-            assert master is not None
-            while not os.path.exists(self._control_path()):
-                if master.poll() is not None:
+            if master is None:  # a persisted master answered
+                return
+            # A persisted master forks into the background once connected and its first
+            # process exits 0 (the socket is then there); a failure exits 255 with the reason.
+            while not os.path.exists(self._control_path()) or (
+                self._shared and master.poll() is None and not _answers(self._control_path())
+            ):
+                if master.poll() is not None and (
+                    master.returncode != 0 or not os.path.exists(self._control_path())
+                ):
                     _forget(master)
                     self._master = None
                     stderr = master.stderr.read() if master.stderr else b""
@@ -277,9 +314,12 @@ class SshSession:
                     self._master = None
                     raise SshError(f"{self.target}: the connection timed out")
                 time.sleep(0.005)
-            if master.stderr is not None:  # the master's later warnings: not ours to show
-                threading.Thread(target=_drain, args=(master.stderr,), daemon=True).start()
             self._master_ready = True
+            if master.poll() is not None:  # persisted: in the background now, not our child
+                _forget(master)
+                self._master = None
+            elif master.stderr is not None:  # the master's later warnings: not ours to show
+                threading.Thread(target=_drain, args=(master.stderr,), daemon=True).start()
 
     @staticmethod
     def _end(proc: subprocess.Popen[bytes]) -> None:
@@ -350,10 +390,12 @@ class SshSession:
         yield RemoteResult(code, b"", errors.data())
 
     def close(self) -> None:
-        """Stop the control master (if one runs) and remove its private directory."""
+        """Stop the control master (if one runs) and remove its private directory; a persisted
+        master (in the background by now) stays for its idle seconds."""
         if self._master is not None:
             self._end(self._master)
             self._master = None
+        self._master_ready = False
         if self._control_dir is not None:
             shutil.rmtree(self._control_dir, ignore_errors=True)
             self._control_dir = None
@@ -363,6 +405,48 @@ class SshSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _answers(socket_path: str) -> bool:
+    """A master listens on `socket_path` (a socket file left by a dead one refuses)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(socket_path)
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+# Unix socket paths hold 108 bytes; ssh adds a 17-character suffix while it creates one.
+_SOCKET_PATH_MAX = 90
+
+
+def _shared_control_path(identity: str) -> str | None:
+    """Where a persisted master's socket lives: `$XDG_RUNTIME_DIR/reconciler/ssh/` (or
+    `~/.cache/reconciler/ssh/`), one name per client, options and target. None when that folder
+    cannot be made ours alone (then the connection is not persisted): a socket there runs
+    commands on the target as us, so every folder we create is 0700 and the last one must be
+    ours, not a symlink and open to nobody else."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    base = (
+        os.path.join(runtime, "reconciler")
+        if os.path.isabs(runtime)
+        else os.path.join(os.path.expanduser("~"), ".cache", "reconciler")
+    )
+    folder = os.path.join(base, "ssh")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        info = os.lstat(folder)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        return None
+    name = hashlib.sha256(identity.encode()).hexdigest()[:20]
+    path = os.path.join(folder, name)
+    return path if len(path.encode()) <= _SOCKET_PATH_MAX else None
 
 
 def _drain(stream: IO[bytes]) -> None:

@@ -15,18 +15,23 @@ REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "specs" / "vm102.yaml"
 
 
-def reconciler(*args: str) -> subprocess.CompletedProcess[str]:
+def reconciler(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "reconciler", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
         timeout=300,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
-def remote(sshd: RunningSshd, *args: str) -> subprocess.CompletedProcess[str]:
-    return reconciler(*args, "--target", sshd.url, "--ssh-config", str(sshd.root / "ssh_config"))
+def remote(
+    sshd: RunningSshd, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return reconciler(
+        *args, "--target", sshd.url, "--ssh-config", str(sshd.root / "ssh_config"), env=env
+    )
 
 
 def test_a_remote_plan_is_the_local_plan_and_costs_one_round_trip(sshd: RunningSshd) -> None:
@@ -38,10 +43,23 @@ def test_a_remote_plan_is_the_local_plan_and_costs_one_round_trip(sshd: RunningS
     second = remote(sshd, "plan", str(SPEC), "--host-check=off", "--format", "json")
     assert second.returncode == 0, second.stderr
     assert sshd.sessions() == shipped + 1  # warm target: ONE round trip for a whole plan
-    assert sshd.connections() == 2  # one connection per run
+    # The first run's connection stayed up (RECONCILER_SSH_PERSIST, 60 s by default): the
+    # second run made no handshake of its own.
+    assert sshd.connections() == 1
     mine, theirs = json.loads(local.stdout), json.loads(second.stdout)
     assert theirs["actions"] == mine["actions"]
     assert theirs["summary"] == mine["summary"]
+    # Persistence off: a connection of the run's own, closed with it.
+    third = remote(sshd, "plan", str(SPEC), "--host-check=off", env={"RECONCILER_SSH_PERSIST": "0"})
+    assert third.returncode == 0, third.stderr
+    assert sshd.connections() == 2
+
+
+def test_a_bad_persistence_setting_is_a_usage_error(sshd: RunningSshd) -> None:
+    result = remote(sshd, "plan", str(SPEC), env={"RECONCILER_SSH_PERSIST": "1m"})
+    assert result.returncode == 64, result.stderr  # EX_USAGE
+    assert "RECONCILER_SSH_PERSIST='1m': write the seconds" in result.stderr
+    assert sshd.connections() == 0
 
 
 def test_the_host_check_is_made_against_the_remote_hosts_name(sshd: RunningSshd) -> None:

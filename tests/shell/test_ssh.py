@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -221,6 +224,7 @@ def test_a_silent_target_is_given_up_on_and_the_command_ended(sshd: RunningSshd)
 
 KILLED_CLIENT = """
 import sys
+import tempfile
 from reconciler.shell.ssh import SshSession, SshTarget
 session = SshSession(SshTarget.parse(sys.argv[1]), options=sys.argv[2:])
 for line in session.stream(["sh", "-c", "while :; do echo still-here-7f3a; sleep 0.2; done"]):
@@ -257,3 +261,105 @@ def test_a_client_killed_outright_leaves_no_ssh_and_no_remote_command(sshd: Runn
     while _running(control_dir) or _running("while :; do echo still-here-7f3a"):
         assert time.monotonic() < deadline, _running(control_dir)
         time.sleep(0.2)
+
+
+@pytest.fixture
+def runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private XDG_RUNTIME_DIR with a short path (a socket path holds 108 bytes)."""
+    folder = Path(tempfile.mkdtemp(prefix="rt-"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _persisting(sshd: RunningSshd, seconds: int = 30) -> SshSession:
+    return SshSession(SshTarget.parse(sshd.url), options=sshd.client_options, persist_s=seconds)
+
+
+def test_a_persisted_connection_serves_the_next_session_and_then_ends(
+    sshd: RunningSshd, runtime: Path
+) -> None:
+    with _persisting(sshd, seconds=2) as first:
+        assert first.run(["true"]).exit_code == 0
+        socket_path = first._control_path()
+    assert socket_path.startswith(f"{runtime}/reconciler/ssh/")
+    assert (runtime / "reconciler" / "ssh").stat().st_mode & 0o777 == 0o700
+    with _persisting(sshd, seconds=2) as second:  # the same target and options: no handshake
+        assert second.run(["true"]).exit_code == 0
+        assert second._master is None  # no ssh -M of its own: it rode on the first one's
+    assert sshd.connections() == 1 and sshd.sessions() == 2
+    deadline = time.monotonic() + 15  # idle for its 2 s, the master goes, its socket with it
+    while Path(socket_path).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(socket_path).exists()
+    with _persisting(sshd, seconds=2) as third:
+        assert third.run(["true"]).exit_code == 0
+    assert sshd.connections() == 2
+
+
+def test_a_dead_masters_socket_is_replaced(sshd: RunningSshd, runtime: Path) -> None:
+    """A socket file nobody listens on (a reboot under ~/.cache, a killed master)."""
+    session = _persisting(sshd)
+    path = Path(session._control_path())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import socket as sockets
+
+    stale = sockets.socket(sockets.AF_UNIX)
+    stale.bind(str(path))
+    stale.close()  # bound, never listening: connect() is refused
+    with session:
+        assert session.run(["true"]).exit_code == 0
+    assert sshd.connections() == 1
+    subprocess.run(["ssh", "-o", f"ControlPath={path}", "-O", "exit", "x"], capture_output=True)
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o750])
+def test_a_folder_others_can_reach_is_never_used_for_a_persisted_socket(
+    sshd: RunningSshd, runtime: Path, mode: int
+) -> None:
+    (runtime / "reconciler" / "ssh").mkdir(parents=True)
+    (runtime / "reconciler" / "ssh").chmod(mode)
+    with _persisting(sshd) as session:
+        assert session.run(["true"]).exit_code == 0
+        private = session._control_dir  # the run's own folder instead, closed with it
+    assert private is not None and not Path(private).exists()
+    assert list((runtime / "reconciler" / "ssh").iterdir()) == []
+
+
+KILLED_PERSISTING_CLIENT = """
+import sys
+from reconciler.shell.ssh import SshSession, SshTarget
+session = SshSession(SshTarget.parse(sys.argv[1]), options=sys.argv[2:], persist_s=30)
+for line in session.stream(["sh", "-c", "while :; do echo still-here-5c1e; sleep 0.2; done"]):
+    print("up", flush=True)
+"""
+
+
+def test_a_killed_client_leaves_no_remote_command_behind_a_persisted_master(
+    sshd: RunningSshd, runtime: Path
+) -> None:
+    """The master outlives the run on purpose; the command it carried does not."""
+    client = subprocess.Popen(
+        [sys.executable, "-c", KILLED_PERSISTING_CLIENT, sshd.url, *sshd.client_options],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert client.stdout is not None
+    assert client.stdout.readline().strip() == "up" and _running("still-here-5c1e")
+    client.kill()
+    client.wait()
+    deadline = time.monotonic() + 15
+    while _running("while :; do echo still-here-5c1e"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    (socket_path,) = (runtime / "reconciler" / "ssh").iterdir()
+    subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "x"], check=True)
+
+
+def test_a_refused_persisted_connection_is_the_commands_error(
+    sshd: RunningSshd, runtime: Path
+) -> None:
+    (sshd.root / "known_hosts").write_text("")
+    with _persisting(sshd) as session, pytest.raises(SshError, match="not known"):
+        session.run(["true"])
+    assert list((runtime / "reconciler" / "ssh").iterdir()) == []
