@@ -21,6 +21,7 @@ import importlib.metadata
 import io
 import os
 import re
+import tempfile
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -150,12 +151,31 @@ def build_agent() -> Agent:
     build it again, one after the other under the interpreter's lock)."""
     with _BUILDING:
         if ROOT not in _BUILT:
-            _BUILT[ROOT] = zip_agent()
+            _BUILT[ROOT] = _kept_or_zipped()
         return _BUILT[ROOT]
 
 
-def zip_agent() -> Agent:
-    """Zip this package and its run-time dependencies' pure-Python files (deterministic)."""
+@dataclass(frozen=True)
+class _Contents:
+    """What goes into the agent: (name in the zip, file; None for __main__.py) and metadata."""
+
+    entries: tuple[tuple[str, Path | None], ...]
+    distributions: tuple[str, ...]
+    compiled_only: tuple[str, ...]
+
+    def manifest_key(self) -> str:
+        """Names, sizes and modification times of every file: a changed install, another key.
+        (Stat-ing 200 files costs a few milliseconds; zipping them, about 0.1 s of CPU.)"""
+        digest = hashlib.sha256(repr((self.distributions, self.compiled_only)).encode())
+        for arcname, path in self.entries:
+            info = None if path is None else path.stat()
+            stamp = b"" if info is None else f"{info.st_size}:{info.st_mtime_ns}".encode()
+            digest.update(arcname.encode() + b"\0" + stamp + b"\n")
+        digest.update(MAIN)
+        return digest.hexdigest()[:32]
+
+
+def _contents() -> _Contents:
     entries: list[tuple[str, Path | None]] = [("__main__.py", None), *_own_files()]
     shipped, compiled_only = [], []
     for dist in shipped_distributions():
@@ -163,11 +183,55 @@ def zip_agent() -> Agent:
         entries.extend(files)
         compiled_only.extend(compiled)
         shipped.append(dist.metadata["Name"])
+    return _Contents(
+        tuple(sorted(dict(entries).items())), tuple(sorted(shipped)), tuple(sorted(compiled_only))
+    )
+
+
+# The last few builds are kept (one per installed version in use), the rest removed.
+_KEEP_BUILDS = 4
+
+
+def _kept_or_zipped() -> Agent:
+    """The agent from the admin's own cache (`~/.cache/reconciler/agent-build/`) when the
+    installed files are unchanged since it was zipped, else zipped (and kept)."""
+    from reconciler.shell.private_folder import own_private_folder, user_cache_home
+
+    contents = _contents()
+    folder = Path(user_cache_home(), "reconciler", "agent-build")
+    if not own_private_folder(str(folder)):
+        return _zip(contents)
+    key = contents.manifest_key()
+    for kept in folder.glob(f"{key}-*.pyz"):
+        data = kept.read_bytes()
+        # Named by its own SHA-256: a damaged or half-written file is never shipped.
+        if kept.name == f"{key}-{hashlib.sha256(data).hexdigest()}.pyz":
+            os.utime(kept)  # the most recently used are the ones kept
+            return Agent(data, contents.distributions, contents.compiled_only)
+        kept.unlink(missing_ok=True)
+    agent = _zip(contents)
+    # A cache checked by its hash on every read: no fsync, a crash costs one more zip.
+    fd, temp = tempfile.mkstemp(dir=folder, prefix=".build-", suffix=".tmp")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(agent.data)
+    os.replace(temp, folder / f"{key}-{agent.sha256}.pyz")
+    builds = sorted(folder.glob("*.pyz"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in builds[_KEEP_BUILDS:]:
+        old.unlink(missing_ok=True)
+    return agent
+
+
+def zip_agent() -> Agent:
+    """Zip this package and its run-time dependencies' pure-Python files (deterministic)."""
+    return _zip(_contents())
+
+
+def _zip(contents: _Contents) -> Agent:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for arcname, path in sorted(dict(entries).items()):
+        for arcname, path in contents.entries:
             info = zipfile.ZipInfo(arcname, date_time=_EPOCH)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, MAIN if path is None else path.read_bytes())
-    return Agent(buffer.getvalue(), tuple(sorted(shipped)), tuple(sorted(compiled_only)))
+    return Agent(buffer.getvalue(), contents.distributions, contents.compiled_only)

@@ -28,7 +28,6 @@ import shlex
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import tempfile
 import threading
@@ -37,6 +36,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit
+
+from reconciler.shell.private_folder import own_private_folder, user_cache_home
 
 # ssh's own exit code for "the connection failed"; anything else is the remote command's.
 SSH_FAILED = 255
@@ -425,24 +426,14 @@ _SOCKET_PATH_MAX = 90
 
 
 def _shared_control_path(identity: str) -> str | None:
-    """Where a persisted master's socket lives: `$XDG_RUNTIME_DIR/reconciler/ssh/` (or
+    """Where a persisted master's socket lives: `$XDG_RUNTIME_DIR/reconciler/ssh/` (else
     `~/.cache/reconciler/ssh/`), one name per client, options and target. None when that folder
-    cannot be made ours alone (then the connection is not persisted): a socket there runs
-    commands on the target as us, so every folder we create is 0700 and the last one must be
-    ours, not a symlink and open to nobody else."""
+    is not ours alone (private_folder.py: a socket there runs commands on the target as us) or
+    the path is too long for a socket: then the connection is not persisted."""
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
-    base = (
-        os.path.join(runtime, "reconciler")
-        if os.path.isabs(runtime)
-        else os.path.join(os.path.expanduser("~"), ".cache", "reconciler")
-    )
-    folder = os.path.join(base, "ssh")
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        info = os.lstat(folder)
-    except OSError:
-        return None
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+    base = runtime if os.path.isabs(runtime) else user_cache_home()
+    folder = os.path.join(base, "reconciler", "ssh")
+    if not own_private_folder(folder):
         return None
     name = hashlib.sha256(identity.encode()).hexdigest()[:20]
     path = os.path.join(folder, name)

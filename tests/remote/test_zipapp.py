@@ -137,3 +137,59 @@ def test_when_the_client_is_gone_the_agent_stops_unless_it_must_finish(
     assert child.wait(timeout=10) == code
     if mode == "stop":
         assert time.monotonic() - start < 2
+
+
+@pytest.fixture
+def build_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "reconciler" / "agent-build"
+
+
+def test_the_built_agent_is_kept_and_reused_while_the_install_is_unchanged(
+    build_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = zipapp._kept_or_zipped()
+    (kept,) = build_cache.iterdir()
+    assert kept.name.endswith(f"-{first.sha256}.pyz") and kept.read_bytes() == first.data
+    assert build_cache.stat().st_mode & 0o777 == 0o700
+    assert first.data == zipapp.zip_agent().data  # the same bytes as a fresh zip
+
+    def no_zip(contents: object) -> zipapp.Agent:
+        raise AssertionError("zipped again although nothing changed")
+
+    monkeypatch.setattr(zipapp, "_zip", no_zip)
+    again = zipapp._kept_or_zipped()
+    assert again.data == first.data and again.distributions == first.distributions
+
+
+def test_a_damaged_kept_agent_is_never_shipped(build_cache: Path) -> None:
+    first = zipapp._kept_or_zipped()
+    (kept,) = build_cache.iterdir()
+    kept.write_bytes(first.data[:-10] + b"0123456789")
+    again = zipapp._kept_or_zipped()
+    assert again.data == first.data
+    assert [p.read_bytes() for p in build_cache.iterdir()] == [first.data]
+
+
+def test_a_changed_file_makes_another_build(
+    build_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extra = tmp_path / "extra.py"
+    extra.write_text("A = 1\n")
+    own = zipapp._own_files()
+    monkeypatch.setattr(zipapp, "_own_files", lambda: [*own, ("reconciler/extra.py", extra)])
+    first = zipapp._kept_or_zipped()
+    extra.write_text("A = 22\n")  # another size, another time
+    second = zipapp._kept_or_zipped()
+    assert second.data != first.data
+    with zipfile.ZipFile(io.BytesIO(second.data)) as archive:
+        assert archive.read("reconciler/extra.py") == b"A = 22\n"
+    assert len(list(build_cache.iterdir())) == 2
+
+
+def test_a_build_folder_others_can_write_is_not_used(build_cache: Path) -> None:
+    build_cache.mkdir(parents=True)
+    build_cache.chmod(0o777)
+    agent = zipapp._kept_or_zipped()
+    assert agent.data == zipapp.zip_agent().data
+    assert list(build_cache.iterdir()) == []
