@@ -79,13 +79,18 @@ class Kind:
         return ()
 
 
-def unmet_need(kind: ResourceKind, host: HostContext) -> str | None:
-    """Why `kind` can neither probe nor plan on this host (its first unmet need), or None."""
-    for need in sorted(kind.needs):
+def unmet(needs: frozenset[Need], host: HostContext) -> str | None:
+    """Why one of `needs` is not met on this host (the first, by name), or None."""
+    for need in sorted(needs):
         reason = NEEDS[need](host)
         if reason is not None:
             return reason
     return None
+
+
+def unmet_need(kind: ResourceKind, host: HostContext) -> str | None:
+    """Why `kind` can neither probe nor plan on this host (its first unmet need), or None."""
+    return unmet(kind.needs, host)
 
 
 def spec_user(host: HostContext) -> Account:

@@ -37,10 +37,12 @@ from typing import (
     Union,
     get_args,
     get_origin,
+    overload,
     runtime_checkable,
 )
 
 from reconciler.core.host import HostContext
+from reconciler.core.kind import Need, unmet
 from reconciler.core.probe import Probe, ProbeFailed
 
 if TYPE_CHECKING:
@@ -170,30 +172,54 @@ class FileTextContext:
 WantedFor = Callable[["Spec", HostContext], Wanted]
 FileTextRule = Callable[[FileTextContext, Path, str], tuple[str | None, str | None] | None]
 
-_WANTED: list[WantedFor] = []
-_FILE_TEXT_RULES: list[FileTextRule] = []
+# Each registered with what it needs of the host (core/kind.py NEEDS): one that is not met
+# skips the function, as the planner skips a kind, instead of a check inside each.
+_WANTED: list[tuple[WantedFor, frozenset[Need]]] = []
+_FILE_TEXT_RULES: list[tuple[FileTextRule, frozenset[Need]]] = []
 
 
-def records(fn: WantedFor) -> WantedFor:
-    """Decorator: `fn(spec, host)` says what a snapshot must also record for a spec."""
-    _WANTED.append(fn)
-    return fn
+@overload
+def records(fn: WantedFor) -> WantedFor: ...
+@overload
+def records(*, needs: frozenset[Need]) -> Callable[[WantedFor], WantedFor]: ...
+def records(
+    fn: WantedFor | None = None, *, needs: frozenset[Need] = frozenset()
+) -> WantedFor | Callable[[WantedFor], WantedFor]:
+    """Decorator: `fn(spec, host)` says what a snapshot must also record for a spec
+    (`@records(needs=NEEDS_USER)`: only where the spec's user exists)."""
+
+    def register(function: WantedFor) -> WantedFor:
+        _WANTED.append((function, needs))
+        return function
+
+    return register if fn is None else register(fn)
 
 
 def wanted(spec: Spec, host: HostContext) -> list[Wanted]:
-    """What every registered module wants recorded for `spec` on `host`."""
-    return [fn(spec, host) for fn in _WANTED]
+    """What every registered module whose needs are met wants recorded for `spec` on `host`."""
+    return [fn(spec, host) for fn, needs in _WANTED if unmet(needs, host) is None]
 
 
-def keeps_file_content(rule: FileTextRule) -> FileTextRule:
+@overload
+def keeps_file_content(rule: FileTextRule) -> FileTextRule: ...
+@overload
+def keeps_file_content(*, needs: frozenset[Need]) -> Callable[[FileTextRule], FileTextRule]: ...
+def keeps_file_content(
+    rule: FileTextRule | None = None, *, needs: frozenset[Need] = frozenset()
+) -> FileTextRule | Callable[[FileTextRule], FileTextRule]:
     """Decorator: `rule(context, path, text)` -> (kept text, error) for the files it owns,
     None for the others. A file no rule owns keeps no content in a snapshot."""
-    _FILE_TEXT_RULES.append(rule)
-    return rule
+
+    def register(function: FileTextRule) -> FileTextRule:
+        _FILE_TEXT_RULES.append((function, needs))
+        return function
+
+    return register if rule is None else register(rule)
 
 
-def file_text_rules() -> tuple[FileTextRule, ...]:
-    return tuple(_FILE_TEXT_RULES)
+def file_text_rules(host: HostContext) -> tuple[FileTextRule, ...]:
+    """The registered rules whose needs are met on `host`, in registration order."""
+    return tuple(rule for rule, needs in _FILE_TEXT_RULES if unmet(needs, host) is None)
 
 
 # --- encoding ------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 
 from reconciler.core.action import Action, Finding, KindPlan, PlanError
 from reconciler.core.host import HostContext
+from reconciler.core.kind import NEEDS_USER
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import Wanted, records
 from reconciler.facts.files import DirectoryProbe, PathProbe, PathState, SecretEnvProbe
@@ -102,12 +103,10 @@ def plan_profile_files(
     return KindPlan(actions=tuple(actions), findings=tuple(findings), errors=tuple(errors))
 
 
-@records
+@records(needs=NEEDS_USER)
 def _where_new_profiles_would_live(spec: Spec, host: HostContext) -> Wanted:
     """The directories a snapshot lists (names only, limited to those a gateway path can
     have): so a plan against it for a new profile knows "that path does not exist"."""
-    if host.user is None:
-        return Wanted()
     home_dir = home(host)
     home_prefixes = {".config"}
     for names in PRODUCTS.values():

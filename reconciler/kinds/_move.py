@@ -28,6 +28,7 @@ from typing import Any
 from reconciler.core.action import Action, GatedSwitch, PlanError
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
+from reconciler.core.kind import spec_user
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import PathProbe
 from reconciler.facts.switches import REPLACED_COPY, SWITCH_DIR, memory_dir
@@ -113,9 +114,10 @@ def kept_state(text: str, old: ProductNames, profile: str, home: Path) -> Path:
 
 
 def product_move(spec: Spec, profile: Profile, host: HostContext, facts: Facts) -> Move | None:
-    """The move due for `profile`, or None (no predecessor, or nothing of it left)."""
+    """The move due for `profile`, or None (no predecessor, or nothing of it left). For the unit
+    kind, which declared that it needs the user (the planner checked it)."""
     old = predecessor(spec)
-    if old is None or host.user is None:
+    if old is None:
         return None
     name = old.unit(profile.name)
     file = unit_dir(host) / name
@@ -133,7 +135,7 @@ def product_move(spec: Spec, profile: Profile, host: HostContext, facts: Facts) 
             )
     if text is None:
         return None
-    state = kept_state(text, old, profile.name, host.user.home)
+    state = kept_state(text, old, profile.name, spec_user(host).home)
     return Move(_product(old), name, file, text, state, resumed)
 
 

@@ -127,12 +127,10 @@ def repository_probe(backup: Backup, host: HostContext, path: str) -> ResticRepo
     return ResticRepositoryProbe(path, repo.location, repo.password_file, repo.environment_file)
 
 
-@records
+@records(needs=NEEDS_USER)
 def _backup_facts(spec: Spec, host: HostContext) -> Wanted:
     """Where restic is and whether the backup units are there, whatever the spec (a later one
     may add or drop `backup`)."""
-    if host.user is None:
-        return Wanted()
     return Wanted(programs=("restic",), directories=((unit_dir(host), ("reconciler-backup.",)),))
 
 

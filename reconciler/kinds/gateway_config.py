@@ -316,13 +316,13 @@ def _keep_path(source: dict[str, Any], target: dict[str, Any], path: tuple[str, 
             _keep_path(value, child, path[1:])
 
 
-@keeps_file_content
+@keeps_file_content(needs=NEEDS_USER)
 def _config_text(
     context: FileTextContext, path: Path, text: str
 ) -> tuple[str | None, str | None] | None:
     """Snapshots keep of each profile's gateway config the owned keys only."""
     host, spec = context.host, context.spec
-    if host.user is None or all(profile_paths(spec, p, host).config != path for p in spec.profiles):
+    if all(profile_paths(spec, p, host).config != path for p in spec.profiles):
         return None
     return owned_config_text(text)
 

@@ -85,12 +85,10 @@ LOCK_TIMEOUT_S = 300
 RUN_TIMEOUT = "1h"
 
 
-@records
+@records(needs=NEEDS_USER)
 def _timer_command(spec: Spec, host: HostContext) -> Wanted:
     """The timer's ExecStart, and whether its units are there, are recorded whatever the spec
     (a later one may add the timer)."""
-    if host.user is None:
-        return Wanted()
     return Wanted(
         probes=(invocation_probe(spec, host),), directories=((unit_dir(host), ("reconciler.",)),)
     )

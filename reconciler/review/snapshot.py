@@ -136,7 +136,7 @@ def file_text_keeper(
     (`@keeps_file_content`) that owns the file; nothing for a file no rule owns (a new kind
     reading another file must decide what of it is safe to keep)."""
     context = FileTextContext(spec, host, redact_text)
-    rules = file_text_rules()
+    rules = file_text_rules(host)
 
     def keep(path: Path, text: str) -> tuple[str | None, str | None]:
         for rule in rules:
