@@ -35,13 +35,13 @@ def test_the_agent_is_deterministic_and_pure_python() -> None:
 def test_a_fleets_threads_build_the_agent_once(monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[int] = []
 
-    def slow_zip() -> Agent:
+    def slow_build() -> Agent:
         built.append(1)
         time.sleep(0.2)  # all the threads ask while the first one builds
         return Agent(b"PK")
 
     monkeypatch.setattr(zipapp, "_BUILT", {})
-    monkeypatch.setattr(zipapp, "zip_agent", slow_zip)
+    monkeypatch.setattr(zipapp, "_kept_or_zipped", slow_build)
     with ThreadPoolExecutor(4) as pool:
         agents = list(pool.map(lambda _: build_agent(), range(4)))
     assert len(built) == 1 and all(a is agents[0] for a in agents)
