@@ -15,7 +15,6 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -208,6 +207,9 @@ def run_hosts(
         return HostRun(
             spec, specs.host_name(spec), code, result, ctx.monotonic() - start, counts, buffer
         )
+
+    # Only a fleet run needs the pool (it imports logging): a one-host plan does not pay for it.
+    from concurrent.futures import ThreadPoolExecutor, as_completed
 
     with ThreadPoolExecutor(max_workers=max(1, request.jobs)) as pool:
         futures = [pool.submit(one, spec) for spec in request.specs]

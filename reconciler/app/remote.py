@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -96,18 +95,24 @@ def resolve(spec: Spec, reach: Reach, *, host_check: bool, this_host: str = "") 
     python = spec.host.ssh.python if spec.host.ssh else "python3"
     if reach.target == LOCAL or Side.on_target:
         return None
-    from reconciler.shell.ssh import SshTarget
-
     persist = ssh_persist_seconds(os.environ)
+    # The ssh module only when going there: a local plan (the timer's) does not import it.
     if reach.target is not None:
+        from reconciler.shell.ssh import SshTarget
+
         try:
             return Remote(SshTarget.parse(reach.target), python, options, persist)
         except ValueError as exc:
             raise Failed(f"--target: {exc}", code=EXIT_USAGE) from None
     ssh = spec.host.ssh
-    here = (this_host or socket.gethostname()).split(".")[0]
-    if ssh is None or not host_check or here == spec.host.name.split(".")[0]:
+    if ssh is None or not host_check:
         return None
+    # os.uname() is gethostname(2) on Linux, without importing the socket module.
+    here = (this_host or os.uname().nodename).split(".")[0]
+    if here == spec.host.name.split(".")[0]:
+        return None
+    from reconciler.shell.ssh import SshTarget
+
     return Remote(SshTarget(ssh.address, ssh.user, ssh.port), python, options, persist)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,7 +140,7 @@ class HostContext:
         # Keep PATH order but add the standard places a timer's minimal PATH may lack.
         merged = tuple(dict.fromkeys([p for p in search if p] + DEFAULT_PATH.split(":")))
         return cls(
-            hostname=socket.gethostname(),
+            hostname=os.uname().nodename,  # gethostname(2) on Linux; no socket import
             invoker=invoker,
             user=user,
             user_name=user_name,

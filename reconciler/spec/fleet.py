@@ -22,12 +22,12 @@ under the host's entry), and the field. A file is a fleet file when it has `host
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from reconciler.spec.errors import SpecError, SpecInvalid
-from reconciler.spec.yaml_source import Document, Loc, PathT, field_path, read_document
+
+if TYPE_CHECKING:
+    from reconciler.spec.yaml_source import Document, PathT
 
 TOP_LEVEL = ("apiVersion", "defaults", "hosts")
 
@@ -97,6 +97,8 @@ def _sources(
 def _error(
     filename: str, doc: Document, at: PathT, message: str, hint: str | None = None
 ) -> SpecError:
+    from reconciler.spec.yaml_source import field_path
+
     line, col = doc.locate(at, key=True)
     return SpecError(filename, line, col, field_path(at), message, hint)
 
@@ -104,7 +106,12 @@ def _error(
 def load_fleet(data: bytes, filename: str) -> list[FleetHost]:
     """Parse, merge and validate a fleet file: every host's spec text, or SpecInvalid with every
     error of every host (file:line:col into the fleet file)."""
+    # PyYAML and the positions parser only here: every `plan` asks is_fleet, and a cached spec
+    # is never parsed (about 90 M instructions of imports, a tenth of a timer's plan).
+    import yaml
+
     from reconciler.spec.checking import validate_document
+    from reconciler.spec.yaml_source import Document, read_document
 
     doc, errors = read_document(data, filename)
     fleet = doc.data
@@ -170,4 +177,4 @@ def load_fleet(data: bytes, filename: str) -> list[FleetHost]:
     return out
 
 
-__all__ = ["FleetHost", "Loc", "is_fleet", "load_fleet", "merge"]
+__all__ = ["FleetHost", "is_fleet", "load_fleet", "merge"]
