@@ -2,8 +2,8 @@
 
 A thin typed door to `nodesemver`, a port of npm's own node-semver: ranges mean exactly what they
 mean to npm, prereleases included (`2026.1.24-3` is below `2026.1.24` and outside `>=2026.1.0`,
-as in npm). Imported lazily: the port compiles its grammar at import (about 15 ms), and only a
-plan that compares a node version pays for it.
+as in npm). Imported lazily: the port compiles its grammar at import (about 15 ms), so a plain
+range (below) is checked, and compared with a release version, here; the port answers the rest.
 """
 
 from __future__ import annotations
@@ -26,6 +26,69 @@ _SET = rf"{_COMPARATOR}(?: +{_COMPARATOR})*"
 _PLAIN_RANGE = re.compile(rf" *{_SET} *(?:\|\| *{_SET} *)*")
 
 
+# A release version, as `node --version` prints it: compared with a plain range without the port.
+_RELEASE = re.compile(rf"v?({_NUMBER})\.({_NUMBER})\.({_NUMBER})")
+_PLAIN_COMPARATOR = re.compile(
+    rf"(>=|<=|>|<|=|\^|~)?v?({_NUMBER})(?:\.({_NUMBER}))?(?:\.({_NUMBER}))?(?:\.[xX*])?"
+)
+
+Version = tuple[int, int, int]
+
+
+def _bump(parts: list[int]) -> Version:
+    """The first version above every version that starts with `parts` (1 or 2 numbers)."""
+    if len(parts) == 1:
+        return (parts[0] + 1, 0, 0)
+    return (parts[0], parts[1] + 1, 0)
+
+
+def _comparator_holds(version: Version, comparator: str) -> bool:
+    """npm's meaning of one plain comparator (`>=22.12`, `^22`, `22.x`, ...) for a release."""
+    match = _PLAIN_COMPARATOR.fullmatch(comparator)
+    assert match is not None  # _PLAIN_RANGE matched the whole range
+    op = match[1] or "="
+    parts = [int(n) for n in match.groups()[1:] if n is not None]
+    padded = parts + [0] * (3 - len(parts))
+    low = (padded[0], padded[1], padded[2])
+    if len(parts) == 3:
+        full_ops = {"=": version == low, ">=": version >= low, ">": version > low}
+        full_ops |= {"<": version < low, "<=": version <= low}
+        if op in full_ops:
+            return full_ops[op]
+        if op == "~":
+            return low <= version < (low[0], low[1] + 1, 0)
+        # ^: the first non-zero number may not change
+        major, minor, patch = low
+        high = (major + 1, 0, 0) if major else (0, minor + 1, 0) if minor else (0, 0, patch + 1)
+        return low <= version < high
+    # A partial version is a range of its own: 22 = 22.x = [22.0.0, 23.0.0).
+    if op in ("=", "~"):
+        return low <= version < _bump(parts)
+    if op == "^":
+        nonzero = next((i for i, n in enumerate(parts) if n), len(parts) - 1)
+        return low <= version < _bump(parts[: nonzero + 1])
+    return {
+        ">=": version >= low,
+        ">": version >= _bump(parts),
+        "<": version < low,
+        "<=": version < _bump(parts),
+    }[op]
+
+
+def _plain_satisfies(version: str, range_text: str) -> bool | None:
+    """`satisfies` for a release version and a plain range, without the port (a plan asks this
+    on every run, and importing the port is about 90 M instructions, 8% of a plan); None for
+    anything else, which the port answers. tests/test_semver.py checks every answer against
+    the port's."""
+    release = _RELEASE.fullmatch(version.strip())
+    if release is None or not _PLAIN_RANGE.fullmatch(range_text):
+        return None
+    numbers: Version = (int(release[1]), int(release[2]), int(release[3]))
+    return any(
+        all(_comparator_holds(numbers, c) for c in part.split()) for part in range_text.split("||")
+    )
+
+
 def _nodesemver() -> Any:
     import nodesemver
 
@@ -42,6 +105,9 @@ def parse_version(text: str) -> tuple[int, int, int, tuple[str | int, ...]]:
 
 def satisfies(version: str, range_text: str) -> bool:
     """True when `version` is inside the npm range `range_text` (npm's rules, strict parsing)."""
+    plain = _plain_satisfies(version, range_text)
+    if plain is not None:
+        return plain
     parsed = _nodesemver().parse(version.strip(), False)
     if parsed is None:
         raise ValueError(f"not a version: {version!r}")

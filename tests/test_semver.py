@@ -117,3 +117,61 @@ def test_validating_the_seed_spec_does_not_import_the_semver_port(tmp_path: Path
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+# --- a release and a plain range are compared without the port: the same answers as the port ----
+
+_small = st.integers(0, 3).map(str)
+_plain_comparator = st.one_of(
+    st.builds(
+        lambda op, v, parts: f"{op}{v}{'.'.join(parts)}",
+        st.sampled_from(["", ">=", "<=", ">", "<", "=", "^", "~"]),
+        st.sampled_from(["", "v"]),
+        st.lists(_small, min_size=1, max_size=3),
+    ),
+    st.builds(
+        lambda parts, wild: f"{'.'.join(parts)}.{wild}",
+        st.lists(_small, min_size=1, max_size=2),
+        st.sampled_from(["x", "X", "*"]),
+    ),
+)
+_plain_range = st.lists(
+    st.lists(_plain_comparator, min_size=1, max_size=3).map(" ".join), min_size=1, max_size=2
+).map(" || ".join)
+_release = st.builds(
+    lambda v, parts: v + ".".join(parts),
+    st.sampled_from(["", "v"]),
+    st.lists(st.integers(0, 4).map(str), min_size=3, max_size=3),
+)
+
+
+@settings(max_examples=2000)
+@given(_release, _plain_range)
+def test_plain_ranges_answer_as_the_port_does(version: str, range_text: str) -> None:
+    """Small numbers, so that versions fall on, under and over every bound; `^0.x`, `~`, `<=`
+    of partial versions and x-ranges included."""
+    assert semver._PLAIN_RANGE.fullmatch(range_text)
+    plain = semver._plain_satisfies(version, range_text)
+    assert plain is not None
+    port = semver._range(range_text).test(semver._nodesemver().parse(version, False))
+    assert plain is bool(port), (version, range_text)
+
+
+@pytest.mark.parametrize(
+    ("version", "wanted"),
+    [("v23.0.0-nightly20260101", ">=22.12"), ("2026.1.24-3", ">=2026.1.0"), ("22.1", ">=22")],
+)
+def test_what_is_not_a_release_goes_to_the_port(version: str, wanted: str) -> None:
+    assert semver._plain_satisfies(version, wanted) is None
+
+
+def test_a_converged_plan_does_not_import_the_semver_port() -> None:
+    """Comparing `node --version` with the seed spec's range pays nothing for npm's grammar."""
+    script = (
+        "import sys\n"
+        "from reconciler.semver import satisfies\n"
+        "assert satisfies('v22.12.0', '>=22.12') and not satisfies('v20.20.2', '>=22.12')\n"
+        "print('nodesemver' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
