@@ -27,8 +27,10 @@ _PLAIN_RANGE = re.compile(rf" *{_SET} *(?:\|\| *{_SET} *)*")
 
 
 # A release version, as `node --version` prints it: compared with a plain range without the port.
-_RELEASE = re.compile(rf"v?({_NUMBER})\.({_NUMBER})\.({_NUMBER})")
-_PLAIN_COMPARATOR = re.compile(
+# Patterns, not compiled ones: `re` compiles (and caches) them on first use, which `validate`
+# never reaches.
+_RELEASE = rf"v?({_NUMBER})\.({_NUMBER})\.({_NUMBER})"
+_PLAIN_COMPARATOR = (
     rf"(>=|<=|>|<|=|\^|~)?v?({_NUMBER})(?:\.({_NUMBER}))?(?:\.({_NUMBER}))?(?:\.[xX*])?"
 )
 
@@ -44,7 +46,7 @@ def _bump(parts: list[int]) -> Version:
 
 def _comparator_holds(version: Version, comparator: str) -> bool:
     """npm's meaning of one plain comparator (`>=22.12`, `^22`, `22.x`, ...) for a release."""
-    match = _PLAIN_COMPARATOR.fullmatch(comparator)
+    match = re.fullmatch(_PLAIN_COMPARATOR, comparator)
     assert match is not None  # _PLAIN_RANGE matched the whole range
     op = match[1] or "="
     parts = [int(n) for n in match.groups()[1:] if n is not None]
@@ -80,7 +82,7 @@ def _plain_satisfies(version: str, range_text: str) -> bool | None:
     on every run, and importing the port is about 90 M instructions, 8% of a plan); None for
     anything else, which the port answers. tests/test_semver.py checks every answer against
     the port's."""
-    release = _RELEASE.fullmatch(version.strip())
+    release = re.fullmatch(_RELEASE, version.strip())
     if release is None or not _PLAIN_RANGE.fullmatch(range_text):
         return None
     numbers: Version = (int(release[1]), int(release[2]), int(release[3]))

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from reconciler.core.action import (
     BackupProfile,
@@ -40,7 +40,6 @@ from reconciler.core.action import (
     WriteTextfile,
 )
 from reconciler.core.command import TIMED_OUT, Command, CommandResult
-from reconciler.core.day2 import BackupReport, RestoreReport, VerifyReport
 from reconciler.core.execution import OperationResult as OperationResult  # re-exported
 from reconciler.core.host import Account, HostContext, user_sudoers_line
 from reconciler.core.secrets import learn_secrets
@@ -49,10 +48,12 @@ from reconciler.facts.sudo_check import (
     sudo_hint,
     user_sudo_hint,
 )
-from reconciler.shell.backup import run_backup, run_restore, run_restore_in_place, run_verify
 from reconciler.shell.files import FileOperation, file_operation
 from reconciler.system.as_user import acting_account, call_as
 from reconciler.system.process import GRACE_S, Credentials, run_process
+
+if TYPE_CHECKING:
+    from reconciler.core.day2 import BackupReport, RestoreReport, VerifyReport
 
 _SUDO_REFUSALS = (
     "a password is required",
@@ -408,10 +409,10 @@ class HostRunner(ReadOnlyRunner):
         GatedSwitch: lambda runner, op: runner._gated_switch(op),
         InstallVersion: lambda runner, op: runner._install_version(op),
         RemoveTree: lambda runner, op: runner._remove_tree(op),
-        BackupProfile: lambda runner, op: _reported(op, run_backup(runner, op)),
-        RestoreSnapshot: lambda runner, op: _reported(op, run_restore(runner, op)),
-        RestoreInPlace: lambda runner, op: _reported(op, run_restore_in_place(runner, op)),
-        VerifySnapshot: lambda runner, op: _reported(op, run_verify(runner, op)),
+        BackupProfile: lambda runner, op: _day2(runner, op),
+        RestoreSnapshot: lambda runner, op: _day2(runner, op),
+        RestoreInPlace: lambda runner, op: _day2(runner, op),
+        VerifySnapshot: lambda runner, op: _day2(runner, op),
         WriteTextfile: lambda runner, op: runner._write_textfile(op),
         MarkBadVersion: lambda runner, op: runner._memory_edit(op),
         ForgetBadVersion: lambda runner, op: runner._memory_edit(op),
@@ -486,10 +487,22 @@ def _write_textfile(directory: Path, name: str, content: str, owner: tuple[int, 
     return str(directory / name)
 
 
-def _reported(
-    op: Operation, report: BackupReport | RestoreReport | VerifyReport
-) -> OperationResult:
+def _day2(runner: HostRunner, op: Operation) -> OperationResult:
     """A backup use case's operation: what happened is in the report (core/day2.py)."""
+    # Imported here: restic, the archives and their reports are for the backup commands, and
+    # every plan builds a runner (about 60 M instructions of imports it would never use).
+    from reconciler.shell import backup
+
+    report: BackupReport | RestoreReport | VerifyReport
+    if isinstance(op, BackupProfile):
+        report = backup.run_backup(runner, op)
+    elif isinstance(op, RestoreSnapshot):
+        report = backup.run_restore(runner, op)
+    elif isinstance(op, RestoreInPlace):
+        report = backup.run_restore_in_place(runner, op)
+    else:
+        assert isinstance(op, VerifySnapshot)  # the handlers' table sends only these four
+        report = backup.run_verify(runner, op)
     return OperationResult(op, report.ok, report.problem, backup=report)
 
 
