@@ -9,7 +9,7 @@ the same code `plan --detailed-exitcode` gives such a host. 1 is kept for errors
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from reconciler.app.context import (
 )
 from reconciler.app.planning import probe_plan, show_plan
 from reconciler.app.specs import load
+from reconciler.frozen import frozen
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from reconciler.unattended.runs import ApplyOutcome
 
 
-@dataclass(frozen=True)
+@frozen
 class ApplyRequest:
     """What `reconciler apply` was asked for."""
 
@@ -360,7 +361,7 @@ def _check_fresh(saved: SavedPlan, spec: Spec, host: HostContext, plan: Plan) ->
 # --- remote hosts (docs/remote.md) ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class RemoteApply:
     """What `apply --target` was asked for (the remote part of ApplyRequest)."""
 

@@ -14,7 +14,7 @@ the state directory (what `status` reads for freshness); never a secret.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from reconciler.app.context import EXIT_FAILED, EXIT_OK, AppContext, Failed, Out
 from reconciler.app.host_lock import host_lock
 from reconciler.app.specs import load
 from reconciler.core.day2 import BackupReport, RestoreReport, VerifyReport
+from reconciler.frozen import frozen
 from reconciler.gateway import backup as plan
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ CHANNEL_WARNING = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class Session:
     """Everything a backup command needs, checked."""
 
@@ -123,7 +124,7 @@ def _require_repository(session: Session) -> None:
 # --- records -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class BackupRecord:
     """One line of backups.jsonl."""
 
@@ -523,7 +524,7 @@ def _owner(session: Session) -> str | None:
 # --- freshness (status) ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class Freshness:
     """One profile's backup freshness: its last successful backup and last passed verify."""
 

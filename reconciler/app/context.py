@@ -13,10 +13,12 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+from reconciler.frozen import frozen
 
 if TYPE_CHECKING:
     from reconciler.core.host import HostContext
@@ -136,7 +138,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
+@frozen
 class AppContext:
     """The world as the use cases see it. Every field has the real default."""
 

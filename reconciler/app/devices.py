@@ -9,7 +9,6 @@ and nothing is ever approved without being asked for by ID.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from reconciler.app.context import EXIT_OK, AppContext, Failed
 from reconciler.app.specs import load
 from reconciler.core.untrusted import printable, shell_line
+from reconciler.frozen import frozen
 
 if TYPE_CHECKING:
     from reconciler.core.host import HostContext
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 DevicesFormat = Literal["human", "json"]
 
 
-@dataclass(frozen=True)
+@frozen
 class DevicesRequest:
     """What `reconciler devices` was asked for (`approve` None: list)."""
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.app.context import EXIT_FAILED, EXIT_OK, AppContext, Failed
 from reconciler.app.specs import load
 from reconciler.core.untrusted import printable, shell_line
+from reconciler.frozen import frozen
 
 if TYPE_CHECKING:
     from reconciler.core.action import Action
@@ -33,7 +33,7 @@ DoctorFormat = Literal["human", "json"]
 JOURNAL_LINES = 10
 
 
-@dataclass(frozen=True)
+@frozen
 class Link:
     """One checked link: fine, or broken with why and the exact fix."""
 
@@ -44,7 +44,7 @@ class Link:
     log: tuple[str, ...] = ()  # the unit's last journal lines, for a restart loop
 
 
-@dataclass(frozen=True)
+@frozen
 class Diagnosis:
     """One profile's chain, checked up to its first broken link."""
 
@@ -66,7 +66,7 @@ class Diagnosis:
         return LINKS[LINKS.index(self.links[-1].name) + 1 :]
 
 
-@dataclass(frozen=True)
+@frozen
 class DoctorRequest:
     """What `reconciler doctor` was asked for."""
 
@@ -76,7 +76,7 @@ class DoctorRequest:
     host_check: bool = True
 
 
-@dataclass(frozen=True)
+@frozen
 class Words:
     """How to write a fix for the person running doctor: as the right user, with sudo when
     they are not root."""
@@ -100,7 +100,7 @@ class Words:
         return shell_line(("reconciler", "apply", self.spec_path))
 
 
-@dataclass(frozen=True)
+@frozen
 class Evidence:
     """What the probes said about one profile (and the host), for the pure checks."""
 

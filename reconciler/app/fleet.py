@@ -28,6 +28,7 @@ from reconciler.app.context import (
     AppContext,
     Failed,
 )
+from reconciler.frozen import frozen
 
 if TYPE_CHECKING:
     from reconciler.app.remote import Reach
@@ -55,7 +56,7 @@ class BufferedOutput:
         return "".join(t for is_error, t in self.lines if errors is None or is_error == errors)
 
 
-@dataclass(frozen=True)
+@frozen
 class Counts:
     """What one host's plan or apply amounted to, for the summary table."""
 
@@ -64,7 +65,7 @@ class Counts:
     failed: int | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class HostRun:
     """One host's part of a fleet run."""
 
@@ -77,7 +78,7 @@ class HostRun:
     output: BufferedOutput
 
 
-@dataclass(frozen=True)
+@frozen
 class FleetRequest:
     """What a fleet plan/apply was asked for."""
 
@@ -319,7 +320,7 @@ def _document(run: HostRun, label: str) -> dict[str, object]:
 # --- doctor, versions, status: one table across hosts -------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class HostReport:
     """A read-only day-2 command whose answers make one table across hosts (render/fleet.py)."""
 
@@ -385,7 +386,7 @@ def _answer_document(run: HostRun) -> dict[str, object] | None:
     return document if isinstance(document, dict) else None
 
 
-@dataclass(frozen=True)
+@frozen
 class HostAction:
     """A day-2 command that changes each host a little (`suspend`, `resume`): what it said on
     each host makes one table (render/fleet.py `render_outcomes`)."""

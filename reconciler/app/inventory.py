@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reconciler.core.host import HostContext
+from reconciler.frozen import frozen
 from reconciler.gateway.paths import profile_paths
 from reconciler.spec.model import Spec
 
@@ -29,7 +29,7 @@ STATE_ENTRIES: tuple[tuple[str, bool], ...] = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class BackupPath:
     """One path to back up: what it is, where, and whether it exists now."""
 
@@ -39,7 +39,7 @@ class BackupPath:
     exists: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class ProfileInventory:
     profile: str
     state: Path

@@ -8,19 +8,19 @@ would. `--runs` shows the reconciler's own timer runs (the `reconciler.service` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.app.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE, AppContext, Failed
 from reconciler.app.specs import load, profile_named
 from reconciler.core.command import Command
 from reconciler.core.untrusted import printable
+from reconciler.frozen import frozen
 
 RUNS_UNIT = "reconciler.service"  # the timer's service (kinds/reconcile_timer.py SERVICE_UNIT)
 BACKUP_RUNS_UNIT = "reconciler-backup.service"  # the backup timer's (kinds/_backup_units.py)
 
 
-@dataclass(frozen=True)
+@frozen
 class LogsRequest:
     """What `reconciler logs` was asked for."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +11,7 @@ from reconciler.core.kind import ResourceKind, unmet_need
 from reconciler.core.plan import Plan, build_plan
 from reconciler.core.probe import Facts, Probe, ProbeFailed, ProbeSession
 from reconciler.facts.sudo_check import block_refused, root_commands, sudo_probes
+from reconciler.frozen import frozen
 from reconciler.shell.runner import ReadOnlyRunner
 from reconciler.spec.model import Spec
 
@@ -31,7 +31,7 @@ def check_host(spec: Spec, host: HostContext) -> None:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class Probed:
     """A plan and the facts it was made from, with the time they were read."""
 

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.app.context import EXIT_DIFFERS, EXIT_OK, EXIT_USAGE, AppContext, Failed
 from reconciler.app.specs import load
+from reconciler.frozen import frozen
 
 if TYPE_CHECKING:
     from reconciler.app.plan_pass import Probed
@@ -86,7 +87,7 @@ def check_out_path(path: Path) -> None:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class PlanRequest:
     """What `reconciler plan` was asked for."""
 

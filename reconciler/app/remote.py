@@ -17,11 +17,12 @@ import contextlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.app.context import EXIT_USAGE, AppContext, Failed
+from reconciler.frozen import frozen
 
 if TYPE_CHECKING:
     from reconciler.app.plan_pass import Probed
@@ -43,7 +44,7 @@ class Unreachable(Failed):
     """The host could not be reached (or the connection was lost): say so, distinctly."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Reach:
     """How the command line asked to reach the host: `--target`, `--ssh-config`."""
 
@@ -51,7 +52,7 @@ class Reach:
     ssh_config: Path | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Remote:
     """A resolved remote host: where, with which interpreter and ssh options."""
 

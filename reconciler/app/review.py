@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -47,6 +46,7 @@ from reconciler.core.kind import ResourceKind
 from reconciler.core.plan import Plan
 from reconciler.core.probe import ProbeSession
 from reconciler.core.untrusted import shell_line
+from reconciler.frozen import frozen
 from reconciler.render.plan_context import PlanContext, SnapshotSource
 from reconciler.shell.files import OutRefused, write_out
 from reconciler.shell.runner import ReadOnlyRunner
@@ -76,7 +76,7 @@ def choose_format(fmt: str | None, as_json: bool) -> PlanFormat:
     return chosen
 
 
-@dataclass(frozen=True)
+@frozen
 class CommandView:
     """How a command is shown: its argv as it will run here, or why it cannot run."""
 

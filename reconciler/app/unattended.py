@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,7 @@ from reconciler.app.context import (
     Failed,
 )
 from reconciler.core.host import Account
+from reconciler.frozen import frozen
 
 if TYPE_CHECKING:
     from reconciler.app.remote import Reach
@@ -68,7 +69,7 @@ DoApply = Callable[["Spec", "ActionLog | None"], "ApplyOutcome"]
 REASON_ERRORS = 3
 
 
-@dataclass(frozen=True)
+@frozen
 class _Run:
     """What every record of this invocation shares, fixed when it starts."""
 

@@ -9,7 +9,6 @@ to install, facts/switches.py), then applies.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ from reconciler.app.context import (
     Failed,
 )
 from reconciler.app.specs import load
+from reconciler.frozen import frozen
 
 if TYPE_CHECKING:
     from reconciler.app.applying import ApplyRequest
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from reconciler.spec.model import Spec
 
 
-@dataclass(frozen=True)
+@frozen
 class UpdateRequest:
     """`reconciler update SPEC [--retry PROFILE]...` and the apply it runs."""
 
@@ -125,7 +125,7 @@ def update(ctx: AppContext, request: UpdateRequest) -> int:
 # --- rollback ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class RollbackRequest:
     """`reconciler rollback SPEC PROFILE [--to VERSION]`."""
 

@@ -8,7 +8,6 @@ facts/switches.py), and the disk it takes (`du`). Read-only: one probe round.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,13 @@ from reconciler.core.probe import Facts, Probe, ProbeFailed
 from reconciler.facts.gateway_versions import DiskUsage, DiskUsageProbe, InstalledVersionsProbe
 from reconciler.facts.profile_files import unit_probe
 from reconciler.facts.switches import SwitchMemoryProbe, memory_dir
+from reconciler.frozen import frozen
 from reconciler.gateway.paths import home, profile_paths
 from reconciler.gateway.versions import prefix_path, profile_version, version_in_exec, versioned
 from reconciler.spec.model import Spec
 
 
-@dataclass(frozen=True)
+@frozen
 class VersionRow:
     """One version directory (or one a profile wants that is not there)."""
 
@@ -36,7 +36,7 @@ class VersionRow:
     disk_bytes: int | None
 
 
-@dataclass(frozen=True)
+@frozen
 class VersionsReport:
     prefix: Path
     package: str

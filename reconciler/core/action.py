@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
 from reconciler.core.command import Command
+from reconciler.frozen import frozen
 
 ActionKind = Literal["create", "update", "delete", "verify"]
 
@@ -23,14 +24,14 @@ SENSITIVE = "(sensitive)"
 # Values that the two render differently are wrapped in the small types below.
 
 
-@dataclass(frozen=True)
+@frozen
 class Mode:
     """A permission mode: `"0644"` in the plan document, the integer in the fingerprint."""
 
     bits: int
 
 
-@dataclass(frozen=True)
+@frozen
 class Argv:
     """A command's argv: as it will run (sudo/runuser added) in the plan, as defined in the
     fingerprint (who renders it must not change what a reviewer approved)."""
@@ -38,28 +39,28 @@ class Argv:
     command: Command
 
 
-@dataclass(frozen=True)
+@frozen
 class CommandLine:
     """A command's argv as one shell-quoted line, as it will run (plan document only)."""
 
     command: Command
 
 
-@dataclass(frozen=True)
+@frozen
 class CannotRun:
     """Why this host refuses the command (sudo policy), or None (plan document only)."""
 
     command: Command
 
 
-@dataclass(frozen=True)
+@frozen
 class Digest:
     """The sha256 of a text (None stays None): the fingerprint holds hashes, never contents."""
 
     text: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class OperationField:
     """One field of an operation: its name, its value, and which documents carry it."""
 
@@ -86,7 +87,7 @@ def _shown_state(op: Any) -> tuple[OperationField, ...]:
     )
 
 
-@dataclass(frozen=True)
+@frozen
 class RunCommand:
     """Run a command on the host."""
 
@@ -119,7 +120,7 @@ class RunCommand:
         return self.command.display()
 
 
-@dataclass(frozen=True)
+@frozen
 class WriteFile:
     """Write a file atomically (temp, fsync, rename), keeping a backup of the previous one.
 
@@ -154,7 +155,7 @@ class WriteFile:
         return f"write {self.path} (mode {self.mode:04o}{', backup kept' if self.backup else ''})"
 
 
-@dataclass(frozen=True)
+@frozen
 class EnsureDirectory:
     """Create a directory (and parents) with this mode and owner, or fix both."""
 
@@ -179,7 +180,7 @@ class EnsureDirectory:
         return f"ensure directory {self.path} (mode {self.mode:04o}{who})"
 
 
-@dataclass(frozen=True)
+@frozen
 class RemoveFile:
     """Remove a file, keeping a backup beside it."""
 
@@ -201,7 +202,7 @@ class RemoveFile:
         return f"remove {self.path}" + (" (backup kept)" if self.backup else "")
 
 
-@dataclass(frozen=True)
+@frozen
 class MoveAside:
     """Rename `path` (never followed: a symlink is moved as the link) to `<name><suffix>` in
     the same directory, as the account that owns the directory; nothing to do when absent.
@@ -227,7 +228,7 @@ class MoveAside:
         return f"move {self.path} aside to {self.path.name}{self.suffix}"
 
 
-@dataclass(frozen=True)
+@frozen
 class WaitForPort:
     """Verify: something answers on 127.0.0.1:port within the timeout. Changes nothing."""
 
@@ -249,7 +250,7 @@ class WaitForPort:
         return f"wait until 127.0.0.1:{self.port} answers (up to {self.timeout_s:g} s)"
 
 
-@dataclass(frozen=True)
+@frozen
 class EnsureSecretEnv:
     """Make sure an env file (`KEY=value` lines) holds `key` with a value generated at apply time.
 
@@ -283,7 +284,7 @@ class EnsureSecretEnv:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class GatedSwitch:
     """Switch one profile's gateway to another version behind the gateway's own health check.
 
@@ -388,7 +389,7 @@ class GatedSwitch:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class InstallVersion:
     """Install one gateway version into `<prefix>/<version>/` as one atomic step.
 
@@ -446,7 +447,7 @@ class InstallVersion:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class RemoveTree:
     """Remove a directory tree under `parent` (a version or a leftover), never following a
     symlink: first renamed aside (`.remove-<name>-<random>`), so a half-removed version never
@@ -474,7 +475,7 @@ class RemoveTree:
         return f"remove the directory tree {self.parent / self.name}"
 
 
-@dataclass(frozen=True)
+@frozen
 class BackupProfile:
     """Back up one profile with restic, as the spec's user (`reconciler backup run`).
 
@@ -512,7 +513,7 @@ class BackupProfile:
         return f"restic backup of {self.profile} ({len(self.paths)} paths{stop}){forget}"
 
 
-@dataclass(frozen=True)
+@frozen
 class RestoreSnapshot:
     """Restore a snapshot beside the live state (`reconciler backup restore`, staging or
     --into): `directory` created (0700) as `owner` and refused when it holds anything, then
@@ -539,7 +540,7 @@ class RestoreSnapshot:
         return f"restore a snapshot into the fresh directory {self.directory}"
 
 
-@dataclass(frozen=True)
+@frozen
 class RestoreInPlace:
     """Replace one profile's live state with a snapshot's (`backup restore --in-place`).
 
@@ -586,7 +587,7 @@ class RestoreInPlace:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class VerifySnapshot:
     """Check that one profile's snapshot restores (`reconciler backup verify`).
 
@@ -625,7 +626,7 @@ class VerifySnapshot:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class WriteTextfile:
     """Replace `directory/name` with `content` (0644, atomically) for node_exporter's textfile
     collector (`backup run`'s metrics): through one descriptor of the folder reached without
@@ -658,7 +659,7 @@ class WriteTextfile:
 # and `update --retry` plan these; the apply timer never does.
 
 
-@dataclass(frozen=True)
+@frozen
 class MarkBadVersion:
     """Remember that `profile` must not be switched to `version` again (`reconciler rollback`
     marks the version it left: the spec still pins it, and the timer would switch straight
@@ -691,7 +692,7 @@ class MarkBadVersion:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class ForgetBadVersion:
     """Forget `profile`'s bad-version mark (`update --retry`): the apply tries it again. The
     result's detail is "forgotten" when there was one."""
@@ -714,7 +715,7 @@ class ForgetBadVersion:
         return f"forget profile {self.profile}'s bad-version mark in {self.memory}"
 
 
-@dataclass(frozen=True)
+@frozen
 class ForgetFailedInstall:
     """Forget that `version` failed to install (`update --retry`): the apply installs it again.
     The result's detail is "forgotten" when it had failed."""
@@ -774,7 +775,7 @@ def walk_fields(
     return out
 
 
-@dataclass(frozen=True)
+@frozen
 class AttributeChange:
     """One owned attribute that differs: `path` in dotted form, before and after values."""
 
@@ -784,7 +785,7 @@ class AttributeChange:
     sensitive: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class Action:
     """One idempotent step of a plan.
 
@@ -817,7 +818,7 @@ class Action:
         return any(op.mutating for op in self.operations)
 
 
-@dataclass(frozen=True)
+@frozen
 class Finding:
     """Something the plan reports but does not change: unmanaged entries, facts, exposures."""
 
@@ -857,7 +858,7 @@ class PlanView:
         return tuple(self._by_handler.get(handler, ()))
 
 
-@dataclass(frozen=True)
+@frozen
 class Handler:
     """An action a kind plans only when the plan calls for it (NixOS restartTriggers, Ansible
     handlers): `build` sees the other kinds' actions (`PlanView`) and returns the handler's part,
@@ -870,7 +871,7 @@ class Handler:
     build: Callable[[PlanView], KindPlan] = field(compare=False)
 
 
-@dataclass(frozen=True)
+@frozen
 class KindPlan:
     """What one resource kind contributes to a plan."""
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from reconciler.core.action import Action
+from reconciler.frozen import frozen
 
 WAITS = "waits for a blocked step"
 # The wording propagate_blocks gives a dependent of a blocked step.
 _PROPAGATED = re.compile(r"^waits for .* \(blocked\)$", re.S)
 
 
-@dataclass(frozen=True)
+@frozen
 class BlockedGroup:
     """One reason and the addresses of the steps it blocks, in plan order."""
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from reconciler.core.untrusted import printable, shell_line
+from reconciler.frozen import frozen
 
 Scope = Literal["system", "user"]
 
 TIMED_OUT = "timed out"  # how a CommandResult's error starts when the deadline ended it
 
 
-@dataclass(frozen=True)
+@frozen
 class Command:
     """One subprocess, always an argv list, never a shell string.
 
@@ -44,7 +44,7 @@ class Command:
         return shell_line(self.argv)
 
 
-@dataclass(frozen=True)
+@frozen
 class CommandResult:
     """What happened when a command ran (or could not start)."""
 

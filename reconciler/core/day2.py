@@ -7,13 +7,13 @@ reconciler/shell/backup.py carries them out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.core.command import CommandResult
+from reconciler.frozen import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class BackupReport:
     """How one profile's backup went.
 
@@ -43,7 +43,7 @@ class BackupReport:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class RestoreReport:
     """How a restore went.
 
@@ -77,7 +77,7 @@ class RestoreReport:
         return self.restored and self.healthy
 
 
-@dataclass(frozen=True)
+@frozen
 class VerifyReport:
     """How a snapshot's verification went: `problems`, empty when every listed file came back
     as listed; else why restic restore or ls failed, or each file that is missing or has

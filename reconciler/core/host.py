@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import pwd
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
+
+from reconciler.frozen import frozen
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -16,7 +18,7 @@ def user_sudoers_line(invoker: str, user: str) -> str:
     return f"{invoker} ALL=({user}) NOPASSWD: ALL"
 
 
-@dataclass(frozen=True)
+@frozen
 class Account:
     """A POSIX account, as /etc/passwd has it."""
 
@@ -45,7 +47,7 @@ class Account:
         return cls(entry.pw_name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir))
 
 
-@dataclass(frozen=True)
+@frozen
 class RecordedLookups:
     """The lookups kinds make outside probes (finding programs, listing the unit directory),
     answered from a snapshot instead of this machine.
@@ -66,7 +68,7 @@ class RecordedLookups:
         return dict(self.directories).get(path, ())
 
 
-@dataclass(frozen=True)
+@frozen
 class HostContext:
     """The fixed facts every probe and kind may use; read in-process, no subprocess.
 

@@ -6,17 +6,18 @@ import functools
 import heapq
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from graphlib import CycleError, TopologicalSorter
 
 from reconciler.core.action import Action, Finding, Handler, KindPlan, PlanError, PlanView
 from reconciler.core.host import HostContext
 from reconciler.core.kind import ResourceKind, unmet_need
 from reconciler.core.probe import Facts, ProbeFailed
+from reconciler.frozen import frozen
 from reconciler.spec.model import Spec
 
 
-@dataclass(frozen=True)
+@frozen
 class Plan:
     """An ordered list of actions plus what the plan noticed but does not change."""
 

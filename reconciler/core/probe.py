@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
+from reconciler.frozen import frozen
 
 T = TypeVar("T")
 
@@ -51,7 +51,7 @@ class BatchedProbe(Probe[T]):
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
+@frozen
 class Facts:
     """Parsed probe results, keyed by probe. `get` re-raises a probe's failure."""
 
@@ -72,7 +72,7 @@ class Facts:
 RunCommand = Callable[[Command], CommandResult]
 
 
-@dataclass(frozen=True)
+@frozen
 class _Job:
     probes: tuple[Probe[Any], ...]
     command: Command

@@ -5,8 +5,9 @@ The switch itself is `core.action.GatedSwitch`; reconciler/shell/switch.py carri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+from reconciler.frozen import frozen
 
 SwitchOutcome = Literal["switched", "rolled-back", "rollback-failed"]
 
@@ -21,7 +22,7 @@ UNIT_STOP_TIMEOUT_S = 30
 RESTART_DEADLINE_S = float(UNIT_STOP_TIMEOUT_S + 20)
 
 
-@dataclass(frozen=True)
+@frozen
 class SwitchReport:
     """How one profile's switch ended.
 

@@ -11,7 +11,6 @@ cannot be reached (recorded from restic 0.14.0: tests/data/probes/restic/).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -20,12 +19,13 @@ from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.facts.codec import Redaction, recorded
 from reconciler.facts.files import read_as_user, read_path
+from reconciler.frozen import frozen
 from reconciler.gateway.backup import RepositoryState, classify_repository
 from reconciler.system.records import parse_line
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class ResticRepository:
     """The repository as restic sees it with the spec's password file."""
 
@@ -38,7 +38,7 @@ class ResticRepository:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class ResticRepositoryProbe(Probe[ResticRepository]):
     """`restic --no-lock --no-cache cat config` as the spec's user."""
 
@@ -67,7 +67,7 @@ class ResticRepositoryProbe(Probe[ResticRepository]):
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class ProfileBackups:
     """One profile's backup history: when its last backup succeeded and when one last failed."""
 
@@ -77,7 +77,7 @@ class ProfileBackups:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class BackupHistory:
     """What `backups.jsonl` says, per profile, and when it was read (epoch seconds)."""
 
@@ -107,7 +107,7 @@ def parse_history(text: str, read_at: float) -> BackupHistory:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class BackupHistoryProbe(Probe[BackupHistory]):
     """The spec user's `backups.jsonl` and its newest rotation (read with the user's
     permissions), in-process."""

@@ -26,7 +26,6 @@ import dataclasses
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import (
     TYPE_CHECKING,
@@ -44,6 +43,7 @@ from typing import (
 from reconciler.core.host import HostContext
 from reconciler.core.kind import Need, unmet
 from reconciler.core.probe import Probe, ProbeFailed
+from reconciler.frozen import frozen
 
 if TYPE_CHECKING:
     from reconciler.spec.model import Spec
@@ -106,7 +106,7 @@ def recorded_classes(*extra: type) -> Registry:
     return Registry([*_RECORDED.values(), *extra])
 
 
-@dataclass(frozen=True)
+@frozen
 class Redaction:
     """What a fact's `redacted` may use: the text rule, and what to keep of a file's text."""
 
@@ -150,7 +150,7 @@ class AnswersFromSnapshot(Protocol):
         """The fact the snapshot implies, or None when it cannot tell."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Wanted:
     """What a snapshot records for a spec beyond the facts its kinds asked for."""
 
@@ -159,7 +159,7 @@ class Wanted:
     directories: tuple[tuple[Path, tuple[str, ...]], ...] = ()  # (dir, name prefixes) to list
 
 
-@dataclass(frozen=True)
+@frozen
 class FileTextContext:
     """What a `@keeps_file_content` rule is given besides the file: the spec, the host, and the
     text rule (`text(s)` masks secret-looking values)."""

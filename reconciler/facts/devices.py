@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,6 +21,7 @@ from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe, ProbeFailed
 from reconciler.facts.codec import recorded
 from reconciler.facts.gateway_rpc import GatewayCall
+from reconciler.frozen import frozen
 from reconciler.gateway.paths import profile_paths
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def devices_dir(spec: Spec, host: HostContext, profile: Profile) -> Path:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class PendingRequest:
     """A device waiting for approval."""
 
@@ -64,7 +64,7 @@ class PendingRequest:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class PairedDevice:
     """An approved device (its tokens are never read into this)."""
 
@@ -78,7 +78,7 @@ class PairedDevice:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class DevicePairing:
     """Pending requests and paired devices, and where they were read from."""
 
@@ -163,7 +163,7 @@ def pairing_from_files(
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class DevicesListProbe(Probe[DevicePairing]):
     """`<cmd> devices list --json` against the profile's gateway, as the user."""
 
@@ -188,7 +188,7 @@ class DevicesListProbe(Probe[DevicePairing]):
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class DeviceFilesProbe(Probe[DevicePairing]):
     """`<state>/devices/{pending,paired}.json`, read in-process: only regular files owned by
     the spec's user, never through a symlink (as root we must not read what a link points to)."""

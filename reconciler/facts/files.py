@@ -14,7 +14,7 @@ import os
 import pwd
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +24,7 @@ from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.core.secrets import learn_secrets
 from reconciler.facts.codec import RecordedHost, Redaction, recorded
+from reconciler.frozen import frozen
 from reconciler.system.as_user import acting_account, call_as, in_child
 
 PathKind = Literal["missing", "directory", "file", "symlink", "other"]
@@ -49,7 +50,7 @@ def backup_path(path: Path) -> Path:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class PathState:
     """One path: its type (a symlink is reported as such, not followed), mode, owner, times."""
 
@@ -171,7 +172,7 @@ def _encode_read(read: Callable[[], PathState]) -> dict[str, Any]:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class PathProbe(Probe[PathState]):
     """A path's state, and its text when `content` is set (read with the user's permissions)."""
 
@@ -193,7 +194,7 @@ class PathProbe(Probe[PathState]):
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class RealPathProbe(Probe[PathState]):
     """The file a path finally points to (symlinks resolved), e.g. an npm bin shim's target."""
 
@@ -204,7 +205,7 @@ class RealPathProbe(Probe[PathState]):
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class DirectoryListing:
     """Entries of a directory with the state of each (symlinks not followed)."""
 
@@ -217,7 +218,7 @@ class DirectoryListing:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class DirectoryProbe(Probe[DirectoryListing]):
     """The entries of `path` whose names start with one of `prefixes` and end with `suffix`.
 
@@ -275,7 +276,7 @@ def has_value(text: str, key: str) -> bool:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class SecretEnvState:
     """An env file as far as a plan may know it: type, mode, owner, times, key present."""
 
@@ -284,7 +285,7 @@ class SecretEnvState:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class SecretEnvProbe(Probe[SecretEnvState]):
     """Reads the file (with the user's permissions) and keeps only whether `key` has a value."""
 
@@ -303,7 +304,7 @@ class SecretEnvProbe(Probe[SecretEnvState]):
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class ExposedEntries:
     """What under a directory group or other users may access (any 0o077 bit), each entry
     named: modes and owners only, never content."""
@@ -315,7 +316,7 @@ class ExposedEntries:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class ExposedEntriesProbe(Probe[ExposedEntries]):
     """Walk `path` (with the user's permissions, never following a link, at most `limit`
     entries) for files and folders whose mode lets group or others in (a credentials folder
@@ -360,7 +361,7 @@ class ExposedEntriesProbe(Probe[ExposedEntries]):
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class ChainLink:
     """One existing component of a path, from `/` down: what it is, whose, its permission bits."""
 
@@ -376,7 +377,7 @@ class ChainLink:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class PathChain:
     """The existing components of a path (lstat, never followed), `/` first, ending with the
     path itself when it exists: whether root may act there without another account being able
@@ -390,7 +391,7 @@ class PathChain:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class PathChainProbe(Probe[PathChain]):
     """lstat of each existing component of `path`, from `/` down (in-process: lstat reads
     nothing of a file and follows no link)."""

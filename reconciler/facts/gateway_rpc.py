@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.facts.codec import Redaction, recorded
 from reconciler.facts.programs import find_as_user, locate
+from reconciler.frozen import frozen
 from reconciler.gateway.paths import profile_paths, uses_token_file
 from reconciler.spec.naming import product_names
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from reconciler.spec.model import Profile, Spec
 
 
-@dataclass(frozen=True)
+@frozen
 class GatewayCall:
     """How to run the gateway's CLI for one profile: program, environment, port."""
 
@@ -84,7 +84,7 @@ def gateway_call(spec: Spec, host: HostContext, profile: Profile) -> GatewayCall
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class GatewayHealth:
     """`<cmd> gateway health --json`: ok, or why not."""
 
@@ -96,7 +96,7 @@ class GatewayHealth:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class GatewayHealthProbe(Probe[GatewayHealth]):
     """The gateway's RPC health check on its port (about 3 s on a real gateway)."""
 

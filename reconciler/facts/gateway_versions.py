@@ -11,7 +11,6 @@ import json
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +19,7 @@ from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.facts.codec import RecordedHost, recorded
+from reconciler.frozen import frozen
 from reconciler.gateway.paths import home
 from reconciler.gateway.versions import MARKER, is_version, prefix_path
 from reconciler.spec.model import Spec
@@ -32,7 +32,7 @@ _PACKAGE_JSON_LIMIT = 1 << 20
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class InstalledVersion:
     """One entry under the prefix named like a version, as probed."""
 
@@ -54,7 +54,7 @@ class InstalledVersion:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class InstalledVersions:
     """The prefix: whether it exists (and whose it is), its versions, and install leftovers."""
 
@@ -156,7 +156,7 @@ def list_prefix(prefix: Path, package: str) -> dict[str, Any]:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class InstalledVersionsProbe(Probe[InstalledVersions]):
     """One listing of the prefix: version directories (marker, package version, install time)
     and leftovers of killed installs. In-process, as the spec's user."""
@@ -188,7 +188,7 @@ def versions_probe(spec: Spec, host: HostContext) -> InstalledVersionsProbe:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class DiskUsage:
     """Bytes a directory tree takes on disk (None when `du` could not say)."""
 
@@ -198,7 +198,7 @@ class DiskUsage:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class DiskUsageProbe(Probe[DiskUsage]):
     """`du -s -B1 <path>` (only `reconciler versions` asks: a gateway version is ~50 000 files)."""
 

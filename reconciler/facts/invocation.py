@@ -16,18 +16,19 @@ import hashlib
 import os
 import sys
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.facts.codec import RecordedHost, recorded
+from reconciler.frozen import frozen
 from reconciler.system.as_user import acting_account, call_as
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class Invocation:
     """How the timer will call us: interpreter and absolute paths, read at plan time."""
 
@@ -43,7 +44,7 @@ class Invocation:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class InvocationProbe(Probe[Invocation]):
     """`sys.executable` and the resolved spec and clone paths (in-process)."""
 

@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.facts.codec import RecordedHost, Redaction, recorded
+from reconciler.frozen import frozen
 from reconciler.system.as_user import acting_account, call_as
 
 TCP_LISTEN = 0x0A  # include/net/tcp_states.h: TCP_LISTEN
 
 
-@dataclass(frozen=True)
+@frozen
 class Socket:
     """A listening TCP socket from /proc/net/tcp or tcp6."""
 
@@ -37,7 +38,7 @@ class Socket:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class Listener:
     """A listening socket on a port we care about, with its process when we could see it."""
 
@@ -119,7 +120,7 @@ def parse_cgroup(text: str) -> tuple[str, ...]:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class ListenersProbe(Probe[tuple[Listener, ...]]):
     """Listening sockets on `ports` (any address), each with its process when visible."""
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import dataclass
 from functools import partial
 
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe
 from reconciler.facts.codec import RecordedHost, recorded
+from reconciler.frozen import frozen
 from reconciler.system.as_user import acting_account, call_as
 
 _VERSION_TOKEN = re.compile(r"v?\d+\.\d+(?:\.\d+)?(?:[-+][\w.]+)?")
@@ -41,7 +41,7 @@ def locate(program: str, host: HostContext) -> str | None:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class ProgramLocation:
     """Where a program is: its absolute path, None when it is not installed."""
 
@@ -49,7 +49,7 @@ class ProgramLocation:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class ProgramLocationProbe(Probe[ProgramLocation]):
     """Where `program` is on `search` (the user's search path), in-process.
 
@@ -75,7 +75,7 @@ class ProgramLocationProbe(Probe[ProgramLocation]):
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class ProgramVersion:
     """A program's absolute path and the version it reports (None when absent or silent)."""
 
@@ -85,7 +85,7 @@ class ProgramVersion:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class ProgramVersionProbe(Probe[ProgramVersion]):
     """`<program> --version` (or `args`: `restic version`), found on the user's search path (or
     at an explicit path)."""

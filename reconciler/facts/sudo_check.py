@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from reconciler.core.action import Action, RunCommand
@@ -20,6 +20,7 @@ from reconciler.core.host import HostContext, user_sudoers_line
 from reconciler.core.plan import Plan, propagate_blocks
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import RecordedHost, recorded
+from reconciler.frozen import frozen
 
 # Where sudo looks for commands (Debian's default `secure_path`): sudoers rules need the same
 # absolute path, or visudo rejects the whole file ("expected a fully-qualified path name").
@@ -27,14 +28,14 @@ SUDO_SECURE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class SudoVerdict:
     allowed: bool
     refusal: str = ""
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class SudoProbe(Probe[SudoVerdict]):
     """May `argv` run through `sudo -n`? (`sudo -n -l argv`; exit 0 means yes)."""
 
@@ -58,7 +59,7 @@ class SudoProbe(Probe[SudoVerdict]):
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class SudoersPathProbe(Probe[str]):
     """The absolute path sudo runs `program` from (its secure_path), for a sudoers rule
     (in-process lookup; `/usr/bin/<program>` when it is not found there)."""

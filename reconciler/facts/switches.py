@@ -34,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from reconciler.bounded import loads_json, read_bounded
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe, ProbeFailed
 from reconciler.facts.codec import RecordedHost, Redaction, recorded
+from reconciler.frozen import frozen
 from reconciler.system.as_user import acting_account, call_as
 
 BAD_VERSIONS = "gateway-bad-versions.json"
@@ -68,7 +69,7 @@ def memory_dir(home: Path) -> Path:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class BadVersion:
     """A version that failed its health check on one profile and was rolled back."""
 
@@ -90,7 +91,7 @@ class BadVersion:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class Interrupted:
     """A switch that started and never finished (its intent file is still there)."""
 
@@ -102,7 +103,7 @@ class Interrupted:
     replaces: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class SwitchIntent:
     """`switch/PROFILE/intent.json`: a switch under way and the modes of the copies taken
     before it (None: there was no such file, so a rollback leaves none)."""
@@ -164,7 +165,7 @@ def _optional_mode(value: Any) -> int | None:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class Switched:
     """The last switch of a profile that passed its health gate."""
 
@@ -175,7 +176,7 @@ class Switched:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class FailedInstall:
     """An install of a version that failed, from a package.json with this digest."""
 
@@ -203,7 +204,7 @@ def package_digest(package_json: str) -> str:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class SwitchMemory:
     """What the reconciler remembers of switches (and failed installs) on this host."""
 
@@ -361,7 +362,7 @@ def _read_memory(directory: Path) -> dict[str, Any]:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class SwitchMemoryProbe(Probe[SwitchMemory]):
     """Reads the memory (in-process, with the spec user's permissions)."""
 

@@ -13,7 +13,6 @@ hundred milliseconds before a restart is older or newer than the running service
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -21,6 +20,7 @@ from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
 from reconciler.core.probe import BatchedProbe, Probe, ProbeFailed
 from reconciler.facts.codec import RecordedHost, recorded
+from reconciler.frozen import frozen
 from reconciler.gateway.paths import unit_dir
 
 PROPERTIES = (
@@ -46,7 +46,7 @@ ManagerReach = Literal["ok", "unreachable"]
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class UnitStatus:
     """One unit as the user's manager sees it (or why the manager could not be asked)."""
 
@@ -172,7 +172,7 @@ def parse_unit_statuses(units: list[str], result: CommandResult) -> list[UnitSta
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class UnitStatusProbe(BatchedProbe[UnitStatus]):
     """The state of one user unit; all instances are read in one `systemctl --user show`."""
 
@@ -216,7 +216,7 @@ class UnitStatusProbe(BatchedProbe[UnitStatus]):
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class LingerProbe(Probe[bool]):
     """Whether the linger flag file exists for `user` (in-process read; needs no logind)."""
 
@@ -227,7 +227,7 @@ class LingerProbe(Probe[bool]):
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class SystemdState:
     """Whether systemd runs this host: `/run/systemd/system` exists (sd_booted(3)'s test), and
     what PID 1 is (its `comm`), to say so when it is not."""
@@ -243,7 +243,7 @@ class SystemdState:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class SystemdProbe(Probe[SystemdState]):
     """Is systemd the init system here (in-process: one stat and one small /proc read)."""
 
@@ -263,7 +263,7 @@ RESTART_PROPERTIES = ("Id", "NRestarts", "Result", "ExecMainCode", "ExecMainStat
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class UnitRestarts:
     """How a service has been ending: automatic restarts and its main process's last exit."""
 
@@ -302,7 +302,7 @@ def unit_restarts(unit: str, block: dict[str, str]) -> UnitRestarts:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class UnitRestartsProbe(BatchedProbe[UnitRestarts]):
     """Restart counters of one user unit; all instances are read in one `systemctl --user show`."""
 
@@ -335,7 +335,7 @@ class UnitRestartsProbe(BatchedProbe[UnitRestarts]):
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class JournalTail:
     """The last lines a unit wrote to the user's journal (or why they could not be read)."""
 
@@ -344,7 +344,7 @@ class JournalTail:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class JournalTailProbe(Probe[JournalTail]):
     """`journalctl --user -u UNIT -n N -o cat`: the last lines of one unit, as its user."""
 

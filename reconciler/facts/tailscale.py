@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -12,6 +12,7 @@ from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
 from reconciler.core.probe import Probe, ProbeFailed
 from reconciler.facts.codec import Redaction, Wanted, recorded, records
+from reconciler.frozen import frozen
 
 if TYPE_CHECKING:
     from reconciler.spec.model import Spec
@@ -37,7 +38,7 @@ def _unreachable(result: CommandResult) -> tuple[Reachability, str] | None:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class TailscaleStatus:
     """The node as `tailscale status --json` shows it."""
 
@@ -64,7 +65,7 @@ class TailscaleStatus:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class TailscaleStatusProbe(Probe[TailscaleStatus]):
     def command(self, host: HostContext) -> Command:
         return Command(("tailscale", "status", "--json"), timeout_s=15)
@@ -90,7 +91,7 @@ class TailscaleStatusProbe(Probe[TailscaleStatus]):
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class TailscalePrefs:
     reachability: Reachability
     detail: str = ""
@@ -98,7 +99,7 @@ class TailscalePrefs:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class TailscalePrefsProbe(Probe[TailscalePrefs]):
     def command(self, host: HostContext) -> Command:
         return Command(("tailscale", "debug", "prefs"), timeout_s=15)
@@ -114,7 +115,7 @@ class TailscalePrefsProbe(Probe[TailscalePrefs]):
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class WebMount:
     """The handlers of one node-level web serve (`host:port`)."""
 
@@ -137,7 +138,7 @@ class WebMount:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class ServeConfig:
     """`tailscale serve status --json`, split into what we may own and what we never touch."""
 
@@ -158,7 +159,7 @@ class ServeConfig:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class ServeStatusProbe(Probe[ServeConfig]):
     def command(self, host: HostContext) -> Command:
         return Command(("tailscale", "serve", "status", "--json"), timeout_s=15)

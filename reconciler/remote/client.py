@@ -13,8 +13,9 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from reconciler.frozen import frozen
 from reconciler.remote import bootstrap
 from reconciler.remote.protocol import FILE_PREFIX, HEARTBEAT, PROTOCOL, RESULT_MARK
 from reconciler.remote.zipapp import build_agent
@@ -24,7 +25,7 @@ from reconciler.shell.ssh import RemoteResult, SshError, SshSession
 NOT_FOUND = 127
 
 
-@dataclass(frozen=True)
+@frozen
 class AgentResult:
     """What a remote command did: its exit code, the files it wrote that we asked for, stderr."""
 

@@ -25,8 +25,9 @@ import tempfile
 import threading
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from reconciler.frozen import frozen
 
 ROOT = "reconciler"
 # Requirements the target never imports, and why (their own requirements are skipped too).
@@ -50,7 +51,7 @@ class AgentBuildError(Exception):
     """The installed distribution does not have what the agent needs (a requirement missing)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Agent:
     """The zipapp's bytes, the name the target caches it under, and what it holds."""
 
@@ -155,7 +156,7 @@ def build_agent() -> Agent:
         return _BUILT[ROOT]
 
 
-@dataclass(frozen=True)
+@frozen
 class _Contents:
     """What goes into the agent: (name in the zip, file; None for __main__.py) and metadata."""
 

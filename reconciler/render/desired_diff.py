@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import click
 
 from reconciler.core.action import SENSITIVE, AttributeChange
 from reconciler.core.diff import ABSENT
+from reconciler.frozen import frozen
 from reconciler.render.human import COLOUR, value
 from reconciler.render.markdown import MAX_CHARACTERS, fit
 from reconciler.render.redaction import redact_change
@@ -20,7 +20,7 @@ ChangeOp = Literal["add", "change", "remove"]
 SYMBOL: dict[ChangeOp, str] = {"add": "+", "change": "~", "remove": "-"}
 
 
-@dataclass(frozen=True)
+@frozen
 class SpecVersion:
     """One side of the comparison: the file and its sha256."""
 
@@ -28,7 +28,7 @@ class SpecVersion:
     sha256: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class DesiredDiff:
     """Two versions of a spec and the changes of their resolved desired state."""
 

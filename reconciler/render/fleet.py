@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from reconciler.core.untrusted import printable
+from reconciler.frozen import frozen
 
 Report = Literal["doctor", "versions", "status"]
 
 Row = tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class HostAnswer:
     """One host's answer to a day-2 command, for the table."""
 

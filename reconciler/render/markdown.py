@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from reconciler.core.action import Action, Finding
 from reconciler.core.blocked import group_blocked, steps
 from reconciler.core.command import Command
 from reconciler.core.plan import Plan
+from reconciler.frozen import frozen
 from reconciler.render.human import render_plan, symbol
 from reconciler.render.plan_context import PlanContext
 from reconciler.render.redaction import redact_plan
@@ -30,7 +30,7 @@ MESSAGE_CHARACTERS = 300
 _BACKTICKS = re.compile(r"`+")
 
 
-@dataclass(frozen=True)
+@frozen
 class Warnings:
     """What a reviewer must not miss: removals, public exposure, plan errors."""
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from reconciler.core.host import HostContext
+from reconciler.frozen import frozen
 from reconciler.spec.model import Spec
 
 SourceType = Literal["host", "snapshot"]
 
 
-@dataclass(frozen=True)
+@frozen
 class SnapshotSource:
     """A snapshot file the plan was made against (instead of probing the host)."""
 
@@ -20,7 +20,7 @@ class SnapshotSource:
     recorded_at: str
 
 
-@dataclass(frozen=True)
+@frozen
 class PlanContext:
     """What every plan format states besides the plan: spec, host, invoker, time, source."""
 

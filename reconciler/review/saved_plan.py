@@ -19,13 +19,13 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reconciler.bounded import loads_json, read_bounded
 from reconciler.core.action import Action, Argv, Digest, Mode, Operation, walk_fields
 from reconciler.core.plan import Plan
+from reconciler.frozen import frozen
 from reconciler.render.json_plan import FORMAT_VERSION
 from reconciler.render.plan_context import PlanContext
 from reconciler.render.redaction import redact_action, redact_plan
@@ -45,7 +45,7 @@ class StalePlan(Exception):
     """The saved plan no longer describes what apply would do (or is for another host)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class SpecLocation:
     """Where the spec was when the plan was made, so `apply` finds it from any folder: in the
     git work tree of the same repository (a clone on the host), or at the same absolute path."""
@@ -55,7 +55,7 @@ class SpecLocation:
     repository: str | None = None  # the repository's root commit(s): the same in every clone
 
 
-@dataclass(frozen=True)
+@frozen
 class Freshness:
     """What a saved plan was made from, to compare with a new plan at apply time."""
 
@@ -68,7 +68,7 @@ class Freshness:
     spec_location: SpecLocation | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class SavedPlan:
     """A saved plan read back: the freshness data plus the whole document (for display)."""
 

@@ -34,7 +34,7 @@ import importlib
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ from reconciler.facts.codec import (
 from reconciler.facts.files import PathProbe, PathState
 from reconciler.facts.listeners import Listener, ListenersProbe, parse_proc_net_tcp
 from reconciler.facts.programs import locate
+from reconciler.frozen import frozen
 from reconciler.render.redaction import redact_text
 from reconciler.spec.model import Spec
 
@@ -74,7 +75,7 @@ class SnapshotInvalid(Exception):
     """The file is not a snapshot this version can read."""
 
 
-@dataclass(frozen=True)
+@frozen
 class DirectoryNames:
     """The names in a directory, as far as the snapshot looked (`prefixes`: only those)."""
 
@@ -88,7 +89,7 @@ class DirectoryNames:
         return not self.prefixes or name.startswith(self.prefixes)
 
 
-@dataclass(frozen=True)
+@frozen
 class Snapshot:
     """The actual state of one host, as recorded (already redacted)."""
 
@@ -309,7 +310,7 @@ def unchanged_since(snapshot: Snapshot, previous: Snapshot) -> Snapshot:
     return stamped if canonical(stamped) == canonical(previous) else snapshot
 
 
-@dataclass(frozen=True)
+@frozen
 class LoadedSnapshot:
     """A snapshot read from a file, with the file's path and sha256 (named in plans)."""
 

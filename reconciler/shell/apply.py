@@ -9,12 +9,13 @@ from typing import Literal
 from reconciler.core.action import Action
 from reconciler.core.execution import OperationResult
 from reconciler.core.plan import Plan
+from reconciler.frozen import frozen
 from reconciler.shell.runner import HostRunner
 
 Outcome = Literal["applied", "failed", "blocked", "skipped"]
 
 
-@dataclass(frozen=True)
+@frozen
 class ActionOutcome:
     """What happened to one action during apply."""
 

@@ -37,11 +37,11 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import DEFAULT_PATH, Account, HostContext
+from reconciler.frozen import frozen
 from reconciler.shell.runner import HostRunner
 
 GIT_TIMEOUT_S = 15.0
@@ -54,7 +54,7 @@ class SourceError(Exception):
     """The git source could not give us a spec to apply (the message says why)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class WorkTree:
     """The work tree holding a file, and the file's path inside it (POSIX, no leading `./`)."""
 
@@ -62,7 +62,7 @@ class WorkTree:
     relpath: str
 
 
-@dataclass(frozen=True)
+@frozen
 class TreeState:
     """A plain run's spec in a work tree: the commit checked out and whether edits are pending."""
 
@@ -70,7 +70,7 @@ class TreeState:
     dirty: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class Revision:
     """The spec as committed at the resolved ref."""
 
@@ -102,7 +102,7 @@ def git(cwd: Path, *args: str, mutating: bool = False, timeout_s: float = GIT_TI
     )
 
 
-@dataclass(frozen=True)
+@frozen
 class GitPlace:
     """Who runs git about a path, and where git must not look for a repository."""
 
@@ -254,7 +254,7 @@ def _account_of(uid: int) -> Account:
     return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir))
 
 
-@dataclass(frozen=True)
+@frozen
 class RepositoryPlace:
     """Where a path is in its git repository: the work tree, the path inside it, and the
     repository's root commit(s), which are the same in every clone (a URL is not)."""

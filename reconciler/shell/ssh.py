@@ -33,10 +33,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
+from reconciler.frozen import frozen
 from reconciler.shell.private_folder import own_private_folder, user_cache_home
 
 # ssh's own exit code for "the connection failed"; anything else is the remote command's.
@@ -47,7 +47,7 @@ class SshError(Exception):
     """The connection could not be made or was lost; the message says why and what to do."""
 
 
-@dataclass(frozen=True)
+@frozen
 class SshTarget:
     """Where to connect: `ssh://[user@]host[:port]`, or `host.ssh` in the spec."""
 
@@ -94,7 +94,7 @@ _HOST = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_.:-]{0,252}")  # never `-` first: a
 _USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 
 
-@dataclass(frozen=True)
+@frozen
 class RemoteResult:
     """What a remote command did: its exit code and output (bytes, as the program wrote them)."""
 

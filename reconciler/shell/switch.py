@@ -39,7 +39,7 @@ import contextlib
 import os
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -81,6 +81,7 @@ from reconciler.facts.systemd import (
     parse_show_blocks,
     unit_restarts,
 )
+from reconciler.frozen import frozen
 from reconciler.gateway.versions import is_version
 from reconciler.shell.files import atomic_write, ensure_directory, ensure_secret_env, remove_file
 from reconciler.system.as_user import acting_account, call_as
@@ -374,7 +375,7 @@ def clear_bad(memory: Path, profile: str) -> bool:
 # --- the gate ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class Health:
     """How the wait for a healthy gateway ended."""
 

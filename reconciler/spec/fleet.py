@@ -21,9 +21,9 @@ under the host's entry), and the field. A file is a fleet file when it has `host
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from reconciler.frozen import frozen
 from reconciler.spec.errors import SpecError, SpecInvalid
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 TOP_LEVEL = ("apiVersion", "defaults", "hosts")
 
 
-@dataclass(frozen=True)
+@frozen
 class FleetHost:
     """One host of a fleet file: its entry's name and its merged spec, as YAML text."""
 

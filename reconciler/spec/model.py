@@ -6,10 +6,11 @@ probed host (the user's home), so the same spec can be planned for any machine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Literal
 
+from reconciler.frozen import frozen
 from reconciler.spec.sections.backup.model import (
     DEFAULT_BACKUP_EXCLUDES as DEFAULT_BACKUP_EXCLUDES,
 )
@@ -32,7 +33,7 @@ AuthMode = Literal["none", "token"]
 InstallMode = Literal["global", "versioned"]
 
 
-@dataclass(frozen=True)
+@frozen
 class SshAccess:
     """How the admin machine reaches the host (`host.ssh`); None fields: ssh's own defaults."""
 
@@ -42,7 +43,7 @@ class SshAccess:
     python: str = "python3"
 
 
-@dataclass(frozen=True)
+@frozen
 class Host:
     """The machine the spec is for and the user whose gateways it runs."""
 
@@ -53,7 +54,7 @@ class Host:
     data_roots: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class GatewayRuntime:
     """The gateway package: optional version pin, optional explicit command path, and how
     pinned versions are installed side by side (docs/updates.md)."""
@@ -76,7 +77,7 @@ class GatewayRuntime:
     keep: int = 1  # previous versions kept besides those a profile runs or wants
 
 
-@dataclass(frozen=True)
+@frozen
 class Runtime:
     """Prerequisites that are checked (node), pinned (gateway) or probed (docker)."""
 
@@ -85,7 +86,7 @@ class Runtime:
     docker: Docker = field(default_factory=Docker)
 
 
-@dataclass(frozen=True)
+@frozen
 class ServeEntry:
     """One node-level Tailscale Serve mount: HTTPS port -> a profile's gateway or a loopback URL."""
 
@@ -95,7 +96,7 @@ class ServeEntry:
     funnel: bool = False  # public exposure; only valid with tailscale.funnel = allow
 
 
-@dataclass(frozen=True)
+@frozen
 class Tailscale:
     """What the spec owns of Tailscale: the operator, serve entries, and the funnel policy."""
 
@@ -105,7 +106,7 @@ class Tailscale:
     prune: bool = False  # remove node-level serve entries the spec does not list
 
 
-@dataclass(frozen=True)
+@frozen
 class Profile:
     """One gateway instance: its own port, state root and workspace."""
 
@@ -119,7 +120,7 @@ class Profile:
     gateway_version: str | None = None  # overrides runtime.gateway.version (a canary)
 
 
-@dataclass(frozen=True)
+@frozen
 class Spec:
     """A validated spec with every default filled in."""
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from reconciler.frozen import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class ProductNames:
     """Everything that is spelled differently per product name."""
 

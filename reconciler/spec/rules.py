@@ -11,14 +11,14 @@ from __future__ import annotations
 import difflib
 import posixpath
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
+from reconciler.frozen import frozen
 from reconciler.spec.naming import PRODUCTS, ProductNames, product_names
 from reconciler.spec.yaml_source import Document, PathT
 
 
-@dataclass(frozen=True)
+@frozen
 class Issue:
     """One rule violation: where (a path into the data; at its key or value), what, how to fix."""
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
+
+from reconciler.frozen import frozen
 
 #: keywords that only describe (no check)
 ANNOTATIONS = frozenset(
@@ -35,7 +36,7 @@ IGNORED = frozenset({"oneOf"})
 Path = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class SchemaError:
     """One failed keyword: like jsonschema's ValidationError, for the fields schema.py reads."""
 

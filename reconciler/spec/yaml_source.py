@@ -32,6 +32,7 @@ from yaml.events import (
 )
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from reconciler.frozen import frozen
 from reconciler.spec.errors import SpecError, SpecInvalid
 from reconciler.spec.limits import MAX_BYTES as MAX_BYTES  # re-exported
 
@@ -63,7 +64,7 @@ _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
 
 
-@dataclass(frozen=True)
+@frozen
 class Loc:
     """Where a value is (1-based), and where its key is when it sits in a mapping."""
 

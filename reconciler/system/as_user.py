@@ -37,12 +37,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from reconciler.core.host import Account, HostContext
 from reconciler.core.secrets import known_secrets, remember_secret
+from reconciler.frozen import frozen
 
 # A file read for a plan is at most 64 MiB (facts.files.MAX_FILE_BYTES); JSON writes a byte as
 # at most 6 (`\u0000`).
@@ -62,7 +62,7 @@ class ChildFailed(OSError):
     """The child acting as the user died without an answer (killed, or a bug in it)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class ThroughSudo(Account):
     """The spec's user as an admin account reaches it: through `sudo -n -u NAME` (we are not
     root, so no fork can drop to it); `call_as` hands the work to the helper started so."""

@@ -42,15 +42,16 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
+
+from reconciler.frozen import frozen
 
 MARKER = "RECONCILER_PROCESS_TREE"  # environment variable naming the tree a process belongs to
 GRACE_S = 2.0  # between SIGTERM and SIGKILL
 _ROUNDS = 10  # scans after SIGKILL until no member is left (a fork bomb is not our adversary)
 
 
-@dataclass(frozen=True)
+@frozen
 class Finished:
     """How a child ended: its exit code (negative: the signal that killed it) and its output.
 
@@ -64,7 +65,7 @@ class Finished:
     duration_s: float
 
 
-@dataclass(frozen=True)
+@frozen
 class Credentials:
     """The account a child is started as: the fork drops to it before `exec`, so nothing of
     the child's environment ever reaches a process (or a dynamic loader) of ours."""
@@ -182,7 +183,7 @@ def kill_tree(leader: int, tree: str | None, *, grace_s: float, proc: Path = Pat
         time.sleep(0.01)
 
 
-@dataclass(frozen=True)
+@frozen
 class _Stat:
     pid: int
     ppid: int

@@ -20,11 +20,11 @@ import errno
 import fcntl
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reconciler.bounded import InputRefused, file_type, loads_json, read_bounded
+from reconciler.frozen import frozen
 
 MAX_BYTES = 1024 * 1024  # rotate when the current file would grow past this
 MAX_READ_BYTES = 16 * MAX_BYTES  # what we read of one file (someone else may have grown it)
@@ -32,7 +32,7 @@ MAX_LINE_BYTES = 256 * 1024  # a record is a few hundred bytes; a longer line is
 KEEP = 3  # rotated files kept: NAME.1 (newest) .. NAME.3
 
 
-@dataclass(frozen=True)
+@frozen
 class RecordFile:
     """`directory/name` and its rotated predecessors `name.1` .. `name.<keep>`."""
 

@@ -44,13 +44,14 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
 from reconciler.bounded import file_type
 from reconciler.core.host import Account
+from reconciler.frozen import frozen
 from reconciler.unattended import ensure_state_dir
 
 LOCK_NAME = "lock"
@@ -60,7 +61,7 @@ MAX_HOLDER_BYTES = 64 * 1024  # a holder record is one short JSON line
 POLL_S = 0.2  # how often a waiting apply retries; flock has no timeout of its own
 
 
-@dataclass(frozen=True)
+@frozen
 class Holder:
     """Who holds (or held) the lock."""
 
@@ -140,7 +141,7 @@ def user_lock_path(owner: Account) -> Path:
     return owner.home / USER_STATE_DIR / LOCK_NAME
 
 
-@dataclass(frozen=True)
+@frozen
 class _Wait:
     """How a holder waits for a lock (kept to join the user's lock the same way)."""
 
@@ -150,7 +151,7 @@ class _Wait:
     sleep: Callable[[float], None]
 
 
-@dataclass(frozen=True)
+@frozen
 class HeldLock:
     """A lock we hold: who we are, the open file, and what else we hold with it."""
 

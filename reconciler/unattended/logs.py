@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from reconciler.core.secrets import mask_secrets
+from reconciler.frozen import frozen
 from reconciler.shell.apply import ActionOutcome
 from reconciler.unattended.runs import RunRecord
 
@@ -69,7 +69,7 @@ def message_line(text: str, fmt: LogFormat, *, level: str = "info") -> str:
     return text
 
 
-@dataclass(frozen=True)
+@frozen
 class ActionLog:
     """Where an unattended run's lines go. `action` fits `apply_plan(..., progress=...)`."""
 

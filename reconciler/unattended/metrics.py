@@ -11,8 +11,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+
+from reconciler.frozen import frozen
 
 FILE_NAME = "reconciler.prom"
 LAST_SUCCESS = "reconciler_last_success_timestamp_seconds"
@@ -21,7 +23,7 @@ BACKUP_FILE_NAME = "reconciler-backup.prom"
 BACKUP_LAST_SUCCESS = "reconciler_backup_last_success_timestamp_seconds"
 
 
-@dataclass(frozen=True)
+@frozen
 class RunMetrics:
     """What one run reports."""
 

@@ -13,12 +13,13 @@ root at what the user could touch anyway. What crosses back from that child is p
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from reconciler.core.host import Account, HostContext
+from reconciler.frozen import frozen
 from reconciler.system.as_user import acting_account, call_as
 from reconciler.system.records import RecordFile
 from reconciler.unattended import ensure_state_dir, host_state_dir
@@ -26,7 +27,7 @@ from reconciler.unattended.runs import RUNS_NAME, RunRecord, append_record, pars
 from reconciler.unattended.suspend import Suspension, current, resume, suspend
 
 
-@dataclass(frozen=True)
+@frozen
 class StatePlace:
     """The state directory of this host's unattended runs, and the account that touches it
     (None: ourselves)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -19,6 +19,7 @@ from typing import Any, Literal, get_args
 from reconciler.core.blocked import blocked_summary, group_blocked, steps
 from reconciler.core.plan import Plan
 from reconciler.core.secrets import mask_secrets
+from reconciler.frozen import frozen
 from reconciler.shell.apply import ApplyResult, Convergence
 from reconciler.system.records import KEEP, MAX_BYTES, RecordFile, parse_line
 from reconciler.unattended import ensure_state_dir
@@ -34,7 +35,7 @@ RESULTS: tuple[str, ...] = get_args(Result)
 SUCCESS: frozenset[str] = frozenset({"converged"})
 
 
-@dataclass(frozen=True)
+@frozen
 class ApplyOutcome:
     """What the apply step reports back to the unattended wrapper (see outcome_of)."""
 
@@ -121,7 +122,7 @@ def _unless_blocked(outcome: ApplyOutcome, plan: Plan) -> ApplyOutcome:
     )
 
 
-@dataclass(frozen=True)
+@frozen
 class RunRecord:
     """One apply, as written to runs.jsonl (field names are the JSON keys)."""
 

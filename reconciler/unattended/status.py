@@ -13,7 +13,7 @@ caller read at the same moment.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from reconciler.facts.systemd import (
     parse_show_blocks,
     parse_timestamp,
 )
+from reconciler.frozen import frozen
 from reconciler.spec.duration import parse_timespan
 from reconciler.unattended.runs import RunRecord
 from reconciler.unattended.suspend import Suspension
@@ -37,7 +38,7 @@ SCHEDULE_PROPERTIES = ("NextElapseUSecRealtime", "NextElapseUSecMonotonic", "Las
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class TimerSchedule:
     """When the timer fires next and fired last (None: not scheduled / never / unknown)."""
 
@@ -48,7 +49,7 @@ class TimerSchedule:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class TimerScheduleProbe(Probe[TimerSchedule]):
     """`systemctl --user show reconciler.timer -p NextElapseUSecRealtime,...` (read-only)."""
 
@@ -84,7 +85,7 @@ class TimerScheduleProbe(Probe[TimerSchedule]):
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class TimerView:
     """The timer as status shows it."""
 
@@ -97,7 +98,7 @@ class TimerView:
     detail: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class Status:
     last_run: RunRecord | None
     last_success: RunRecord | None

@@ -11,19 +11,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.bounded import read_bounded
 from reconciler.core.host import Account
+from reconciler.frozen import frozen
 from reconciler.shell.files import atomic_write
 from reconciler.unattended import ensure_state_dir
 
 SUSPEND_NAME = "suspended.json"
 
 
-@dataclass(frozen=True)
+@frozen
 class Suspension:
     since: str  # ISO 8601 UTC
     by: str  # user name

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
+from reconciler.frozen import frozen
 from reconciler.spec.duration import parse_duration
 
 Consistency = Literal["stop", "live"]
@@ -17,7 +17,7 @@ DEFAULT_BACKUP_EXCLUDES: tuple[str, ...] = ("*.log", "logs", ".cache", "cache")
 MOUNT = ("backup",)
 
 
-@dataclass(frozen=True)
+@frozen
 class Retention:
     """`restic forget --prune` policy; 0 means the keep_* option is not passed."""
 
@@ -27,7 +27,7 @@ class Retention:
     keep_monthly: int = 0
 
 
-@dataclass(frozen=True)
+@frozen
 class Backup:
     """Backups of the profiles' state with restic, run by a user timer (`backup:` in the spec).
 

@@ -9,8 +9,10 @@ refuses unknown keys, so only these three are ever written).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
+
+from reconciler.frozen import frozen
 
 # Where the section is in the document, and in the typed Spec (the same names).
 MOUNT = ("runtime", "docker")
@@ -31,7 +33,7 @@ SANDBOX_KEYS: dict[str, tuple[str, ...]] = {
 GATEWAY_CONFIG_PATHS: tuple[tuple[str, ...], ...] = tuple(SANDBOX_KEYS.values())
 
 
-@dataclass(frozen=True)
+@frozen
 class Sandbox:
     """The gateway's tool sandbox settings the spec owns (None: left as the config has it)."""
 
@@ -40,7 +42,7 @@ class Sandbox:
     workspace_access: WorkspaceAccess | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Docker:
     """Whether the spec's user must reach a docker daemon (required), must not (absent), or
     either is fine (optional: the daemon is not even asked); how (the `docker` group, or the

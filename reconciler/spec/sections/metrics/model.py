@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from reconciler.frozen import frozen
 
 # Where the section is in the document, and in the typed Spec (the same names).
 MOUNT = ("metrics",)
 
 
-@dataclass(frozen=True)
+@frozen
 class Metrics:
     """Prometheus textfile output of every apply run (node_exporter's textfile collector)."""
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
+from reconciler.frozen import frozen
 from reconciler.spec.duration import parse_duration
 
 # Where the section is in the document, and in the typed Spec (the same names).
 MOUNT = ("reconcile",)
 
 
-@dataclass(frozen=True)
+@frozen
 class Timer:
     """The unattended reconcile timer (a systemd user timer running `reconciler apply`)."""
 
@@ -21,7 +22,7 @@ class Timer:
     randomized_delay_s: int = 60
 
 
-@dataclass(frozen=True)
+@frozen
 class GitSource:
     """Apply the spec as committed at `ref` of the clone at `path`, never uncommitted edits."""
 
@@ -29,7 +30,7 @@ class GitSource:
     ref: str = "main"
 
 
-@dataclass(frozen=True)
+@frozen
 class Reconcile:
     timer: Timer = field(default_factory=Timer)
     source: GitSource | None = None
