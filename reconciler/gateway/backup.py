@@ -13,7 +13,6 @@ import json
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -21,6 +20,7 @@ from typing import Literal
 from reconciler.core.action import BackupProfile, RestoreInPlace, RestoreSnapshot, VerifySnapshot
 from reconciler.core.command import Command
 from reconciler.core.host import HostContext
+from reconciler.frozen import frozen
 from reconciler.gateway.paths import expand, home, profile_paths
 from reconciler.spec.calendar import period_s
 from reconciler.spec.model import Backup, Retention, Spec
@@ -30,7 +30,7 @@ HOST_TAG = "host:"
 MIN_RESTIC = (0, 12)  # --json everywhere we read it, `check --read-data-subset N%`
 
 
-@dataclass(frozen=True)
+@frozen
 class ProfileBackup:
     """One profile's backup: what restic copies, with which tags, and the unit to stop."""
 
@@ -42,7 +42,7 @@ class ProfileBackup:
     tags: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class Repository:
     """Where the repository is and the secret files restic reads (all resolved for this host)."""
 
@@ -286,7 +286,7 @@ def backup_age_s(last_success: str | None, now_s: float) -> float | None:
     return now_s - datetime.fromisoformat(last_success).timestamp()
 
 
-@dataclass(frozen=True)
+@frozen
 class Snapshot:
     """One restic snapshot, as `restic snapshots --json` lists it."""
 
@@ -334,7 +334,7 @@ def latest_per_profile(snapshots: Iterable[Snapshot], host_name: str) -> dict[st
     return latest
 
 
-@dataclass(frozen=True)
+@frozen
 class ListedFile:
     """A regular file of a snapshot (`restic ls --json`): its path, size and permission bits."""
 

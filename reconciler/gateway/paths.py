@@ -7,11 +7,11 @@ the state root the unit points at is the state root that is created and backed u
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.core.host import Account, HostContext, RecordedLookups, user_sudoers_line
 from reconciler.core.kind import NEEDS
+from reconciler.frozen import frozen
 from reconciler.gateway.addresses import profile_address
 from reconciler.spec.model import Profile, Spec
 from reconciler.spec.naming import ProductNames, config_file_in, product_names
@@ -20,7 +20,7 @@ from reconciler.spec.naming import ProductNames, config_file_in, product_names
 TOKEN_ENV_FILE = "gateway.env"
 
 
-@dataclass(frozen=True)
+@frozen
 class ProfilePaths:
     """Every path of one profile, resolved for this host."""
 

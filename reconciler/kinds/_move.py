@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from reconciler.core.kind import spec_user
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import PathProbe
 from reconciler.facts.switches import REPLACED_COPY, SWITCH_DIR, memory_dir
+from reconciler.frozen import frozen
 from reconciler.gateway.addresses import config_address, service_address, unit_address
 from reconciler.gateway.paths import (
     ProfilePaths,
@@ -47,7 +48,7 @@ from reconciler.spec.model import Product, Profile, Spec
 from reconciler.spec.naming import ProductNames, product_names
 
 
-@dataclass(frozen=True)
+@frozen
 class Move:
     """A profile's unit of the product the spec's succeeds, which the move replaces."""
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import FileTextContext, keeps_file_content
 from reconciler.facts.files import PathProbe, PathState
 from reconciler.facts.systemd import LingerProbe, SystemdProbe, UnitStatus, UnitStatusProbe
+from reconciler.frozen import frozen
 from reconciler.gateway.addresses import LINGER
 from reconciler.gateway.paths import names, unit_dir
 from reconciler.spec.model import Spec
@@ -47,7 +48,7 @@ def systemctl(*args: str, timeout_s: float | None = None) -> RunCommand:
     return RunCommand(command if timeout_s is None else replace(command, timeout_s=timeout_s))
 
 
-@dataclass(frozen=True)
+@frozen
 class TimerUpkeep:
     """What keeping a timer of ours enabled and active takes; the caller adds the reload, the
     order and the blocks."""
@@ -78,7 +79,7 @@ def timer_upkeep(status: UnitStatus, unit: str, *, file_changed: bool) -> TimerU
     return TimerUpkeep(enabled, running, tuple(operations), changes)
 
 
-@dataclass(frozen=True)
+@frozen
 class UserTimer:
     """A timer and its service in the user's unit directory: the reconcile timer and the backup
     timer are two of them. What both probe, why the timer's state changes, and how it is taken

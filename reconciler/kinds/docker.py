@@ -22,7 +22,7 @@ rootless, the user's setup command); docker answering while the spec says absent
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from reconciler.core.host import HostContext
 from reconciler.core.kind import NO_FACTS, Kind, register
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import RecordedHost, Wanted, recorded, records
+from reconciler.frozen import frozen
 from reconciler.gateway.addresses import DOCKER
 from reconciler.kinds._programs import location_probe
 from reconciler.spec.model import Spec
@@ -56,14 +57,14 @@ def rootless_socket(host: HostContext) -> str:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class DockerStatus:
     reachable: bool
     detail: str
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class DockerProbe(Probe[DockerStatus]):
     """`docker info` as the spec's user, with a short timeout (a hung daemon must not stall us)."""
 
@@ -94,7 +95,7 @@ class DockerProbe(Probe[DockerStatus]):
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class UserGroups:
     """The groups a user is in, as a new login would get them (None: the lookup failed)."""
 
@@ -103,7 +104,7 @@ class UserGroups:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class UserGroupsProbe(Probe[UserGroups]):
     """`id -nG USER`: the user's group names, space-separated (the groups database, not the
     groups of a running process)."""

@@ -30,7 +30,7 @@ import gc
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from reconciler.facts.profile_files import (
     owner_name,
     plan_profile_files,
 )
+from reconciler.frozen import frozen
 from reconciler.gateway.addresses import config_address, service_address, state_address
 from reconciler.gateway.paths import ProfilePaths, placeholder_host, profile_paths, user_blocker
 from reconciler.spec import sections
@@ -221,7 +222,7 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-@dataclass(frozen=True)
+@frozen
 class ConfigComparison:
     """The owned keys as they are and as wanted, and the merged document to write."""
 

@@ -23,7 +23,6 @@ waits (`runtime.gateway.start_timeout_s`) for the port to answer on 127.0.0.1.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from reconciler.facts.files import PathState, RealPathProbe
 from reconciler.facts.listeners import Listener, ListenersProbe
 from reconciler.facts.profile_files import config_probe, token_probe, unit_probe
 from reconciler.facts.systemd import UnitStatus
+from reconciler.frozen import frozen
 from reconciler.gateway.addresses import (
     DAEMON_RELOAD,
     GATEWAY,
@@ -85,7 +85,7 @@ def binary_probe(gateway_path: str) -> RealPathProbe:
     return RealPathProbe(Path(gateway_path))
 
 
-@dataclass(frozen=True)
+@frozen
 class Triggers:
     """What else this plan changes for one profile (each one makes a running gateway stale),
     read from the actions that trigger its service and the plan around it."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import DirectoryListing, DirectoryProbe, PathState
 from reconciler.facts.profile_files import gateway_units_probe
 from reconciler.facts.systemd import UnitStatus, UnitStatusProbe
+from reconciler.frozen import frozen
 from reconciler.gateway.addresses import DAEMON_RELOAD, legacy_unit_address, service_address
 from reconciler.gateway.paths import user_blocker
 from reconciler.kinds._move import replaced_units
@@ -96,7 +96,7 @@ def claimed_port(text: str) -> int | None:
     return flag if flag is not None else env
 
 
-@dataclass(frozen=True)
+@frozen
 class LegacyUnit:
     """An unowned gateway unit: its file, state, the port it claims and who claims it too."""
 

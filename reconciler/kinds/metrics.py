@@ -25,7 +25,6 @@ import grp
 import os
 import stat
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from reconciler.core.host import HostContext
 from reconciler.core.kind import NEEDS_USER, NO_FACTS, Kind, register, spec_user
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import recorded
+from reconciler.frozen import frozen
 from reconciler.gateway.addresses import METRICS_DIR
 from reconciler.spec.model import Spec
 
@@ -47,7 +47,7 @@ __all__ = ["ADDRESS", "MetricsDirKind", "PathNode", "TextfileDir", "TextfileDirP
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class PathNode:
     """One path as lstat shows it (a symlink is a symlink, never followed)."""
 
@@ -64,7 +64,7 @@ class PathNode:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class TextfileDir:
     """The textfile directory, its existing ancestors (from `/` down), the user's group name."""
 
@@ -90,7 +90,7 @@ def _lstat(path: str) -> PathNode:
 
 
 @recorded
-@dataclass(frozen=True)
+@frozen
 class TextfileDirProbe(Probe[TextfileDir]):
     """lstat of `path` and of each ancestor that exists; the name of group `gid`."""
 

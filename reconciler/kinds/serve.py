@@ -14,7 +14,6 @@ tailnet-only, or, with no proxy to keep, `tailscale funnel --https=P off` (docs/
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +32,12 @@ from reconciler.facts.tailscale import (
     WebMount,
     normalize_target,
 )
+from reconciler.frozen import frozen
 from reconciler.gateway.addresses import OPERATOR
 from reconciler.spec.model import ServeEntry, Spec, Tailscale
 
 
-@dataclass(frozen=True)
+@frozen
 class DesiredServe:
     port: int
     target: str  # normalised, as tailscale stores it
@@ -126,7 +126,7 @@ class ServeKind(Kind):
         return KindPlan(actions=tuple(actions), findings=tuple(findings))
 
 
-@dataclass(frozen=True)
+@frozen
 class _Node:
     """This node's Tailscale state as the serve plan needs it, and how to change its serves."""
 
