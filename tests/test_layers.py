@@ -25,7 +25,7 @@ from tests.test_import_graph import PACKAGE, cycles, modules, resolve
 # Lowest first. Keep docs/design.md and docs/development.md in step (a test below checks that
 # design.md's walk names every layer).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("reconciler", "semver", "bounded", "frozen"),  # leaves: version, ranges, bounded reads, @frozen
+    ("reconciler", "semver", "bounded", "frozen"),  # leaves: version, ranges, reads, @frozen
     ("spec",),  # YAML -> typed Spec; the product naming table
     ("core",),  # pure: commands, actions, probes, Facts, the kind contract, diff, plan
     ("system",),  # process groups and timeouts, a child that became the user
