@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import operator
 import reprlib
+from collections.abc import Callable
 from typing import Any, TypeVar, dataclass_transform
 
 _C = TypeVar("_C", bound=type[Any])
@@ -39,13 +41,24 @@ def _repr(self: Any) -> str:
 
 def _eq(self: Any, other: Any) -> Any:
     if other.__class__ is self.__class__:
-        names: tuple[str, ...] = self.__frozen_compare__
-        return tuple(getattr(self, n) for n in names) == tuple(getattr(other, n) for n in names)
+        key = type(self).__frozen_compare__  # from the class: a lambda would bind to self
+        return key(self) == key(other)
     return NotImplemented
 
 
 def _hash(self: Any) -> int:
-    return hash(tuple(getattr(self, n) for n in self.__frozen_hash__))
+    return hash(type(self).__frozen_hash__(self))
+
+
+def _key(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """The tuple of these fields of an instance: attrgetter (C) for two or more, since == and
+    hash run often (a plan compares facts; sets and dicts hash actions)."""
+    if len(names) >= 2:
+        return operator.attrgetter(*names)
+    if names:
+        name = names[0]
+        return lambda instance: (getattr(instance, name),)
+    return lambda instance: ()
 
 
 def _frozen_attributes(cls: type[Any], names: frozenset[str]) -> None:
@@ -171,8 +184,10 @@ def frozen(cls: _C) -> _C:
     _init(cls, fields)
     _frozen_attributes(cls, frozenset(named))
     cls.__frozen_repr__ = tuple(f.name for f in fields if f.repr)
-    cls.__frozen_compare__ = tuple(f.name for f in fields if f.compare)
-    cls.__frozen_hash__ = tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash))
+    cls.__frozen_compare__ = _key(tuple(f.name for f in fields if f.compare))
+    cls.__frozen_hash__ = _key(
+        tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash))
+    )
     # As dataclasses does: a method the class body defines is kept; __hash__ follows its table
     # for eq=True, frozen=True (an __eq__ of the body alone does not stop the generated hash).
     if "__repr__" not in cls.__dict__:
