@@ -33,6 +33,7 @@ from fakehost import FakeHost  # noqa: E402
 from reconciler.spec.model import (  # noqa: E402
     GatewayRuntime,
     Host,
+    Node,
     Profile,
     Runtime,
     ServeEntry,
@@ -57,7 +58,7 @@ def make_spec(profiles: int, versioned: bool = False) -> Spec:
         )
     return Spec(
         host=Host("vm102", "user"),
-        runtime=Runtime(">=22.12", gateway),
+        runtime=Runtime(Node(range=">=22.12"), gateway),
         profiles=tuple(sorted(chosen, key=lambda p: p.name)),
         linger=True,
         tailscale=Tailscale(operator="user", serve=(ServeEntry(443, profile="personal"),)),

@@ -28,7 +28,7 @@ from kinds.gateway_host import GatewayHost, gateway_spec  # noqa: E402
 
 from reconciler.core.action import GatedSwitch  # noqa: E402
 from reconciler.gateway.addresses import unit_address  # noqa: E402
-from reconciler.spec.model import GatewayRuntime, Profile, Runtime, Spec  # noqa: E402
+from reconciler.spec.model import GatewayRuntime, Node, Profile, Runtime, Spec  # noqa: E402
 
 OLD, NEW = "2026.1.24-3", "2026.2.1"
 UNIT = "clawdbot-gateway-ops.service"
@@ -39,7 +39,7 @@ def spec_for(version: str) -> Spec:
     runtime = GatewayRuntime(
         "clawdbot", version=version, install="versioned", start_timeout_s=30, health_window_s=0
     )
-    return dataclasses.replace(spec, runtime=Runtime(node=">=22.12", gateway=runtime))
+    return dataclasses.replace(spec, runtime=Runtime(node=Node(range=">=22.12"), gateway=runtime))
 
 
 def one_run(directory: Path) -> tuple[float, float, float]:

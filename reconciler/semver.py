@@ -131,3 +131,21 @@ def _range(text: str) -> Any:
         return _nodesemver().make_range(text, False)
     except ValueError as exc:
         raise ValueError(str(exc)) from None
+
+
+def lowest_version(range_text: str) -> str | None:
+    """The lowest version a range's own bounds name that satisfies it (`>=24.16.0 <25 ||
+    >=26.1.0` -> `24.16.0`), for a hint that names a version; None when no bound does
+    (`<25`) or the range cannot be read."""
+    try:
+        sets = _range(range_text).set
+    except ValueError:
+        return None
+    found: list[str] = []
+    for comparators in sets:
+        for comparator in comparators:
+            if comparator.operator in (">=", "=", "") and comparator.semver is not None:
+                text = str(comparator.semver)
+                if text[:1].isdigit() and satisfies(text, range_text):
+                    found.append(text)
+    return min(found, key=parse_version) if found else None

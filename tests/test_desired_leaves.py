@@ -69,7 +69,7 @@ profiles:
     bind: lan
     auth: token
     prune: true
-  spare: {port: 18829}
+  spare: {port: 18829, node: 24.22.0}
 reconcile:
   timer: {enabled: true, interval: 10min, on_boot: 1min, randomized_delay: 0}
   source: {git: ~/host-spec, ref: main}
@@ -86,11 +86,15 @@ backup:
   consistency: live
 """
 
-# Those two, and every valid spec of the corpus: a leaf needs a base where another value is valid
+# A base with an installed node (runtime.node's mapping form).
+PINNED_NODE = FULL_VERSIONED.replace('node: ">=22.12.0 <25"', "node: {version: 24.21.0, keep: 2}")
+
+# Those, and every valid spec of the corpus: a leaf needs a base where another value is valid
 # (a global install only where no profile pins its own version).
 BASES: tuple[dict[str, Any], ...] = (
     yaml.safe_load((ROOT / "specs" / "example-full.yaml").read_text(encoding="utf-8")),
     yaml.safe_load(FULL_VERSIONED),
+    yaml.safe_load(PINNED_NODE),
     *(
         yaml.safe_load(path.read_text(encoding="utf-8-sig"))
         for path in sorted((ROOT / "tests" / "data" / "specs" / "valid").glob("*.yaml"))

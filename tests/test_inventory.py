@@ -10,13 +10,13 @@ from click.testing import CliRunner
 
 from reconciler.app.inventory import inventory, render_json, render_restic, render_text, restic_line
 from reconciler.core.host import Account, HostContext
-from reconciler.spec.model import GatewayRuntime, Host, Profile, Runtime, Spec
+from reconciler.spec.model import GatewayRuntime, Host, Node, Profile, Runtime, Spec
 
 USER = Account("user", 1000, 1000, Path("/home/user"))
 HOST = HostContext("vm102", USER, USER, "user")
 SPEC = Spec(
     host=Host("vm102", "user"),
-    runtime=Runtime(node=None, gateway=GatewayRuntime("clawdbot")),
+    runtime=Runtime(node=Node(), gateway=GatewayRuntime("clawdbot")),
     profiles=(Profile("default", 18789), Profile("ops", 18809, workspace="~/work/ops")),
 )
 PRESENT = {
@@ -89,7 +89,7 @@ def test_cli_state_paths(tmp_path: Path) -> None:
     account = Account("user", 1000, 1000, home)
     spec = Spec(
         host=Host("vm102", "user"),
-        runtime=Runtime(node=None, gateway=GatewayRuntime("clawdbot")),
+        runtime=Runtime(node=Node(), gateway=GatewayRuntime("clawdbot")),
         profiles=(Profile("ops", 18809),),
     )
     app = AppContext(

@@ -37,6 +37,7 @@ from reconciler.spec.model import (
     Backup,
     GatewayRuntime,
     Host,
+    Node,
     Profile,
     Reconcile,
     Runtime,
@@ -87,6 +88,7 @@ REGISTRY = {
     "clawdbot": {PIN: "needs:strip-ansi", "2026.1.23": "ok", "2026.1.22": "ok"},
     "strip-ansi": {"7.1.2": "ok"},
     "libsignal": {"6.0.0": "ok"},
+    "node": {"24.21.0": "ok"},
 }
 
 
@@ -117,6 +119,8 @@ def _spec(
         profiles = tuple(
             replace(p, gateway_version=versioned[1]) if p.name == "ops" else p for p in profiles
         )
+    if node.version is not None and versioned is None:
+        node = Node()  # validation: an installed node needs versioned installs
     names = {p.name for p in profiles}
     # A serve entry may only name a profile the spec has (validation guarantees that).
     serve = tuple(e for e in serve if e.profile is None or e.profile in names)
@@ -140,7 +144,8 @@ specs = st.builds(
     operator=st.sampled_from(["user", None]),
     serve=st.lists(st.sampled_from(SERVE_CHOICES), unique_by=lambda e: e.https).map(tuple),
     prune=st.booleans(),
-    node=st.sampled_from([">=22.12", None]),
+    # The range form checks the host's node; a pin installs one (versioned installs only).
+    node=st.sampled_from([Node(range=">=22.12"), Node(), Node(version="24.21.0")]),
     pin=st.sampled_from([PIN, None]),
     profiles=st.sampled_from([PROFILES, PROFILES[:1], PROFILES[1:], TOKEN_PROFILES]),
     timer=st.booleans(),
@@ -282,7 +287,7 @@ def test_a_dry_run_mutates_nothing_and_leaves_the_host_byte_identical(
 
 # Always tried: the first mutating call is the versioned install's npm (it fails, is remembered).
 @example(
-    spec=_spec(True, False, None, (), False, None, PIN, PROFILES[:1], False, None, (1, None)),
+    spec=_spec(True, False, None, (), False, Node(), PIN, PROFILES[:1], False, None, (1, None)),
     state=HostState(
         "user", True, False, False, "Running", False, None, (), (), False, True, "v22.12.0", None
     ),
@@ -290,7 +295,7 @@ def test_a_dry_run_mutates_nothing_and_leaves_the_host_byte_identical(
 )
 # The same as root: the memory is the user's, forgotten as the user (as `update --retry` does).
 @example(
-    spec=_spec(True, False, None, (), False, None, PIN, PROFILES[:1], False, None, (1, None)),
+    spec=_spec(True, False, None, (), False, Node(), PIN, PROFILES[:1], False, None, (1, None)),
     state=HostState(
         "root", False, False, False, "Running", False, None, (), (), False, True, "v22.12.0", None
     ),
@@ -354,7 +359,7 @@ def test_the_fake_host_counts_mutations(_: None) -> None:
     state = HostState(
         "user", True, True, True, "Running", True, None, (), (), False, False, "v22.12.0", PIN
     )
-    spec = Spec(Host("vm102", "user"), Runtime(None, GatewayRuntime("clawdbot")), PROFILES[:1])
+    spec = Spec(Host("vm102", "user"), Runtime(Node(), GatewayRuntime("clawdbot")), PROFILES[:1])
     with fake_host(state) as fake:
         host = drive.host_context(fake, "user")
         fake.clear_calls()

@@ -75,16 +75,19 @@ def forget_marks(
 def forget_failed_installs(
     ctx: AppContext, host: HostContext, runner: HostRunner, spec: Spec, profiles: tuple[str, ...]
 ) -> None:
-    """Forget that the versions these profiles want failed to install (`ForgetFailedInstall`,
+    """Forget that the versions (and nodes) these profiles want failed to install (`ForgetFailedInstall`,
     as the spec's user): the apply tries them again."""
     from reconciler.core.action import ForgetFailedInstall
     from reconciler.facts.switches import memory_dir
+    from reconciler.gateway.node import profile_node
     from reconciler.gateway.versions import profile_version
     from reconciler.shell.memory import FORGOTTEN
 
     assert host.user is not None
     memory = memory_dir(host.user.home)
-    wanted = (profile_version(spec, p) for p in spec.profiles if p.name in profiles)
+    chosen = [p for p in spec.profiles if p.name in profiles]
+    # The gateway versions they want and the nodes they run (installed the same way).
+    wanted = (v(spec, p) for p in chosen for v in (profile_version, profile_node))
     for version in dict.fromkeys(v for v in wanted if v is not None):
         if _forget(runner, ForgetFailedInstall(memory, version)) == FORGOTTEN:
             ctx.echo(f"forgot that {version} failed to install; this apply tries it again")

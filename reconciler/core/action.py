@@ -415,6 +415,9 @@ class InstallVersion:
     # The reconciler's memory (the spec user's): a failure is recorded there, as the user,
     # so that the timer does not try the same install again (facts/switches.py).
     memory: Path | None = None
+    # The entry is a program itself (a node binary, gateway/node.py): checked as
+    # `<entry> --version`, not run with `node`.
+    runs_alone: bool = False
 
     mutating = True
     type_name: ClassVar[str] = "install_version"
@@ -432,6 +435,7 @@ class InstallVersion:
             OperationField("node", self.node),
             OperationField("scope", self.scope),
             OperationField("replace", self.replace),
+            OperationField("runs_alone", self.runs_alone),
             plan_only("timeout_s", self.timeout_s),
             plan_only("memory", self.memory),
             fingerprint_only("package_json_sha256", Digest(self.package_json)),

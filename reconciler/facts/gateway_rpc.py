@@ -63,6 +63,17 @@ def _versioned_cli(spec: Spec, host: HostContext, profile: Profile) -> str | Non
     return find_as_user(str(cli), (), host)  # the user's prefix: looked at as the user
 
 
+def _pinned_node(spec: Spec, host: HostContext, profile: Profile) -> Path | None:
+    """The installed node the profile's unit runs (gateway/node.py), None: the one on PATH."""
+    from reconciler.gateway.node import node_binary, profile_node
+    from reconciler.gateway.versions import versioned
+
+    version = profile_node(spec, profile)
+    if version is None or host.user is None or not versioned(spec):
+        return None
+    return node_binary(host.user.home, version)
+
+
 def gateway_call(spec: Spec, host: HostContext, profile: Profile) -> GatewayCall | None:
     """How to run the gateway's CLI for `profile`, or None when it is not installed."""
     names = product_names(spec.product)
@@ -79,6 +90,11 @@ def gateway_call(spec: Spec, host: HostContext, profile: Profile) -> GatewayCall
     ]
     if profile.name != "default":
         env.insert(0, (names.env("PROFILE"), profile.name))
+    node = _pinned_node(spec, host, profile)
+    if node is not None:
+        # The CLI is npm's `#!/usr/bin/env node` link: it runs on the profile's installed
+        # node, as its unit does, only with that node first on PATH.
+        env.append(("PATH", f"{node.parent}:/usr/local/bin:/usr/bin:/bin"))
     token = paths.token_env if uses_token_file(spec, profile) else None
     return GatewayCall(program, profile.port, tuple(env), token)
 

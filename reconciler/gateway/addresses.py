@@ -57,6 +57,16 @@ def leftover_address(name: str) -> str:
     return f"gateway.leftover[{name}]"
 
 
+def node_version_address(version: str) -> str:
+    """One installed node version (install, or removal by retention): `node.version[X]`."""
+    return f"node.version[{version}]"
+
+
+def node_leftover_address(name: str) -> str:
+    """A leftover of a killed node install or removal: `node.leftover[.install-X]`."""
+    return f"node.leftover[{name}]"
+
+
 def legacy_unit_address(unit: str) -> str:
     """The removal of an unowned gateway unit file: `unit[clawdbot-gateway.service]`."""
     return f"unit[{unit}]"

@@ -223,8 +223,12 @@ def gated(
         state=paths.state,
     )
     shown_old = old or "the unit before"
+    nodes = ""
+    if len(programs[0]) == 2 and len(programs[1]) == 2 and programs[0][0] != programs[1][0]:
+        # `<node> <entry>` both: the node changes (a pinned node, gateway/node.py).
+        nodes = f" (node {programs[0][0]} -> {programs[1][0]})"
     reason = (
-        f"profile {profile.name}: {shown_old} -> {new}; if unhealthy within "
+        f"profile {profile.name}: {shown_old} -> {new}{nodes}; if unhealthy within "
         f"{gateway.start_timeout_s:g} s (or crashing within {gateway.health_window_s:g} s "
         f"after): roll back to {shown_old}"
     )

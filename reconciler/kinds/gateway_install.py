@@ -44,10 +44,12 @@ from reconciler.gateway.addresses import (
     GATEWAY,
     NODE,
     leftover_address,
+    node_version_address,
     service_address,
     unit_address,
     version_address,
 )
+from reconciler.gateway.node import node_binary, profile_node
 from reconciler.gateway.paths import home, names, profile_paths, user_blocker
 from reconciler.gateway.versions import (
     entry_relative,
@@ -254,6 +256,10 @@ def _install(
         return None
     node = facts.get(version_probe("node", host, facts)).path
     npm = facts.get(location_probe("npm", host)).path
+    runs_on = next(
+        (profile_node(spec, p) for p in spec.profiles if profile_version(spec, p) == version),
+        None,
+    )
     memory = memory_dir(spec_user(host).home)
     failed = facts.get(SwitchMemoryProbe(memory)).failed_install(version, wanted)
     if failed is not None and blocked is None:
@@ -291,7 +297,9 @@ def _install(
             package_json=wanted,
             entry=entry_relative(spec),
             npm=npm or "npm",
-            node=node or "node",
+            # The node its profiles run (an installed one is installed first: `after`): the
+            # engines check and `--version` run with it.
+            node=str(node_binary(home(host), runs_on)) if runs_on else node or "node",
             scope=scope,
             timeout_s=NPM_TIMEOUT_S,
             replace=reinstall,
@@ -312,7 +320,7 @@ def _install(
         if reinstall
         else attribute_changes({"installed": version}, {"installed": None}),
         blocked=blocked,
-        after=(NODE,),
+        after=(NODE, *((node_version_address(runs_on),) if runs_on else ())),
         # What a reviewer approves: the package.json the version is installed from.
         diff=manifest_diff(target / "package.json", installed, wanted),
         triggers=triggers,

@@ -58,11 +58,13 @@ from reconciler.facts.systemd import SystemdProbe
 from reconciler.gateway.addresses import (
     DAEMON_RELOAD,
     GATEWAY,
+    node_version_address,
     service_address,
     state_address,
     unit_address,
     version_address,
 )
+from reconciler.gateway.node import node_binary, profile_node
 from reconciler.gateway.paths import (
     ProfilePaths,
     names,
@@ -92,7 +94,7 @@ from reconciler.kinds._systemd import (
     systemd_word,
     unit_diff,
 )
-from reconciler.semver import satisfies
+from reconciler.semver import lowest_version, satisfies
 from reconciler.spec.duration import format_duration
 from reconciler.spec.model import Profile, Spec
 
@@ -274,7 +276,9 @@ def _desired_exec(spec: Spec, profile: Profile, home: Path) -> str:
     version = profile_version(spec, profile)
     if versioned(spec) and version is not None:
         entry = entry_point(spec, prefix_path(spec, home), version)
-        return f"node {entry} gateway --port {profile.port}"
+        pinned = profile_node(spec, profile)
+        node = node_binary(home, pinned) if pinned is not None else "node"
+        return f"{node} {entry} gateway --port {profile.port}"
     command = spec.runtime.gateway.command or names(spec).command
     return f"{command} gateway --port {profile.port}"
 
@@ -333,11 +337,18 @@ def _versioned_unit(
     by_hand: str | None = None,
 ) -> Action | None:
     """The unit of a versioned install: node runs the profile's version's entry point (the
-    spec's pin, or `by_hand`: a version chosen by hand, see `plan_switch`)."""
+    spec's pin, or `by_hand`: a version chosen by hand, see `plan_switch`). The node is the
+    profile's installed one when it pins one (written after that node's install), else the
+    node on the user's PATH."""
     assert host.user is not None
     version = by_hand or profile_version(spec, profile)
     assert version is not None  # validation: a versioned install pins every profile
-    node = facts.get(version_probe(NODE, host, facts)).path
+    pinned = profile_node(spec, profile)
+    node = (
+        str(node_binary(host.user.home, pinned))
+        if pinned is not None
+        else facts.get(version_probe(NODE, host, facts)).path
+    )
     found = facts.get(unit_probe(paths))
     if node is None:
         return Action(
@@ -356,7 +367,7 @@ def _versioned_unit(
     action = _unit_action(spec, profile, host, facts, paths, reason, content, by_hand)
     if action is None:
         return None
-    engines = _node_mismatch(spec, host, facts, version)
+    engines = _node_mismatch(spec, profile, host, facts, version)
     if engines is not None and action.blocked is None:
         action = replace(action, blocked=engines)
     running = next(
@@ -377,31 +388,55 @@ def _versioned_unit(
                 else ()
             ),
         ),
-        # Written once its version is installed; skipped when that install fails.
-        after=(*action.after, version_address(version)),
+        # Written once its version (and its node) is installed; skipped when that fails.
+        after=(
+            *action.after,
+            version_address(version),
+            *((node_version_address(pinned),) if pinned is not None else ()),
+        ),
     )
 
 
-def _node_mismatch(spec: Spec, host: HostContext, facts: Facts, version: str) -> str | None:
-    """Why node cannot run `version` (its package.json `engines.node`), or None. Known once
-    the version is installed: a release's engines are in its own package.json (openclaw
-    2026.9.3 on needs node >=24.16.0 <25 || >=26.1.0; docs/host-facts.md §6)."""
+def _node_mismatch(
+    spec: Spec, profile: Profile, host: HostContext, facts: Facts, version: str
+) -> str | None:
+    """Why `profile`'s node cannot run `version` (its package.json `engines.node`), or None.
+    Known once the version is installed: a release's engines are in its own package.json
+    (openclaw 2026.9.3 on needs node >=24.16.0 <25 || >=26.1.0; docs/host-facts.md §6). The
+    profile's node is its pinned one (an exact version, known from the spec) or the node on
+    the user's PATH."""
     entry = facts.get(versions_probe(spec, host)).get(version)
-    node = facts.get(version_probe(NODE, host, facts))
-    if entry is None or not entry.usable or entry.engines_node is None or node.version is None:
+    if entry is None or not entry.usable or entry.engines_node is None:
+        return None
+    pinned = profile_node(spec, profile)
+    if pinned is not None:
+        node_version: str | None = pinned
+        runs = f"node {pinned} (installed)"
+    else:
+        found = facts.get(version_probe(NODE, host, facts))
+        node_version = found.version.lstrip("v") if found.version else None
+        runs = f"{found.path} ({found.version}, the node on {spec.host.user}'s PATH)"
+    if node_version is None:
         return None
     try:
-        if satisfies(node.version.lstrip("v"), entry.engines_node):
+        if satisfies(node_version, entry.engines_node):
             return None
     except ValueError:
         return None  # a range npm itself would not read: npm's install decided
     package = spec.runtime.gateway.package
+    example = lowest_version(entry.engines_node) or "<an exact version that satisfies it>"
+    # A canary (its own version or node) gets its own node; else every profile's.
+    own = profile.node is not None or profile.gateway_version is not None
+    setting = (
+        f"profiles.{profile.name}.node: {example}"
+        if own
+        else (f"runtime.node: {{version: {example}}}")
+    )
     return (
         f"{package}@{version} needs node {entry.engines_node} (its package.json engines), "
-        f"and the units run {node.path} ({node.version}): install a node that satisfies it "
-        f"first on {spec.host.user}'s PATH (e.g. `npm install node@24.21.0` and its "
-        "node_modules/.bin), or pin a release that runs on this node; the gateway keeps "
-        "running its current version meanwhile"
+        f"and profile {profile.name} runs {runs}: set {setting} (the reconciler installs "
+        "that node side by side), or pin a release that runs on this node; the gateway "
+        "keeps running its current version meanwhile"
     )
 
 

@@ -1,13 +1,14 @@
-"""Runtime prerequisites: node (checked, never installed), the gateway package (pinned).
+"""Runtime prerequisites: the node on PATH (checked), the gateway package (pinned).
 
-Wants: `runtime.node` (an npm-style range), `runtime.gateway.{package, version, command}`
+Wants: `runtime.node`'s range form (an npm-style range; a pinned node is installed by
+kinds/node_install.py), `runtime.gateway.{package, version, command}`
 (`runtime.docker` is the docker kind's, kinds/docker.py).
 Probes: `node --version`, `<gateway> --version`, `npm --version`'s path.
 Fixes: a differing gateway pin plans `npm install -g <package>@<version>` (as the user when the
 gateway lives under the user's home, else as root), unless `runtime.gateway.install` is
 `versioned`: then the gateway_install kind installs each version side by side and a global
-install is left alone (reported there), never planned here. A wrong node is a blocked step with
-the reason: we do not install runtimes.
+install is left alone (reported there), never planned here. A node on PATH outside the range
+is a blocked step with the reason: the reconciler installs only a pinned node, side by side.
 """
 
 from __future__ import annotations
@@ -61,11 +62,10 @@ class RuntimeKind(Kind):
     name = "runtime"
 
     def desired(self, spec: Spec, home: Path) -> Mapping[str, Any]:
-        """The node range, the gateway pin and the command it runs as, the docker policy."""
+        """The gateway pin and the command it runs as (runtime.node: kinds/node_install.py)."""
         gateway = spec.runtime.gateway
         return {
             "runtime": {
-                "node": spec.runtime.node,
                 "gateway": {
                     "package": gateway.package,
                     "version": gateway.version,
@@ -90,18 +90,18 @@ class RuntimeKind(Kind):
         findings: list[Finding] = []
         node = facts.get(node_probe(host, facts))
         node_blocked = node.version is None
-        if spec.runtime.node is not None:
-            problem = _node_problem(node.version, node.detail, spec.runtime.node)
+        wanted = spec.runtime.node.range
+        if wanted is not None:
+            problem = _node_problem(node.version, node.detail, wanted)
             if problem:
                 node_blocked = True
                 actions.append(
                     Action(
                         NODE,
                         "verify",
-                        f"the gateway needs node {spec.runtime.node}",
-                        changes=attribute_changes(
-                            {"node": spec.runtime.node}, {"node": node.version}
-                        ),
+                        f"the gateway needs node {wanted}",
+                        changes=attribute_changes({"node": wanted}, {"node": node.version}),
+                        # The range form: checked, never installed (a pin installs one).
                         blocked=f"{problem} (we never install node: install it, then re-run)",
                     )
                 )
@@ -139,14 +139,14 @@ class RuntimeKind(Kind):
             f"the spec pins {pin.package}@{pin.version}",
             (RunCommand(command),),
             changes=attribute_changes({"version": pin.version}, {"version": gateway.version}),
-            depends_on=(NODE,) if node_blocked and spec.runtime.node else (),
+            depends_on=(NODE,) if node_blocked and spec.runtime.node.range else (),
             # A new gateway package restarts every profile's running gateway.
             triggers=tuple(service_address(p.name) for p in spec.profiles),
             blocked=(
                 "npm: not installed (it comes with node)"
                 if not npm
                 else f"{node_detail or 'node: not installed'} (npm and the gateway need node)"
-                if node_blocked and not spec.runtime.node
+                if node_blocked and not spec.runtime.node.range
                 else None
             ),
         )

@@ -152,7 +152,7 @@ def _engines_refused(
     (openclaw 2026.9.6 installs under node 22 with ignore-scripts and prints its version, but
     its gateway exits: docs/host-facts.md §6)."""
     package_json = temp / Path(op.entry).parts[0] / Path(op.entry).parts[1] / "package.json"
-    if Path(op.entry).parts[1] == ".bin":
+    if op.runs_alone or Path(op.entry).parts[1] == ".bin":
         return ""  # a fork behind npm's link: its package name is not known here
     _, engines = call_as(account, partial(_package_facts, package_json))
     if engines is None:
@@ -201,8 +201,9 @@ def install_version(
             return False, refused, done
         # The check runs the installed code: always as the spec's user, also for a root
         # install (nothing we just installed runs as root; the units run it as the user).
+        program = (str(temp / op.entry),) if op.runs_alone else (op.node, str(temp / op.entry))
         check = Command(
-            (op.node, str(temp / op.entry), "--version"),
+            (*program, "--version"),
             scope="user",
             timeout_s=CHECK_TIMEOUT_S,
         )
@@ -211,7 +212,8 @@ def install_version(
         printed = _VERSION_TOKEN.search(result.stdout.strip()) if result.ok else None
         if printed is None or printed.group(0).lstrip("v") != op.version:
             why = f"printed {printed.group(0)!r}" if printed else _said(result, 2)
-            return False, f"the installed gateway's --version check failed ({why})", done
+            what = "node" if op.runs_alone else "gateway"
+            return False, f"the installed {what}'s --version check failed ({why})", done
         call_as(account, partial(_commit, temp, op.prefix / op.version, op.version, op.replace))
         return True, "", done
     finally:

@@ -35,6 +35,7 @@ from reconciler.spec.model import (
 from reconciler.spec.sections.backup import model as backup
 from reconciler.spec.sections.docker import model as docker
 from reconciler.spec.sections.metrics import model as metrics
+from reconciler.spec.sections.node import model as node
 from reconciler.spec.sections.reconcile import model as reconcile
 
 
@@ -98,7 +99,7 @@ def _runtime(section: dict[str, Any], product: str) -> Runtime:
         if table in gateway:
             gateway[table] = tuple(sorted(gateway[table].items()))
     return Runtime(
-        node=section.get("node"),
+        node=node.build(section.get("node")),
         gateway=GatewayRuntime(**gateway),
         docker=docker.build(section.get("docker")),
     )
@@ -116,5 +117,5 @@ def _profile(name: str, body: dict[str, Any]) -> Profile:
     return Profile(
         name=name,
         port=int(body["port"]),
-        **_some(body, "state_dir", "workspace", "bind", "auth", "prune", "gateway_version"),
+        **_some(body, "state_dir", "workspace", "bind", "auth", "prune", "gateway_version", "node"),
     )

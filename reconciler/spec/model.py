@@ -20,6 +20,7 @@ from reconciler.spec.sections.backup.model import Retention as Retention
 from reconciler.spec.sections.docker.model import Docker as Docker
 from reconciler.spec.sections.docker.model import DockerPolicy as DockerPolicy
 from reconciler.spec.sections.metrics.model import Metrics as Metrics
+from reconciler.spec.sections.node.model import Node as Node
 from reconciler.spec.sections.reconcile.model import GitSource as GitSource
 from reconciler.spec.sections.reconcile.model import Reconcile as Reconcile
 from reconciler.spec.sections.reconcile.model import Timer as Timer
@@ -79,9 +80,9 @@ class GatewayRuntime:
 
 @frozen
 class Runtime:
-    """Prerequisites that are checked (node), pinned (gateway) or probed (docker)."""
+    """Prerequisites that are checked or installed (node), pinned (gateway) or probed (docker)."""
 
-    node: str | None
+    node: Node
     gateway: GatewayRuntime
     docker: Docker = field(default_factory=Docker)
 
@@ -118,6 +119,7 @@ class Profile:
     auth: AuthMode = "none"
     prune: bool = False  # stop/disable/remove unmanaged gateway units claiming this port
     gateway_version: str | None = None  # overrides runtime.gateway.version (a canary)
+    node: str | None = None  # an exact node version, installed; overrides runtime.node
 
 
 @frozen

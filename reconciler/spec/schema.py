@@ -105,15 +105,11 @@ def _validator() -> Validator:
 
 def validate(doc: Document, filename: str) -> tuple[list[SpecError], set[PathT]]:
     """Schema errors of `doc`, and the paths they are about (semantic rules skip those)."""
-    defs = _schema()["$defs"]
-    patterns = {defs[name]["pattern"]: name for name in defs if "pattern" in defs[name]}
     errors: list[SpecError] = []
     paths: set[PathT] = set()
     for error in _validator().iter_errors(doc.data):
         path: PathT = tuple(error.absolute_path)
-        def_name = (
-            patterns.get(error.schema.get("pattern")) if isinstance(error.schema, dict) else None
-        )
+        def_name = _def_name(error)
         if def_name in SEMANTIC_DEFS and error.validator in ("pattern", "minimum"):
             continue
         if error.validator == "oneOf":  # serve entries: exactly one of profile/target (a rule)
@@ -128,6 +124,18 @@ def validate(doc: Document, filename: str) -> tuple[list[SpecError], set[PathT]]
 
 
 Issue = tuple[PathT, bool, str, "str | None"]
+
+
+@functools.cache
+def _patterns() -> dict[str, str]:
+    defs = _schema()["$defs"]
+    return {defs[name]["pattern"]: name for name in defs if "pattern" in defs[name]}
+
+
+def _def_name(error: Any) -> str | None:
+    """The `$defs` entry whose pattern the error is about (its words are in PATTERN_MESSAGES)."""
+    found = error.schema.get("pattern") if isinstance(error.schema, dict) else None
+    return _patterns().get(found) if isinstance(found, str) else None
 
 
 def _translate(
@@ -196,7 +204,7 @@ def _translate(
         # A field written in one of several shapes (runtime.docker: a word, or a mapping): the
         # errors of the shape the value has, in this module's words.
         for sub in _fitting(error):
-            yield from _translate(sub, tuple(sub.absolute_path), doc, None)
+            yield from _translate(sub, tuple(sub.absolute_path), doc, _def_name(sub))
     else:  # a keyword this module has no words for: the validator's own message
         yield path, False, error.message, None
 
@@ -205,16 +213,27 @@ def _fitting(error: Any) -> list[Any]:
     """The errors, under an anyOf, of the alternatives whose shape the value has (a word for
     an enum of words, a mapping for an object)."""
     value = error.instance
+    alternatives = list(enumerate(error.validator_value))
     shapes = {
         i
-        for i, alternative in enumerate(error.validator_value)
+        for i, alternative in alternatives
         if (isinstance(value, dict) and alternative.get("type") == "object")
         or (
             not isinstance(value, dict | list)
             and any(type(option) is type(value) for option in alternative.get("enum", ()))
         )
+        or (isinstance(value, str) and "string" in _types(alternative))
     }
+    if not shapes and not isinstance(value, dict | list):
+        # A scalar no shape takes (runtime.node: 22): the scalar alternative's words
+        # ("expected string or null", quote it), not "valid under none of the schemas".
+        shapes = {i for i, a in alternatives if _types(a) and "object" not in _types(a)}
     return [sub for index, sub in error.context if index in shapes]
+
+
+def _types(alternative: dict[str, Any]) -> list[str]:
+    found = alternative.get("type", [])
+    return [found] if isinstance(found, str) else list(found)
 
 
 def _type_message(expected: Any, value: Any, path: PathT, doc: Document) -> tuple[str, str | None]:

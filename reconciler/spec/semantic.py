@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from reconciler.semver import check_range
 from reconciler.spec import sections
 from reconciler.spec.duration import parse_duration
 from reconciler.spec.naming import PRODUCTS, package_product, product_names
@@ -473,20 +472,6 @@ def product_package(doc: Document) -> Iterator[Issue]:
     )
 
 
-def node_range(doc: Document) -> Iterator[Issue]:
-    """runtime.node is a range the prerequisite check (reconciler.semver) understands."""
-    value = _get(doc.data, "runtime", "node")
-    if isinstance(value, str) and re.search(pattern("nodeRange"), value):  # else: schema error
-        try:
-            check_range(value)
-        except ValueError as exc:
-            yield Issue(
-                ("runtime", "node"),
-                f"{show(value)} is not a supported version range ({exc})",
-                'write a range like ">=22.12", ">=22.12.0 <25" or "22.x"',
-            )
-
-
 # Characters that end or reorder a line on a terminal besides the C0/C1 controls: a path holding
 # one can print as two lines of a plan (`+ExecStartPre=/bin/id` appearing as a line of the unit
 # diff) or show its characters in another order than they run.
@@ -632,7 +617,6 @@ RULES: list[Rule] = [
     gateway_prefix,
     versioned_install,
     product_package,
-    node_range,
     control_characters,
     yaml11_booleans,
     version_lengths,

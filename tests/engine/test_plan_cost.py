@@ -17,6 +17,7 @@ from fakehost import FakeHost
 from reconciler.spec.model import (
     GatewayRuntime,
     Host,
+    Node,
     Profile,
     Runtime,
     ServeEntry,
@@ -31,7 +32,7 @@ def seed_like(profiles: int) -> Spec:
     names = ["ops", "personal", *(f"p{i:02d}" for i in range(3, profiles + 1))][:profiles]
     return Spec(
         host=Host("vm102", "user"),
-        runtime=Runtime(">=22.12", GatewayRuntime("clawdbot", version="2026.1.24-3")),
+        runtime=Runtime(Node(range=">=22.12"), GatewayRuntime("clawdbot", version="2026.1.24-3")),
         profiles=tuple(Profile(name, 18789 + 20 * i) for i, name in enumerate(names)),
         linger=True,
         tailscale=Tailscale(

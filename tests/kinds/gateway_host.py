@@ -17,7 +17,7 @@ from reconciler.core.kind import ResourceKind
 from reconciler.core.plan import Plan
 from reconciler.kinds import all_kinds
 from reconciler.shell.apply import ApplyResult, apply_plan
-from reconciler.spec.model import GatewayRuntime, Host, Profile, Runtime, Spec
+from reconciler.spec.model import GatewayRuntime, Host, Node, Profile, Runtime, Spec
 
 # Every registered kind: the specs here leave Tailscale and the timer alone, so those plan nothing.
 KINDS: tuple[ResourceKind, ...] = all_kinds()
@@ -26,7 +26,9 @@ KINDS: tuple[ResourceKind, ...] = all_kinds()
 def gateway_spec(*profiles: Profile, **kw: Any) -> Spec:
     return Spec(
         host=Host("vm102", "user"),
-        runtime=Runtime(node=">=22.12", gateway=GatewayRuntime("clawdbot", start_timeout_s=2)),
+        runtime=Runtime(
+            node=Node(range=">=22.12"), gateway=GatewayRuntime("clawdbot", start_timeout_s=2)
+        ),
         profiles=profiles or (Profile("ops", 18809), Profile("personal", 18789)),
         **kw,
     )

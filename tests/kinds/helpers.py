@@ -12,6 +12,7 @@ from reconciler.facts.systemd import SystemdProbe, SystemdState
 from reconciler.spec.model import (
     GatewayRuntime,
     Host,
+    Node,
     Profile,
     Runtime,
     ServeEntry,
@@ -35,7 +36,7 @@ def make_spec(
 ) -> Spec:
     return Spec(
         host=Host("vm102", "user"),
-        runtime=Runtime(node=">=22.12", gateway=GatewayRuntime("clawdbot")),
+        runtime=Runtime(node=Node(range=">=22.12"), gateway=GatewayRuntime("clawdbot")),
         profiles=profiles,
         linger=linger,
         tailscale=Tailscale(operator=operator, funnel=funnel, serve=serve, prune=prune)  # type: ignore[arg-type]

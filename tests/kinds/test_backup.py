@@ -39,6 +39,7 @@ from reconciler.spec.model import (
     Backup,
     GatewayRuntime,
     Host,
+    Node,
     Profile,
     Reconcile,
     Runtime,
@@ -59,7 +60,7 @@ def backup_spec(spec_file: Path, **backup: object) -> Spec:
     fields.update(backup)
     return Spec(
         host=Host("vm102", "user"),
-        runtime=Runtime(node=None, gateway=GatewayRuntime("clawdbot")),
+        runtime=Runtime(node=Node(), gateway=GatewayRuntime("clawdbot")),
         profiles=(Profile("ops", 18809), Profile("personal", 18789)),
         # The tests run from a clone: a scratch interpreter, so the spec names the command.
         reconcile=Reconcile(command=(sys.executable, "-m", "reconciler")),

@@ -24,7 +24,7 @@ from reconciler.core.plan import Plan
 from reconciler.facts.gateway_versions import versions_probe
 from reconciler.gateway.versions import MARKER, entry_point, prefix_path
 from reconciler.kinds.gateway_install import running_versions
-from reconciler.spec.model import GatewayRuntime, Profile, Runtime, Spec
+from reconciler.spec.model import GatewayRuntime, Node, Profile, Runtime, Spec
 
 from .gateway_host import GatewayHost, addresses, gateway_spec
 
@@ -49,7 +49,9 @@ def versioned_spec(
         extra=(("strip-ansi", "^7.1.0"),) if extra else (),
         overrides=(("libsignal", "npm:libsignal@6.0.0"),),
     )
-    return replace(gateway_spec(*profiles), runtime=Runtime(node=">=22.12", gateway=gateway))
+    return replace(
+        gateway_spec(*profiles), runtime=Runtime(node=Node(range=">=22.12"), gateway=gateway)
+    )
 
 
 def action_at(plan: Plan, address: str) -> Action | None:

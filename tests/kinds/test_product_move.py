@@ -22,7 +22,7 @@ from reconciler.render.human import render_plan
 from reconciler.shell import switch as switch_module
 from reconciler.shell.apply import apply_plan
 from reconciler.shell.runner import HostRunner
-from reconciler.spec.model import GatewayRuntime, Profile, Runtime, Spec
+from reconciler.spec.model import GatewayRuntime, Node, Profile, Runtime, Spec
 
 from .gateway_host import GatewayHost, gateway_spec
 
@@ -43,7 +43,7 @@ def spec_of(product: str, version: str, state_dir: str | None = None) -> Spec:
         start_timeout_s=2,
         health_window_s=0,
     )
-    return dataclasses.replace(base, runtime=Runtime(node=">=22.12", gateway=runtime))
+    return dataclasses.replace(base, runtime=Runtime(node=Node(range=">=22.12"), gateway=runtime))
 
 
 CLAWDBOT = spec_of("clawdbot", OLD)

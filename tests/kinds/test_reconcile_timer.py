@@ -38,6 +38,7 @@ from reconciler.spec.model import (
     GatewayRuntime,
     GitSource,
     Host,
+    Node,
     Profile,
     Reconcile,
     Runtime,
@@ -88,7 +89,7 @@ def timer_spec(
 ) -> Spec:
     return Spec(
         host=Host("vm102", "user"),
-        runtime=Runtime(node=None, gateway=GatewayRuntime("clawdbot")),
+        runtime=Runtime(node=Node(), gateway=GatewayRuntime("clawdbot")),
         profiles=(Profile("personal", 18789),),
         reconcile=Reconcile(
             timer=Timer(**{"enabled": True, **timer}),  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ from dataclasses import replace
 from reconciler.core.action import RunCommand
 from reconciler.facts.programs import ProgramVersion, ProgramVersionProbe
 from reconciler.kinds.runtime import RuntimeKind, gateway_probe, node_probe
-from reconciler.spec.model import GatewayRuntime, Runtime
+from reconciler.spec.model import GatewayRuntime, Node, Runtime
 
 from .helpers import facts, located, make_host, make_spec
 
@@ -43,7 +43,7 @@ def plan(node: str | None, gateway: str | None, *, runtime: Runtime | None = Non
     return RuntimeKind().plan(spec, host, facts(values))
 
 
-PINNED = Runtime(">=22.12", GatewayRuntime("clawdbot", version=PIN))
+PINNED = Runtime(Node(range=">=22.12"), GatewayRuntime("clawdbot", version=PIN))
 
 
 def test_matching_versions_plan_nothing() -> None:
@@ -66,14 +66,16 @@ def test_a_different_gateway_pin_is_installed_with_npm_as_root_for_a_system_pref
 
 
 def test_an_explicit_gateway_command_is_checked_not_replaced() -> None:
-    runtime = Runtime(None, GatewayRuntime("clawdbot", version=PIN, command="/opt/gw/bin/clawdbot"))
+    runtime = Runtime(
+        Node(), GatewayRuntime("clawdbot", version=PIN, command="/opt/gw/bin/clawdbot")
+    )
     (action,) = plan("v22.12.0", "2026.1.20", runtime=runtime).actions
     assert action.kind == "verify" and action.operations == ()
     assert action.blocked and "does not install" in action.blocked
 
 
 def test_no_node_blocks_the_gateway_install_even_without_a_node_range() -> None:
-    runtime = Runtime(None, GatewayRuntime("clawdbot", version=PIN))
+    runtime = Runtime(Node(), GatewayRuntime("clawdbot", version=PIN))
     (action,) = plan(None, None, runtime=runtime).actions
     assert action.blocked and "npm and the gateway need node" in action.blocked
     assert isinstance(ProgramVersionProbe("node", None).read(make_host()), ProgramVersion)

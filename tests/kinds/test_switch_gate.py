@@ -19,7 +19,7 @@ from reconciler.gateway.addresses import unit_address
 from reconciler.kinds._switch import exec_program
 from reconciler.render.human import render_plan
 from reconciler.shell.apply import apply_plan
-from reconciler.spec.model import GatewayRuntime, Profile, Runtime, Spec
+from reconciler.spec.model import GatewayRuntime, Node, Profile, Runtime, Spec
 from reconciler.unattended.runs import outcome_of
 
 from .gateway_host import GatewayHost, gateway_spec
@@ -38,7 +38,7 @@ def versioned_spec(version: str = NEW, **gateway: object) -> Spec:
         health_window_s=0,
         **gateway,  # type: ignore[arg-type]
     )
-    return dataclasses.replace(spec, runtime=Runtime(node=">=22.12", gateway=runtime))
+    return dataclasses.replace(spec, runtime=Runtime(node=Node(range=">=22.12"), gateway=runtime))
 
 
 @pytest.fixture
@@ -289,7 +289,9 @@ def test_the_gate_works_for_the_newest_openclaw_with_a_token(tmp_path: Path) -> 
             start_timeout_s=2,
             health_window_s=0,
         )
-        return dataclasses.replace(base, runtime=Runtime(node=">=22.12", gateway=runtime))
+        return dataclasses.replace(
+            base, runtime=Runtime(node=Node(range=">=22.12"), gateway=runtime)
+        )
 
     gw.converge(spec("2026.2.1"))
     result = gw.apply(spec("2026.9.6"))
@@ -312,7 +314,9 @@ def test_a_version_just_rolled_back_is_not_switched_to_on_the_next_profile(
         runtime = GatewayRuntime(
             "clawdbot", version=version, install="versioned", start_timeout_s=2, health_window_s=0
         )
-        return dataclasses.replace(two, runtime=Runtime(node=">=22.12", gateway=runtime))
+        return dataclasses.replace(
+            two, runtime=Runtime(node=Node(range=">=22.12"), gateway=runtime)
+        )
 
     gw = GatewayHost(tmp_path)
     gw.fake.set_npm_registry({"clawdbot": {OLD: "ok", NEW: "ok"}})
@@ -349,7 +353,9 @@ def test_a_release_whose_engines_node_is_not_met_never_switches(tmp_path: Path) 
         runtime = GatewayRuntime(
             "openclaw", version=version, install="versioned", start_timeout_s=2, health_window_s=0
         )
-        return dataclasses.replace(base, runtime=Runtime(node=">=22.12", gateway=runtime))
+        return dataclasses.replace(
+            base, runtime=Runtime(node=Node(range=">=22.12"), gateway=runtime)
+        )
 
     gw.converge(spec("2026.2.1"))
     gw.fake.clear_calls()
@@ -374,7 +380,7 @@ def test_an_installed_release_whose_node_went_away_blocks_its_units_changes(
 ) -> None:
     """The plan reads each installed release's engines.node: node 24 replaced by node 22 under
     a running 2026.9.6 blocks a change of its unit (a restart would not come back), with the
-    node to install; the running gateway is left alone."""
+    node to pin; the running gateway is left alone."""
     gw = GatewayHost(tmp_path)
     gw.fake.set_node("v24.21.0")
     gw.fake.set_npm_registry({"openclaw": {"2026.9.6": "ok"}})
@@ -382,15 +388,21 @@ def test_an_installed_release_whose_node_went_away_blocks_its_units_changes(
         "openclaw", version="2026.9.6", install="versioned", start_timeout_s=2, health_window_s=0
     )
     base = gateway_spec(Profile("ops", 18809), product="openclaw")
-    gw.converge(dataclasses.replace(base, runtime=Runtime(node=">=22.12", gateway=runtime)))
+    gw.converge(
+        dataclasses.replace(base, runtime=Runtime(node=Node(range=">=22.12"), gateway=runtime))
+    )
     gw.fake.set_node("v22.12.0")
     moved = dataclasses.replace(
-        base, profiles=(Profile("ops", 18829),), runtime=Runtime(node=">=22.12", gateway=runtime)
+        base,
+        profiles=(Profile("ops", 18829),),
+        runtime=Runtime(node=Node(range=">=22.12"), gateway=runtime),
     )
     unit = unit_action(gw.plan(moved))
     assert unit.blocked is not None
     assert unit.blocked.startswith("openclaw@2026.9.6 needs node >=24.16.0 <25 || >=26.1.0")
-    assert "(v22.12.0)" in unit.blocked
+    assert "(v22.12.0, the node on user's PATH)" in unit.blocked
+    # the fix: the node to pin (the reconciler installs it; docs/updates.md#node-per-release)
+    assert "set runtime.node: {version: 24.16.0}" in unit.blocked
 
 
 def _fill_state(gw: GatewayHost) -> Path:
@@ -471,7 +483,9 @@ def test_a_version_chosen_by_hand_ignores_its_mark_but_no_other_block(tmp_path: 
         runtime = GatewayRuntime(
             "openclaw", version=version, install="versioned", start_timeout_s=2, health_window_s=0
         )
-        return dataclasses.replace(base, runtime=Runtime(node=">=22.12", gateway=runtime))
+        return dataclasses.replace(
+            base, runtime=Runtime(node=Node(range=">=22.12"), gateway=runtime)
+        )
 
     gw.converge(spec("2026.9.6"))
     older = spec("2026.2.1")

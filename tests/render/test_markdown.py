@@ -20,6 +20,7 @@ from reconciler.render.plan_context import PlanContext
 from reconciler.spec.model import (
     GatewayRuntime,
     Host,
+    Node,
     Profile,
     Runtime,
     ServeEntry,
@@ -38,7 +39,7 @@ def big_spec(profiles: int) -> Spec:
     others = tuple(Profile(f"p{i:04d}", 20000 + 20 * i) for i in range(profiles - 2))
     return Spec(
         host=Host("vm102", "user"),
-        runtime=Runtime(">=22.12", GatewayRuntime("clawdbot", version=PIN)),
+        runtime=Runtime(Node(range=">=22.12"), GatewayRuntime("clawdbot", version=PIN)),
         profiles=(Profile("ops", 18809, auth="token"), Profile("personal", 18789), *others),
         linger=True,
         tailscale=Tailscale(

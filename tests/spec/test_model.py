@@ -21,6 +21,7 @@ from reconciler.spec.model import (
     GitSource,
     Host,
     Metrics,
+    Node,
     Profile,
     Reconcile,
     Retention,
@@ -56,7 +57,7 @@ def test_example_full_gives_exactly_this_spec() -> None:
         ),
         product="clawdbot",
         runtime=Runtime(
-            node=">=22.12.0 <25",
+            node=Node(range=">=22.12.0 <25"),
             gateway=GatewayRuntime(
                 package="clawdbot",
                 version="2026.1.24-3",
@@ -124,7 +125,8 @@ def test_vm102_seed_spec() -> None:
     assert spec.host == Host(name="vm102", user="user")
     assert spec.product == "clawdbot"
     assert spec.runtime == Runtime(
-        node=">=22.12", gateway=GatewayRuntime(package="clawdbot", version="2026.1.24-3")
+        node=Node(range=">=22.12"),
+        gateway=GatewayRuntime(package="clawdbot", version="2026.1.24-3"),
     )
     assert spec.linger is True
     assert spec.tailscale == Tailscale(
@@ -144,7 +146,7 @@ def test_minimal_spec_takes_every_default() -> None:
     spec = load_spec_text(MINIMAL, "minimal.yaml")
     assert spec == Spec(
         host=Host(name="vm102", user="user"),
-        runtime=Runtime(node=None, gateway=GatewayRuntime(package="clawdbot")),
+        runtime=Runtime(node=Node(), gateway=GatewayRuntime(package="clawdbot")),
         profiles=(Profile(name="personal", port=18789),),
         path=None,
         sha256=hashlib.sha256(MINIMAL.encode()).hexdigest(),
@@ -255,9 +257,9 @@ def test_schema_defaults_match_model_defaults() -> None:
     # host data_roots, product, runtime.node/docker, gateway version/command/start_timeout/
     # install/health_window/prefix/overrides/extra/keep, linger, tailscale operator/funnel/prune,
     # serve funnel, profile
-    # state_dir/workspace/bind/auth/prune/gateway_version, prune_units, timer x4, source ref,
-    # reconcile command (+ the serve list itself is given)
-    assert written == 31
+    # state_dir/workspace/bind/auth/prune/gateway_version/node, prune_units, timer x4, source
+    # ref, reconcile command (+ the serve list itself is given)
+    assert written == 32
     implicit = load_spec_text(yaml.safe_dump(data), "implicit.yaml")
     explicit = load_spec_text(yaml.safe_dump(filled), "explicit.yaml")
     assert dataclasses.replace(explicit, sha256=None) == dataclasses.replace(implicit, sha256=None)
@@ -326,6 +328,7 @@ MODEL_FIELDS_WITH_DEFAULTS: dict[type, dict[str, str | None]] = {
         "auth": "profile.auth",
         "prune": "profile.prune",
         "gateway_version": "profile.gateway_version",
+        "node": "profile.node",
     },
     Timer: {
         "enabled": "reconcile.timer.enabled",

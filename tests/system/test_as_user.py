@@ -29,7 +29,16 @@ from reconciler.core.plan import Plan
 from reconciler.core.probe import BatchedProbe, ProbeFailed, ProbeSession
 from reconciler.facts.files import PathState
 from reconciler.kinds import all_kinds
-from reconciler.spec.model import GatewayRuntime, Host, Profile, Reconcile, Runtime, Spec, Timer
+from reconciler.spec.model import (
+    GatewayRuntime,
+    Host,
+    Node,
+    Profile,
+    Reconcile,
+    Runtime,
+    Spec,
+    Timer,
+)
 from reconciler.system import as_user
 from reconciler.system.as_user import ChildFailed, acting_account, call_as
 
@@ -41,7 +50,9 @@ OTHER_MARK = "OTHER-USER-8f00b204"
 FILE_OPS = (EnsureDirectory, WriteFile, EnsureSecretEnv, RemoveFile)
 SPEC = Spec(
     host=Host("vm102", "user"),
-    runtime=Runtime(node=">=22.12", gateway=GatewayRuntime("clawdbot", start_timeout_s=2)),
+    runtime=Runtime(
+        node=Node(range=">=22.12"), gateway=GatewayRuntime("clawdbot", start_timeout_s=2)
+    ),
     profiles=(Profile("ops", 18809, auth="token", prune=True),),
     prune_units=True,
     reconcile=Reconcile(timer=Timer(enabled=True)),
