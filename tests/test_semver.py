@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.semver import check_range, parse_version, satisfies
+from reconciler.semver import check_range, lowest_version, parse_version, satisfies
 
 SEED = Path(__file__).resolve().parent.parent / "specs" / "vm102.yaml"
 
@@ -175,3 +175,19 @@ def test_a_converged_plan_does_not_import_the_semver_port() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("range_text", "lowest"),
+    [
+        (">=24.16.0 <25 || >=26.1.0", "24.16.0"),  # openclaw 2026.9.3+'s engines
+        (">=22.22.3 <23", "22.22.3"),
+        ("^24", "24.0.0"),
+        ("<25", None),  # no lower bound to name
+        ("not a range", None),
+    ],
+)
+def test_lowest_version_names_the_lowest_bound_that_satisfies(
+    range_text: str, lowest: str | None
+) -> None:
+    assert lowest_version(range_text) == lowest
