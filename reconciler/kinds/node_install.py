@@ -114,8 +114,7 @@ class NodeInstallKind(Kind):
         if wanted_nodes(spec):
             yield location_probe("node", host)
             yield location_probe("npm", host)
-        if host.user is not None:
-            yield gateway_units_probe(host)  # retention: which node each unit runs
+        yield gateway_units_probe(host)  # retention: which node each unit runs
 
     def probes(
         self, spec: Spec, host: HostContext, found: Facts = NO_FACTS
@@ -161,11 +160,11 @@ def _blocker(host: HostContext, listing: InstalledVersions) -> str | None:
         return refused
     if listing.error:
         return f"{listing.prefix}: {listing.error}"
-    assert host.user is not None
-    if listing.exists and listing.uid != host.user.uid:
+    user = spec_user(host)
+    if listing.exists and listing.uid != user.uid:
         return (
-            f"{listing.prefix} belongs to uid {listing.uid}, not to {host.user.name}: the "
-            f"nodes the units run must be the user's; chown -R {host.user.name} it"
+            f"{listing.prefix} belongs to uid {listing.uid}, not to {user.name}: the nodes "
+            f"the units run must be the user's; chown -R {user.name} it"
         )
     return None
 
