@@ -9,8 +9,9 @@ a canary) overrides either for that profile (reconciler/gateway/node.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from reconciler.frozen import frozen
 
 # Where the section is, in the document and in the typed Spec (the same names).
 MOUNT = ("runtime", "node")
@@ -19,7 +20,7 @@ MOUNT = ("runtime", "node")
 NODE_PREFIX = "~/.local/lib/node"
 
 
-@dataclass(frozen=True)
+@frozen
 class Node:
     """`range`: what the host's node must satisfy (the range form; None: not checked);
     `version`: the node installed and run (the mapping form; None: the host's node);
