@@ -12,8 +12,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from fakehost import BIN_SRC, TOOLS, FakeHost
+from fakehost import BIN_SRC, TOOLS, FakeHost, fs
 from fakehost import fixture as _fixture
+from hypothesis import given
+from hypothesis import strategies as st
 
 fake_host = _fixture.fake_host
 
@@ -733,6 +735,33 @@ def test_tailscale_creates_default_state(tmp_path: Path) -> None:
     assert json.loads((state_dir / "state.json").read_text())["tailscale"]["hostname"] == host
 
 
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+        | st.dictionaries(st.integers(), inner, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+@given(_JSON_VALUES, st.sampled_from([None, 1, 2, "\t"]), st.booleans(), st.booleans())
+def test_the_fakes_json_is_the_json_packages(
+    value: object, indent: int | str | None, sort: bool, ascii_only: bool
+) -> None:
+    # The fakes read and write state.json, counters.json and calls.jsonl, and print tailscale's
+    # JSON, without importing the json package (see the next test): the same text it writes (the
+    # dry-run law compares state.json byte for byte) and the same values it reads.
+    text = json.dumps(value, indent=indent, sort_keys=sort, ensure_ascii=ascii_only)
+    assert fs.dumps(value, indent=indent, sort_keys=sort, ensure_ascii=ascii_only) == text
+    again, theirs = fs.loads(f" {text}\n"), json.loads(text)
+    assert json.dumps(again, sort_keys=True) == json.dumps(theirs, sort_keys=True)
+    for bad in ("", "[1,", "{} {}", "tru"):
+        with pytest.raises(ValueError):
+            fs.loads(bad)
+
+
 def _imported(stderr: str) -> set[str]:
     """The modules a `python -X importtime` run imported, from its stderr."""
     return {
@@ -744,14 +773,14 @@ def _imported(stderr: str) -> set[str]:
 
 def test_invocations_import_only_what_every_call_needs(fake_host: FakeHost) -> None:
     # The laws spawn a few dozen fake tools per example, so a fake's start-up is the suites'
-    # cost. _fakestate's contract (its docstring): every call imports only contextlib, fcntl,
-    # json, os, sys and time (and the tool's own module, byte-compiled), the rest lazily when a
-    # command needs it (`show` hashes the unit files: hashlib). Checked by the modules imported, not by a wall-clock time, which a
-    # loaded machine would break.
-    every_call = ["contextlib", "fcntl", "json", "os", "sys", "time"]
-    needed_by_show = ["hashlib"]
+    # cost. _fakestate's contract (its docstring): every call imports only fcntl, os, sys, time
+    # and _json (not the json package: `re` and its compiler), and the tool's own module,
+    # byte-compiled; the rest lazily when a command needs it (`show` included: it compares unit
+    # texts, hashlib's import alone was an eighth of its cost). Checked by the modules imported,
+    # not by a wall-clock time, which a loaded machine would break.
+    every_call = ["fcntl", "os", "sys", "time", "_json"]
     reference = fake_host.run(
-        "python3", "-X", "importtime", "-c", f"import {', '.join(every_call + needed_by_show)}"
+        "python3", "-X", "importtime", "-c", f"import {', '.join(every_call)}"
     )
     assert reference.returncode == 0, reference.stderr
     allowed = _imported(reference.stderr) | {"_fakestate", "_systemctl", "__future__"}

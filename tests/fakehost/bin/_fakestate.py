@@ -11,16 +11,17 @@ Files in the state directory:
   root/          the fake filesystem root (linger files, the user's home, /proc)
   bin/           the fakes as they appear on PATH (FakeHost adds/removes entries)
 
-Imports are kept to what every call needs (contextlib, fcntl, json, os, sys, time); the rest is
-imported lazily so one invocation stays in the tens of milliseconds
-(tests/test_fakehost.py::test_invocations_import_only_what_every_call_needs).
+Imports are kept to what every call needs (fcntl, os, sys, time, and `_json`, the C half of the
+json package); the rest is imported lazily so one invocation stays in the tens of
+milliseconds (tests/test_fakehost.py::test_invocations_import_only_what_every_call_needs). The
+json package itself is imported only by the commands that print JSON: its import (`re` and the
+compiling of its patterns) cost as much as the interpreter's own start, on every call.
 """
 
 from __future__ import annotations
 
-import contextlib
+import _json
 import fcntl
-import json
 import os
 import sys
 import time
@@ -54,6 +55,108 @@ def fail(text: str, code: int = 1) -> Exit:
 
 def now() -> float:
     return time.time()
+
+
+# --------------------------------------------------------------------------------------------
+# JSON without the json package: the same C scanner json.loads uses, and the text json.dumps
+# writes (tests/test_fakehost.py compares both with the json package's)
+
+
+class _DecoderSettings:
+    """The attributes json.JSONDecoder hands the C scanner (json.loads's defaults)."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    # a builtin method: not bound to the instance
+    parse_constant = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": -float("inf")}.get
+
+
+_scan = _json.make_scanner(_DecoderSettings())
+_WS = " \t\n\r"
+
+
+def loads(text: str):
+    """json.loads(text) for a str, by the same C scanner."""
+    start = len(text) - len(text.lstrip(_WS))
+    try:
+        obj, end = _scan(text, start)
+    except StopIteration:
+        raise ValueError(f"Expecting value: char {start}") from None
+    if text[end:].strip(_WS):
+        raise ValueError(f"Extra data: char {end}")
+    return obj
+
+
+def _float(f: float) -> str:
+    if f != f:
+        return "NaN"
+    if f in (float("inf"), float("-inf")):
+        return "Infinity" if f > 0 else "-Infinity"
+    return float.__repr__(f)
+
+
+def _key(k) -> str:
+    if isinstance(k, str):
+        return k
+    if k is True or k is False or k is None:
+        return {True: "true", False: "false", None: "null"}[k]
+    if isinstance(k, float):
+        return _float(k)
+    if isinstance(k, int):
+        return int.__repr__(k)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(k).__name__}")
+
+
+def dumps(obj, indent: int | str | None = None, sort_keys: bool = False, ensure_ascii=True) -> str:
+    """json.dumps(obj, indent=..., sort_keys=..., ensure_ascii=...), byte for byte."""
+    out: list[str] = []
+    unit = " " * indent if isinstance(indent, int) else indent
+    enc = _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring
+    _encode(obj, unit, sort_keys, enc, 0, out)
+    return "".join(out)
+
+
+def _encode(o, unit: str | None, sort_keys: bool, enc, level: int, out: list[str]) -> None:
+    if isinstance(o, str):
+        out.append(enc(o))
+    elif o is None:
+        out.append("null")
+    elif o is True:
+        out.append("true")
+    elif o is False:
+        out.append("false")
+    elif isinstance(o, int):
+        out.append(int.__repr__(o))
+    elif isinstance(o, float):
+        out.append(_float(o))
+    elif isinstance(o, (list, tuple, dict)):
+        if not o:
+            out.append("{}" if isinstance(o, dict) else "[]")
+            return
+        if unit is None:
+            inner, sep, close = "", ", ", ""
+        else:
+            inner = "\n" + unit * (level + 1)
+            sep, close = "," + inner, "\n" + unit * level
+        out.append(("{" if isinstance(o, dict) else "[") + inner)
+        if isinstance(o, dict):
+            items = sorted(o.items()) if sort_keys else o.items()
+            for i, (k, v) in enumerate(items):
+                if i:
+                    out.append(sep)
+                out.append(enc(_key(k)) + ": ")
+                _encode(v, unit, sort_keys, enc, level + 1, out)
+        else:
+            for i, v in enumerate(o):
+                if i:
+                    out.append(sep)
+                _encode(v, unit, sort_keys, enc, level + 1, out)
+        out.append(close + ("}" if isinstance(o, dict) else "]"))
+    else:
+        raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,8 +256,10 @@ class Host:
     def share(self, path: str, mode: int = 0o666) -> None:
         """In the container case, make state files writable by every user (a test fake)."""
         if self.container:
-            with contextlib.suppress(OSError):
+            try:  # noqa: SIM105 (contextlib's import, with collections and functools: 15% of a call)
                 os.chmod(path, mode)
+            except OSError:
+                pass
 
     def unlock(self) -> None:
         if self._lockfd is not None:
@@ -165,7 +270,7 @@ class Host:
     def load(self) -> dict:
         try:
             with open(self.state_file, encoding="utf-8") as f:
-                self.data = json.load(f)
+                self.data = loads(f.read())
         except FileNotFoundError:
             self.data = default_state()
             self.created = True
@@ -181,8 +286,7 @@ class Host:
             return
         tmp = self.state_file + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.data, f, indent=1, sort_keys=True)
-            f.write("\n")
+            f.write(dumps(self.data, indent=1, sort_keys=True) + "\n")
         self.share(tmp)
         os.replace(tmp, self.state_file)
         self.dirty = False
@@ -248,7 +352,7 @@ class Host:
 
     # -- calls log and counters
     def log_call(self, tool: str, argv: list[str], caller: str, mutating: bool, code) -> None:
-        line = json.dumps(
+        line = dumps(
             {
                 "tool": tool,
                 "argv": argv,
@@ -265,8 +369,10 @@ class Host:
         )
         try:
             if self.container:
-                with contextlib.suppress(OSError):
+                try:  # noqa: SIM105 (as in share)
                     os.fchmod(fd, 0o666)
+                except OSError:
+                    pass
             os.write(fd, (line + "\n").encode())
         finally:
             os.close(fd)
@@ -277,14 +383,14 @@ class Host:
     def read_counters(self) -> dict:
         try:
             with open(self._counters_path(), encoding="utf-8") as f:
-                return json.load(f)
+                return loads(f.read())
         except FileNotFoundError:
             return {"mutating": 0, "fail_at": []}
 
     def write_counters(self, counters: dict) -> None:
         tmp = self._counters_path() + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(counters, f)
+            f.write(dumps(counters))
         self.share(tmp)
         os.replace(tmp, self._counters_path())
 
@@ -474,7 +580,7 @@ def go_serve_config(sc: dict | None) -> dict | None:
 
 def go_json(obj, indent: str = "  ") -> str:
     """json.MarshalIndent-like text (Go escapes <, > and & in strings; so do we)."""
-    text = json.dumps(obj, indent=len(indent) if indent != "\t" else "\t", ensure_ascii=False)
+    text = dumps(obj, indent=len(indent) if indent != "\t" else "\t", ensure_ascii=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -663,8 +769,6 @@ class Systemd:
         )
 
     def file_info(self, name: str) -> dict | None:
-        import hashlib
-
         p = self.file_path(name)
         try:
             with open(p, "rb") as f:
@@ -674,7 +778,6 @@ class Systemd:
             return None
         return {
             "text": data.decode("utf-8", "replace"),
-            "hash": hashlib.sha256(data).hexdigest(),
             "mtime_ns": mtime,
             "path": p,
         }
@@ -696,7 +799,8 @@ class Systemd:
             return disk is not None
         if disk is None:
             return True
-        return disk["hash"] != info["hash"] or disk["mtime_ns"] != info["mtime_ns"]
+        # The text itself, not a hash of it: importing hashlib (OpenSSL) was an eighth of a `show`.
+        return disk["text"] != info["text"] or disk["mtime_ns"] != info["mtime_ns"]
 
     def daemon_reload(self) -> None:
         new = {}
