@@ -13,6 +13,7 @@ hundred milliseconds before a restart is older or newer than the running service
 from __future__ import annotations
 
 import re
+import shlex
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -78,6 +79,24 @@ class UnitStatus:
     def running(self) -> bool:
         """Up or about to be: a reload keeps the process, `activating` is a start in progress."""
         return self.active_state in ("active", "reloading")
+
+
+def unit_environment(text: str) -> dict[str, str]:
+    """Pure: the variables a unit file's `Environment=` lines assign (systemd's quoting, the
+    last assignment wins, as in systemd); a line that does not parse is skipped."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.startswith("Environment="):
+            continue
+        try:
+            words = shlex.split(line[len("Environment=") :])
+        except ValueError:
+            continue
+        for word in words:
+            name, sep, value = word.partition("=")
+            if sep:
+                found[name] = value
+    return found
 
 
 def unreachable(unit: str, detail: str) -> UnitStatus:

@@ -19,7 +19,6 @@ unit text read from the memory's copy.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +31,7 @@ from reconciler.core.kind import spec_user
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import PathProbe
 from reconciler.facts.switches import REPLACED_COPY, SWITCH_DIR, memory_dir
+from reconciler.facts.systemd import unit_environment
 from reconciler.frozen import frozen
 from reconciler.gateway.addresses import config_address, service_address, unit_address
 from reconciler.gateway.paths import (
@@ -99,18 +99,7 @@ def move_probes(spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
 def kept_state(text: str, old: ProductNames, profile: str, home: Path) -> Path:
     """Pure: the state directory a unit of product `old` uses: its `<PREFIX>STATE_DIR`
     assignment (the last one wins, as in systemd), else the product's default for `profile`."""
-    key = old.env("STATE_DIR") + "="
-    found: str | None = None
-    for line in text.splitlines():
-        if not line.startswith("Environment="):
-            continue
-        try:
-            words = shlex.split(line[len("Environment=") :])
-        except ValueError:
-            continue
-        for word in words:
-            if word.startswith(key):
-                found = word[len(key) :]
+    found = unit_environment(text).get(old.env("STATE_DIR"))
     return expand(found or old.state_dir(profile), home)
 
 

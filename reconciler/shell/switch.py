@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import time
 from dataclasses import replace
@@ -49,9 +50,9 @@ from reconciler.bounded import InputRefused, read_bounded
 from reconciler.core.action import GatedSwitch
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
-from reconciler.core.secrets import learn_secrets
+from reconciler.core.secrets import learn_secrets, remember_secret
 from reconciler.core.switch import RESTART_DEADLINE_S, SwitchReport
-from reconciler.facts.files import MAX_FILE_BYTES
+from reconciler.facts.files import MAX_FILE_BYTES, has_value
 from reconciler.facts.gateway_rpc import parse_health
 from reconciler.facts.switches import (
     BAD_VERSIONS,
@@ -79,6 +80,7 @@ from reconciler.facts.systemd import (
     RESTART_PROPERTIES,
     JournalTailProbe,
     parse_show_blocks,
+    unit_environment,
     unit_restarts,
 )
 from reconciler.frozen import frozen
@@ -98,6 +100,8 @@ class SwitchRunner(Protocol):
 
 UNIT_MODE = 0o644
 TOKEN_MODE = 0o600
+#: a value an EnvironmentFile line holds as it is
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9._~+/=:@%,-]+")
 # systemctl's exit status for a unit the manager has not loaded (LSB "not installed").
 NOT_LOADED = 5
 # A product move stops a unit it did not write: `clawdbot gateway install`'s declares no
@@ -251,35 +255,63 @@ def write_unit(path: Path, content: str) -> str:
     return ""
 
 
-def rename_env(path: Path, old_prefix: str, new_prefix: str, token: str | None) -> str:
+def rename_env(
+    path: Path,
+    old_prefix: str,
+    new_prefix: str,
+    token: str | None,
+    replaced_unit: Path | None = None,
+) -> str:
     """A product move's env file: every `<old_prefix>X=` line becomes `<new_prefix>X=` with its
     value (the new product ignores the old names; the token stays the same, so every paired
-    client keeps working), unless the new name is set already; then `token` holds a value
-    (generated once when the file had none). Atomic, mode 0600; nothing to do when absent and
-    no token is wanted. Idempotent: an interrupted move renames nothing twice."""
+    client keeps working), unless the new name is set already; then `token` holds a value:
+    the one the replaced unit file assigns in an `Environment=` line (where `clawdbot gateway
+    install` writes it, docs/host-facts.md §1), else one generated once when neither had any.
+    Atomic, mode 0600; nothing to do when absent and no token is wanted. Idempotent: an
+    interrupted move renames nothing twice."""
     try:
         text = read_bounded(path, MAX_FILE_BYTES, follow=False).decode("utf-8")
     except FileNotFoundError:
         text = None
-    if text is not None:
-        learn_secrets(text)  # the values are masked wherever they show
-        lines = text.splitlines()
-        names = {line.partition("=")[0].strip() for line in lines if "=" in line}
-        renamed: list[str] = []
-        for line in lines:
-            name, sep, value = line.partition("=")
-            key = name.strip()
-            if sep and key.startswith(old_prefix):
-                new = new_prefix + key[len(old_prefix) :]
-                if new not in names:
-                    renamed.append(f"{new}={value}")
-                continue
-            renamed.append(line)
-        if renamed != lines:
-            atomic_write(path, "\n".join(renamed) + "\n", TOKEN_MODE, backup=False)
+    lines = text.splitlines() if text is not None else []
+    learn_secrets(text or "")  # the values are masked wherever they show
+    names = {line.partition("=")[0].strip() for line in lines if "=" in line}
+    renamed: list[str] = []
+    for line in lines:
+        name, sep, value = line.partition("=")
+        key = name.strip()
+        if sep and key.startswith(old_prefix):
+            new = new_prefix + key[len(old_prefix) :]
+            if new not in names:
+                renamed.append(f"{new}={value}")
+            continue
+        renamed.append(line)
+    if token is not None and not has_value("\n".join(renamed), token):
+        from_unit = _unit_token(replaced_unit, old_prefix + token.removeprefix(new_prefix))
+        if from_unit is not None:
+            remember_secret(from_unit)
+            renamed = [ln for ln in renamed if ln.partition("=")[0].strip() != token]
+            renamed.append(f"{token}={from_unit}")
+    if renamed != lines:
+        atomic_write(path, "\n".join(renamed) + "\n", TOKEN_MODE, backup=False)
     if token is not None:
         ensure_secret_env(path, token, TOKEN_MODE)
     return ""
+
+
+def _unit_token(unit_file: Path | None, key: str) -> str | None:
+    """The value the unit file at `unit_file` assigns to `key` (None: no file, no such line).
+    Only a value an EnvironmentFile holds unquoted (no blank, quote, backslash or `$`): any
+    other is left behind and a new token generated, rather than written in a form the new
+    unit would read differently."""
+    if unit_file is None:
+        return None
+    try:
+        text = read_bounded(unit_file, MAX_FILE_BYTES, follow=False).decode("utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+    value = unit_environment(text).get(key)
+    return value if value and _PLAIN_VALUE.fullmatch(value) else None
 
 
 def retire_unit(unit_file: Path) -> str:
@@ -548,7 +580,10 @@ def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
             return f"nothing switched: {problem}"
     try:
         if op.replaces is not None and op.env_file is not None and op.env_rename is not None:
-            gate.as_user(partial(rename_env, op.env_file, *op.env_rename, op.env_token))
+            rename = partial(
+                rename_env, op.env_file, *op.env_rename, op.env_token, op.replaces_file
+            )
+            gate.as_user(rename)
         gate.as_user(partial(write_unit, op.unit_file, op.content))
     except (OSError, UnicodeDecodeError) as exc:
         if op.replaces is not None and stopped_at is not None:

@@ -175,6 +175,54 @@ def test_a_profile_without_a_token_gets_one_stable_token(tmp_path: Path) -> None
     assert token(gw, "OPENCLAW_GATEWAY_TOKEN") == first
 
 
+def test_a_token_in_the_replaced_unit_is_carried_not_made_up(tmp_path: Path) -> None:
+    """`clawdbot gateway install` writes the token into the unit (`Environment=`, host-facts
+    §1), not into gateway.env: the move carries that value into gateway.env under openclaw's
+    name (every paired client presents it), never shown; without it a new one was made up."""
+    gw = GatewayHost(tmp_path)
+    gw.fake.set_npm_registry({"clawdbot": {OLD: "ok"}, "openclaw": {NEW: "ok"}})
+    gw.converge(
+        dataclasses.replace(CLAWDBOT, profiles=(Profile("ops", PORT),))  # no gateway.env
+    )
+    env = gw.home / ".clawdbot-ops/gateway.env"
+    assert not env.exists()
+    secret = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    unit = gw.fake.unit_path(OLD_UNIT)
+    unit.write_text(
+        unit.read_text().replace(
+            "[Service]\n", f'[Service]\nEnvironment="CLAWDBOT_GATEWAY_TOKEN={secret}"\n', 1
+        )
+    )
+    plan = gw.plan(OPENCLAW)
+    assert not plan.errors, plan.errors
+    assert secret not in render_plan(plan, lambda c: c.display(), color=False)
+    result = gw.apply(OPENCLAW)
+    assert result.ok, [(o.action.address, o.outcome, o.detail) for o in result.outcomes]
+    assert token(gw, "OPENCLAW_GATEWAY_TOKEN") == secret
+    assert oct(env.stat().st_mode & 0o777) == "0o600"
+    assert not any(secret in o.detail for o in result.outcomes)
+
+
+@pytest.mark.parametrize(
+    ("line", "carried"),
+    [
+        ("Environment=CLAWDBOT_GATEWAY_TOKEN=abc123def456", "abc123def456"),
+        ('Environment="CLAWDBOT_GATEWAY_TOKEN=abc 123"', None),  # would read back otherwise
+        ("Environment=CLAWDBOT_GATEWAY_TOKEN=", None),
+        ("Environment=OTHER=abc123def456", None),
+    ],
+)
+def test_only_a_plain_token_of_the_replaced_unit_is_carried(
+    tmp_path: Path, line: str, carried: str | None
+) -> None:
+    unit = tmp_path / "clawdbot-gateway-ops.service"
+    unit.write_text(f"[Service]\n{line}\n")
+    env = tmp_path / "gateway.env"
+    switch_module.rename_env(env, "CLAWDBOT_", "OPENCLAW_", "OPENCLAW_GATEWAY_TOKEN", unit)
+    value = env.read_text().split("OPENCLAW_GATEWAY_TOKEN=", 1)[1].strip()
+    assert value == carried if carried else len(value) >= 32, value
+
+
 def test_an_unhealthy_openclaw_brings_clawdbot_back_byte_identical(gw: GatewayHost) -> None:
     state = gw.home / ".clawdbot-ops"
     old_unit = gw.fake.unit_path(OLD_UNIT).read_text()
