@@ -84,6 +84,9 @@ class ProgramVersion:
     detail: str = ""
 
 
+VERSION_TIMEOUT_S = 90.0
+
+
 @recorded
 @frozen
 class ProgramVersionProbe(Probe[ProgramVersion]):
@@ -102,7 +105,10 @@ class ProgramVersionProbe(Probe[ProgramVersion]):
     def command(self, host: HostContext) -> Command | None:
         if self.path is None:
             return None
-        return Command((self.path, *self.args), timeout_s=20)
+        # A gateway's `--version` loads its whole CLI: clawdbot 2026.1.24-3 took 17.5 s (node 24)
+        # and 19.8 s (node 22) at load 13-15 on 2 cores, so a 20 s deadline turned a loaded
+        # host's plan into "could not read the host" (docs/host-facts.md §8).
+        return Command((self.path, *self.args), timeout_s=VERSION_TIMEOUT_S)
 
     def read(self, host: HostContext) -> ProgramVersion:
         return ProgramVersion(None, None, f"{self.program}: not installed")
