@@ -395,7 +395,7 @@ def write_seed_specs(c: Container) -> None:
             "gateway": {
                 "package": "clawdbot",
                 "version": images.GATEWAY_VERSION,
-                "start_timeout": "240s",
+                "start_timeout": "600s",  # two cold starts at once on 2 loaded cores
             },
         },
         "linger": True,
@@ -415,7 +415,7 @@ def write_seed_specs(c: Container) -> None:
                 "version": BROKEN,
                 "install": "versioned",
                 "overrides": dict(images.LIBSIGNAL_OVERRIDE),
-                "start_timeout": "240s",
+                "start_timeout": "600s",
             },
         },
         "profiles": {
@@ -527,7 +527,7 @@ def test_f_two_clawdbot_profiles_move_to_the_newest_openclaw_on_node_24(c: Conta
     write_seed_specs(c)
     r = reconciler(c, "apply", SEED_SPEC, "--yes", "--no-color")
     assert r.returncode == 0, show(r)
-    doctor_healthy(c, SEED_SPEC, timeout=180)  # clawdbot 2026.1.24-3 runs on node 24
+    doctor_healthy(c, SEED_SPEC, timeout=300)  # clawdbot 2026.1.24-3 runs on node 24
     seeded = {p: seed_state(c, p) for p in MOVE24_PORTS}
     token = token_of(c, "alpha", "CLAWDBOT")
     assert token, c.read_file(f"{state_of('alpha')}/gateway.env")
