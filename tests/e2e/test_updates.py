@@ -470,8 +470,11 @@ def browser(c: Container, token: str, identity: str, dist: str) -> dict[str, Any
         ],
         env={
             "HOME": BROWSER,
-            "CLAWDBOT_STATE_DIR": f"{BROWSER}/state",
-            "OPENCLAW_STATE_DIR": f"{BROWSER}/state",
+            # the browser's own storage per product: the new Control UI keeps its device token
+            # apart (openclaw's client refuses clawdbot's device-auth.json: "Legacy device auth
+            # requires migration")
+            "CLAWDBOT_STATE_DIR": f"{BROWSER}/clawdbot-state",
+            "OPENCLAW_STATE_DIR": f"{BROWSER}/openclaw-state",
             "GATEWAY_DIST": dist,
             "GATEWAY_ORIGIN": f"https://{TAILNET_HOST}",
         },
