@@ -36,23 +36,26 @@ def remote(
 
 def test_a_remote_plan_is_the_local_plan_and_costs_one_round_trip(sshd: RunningSshd) -> None:
     local = reconciler("plan", str(SPEC), "--host-check=off", "--format", "json")
-    first = remote(sshd, "plan", str(SPEC), "--host-check=off", "--format", "json")
+    persist = {"RECONCILER_SSH_PERSIST": "60"}
+    first = remote(sshd, "plan", str(SPEC), "--host-check=off", "--format", "json", env=persist)
     assert first.returncode == local.returncode == 0, first.stderr
     shipped = sshd.sessions()
     assert shipped == 2  # the first run finds no agent there and sends it
-    second = remote(sshd, "plan", str(SPEC), "--host-check=off", "--format", "json")
+    second = remote(sshd, "plan", str(SPEC), "--host-check=off", "--format", "json", env=persist)
     assert second.returncode == 0, second.stderr
     assert sshd.sessions() == shipped + 1  # warm target: ONE round trip for a whole plan
-    # The first run's connection stayed up (RECONCILER_SSH_PERSIST, 60 s by default): the
-    # second run made no handshake of its own.
+    # The first run's connection stayed up (RECONCILER_SSH_PERSIST=60): the second run made no
+    # handshake of its own.
     assert sshd.connections() == 1
     mine, theirs = json.loads(local.stdout), json.loads(second.stdout)
     assert theirs["actions"] == mine["actions"]
     assert theirs["summary"] == mine["summary"]
-    # Persistence off: a connection of the run's own, closed with it.
-    third = remote(sshd, "plan", str(SPEC), "--host-check=off", env={"RECONCILER_SSH_PERSIST": "0"})
+    # Persistence off (the default): a connection of the run's own, closed with it.
+    third = remote(sshd, "plan", str(SPEC), "--host-check=off")
     assert third.returncode == 0, third.stderr
-    assert sshd.connections() == 2
+    fourth = remote(sshd, "plan", str(SPEC), "--host-check=off")
+    assert fourth.returncode == 0, fourth.stderr
+    assert sshd.connections() == 3
 
 
 def test_a_bad_persistence_setting_is_a_usage_error(sshd: RunningSshd) -> None:
