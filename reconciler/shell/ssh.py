@@ -178,7 +178,9 @@ class SshSession:
         self.ssh_program = ssh_program
         self.connect_timeout_s = connect_timeout_s
         self.persist_s = persist_s
-        self._shared = persist_s > 0 and _shared_control_path(self._identity()) is not None
+        # Decided once: the folder is checked (and made) here, not on every argv or poll.
+        self._shared_path = _shared_control_path(self._identity()) if persist_s > 0 else None
+        self._shared = self._shared_path is not None
         self._control_dir: str | None = None
         self._master: subprocess.Popen[bytes] | None = None
         self._master_ready = False  # its socket is up (it connected)
@@ -192,11 +194,8 @@ class SshSession:
         return "\0".join((self.ssh_program, *self.options, str(self.target)))
 
     def _control_path(self) -> str:
-        if self._shared:
-            path = _shared_control_path(self._identity())
-            if path is not None:
-                return path
-            self._shared = False  # the folder went away or changed hands since: ours alone
+        if self._shared_path is not None:
+            return self._shared_path
         if self._control_dir is None:
             # mkdtemp creates the directory 0700: nobody else can reach our master's socket.
             self._control_dir = tempfile.mkdtemp(prefix="reconciler-ssh-")
