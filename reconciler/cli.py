@@ -10,18 +10,56 @@ from __future__ import annotations
 import signal
 import sys
 from dataclasses import replace
+from importlib import import_module
+from typing import Any
 
 import click
 
 from reconciler import __version__
 from reconciler.app.context import EXIT_FAILED, EXIT_USAGE, AppContext
-from reconciler.commands import backup, doctor, planning, specs, unattended, updates
+
+# The command modules, each with its COMMANDS, in the order `--help` lists them. A command is
+# looked for module by module, so the timer's `apply` imports two of the six and `validate` one:
+# the others' imports and click objects cost a fifth of `validate`'s start-up
+# (bench/instructions.py).
+_GROUPS = (
+    "reconciler.commands.specs",
+    "reconciler.commands.planning",
+    "reconciler.commands.unattended",
+    "reconciler.commands.doctor",
+    "reconciler.commands.backup",
+    "reconciler.commands.updates",
+)
 
 
 class _Group(click.Group):
     """Usage errors exit 64 (EX_USAGE), never click's 2, which `plan --detailed-exitcode` and
     `apply` use for "the host does not match the spec". Any unexpected exception becomes
-    `error: Class: message` and a hint (a traceback only with --debug)."""
+    `error: Class: message` and a hint (a traceback only with --debug). Commands are
+    registered from their modules (`_GROUPS`) when first looked for."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unloaded = list(_GROUPS)
+
+    def _load_next(self) -> bool:
+        if not self._unloaded:
+            return False
+        for command in import_module(self._unloaded.pop(0)).COMMANDS:
+            if command.name in self.commands:
+                raise RuntimeError(f"two commands are named {command.name!r}")
+            self.add_command(command)
+        return True
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        while cmd_name not in self.commands and self._load_next():
+            pass
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        while self._load_next():
+            pass
+        return super().list_commands(ctx)
 
     def make_context(
         self,
@@ -70,11 +108,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Keep a Clawdbot gateway host exactly as its YAML spec says."""
     app = ctx.obj if isinstance(ctx.obj, AppContext) else AppContext()
     ctx.obj = replace(app, debug=True) if debug else app
-
-
-_GROUPS = (specs, planning, unattended, doctor, backup, updates)
-for _command in (c for group in _GROUPS for c in group.COMMANDS):
-    cli.add_command(_command)
 
 
 def main() -> None:
