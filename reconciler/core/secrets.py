@@ -24,39 +24,41 @@ _NAME = (
     r"[\w.-]*?(?:token|passw(?:or)?d|pass|secret|key|auth|bearer|credential|cookie|session)[\w.-]*"
 )
 _VALUE = r"(?:\"[^\"\n]*\"|'[^'\n]*'|[^\s\"',;]+)"
+# The shapes below are pattern texts, compiled by `re` (and kept in its cache) on first use:
+# compiling all of them at import cost every command's start-up 19 M instructions
+# (bench/instructions.py), most commands print no line with a secret hint, and most lines
+# that have one need only one or two of them.
 # Authorization: Bearer X / Basic X, also URL-encoded (Bearer%20X) or inside another value.
-_CREDENTIAL = re.compile(r"(?i:\b(?:bearer|basic)(?:\s+|%20|\+))(?P<v>[A-Za-z0-9._~+/=-]{8,})")
+_CREDENTIAL = r"(?i:\b(?:bearer|basic)(?:\s+|%20|\+))(?P<v>[A-Za-z0-9._~+/=-]{8,})"
 # Every other shape a secret is written in; the group that matched is the value.
-_SHAPES = re.compile(
-    "|".join(
-        (
-            # NAME=value (env files, Environment=NAME=value, "NAME=value", --token=value), also
-            # `name = value` (INI: ~/.aws/credentials' aws_secret_access_key = ...)
-            rf"(?i:(?<![\w-]){_NAME})[ \t]*=[ \t]*(?P<v1>{_VALUE})",
-            # name: value (YAML, `# token: X`, headers), "name": "value" (JSON)
-            rf"(?i:(?<![\w-])[\"']?{_NAME}[\"']?)[ \t]*:[ \t]*(?P<v2>{_VALUE})",
-            # --token X, --password X
-            rf"(?i:(?<![\w-])--{_NAME})[ \t]+(?P<v3>(?!-){_VALUE})",
-        )
+_SHAPES = "|".join(
+    (
+        # NAME=value (env files, Environment=NAME=value, "NAME=value", --token=value), also
+        # `name = value` (INI: ~/.aws/credentials' aws_secret_access_key = ...)
+        rf"(?i:(?<![\w-]){_NAME})[ \t]*=[ \t]*(?P<v1>{_VALUE})",
+        # name: value (YAML, `# token: X`, headers), "name": "value" (JSON)
+        rf"(?i:(?<![\w-])[\"']?{_NAME}[\"']?)[ \t]*:[ \t]*(?P<v2>{_VALUE})",
+        # --token X, --password X
+        rf"(?i:(?<![\w-])--{_NAME})[ \t]+(?P<v3>(?!-){_VALUE})",
     )
 )
 # A password in a URL's userinfo, any scheme and nested (`rest:https://u:PW@host/`,
 # `postgres://u:PW@db/x`, `sftp://u:PW@host/`, `s3:https://KEY:SECRET@...`): hidden by shape,
 # whatever its length (a short one is still a password), and learnt by value when long enough.
-_URL_PASSWORD = re.compile(r"(?i:\b[a-z][a-z0-9+.-]*://)[^\s/?#@:\"']*:(?P<v>[^\s/?#@\"']+)@")
+_URL_PASSWORD = r"(?i:\b[a-z][a-z0-9+.-]*://)[^\s/?#@:\"']*:(?P<v>[^\s/?#@\"']+)@"
 # Values whose shape alone says "credential", under any name or none (issue 22's red team):
 # provider tokens with fixed prefixes, AWS access key ids, JWTs, PEM private key bodies.
-_TOKEN_SHAPES = re.compile(
+_TOKEN_SHAPES = (
     r"\b(?P<v>(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|glpat-[A-Za-z0-9_-]{20,}"
     r"|xox[abposr]-[A-Za-z0-9-]{10,}|sk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}"
     r"|A(?:KIA|SIA)[0-9A-Z]{16}|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}))"
 )
 # A Telegram bot token (`123456789:AAH...`, 35 characters after the bot's id): no prefix of
 # its own, and in `https://api.telegram.org/bot<token>/` it follows `bot` directly.
-_TELEGRAM = re.compile(r"(?<![0-9])(?P<v>[0-9]{6,12}:[A-Za-z0-9_-]{35})(?![A-Za-z0-9_-])")
+_TELEGRAM = r"(?<![0-9])(?P<v>[0-9]{6,12}:[A-Za-z0-9_-]{35})(?![A-Za-z0-9_-])"
 # What follows `Authorization:` is a credential however short (`Bearer abc123`, `token X`,
 # `Basic X`): hidden by its shape, never learnt as a value (a short one would mask words).
-_AUTH_HEADER = re.compile(
+_AUTH_HEADER = (
     r"(?i:\bauthorization(?:\\?[\"'])?[ \t]*[:=][ \t]*(?:\\?[\"'])?"
     r"(?:(?:bearer|basic|token|bot|digest)(?:[ \t]+|%20|\+))?)(?P<v>(?![{\[])[^\s\"',;\\]+)"
 )
@@ -64,13 +66,11 @@ _TOKEN_PREFIXES = ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat
                    "akia", "asia", "eyj")  # fmt: skip
 # A signed URL's signature (`X-Amz-Signature=...`, `Signature=...`): its own pattern, as a name
 # in _NAME it made every scan of a large plan 40 % slower.
-_SIGNATURE = re.compile(r"(?i:signature)=(?P<v>[^&\s\"']+)")
-_PEM_KEY = re.compile(
-    r"-----BEGIN (?P<kind>[A-Z0-9 ]*PRIVATE KEY)-----(?P<v>.*?)-----END (?P=kind)-----", re.DOTALL
-)
+_SIGNATURE = r"(?i:signature)=(?P<v>[^&\s\"']+)"
+_PEM_KEY = r"(?s)-----BEGIN (?P<kind>[A-Z0-9 ]*PRIVATE KEY)-----(?P<v>.*?)-----END (?P=kind)-----"
 # sudoers' tags (`NOPASSWD: /usr/bin/loginctl ...` in `sudo -l` output and in our own hints) name
 # no secret: what follows them is a command. Case-sensitive, as sudoers writes them.
-_SUDOERS_TAGS = re.compile(r"\b(?:NO)?PASSWD:")
+_SUDOERS_TAGS = r"\b(?:NO)?PASSWD:"
 # Plain substring tests: an alternation regex with IGNORECASE cost 2.8 s on a 2,000-profile plan.
 _HINT_WORDS = (
     "token",
@@ -137,27 +137,27 @@ def learn_secrets(text: str) -> None:
     A value must look like a credential (8+ characters with a digit, or 16+), so that settings
     that merely sit under a secret-sounding name (`auth.mode: loopback`) stay readable.
     """
-    telegram = [m.group("v") for m in _TELEGRAM.finditer(text)] if ":" in text else []
+    telegram = [m.group("v") for m in re.finditer(_TELEGRAM, text)] if ":" in text else []
     for value in telegram:
         remember_secret(value)
     if not has_secret_hint(text):
         return
-    text = _SUDOERS_TAGS.sub("tag:", text)
-    values = [m.group("v") for m in _CREDENTIAL.finditer(text)]
+    text = re.sub(_SUDOERS_TAGS, "tag:", text)
+    values = [m.group("v") for m in re.finditer(_CREDENTIAL, text)]
     # Each shape only where its marker is (plain substring tests: cheap on a large plan).
     if "@" in text and "://" in text:
-        values += [m.group("v") for m in _URL_PASSWORD.finditer(text)]
+        values += [m.group("v") for m in re.finditer(_URL_PASSWORD, text)]
     low = text.lower()
     if any(prefix in low for prefix in _TOKEN_PREFIXES):
         # The shape says "credential": no length or digit rule (`xoxa-AAAAAAAAAA` showed).
-        for match in _TOKEN_SHAPES.finditer(text):
+        for match in re.finditer(_TOKEN_SHAPES, text):
             remember_secret(match.group("v"))
     if "signature" in low:
-        values += [m.group("v") for m in _SIGNATURE.finditer(text)]
+        values += [m.group("v") for m in re.finditer(_SIGNATURE, text)]
     if "PRIVATE KEY-----" in text:  # every line of the body: a key is never shown whole
-        for key in _PEM_KEY.finditer(text):
+        for key in re.finditer(_PEM_KEY, text):
             values += [line.strip() for line in key.group("v").splitlines() if line.strip()]
-    for match in _SHAPES.finditer(text):
+    for match in re.finditer(_SHAPES, text):
         values.append(next(v for v in match.group("v1", "v2", "v3") if v is not None))
     for value in values:
         bare = value.strip("\"'")
@@ -174,11 +174,11 @@ def mask_secrets(text: str, *, learn: bool = True) -> str:
     pattern = _known_pattern
     masked = text if pattern is None else pattern.sub(MASK, text)
     if "://" in masked and "@" in masked:  # a short URL password is masked by its shape
-        masked = _URL_PASSWORD.sub(_mask_value, masked)
+        masked = re.sub(_URL_PASSWORD, _mask_value, masked)
     if "uthorization" in masked or "UTHORIZATION" in masked:
-        masked = _AUTH_HEADER.sub(_mask_value, masked)
+        masked = re.sub(_AUTH_HEADER, _mask_value, masked)
     if "PRIVATE KEY-----" in masked:
-        masked = _PEM_KEY.sub(lambda m: m.group(0).replace(m.group("v"), f"\n{MASK}\n"), masked)
+        masked = re.sub(_PEM_KEY, lambda m: m.group(0).replace(m.group("v"), f"\n{MASK}\n"), masked)
     return masked
 
 
