@@ -147,7 +147,7 @@ def _compile_init(cls: type[Any], fields: tuple[dataclasses.Field[Any], ...]) ->
     return init
 
 
-def _init(cls: type[Any], fields: tuple[dataclasses.Field[Any], ...]) -> None:
+def _init(cls: type[Any], fields: tuple[dataclasses.Field[Any], ...]) -> inspect.Signature:
     """Give `cls` an `__init__` that compiles the real one for the class's first instance: a
     run builds instances of about half the classes it imports (7% of a plan's instructions).
     Its signature is there from the start (`__signature__`: inspect, help, the docstring)."""
@@ -161,6 +161,7 @@ def _init(cls: type[Any], fields: tuple[dataclasses.Field[Any], ...]) -> None:
     __init__.__qualname__ = f"{cls.__qualname__}.__init__"
     __init__.__signature__ = signature  # type: ignore[attr-defined]
     cls.__init__ = __init__
+    return signature
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
@@ -172,6 +173,8 @@ def frozen(cls: _C) -> _C:
         if dataclasses.is_dataclass(base) and not hasattr(base, "__frozen_compare__"):
             raise TypeError(f"@frozen {cls.__name__}: its base {base.__name__} is not @frozen")
     undocumented = not cls.__dict__.get("__doc__")
+    if undocumented:  # written below from our own signature; dataclasses would inspect the class
+        cls.__doc__ = cls.__name__
     # Read before dataclasses adds anything: what the class body itself defines.
     own_hash = cls.__dict__.get("__hash__", _MISSING)
     explicit_hash = not (own_hash is _MISSING or (own_hash is None and "__eq__" in cls.__dict__))
@@ -181,7 +184,7 @@ def frozen(cls: _C) -> _C:
     for name, f in cls.__dataclass_fields__.items():
         if name not in named and "InitVar" in str(f.type):  # ClassVars are left out too
             raise TypeError(f"@frozen {cls.__name__}.{name}: InitVar is not supported")
-    _init(cls, fields)
+    signature = _init(cls, fields)
     _frozen_attributes(cls, frozenset(named))
     cls.__frozen_repr__ = tuple(f.name for f in fields if f.repr)
     cls.__frozen_compare__ = _key(tuple(f.name for f in fields if f.compare))
@@ -197,5 +200,6 @@ def frozen(cls: _C) -> _C:
     if not explicit_hash:
         setattr(cls, "__hash__", _hash)  # noqa: B010
     if undocumented:  # dataclasses documents a class without a docstring by its signature
-        cls.__doc__ = cls.__name__ + str(inspect.signature(cls)).replace(" -> None", "")
+        without_self = signature.replace(parameters=tuple(signature.parameters.values())[1:])
+        cls.__doc__ = cls.__name__ + str(without_self).replace(" -> None", "")
     return cls
