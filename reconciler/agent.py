@@ -12,9 +12,10 @@ the command wrote (a snapshot) after its output. stdin holds one JSON request:
 The command's own output streams through unchanged; the last line is the result record, marked
 with RESULT_MARK so that the client can tell it from anything the command printed. Every
 HEARTBEAT_S a heartbeat line goes to stderr (the client's proof of life for a command that is
-quiet for a while). When writing it fails, the client is gone: a command that changes the host
-(`finish_if_lost`: an apply) carries on to the end of its reviewed steps; any other (a probe,
-`logs -f`) is interrupted, so nothing runs on for a client that left.
+quiet for a while). When writing it fails, or (for a command that stops with its client)
+stdout's reader is gone, the client is gone: a command that changes the host (`finish_if_lost`:
+an apply) carries on to the end of its reviewed steps; any other (a probe, `logs -f`) is
+interrupted, so nothing runs on for a client that left.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import contextlib
 import io
 import json
 import os
+import select
 import shutil
 import signal
 import sys
@@ -99,19 +101,32 @@ def main() -> int:
 
 
 def _start_heartbeat(*, stop_when_lost: bool) -> None:
-    """Write HEARTBEAT to stderr every HEARTBEAT_S; when that fails the client is gone."""
+    """Write HEARTBEAT to stderr every HEARTBEAT_S; when that fails the client is gone. A
+    command that stops with its client also watches stdout, where the loss shows first.
+
+    Why stdout too: behind a persisted SSH master (ControlPersist) the connection outlives the
+    client. When the client's `ssh` dies, the master closes only the stdout side of the session
+    (OpenSSH sends `eow@openssh.com`: sshd closes its read end of our stdout pipe) and keeps
+    reading our stderr, so the heartbeat's writes go on succeeding and a quiet `logs -f` would
+    run on there for ever. A pipe whose reader is gone reports POLLERR at once, written to or
+    not (measured with OpenSSH 9.2: docs/remote.md).
+    """
     pid = os.getpid()
+    watch = select.poll()
+    if stop_when_lost:
+        watch.register(1, 0)  # no event asked for: POLLERR/POLLHUP/POLLNVAL are always reported
 
     def beat() -> None:
-        event = threading.Event()
-        while not event.wait(HEARTBEAT_S):
+        while True:
+            if watch.poll(HEARTBEAT_S * 1000):  # stdout's reader is gone (stop_when_lost only)
+                break
             try:
                 os.write(2, HEARTBEAT)  # one write of one whole line: never mixed into another
             except OSError:
-                if stop_when_lost:
-                    # Ctrl-C's path: the CLI ends the command and the runner its child processes.
-                    os.kill(pid, signal.SIGINT)
-                return
+                break
+        if stop_when_lost:
+            # Ctrl-C's path: the CLI ends the command and the runner its child processes.
+            os.kill(pid, signal.SIGINT)
 
     threading.Thread(target=beat, name="heartbeat", daemon=True).start()
 

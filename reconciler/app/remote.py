@@ -66,13 +66,13 @@ class Remote:
         return str(self.ssh)
 
 
-# With RECONCILER_SSH_PERSIST=N the connection to a host stays up N idle seconds after a run
-# (OpenSSH's ControlPersist; Ansible keeps its own 60 s): `plan` then `apply`, or the next fleet
-# run, skip the handshake. Off by default: with a persisted master, `logs -f` ended by Ctrl-C
-# left `journalctl -f` running on the target (tests/e2e/test_remote.py saw it), which the
-# connection's end stops when it is the run's own (docs/remote.md).
+# The connection to a host stays up this long after a run (OpenSSH's ControlPersist; Ansible
+# keeps its own 60 s): `plan` then `apply`, or the next fleet run, skip the handshake.
+# RECONCILER_SSH_PERSIST=N sets the idle seconds, 0 closes it with the run. A streamed command
+# (`logs -f`) ends there with its client in both modes: the agent watches its stdout, the side a
+# persisted master closes when the client goes (agent.py _start_heartbeat, docs/remote.md).
 PERSIST_VARIABLE = "RECONCILER_SSH_PERSIST"
-PERSIST_DEFAULT_S = 0
+PERSIST_DEFAULT_S = 60
 
 
 def ssh_persist_seconds(environ: Mapping[str, str]) -> int:

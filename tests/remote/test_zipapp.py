@@ -12,6 +12,7 @@ import io
 import json
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 import zipfile
@@ -122,20 +123,27 @@ sys.exit(0)
 
 
 @pytest.mark.parametrize(("mode", "code"), [("stop", 130), ("finish", 0)])
+@pytest.mark.parametrize("gone", ["stderr", "stdout"])
 def test_when_the_client_is_gone_the_agent_stops_unless_it_must_finish(
-    mode: str, code: int
+    mode: str, code: int, gone: str
 ) -> None:
     """The heartbeat's write fails once nobody reads stderr: a read-only command (logs -f) is
-    interrupted there; an apply (`finish_if_lost`) runs on to the end of its reviewed steps."""
+    interrupted there; an apply (`finish_if_lost`) runs on to the end of its reviewed steps.
+    Behind a persisted SSH master only stdout's reader goes (stderr is still read): that too
+    stops a read-only command, at once, although it writes nothing there."""
     child = subprocess.Popen(
-        [sys.executable, "-c", LOST, mode], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+        [sys.executable, "-c", LOST, mode], stderr=subprocess.PIPE, stdout=subprocess.PIPE
     )
-    assert child.stderr is not None
+    assert child.stderr is not None and child.stdout is not None
     assert child.stderr.read(len(HEARTBEAT)) == HEARTBEAT  # alive, and saying so
-    child.stderr.close()  # the client goes away
     start = time.monotonic()
+    if gone == "stderr":
+        child.stderr.close()  # the client goes away
+    else:
+        child.stdout.close()  # a persisted master: the session's stdout side only
+        threading.Thread(target=child.stderr.read, daemon=True).start()  # heartbeats still read
     assert child.wait(timeout=10) == code
-    if mode == "stop":
+    if mode == "stop":  # (with stderr still read, no heartbeat's write ever fails)
         assert time.monotonic() - start < 2
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -363,3 +365,61 @@ def test_a_refused_persisted_connection_is_the_commands_error(
     with _persisting(sshd) as session, pytest.raises(SshError, match="not known"):
         session.run(["true"])
     assert list((runtime / "reconciler" / "ssh").iterdir()) == []
+
+
+# A quiet streamed command as the agent runs it (logs -f on a quiet gateway): one line, then
+# nothing on stdout, only the agent's heartbeat on stderr.
+QUIET_AGENT = """
+import sys, time
+from reconciler import agent
+agent.HEARTBEAT_S = 0.5
+agent._start_heartbeat(stop_when_lost=True)
+print("up", flush=True)
+time.sleep(600)  # quiet-agent-7d2e
+"""
+QUIET_CLIENT = """
+import sys
+from reconciler.agent import HEARTBEAT
+from reconciler.shell.ssh import SshSession, SshTarget
+persist, remote = int(sys.argv[1]), sys.argv[2:5]
+with SshSession(SshTarget.parse(sys.argv[5]), options=sys.argv[6:], persist_s=persist) as s:
+    for line in s.stream(remote, heartbeat=HEARTBEAT):
+        print(line.decode().strip(), flush=True)
+"""
+
+
+@pytest.mark.parametrize("persist_s", [0, 30])
+def test_ctrl_c_ends_a_quiet_remote_command_with_or_without_a_persisted_master(
+    sshd: RunningSshd, runtime: Path, persist_s: int
+) -> None:
+    """`logs -f` of a quiet gateway, ended with Ctrl-C. Behind a persisted master, OpenSSH closes
+    only the session's stdout side when the client goes (stderr, where the heartbeat goes, is
+    still read): the agent must notice that too, or journalctl runs on there for ever."""
+    repo = str(Path(__file__).resolve().parents[2])
+    marker = "quiet-agent-7d2e"  # in the remote command's own argv
+    client = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            QUIET_CLIENT,
+            str(persist_s),
+            *(sys.executable, "-c", f"import sys; sys.path.insert(0, {repo!r})\n{QUIET_AGENT}"),
+            sshd.url,
+            *sshd.client_options,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": repo},
+    )
+    assert client.stdout is not None
+    assert client.stdout.readline().strip() == "up", client.stderr
+    assert _running(marker)
+    client.send_signal(signal.SIGINT)
+    client.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while _running(marker):
+        assert time.monotonic() < deadline, "the remote command outlived its client"
+        time.sleep(0.2)
+    for socket_path in (runtime / "reconciler" / "ssh").glob("*"):
+        subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "x"], check=True)
