@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from reconciler.spec.errors import SpecError, SpecInvalid
     from reconciler.spec.model import Spec
     from reconciler.unattended.logs import ActionLog, LogFormat
+    from reconciler.unattended.metrics import RunMetrics
     from reconciler.unattended.place import StatePlace
     from reconciler.unattended.runs import ApplyOutcome, Result
     from reconciler.unattended.status import Status
@@ -188,16 +189,20 @@ def unattended_apply(
 
 def _write_metrics(run: _Run, spec: Spec, outcome: ApplyOutcome, duration_s: float) -> None:
     """The run's metrics textfile (spec.metrics); a failure to write is a warning, never the
-    run's failure. As root the file is written by a child acting as the spec's user (the
-    folder is theirs to write), through a descriptor of the folder (unattended/metrics.py)."""
+    run's failure. Written as the account the run's records are written as (its place's): as
+    root by a child acting as the spec's user, as an admin account through the helper that
+    `sudo -n -u USER` started (the folder is the user's to write, not the admin's), as the user
+    directly; through a descriptor of the folder (unattended/metrics.py)."""
+    from functools import partial
+
     from reconciler.system.as_user import call_as
-    from reconciler.unattended import metrics
+    from reconciler.unattended.metrics import RunMetrics
 
     assert spec.metrics is not None
     directory = Path(spec.metrics.textfile_dir)
     finished = run.ctx.now().timestamp()
     converged = outcome.result == "converged"
-    values = metrics.RunMetrics(
+    values = RunMetrics(
         finished_s=finished,
         duration_s=round(duration_s, 3),
         result=outcome.result,
@@ -209,14 +214,24 @@ def _write_metrics(run: _Run, spec: Spec, outcome: ApplyOutcome, duration_s: flo
     )
     user = Account.lookup(spec.host.user)
     owner = (user.uid, user.gid) if user is not None else (os.geteuid(), os.getegid())
+    # The place's account (None: we write our own records) acts for the user; else the user's
+    # permissions as root has them, or ours (an admin without the rule: a warning below).
+    acting = run.place.account if run.place.account is not None else user
     try:
-        call_as(user, lambda: str(metrics.write(directory, values, owner)))
+        call_as(acting, partial(_metrics_file, directory, values, owner))
     except OSError as exc:
         message = f"could not write the metrics file in {directory}: {exc.strerror or exc}"
         if run.log is not None:
             run.log.message(message, level="warning")
         else:
             run.ctx.error(f"warning: {message}")
+
+
+def _metrics_file(directory: Path, values: RunMetrics, owner: tuple[int, int]) -> str:
+    """Done as the acting account (module-level: the sudo helper gets it pickled)."""
+    from reconciler.unattended import metrics
+
+    return str(metrics.write(directory, values, owner))
 
 
 def _locked_apply(
@@ -552,16 +567,17 @@ def _place_of_command(ctx: AppContext, spec_path: Path | None) -> StatePlace:
         return place
     if not spec_path.is_file():
         raise Failed(f"{spec_path} is not a file: name the spec whose user's timer to pause")
-    _refuse_a_third_account(ctx, spec_path)
     place = place_of_spec(ctx, spec_path)
+    if place.account is None:  # nobody acts for the spec's user: we must be that user (or root)
+        _refuse_a_third_account(ctx, spec_path)
     checked_state_dir(place.directory)
     return place
 
 
 def _refuse_a_third_account(ctx: AppContext, spec_path: Path) -> None:
     """SPEC names whose timer to pause: run by neither root nor the spec's user (an admin
-    account over SSH without its sudo rule), it would pause that account's own runs, not the
-    timer's. A spec that does not read keeps the old way (our own place, as a run records)."""
+    account over SSH without the sudo rule that lets it act as the user), it would pause that
+    account's own runs, not the timer's. A spec that does not read keeps the old way (our own place, as a run records)."""
     from reconciler.app.specs import read_spec
     from reconciler.core.host import Account
     from reconciler.spec import SpecInvalid
@@ -582,16 +598,17 @@ def _refuse_a_third_account(ctx: AppContext, spec_path: Path) -> None:
 
 def place_of_spec(ctx: AppContext, spec_path: Path) -> StatePlace:
     """Where SPEC's host keeps its records and suspension (unattended/place.py): the spec
-    user's state directory when root acts for them, else ours. A spec that cannot be read
-    leaves us our own (its run is recorded there)."""
+    user's state directory when root acts for them, or an admin account that `sudo -n -u USER`
+    lets act for them (through the helper that sudo started), else ours. A spec that cannot be
+    read leaves us our own (its run is recorded there)."""
     from reconciler.app.specs import read_spec
     from reconciler.spec import SpecInvalid
     from reconciler.unattended.place import StatePlace, state_place
 
-    if os.geteuid() != 0:
-        return StatePlace(ctx.state_dir())  # only root acts for another user: no spec read
     try:
         spec = read_spec(ctx, spec_path)
     except (SpecInvalid, OSError, Failed):
         return StatePlace(ctx.state_dir())
+    if os.geteuid() != 0 and spec.host.user == Account.current().name:
+        return StatePlace(ctx.state_dir())  # the spec's user: its own (no sudo asked)
     return state_place(ctx.discover_host(spec), ctx.state_dir())

@@ -151,3 +151,74 @@ def test_the_users_variables_pass_sudos_reset_by_name_only(fake: FakeHost, tmp_p
     assert result.stdout.strip() == "s3cret-value-1234567890"
     assert "--preserve-env=GW_TOKEN" in _sudo_calls(fake)[-1]
     assert not any("s3cret" in arg for arg in _sudo_calls(fake)[-1])
+
+
+@pytest.mark.parametrize("rule", [True, False])
+def test_an_admins_apply_writes_the_metrics_as_the_user(
+    fake: FakeHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rule: bool
+) -> None:
+    """The metrics textfile and the run record go where the user's timer writes them, through
+    the helper sudo started (the folder is the user's, not the admin's). Without the rule the
+    admin writes as itself, and a folder that is not the admin's is a warning, not a failure.
+    This process plays the admin: its own metrics.write is refused, so a file that appears was
+    written by the helper (fake sudo does not switch uids; the e2e checks the owner)."""
+    from reconciler.app.context import AppContext
+    from reconciler.app.unattended import unattended_apply
+    from reconciler.unattended.runs import ApplyOutcome
+
+    fake.allow_sudo(False)
+    fake.allow_sudo(rule, as_user=fake.user)
+    account = _user(fake)
+    host = _admin_host(account, sudo_to_user=sudo_reaches(account) is None)
+    textfiles = tmp_path / "textfiles"
+    textfiles.mkdir()
+    spec = tmp_path / "vm102.yaml"
+    spec.write_text(
+        f"apiVersion: reconciler/v1\nhost:\n  name: vm102\n  user: {fake.user}\n"
+        f"profiles:\n  personal:\n    port: 18789\nmetrics:\n  textfile_dir: {textfiles}\n"
+    )
+
+    def not_the_admins(*args: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("reconciler.unattended.metrics.write", not_the_admins)
+    output: list[str] = []
+    ctx = AppContext(
+        output=_Lines(output),
+        discover_host=lambda spec: host,
+        state_dir=lambda: tmp_path / "admin-state",
+        port_answers=lambda port: False,
+    )
+    code = unattended_apply(
+        spec,
+        lock_timeout=0,
+        non_interactive=True,
+        log_format="text",
+        do_apply=lambda spec, log: ApplyOutcome("converged"),  # type: ignore[arg-type,return-value]
+        ctx=ctx,
+    )
+    assert code == 0, output
+    written = (textfiles / "reconciler.prom").exists()
+    users_records = fake.home / ".local/state/reconciler/runs.jsonl"
+    if rule:
+        assert written and not any("warning" in line for line in output), output
+        assert users_records.is_file() and not (tmp_path / "admin-state").exists()
+        close_helpers()
+        assert [c[:4] for c in _sudo_calls(fake)] == [["sudo", "-n", "-u", fake.user]]
+    else:
+        assert not written
+        assert any(f"could not write the metrics file in {textfiles}" in x for x in output)
+        assert not users_records.exists()
+
+
+class _Lines:
+    """An Output that keeps what a use case printed (stdout and stderr alike)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def echo(self, text: str = "", *, nl: bool = True, color: bool = False) -> None:
+        self.lines.append(text)
+
+    def error(self, text: str) -> None:
+        self.lines.append(text)
