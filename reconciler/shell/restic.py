@@ -10,6 +10,7 @@ already dropped to the user (shell/env_file.py), never to a process of root's.
 from __future__ import annotations
 
 import os
+import stat
 
 from reconciler.core.command import CommandResult
 from reconciler.core.host import HostContext
@@ -17,30 +18,46 @@ from reconciler.gateway.backup import (
     RESTIC_TIMEOUT_S,
     Repository,
     restic_command,
-    secret_file_problem,
+    secret_problem,
 )
 from reconciler.shell.runner import HostRunner
 
 
 def secret_problems(repo: Repository, host: HostContext) -> list[str]:
-    """Why the password (and environment) file may not be used, empty when both are fine."""
+    """Why the password (and environment) file may not be used, empty when both are fine.
+    Looked at as the user (system/as_user.py): the files are in a home the user controls, and an
+    admin account acting through `sudo -n -u` could not even reach them as itself."""
+    from functools import partial
+
+    from reconciler.system.as_user import acting_account, call_as
+
     uid = host.user.uid if host.user is not None else None
+    account = acting_account(host)
     files = [("password_file", repo.password_file)]
     if repo.environment_file is not None:
         files.append(("environment_file", repo.environment_file))
     problems = []
     for label, path in files:
         try:
-            st: os.stat_result | None = os.lstat(path)
-        except FileNotFoundError:
-            st = None
+            found = call_as(account, partial(_lstat, str(path)))
         except OSError as exc:
             problems.append(f"{label} {path}: {exc.strerror}")
             continue
-        problem = secret_file_problem(label, path, st, uid)
+        kind, mode, owner = found if found is not None else ("missing", None, None)
+        problem = secret_problem(label, path, kind, mode, owner, uid)
         if problem is not None:
             problems.append(problem)
     return problems
+
+
+def _lstat(path: str) -> tuple[str, int, int] | None:
+    """(kind, permission bits, owner uid) of `path`, never followed; None when it is missing
+    (done as the acting account: module-level, so that the sudo helper gets it pickled)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return ("file" if stat.S_ISREG(st.st_mode) else "other", stat.S_IMODE(st.st_mode), st.st_uid)
 
 
 class Restic:

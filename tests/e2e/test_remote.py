@@ -19,6 +19,7 @@ import json
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -84,6 +85,8 @@ BACKUP = """backup:
   schedule: 12h
   profiles: [ops]
 """
+# ... and writes its metrics where node_exporter reads them (root's folder, the user's group).
+METRICS = "/var/lib/prometheus/node-exporter"
 
 
 def _spec(folder: Path, name: str, address: str) -> Path:
@@ -91,7 +94,8 @@ def _spec(folder: Path, name: str, address: str) -> Path:
     # The first host is reached as root, the second as the admin account (sudo).
     login = "root" if name == HOSTS[0] else "admin"
     ssh = f'  user: user\n  ssh:\n    address: "{address}"\n    user: {login}\n'
-    text = text.replace("  user: user\n", ssh, 1) + (TIMER if name == HOSTS[0] else BACKUP)
+    more = TIMER if name == HOSTS[0] else f"{BACKUP}metrics:\n  textfile_dir: {METRICS}\n"
+    text = text.replace("  user: user\n", ssh, 1) + more
     path = folder / f"{name}.yaml"
     path.write_text(text)
     return path
@@ -231,28 +235,45 @@ def test_a_fleet_is_planned_and_applied_over_ssh(
     assert r.returncode == 0, show(r)
     r = admin("backup", "list", specs[1], "--json")
     assert r.returncode == 0 and json.loads(r.stdout), show(r)
-    # `logs -f` streams until Ctrl-C, which ends journalctl there too.
-    follow = subprocess.Popen(
-        network.admin_argv(
-            [str(installed_reconciler), "logs", specs[0], "ops", "-f", "--ssh-config", str(config)]
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=tmp_path,
-        # A client that does not end: SIGABRT makes it print every thread's stack (below).
-        env=dict(images.installed_env(), PYTHONFAULTHANDLER="1"),
-    )
-    assert follow.stdout is not None and follow.stdout.readline()
-    journal = ["pgrep", "-u", "user", "-f", "journalctl --user -u clawdbot-gateway-ops"]
-    assert hosts[0][0].run(journal, check=False).returncode == 0
-    follow.send_signal(signal.SIGINT)
-    output = output_of(follow, timeout=60)
-    assert follow.returncode == 130, output
-    deadline = time.monotonic() + 30
-    while hosts[0][0].run(journal, check=False).returncode == 0:
-        assert time.monotonic() < deadline, "journalctl -f still runs on the host"
-        time.sleep(1)
+    # `logs -f` streams until Ctrl-C, which ends journalctl there too: with the run's own
+    # connection, and behind a persisted master (the default), which outlives the run.
+    # Where the persisted master's socket goes (0700, ours; short: a socket path holds 108 bytes).
+    runtime = Path(tempfile.mkdtemp(prefix="rt-"))
+    for persist in ("0", "60"):
+        follow = subprocess.Popen(
+            network.admin_argv(
+                [
+                    str(installed_reconciler),
+                    *("logs", specs[0], "ops", "-f", "--ssh-config", str(config)),
+                ]
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=tmp_path,
+            # A client that does not end: SIGABRT makes it print every thread's stack (below).
+            env=dict(
+                images.installed_env(),
+                PYTHONFAULTHANDLER="1",
+                RECONCILER_SSH_PERSIST=persist,
+                XDG_RUNTIME_DIR=str(runtime),
+            ),
+        )
+        assert follow.stdout is not None and follow.stdout.readline()
+        journal = ["pgrep", "-u", "user", "-f", "journalctl --user -u clawdbot-gateway-ops"]
+        assert hosts[0][0].run(journal, check=False).returncode == 0
+        follow.send_signal(signal.SIGINT)
+        output = output_of(follow, timeout=60)
+        assert follow.returncode == 130, output
+        deadline = time.monotonic() + 30
+        while hosts[0][0].run(journal, check=False).returncode == 0:
+            assert time.monotonic() < deadline, (
+                f"journalctl -f still runs there (persist {persist})"
+            )
+            time.sleep(1)
+    (master,) = (runtime / "reconciler" / "ssh").iterdir()  # it did outlive the run
+    subprocess.run(["ssh", "-o", f"ControlPath={master}", "-O", "exit", "x"], check=True)
+    shutil.rmtree(runtime)
 
     # An admin with the narrow rule only (anything as the gateway user, nothing as root, no
     # python rule): the same empty plan as root's, an apply of the user's steps, empty again.
@@ -263,11 +284,31 @@ def test_a_fleet_is_planned_and_applied_over_ssh(
     assert r.returncode == 0, show(r)
     assert "neither root nor" not in r.stderr, show(r)  # no complaint about the python rule
     second.systemctl_user("stop", "clawdbot-gateway-ops.service")
+    prom = f"{METRICS}/reconciler.prom"
+    second.run(["rm", "-f", prom])  # the root apply's; the admin's apply writes its own
+    runs_before = len(run_records(second))
     r = admin("apply", specs[1], "--yes")
     assert r.returncode == 0 and "profile[ops].service" in r.stdout, show(r)
+    assert "could not write" not in r.stdout + r.stderr, show(r)
     assert_converged(second)
+    # ... its metrics and run record written as the user, where the user's timer writes them.
+    assert stat(second, prom) == ["user user 644"], show(r)
+    assert len(run_records(second)) == runs_before + 1, show(r)
     r = admin("plan", specs[1], "--detailed-exitcode")
     assert r.returncode == 0, show(r)
+    # ... and day 2 as that admin: each the host's own answer, read as the user through sudo.
+    r = admin("logs", specs[1], "ops", "-n", "20")
+    assert r.returncode == 0 and "clawdbot-gateway-ops" in r.stdout, show(r)
+    r = admin("doctor", specs[1], "--format", "json")
+    assert r.returncode == 0 and json.loads(r.stdout)["healthy"], show(r)
+    r = admin("versions", specs[1], "--format", "json")
+    assert r.returncode == 0 and json.loads(r.stdout), show(r)
+    r = admin("status", specs[1], "--json")
+    assert r.returncode == 0, show(r)
+    assert json.loads(r.stdout)["last_run"]["result"] == "converged", show(r)
+    assert json.loads(r.stdout)["timer"]["known"], show(r)  # the user's manager was asked
+    r = admin("backup", "list", specs[1], "--json")
+    assert r.returncode == 0 and json.loads(r.stdout), show(r)
     # ... the user's steps ran as the user (sudo's own log, the journal), nothing as root.
     journal = second.run(
         ["journalctl", "-t", "sudo", "-o", "cat", "--no-pager", "--since", since]

@@ -222,3 +222,35 @@ class _Lines:
 
     def error(self, text: str) -> None:
         self.lines.append(text)
+
+
+def test_backups_secret_files_are_looked_at_as_the_user(
+    fake: FakeHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The restic password file lies in the user's home, which an admin account cannot even
+    search as itself: its lstat goes to the helper. This process plays the admin, whose own
+    lstat is refused; the helper's answer (a file of another uid than the user's) is what the
+    problem names."""
+    from reconciler.gateway.backup import Repository
+    from reconciler.shell.restic import secret_problems
+
+    fake.allow_sudo(True, as_user=fake.user)
+    account = _user(fake)
+    assert sudo_reaches(account) is None
+    password = tmp_path / "password"
+    password.write_text("pw\n")
+    password.chmod(0o600)
+    real_lstat = os.lstat
+
+    def refused(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        if str(path) == str(password):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_lstat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "lstat", refused)
+    repo = Repository(str(tmp_path / "repo"), password, None)
+    problems = secret_problems(repo, _admin_host(account, sudo_to_user=True))
+    assert problems == [
+        f"password_file {password} belongs to uid {os.geteuid()}, "
+        f"not the spec's user (uid {account.uid})"
+    ]
