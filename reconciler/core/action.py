@@ -285,6 +285,58 @@ class EnsureSecretEnv:
 
 
 @frozen
+class WarmUp:
+    """Start a version's gateway once before a switch, while the old one still serves, so
+    its real first start finds the caches its first start fills (docs/updates.md, warm-up).
+
+    As the spec's user (reconciler/shell/switch.py): a transient user unit `unit`
+    (`systemd-run --user --collect -p RuntimeMaxSec=...`: systemd ends it, its whole process
+    tree, even when the reconciler is killed) runs `program gateway --port <a free port>` with
+    the unit's PATH, on a throwaway state directory under `directory` (never the profile's:
+    a new release migrates the state it starts on) with HOME there too, so nothing of the
+    user's home is touched; the compile caches land where the real unit's gateway looks for
+    them (below the user manager's temporary directory, as for the unit). Ready = the
+    version's own `gateway health` answers ok within `timeout_s`; then (or at the deadline)
+    the unit is stopped with SIGTERM (node writes its compile cache when it exits), and the
+    directory removed. A warm-up that fails or times out only costs time: the switch goes on.
+    """
+
+    unit: str
+    program: tuple[str, ...]
+    path_env: str  # the gateway unit's PATH
+    env_prefix: str  # CLAWDBOT_ / OPENCLAW_
+    config_name: str  # the config file's name in the throwaway state directory
+    directory: Path
+    timeout_s: float
+
+    @property
+    def runtime_max_s(self) -> int:
+        """What the transient unit may live: the wait, then its stop (TimeoutStopSec)."""
+        return int(self.timeout_s) + WARM_UP_STOP_S + 30
+
+    def fields(self) -> tuple[OperationField, ...]:
+        return (
+            OperationField("warm_up_unit", self.unit),
+            OperationField("warm_up_program", list(self.program)),
+            OperationField("warm_up_directory", self.directory),
+            OperationField("warm_up_timeout_s", self.timeout_s),
+        )
+
+    def describe(self) -> str:
+        return (
+            f"warm the new version up first while the old one serves (transient user unit "
+            f"{self.unit}, a throwaway state directory in {self.directory} and a free port, "
+            f"ready within {self.timeout_s:g} s or stopped; a warm-up that fails only costs "
+            "time), then "
+        )
+
+
+# A warm-up's gateway gets this long to exit after SIGTERM before systemd kills what is left
+# (TimeoutStopSec of the transient unit): node writes its compile cache at exit.
+WARM_UP_STOP_S = 30
+
+
+@frozen
 class GatedSwitch:
     """Switch one profile's gateway to another version behind the gateway's own health check.
 
@@ -324,6 +376,9 @@ class GatedSwitch:
     env_file: Path | None = None
     env_rename: tuple[str, str] | None = None
     env_token: str | None = None
+    # Started once before the switch, while the old version serves (a version that no unit
+    # on the host runs yet); None: nothing to warm up.
+    warm_up: WarmUp | None = None
 
     mutating = True
     needs_root = False
@@ -345,6 +400,8 @@ class GatedSwitch:
             OperationField("owner", self.owner),
             plan_only("state", self.state),
             *self._move_fields(),
+            # Absent without a warm-up: such a switch's fingerprint is what it was before.
+            *(self.warm_up.fields() if self.warm_up is not None else ()),
             fingerprint_only("content_sha256", Digest(self.content)),
             *_shown_state(self),
         )
@@ -361,6 +418,10 @@ class GatedSwitch:
         )
 
     def describe(self) -> str:
+        first = self.warm_up.describe() if self.warm_up is not None else ""
+        return first + self._describe_switch()
+
+    def _describe_switch(self) -> str:
         old = self.from_version or "the running version"
         if self.replaces is not None:
             renamed = (

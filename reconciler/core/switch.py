@@ -10,6 +10,7 @@ from typing import Literal
 from reconciler.frozen import frozen
 
 SwitchOutcome = Literal["switched", "rolled-back", "rollback-failed"]
+WarmUpOutcome = Literal["ready", "failed", "timed-out"]
 
 # What every gateway unit declares (TimeoutStartSec=, TimeoutStopSec=), instead of systemd's
 # default 90 s: a gateway in its first start (30-60 s compiling) may not stop on SIGTERM, and
@@ -20,6 +21,33 @@ UNIT_STOP_TIMEOUT_S = 30
 # How long a restart of a gateway unit may take: systemd SIGKILLs the old process at its stop
 # timeout, so the restart returns before this deadline whatever the gateway does.
 RESTART_DEADLINE_S = float(UNIT_STOP_TIMEOUT_S + 20)
+
+
+@frozen
+class WarmUpReport:
+    """How a switch's warm-up ended (core.action.WarmUp): its gateway answered `gateway health`
+    ok (`ready`), ended or could not start (`failed`), or was stopped at its deadline
+    (`timed-out`); `seconds` from its start to its stop; `detail` says why it failed. A
+    warm-up never blocks the switch: it only costs time while the old version serves."""
+
+    outcome: WarmUpOutcome
+    seconds: float
+    detail: str = ""
+
+    def text(self) -> str:
+        if self.outcome == "ready":
+            return f"warmed up in {self.seconds:.1f} s"
+        why = f": {self.detail}" if self.detail else ""
+        if self.outcome == "timed-out":
+            return f"warm-up not ready within {self.seconds:.0f} s, stopped{why}; started cold"
+        return f"warm-up failed after {self.seconds:.1f} s{why}; started cold"
+
+    def record(self) -> dict[str, object]:
+        return {
+            "outcome": self.outcome,
+            "seconds": round(self.seconds, 3),
+            **({"detail": self.detail} if self.detail else {}),
+        }
 
 
 @frozen
@@ -43,6 +71,7 @@ class SwitchReport:
     failed_at: str = ""  # ISO 8601 UTC, when the new version was found unhealthy
     snapshot_s: float | None = None  # the state directory's copy (gateway stopped), seconds
     snapshot_bytes: int | None = None  # and the disk it took
+    warm_up: WarmUpReport | None = None  # the new version started once before, if it was
 
     @property
     def ok(self) -> bool:
@@ -56,21 +85,24 @@ class SwitchReport:
         """
         old = self.from_version or "the previous unit"
         down = f"{self.downtime_s:.1f} s" if self.downtime_s is not None else "not answering"
+        warm = f"; {self.warm_up.text()}" if self.warm_up is not None else ""
         if self.outcome == "switched":
             left = f"; {self.reason}" if self.reason else ""
-            return f"{self.profile}: {old} -> {self.to_version}, healthy (downtime {down}){left}"
+            return (
+                f"{self.profile}: {old} -> {self.to_version}, healthy (downtime {down}{warm}){left}"
+            )
         tail = ""
         if self.journal:
             tail = ", last journal lines:\n" + "\n".join(f"    {line}" for line in self.journal)
         if self.outcome == "rolled-back":
             return (
                 f"rolled back to {old}: {self.reason}{tail} "
-                f"[{self.profile}: {self.to_version} refused, downtime {down}]"
+                f"[{self.profile}: {self.to_version} refused, downtime {down}{warm}]"
             )
         return (
             f"rollback to {old} failed too: {self.rollback_error}; "
             f"{self.to_version} was refused: {self.reason}{tail} "
-            f"[{self.profile}: no healthy gateway]"
+            f"[{self.profile}: no healthy gateway{warm}]"
         )
 
     def record(self) -> dict[str, object]:
@@ -88,4 +120,5 @@ class SwitchReport:
                 else {}
             ),
             **({"rollback_error": self.rollback_error} if self.rollback_error else {}),
+            **({"warm_up": self.warm_up.record()} if self.warm_up is not None else {}),
         }

@@ -42,7 +42,13 @@ from reconciler.gateway.paths import (
     uses_token_file,
 )
 from reconciler.gateway.versions import is_version, profile_version
-from reconciler.kinds._switch import exec_program, health_command, memory_probe, switch_memory
+from reconciler.kinds._switch import (
+    exec_program,
+    health_command,
+    memory_probe,
+    switch_memory,
+    warm_up_for,
+)
 from reconciler.kinds._systemd import unit_diff
 from reconciler.spec.model import Product, Profile, Spec
 from reconciler.spec.naming import ProductNames, product_names
@@ -199,6 +205,7 @@ def plan_move(
         env_file=paths.token_env,
         env_rename=(old_names.env_prefix, new_names.env_prefix),
         env_token=token_key(spec) if uses_token_file(spec, profile) else None,
+        warm_up=warm_up_for(spec, profile, host, facts, content),
     )
     reason = (
         f"profile {profile.name}: product move {old_label} -> {spec.product} {new}: "
@@ -207,6 +214,7 @@ def plan_move(
         f"{new_names.env_prefix}* (the same token); if unhealthy within "
         f"{gateway.start_timeout_s:g} s (or crashing within {gateway.health_window_s:g} s "
         f"after): {move.unit} back, state and config byte-identical"
+        + (f"; {new} warmed up first while {move.unit} serves" if switch.warm_up else "")
     )
     if move.resumed:
         reason = f"an interrupted move of profile {profile.name} is finished; " + reason

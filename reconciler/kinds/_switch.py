@@ -10,6 +10,10 @@ else rollback. The reconciler's memory (facts/switches.py) adds two cases:
   with the mark's message, so the timer never tries it again (`update --retry` clears it);
 - a switch that was interrupted (its intent file is still there): the switch is planned again
   even when the unit already names the new version, to check health and roll back if needed.
+
+A switch to what no gateway unit on the host runs yet (the new unit's node and entry point in
+no unit file's ExecStart) warms it up first, while the old version serves (`WarmUp`): its
+first start compiles every module, a restart does not (docs/updates.md).
 """
 
 from __future__ import annotations
@@ -20,14 +24,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.action import Action, GatedSwitch, PlanError, WriteFile
+from reconciler.core.action import Action, GatedSwitch, PlanError, WarmUp, WriteFile
 from reconciler.core.command import Command
 from reconciler.core.host import HostContext
 from reconciler.core.kind import spec_user
 from reconciler.core.probe import Facts, Probe
-from reconciler.facts.profile_files import unit_probe
+from reconciler.facts.files import DirectoryListing
+from reconciler.facts.profile_files import gateway_units_probe, unit_probe
 from reconciler.facts.switches import SwitchMemory, SwitchMemoryProbe, memory_dir
-from reconciler.facts.systemd import UnitStatusProbe
+from reconciler.facts.systemd import UnitStatusProbe, unit_environment
 from reconciler.gateway.addresses import DAEMON_RELOAD, config_address, unit_address
 from reconciler.gateway.paths import ProfilePaths, names, profile_paths, uses_token_file
 from reconciler.gateway.versions import prefix_path, profile_version, version_in_exec, versioned
@@ -95,8 +100,41 @@ def switch_probes(spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
     if probe is None or not versioned(spec):
         return
     yield probe
+    yield gateway_units_probe(host)  # what runs already needs no warm-up
     for profile in spec.profiles:
         yield UnitStatusProbe(names(spec).unit(profile.name))
+
+
+# Where a warm-up's throwaway state lives, in the spec user's home (removed afterwards).
+WARM_UP_DIR = Path(".cache/reconciler/warm-up")
+
+
+def warm_up_for(
+    spec: Spec, profile: Profile, host: HostContext, facts: Facts, content: str
+) -> WarmUp | None:
+    """The warm-up before `profile`'s unit first runs `content`'s program (node and entry
+    point), or None when a gateway unit file on the host runs that program already: its
+    caches are warm (node's compile cache is keyed by node's version and the files')."""
+    assert host.user is not None
+    program = exec_program(content)
+    if not program:
+        return None
+    probe = gateway_units_probe(host)
+    listing = facts.values.get(probe)  # a listing that failed: warm up rather than not
+    if isinstance(listing, DirectoryListing) and any(
+        exec_program(e.text) == program for e in listing.entries
+    ):
+        return None
+    table = product_names(spec.product)
+    return WarmUp(
+        unit=f"reconciler-warm-up-{profile.name}.service",
+        program=program,
+        path_env=unit_environment(content).get("PATH", ""),
+        env_prefix=table.env_prefix,
+        config_name=table.config_file,
+        directory=host.user.home / WARM_UP_DIR / profile.name,
+        timeout_s=spec.runtime.gateway.start_timeout_s,
+    )
 
 
 def switch_gate(
@@ -162,6 +200,7 @@ def switch_gate(
         (old_check, new_program),
         memory,
         marks=by_hand is None,
+        warm_up=warm_up_for(spec, profile, host, facts, content),
     )
 
 
@@ -189,10 +228,12 @@ def gated(
     programs: tuple[tuple[str, ...], tuple[str, ...]],
     memory: SwitchMemory,
     marks: bool = True,
+    warm_up: WarmUp | None = None,
 ) -> Action:
     """`action` (the unit's write) as a health-gated switch from versions[0] (None: unknown)
     to versions[1]; `programs`: how to run the old and the new version's CLI. A bad-version
-    mark on versions[1] blocks it unless `marks` is False (a version chosen by hand)."""
+    mark on versions[1] blocks it unless `marks` is False (a version chosen by hand).
+    `warm_up`: started first, while the old version serves (`warm_up_for`)."""
     assert host.user is not None
     old, new = versions
     write = next(
@@ -222,13 +263,16 @@ def gated(
         owner=host.user.name,
         state=paths.state,
     )
+    if warm_up is not None:
+        switch = replace(switch, warm_up=warm_up)
     shown_old = old or "the unit before"
     nodes = ""
     if len(programs[0]) == 2 and len(programs[1]) == 2 and programs[0][0] != programs[1][0]:
         # `<node> <entry>` both: the node changes (a pinned node, gateway/node.py).
         nodes = f" (node {programs[0][0]} -> {programs[1][0]})"
+    warm = f" (warmed up first while {shown_old} serves)" if warm_up is not None else ""
     reason = (
-        f"profile {profile.name}: {shown_old} -> {new}{nodes}; if unhealthy within "
+        f"profile {profile.name}: {shown_old} -> {new}{nodes}{warm}; if unhealthy within "
         f"{gateway.start_timeout_s:g} s (or crashing within {gateway.health_window_s:g} s "
         f"after): roll back to {shown_old}"
     )

@@ -369,6 +369,8 @@ class HostRunner(ReadOnlyRunner):
         # version -> (profile, why) of a switch this runner rolled back: not tried again on the
         # next profile of the same apply (it would cost that profile the same downtime).
         self.refused_versions: dict[str, tuple[str, str]] = {}
+        # Programs (node and entry point) a switch warmed up in this run (shell/switch.py).
+        self.warmed: set[tuple[str, ...]] = set()
 
     def run(self, command: Command) -> CommandResult:
         return self._execute(command)

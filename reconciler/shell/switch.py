@@ -29,6 +29,12 @@ removed. A rollback removes the new unit and starts the replaced one again, its 
 from the copy if it was already removed; the state directory (which holds the config and the
 env file) comes back from its copy.
 
+A switch with a `warm_up` (a version no unit on the host runs yet) first starts the new
+version once while the old one serves (`run_warm_up`): a transient user unit on a throwaway
+state directory and a free port, stopped once its `gateway health` answers (or at its
+deadline), so that the real first start finds warm compile caches. Whatever happens to it,
+the switch goes on: it only costs time, and its outcome is in the switch's report.
+
 Every command runs through the runner (process trees ended at their deadline); each health
 check's deadline is cut to what is left of the gate's.
 """
@@ -36,9 +42,11 @@ check's deadline is cut to what is left of the gate's.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
+import socket
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -47,11 +55,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reconciler.bounded import InputRefused, read_bounded
-from reconciler.core.action import GatedSwitch
+from reconciler.core.action import WARM_UP_STOP_S, GatedSwitch, WarmUp
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
 from reconciler.core.secrets import learn_secrets, remember_secret
-from reconciler.core.switch import RESTART_DEADLINE_S, SwitchReport
+from reconciler.core.switch import RESTART_DEADLINE_S, SwitchReport, WarmUpReport
 from reconciler.facts.files import MAX_FILE_BYTES, has_value
 from reconciler.facts.gateway_rpc import parse_health
 from reconciler.facts.switches import (
@@ -94,6 +102,9 @@ class SwitchRunner(Protocol):
 
     host: HostContext
     sleep: Any  # Callable[[float], None]
+    # What this runner warmed up already (programs: node and entry point): a second profile
+    # switching to the same version in the same apply finds its caches warm.
+    warmed: set[tuple[str, ...]]
 
     def run(self, command: Command) -> CommandResult: ...
 
@@ -404,6 +415,186 @@ def clear_bad(memory: Path, profile: str) -> bool:
     return True
 
 
+# --- the warm-up ---------------------------------------------------------------------------------
+
+WARM_UP_MODE = 0o700
+WARM_UP_STATE = "state"
+WARM_UP_ENV = "gateway.env"
+_ENDED_STATES = ("inactive", "failed")
+
+
+def prepare_warm_up(directory: Path, config_name: str, port: int, token_key: str) -> str:
+    """As the user: a fresh throwaway directory for a warm-up (a killed run's leftover removed
+    first, never followed if it is a symlink): `state/` holding a minimal config (local mode,
+    loopback, `port`, the agents' workspace inside the directory, so nothing of the user's home
+    is touched) and `gateway.env` with a generated token (0600, never shown)."""
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(directory)  # refuses a symlink in its place (OSError)
+    ensure_directory(directory, WARM_UP_MODE, None)
+    ensure_directory(directory / WARM_UP_STATE, WARM_UP_MODE, None)
+    config = {
+        "gateway": {"mode": "local", "port": port, "bind": "loopback"},
+        "agents": {"defaults": {"workspace": str(directory / "workspace")}},
+    }
+    atomic_write(
+        directory / WARM_UP_STATE / config_name,
+        json.dumps(config, indent=2) + "\n",
+        TOKEN_MODE,
+        backup=False,
+    )
+    ensure_secret_env(directory / WARM_UP_ENV, token_key, TOKEN_MODE)
+    return ""
+
+
+def remove_warm_up(directory: Path) -> str:
+    """As the user: the throwaway directory removed (what the warm-up's gateway left in it)."""
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(directory)
+    return ""
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _warm_up_env(warm: WarmUp, port: int) -> list[tuple[str, str]]:
+    state = warm.directory / WARM_UP_STATE
+    return [
+        (f"{warm.env_prefix}STATE_DIR", str(state)),
+        (f"{warm.env_prefix}CONFIG_PATH", str(state / warm.config_name)),
+        (f"{warm.env_prefix}GATEWAY_PORT", str(port)),
+    ]
+
+
+def warm_up_command(warm: WarmUp, port: int) -> Command:
+    """`systemd-run --user` of the new version's gateway on the throwaway state: the gateway
+    unit's PATH, HOME in the throwaway directory, the token from its env file (never in argv);
+    systemd ends it at RuntimeMaxSec= whatever happens to us (--collect: nothing stays loaded),
+    and a stop sends SIGTERM to the main process only (KillMode=mixed), which lets node write
+    its compile cache as it exits, the rest killed at TimeoutStopSec=."""
+    env = [("HOME", str(warm.directory)), ("PATH", warm.path_env), *_warm_up_env(warm, port)]
+    return Command(
+        (
+            "systemd-run",
+            "--user",
+            f"--unit={warm.unit}",
+            "--collect",
+            "--quiet",
+            f"--property=RuntimeMaxSec={warm.runtime_max_s}",
+            "--property=KillMode=mixed",
+            f"--property=TimeoutStopSec={WARM_UP_STOP_S}",
+            f"--property=EnvironmentFile={warm.directory / WARM_UP_ENV}",
+            *(f"--setenv={k}={v}" for k, v in env if v),
+            "--",
+            *warm.program,
+            "gateway",
+            "--port",
+            str(port),
+        ),
+        scope="user",
+        mutating=True,
+        timeout_s=30.0,
+    )
+
+
+def warm_up_check(warm: WarmUp, port: int) -> Command:
+    """The new version's own `gateway health --json` against the warm-up's gateway."""
+    return Command(
+        (
+            "env",
+            *(f"{k}={v}" for k, v in _warm_up_env(warm, port)),
+            *warm.program,
+            "gateway",
+            "health",
+            "--json",
+        ),
+        scope="user",
+        timeout_s=20.0,
+        env_file=warm.directory / WARM_UP_ENV,
+    )
+
+
+def _unit_active(runner: SwitchRunner, unit: str) -> bool:
+    """Whether the transient unit still runs (a collected one is unknown: `inactive`)."""
+    command = Command(
+        ("systemctl", "--user", "show", unit, "-p", "ActiveState"), scope="user", timeout_s=15
+    )
+    result = runner.run(command)
+    blocks = parse_show_blocks(result.stdout) if result.ok else []
+    if not blocks:
+        return True  # a manager that cannot say: the health check decides
+    return blocks[0].get("ActiveState", "inactive") not in _ENDED_STATES
+
+
+def _stop_transient(runner: SwitchRunner, unit: str) -> str:
+    """Stop the warm-up's unit (SIGTERM, then systemd's kill at TimeoutStopSec); "" when it
+    stopped or was not loaded (collected: it ended by itself), else why not."""
+    command = Command(
+        ("systemctl", "--user", "stop", unit),
+        scope="user",
+        mutating=True,
+        timeout_s=float(WARM_UP_STOP_S + 20),
+    )
+    result = runner.run(command)
+    if result.ok or (result.exit_code == NOT_LOADED and "not loaded" in result.stderr):
+        return ""
+    return f"systemctl --user stop {unit}: {result.summary()}"
+
+
+def run_warm_up(runner: SwitchRunner, warm: WarmUp) -> WarmUpReport:
+    """Start the new version once on throwaway state while the old one serves, wait for its
+    `gateway health` (at most `warm.timeout_s`), stop it, remove the throwaway directory."""
+    account = acting_account(runner.host)
+    began = time.monotonic()
+    # A killed run's warm-up may still run (until its RuntimeMaxSec): its name is ours again.
+    leftover = _stop_transient(runner, warm.unit)
+    if leftover:
+        return WarmUpReport("failed", time.monotonic() - began, leftover)
+    port = free_port()
+    token_key = f"{warm.env_prefix}GATEWAY_TOKEN"
+    try:
+        call_as(
+            account, partial(prepare_warm_up, warm.directory, warm.config_name, port, token_key)
+        )
+    except (OSError, InputRefused, UnicodeDecodeError) as exc:
+        return WarmUpReport("failed", time.monotonic() - began, f"cannot prepare it: {exc}")
+    report = _warm_up_wait(runner, warm, port, began)
+    stopped = _stop_transient(runner, warm.unit)
+    with contextlib.suppress(OSError):
+        call_as(account, partial(remove_warm_up, warm.directory))
+    if stopped:
+        detail = "; ".join(x for x in (report.detail, stopped) if x)
+        report = replace(report, detail=detail)
+    return replace(report, seconds=time.monotonic() - began)
+
+
+def _warm_up_wait(runner: SwitchRunner, warm: WarmUp, port: int, began: float) -> WarmUpReport:
+    started = runner.run(warm_up_command(warm, port))
+    if not started.ok:
+        return WarmUpReport("failed", 0.0, f"systemd-run: {started.summary()}")
+    check = warm_up_check(warm, port)
+    deadline = time.monotonic() + warm.timeout_s
+    last = "no answer yet"
+    while True:
+        if not _unit_active(runner, warm.unit):
+            return WarmUpReport(
+                "failed",
+                0.0,
+                f"its gateway exited before it answered (journalctl --user -u {warm.unit})",
+            )
+        left = max(1.0, deadline - time.monotonic())
+        health = parse_health(runner.run(replace(check, timeout_s=min(check.timeout_s, left))))
+        if health.ok:
+            return WarmUpReport("ready", 0.0)
+        last = health.detail or last
+        if time.monotonic() >= deadline:
+            return WarmUpReport("timed-out", 0.0, f"`gateway health`: {last}")
+        runner.sleep(POLL_S)
+
+
 # --- the gate ------------------------------------------------------------------------------------
 
 
@@ -534,6 +725,21 @@ class Gate:
 
 def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
     """Carry out `op` (see the module docstring): its report, or why nothing was switched."""
+    warmed: WarmUpReport | None = None
+    if op.warm_up is not None and op.warm_up.program not in runner.warmed:
+        # Before anything of the switch (no intent yet): a kill here leaves only the transient
+        # unit, which its RuntimeMaxSec ends, and the throwaway directory the next one removes.
+        warmed = run_warm_up(runner, op.warm_up)
+        runner.warmed.add(op.warm_up.program)
+    report = _run_switch(runner, op)
+    if warmed is not None and isinstance(report, SwitchReport):
+        return replace(report, warm_up=warmed)
+    if warmed is not None:
+        return f"{report} ({warmed.text()})"
+    return report
+
+
+def _run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
     gate = Gate(runner, op)
     intent = SwitchIntent(
         op.from_version, op.to_version, _now(), op.unit, replaces=op.replaces or ""

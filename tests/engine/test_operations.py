@@ -7,6 +7,7 @@ existed, so the refactor changed neither the plan format nor any fingerprint.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import get_args
@@ -33,6 +34,7 @@ from reconciler.core.action import (
     RunCommand,
     VerifySnapshot,
     WaitForPort,
+    WarmUp,
     WriteFile,
     WriteTextfile,
 )
@@ -139,6 +141,36 @@ def test_fingerprints_of_unchanged_plans_do_not_change(name: str) -> None:
     assert plan_fingerprint(action_digests(plan)) == FINGERPRINTS[name]
 
 
+# Shapes of a type with optional fields the one above does not show.
+OTHER_SHAPES: list[Operation] = [
+    dataclasses.replace(
+        next(op for op in EVERY_OPERATION if isinstance(op, GatedSwitch)),
+        warm_up=WarmUp(
+            "reconciler-warm-up-ops.service",
+            ("/n/node", "/v2/entry.js"),
+            "/n:/usr/bin",
+            "CLAWDBOT_",
+            "clawdbot.json",
+            Path("/h/.cache/reconciler/warm-up/ops"),
+            120.0,
+        ),
+    )
+]
+
+
+def test_a_warm_up_shows_in_the_plan_and_the_fingerprint() -> None:
+    """What a reviewer approves includes the warm-up: its unit, program, directory, deadline;
+    a switch without one keeps the fingerprint it had before warm-ups existed (golden)."""
+    (warm,) = OTHER_SHAPES
+    plain = next(op for op in EVERY_OPERATION if isinstance(op, GatedSwitch))
+    entry = operation_entry(warm, _wrap, lambda c: "no")
+    assert entry["warm_up_unit"] == "reconciler-warm-up-ops.service"
+    assert entry["warm_up_program"] == ["/n/node", "/v2/entry.js"]
+    assert entry["description"].startswith("warm the new version up first")
+    assert operation_intent(warm) != operation_intent(plain)
+    assert operation_intent(warm)["warm_up_timeout_s"] == 120.0
+
+
 def test_every_operation_type_is_in_the_golden_data() -> None:
     assert {type(op) for op in EVERY_OPERATION} == set(OPERATION_TYPES)
 
@@ -183,6 +215,11 @@ def test_plan_schema_describes_exactly_the_operation_types_and_their_fields() ->
         for v in schema["$defs"]["operation"]["oneOf"]
     }
     assert set(variants) == {cls.type_name for cls in OPERATION_TYPES}
-    for op in EVERY_OPERATION:
+    # Fields shown only in some shapes of a type (a switch's warm-up) count once any shape
+    # carries them: every key an entry has is in the schema, every key of the schema in one.
+    shown: dict[str, set[str]] = {}
+    for op in (*EVERY_OPERATION, *OTHER_SHAPES):
         entry = operation_entry(op, _wrap, lambda c: "no")
-        assert set(entry) == variants[op.type_name], op.type_name
+        assert set(entry) <= variants[op.type_name], op.type_name
+        shown.setdefault(op.type_name, set()).update(entry)
+    assert shown == variants

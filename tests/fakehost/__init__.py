@@ -46,6 +46,7 @@ TOOLS = (
     "journalctl",
     "id",
     "usermod",
+    "systemd-run",
 )
 
 # Not taken from the real system: faked, or answering about the real machine instead of the fake.
@@ -521,8 +522,10 @@ class FakeHost:
         after_s: float = 1.0,
         after_checks: int | None = None,
         journal: Sequence[str] = (),
+        unit: str | None = None,
     ) -> None:
-        """How a gateway whose unit's ExecStart line contains `match` behaves when systemd
+        """How a gateway whose unit's ExecStart line contains `match` (and, with `unit`, only
+        when that unit starts it: e.g. a warm-up's transient unit) behaves when systemd
         starts it: "fail" (its process exits at once with `exit_status`, systemd restarts it:
         activating/auto-restart, NRestarts counting; nothing listens), "crash_after" (healthy,
         then exits `after_s` later, or right after answering `after_checks` health checks, and
@@ -542,6 +545,7 @@ class FakeHost:
                         "after_s": after_s,
                         "after_checks": after_checks,
                         "journal": list(journal),
+                        **({"unit": unit} if unit else {}),
                     }
                 )
             h.data["start_behaviour"] = rules

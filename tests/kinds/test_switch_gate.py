@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from file_tree import file_tree
 
-from reconciler.core.action import Action, GatedSwitch, WriteFile
+from reconciler.core.action import WARM_UP_STOP_S, Action, GatedSwitch, WriteFile
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.plan import Plan
 from reconciler.facts.switches import BAD_VERSIONS, memory_dir
@@ -162,6 +162,9 @@ def test_apply_installs_then_switches_and_reports_the_downtime(gw: GatewayHost) 
     assert not plan.runnable, [a.address for a in plan.runnable]  # converged in one pass
 
 
+WARM_UP_UNIT = "reconciler-warm-up-ops.service"
+
+
 def test_every_restart_of_a_switch_outlasts_the_units_stop_timeout(
     gw: GatewayHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -185,9 +188,16 @@ def test_every_restart_of_a_switch_outlasts_the_units_stop_timeout(
         for line in gw.fake.unit_path(UNIT).read_text().splitlines()
         if line.startswith("TimeoutStopSec=")
     )
-    stops = [c for c in seen if c.argv[:3] == ("systemctl", "--user", "stop")]
+    stops = [c for c in seen if c.argv[:4] == ("systemctl", "--user", "stop", UNIT)]
     assert len(stops) == 2  # before the state copy, before putting it back
     assert all(c.timeout_s > stop for c in (*restarts, *stops))
+    # The warm-up's transient unit too (its TimeoutStopSec is WARM_UP_STOP_S): a leftover's
+    # stop before it starts, and its own stop once it failed.
+    warm_stops = [
+        c for c in seen if c.argv[:4] == ("systemctl", "--user", "stop", WARM_UP_UNIT)
+    ]
+    assert len(warm_stops) == 2
+    assert all(c.timeout_s > WARM_UP_STOP_S for c in warm_stops)
 
 
 def test_a_failed_install_skips_the_switch_no_downtime(gw: GatewayHost) -> None:

@@ -277,7 +277,10 @@ class Host:
             self.dirty = True
             return self.data
         _fill_defaults(self.data, default_state(self.data.get("root", "/")))
-        if any((rt or {}).get("crash_at") for rt in self.data["systemd"]["units"].values()):
+        if any(
+            (rt or {}).get("crash_at") or (rt or {}).get("runtime_max_at")
+            for rt in self.data["systemd"]["units"].values()
+        ):
             Systemd(self).settle()
         return self.data
 
@@ -794,6 +797,8 @@ class Systemd:
 
     def need_reload(self, name: str) -> bool:
         info = self.loaded(name)
+        if info is not None and info.get("transient"):
+            return False  # made by `systemd-run`: no file on disk to differ from
         disk = self.file_info(name)
         if info is None:
             return disk is not None
@@ -807,6 +812,10 @@ class Systemd:
         for name in self.disk_units():
             info = self.file_info(name)
             if info is not None:
+                new[name] = info
+        # Transient units (systemd-run) live in /run, not in a unit directory: a reload keeps them.
+        for name, info in self.sd["loaded"].items():
+            if info.get("transient"):
                 new[name] = info
         self.sd["loaded"] = new
         # units that vanished and are not running are forgotten
@@ -900,7 +909,15 @@ class Systemd:
             )
             return
         argv = unit_exec_argv(parsed) or ["/bin/true"]
-        behaviour = start_behaviour(self.st, argv)
+        behaviour = start_behaviour(self.st, argv, name)
+        transient = bool((self.loaded(name) or {}).get("transient"))
+        if behaviour.get("mode") == "fail" and transient:
+            # A transient unit restarts nothing (Restart=no): failed, then garbage-collected
+            # when it was made with --collect (CollectMode=inactive-or-failed).
+            self.journal(name, behaviour)
+            self._set_rt(name, active="active", sub="running", main_pid=0, inactive_exit=t)
+            self.stop(name, result="exit-code", failed=True)
+            return
         if behaviour.get("mode") == "fail":
             # Type=simple: the start job succeeds, the process exits at once, Restart=always.
             self._set_rt(
@@ -945,6 +962,9 @@ class Systemd:
             ),
             crash_status=int(behaviour.get("exit_status", 1)),
             crash_journal=behaviour.get("journal") or [],
+            runtime_max_at=(
+                t + float(runtime_max) if (runtime_max := runtime_max_s(parsed)) else None
+            ),
         )
         write_proc(self.h)
 
@@ -959,8 +979,18 @@ class Systemd:
         crashes again (activating/auto-restart, NRestarts counting); nothing listens."""
         t = now()
         for name, rt in sorted(self.sd["units"].items()):
+            limit = rt.get("runtime_max_at")
+            if limit and limit <= t and rt.get("active") == "active":
+                # RuntimeMaxSec= passed: systemd stops it (SIGTERM, its whole cgroup) and
+                # the unit ends `failed` with result `timeout`.
+                self.stop(name, result="timeout", failed=True)
+                continue
             at = rt.get("crash_at")
             if not at or at > t or rt.get("active") != "active":
+                continue
+            if (self.loaded(name) or {}).get("transient"):
+                self.journal(name, {"journal": rt.get("crash_journal") or []})
+                self.stop(name, result="exit-code", failed=True)  # Restart=no
                 continue
             pid = int(rt.get("main_pid") or 0)
             if pid:
@@ -996,7 +1026,13 @@ class Systemd:
             wait_port=None,
             active_exit=t if state == "active" else rt.get("active_exit"),
             inactive_enter=t,
+            runtime_max_at=None,
         )
+        info = self.loaded(name) or {}
+        if info.get("transient") and info.get("collect"):
+            # --collect: unloaded as soon as it is inactive or failed (it never existed).
+            self.sd["units"].pop(name, None)
+            self.sd["loaded"].pop(name, None)
         write_proc(self.h)
         for port in freed:
             self.retry_waiting(port)
@@ -1029,11 +1065,27 @@ class Systemd:
                 self.stop(name)
 
 
-def start_behaviour(st: dict, argv: list[str]) -> dict:
-    """How a gateway started with `argv` behaves (FakeHost.set_start_behaviour): the first
-    rule whose `match` occurs in the command line; {} (a healthy start) when none does."""
+def runtime_max_s(parsed: dict) -> float | None:
+    """A unit's RuntimeMaxSec= in seconds (a plain number, or with an `s`/`min` suffix)."""
+    values = parsed.get("Service", {}).get("RuntimeMaxSec") or []
+    if not values or values[-1] in ("", "infinity"):
+        return None
+    value = values[-1].strip()
+    scale = 60.0 if value.endswith("min") else 1.0
+    try:
+        return float(value.removesuffix("min").removesuffix("s")) * scale
+    except ValueError:
+        return None
+
+
+def start_behaviour(st: dict, argv: list[str], unit: str | None = None) -> dict:
+    """How a gateway started with `argv` (by `unit`) behaves (FakeHost.set_start_behaviour):
+    the first rule whose `match` occurs in the command line, and whose `unit`, when it names
+    one, is that unit; {} (a healthy start) when none does."""
     line = " ".join(argv)
     for rule in st.get("start_behaviour") or []:
+        if rule.get("unit") and rule["unit"] != unit:
+            continue
         if rule.get("match") and rule["match"] in line:
             return rule
     return {}
