@@ -193,9 +193,7 @@ def test_every_restart_of_a_switch_outlasts_the_units_stop_timeout(
     assert all(c.timeout_s > stop for c in (*restarts, *stops))
     # The warm-up's transient unit too (its TimeoutStopSec is WARM_UP_STOP_S): a leftover's
     # stop before it starts, and its own stop once it failed.
-    warm_stops = [
-        c for c in seen if c.argv[:4] == ("systemctl", "--user", "stop", WARM_UP_UNIT)
-    ]
+    warm_stops = [c for c in seen if c.argv[:4] == ("systemctl", "--user", "stop", WARM_UP_UNIT)]
     assert len(warm_stops) == 2
     assert all(c.timeout_s > WARM_UP_STOP_S for c in warm_stops)
 
