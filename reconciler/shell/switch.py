@@ -561,7 +561,7 @@ def run_warm_up(runner: SwitchRunner, warm: WarmUp) -> WarmUpReport:
         )
     except (OSError, InputRefused, UnicodeDecodeError) as exc:
         return WarmUpReport("failed", time.monotonic() - began, f"cannot prepare it: {exc}")
-    report = _warm_up_wait(runner, warm, port, began)
+    report = _warm_up_wait(runner, warm, port)
     stopped = _stop_transient(runner, warm.unit)
     with contextlib.suppress(OSError):
         call_as(account, partial(remove_warm_up, warm.directory))
@@ -571,7 +571,7 @@ def run_warm_up(runner: SwitchRunner, warm: WarmUp) -> WarmUpReport:
     return replace(report, seconds=time.monotonic() - began)
 
 
-def _warm_up_wait(runner: SwitchRunner, warm: WarmUp, port: int, began: float) -> WarmUpReport:
+def _warm_up_wait(runner: SwitchRunner, warm: WarmUp, port: int) -> WarmUpReport:
     started = runner.run(warm_up_command(warm, port))
     if not started.ok:
         return WarmUpReport("failed", 0.0, f"systemd-run: {started.summary()}")
