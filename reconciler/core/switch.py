@@ -39,7 +39,7 @@ class WarmUpReport:
             return f"warmed up in {self.seconds:.1f} s"
         why = f": {self.detail}" if self.detail else ""
         if self.outcome == "timed-out":
-            return f"warm-up not ready within {self.seconds:.0f} s, stopped{why}; started cold"
+            return f"warm-up stopped after {self.seconds:.1f} s{why}; started cold"
         return f"warm-up failed after {self.seconds:.1f} s{why}; started cold"
 
     def record(self) -> dict[str, object]:

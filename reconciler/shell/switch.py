@@ -591,7 +591,11 @@ def _warm_up_wait(runner: SwitchRunner, warm: WarmUp, port: int) -> WarmUpReport
             return WarmUpReport("ready", 0.0)
         last = health.detail or last
         if time.monotonic() >= deadline:
-            return WarmUpReport("timed-out", 0.0, f"`gateway health`: {last}")
+            return WarmUpReport(
+                "timed-out",
+                0.0,
+                f"not ready within {warm.timeout_s:g} s (`gateway health`: {last})",
+            )
         runner.sleep(POLL_S)
 
 

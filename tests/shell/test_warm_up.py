@@ -177,7 +177,7 @@ def test_a_warm_up_that_never_answers_is_stopped_at_its_deadline(gw: GatewayHost
     result = gw.apply(spec(NEW))
     done, detail = outcome(result)
     assert done == "applied", detail
-    assert "warm-up not ready within 2 s, stopped" in detail
+    assert "warm-up stopped after " in detail and ": not ready within 2 s (" in detail
     assert "1011" in detail  # what its `gateway health` said last
     assert WARM_UP not in gw.fake.loaded_units() and not warm_dir(gw).exists()
     # The run record keeps it too.
