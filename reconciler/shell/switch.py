@@ -122,6 +122,8 @@ REPLACED_STOP_DEADLINE_S = 90.0 + 30.0
 POLL_S = 0.5  # between health checks (a real `gateway health` itself takes about 3 s)
 # A state directory's copy (or its restore) may take long: many sessions, a slow disk.
 STATE_COPY_TIMEOUT_S = 900.0
+#: how long a rollback waits, at least, for the version that served before to answer again
+ROLLBACK_START_S = 300.0
 JOURNAL_LINES = 10
 _MAX_COPY = 4 * 1024 * 1024
 _STATE_PROPERTIES = (*RESTART_PROPERTIES, "ActiveState", "SubState")
@@ -658,11 +660,15 @@ class Gate:
         tail = probe.parse(self.runner.run(probe.command(self.runner.host)))
         return tail.lines or ((tail.detail,) if tail.detail else ())
 
-    def wait_healthy(self, check: Command, started: float, settle_s: float) -> Health:
+    def wait_healthy(
+        self, check: Command, started: float, settle_s: float, timeout_s: float | None = None
+    ) -> Health:
         """Poll `check` until healthy and still healthy `settle_s` later, with no restart of
-        the unit in between; or the reason it was not, at `start_timeout_s` after `started`."""
+        the unit in between; or the reason it was not, at `timeout_s` (default
+        `start_timeout_s`) after `started`."""
         op, runner = self.op, self.runner
-        deadline = started + op.start_timeout_s
+        timeout_s = op.start_timeout_s if timeout_s is None else timeout_s
+        deadline = started + timeout_s
         base_restarts, _, _ = self.process_state()
         first_ok: float | None = None
         last = "no answer yet"
@@ -693,9 +699,7 @@ class Gate:
             else:
                 last = health.detail or last
             if now >= end:
-                return Health(
-                    None, f"`gateway health` not ok within {op.start_timeout_s:g} s: {last}"
-                )
+                return Health(None, f"`gateway health` not ok within {timeout_s:g} s: {last}")
             runner.sleep(POLL_S)
 
     def restart(self) -> tuple[float, str]:
@@ -924,7 +928,13 @@ def _roll_back(
     if not problem:
         began, problem = gate.restart()
         if not problem:
-            back = gate.wait_healthy(op.rollback_check, began, 0.0)
+            # The version that served before gets the time it needs to come back, not only
+            # what the spec allows the new one: a clawdbot start takes 60-90 s on 2 loaded
+            # cores, and a spec whose start_timeout a new release's cold start overran (the
+            # e2e's failed move) would otherwise call a working rollback failed.
+            back = gate.wait_healthy(
+                op.rollback_check, began, 0.0, max(op.start_timeout_s, ROLLBACK_START_S)
+            )
             problem = back.reason
             if back.healthy_at is not None:
                 downtime = back.healthy_at - down_since

@@ -530,9 +530,10 @@ class FakeHost:
         activating/auto-restart, NRestarts counting; nothing listens), "crash_after" (healthy,
         then exits `after_s` later, or right after answering `after_checks` health checks, and
         keeps crashing), "unhealthy" (listens, HTTP answers,
-        `gateway health` fails with 1011). `journal`: the lines it writes when it dies.
+        `gateway health` fails with 1011), "slow" (a cold start: `gateway health` fails with
+        1006 until `after_s` after the start, then answers). `journal`: the lines it writes when it dies.
         Rules are tried in the order they were set; "healthy" removes the rule for `match`."""
-        if mode not in ("fail", "crash_after", "unhealthy", "healthy"):
+        if mode not in ("fail", "crash_after", "unhealthy", "slow", "healthy"):
             raise ValueError(f"unknown start behaviour {mode!r}")
         with self._edit() as h:
             rules = [r for r in h.data.get("start_behaviour") or [] if r["match"] != match]

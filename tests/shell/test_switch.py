@@ -173,6 +173,23 @@ def test_the_config_the_new_version_rewrote_is_put_back(fake: FakeHost) -> None:
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
 
 
+def test_a_rollback_waits_for_the_old_version_longer_than_the_new_one_was_given(
+    fake: FakeHost,
+) -> None:
+    """start_timeout is what the spec allows the NEW version; the old one, which served before,
+    must not be called a failed rollback because its own start (clawdbot: 60-90 s) is longer
+    (the e2e's move whose gate a short start_timeout failed)."""
+    fake.set_start_behaviour(f"/{NEW}/", "unhealthy")
+    fake.set_start_behaviour(f"/{OLD}/", "slow", after_s=4.5)
+    host = host_context(fake)
+    result = runner(fake, host).execute(switch_op(fake, host, start_timeout_s=2.0))
+    report = result.report
+    assert report is not None and report.outcome == "rolled-back", result.detail
+    assert "not ok within 2 s" in report.reason
+    assert report.downtime_s is not None and report.downtime_s >= 4.5
+    assert running_version(fake) == OLD
+
+
 def test_a_failing_rollback_reports_both_and_keeps_the_copies(fake: FakeHost) -> None:
     fake.set_start_behaviour("/clawdbot/", "fail", journal=["boom"])  # every version fails
     host = host_context(fake)

@@ -939,6 +939,9 @@ class Systemd:
         )
         if behaviour.get("mode") == "unhealthy":
             self.st["processes"][str(pid)]["rpc_broken"] = True
+        if behaviour.get("mode") == "slow":
+            # a cold start: its RPC answers only `after_s` after the start
+            self.st["processes"][str(pid)]["ready_at"] = t + float(behaviour.get("after_s", 1.0))
         if behaviour.get("mode") == "crash_after" and behaviour.get("after_checks"):
             # Deterministic: it dies right after answering that many health checks.
             self.st["processes"][str(pid)]["checks_left"] = int(behaviour["after_checks"])
