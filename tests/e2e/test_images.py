@@ -153,11 +153,16 @@ def test_npmrc_is_offline_from_the_bound_cache_with_the_fill_settings() -> None:
 def test_npm_cache_sets_are_what_the_reconciler_installs() -> None:
     """The cache holds the dependency sets the reconciler's package.json asks for, for the
     versions the update scenario uses (a mismatch would fail the offline install: ENOTCACHED)."""
+    from reconciler.gateway.node import package_json as node_package_json
     from reconciler.gateway.versions import package_json
     from reconciler.spec.loader import load_spec
 
     spec = load_spec(Path(__file__).parent / "specs/updates.yaml")
+    node = f"node-{images.NODE24_VERSION}"
+    assert json.loads(node_package_json(images.NODE24_VERSION)) == images.NPM_CACHE_SETS[node]
     for label, expected in images.NPM_CACHE_SETS.items():
+        if label == node:
+            continue
         version = label.removeprefix("openclaw-")
         written = json.loads(package_json(spec, version))
         assert written["dependencies"] == expected["dependencies"], label

