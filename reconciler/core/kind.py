@@ -7,19 +7,35 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from reconciler.core.action import Action, KindPlan, PlanError
-from reconciler.core.host import Account, HostContext
+from reconciler.core.host import Account, HostContext, user_sudoers_line
 from reconciler.core.probe import Facts, Probe
 from reconciler.spec.model import Spec
 
 NO_FACTS = Facts(values={}, results={})
 
-# What a kind may need of the host before it can probe or plan, each with why it is not met:
-# - "user": the spec's user exists here (its home, its uid, its manager are known).
-Need = Literal["user"]
+
+def _as_user(host: HostContext) -> str | None:
+    """Why we may not act as the spec's user here (None when we may, or when there is no
+    user: "user" says so first)."""
+    if host.user is None or host.can_act_for_user:
+        return None
+    user, invoker = host.user.name, host.invoker.name
+    return (
+        f"changes {user}'s files and services; we are {invoker} (run as {user} or as root, "
+        f"or allow {invoker} to act as {user} in /etc/sudoers.d/reconciler, edited with "
+        f"visudo: {user_sudoers_line(invoker, user)})"
+    )
+
+
+# What a kind (or an action, core/needs.py) may need of the host, each with why it is not met:
+# - "user": the spec's user exists here (its home, its uid, its manager are known);
+# - "as-user": we may act as that user (we are the user or root, or sudo lets us).
+Need = Literal["user", "as-user"]
 NEEDS: dict[Need, Callable[[HostContext], str | None]] = {
     "user": lambda host: (
         None if host.user is not None else f"user {host.user_name!r} does not exist on this host"
     ),
+    "as-user": _as_user,
 }
 NEEDS_USER: frozenset[Need] = frozenset({"user"})
 

@@ -12,6 +12,7 @@ from graphlib import CycleError, TopologicalSorter
 from reconciler.core.action import Action, Finding, Handler, KindPlan, PlanError, PlanView
 from reconciler.core.host import HostContext
 from reconciler.core.kind import ResourceKind, unmet_need
+from reconciler.core.needs import Gates
 from reconciler.core.probe import Facts, ProbeFailed
 from reconciler.frozen import frozen
 from reconciler.spec.model import Spec
@@ -64,14 +65,15 @@ def build_plan(spec: Spec, host: HostContext, facts: Facts, kinds: Sequence[Reso
     so far (a later kind's handler sees an earlier one's handler actions too). A kind's handler
     actions are listed right after its own actions, so the listing order stays the kinds'.
     """
-    parts = [_part(kind, spec, host, facts) for kind in kinds]
+    gates = Gates(spec, host, facts)
+    parts = [_part(kind, spec, host, facts, gates) for kind in kinds]
     listed: list[list[Action]] = [list(part.actions) for part in parts]
     findings: list[list[Finding]] = [list(part.findings) for part in parts]
     errors: list[list[str]] = [list(part.errors) for part in parts]
     view = PlanView(a for group in listed for a in group)
     for i, (kind, part) in enumerate(zip(kinds, parts, strict=True)):
         for handler in part.handlers:
-            done = _guarded(kind.name, functools.partial(handler.build, view))
+            done = _guarded(kind.name, _gated(gates, functools.partial(handler.build, view)))
             wired = [_wired(handler, action, view) for action in done.actions]
             listed[i].extend(wired)
             view.add(wired)
@@ -85,14 +87,31 @@ def build_plan(spec: Spec, host: HostContext, facts: Facts, kinds: Sequence[Reso
     )
 
 
-def _part(kind: ResourceKind, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
-    """A kind's plan; while one of its needs is not met, its placeholders, blocked with why
-    (the one place that decides it: kinds declare `needs`, they do not check them)."""
+def _part(
+    kind: ResourceKind, spec: Spec, host: HostContext, facts: Facts, gates: Gates
+) -> KindPlan:
+    """A kind's plan, each action with its needs' gates (core/needs.py); while one of the
+    kind's own needs is not met, its placeholders, blocked with why (the one place that
+    decides both: kinds declare `needs`, their actions' operations imply theirs, and neither
+    is checked by a kind)."""
     reason = unmet_need(kind, host)
     if reason is not None:
         placeholders = kind.placeholders(spec, host)
         return KindPlan(actions=tuple(replace(a, blocked=reason) for a in placeholders))
-    return _guarded(kind.name, functools.partial(kind.plan, spec, host, facts))
+    return _guarded(kind.name, _gated(gates, functools.partial(kind.plan, spec, host, facts)))
+
+
+def _gated(gates: Gates, build: Callable[[], KindPlan]) -> Callable[[], KindPlan]:
+    """`build`, its actions given their needs' gates (inside `_guarded`: a fact a gate reads
+    may have failed, as a kind's may)."""
+
+    def gated() -> KindPlan:
+        part = build()
+        if not part.actions:
+            return part
+        return replace(part, actions=tuple(gates.apply(a) for a in part.actions))
+
+    return gated
 
 
 def _guarded(name: str, plan: Callable[[], KindPlan]) -> KindPlan:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.core.host import Account, HostContext, RecordedLookups, user_sudoers_line
+from reconciler.core.host import Account, HostContext, RecordedLookups
 from reconciler.core.kind import NEEDS
 from reconciler.frozen import frozen
 from reconciler.gateway.addresses import profile_address
@@ -111,13 +111,4 @@ def token_key(spec: Spec) -> str:
 
 def user_blocker(host: HostContext) -> str | None:
     """Why the spec user's files and services cannot be changed from here, or None."""
-    if host.user is None:
-        return NEEDS["user"](host)
-    if not host.can_act_for_user:
-        return (
-            f"changes {host.user.name}'s files and services; we are {host.invoker.name} "
-            f"(run as {host.user.name} or as root, or allow {host.invoker.name} to act as "
-            f"{host.user.name} in /etc/sudoers.d/reconciler, edited with visudo: "
-            f"{user_sudoers_line(host.invoker.name, host.user.name)})"
-        )
-    return None
+    return NEEDS["user"](host) or NEEDS["as-user"](host)

@@ -1,13 +1,16 @@
 """What the unit-related kinds share about systemd (a private helper, not a kind).
 
-- the user's manager: every unit action (`enable`, `start`, `stop`, `daemon-reload`) talks to
-  it. Whether it answers is a fact of the one batched `systemctl --user show`: without linger
-  and without a login session it does not ("Failed to connect to bus"). Then those actions wait
-  for the `linger` action when the plan turns linger on (enabling linger starts the manager),
-  and are blocked with the reason otherwise; on a host whose init is not systemd at all they
-  are blocked with that reason;
-- `systemctl --user` commands, the header of the unit files we write, and how a word is
-  written into a unit file (quoting, specifiers) and a unit file's diff shown (secrets hidden).
+- the needs of systemd steps, registered with the planner (core/needs.py), which applies them
+  to every action: a `systemctl --user` step (and a gated switch) needs the user's manager;
+  whether it answers is a fact of the one batched `systemctl --user show`: without linger and
+  without a login session it does not ("Failed to connect to bus"). Then the step waits for
+  the `linger` action when the plan turns linger on (enabling linger starts the manager), and
+  is blocked with the reason otherwise. A unit file, a manager step and `loginctl` need
+  systemd: on a host whose init is not systemd at all they are blocked with that reason. No
+  kind checks either itself;
+- `systemctl --user` commands, the header of the unit files we write, the timers' upkeep, and
+  how a word is written into a unit file (quoting, specifiers) and a unit file's diff shown
+  (secrets hidden).
 """
 
 from __future__ import annotations
@@ -19,11 +22,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.action import Action, AttributeChange, PlanError, RunCommand, WriteFile
+from reconciler.core.action import (
+    Action,
+    AttributeChange,
+    GatedSwitch,
+    Operation,
+    PlanError,
+    RemoveFile,
+    RunCommand,
+    WriteFile,
+)
 from reconciler.core.command import Command
 from reconciler.core.diff import attribute_changes
 from reconciler.core.host import HostContext
 from reconciler.core.kind import spec_user
+from reconciler.core.needs import ActionNeed, Gate, Rules, register_rules
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import FileTextContext, keeps_file_content
 from reconciler.facts.files import PathProbe, PathState
@@ -168,25 +181,60 @@ def linger_planned(spec: Spec, facts: Facts) -> bool:
     return bool(spec.linger) and linger_changes(spec.linger, facts.get(LingerProbe(spec.host.user)))
 
 
-def systemd_blocker(facts: Facts) -> str | None:
-    """ "systemd is not running on this host (PID 1 is ...)", or None when it runs."""
-    return facts.get(SystemdProbe()).blocker()
+def _manager_down(facts: Facts) -> UnitStatus | None:
+    """A unit's status that says the user's manager did not answer, or None (it answered, or
+    no unit was asked about): all units are read in one `systemctl --user show`, so one
+    unreachable unit means all are."""
+    return next(
+        (v for v in facts.values.values() if isinstance(v, UnitStatus) and not v.reachable),
+        None,
+    )
 
 
-def manager_gate(
-    spec: Spec, host: HostContext, facts: Facts, status: UnitStatus | None
-) -> tuple[tuple[str, ...], str | None]:
-    """(depends_on, blocked) for an action that needs the user's manager, as `status` (a unit
-    the manager was asked about) shows it. For kinds that need the spec's user."""
-    down = systemd_blocker(facts)
-    if down is not None:
-        return (), down
-    if status is None or status.reachable:
-        return (), None
+_MANAGER: frozenset[ActionNeed] = frozenset({"as-user", "systemd", "user-manager"})
+_UNIT_FILE: frozenset[ActionNeed] = frozenset({"as-user", "systemd"})
+_SYSTEMD: frozenset[ActionNeed] = frozenset({"systemd"})
+
+
+def _needs_of(op: Operation, host: HostContext) -> frozenset[ActionNeed]:
+    """What an operation needs of systemd, from what it is: a `systemctl --user` step and a
+    gated switch (it reloads and restarts units) talk to the user's manager, a file in the
+    user's unit directory is read by it (no use without systemd), `loginctl` is systemd's."""
+    if isinstance(op, RunCommand):
+        argv = op.command.argv
+        if Path(argv[0]).name == "systemctl" and "--user" in argv[1:2]:
+            return _MANAGER
+        return _SYSTEMD if Path(argv[0]).name == "loginctl" else frozenset()
+    if isinstance(op, GatedSwitch):
+        return _MANAGER
+    if isinstance(op, WriteFile | RemoveFile) and op.path.parent == unit_dir(host):
+        return _UNIT_FILE
+    return frozenset()
+
+
+def _gate(need: ActionNeed, spec: Spec, host: HostContext, facts: Facts) -> Gate:
+    """systemd: blocked when it is not PID 1. The user's manager: met when it answers; else
+    wait for the `linger` action when this plan turns linger on (that starts the manager),
+    else blocked, saying how to start it (the planner asked "user" and "systemd" first)."""
+    if need == "systemd":
+        if SystemdProbe() not in facts.values:
+            # A kind planned a systemd step without probing systemd: its bug, said plainly.
+            raise PlanError("a systemd step was planned without probing whether systemd runs")
+        return Gate(blocked=facts.get(SystemdProbe()).blocker())
+    if need != "user-manager":
+        return Gate()
+    status = _manager_down(facts)
+    if status is None:
+        return Gate()
     if linger_planned(spec, facts):
-        return (LINGER,), None
+        return Gate(depends_on=(LINGER,))
     user = spec_user(host).name
-    return (), (f"{status.detail} for {user}: set linger: true in the spec, or log in as {user}")
+    return Gate(
+        blocked=f"{status.detail} for {user}: set linger: true in the spec, or log in as {user}"
+    )
+
+
+register_rules(Rules(needs_of=_needs_of, gate=_gate))
 
 
 _NEEDS_QUOTES = re.compile(r"[\s\"'\\;]")

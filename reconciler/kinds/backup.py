@@ -57,9 +57,7 @@ from reconciler.kinds._invocation import invocation_probe, program, unusable_int
 from reconciler.kinds._systemd import (
     UnitRenderError,
     UserTimer,
-    manager_gate,
     systemctl,
-    systemd_blocker,
     timer_upkeep,
     unit_file_action,
     with_block,
@@ -212,14 +210,11 @@ def plan_backups(spec: Spec, backup: Backup, host: HostContext, facts: Facts) ->
     """Prerequisites, the repository, the unit files, the timer handler, the freshness."""
     actions = [*_prerequisites(backup, host, facts)]
     actions.extend(_repository(backup, host, facts, [a.address for a in actions]))
-    blocker = user_blocker(host) or systemd_blocker(facts)
     files = _unit_files(spec, backup, host, facts)
-    actions.extend(with_block(action, blocked=blocker or block) for action, block in files)
-    timer_status = facts.get(UnitStatusProbe(TIMER_UNIT))
-    gate = manager_gate(spec, host, facts, timer_status)
+    actions.extend(with_block(action, blocked=block) for action, block in files)
 
     def timer(view: PlanView) -> KindPlan:
-        return _timer_state(facts, view, gate, blocker)
+        return _timer_state(facts, view)
 
     history = facts.get(BackupHistoryProbe(history_path(host)))
     return KindPlan(
@@ -345,14 +340,8 @@ def _unit_files(
     ]
 
 
-def _timer_state(
-    facts: Facts,
-    view: PlanView,
-    gate: tuple[tuple[str, ...], str | None],
-    blocker: str | None,
-) -> KindPlan:
+def _timer_state(facts: Facts, view: PlanView) -> KindPlan:
     """The timer enabled and active; restarted when its file changed under it (the handler)."""
-    gate_deps, gate_block = gate
     status = facts.get(UnitStatusProbe(TIMER_UNIT))
     service = facts.get(UnitStatusProbe(SERVICE_UNIT))
     written = view.triggering(STATE)
@@ -371,7 +360,6 @@ def _timer_state(
         *(a.address for a in written),
         *((DAEMON_RELOAD,) if reload_planned else ()),
         *((REPOSITORY,) if view.planned(REPOSITORY) else ()),
-        *gate_deps,
     ]
     action = Action(
         STATE,
@@ -380,7 +368,6 @@ def _timer_state(
         tuple(operations),
         changes=upkeep.changes,
         depends_on=tuple(dict.fromkeys(after)),
-        blocked=blocker or gate_block,
     )
     return KindPlan(actions=(action,))
 
@@ -428,9 +415,7 @@ def _hours(seconds: float) -> str:
 
 def plan_removal(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
     """Timer stopped and disabled, then both files removed (the shared reload follows)."""
-    blocker = user_blocker(host) or systemd_blocker(facts)
     status = facts.get(UnitStatusProbe(TIMER_UNIT))
-    gate_deps, gate_block = manager_gate(spec, host, facts, status)
     present = [
         (address, path)
         for address, path in ((SERVICE, service_path(host)), (UNIT, timer_path(host)))
@@ -451,8 +436,6 @@ def plan_removal(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
                     if status.reachable
                     else {},
                 ),
-                depends_on=gate_deps,
-                blocked=blocker or gate_block,
             )
         )
     for address, path in present:
@@ -463,7 +446,6 @@ def plan_removal(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
                 f"{path.name} is not wanted (the spec has no backup section)",
                 (RemoveFile(path),),
                 depends_on=(STATE,) if operations else (),
-                blocked=blocker,
                 triggers=(DAEMON_RELOAD,),
             )
         )
@@ -477,8 +459,7 @@ def plan_removal(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
             "update",
             f"the user's manager must forget {SERVICE_UNIT} and {TIMER_UNIT}",
             (systemctl("daemon-reload"),),
-            depends_on=(*removed, *gate_deps),
-            blocked=blocker or gate_block,
+            depends_on=removed,
         )
         return KindPlan(actions=(forget,))
 

@@ -59,13 +59,12 @@ from reconciler.gateway.addresses import (
     unit_address,
     workspace_address,
 )
-from reconciler.gateway.paths import ProfilePaths, profile_paths, user_blocker, uses_token_file
+from reconciler.gateway.paths import ProfilePaths, profile_paths, uses_token_file
 from reconciler.gateway.versions import versioned
 from reconciler.kinds._move import replaced_units
 from reconciler.kinds._programs import gateway_program, location_probe, version_probe
 from reconciler.kinds._systemd import (
     managed_units,
-    manager_gate,
     manager_probes,
     systemctl,
     unit_status,
@@ -206,23 +205,17 @@ class GatewayServiceKind(Kind):
     def plan(self, spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
         # The reload and the services are handlers: what they do depends on what the other
         # kinds plan (unit and config writes, unit removals, a new gateway package).
-        gate_deps, gate_block = manager_gate(
-            spec, host, facts, unit_status(facts, managed_units(spec)[0])
-        )
-        blocked = user_blocker(host) or gate_block
         found = facts.get(listeners_probe(spec))
         listeners = tuple(found)  # read once: every profile's handler shares it
 
         def reload(view: PlanView) -> KindPlan:
-            action = _daemon_reload(spec, facts, view, gate_deps, blocked)
+            action = _daemon_reload(spec, facts, view)
             return KindPlan(actions=(action,) if action is not None else ())
 
         def service(profile: Profile) -> Handler:
             return Handler(
                 service_address(profile.name),
-                lambda view: _profile_service(
-                    spec, host, facts, view, profile, (gate_deps, blocked), listeners
-                ),
+                lambda view: _profile_service(spec, host, facts, view, profile, listeners),
             )
 
         return KindPlan(
@@ -243,13 +236,7 @@ def _replaced(view: PlanView, profile: str) -> str | None:
     )
 
 
-def _daemon_reload(
-    spec: Spec,
-    facts: Facts,
-    view: PlanView,
-    gate_deps: tuple[str, ...],
-    blocked: str | None,
-) -> Action | None:
+def _daemon_reload(spec: Spec, facts: Facts, view: PlanView) -> Action | None:
     """One reload after every unit write and removal, or when systemd asks for one."""
     triggered = [a.address for a in view.triggering(DAEMON_RELOAD)]
     written = [a for a in triggered if legacy_unit_name(a) is None]
@@ -269,8 +256,7 @@ def _daemon_reload(
         "update",
         "the user's manager must re-read its units: " + "; ".join(why),
         (systemctl("daemon-reload"),),
-        depends_on=tuple(dict.fromkeys([*written, *removed, *gate_deps])),
-        blocked=blocked,
+        depends_on=tuple(dict.fromkeys([*written, *removed])),
     )
 
 
@@ -280,16 +266,13 @@ def _profile_service(
     facts: Facts,
     view: PlanView,
     profile: Profile,
-    gate: tuple[tuple[str, ...], str | None],
     listeners: tuple[Listener, ...],
 ) -> KindPlan:
-    """One profile's service action (enable/start/restart) and its health check; `gate` is
-    the user manager's (depends_on, blocked)."""
-    gate_deps, blocked = gate
+    """One profile's service action (enable/start/restart) and its health check."""
     paths = profile_paths(spec, profile, host)
     status = unit_status(facts, paths.unit)
     triggers = Triggers.of(profile.name, view)
-    depends = [*gate_deps, *triggers.removals]
+    depends = [*triggers.removals]
     errors: list[str] = []
     for holder in port_holders(profile, paths, status, listeners):
         pruned = next((u for u in holder.cgroup if view.planned(legacy_unit_address(u))), None)
@@ -316,15 +299,14 @@ def _profile_service(
         action.operations,
         changes=action.changes,
         depends_on=tuple(dict.fromkeys(deps)),
-        blocked=blocked
-        or (
+        blocked=(
             f"{paths.unit} is masked (someone ran `systemctl --user mask`): unmask "
             "it by hand if it should run"
             if masked
             else None
         ),
     )
-    health = _health(spec, profile, service, blocked)
+    health = _health(spec, profile, service)
     return KindPlan(
         actions=(service, *((health,) if isinstance(health, Action) else ())),
         findings=(health,) if isinstance(health, Finding) else (),
@@ -332,9 +314,7 @@ def _profile_service(
     )
 
 
-def _health(
-    spec: Spec, profile: Profile, service: Action, blocked: str | None
-) -> Action | Finding | None:
+def _health(spec: Spec, profile: Profile, service: Action) -> Action | Finding | None:
     """The check that a (re)started gateway answers on its port; None when it only got enabled."""
     starts = any(
         isinstance(op, RunCommand) and op.command.argv[2] in ("start", "restart")
@@ -353,7 +333,6 @@ def _health(
         f"profile {profile.name}'s gateway answers on 127.0.0.1:{profile.port}",
         (WaitForPort(profile.port, spec.runtime.gateway.start_timeout_s),),
         depends_on=(service_address(profile.name),),
-        blocked=blocked,
     )
 
 

@@ -90,7 +90,6 @@ from reconciler.kinds._systemd import (
     UNIT_MODE,
     UnitRenderError,
     redact,
-    systemd_blocker,
     systemd_word,
     unit_diff,
 )
@@ -457,11 +456,9 @@ def _unit_action(
     if move is not None:
         # The unit of the product the spec's succeeds is still there: one reviewed move
         # (kinds/_move.py) writes this unit, renames the env file's variables (the token
-        # kept) and replaces that unit, behind the health gate.
-        action = plan_move(spec, profile, host, facts, paths, content, move)
-        return replace(
-            action, blocked=user_blocker(host) or systemd_blocker(facts) or action.blocked
-        )
+        # kept) and replaces that unit, behind the health gate. A gated switch talks to the
+        # user's manager: the planner gates it (core/needs.py).
+        return plan_move(spec, profile, host, facts, paths, content, move)
     found = facts.get(unit_probe(paths))
     kind: ActionKind = "update" if found.exists else "create"
     operations: list[Operation] = []
@@ -485,7 +482,9 @@ def _unit_action(
         )
     if not operations:
         return switch_gate(spec, profile, host, facts, None, content, by_hand)
-    blocked = user_blocker(host) or systemd_blocker(facts)
+    # Writing the token (or a unit into the user's unit directory, which the planner gates on
+    # systemd as well) acts as the user.
+    blocked = user_blocker(host)
     action = Action(
         unit_address(profile.name),
         kind if found.text != content else "update",

@@ -33,11 +33,9 @@ from reconciler.facts.profile_files import gateway_units_probe
 from reconciler.facts.systemd import UnitStatus, UnitStatusProbe
 from reconciler.frozen import frozen
 from reconciler.gateway.addresses import DAEMON_RELOAD, legacy_unit_address, service_address
-from reconciler.gateway.paths import user_blocker
 from reconciler.kinds._move import replaced_units
 from reconciler.kinds._systemd import (
     managed_units,
-    manager_gate,
     manager_probes,
     systemctl,
     unit_status,
@@ -187,17 +185,13 @@ class LegacyUnitsKind(Kind):
                     )
                 )
                 continue
-            actions.append(plan_removal(spec, host, facts, unit, claim))
+            actions.append(plan_removal(spec, unit, claim))
         return KindPlan(actions=tuple(actions), findings=tuple(findings))
 
 
-def plan_removal(
-    spec: Spec, host: HostContext, facts: Facts, unit: LegacyUnit, claim: str
-) -> Action:
-    gate_deps, gate_block = manager_gate(
-        spec, host, facts, unit_status(facts, managed_units(spec)[0])
-    )
-
+def plan_removal(spec: Spec, unit: LegacyUnit, claim: str) -> Action:
+    """Stop, disable and remove a gateway unit the spec does not own (the planner gates it on
+    the user's manager, as every `systemctl --user` step)."""
     why = (
         f"prune: true on profile {unit.profile}"
         if unit.profile and not spec.prune_units
@@ -213,8 +207,6 @@ def plan_removal(
             RemoveFile(unit.file.path, backup=True),
         ),
         changes=attribute_changes({}, {"file": str(unit.file.path), "state": unit.state()}),
-        depends_on=gate_deps,
-        blocked=user_blocker(host) or gate_block,
         warning=f"two gateways on port {unit.port}" if unit.profile else None,
         # The manager forgets the unit; the profile whose port it claims starts after it.
         triggers=(DAEMON_RELOAD, *((service_address(unit.profile),) if unit.profile else ())),

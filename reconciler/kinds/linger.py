@@ -20,7 +20,7 @@ from reconciler.core.probe import Facts, Probe
 from reconciler.facts.codec import Wanted, records
 from reconciler.facts.systemd import LingerProbe, SystemdProbe
 from reconciler.gateway.addresses import LINGER
-from reconciler.kinds._systemd import linger_changes, systemd_blocker
+from reconciler.kinds._systemd import linger_changes
 from reconciler.spec.model import Spec
 
 ADDRESS = LINGER
@@ -69,11 +69,8 @@ class LingerKind(Kind):
                     ),
                     operations=(RunCommand(command),),
                     changes=attribute_changes({"linger": spec.linger}, {"linger": actual}),
-                    blocked=(
-                        systemd_blocker(facts)
-                        if host.user
-                        else f"user {user!r} does not exist on this host"
-                    ),
+                    # Blocked without the user or systemd: `loginctl` needs both, and the
+                    # planner says so (core/needs.py), as for every systemd step.
                 ),
             )
         )

@@ -49,7 +49,7 @@ from reconciler.facts.invocation import (  # noqa: F401 (re-exported for its tes
 )
 from reconciler.facts.systemd import UnitStatus, UnitStatusProbe
 from reconciler.gateway.addresses import DAEMON_RELOAD
-from reconciler.gateway.paths import expand, placeholder_host, unit_dir, user_blocker
+from reconciler.gateway.paths import expand, placeholder_host, unit_dir
 from reconciler.kinds._invocation import (
     invocation_probe,
     program,
@@ -59,9 +59,7 @@ from reconciler.kinds._systemd import (
     HEADER,
     UnitRenderError,
     UserTimer,
-    manager_gate,
     systemctl,
-    systemd_blocker,
     systemd_word,
     timer_upkeep,
     unit_file_action,
@@ -232,12 +230,10 @@ def _reason(spec: Spec) -> str:
 
 def plan_enabled(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
     """Both files as rendered, then reload, then the timer enabled and active."""
-    blocker = user_blocker(host) or systemd_blocker(facts)
     timer_status = facts.get(UnitStatusProbe(TIMER_UNIT))
     service_status = facts.get(UnitStatusProbe(SERVICE_UNIT))
-    gate_deps, gate_block = manager_gate(spec, host, facts, timer_status)
     files = _enabled_files(spec, host, facts)
-    actions = [with_block(action, blocked=blocker or block) for action, block in files]
+    actions = [with_block(action, blocked=block) for action, block in files]
     written = [action.address for action, _ in files]
     stale = [s.unit for s in (service_status, timer_status) if s.reachable and s.need_daemon_reload]
     if written or stale:
@@ -253,17 +249,14 @@ def plan_enabled(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
                 f"the user's manager must re-read {SERVICE_UNIT} and {TIMER_UNIT}: {why}",
                 (systemctl("daemon-reload"),),
                 # After the gateway kinds' reload (when planned): one manager, one reload at a time.
-                depends_on=(*written, DAEMON_RELOAD, *gate_deps),
-                blocked=blocker or gate_block,
+                depends_on=(*written, DAEMON_RELOAD),
             )
         )
     timer_changes = any(a.address == UNIT and a.diff is not None for a, _ in files)
     state = _enabled_state(timer_status, timer_changes)
     if state is not None:
-        after = [*written, *((RELOAD,) if written or stale else ()), *gate_deps]
-        actions.append(
-            replace(state, depends_on=tuple(dict.fromkeys(after)), blocked=blocker or gate_block)
-        )
+        after = [*written, *((RELOAD,) if written or stale else ())]
+        actions.append(replace(state, depends_on=tuple(dict.fromkeys(after))))
     return KindPlan(actions=tuple(actions))
 
 
@@ -320,9 +313,7 @@ def _enabled_state(status: UnitStatus, timer_changes: bool) -> Action | None:
 
 def plan_disabled(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
     """Timer stopped and disabled, then both files removed, then reload. Nothing when absent."""
-    blocker = user_blocker(host) or systemd_blocker(facts)
     timer_status = facts.get(UnitStatusProbe(TIMER_UNIT))
-    gate_deps, gate_block = manager_gate(spec, host, facts, timer_status)
     files = [
         (SERVICE, service_path(host), facts.get(PathProbe(service_path(host), content=True))),
         (UNIT, timer_path(host), facts.get(PathProbe(timer_path(host), content=True))),
@@ -344,8 +335,6 @@ def plan_disabled(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
                     if known
                     else {},
                 ),
-                depends_on=gate_deps,
-                blocked=blocker or gate_block,
             )
         )
     state_dep = (STATE,) if actions else ()
@@ -357,7 +346,6 @@ def plan_disabled(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
                 f"{path.name} is not wanted (reconcile.timer.enabled is false)",
                 (RemoveFile(path),),
                 depends_on=state_dep,
-                blocked=blocker,
             )
         )
     if present:
@@ -368,8 +356,7 @@ def plan_disabled(spec: Spec, host: HostContext, facts: Facts) -> KindPlan:
                 "update",
                 f"the user's manager must forget {SERVICE_UNIT} and {TIMER_UNIT}",
                 (systemctl("daemon-reload"),),
-                depends_on=(*removed, DAEMON_RELOAD, *gate_deps),
-                blocked=blocker or gate_block,
+                depends_on=(*removed, DAEMON_RELOAD),
             )
         )
     return KindPlan(actions=tuple(actions))

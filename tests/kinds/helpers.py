@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.core.host import Account, HostContext
+from reconciler.core.kind import ResourceKind
+from reconciler.core.plan import Plan, build_plan
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.programs import ProgramLocation, ProgramLocationProbe
 from reconciler.facts.systemd import SystemdProbe, SystemdState
@@ -50,6 +52,12 @@ def make_host(invoker: Account = USER, user: Account | None = USER) -> HostConte
 
 
 SYSTEMD = SystemdState(True, "systemd")
+
+
+def planned(kind: ResourceKind, spec: Spec, host: HostContext, found: Facts) -> Plan:
+    """One kind's plan as the planner makes it: its actions with their needs' gates (systemd,
+    the user's manager: core/needs.py), ordered, blocks propagated."""
+    return build_plan(spec, host, found, [kind])
 
 
 def facts(values: dict[Probe[Any], Any]) -> Facts:

@@ -1,5 +1,6 @@
 """Linger as data: the flag file in, `loginctl enable-linger|disable-linger` out; blocked where
-no systemd runs (issue 12 #6) or the user does not exist."""
+no systemd runs (issue 12 #6) or the user does not exist (by the planner: `loginctl` needs
+both, core/needs.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from reconciler.core.host import HostContext
 from reconciler.facts.systemd import LingerProbe, SystemdProbe, SystemdState
 from reconciler.kinds.linger import LingerKind
 
-from .helpers import USER, facts, make_host, make_spec
+from .helpers import USER, facts, make_host, make_spec, planned
 
 
 def plan(wanted: bool | None, actual: bool, systemd: SystemdState | None = None):  # type: ignore[no-untyped-def]
     spec = make_spec(linger=wanted)
     values = {LingerProbe("user"): actual} | ({SystemdProbe(): systemd} if systemd else {})
-    return LingerKind().plan(spec, make_host(), facts(values))  # type: ignore[arg-type]
+    return planned(LingerKind(), spec, make_host(), facts(values))
 
 
 def test_turning_linger_on_is_one_root_command() -> None:
@@ -42,7 +43,7 @@ def test_without_systemd_linger_is_blocked_naming_pid_1() -> None:
 def test_a_missing_user_is_blocked() -> None:
     host = make_host(user=None)
     spec = make_spec(linger=True)
-    (action,) = LingerKind().plan(spec, host, facts({LingerProbe("user"): False})).actions
+    (action,) = planned(LingerKind(), spec, host, facts({LingerProbe("user"): False})).actions
     assert action.blocked == "user 'user' does not exist on this host"
 
 

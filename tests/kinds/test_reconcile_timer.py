@@ -46,7 +46,7 @@ from reconciler.spec.model import (
     Timer,
 )
 
-from .helpers import ROOT, USER, facts
+from .helpers import ROOT, USER, facts, planned
 
 PY = "/opt/r/bin/python"
 SPEC_FILE = Path("/srv/spec/vm102.yaml")
@@ -262,7 +262,8 @@ def _facts(
 
 def _plan(spec: Spec, host: HostContext | None = None, **kw: object) -> dict[str, Action]:
     host = host or _host()
-    result = ReconcileTimerKind().plan(spec, host, _facts(spec, host, **kw))  # type: ignore[arg-type]
+    result = planned(ReconcileTimerKind(), spec, host, _facts(spec, host, **kw))  # type: ignore[arg-type]
+    assert not result.errors, result.errors
     return {a.address: a for a in result.actions}
 
 
