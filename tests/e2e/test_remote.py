@@ -236,7 +236,7 @@ def test_a_fleet_is_planned_and_applied_over_ssh(
     r = admin("backup", "list", specs[1], "--json")
     assert r.returncode == 0 and json.loads(r.stdout), show(r)
     # `logs -f` streams until Ctrl-C, which ends journalctl there too: with the run's own
-    # connection, and behind a persisted master (the default), which outlives the run.
+    # connection, and behind a persisted master (RECONCILER_SSH_PERSIST=60), which outlives the run.
     # Where the persisted master's socket goes (0700, ours; short: a socket path holds 108 bytes).
     runtime = Path(tempfile.mkdtemp(prefix="rt-"))
     for persist in ("0", "60"):

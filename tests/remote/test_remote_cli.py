@@ -36,24 +36,24 @@ def remote(
 
 def test_a_remote_plan_is_the_local_plan_and_costs_one_round_trip(sshd: RunningSshd) -> None:
     local = reconciler("plan", str(SPEC), "--host-check=off", "--format", "json")
-    first = remote(sshd, "plan", str(SPEC), "--host-check=off", "--format", "json")
+    on = {"RECONCILER_SSH_PERSIST": "60"}
+    first = remote(sshd, "plan", str(SPEC), "--host-check=off", "--format", "json", env=on)
     assert first.returncode == local.returncode == 0, first.stderr
     shipped = sshd.sessions()
     assert shipped == 2  # the first run finds no agent there and sends it
-    second = remote(sshd, "plan", str(SPEC), "--host-check=off", "--format", "json")
+    second = remote(sshd, "plan", str(SPEC), "--host-check=off", "--format", "json", env=on)
     assert second.returncode == 0, second.stderr
     assert sshd.sessions() == shipped + 1  # warm target: ONE round trip for a whole plan
-    # The first run's connection stayed up (RECONCILER_SSH_PERSIST, 60 s by default): the
-    # second run made no handshake of its own.
+    # The first run's connection stayed up (RECONCILER_SSH_PERSIST=60): the second run made no
+    # handshake of its own.
     assert sshd.connections() == 1
     mine, theirs = json.loads(local.stdout), json.loads(second.stdout)
     assert theirs["actions"] == mine["actions"]
     assert theirs["summary"] == mine["summary"]
-    # Persistence off: a connection of the run's own, closed with it.
-    off = {"RECONCILER_SSH_PERSIST": "0"}
-    third = remote(sshd, "plan", str(SPEC), "--host-check=off", env=off)
+    # By default: a connection of the run's own, closed with it.
+    third = remote(sshd, "plan", str(SPEC), "--host-check=off")
     assert third.returncode == 0, third.stderr
-    fourth = remote(sshd, "plan", str(SPEC), "--host-check=off", env=off)
+    fourth = remote(sshd, "plan", str(SPEC), "--host-check=off")
     assert fourth.returncode == 0, fourth.stderr
     assert sshd.connections() == 3
 
