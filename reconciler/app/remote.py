@@ -68,11 +68,9 @@ class Remote:
 
 # RECONCILER_SSH_PERSIST=N keeps the connection to a host up N seconds after a run (OpenSSH's
 # ControlPersist): `plan` then `apply`, or the next fleet run, skip the handshake. Off by
-# default: in the real-sshd e2e, a link lost in the middle of an apply left the persisted
-# master hung on its dead connection, and the next run, with the link back, failed ("no route
-# to host") through it. A streamed command (`logs -f`) ends there with its client in both
-# modes: the agent watches its stdout, the side a persisted master closes when the client goes
-# (agent.py _start_heartbeat, docs/remote.md).
+# default until on has passed a fresh-clone CI (docs/remote.md). A streamed command (`logs -f`)
+# ends there with its client in both modes: the agent watches its stdout, the side a persisted
+# master closes when the client goes (agent.py _start_heartbeat, docs/remote.md).
 PERSIST_VARIABLE = "RECONCILER_SSH_PERSIST"
 PERSIST_DEFAULT_S = 0
 

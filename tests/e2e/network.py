@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -82,9 +84,20 @@ class PrivateNetwork:
         """Unplug host `index` (its veth goes down): connections to it stall, as a lost link does."""
         _ip("link", "set", f"v{index}", "down", netns=self.admin)
 
-    def restore(self, index: int) -> None:
-        """Plug host `index` back in."""
+    def restore(self, index: int, *, port: int = 22, timeout: float = 60.0) -> None:
+        """Plug host `index` back in, and return once its `port` accepts a connection from the
+        admin side again: a port brought up is not yet forwarding, and under load (CI, the
+        fast suite beside) the next command's connect failed with "no route to host"."""
         _ip("link", "set", f"v{index}", "up", netns=self.admin)
+        probe = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 2)"
+        deadline = time.monotonic() + timeout
+        while True:
+            argv = self.admin_argv([sys.executable, "-c", probe, self.address(index), str(port)])
+            if subprocess.run(argv, capture_output=True, check=False).returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"host {index} not reachable on port {port} after {timeout} s")
+            time.sleep(0.5)
 
     def destroy(self) -> None:
         for name in [*self.hosts, self.admin]:
