@@ -13,7 +13,7 @@ from reconciler.frozen import frozen
 
 if TYPE_CHECKING:
     from reconciler.app.plan_pass import Probed
-    from reconciler.app.remote import Reach
+    from reconciler.app.remote import Reach, RemoteHost
     from reconciler.app.review import PlanFormat
     from reconciler.core.host import HostContext
     from reconciler.render.plan_context import SnapshotSource
@@ -123,8 +123,18 @@ def plan(ctx: AppContext, request: PlanRequest) -> int:
         raise Failed(str(exc), code=EXIT_USAGE) from None
     if request.out is not None:
         check_out_path(request.out)
-    spec = load(ctx, request.spec_path)
-    host, runner, probed, snapshot = probed_for(ctx, spec, request)
+    early = None
+    if request.against is None:
+        from reconciler.app.remote import early_connection
+
+        # The handshake runs while the spec is validated (early_connection says why).
+        early = early_connection(request.spec_path, request.reach, request.host_check)
+    try:
+        spec = load(ctx, request.spec_path)
+        host, runner, probed, snapshot = probed_for(ctx, spec, request, early)
+    finally:
+        if early is not None:
+            early.close()
     show_plan(ctx, spec, host, runner, probed, chosen, ctx.use_color(request.no_color), snapshot)
     if request.out is not None:
         try:
@@ -142,9 +152,10 @@ def plan(ctx: AppContext, request: PlanRequest) -> int:
 
 
 def probed_for(
-    ctx: AppContext, spec: Spec, request: PlanRequest
+    ctx: AppContext, spec: Spec, request: PlanRequest, early: RemoteHost | None = None
 ) -> tuple[HostContext, ReadOnlyRunner, Probed, SnapshotSource | None]:
-    """Probe this host, a remote one (over SSH), or read a snapshot; and plan."""
+    """Probe this host, a remote one (over SSH), or read a snapshot; and plan. `early`: a
+    connection started before the spec was validated (app/remote.py early_connection)."""
     from reconciler.app.remote import connected, plan_remote, resolve
     from reconciler.app.review import ReviewError, plan_against
 
@@ -157,7 +168,7 @@ def probed_for(
             raise Failed(str(exc)) from None
     remote = resolve(spec, request.reach, host_check=request.host_check)
     if remote is not None:
-        with connected(remote, notes=ctx.error) as connection:
+        with connected(remote, notes=ctx.error, early=early) as connection:
             return plan_remote(connection, spec, request.host_check)
     host, runner, probed = probe_plan(ctx, spec, request.host_check, mutating=False)
     return host, runner, probed, None
@@ -196,17 +207,19 @@ def probe(
         return EXIT_OK
     host = host_for(ctx, spec, host_check)
     snapshot, _ = record_host(spec, host, ctx.make_runner(host, False), all_kinds())
-    text = snapshot_text(snapshot)
     if out is None:
-        ctx.echo(text, nl=False)
+        ctx.echo(snapshot_text(snapshot), nl=False)
         return EXIT_OK
     from reconciler.app.review import write_snapshot
+    from reconciler.remote.protocol import Side
     from reconciler.shell.files import OutRefused
 
     try:
         write_snapshot(out, snapshot)
     except OutRefused as refused:
         raise Failed(str(refused)) from None
+    if Side.on_target:  # the agent's private file: the admin's side says where it went
+        return EXIT_OK
     ctx.error(
         f"Recorded {len(snapshot.facts)} facts of {host.hostname} (user {spec.host.user}) in "
         f"{out}; plan against it anywhere with: reconciler plan {spec_path} --against {out}"

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from reconciler.render.plan_context import SnapshotSource
     from reconciler.shell.runner import ReadOnlyRunner
     from reconciler.shell.ssh import SshTarget
-    from reconciler.spec.model import Spec
+    from reconciler.spec.model import Host, Spec
 
 LOCAL = "local"
 # The names the spec and a saved plan travel under (the agent's private folder is their cwd).
@@ -91,12 +91,19 @@ def ssh_persist_seconds(environ: Mapping[str, str]) -> int:
 
 def resolve(spec: Spec, reach: Reach, *, host_check: bool, this_host: str = "") -> Remote | None:
     """The remote host to use for `spec`, or None for this machine (module docstring)."""
+    return resolve_host(spec.host, reach, host_check=host_check, this_host=this_host)
+
+
+def resolve_host(
+    host: Host, reach: Reach, *, host_check: bool, this_host: str = ""
+) -> Remote | None:
+    """resolve() from the spec's `host` section alone."""
     import os
 
     from reconciler.remote.protocol import Side
 
     options = ("-F", str(reach.ssh_config)) if reach.ssh_config else ()
-    python = spec.host.ssh.python if spec.host.ssh else "python3"
+    python = host.ssh.python if host.ssh else "python3"
     if reach.target == LOCAL or Side.on_target:
         return None
     persist = ssh_persist_seconds(os.environ)
@@ -108,16 +115,47 @@ def resolve(spec: Spec, reach: Reach, *, host_check: bool, this_host: str = "") 
             return Remote(SshTarget.parse(reach.target), python, options, persist)
         except ValueError as exc:
             raise Failed(f"--target: {exc}", code=EXIT_USAGE) from None
-    ssh = spec.host.ssh
+    ssh = host.ssh
     if ssh is None or not host_check:
         return None
     # os.uname() is gethostname(2) on Linux, without importing the socket module.
     here = (this_host or os.uname().nodename).split(".")[0]
-    if here == spec.host.name.split(".")[0]:
+    if here == host.name.split(".")[0]:
         return None
     from reconciler.shell.ssh import SshTarget
 
     return Remote(SshTarget(ssh.address, ssh.user, ssh.port), python, options, persist)
+
+
+def early_connection(spec_path: Path, reach: Reach, host_check: bool) -> RemoteHost | None:
+    """Start connecting to the host the spec file names before the spec is validated.
+
+    The SSH handshake (several network round trips and a key exchange) then runs while this
+    side loads and validates the spec, instead of after it: on a converged host it was a fifth
+    of a remote plan's wall time. Nothing is sent there: the caller uses the connection only
+    when the validated spec resolves to the very same Remote (`connected(..., early=...)`) and
+    closes it otherwise (an invalid spec: nothing was probed). None when the file does not say
+    (unreadable, not YAML, no usable `host`) or names this machine; the validated spec decides
+    then, as before.
+    """
+    from reconciler.bounded import InputRefused, read_bounded
+    from reconciler.spec import SpecInvalid
+    from reconciler.spec.limits import MAX_BYTES
+    from reconciler.spec.loader import build_host
+    from reconciler.spec.yaml_source import read_document
+
+    if str(spec_path) == "-" or reach.target == LOCAL:
+        return None
+    try:
+        data = read_document(read_bounded(spec_path, MAX_BYTES), str(spec_path))[0].data
+        # Unvalidated data: whatever build_host trips on means "cannot tell" here; the spec
+        # loader reports it properly next.
+        remote = resolve_host(build_host(data["host"]), reach, host_check=host_check)
+    except (SpecInvalid, InputRefused, OSError, Failed):
+        return None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return None if remote is None else RemoteHost(remote)
 
 
 def spec_bytes(spec: Spec) -> bytes:
@@ -207,9 +245,19 @@ class RemoteHost:
 
 
 @contextlib.contextmanager
-def connected(remote: Remote, notes: Callable[[str], None] | None = None) -> Iterator[RemoteHost]:
-    """One connection to `remote` for the length of the block; `notes`: RemoteHost.notes."""
-    host = RemoteHost(remote, notes)
+def connected(
+    remote: Remote,
+    notes: Callable[[str], None] | None = None,
+    early: RemoteHost | None = None,
+) -> Iterator[RemoteHost]:
+    """One connection to `remote` for the length of the block; `notes`: RemoteHost.notes.
+    `early` (early_connection's): used when it is to this same `remote`, else closed."""
+    if early is not None and early.remote == remote:
+        host, early.notes = early, notes
+    else:
+        if early is not None:
+            early.close()
+        host = RemoteHost(remote, notes)
     try:
         yield host
     finally:

@@ -66,7 +66,7 @@ def build(data: dict[str, Any]) -> Spec:
     """Validated data -> Spec. Defaults are the dataclasses' (model.py), never repeated here."""
     product = data.get("product", "clawdbot")
     return Spec(
-        host=_host(data["host"]),
+        host=build_host(data["host"]),
         runtime=_runtime(data.get("runtime", {}), product),
         profiles=tuple(_profile(name, body) for name, body in sorted(data["profiles"].items())),
         tailscale=_tailscale(data["tailscale"]) if "tailscale" in data else None,
@@ -78,7 +78,9 @@ def build(data: dict[str, Any]) -> Spec:
     )
 
 
-def _host(section: dict[str, Any]) -> Host:
+def build_host(section: dict[str, Any]) -> Host:
+    """The `host` section -> Host (also used, on unvalidated data, to find a remote host early:
+    app/remote.py early_connection, which treats any exception as "cannot tell")."""
     ssh = section.get("ssh")
     return Host(
         name=section["name"],

@@ -154,6 +154,57 @@ def test_a_host_name_mismatch_over_ssh_says_so(sshd: RunningSshd, tmp_path: Path
     assert "host key" not in result.stderr and "Traceback" not in result.stderr
 
 
+def _spec_reaching(sshd: RunningSshd, folder: Path, text: str = SPEC.read_text()) -> Path:
+    """The spec `text`, its host reached through `host.ssh` at the test's sshd."""
+    spec = folder / "vm102.yaml"
+    spec.write_text(
+        text.replace(
+            "  user: user\n",
+            f"  user: user\n  ssh: {{address: 127.0.0.1, user: root, port: {sshd.port}}}\n",
+            1,
+        )
+    )
+    return spec
+
+
+def test_an_invalid_spec_connects_early_but_runs_nothing_there(
+    sshd: RunningSshd, tmp_path: Path
+) -> None:
+    """The handshake starts before the spec is validated (app/remote.py early_connection); a
+    spec that then fails validation is reported as always, and nothing ran on the target."""
+    spec = _spec_reaching(
+        sshd, tmp_path, SPEC.read_text().replace("  user: user\n", "  user: user\n  colour: 3\n", 1)
+    )
+    result = reconciler("plan", str(spec), "--ssh-config", str(sshd.root / "ssh_config"))
+    assert result.returncode == 1, result.stderr
+    assert "invalid spec; nothing was probed or changed" in result.stderr, result.stderr
+    assert "colour" in result.stderr and "Traceback" not in result.stderr
+    assert sshd.sessions() == 0
+
+
+def test_the_early_connection_is_the_one_the_plan_uses(sshd: RunningSshd, tmp_path: Path) -> None:
+    """One connection per remote plan (the early one), one session on a warm target; and the
+    plan is the one `--target` gives, where the connection starts only after validation."""
+    spec = _spec_reaching(sshd, tmp_path)
+    args = ("--ssh-config", str(sshd.root / "ssh_config"), "--host-check=off")
+    by_target = remote(sshd, "plan", str(SPEC), "--host-check=off", "--format", "json")
+    assert by_target.returncode == 0, by_target.stderr
+    connections, sessions = sshd.connections(), sshd.sessions()
+    # --host-check=off keeps host.ssh local: --target names the same sshd, as the spec does.
+    early = reconciler("plan", str(spec), *args, "--target", sshd.url, "--format", "json")
+    assert early.returncode == 0, early.stderr
+    assert (sshd.connections(), sshd.sessions()) == (connections + 1, sessions + 1)
+    assert json.loads(early.stdout)["actions"] == json.loads(by_target.stdout)["actions"]
+
+
+def test_a_remote_plan_prints_no_note_about_the_targets_temporary_files(
+    sshd: RunningSshd,
+) -> None:
+    result = remote(sshd, "plan", str(SPEC), "--host-check=off")
+    assert result.returncode == 0, result.stderr
+    assert "reconciler-remote-" not in result.stderr, result.stderr
+
+
 def test_day_two_commands_run_on_the_target_with_the_same_arguments(sshd: RunningSshd) -> None:
     """doctor, versions, state-paths, logs, backup list: the host's own answer, through the
     agent (the target is this machine, so the local run is the oracle)."""
@@ -283,3 +334,36 @@ def test_suspend_of_a_fleet_over_ssh_is_a_row_per_host(sshd: RunningSshd, tmp_pa
     assert json.loads(there.read_text())["reason"] == "swap"
     assert reconciler("resume", specs[0], *config).returncode == 0
     assert not there.exists()
+
+
+def test_early_connection_reads_the_host_from_the_unvalidated_spec(
+    sshd: RunningSshd, tmp_path: Path
+) -> None:
+    """In-process: the early connection is the Remote the validated spec resolves to, and
+    `connected` adopts it (same object, no second connection); anything it cannot read, a spec
+    without `host.ssh`, or `--target local` is None (the validated spec decides, as before)."""
+    from reconciler.app.remote import Reach, connected, early_connection, resolve
+    from reconciler.spec import load_spec
+
+    config = sshd.root / "ssh_config"
+    spec = _spec_reaching(sshd, tmp_path)
+    early = early_connection(spec, Reach(ssh_config=config), host_check=True)
+    assert early is not None
+    try:
+        remote = resolve(load_spec(spec), Reach(ssh_config=config), host_check=True)
+        assert remote == early.remote
+        with connected(remote, early=early) as used:
+            assert used is early
+            assert used.snapshot(load_spec(spec), host_check=False).exists()
+    finally:
+        early.close()
+    assert sshd.connections() == 1
+    garbage = tmp_path / "garbage.yaml"
+    for text in ("{{{", "host: 3\n", "- a list\n", "host: {name: vm102, ssh: {address: [1]}}\n"):
+        garbage.write_text(text)
+        assert early_connection(garbage, Reach(), host_check=True) is None, text
+    assert early_connection(tmp_path / "missing.yaml", Reach(), host_check=True) is None
+    assert early_connection(SPEC, Reach(), host_check=True) is None  # no host.ssh
+    assert early_connection(spec, Reach(target="local"), host_check=True) is None
+    assert early_connection(spec, Reach(), host_check=False) is None  # host.ssh not used
+    assert sshd.connections() == 1
