@@ -17,17 +17,21 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.metadata
 import io
+import json
 import os
 import re
+import sys
 import tempfile
 import threading
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from reconciler.frozen import frozen
+
+if TYPE_CHECKING:
+    import importlib.metadata
 
 ROOT = "reconciler"
 # Requirements the target never imports, and why (their own requirements are skipped too).
@@ -82,6 +86,8 @@ def runtime_requirements(requires: list[str] | None) -> Iterator[tuple[str, bool
 
 def shipped_distributions(root: str = ROOT) -> tuple[importlib.metadata.Distribution, ...]:
     """`root`'s run-time requirements, transitively, minus NOT_SHIPPED (installed ones only)."""
+    import importlib.metadata
+
     skip = {_canonical(n) for n in NOT_SHIPPED}
     seen: dict[str, importlib.metadata.Distribution] = {}
     todo = list(runtime_requirements(importlib.metadata.requires(root)))
@@ -176,21 +182,72 @@ class _Contents:
         return digest.hexdigest()[:32]
 
 
-def _contents() -> _Contents:
-    entries: list[tuple[str, Path | None]] = [("__main__.py", None), *_own_files()]
+def _contents(folder: Path | None = None) -> _Contents:
+    """What goes in: this package's files (walked every time) and its dependencies' (from
+    their metadata, or from `folder`'s record of it: _dependencies)."""
+    deps, shipped, compiled_only = _dependencies(folder)
+    entries: list[tuple[str, Path | None]] = [("__main__.py", None), *_own_files(), *deps]
+    return _Contents(tuple(sorted(dict(entries).items())), shipped, compiled_only)
+
+
+def _dependencies(
+    folder: Path | None,
+) -> tuple[list[tuple[str, Path]], tuple[str, ...], tuple[str, ...]]:
+    """The shipped distributions' files, their names, and the compiled-only packages left out.
+
+    Reading them from the installed metadata (importlib.metadata, which parses every
+    distribution's METADATA and RECORD with the email and csv modules) cost a remote plan more
+    CPU on the admin's side than anything but the spec and the plan. So the answer is kept in
+    `folder` (the private agent-build cache) with the modification time of every folder on
+    sys.path: installing, upgrading or removing a distribution adds or removes its .dist-info
+    folder in one of them, which changes that folder's time, and the answer is read again.
+    Each shipped file's own size and time are still checked on every run (manifest_key)."""
+    record = None if folder is None else folder / DEPENDENCIES_RECORD
+    stamp = [[entry, _mtime_ns(entry)] for entry in sys.path]
+    if record is not None:
+        try:
+            kept = json.loads(record.read_text(encoding="utf-8"))
+            if kept["stamp"] == stamp:
+                return (
+                    [(str(arcname), Path(path)) for arcname, path in kept["files"]],
+                    tuple(map(str, kept["distributions"])),
+                    tuple(map(str, kept["compiled_only"])),
+                )
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # none kept yet, or not ours to trust: read the metadata
+    files: list[tuple[str, Path]] = []
     shipped, compiled_only = [], []
     for dist in shipped_distributions():
-        files, compiled = _distribution_files(dist)
-        entries.extend(files)
+        found, compiled = _distribution_files(dist)
+        files.extend(found)
         compiled_only.extend(compiled)
         shipped.append(dist.metadata["Name"])
-    return _Contents(
-        tuple(sorted(dict(entries).items())), tuple(sorted(shipped)), tuple(sorted(compiled_only))
-    )
+    answer = (files, tuple(sorted(shipped)), tuple(sorted(compiled_only)))
+    if record is not None:
+        document = {
+            "stamp": stamp,
+            "files": [[arcname, str(path)] for arcname, path in files],
+            "distributions": answer[1],
+            "compiled_only": answer[2],
+        }
+        fd, temp = tempfile.mkstemp(dir=record.parent, prefix=".deps-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle)
+        os.replace(temp, record)
+    return answer
+
+
+def _mtime_ns(entry: str) -> int | None:
+    try:
+        return os.stat(entry or ".").st_mtime_ns
+    except OSError:
+        return None
 
 
 # The last few builds are kept (one per installed version in use), the rest removed.
 _KEEP_BUILDS = 4
+# Beside them, what the shipped distributions install (_dependencies).
+DEPENDENCIES_RECORD = "dependencies.json"
 
 
 def _kept_or_zipped() -> Agent:
@@ -198,10 +255,10 @@ def _kept_or_zipped() -> Agent:
     installed files are unchanged since it was zipped, else zipped (and kept)."""
     from reconciler.shell.private_folder import own_private_folder, user_cache_home
 
-    contents = _contents()
     folder = Path(user_cache_home(), "reconciler", "agent-build")
     if not own_private_folder(str(folder)):
-        return _zip(contents)
+        return _zip(_contents())
+    contents = _contents(folder)
     key = contents.manifest_key()
     for kept in folder.glob(f"{key}-*.pyz"):
         data = kept.read_bytes()
@@ -228,6 +285,8 @@ def zip_agent() -> Agent:
 
 
 def _zip(contents: _Contents) -> Agent:
+    import zipfile
+
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for arcname, path in contents.entries:

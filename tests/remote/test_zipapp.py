@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -157,7 +158,7 @@ def test_the_built_agent_is_kept_and_reused_while_the_install_is_unchanged(
     build_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = zipapp._kept_or_zipped()
-    (kept,) = build_cache.iterdir()
+    (kept,) = build_cache.glob("*.pyz")
     assert kept.name.endswith(f"-{first.sha256}.pyz") and kept.read_bytes() == first.data
     assert build_cache.stat().st_mode & 0o777 == 0o700
     assert first.data == zipapp.zip_agent().data  # the same bytes as a fresh zip
@@ -172,11 +173,11 @@ def test_the_built_agent_is_kept_and_reused_while_the_install_is_unchanged(
 
 def test_a_damaged_kept_agent_is_never_shipped(build_cache: Path) -> None:
     first = zipapp._kept_or_zipped()
-    (kept,) = build_cache.iterdir()
+    (kept,) = build_cache.glob("*.pyz")
     kept.write_bytes(first.data[:-10] + b"0123456789")
     again = zipapp._kept_or_zipped()
     assert again.data == first.data
-    assert [p.read_bytes() for p in build_cache.iterdir()] == [first.data]
+    assert [p.read_bytes() for p in build_cache.glob("*.pyz")] == [first.data]
 
 
 def test_a_changed_file_makes_another_build(
@@ -193,7 +194,7 @@ def test_a_changed_file_makes_another_build(
     assert second.data != first.data
     with zipfile.ZipFile(io.BytesIO(second.data)) as archive:
         assert archive.read(arcname) == b"A = 22\n"
-    assert len(list(build_cache.iterdir())) == 2
+    assert len(list(build_cache.glob("*.pyz"))) == 2
 
 
 def test_a_build_folder_others_can_write_is_not_used(build_cache: Path) -> None:
@@ -202,3 +203,50 @@ def test_a_build_folder_others_can_write_is_not_used(build_cache: Path) -> None:
     agent = zipapp._kept_or_zipped()
     assert agent.data == zipapp.zip_agent().data
     assert list(build_cache.iterdir()) == []
+
+
+def test_a_warm_build_reads_no_distribution_metadata(build_cache: Path) -> None:
+    """The second run in a fresh process finds the dependencies' files in its record and the
+    zip in the cache: importlib.metadata (and its email and csv parsers) is never imported."""
+    script = (
+        "import sys; from reconciler.remote import zipapp; a = zipapp._kept_or_zipped(); "
+        "print(a.sha256, 'importlib.metadata' in sys.modules, 'zipfile' in sys.modules)"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(build_cache.parents[1])}
+
+    def run() -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+        )
+        return done.stdout.split()
+
+    cold, warm = run(), run()
+    assert cold[0] == warm[0] == zipapp.zip_agent().sha256
+    assert cold[1:] == ["True", "True"] and warm[1:] == ["False", "False"]
+    record = build_cache / zipapp.DEPENDENCIES_RECORD
+    assert record.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_changed_folder_on_the_path_reads_the_metadata_again(
+    build_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installing or removing a distribution changes its folder's time: the kept answer is
+    not used then (nor when the record is damaged)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    first = zipapp._kept_or_zipped()
+    calls = []
+    real = zipapp.shipped_distributions
+
+    def counted(root: str = zipapp.ROOT) -> tuple[object, ...]:
+        calls.append(root)
+        return real(root)
+
+    monkeypatch.setattr(zipapp, "shipped_distributions", counted)
+    assert zipapp._kept_or_zipped().data == first.data and calls == []
+    (site / "new_dist-1.0.dist-info").mkdir()  # what an install adds
+    os.utime(site, ns=(1, 1))  # a time of its own, even on a coarse clock
+    assert zipapp._kept_or_zipped().data == first.data and len(calls) == 1
+    (build_cache / zipapp.DEPENDENCIES_RECORD).write_text("{not json")
+    assert zipapp._kept_or_zipped().data == first.data and len(calls) == 2
