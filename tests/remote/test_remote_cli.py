@@ -367,3 +367,18 @@ def test_early_connection_reads_the_host_from_the_unvalidated_spec(
     assert early_connection(spec, Reach(target="local"), host_check=True) is None
     assert early_connection(spec, Reach(), host_check=False) is None  # host.ssh not used
     assert sshd.connections() == 1
+
+
+def test_a_remote_plan_remembers_on_the_admin_side_that_the_spec_passed(
+    sshd: RunningSshd, tmp_path: Path
+) -> None:
+    """The admin machine's validation cache keeps the spec a remote plan validated (the host's
+    home is not this machine's); a local plan still writes nothing there (the dry-run law)."""
+    cache = tmp_path / "admin-cache"
+    env = {"XDG_CACHE_HOME": str(cache)}
+    local = reconciler("plan", str(SPEC), "--host-check=off", env=env)
+    assert local.returncode == 0, local.stderr
+    assert not (cache / "reconciler" / "specs").exists()
+    there = remote(sshd, "plan", str(SPEC), "--host-check=off", env=env)
+    assert there.returncode == 0, there.stderr
+    assert len(list((cache / "reconciler" / "specs").glob("*.json"))) == 1
