@@ -291,6 +291,7 @@ def plan_fleet(ctx: AppContext, request: FleetRequest, detailed_exitcode: bool) 
             plan_counts(probed.plan),
         )
 
+    _remember_validation_if_all_remote(request)
     runs = run_hosts(ctx, request, job, specs)
     if request.fmt == "json":
         ctx.echo(json.dumps([_document(run, request.label(run.spec)) for run in runs], indent=2))
@@ -298,6 +299,20 @@ def plan_fleet(ctx: AppContext, request: FleetRequest, detailed_exitcode: bool) 
         ctx.echo(summary_table(runs, request.labels))
     code = aggregate([run.code for run in runs])
     return code if detailed_exitcode or code != EXIT_DIFFERS else EXIT_OK
+
+
+def _remember_validation_if_all_remote(request: FleetRequest) -> None:
+    """Every host another machine: the specs' validation may be kept in this machine's cache,
+    the admin's (app/planning.py plan says why); one host that is this machine: not."""
+    from reconciler.app.remote import named_remote
+    from reconciler.spec import validation_cache
+
+    try:
+        reach = _reach(request)
+    except Failed:
+        return  # each host reports it
+    if all(named_remote(path, reach, request.host_check) for path in request.specs):
+        validation_cache.allow_writes()
 
 
 def _document(run: HostRun, label: str) -> dict[str, object]:

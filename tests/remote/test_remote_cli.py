@@ -382,3 +382,24 @@ def test_a_remote_plan_remembers_on_the_admin_side_that_the_spec_passed(
     there = remote(sshd, "plan", str(SPEC), "--host-check=off", env=env)
     assert there.returncode == 0, there.stderr
     assert len(list((cache / "reconciler" / "specs").glob("*.json"))) == 1
+
+
+def test_a_fleet_plan_remembers_the_specs_only_when_every_host_is_remote(
+    sshd: RunningSshd, tmp_path: Path
+) -> None:
+    cache = tmp_path / "admin-cache"
+    env = {"XDG_CACHE_HOME": str(cache)}
+    config = ("--ssh-config", str(sshd.root / "ssh_config"))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _spec_reaching(sshd, tmp_path / "a")
+    second = _spec_reaching(sshd, tmp_path / "b", SPEC.read_text() + "# the second host\n")
+    # One spec names no SSH host: it is this machine, whose home a plan leaves as it was.
+    mixed = reconciler("plan", str(first), str(SPEC), *config, env=env)
+    assert "Traceback" not in mixed.stderr
+    assert not (cache / "reconciler" / "specs").exists()
+    # Both remote (vm102 is not the machine that answers: each host check fails there, after
+    # this side validated both specs).
+    both = reconciler("plan", str(first), str(second), *config, env=env)
+    assert "is for host 'vm102'" in both.stdout + both.stderr, both.stdout
+    assert len(list((cache / "reconciler" / "specs").glob("*.json"))) == 2
