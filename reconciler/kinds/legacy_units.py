@@ -4,7 +4,8 @@ Wants: nothing of its own by default; these are reported. A gateway unit left be
 upgrade or a rename (`clawdbot-gateway.service` next to `openclaw-gateway-ops.service`) starts
 at boot and fights the spec's gateway for its port (upstream's "two gateways" problem). With
 `prune: true` on a profile, unowned units claiming that profile's port are removed; with
-top-level `prune_units: true`, every unowned gateway unit is.
+top-level `prune_units: true` (its section, reconciler/spec/sections/prune_units/), every
+unowned gateway unit is.
 Probes: the user's unit directory, in-process: `*.service` files whose names start with a
 gateway prefix of any product name (`GATEWAY_UNIT_PREFIXES`; backups like
 `.reconciler-backup` or `.bak` do not end in `.service`); their state comes from the shared

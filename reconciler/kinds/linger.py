@@ -1,8 +1,8 @@
 """Linger: the spec's user keeps a systemd manager without a login, so gateways survive logout.
 
-Wants: `linger: true|false` (null: leave alone). Probes: the file
-/var/lib/systemd/linger/<user> (readable without logind, docs/host-facts.md §3). Fixes:
-`loginctl enable-linger|disable-linger <user>` as root.
+Wants: `linger: true|false` (null: leave alone), its section (reconciler/spec/sections/linger/).
+Probes: the file /var/lib/systemd/linger/<user> (readable without logind, docs/host-facts.md §3).
+Fixes: `loginctl enable-linger|disable-linger <user>` as root.
 """
 
 from __future__ import annotations

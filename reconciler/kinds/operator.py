@@ -1,6 +1,7 @@
 """Tailscale operator: lets the spec's user change serve entries without root.
 
-Wants: `tailscale.operator: <user>` (null: leave alone). Probes: `tailscale debug prefs`
+Wants: `tailscale.operator: <user>` (null: leave alone), of the tailscale section
+(reconciler/spec/sections/tailscale/, the serve kind's). Probes: `tailscale debug prefs`
 (`OperatorUser`, absent when unset; needs no root). Fixes: `tailscale set --operator=<user>`
 as root.
 """

@@ -1,7 +1,8 @@
 """Tailscale Serve entries and the funnel guard: tailnet-only HTTPS in front of the gateways.
 
 Wants: `tailscale.serve` entries (HTTPS port -> a profile's loopback port or an explicit
-loopback URL), `tailscale.prune`, `tailscale.funnel` (deny|allow).
+loopback URL), `tailscale.prune`, `tailscale.funnel` (deny|allow): the tailscale section it owns
+(reconciler/spec/sections/tailscale/).
 Probes: one `tailscale serve status --json`, one `tailscale status --json` (BackendState, DNSName,
 CapMap "https"), `tailscale debug prefs` (operator, to know whether we need root).
 Compares: node-level `Web` mounts of this node by HTTPS port, targets normalised.
@@ -34,7 +35,8 @@ from reconciler.facts.tailscale import (
 )
 from reconciler.frozen import frozen
 from reconciler.gateway.addresses import OPERATOR
-from reconciler.spec.model import ServeEntry, Spec, Tailscale
+from reconciler.spec.model import Spec
+from reconciler.spec.sections.tailscale.model import ServeEntry, Tailscale
 
 
 @frozen

@@ -27,16 +27,17 @@ from reconciler.spec.model import (
     Host,
     Profile,
     Runtime,
-    ServeEntry,
     Spec,
     SshAccess,
-    Tailscale,
 )
 from reconciler.spec.sections.backup import model as backup
 from reconciler.spec.sections.docker import model as docker
+from reconciler.spec.sections.linger import model as linger
 from reconciler.spec.sections.metrics import model as metrics
 from reconciler.spec.sections.node import model as node
+from reconciler.spec.sections.prune_units import model as prune_units
 from reconciler.spec.sections.reconcile import model as reconcile
+from reconciler.spec.sections.tailscale import model as tailscale
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -69,11 +70,15 @@ def build(data: dict[str, Any]) -> Spec:
         host=build_host(data["host"]),
         runtime=_runtime(data.get("runtime", {}), product),
         profiles=tuple(_profile(name, body) for name, body in sorted(data["profiles"].items())),
-        tailscale=_tailscale(data["tailscale"]) if "tailscale" in data else None,
+        linger=linger.build(data["linger"]) if "linger" in data else linger.DEFAULT,
+        tailscale=tailscale.build(data["tailscale"]) if "tailscale" in data else None,
+        prune_units=(
+            prune_units.build(data["prune_units"]) if "prune_units" in data else prune_units.DEFAULT
+        ),
         reconcile=reconcile.build(data.get("reconcile", {})),
         metrics=metrics.build(data["metrics"]) if "metrics" in data else None,
         backup=backup.build(data["backup"]) if "backup" in data else None,
-        **_some(data, "product", "linger", "prune_units"),
+        **_some(data, "product"),
         api_version=data.get("apiVersion", API_VERSION),
     )
 
@@ -105,14 +110,6 @@ def _runtime(section: dict[str, Any], product: str) -> Runtime:
         gateway=GatewayRuntime(**gateway),
         docker=docker.build(section.get("docker")),
     )
-
-
-def _tailscale(section: dict[str, Any]) -> Tailscale:
-    serve = tuple(
-        ServeEntry(https=int(entry["https"]), **_some(entry, "profile", "target", "funnel"))
-        for entry in section.get("serve", [])
-    )
-    return Tailscale(serve=serve, **_some(section, "operator", "funnel", "prune"))
 
 
 def _profile(name: str, body: dict[str, Any]) -> Profile:

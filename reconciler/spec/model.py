@@ -19,17 +19,22 @@ from reconciler.spec.sections.backup.model import Consistency as Consistency
 from reconciler.spec.sections.backup.model import Retention as Retention
 from reconciler.spec.sections.docker.model import Docker as Docker
 from reconciler.spec.sections.docker.model import DockerPolicy as DockerPolicy
+from reconciler.spec.sections.linger import model as linger_section
+from reconciler.spec.sections.linger.model import Linger as Linger
 from reconciler.spec.sections.metrics.model import Metrics as Metrics
 from reconciler.spec.sections.node.model import Node as Node
+from reconciler.spec.sections.prune_units import model as prune_units_section
 from reconciler.spec.sections.reconcile.model import GitSource as GitSource
 from reconciler.spec.sections.reconcile.model import Reconcile as Reconcile
 from reconciler.spec.sections.reconcile.model import Timer as Timer
+from reconciler.spec.sections.tailscale.model import FunnelPolicy as FunnelPolicy
+from reconciler.spec.sections.tailscale.model import ServeEntry as ServeEntry
+from reconciler.spec.sections.tailscale.model import Tailscale as Tailscale
 
 API_VERSION = "reconciler/v1"
 
 Product = Literal["clawdbot", "openclaw"]
 Bind = Literal["loopback", "lan", "tailnet", "auto"]
-FunnelPolicy = Literal["deny", "allow"]
 AuthMode = Literal["none", "token"]
 InstallMode = Literal["global", "versioned"]
 
@@ -88,26 +93,6 @@ class Runtime:
 
 
 @frozen
-class ServeEntry:
-    """One node-level Tailscale Serve mount: HTTPS port -> a profile's gateway or a loopback URL."""
-
-    https: int
-    profile: str | None = None
-    target: str | None = None  # explicit loopback target, e.g. "http://127.0.0.1:3000"
-    funnel: bool = False  # public exposure; only valid with tailscale.funnel = allow
-
-
-@frozen
-class Tailscale:
-    """What the spec owns of Tailscale: the operator, serve entries, and the funnel policy."""
-
-    operator: str | None = None  # None: leave the operator alone
-    funnel: FunnelPolicy = "deny"
-    serve: tuple[ServeEntry, ...] = ()
-    prune: bool = False  # remove node-level serve entries the spec does not list
-
-
-@frozen
 class Profile:
     """One gateway instance: its own port, state root and workspace."""
 
@@ -130,9 +115,9 @@ class Spec:
     runtime: Runtime
     profiles: tuple[Profile, ...]
     product: Product = "clawdbot"
-    linger: bool | None = True
+    linger: Linger = linger_section.DEFAULT
     tailscale: Tailscale | None = None  # None: the spec does not manage Tailscale at all
-    prune_units: bool = False
+    prune_units: bool = prune_units_section.DEFAULT
     reconcile: Reconcile = field(default_factory=Reconcile)
     metrics: Metrics | None = None  # None: no metrics file
     backup: Backup | None = None  # None: the spec does not manage backups

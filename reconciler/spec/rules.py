@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import difflib
 import posixpath
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from reconciler.frozen import frozen
 from reconciler.spec.naming import PRODUCTS, ProductNames, product_names
-from reconciler.spec.yaml_source import Document, PathT
+from reconciler.spec.schema import pattern
+from reconciler.spec.yaml_source import Document, PathT, show
 
 
 @frozen
@@ -55,6 +57,20 @@ def as_int(value: Any) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return None
+
+
+def user_name(doc: Document, path: tuple[str, ...]) -> Iterator[Issue]:
+    """The issue of a string at `path` that is not a POSIX user name (a user name goes into
+    argv, unit files and, over SSH, a remote shell line): host.user, host.ssh.user and
+    tailscale.operator say it in the same words."""
+    value = get(doc.data, *path)
+    if isinstance(value, str) and not re.fullmatch(pattern("userName"), value):
+        yield Issue(
+            path,
+            f"{show(value)} is not a valid POSIX user name",
+            "a user name starts with a lowercase letter or _, then lowercase letters, digits, "
+            "_ or -, at most 32 characters",
+        )
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

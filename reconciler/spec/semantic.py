@@ -1,7 +1,7 @@
 """Semantic rules: what the schema cannot say (unique ports, references between sections, ...).
 
 Each rule is a small function from the parsed document to issues (reconciler/spec/rules.py).
-Here: the rules of the core sections (host, runtime.gateway, tailscale, profiles) and the
+Here: the rules of the spine (host, product, profiles) and of runtime.gateway, and the
 document-wide ones (durations, control characters, YAML 1.1 words); a section a kind owns keeps
 its rules beside its model (sections/<name>/rules.py), and `check` runs them all. Rules run even
 when the schema found errors (so a user sees everything at once), so they read the data
@@ -14,15 +14,13 @@ import posixpath
 import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 from reconciler.spec import sections
 from reconciler.spec.duration import parse_duration
 from reconciler.spec.naming import PRODUCTS, package_product, product_names
-from reconciler.spec.rules import BROAD_DIRS, Issue, Rule
+from reconciler.spec.rules import BROAD_DIRS, Issue, Rule, user_name
 from reconciler.spec.rules import as_int as _as_int
 from reconciler.spec.rules import canonical as _canonical
-from reconciler.spec.rules import did_you_mean as _did_you_mean
 from reconciler.spec.rules import get as _get
 from reconciler.spec.rules import inside as _inside
 from reconciler.spec.rules import names as _names
@@ -32,8 +30,6 @@ from reconciler.spec.schema import pattern
 from reconciler.spec.yaml_source import YAML11_BOOLS, Document, PathT, show
 
 MIN_PORT_GAP = 20  # the gateway derives ports from its base (docs/host-facts.md §1)
-FUNNEL_PORTS = (443, 8443, 10000)  # the only ports Tailscale Funnel listens on
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 # (path, may it be zero?) of every duration field of the core sections (a section adds its own).
 DURATIONS: tuple[tuple[tuple[str, ...], bool], ...] = (
@@ -55,13 +51,6 @@ def _ports(doc: Document) -> list[tuple[str, int]]:
     return out
 
 
-def _serve(doc: Document) -> list[tuple[int, dict[str, Any]]]:
-    serve = _get(doc.data, "tailscale", "serve")
-    if not isinstance(serve, list):
-        return []
-    return [(i, entry) for i, entry in enumerate(serve) if isinstance(entry, dict)]
-
-
 # --- rules ------------------------------------------------------------------------------------
 
 
@@ -80,18 +69,11 @@ def profile_names(doc: Document) -> Iterator[Issue]:
 
 
 def user_names(doc: Document) -> Iterator[Issue]:
-    """host.user, tailscale.operator and host.ssh.user are POSIX user names (the SSH login goes
-    into ssh's argv and a remote shell line: `root;id` must never get that far)."""
-    regex = re.compile(pattern("userName"))
-    for path in (("host", "user"), ("tailscale", "operator"), ("host", "ssh", "user")):
-        value = _get(doc.data, *path)
-        if isinstance(value, str) and not regex.fullmatch(value):
-            yield Issue(
-                path,
-                f"{show(value)} is not a valid POSIX user name",
-                "a user name starts with a lowercase letter or _, then lowercase letters, digits, "
-                "_ or -, at most 32 characters",
-            )
+    """host.user and host.ssh.user are POSIX user names (the SSH login goes into ssh's argv and
+    a remote shell line: `root;id` must never get that far); tailscale.operator is its
+    section's."""
+    for path in (("host", "user"), ("host", "ssh", "user")):
+        yield from user_name(doc, path)
 
 
 def unique_ports(doc: Document) -> Iterator[Issue]:
@@ -135,119 +117,6 @@ def _free_port(start: int, taken: list[int]) -> int | None:
             return candidate
         candidate = max(clash) + MIN_PORT_GAP
     return None
-
-
-def serve_profile_or_target(doc: Document) -> Iterator[Issue]:
-    """Each serve entry names exactly one of a profile or a target."""
-    for i, entry in _serve(doc):
-        has_profile, has_target = "profile" in entry, "target" in entry
-        if has_profile == has_target:
-            what = "both profile and target" if has_profile else "neither profile nor target"
-            yield Issue(
-                ("tailscale", "serve", i),
-                f"a serve entry needs exactly one of profile or target, this one has {what}",
-                "profile: NAME proxies to that profile's gateway; target: http://127.0.0.1:PORT "
-                "proxies to another local service",
-            )
-
-
-def serve_profile_exists(doc: Document) -> Iterator[Issue]:
-    """A serve entry's profile is defined under profiles."""
-    profiles = _profiles(doc)
-    if not profiles:
-        return
-    for i, entry in _serve(doc):
-        name = entry.get("profile")
-        if isinstance(name, str) and name not in profiles:
-            hint = _did_you_mean(name, profiles) or "defined profiles: " + ", ".join(
-                f"`{p}`" for p in profiles
-            )
-            yield Issue(
-                ("tailscale", "serve", i, "profile"), f"no profile named {show(name)}", hint
-            )
-
-
-def serve_target_loopback(doc: Document) -> Iterator[Issue]:
-    """A serve entry's explicit target is an http(s) URL on loopback with a port."""
-    regex = re.compile(pattern("loopbackUrl"))
-    example = "e.g. http://127.0.0.1:3000"
-    for i, entry in _serve(doc):
-        target = entry.get("target")
-        if not isinstance(target, str):
-            continue
-        path = ("tailscale", "serve", i, "target")
-        try:
-            url = urlsplit(target)
-            port = url.port
-        except ValueError:
-            url, port = None, None
-        if url is None or url.scheme not in ("http", "https"):
-            yield Issue(path, f"{show(target)} is not an http:// or https:// URL", example)
-        elif url.hostname not in LOOPBACK_HOSTS:
-            yield Issue(
-                path,
-                f"{show(target)} is not a loopback URL",
-                "serve targets must be on 127.0.0.1, localhost or [::1] "
-                "(to serve a gateway, name its profile instead)",
-            )
-        elif port is None:
-            yield Issue(
-                path, f"{show(target)} has no port", f"write the port explicitly, {example}"
-            )
-        elif not 1 <= port <= 65535:
-            yield Issue(path, f"port {port} of {show(target)} is out of range", example)
-        elif not regex.fullmatch(target):
-            yield Issue(
-                path,
-                f"{show(target)} is not of the form http(s)://HOST:PORT[/path]",
-                f"{example} (no user, query or fragment)",
-            )
-
-
-def unique_serve_ports(doc: Document) -> Iterator[Issue]:
-    """No two serve entries share an HTTPS port."""
-    seen: dict[int, int] = {}
-    for i, entry in _serve(doc):
-        port = _as_int(entry.get("https"))
-        if port is None:
-            continue
-        if port in seen:
-            yield Issue(
-                ("tailscale", "serve", i, "https"),
-                f"HTTPS port {port} is already used by tailscale.serve[{seen[port]}]",
-                "one serve entry per HTTPS port",
-            )
-        else:
-            seen[port] = i
-
-
-def funnel_policy(doc: Document) -> Iterator[Issue]:
-    """funnel: true on an entry needs tailscale.funnel: allow."""
-    policy = _get(doc.data, "tailscale", "funnel")
-    if policy == "allow":
-        return
-    for i, entry in _serve(doc):
-        if entry.get("funnel") is True:
-            yield Issue(
-                ("tailscale", "serve", i, "funnel"),
-                "funnel: true (public exposure) is not allowed while tailscale.funnel is "
-                f"{policy if isinstance(policy, str) else 'deny'}",
-                "set tailscale.funnel: allow to permit public entries, or remove funnel: true",
-            )
-
-
-def funnel_ports(doc: Document) -> Iterator[Issue]:
-    """Tailscale Funnel only listens on a few ports."""
-    for i, entry in _serve(doc):
-        port = _as_int(entry.get("https"))
-        if entry.get("funnel") is True and port is not None and port not in FUNNEL_PORTS:
-            yield Issue(
-                ("tailscale", "serve", i, "https"),
-                f"Tailscale Funnel cannot listen on port {port}",
-                "Funnel only listens on ports "
-                + ", ".join(map(str, FUNNEL_PORTS[:-1]))
-                + f" and {FUNNEL_PORTS[-1]}",
-            )
 
 
 def durations(doc: Document) -> Iterator[Issue]:
@@ -604,12 +473,6 @@ RULES: list[Rule] = [
     user_names,
     unique_ports,
     port_spacing,
-    serve_profile_or_target,
-    serve_profile_exists,
-    serve_target_loopback,
-    unique_serve_ports,
-    funnel_policy,
-    funnel_ports,
     durations,
     state_dirs,
     data_roots,

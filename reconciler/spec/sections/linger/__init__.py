@@ -1,0 +1,1 @@
+"""The `linger:` section, owned by the linger kind (reconciler/kinds/linger.py)."""

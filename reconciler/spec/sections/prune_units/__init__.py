@@ -1,0 +1,1 @@
+"""The `prune_units:` section, owned by the legacy units kind (reconciler/kinds/legacy_units.py)."""

@@ -1,0 +1,7 @@
+"""The `prune_units:` section's semantic rules: its schema fragment says it all."""
+
+from __future__ import annotations
+
+from reconciler.spec.rules import Rule
+
+RULES: tuple[Rule, ...] = ()
