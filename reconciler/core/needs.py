@@ -5,8 +5,10 @@ A kind declares what it needs before it can look at anything (`Kind.needs`, core
 needs the user's manager, a unit file needs systemd, both act as the spec's user. Which
 operation needs what, and how the facts answer a fact-decided need (is systemd PID 1? does the
 user's manager answer, or does this plan start it by turning linger on?), are rules of the one
-module that knows those facts; it registers them here (`register_rules`). The planner asks
-`gate` for every action a kind plans, so no kind checks a need itself and none can forget one.
+module that knows those facts; it registers them here (`register_rules`). Which operations act
+as the spec's user ("as-user") needs no fact and is the core's own rule (`acts_as_user`). The
+planner asks `gate` for every action a kind plans, so no kind checks a need itself and none can
+forget one.
 """
 
 from __future__ import annotations
@@ -15,7 +17,22 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Literal, get_args
 
-from reconciler.core.action import Action, Operation
+from reconciler.core.action import (
+    Action,
+    EnsureDirectory,
+    EnsureSecretEnv,
+    ForgetBadVersion,
+    ForgetFailedInstall,
+    InstallVersion,
+    MarkBadVersion,
+    MoveAside,
+    Operation,
+    RemoveFile,
+    RemoveTree,
+    RunCommand,
+    WriteFile,
+    WriteTextfile,
+)
 from reconciler.core.host import HostContext
 from reconciler.core.kind import NEEDS
 from reconciler.core.probe import Facts
@@ -58,10 +75,35 @@ def register_rules(rules: Rules) -> None:
         _RULES.append(rules)
 
 
+_AS_USER: frozenset[ActionNeed] = frozenset({"as-user"})
+
+
+def acts_as_user(op: Operation, host: HostContext) -> bool:
+    """Does the runner carry `op` out as the spec's user (shell/runner.py)? A command of the
+    user's scope; an install or removal in the user's prefix; the switch memory (in the home);
+    a file operation on a path in the user's home or for a file the user is to own (a profile's
+    state under a data root is the user's too). Root is never a confused deputy there, and an
+    account that cannot act as the user cannot do it either: that is the "as-user" need."""
+    if isinstance(op, RunCommand):
+        return op.command.scope == "user"
+    if isinstance(op, InstallVersion | RemoveTree):
+        return op.scope == "user"
+    if isinstance(op, MarkBadVersion | ForgetBadVersion | ForgetFailedInstall | WriteTextfile):
+        return True
+    if isinstance(op, WriteFile | EnsureDirectory | MoveAside | EnsureSecretEnv | RemoveFile):
+        owner = getattr(op, "owner", None)
+        home = host.user.home if host.user is not None else None
+        in_home = home is not None and op.path.is_relative_to(home)
+        return in_home or (owner is not None and owner == host.user_name)
+    return False
+
+
 def needs_of(action: Action, host: HostContext) -> frozenset[ActionNeed]:
     """Every need of `action`: the union over its operations of what the rules say."""
     found: set[ActionNeed] = set()
     for op in action.operations:
+        if acts_as_user(op, host):
+            found |= _AS_USER
         for rules in _RULES:
             found |= rules.needs_of(op, host)
     return frozenset(found)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from reconciler.core.host import Account, HostContext, RecordedLookups
-from reconciler.core.kind import NEEDS
 from reconciler.frozen import frozen
 from reconciler.gateway.addresses import profile_address
 from reconciler.spec.model import Profile, Spec
@@ -107,8 +106,3 @@ def address(profile: str, part: str) -> str:
 
 def token_key(spec: Spec) -> str:
     return names(spec).env("GATEWAY_TOKEN")
-
-
-def user_blocker(host: HostContext) -> str | None:
-    """Why the spec user's files and services cannot be changed from here, or None."""
-    return NEEDS["user"](host) or NEEDS["as-user"](host)

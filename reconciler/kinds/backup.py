@@ -49,7 +49,7 @@ from reconciler.facts.programs import ProgramLocationProbe, ProgramVersionProbe
 from reconciler.facts.systemd import UnitStatusProbe
 from reconciler.gateway import backup as restic
 from reconciler.gateway.addresses import DAEMON_RELOAD
-from reconciler.gateway.paths import home, placeholder_host, unit_dir, user_blocker
+from reconciler.gateway.paths import home, placeholder_host, unit_dir
 from reconciler.kinds._backup_units import SERVICE as SERVICE_UNIT
 from reconciler.kinds._backup_units import TIMER as TIMER_UNIT
 from reconciler.kinds._backup_units import render_service, render_timer
@@ -284,7 +284,6 @@ def _repository(
             "create",
             f"there is no restic repository at {where}: initialise it with the password file",
             (RunCommand(init),),
-            blocked=user_blocker(host),
         )
         return
     if found.state == "wrong-password":

@@ -50,7 +50,7 @@ from reconciler.facts.profile_files import (
 )
 from reconciler.frozen import frozen
 from reconciler.gateway.addresses import config_address, service_address, state_address
-from reconciler.gateway.paths import ProfilePaths, placeholder_host, profile_paths, user_blocker
+from reconciler.gateway.paths import ProfilePaths, placeholder_host, profile_paths
 from reconciler.spec import sections
 from reconciler.spec.model import Profile, Spec
 
@@ -460,7 +460,6 @@ def _write(
         reason or f"profile {paths.profile}'s gateway reads {paths.config}",
         (WriteFile(paths.config, content, CONFIG_MODE, owner=user, sensitive=True),),
         changes=attribute_changes(desired, actual),
-        blocked=user_blocker(host),
         # A new config reaches a running gateway only by a restart; after the state root.
         triggers=(service_address(paths.profile),) if host.user else (),
         after=after,

@@ -50,7 +50,7 @@ from reconciler.gateway.addresses import (
     version_address,
 )
 from reconciler.gateway.node import node_binary, profile_node
-from reconciler.gateway.paths import home, names, profile_paths, user_blocker
+from reconciler.gateway.paths import home, names, profile_paths
 from reconciler.gateway.versions import (
     entry_relative,
     install_dir,
@@ -195,11 +195,8 @@ def _why(spec: Spec, version: str) -> str:
 def _blocker(
     spec: Spec, host: HostContext, facts: Facts, listing: InstalledVersions, scope: Scope
 ) -> str | None:
-    """Why nothing under the prefix can be changed from here, or None."""
-    if scope == "user":
-        refused = user_blocker(host)
-        if refused:
-            return refused
+    """Why nothing under the prefix can be changed from here, or None (that we may act as the
+    user, for the user's prefix, is the planner's to ask: core/needs.py)."""
     if listing.error:
         return f"{listing.prefix}: {listing.error}"
     if scope == "system":

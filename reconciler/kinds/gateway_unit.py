@@ -71,7 +71,6 @@ from reconciler.gateway.paths import (
     placeholder_host,
     profile_paths,
     token_key,
-    user_blocker,
     uses_token_file,
 )
 from reconciler.gateway.versions import (
@@ -483,17 +482,15 @@ def _unit_action(
     if not operations:
         return switch_gate(spec, profile, host, facts, None, content, by_hand)
     # Writing the token (or a unit into the user's unit directory, which the planner gates on
-    # systemd as well) acts as the user.
-    blocked = user_blocker(host)
+    # systemd as well) acts as the user: the planner gates it (core/needs.py).
     action = Action(
         unit_address(profile.name),
         kind if found.text != content else "update",
         "; ".join(reasons),
         tuple(operations),
-        blocked=blocked,
         diff=unit_diff(paths.unit_file, found.text, content) if found.text != content else None,
         # The manager re-reads what is written here, and the running gateway restarts.
-        triggers=(service_address(profile.name), *(() if blocked else (DAEMON_RELOAD,))),
+        triggers=(service_address(profile.name), DAEMON_RELOAD),
         after=tuple(depends),
     )
     # A running gateway moving to another version: behind the health gate, with rollback.

@@ -19,7 +19,6 @@ directory should be is a plan error: following it could chmod or chown whatever 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from reconciler.core.probe import Facts, Probe
 from reconciler.facts.files import PathProbe, PathState
 from reconciler.facts.profile_files import foreign_owner, owner_drift, owner_name
 from reconciler.gateway.addresses import state_address, workspace_address
-from reconciler.gateway.paths import ProfilePaths, placeholder_host, profile_paths, user_blocker
+from reconciler.gateway.paths import ProfilePaths, placeholder_host, profile_paths
 from reconciler.spec.model import Spec
 
 STATE_MODE = 0o700
@@ -150,7 +149,6 @@ def plan_state(
             ),
             tuple(operations),
             changes=attribute_changes(desired, actual),
-            blocked=user_blocker(host),
         ),
         [],
     )
@@ -175,7 +173,7 @@ def plan_workspace(
         return None, [f"{workspace_address(paths.profile)}: {problem}"]
     if found.exists:
         return None, []
-    return replace(_new_workspace(paths, host), blocked=user_blocker(host)), []
+    return _new_workspace(paths, host), []
 
 
 def _new_workspace(paths: ProfilePaths, host: HostContext) -> Action:

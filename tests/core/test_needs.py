@@ -19,12 +19,14 @@ from kinds.helpers import ROOT, USER, facts, make_host, make_spec
 
 from reconciler.core.action import (
     Action,
+    EnsureDirectory,
     GatedSwitch,
     Handler,
     KindPlan,
     Operation,
     PlanView,
     RemoveFile,
+    RemoveTree,
     RunCommand,
     WriteFile,
 )
@@ -193,7 +195,18 @@ def test_needs_follow_from_what_an_operation_is() -> None:
     assert _op_needs(RemoveFile(home_unit)) == {"as-user", "systemd"}
     # system-scope systemctl, files elsewhere: not the user's manager's business
     assert _op_needs(RunCommand(Command(("systemctl", "is-active", "tailscaled")))) == set()
-    assert _op_needs(WriteFile(Path("/home/user/.clawdbot/x.json"), "", 0o600, "user")) == set()
+    # ... but a file in the user's home, or one the user is to own, is written as the user
+    assert _op_needs(WriteFile(Path("/home/user/.clawdbot/x.json"), "", 0o600, "user")) == {
+        "as-user"
+    }
+    assert _op_needs(RemoveFile(Path("/home/user/.clawdbot/x.json"))) == {"as-user"}
+    assert _op_needs(EnsureDirectory(Path("/srv/clawd/ops"), 0o700, "user")) == {"as-user"}
+    assert _op_needs(RunCommand(Command(("restic", "init"), scope="user"))) == {"as-user"}
+    assert _op_needs(RemoveTree(Path("/home/user/.local/lib/node"), "1.2.3", "user")) == {"as-user"}
+    # root's own: a system prefix, a root-owned directory, a system-scope command
+    assert _op_needs(RemoveTree(Path("/opt/clawdbot"), "1.2.3", "system")) == set()
+    assert _op_needs(EnsureDirectory(Path("/var/lib/prometheus/x"), 0o755)) == set()
+    assert _op_needs(RunCommand(Command(("tailscale", "set", "--operator=user")))) == set()
 
 
 # --- the sweep: every registered kind, on a fake host -------------------------------------------
@@ -297,3 +310,43 @@ def test_every_kind_s_systemd_steps_are_blocked_without_systemd(converged: Gatew
         assert action.blocked.startswith("systemd is not running on this host") or (
             "waits for" in action.blocked
         ), action.blocked
+
+
+def _acts_as_user(action: Action, host: HostContext) -> bool:
+    """An operation the runner carries out as the spec's user, told from what it is (this
+    test's reading of shell/runner.py, apart from core/needs.py's)."""
+    home = host.user.home if host.user is not None else Path("/nonexistent")
+    for op in action.operations:
+        if isinstance(op, RunCommand) and op.command.scope == "user":
+            return True
+        if isinstance(op, RemoveTree) and op.scope == "user":
+            return True
+        if isinstance(op, WriteFile | RemoveFile | EnsureDirectory) and (
+            op.path.is_relative_to(home) or getattr(op, "owner", None) == "user"
+        ):
+            return True
+    return _talks_to_manager(action)
+
+
+def test_every_kind_s_steps_as_the_user_are_blocked_for_an_account_that_cannot_act_as_them(
+    converged: GatewayHost,
+) -> None:
+    # No kind asks whether we may act as the user (no `user_blocker` left in kinds/): the
+    # planner derives it from the operations, so a new profile's state, workspace, config and
+    # unit are blocked with one reason, and nothing that is root's or nobody's is.
+    admin = replace(USER, name="admin", uid=1001)
+    converged.host = replace(converged.host, invoker=admin, sudo_to_user=False)
+    assert not converged.host.can_act_for_user
+    plan = _plan_on(converged, _changed(linger=True))
+    steps = [a for a in plan.actions if _acts_as_user(a, converged.host)]
+    assert {a.address for a in steps} >= {
+        "profile[third].state",
+        "profile[third].workspace",
+        "profile[third].config",
+        "profile[third].unit",
+    }
+    for action in steps:
+        assert (action.blocked or "").startswith(
+            "changes user's files and services; we are admin"
+        ) or "waits for" in (action.blocked or ""), (action.address, action.blocked)
+
