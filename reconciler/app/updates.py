@@ -183,17 +183,20 @@ def _rollback_plan(
 ) -> tuple[Plan, str, str] | None:
     """(the rollback's plan, the running version, the target), None when it already runs the
     target. The plan is one action: the unit kind's switch to the target, chosen by hand
-    (`plan_switch`: the spec is not touched), then the mark on the version it leaves."""
+    (`plan_switch`: the spec is not touched), then the mark on the version it leaves, gated
+    as `build_plan` gates every action (`gated_plan`); Failed when it is blocked."""
     from dataclasses import replace
 
-    from reconciler.core.action import MarkBadVersion
-    from reconciler.core.plan import Plan
+    from reconciler.core.action import Action, MarkBadVersion
+    from reconciler.core.plan import gated_plan
     from reconciler.facts.files import read_as_user, read_path
     from reconciler.facts.profile_files import unit_probe
     from reconciler.facts.switches import memory_dir
+    from reconciler.gateway.addresses import unit_address
     from reconciler.gateway.paths import profile_paths
     from reconciler.gateway.versions import entry_point, is_version, prefix_path, version_in_exec
     from reconciler.kinds._switch import switch_memory
+    from reconciler.kinds._systemd import systemctl
     from reconciler.kinds.gateway_unit import plan_switch
 
     assert host.user is not None
@@ -233,6 +236,14 @@ def _rollback_plan(
     action = plan_switch(spec, profile, host, facts, target)
     switch = _switch_of(action)
     if action is None or switch is None:
+        # Whether it runs is the user's manager's to say: a rollback restarts the unit, so
+        # when that step is blocked (the manager down, ...), the plan's reason is the answer.
+        restart = Action(
+            unit_address(profile.name), "update", "", (systemctl("restart", paths.unit),)
+        )
+        (checked,) = gated_plan(spec, host, facts, (restart,)).actions
+        if checked.blocked:
+            raise Failed(f"{checked.address}: {checked.blocked}")
         raise Failed(
             f"profile {request.profile}'s gateway is not running: start it (`reconciler "
             "apply`) before rolling it back"
@@ -244,8 +255,6 @@ def _rollback_plan(
             f"profile {request.profile} still has a move from {switch.replaces} to finish: "
             "run `reconciler apply` first, then roll back"
         )
-    if action.blocked:
-        raise Failed(f"{action.address}: {action.blocked}")
     mark = MarkBadVersion(
         memory_dir(host.user.home),
         profile.name,
@@ -254,8 +263,13 @@ def _rollback_plan(
         f"rolled back by hand to {target} (reconciler rollback)",
     )
     # Last in the action: the runner stops at a failed operation, so only a switch that
-    # stayed marks the version it left.
-    return Plan((replace(action, operations=(*action.operations, mark)),)), running, target
+    # stayed marks the version it left. Through the planner's gates (the user, acting as
+    # them, systemd, the user's manager), as every planned action: blocked as a plan says.
+    plan = gated_plan(spec, host, facts, (replace(action, operations=(*action.operations, mark)),))
+    (gated,) = plan.actions
+    if gated.blocked:
+        raise Failed(f"{gated.address}: {gated.blocked}")
+    return plan, running, target
 
 
 def _switch_of(action: Action | None) -> GatedSwitch | None:

@@ -8,7 +8,7 @@ user's manager answer, or does this plan start it by turning linger on?), are ru
 module that knows those facts; it registers them here (`register_rules`). Which operations act
 as the spec's user ("as-user") needs no fact and is the core's own rule (`acts_as_user`). The
 planner asks `gate` for every action a kind plans, so no kind checks a need itself and none can
-forget one.
+forget one; `gated_plan` gives a plan built outside the kinds (a rollback) the same gates.
 """
 
 from __future__ import annotations

@@ -87,6 +87,27 @@ def build_plan(spec: Spec, host: HostContext, facts: Facts, kinds: Sequence[Reso
     )
 
 
+def gated_plan(spec: Spec, host: HostContext, facts: Facts, actions: Sequence[Action]) -> Plan:
+    """A plan of actions built outside `build_plan` (a rollback: the unit kind's switch, chosen
+    by hand), given the same needs' gates as every kind's action (core/needs.py), ordered and
+    with blocks propagated. A need that only an action of a whole plan would meet (the linger
+    step that starts the user's manager) blocks here: this plan does not hold that action."""
+    gates = Gates(spec, host, facts)
+    held = {a.address for a in actions}
+    gated: list[Action] = []
+    for action in actions:
+        done = gates.apply(action)
+        absent = [d for d in done.depends_on if d not in action.depends_on and d not in held]
+        if absent and done.blocked is None:
+            done = replace(
+                done,
+                blocked=f"waits for {', '.join(absent)}, which only `reconciler apply` plans: "
+                "run it first",
+            )
+        gated.append(done)
+    return Plan(actions=propagate_blocks(order_actions(gated)))
+
+
 def _part(
     kind: ResourceKind, spec: Spec, host: HostContext, facts: Facts, gates: Gates
 ) -> KindPlan:

@@ -320,3 +320,27 @@ def test_a_rollback_whose_switch_fails_marks_nothing(cli: Cli, spec: Path) -> No
     # The gate marks the version it refused; the one the rollback would have left stays good.
     marks = json.loads((memory_dir(cli.fake.home) / BAD_VERSIONS).read_text())["profiles"]
     assert marks["ops"]["version"] == OLD
+
+
+def test_a_rollback_with_the_users_manager_down_is_blocked_as_a_plan_is_and_runs_nothing(
+    cli: Cli, spec: Path, tmp_path: Path
+) -> None:
+    # The rollback's one action goes through the planner's gates (core/plan.gated_plan): with
+    # the user's manager down and no linger step to start it, it is blocked with the reason a
+    # plan gives every step that talks to the manager, and nothing runs.
+    assert cli("update", spec, "--yes", "--host-check=off").exit_code == 0
+    left = tmp_path / "left.yaml"
+    left.write_text(SPEC.replace("linger: true", "linger: null"))
+    cli.fake.set_linger("user", False)
+    cli.fake.set_session(False)
+    cli.fake.clear_calls()
+    planned = cli("plan", left, "--host-check=off")
+    reason = "for user: set linger: true in the spec, or log in as user"
+    lines = planned.output.splitlines()
+    (why,) = {ln.split("blocked: ", 1)[1] for ln in lines if "blocked: " in ln and reason in ln}
+    result = cli("rollback", left, "ops", "--to", OLD, "--yes", "--host-check=off")
+    assert result.exit_code == 1, result.output
+    assert f"profile[ops].unit: {why}" in result.output
+    assert cli.fake.mutating_calls() == []
+    assert f"/{NEW}/" in cli.fake.unit_path(UNIT).read_text()
+    assert not (memory_dir(cli.fake.home) / BAD_VERSIONS).exists()

@@ -34,7 +34,7 @@ from reconciler.core.command import Command
 from reconciler.core.host import HostContext
 from reconciler.core.kind import NEEDS_USER, NO_FACTS, Kind
 from reconciler.core.needs import needs_of
-from reconciler.core.plan import Plan, build_plan
+from reconciler.core.plan import Plan, build_plan, gated_plan
 from reconciler.core.probe import Facts, Probe
 from reconciler.facts.systemd import (
     LingerProbe,
@@ -350,3 +350,28 @@ def test_every_kind_s_steps_as_the_user_are_blocked_for_an_account_that_cannot_a
             "changes user's files and services; we are admin"
         ) or "waits for" in (action.blocked or ""), (action.address, action.blocked)
 
+
+def test_a_plan_built_outside_the_kinds_gets_the_same_gates() -> None:
+    # `gated_plan` (a rollback's): the actions a kind would plan, gated as build_plan gates
+    # them; a need only a whole plan's linger step would meet blocks, since it is not held.
+    def gated(*, linger: bool | None, host: HostContext | None = None) -> dict[str, Action]:
+        status = unreachable(UNIT, DOWN)
+        values: dict[Probe[Any], Any] = {
+            SystemdProbe(): SystemdState(True, "systemd"),
+            UnitStatusProbe(UNIT): status,
+            LingerProbe("user"): False,
+        }
+        spec, host = make_spec(linger=linger), host or make_host()
+        raw = _Units().plan(spec, host, facts(values)).actions
+        return {a.address: a for a in gated_plan(spec, host, facts(values), raw).actions}
+
+    whole = _plan(manager=False)
+    alone = gated(linger=None)
+    assert alone["thing.service"].blocked == whole["thing.service"].blocked is not None
+    assert alone["thing.unit"].blocked is None
+    started = gated(linger=True)["thing.service"]
+    assert started.blocked == "waits for linger, which only `reconciler apply` plans: run it first"
+    admin = make_host(invoker=replace(USER, name="admin", uid=1001))
+    assert (gated(linger=None, host=admin)["thing.file"].blocked or "").startswith(
+        "changes user's files and services; we are admin"
+    )
