@@ -14,7 +14,7 @@ the state directory (what `status` reads for freshness); never a secret.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,9 @@ from reconciler.app.context import EXIT_FAILED, EXIT_OK, AppContext, Failed, Out
 from reconciler.app.host_lock import host_lock
 from reconciler.app.specs import load
 from reconciler.core.day2 import BackupReport, RestoreReport, VerifyReport
+from reconciler.facts.backup import RECORDS as RECORDS
+from reconciler.facts.backup import BackupRecord as BackupRecord
+from reconciler.facts.backup import parse_records
 from reconciler.frozen import frozen
 from reconciler.gateway import backup as plan
 
@@ -32,7 +35,6 @@ if TYPE_CHECKING:
     from reconciler.spec.model import Spec
     from reconciler.unattended.place import StatePlace
 
-RECORDS = "backups.jsonl"
 LOCK_TIMEOUT_S = 600.0
 CHANNEL_WARNING = (
     "warning: restoring is time travel for channel credentials with ratchets (WhatsApp, Signal "
@@ -124,20 +126,6 @@ def _require_repository(session: Session) -> None:
 # --- records -----------------------------------------------------------------------------
 
 
-@frozen
-class BackupRecord:
-    """One line of backups.jsonl."""
-
-    kind: str  # backup, verify, restore
-    profile: str
-    start: str
-    end: str
-    ok: bool
-    snapshot: str | None = None
-    downtime_s: float | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
 def append_record(place: StatePlace, record: BackupRecord) -> None:
     """Append one record to backups.jsonl in the host's place (as its account), through the
     record store (system/records.py)."""
@@ -145,25 +133,10 @@ def append_record(place: StatePlace, record: BackupRecord) -> None:
 
 
 def read_records(place: StatePlace) -> list[BackupRecord]:
-    """Every record, oldest first (rotated files included; unreadable lines skipped)."""
+    """Every record, oldest first (rotated files included; lines that are not records skipped),
+    read through the one reader of backups.jsonl (facts/backup.parse_records), the plan's
+    backup history probe's."""
     return parse_records(place.record_lines(RECORDS))
-
-
-def parse_records(files: list[tuple[str, list[str]]]) -> list[BackupRecord]:
-    """The records of `RecordFile.read()`'s (path, lines), oldest first (pure)."""
-    from reconciler.system.records import parse_line
-
-    out = []
-    for path, lines in files:
-        for line in lines:
-            data = parse_line(line, path)
-            if data is None:
-                continue
-            try:
-                out.append(BackupRecord(**data))
-            except TypeError:
-                continue
-    return out
 
 
 def freshness(records: list[BackupRecord]) -> dict[str, dict[str, str | None]]:

@@ -1,6 +1,10 @@
 """What the backup kind reads of the host: whether the restic repository opens with the spec's
 password file, and the backup history the backup runs recorded.
 
+`backups.jsonl` (written through the record store, system/records.py, as run records are) has
+one reader of its lines, `parse_records` here: the probe's history and `reconciler backup`'s
+status (app/backup.py) both read records through it.
+
 The repository probe runs `restic --no-lock --no-cache cat config` as the spec's user (read-only:
 no lock file in the repository, no cache directory), the password named by path, backend
 credentials from the environment file through the runner (never in argv). Its exit code and
@@ -11,8 +15,11 @@ cannot be reached (recorded from restic 0.14.0: tests/data/probes/restic/).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from dataclasses import field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from reconciler.core.command import Command, CommandResult
 from reconciler.core.host import HostContext
@@ -88,18 +95,73 @@ class BackupHistory:
         return next((p for p in self.profiles if p.profile == profile), ProfileBackups(profile))
 
 
+RECORDS = "backups.jsonl"
+
+
+@frozen
+class BackupRecord:
+    """One line of backups.jsonl: a backup, verify or restore run of one profile."""
+
+    kind: str  # backup, verify, restore
+    profile: str
+    start: str
+    end: str
+    ok: bool
+    snapshot: str | None = None
+    downtime_s: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_records(files: Iterable[tuple[str, Iterable[str]]]) -> list[BackupRecord]:
+    """The records of (source, lines) pairs (`RecordFile.read()`'s, oldest first), in order
+    (pure). A line that is not a record is skipped, never fatal: torn by a crash, too deep
+    (system/records.parse_line), or without a text kind, profile and end and a boolean ok;
+    a field of the wrong type is left out, a field we do not know is ignored."""
+    out: list[BackupRecord] = []
+    for source, lines in files:
+        for line in lines:
+            record = _record(parse_line(line, source))
+            if record is not None:
+                out.append(record)
+    return out
+
+
+def _record(data: dict[str, Any] | None) -> BackupRecord | None:
+    if data is None:
+        return None
+    kind, profile, end, ok = (data.get(k) for k in ("kind", "profile", "end", "ok"))
+    if not (isinstance(kind, str) and isinstance(profile, str) and isinstance(end, str)):
+        return None
+    if not isinstance(ok, bool):
+        return None
+    start, snapshot, downtime, detail = (
+        data.get(k) for k in ("start", "snapshot", "downtime_s", "detail")
+    )
+    seconds = (
+        float(downtime)
+        if isinstance(downtime, int | float) and not isinstance(downtime, bool)
+        else None
+    )
+    return BackupRecord(
+        kind,
+        profile,
+        start if isinstance(start, str) else "",
+        end,
+        ok,
+        snapshot if isinstance(snapshot, str) else None,
+        seconds,
+        detail if isinstance(detail, dict) else {},
+    )
+
+
 def parse_history(text: str, read_at: float) -> BackupHistory:
-    """The `backup` lines of backups.jsonl (other kinds and unreadable lines skipped)."""
+    """Per profile, the end of its last successful and of its last failed backup (verify and
+    restore records, and lines that are not records, skipped)."""
     success: dict[str, str] = {}
     failure: dict[str, str] = {}
-    for line in text.splitlines():
-        item = parse_line(line, "backups.jsonl")
-        if item is None or item.get("kind") != "backup":
-            continue
-        profile, end = item.get("profile"), item.get("end")
-        if not isinstance(profile, str) or not isinstance(end, str):
-            continue
-        (success if item.get("ok") is True else failure)[profile] = end
+    for record in parse_records([(RECORDS, text.splitlines())]):
+        if record.kind == "backup":
+            (success if record.ok else failure)[record.profile] = record.end
     names = sorted({*success, *failure})
     return BackupHistory(
         read_at, tuple(ProfileBackups(n, success.get(n), failure.get(n)) for n in names)

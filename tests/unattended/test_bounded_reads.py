@@ -56,3 +56,39 @@ def test_an_env_file_is_never_read_unbounded(tmp_path: Path, plant: str) -> None
     with pytest.raises((OSError, ValueError)):
         read_env_file(path, None, None)
     assert time.monotonic() - started < 5
+
+
+def test_backups_jsonl_has_one_reader_the_probe_s(tmp_path: Path) -> None:
+    # `backup`'s status (app/backup.read_records) and the plan's history probe
+    # (facts/backup.parse_history) read the store's lines through one parser: the same lines,
+    # the same records, the same lines skipped.
+    from reconciler.app import backup as app_backup
+    from reconciler.facts import backup as facts_backup
+
+    assert app_backup.parse_records is facts_backup.parse_records
+    place = StatePlace(tmp_path)
+    ok = BackupRecord(
+        "backup", "ops", "2026-01-01T00:00:00+00:00", "2026-01-01T00:01:00+00:00", True
+    )
+    failed = BackupRecord(
+        "backup", "ops", "2026-01-02T00:00:00+00:00", "2026-01-02T00:01:00+00:00", False
+    )
+    verified = BackupRecord("verify", "ops", "2026-01-03T00:00:00+00:00", "2026-01-03T00:01:00+00:00", True)  # fmt: skip
+    for record in (ok, failed, verified):
+        append_record(place, record)
+    with open(tmp_path / "backups.jsonl", "a") as out:
+        # a newer writer's extra field is ignored; no `ok`, a profile that is not text: skipped
+        out.write(
+            '{"kind": "backup", "profile": "dev", "start": "s", "end": "e", "ok": true, "new": 1}\n'
+        )
+        out.write('{"kind": "backup", "profile": "ops", "start": "s", "end": "e"}\n')
+        out.write('{"kind": "backup", "profile": 7, "start": "s", "end": "e", "ok": true}\n')
+    dev = BackupRecord("backup", "dev", "s", "e", True)
+    assert read_backups(place) == [ok, failed, verified, dev]
+    text = (tmp_path / "backups.jsonl").read_text()
+    history = facts_backup.parse_history(text, 0.0)
+    assert history.of("ops").last_success == ok.end and history.of("ops").last_failure == failed.end
+    assert history.of("dev").last_success == "e" and [p.profile for p in history.profiles] == [
+        "dev",
+        "ops",
+    ]
