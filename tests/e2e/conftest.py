@@ -28,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -141,25 +142,38 @@ def npm_cache_dir() -> Path:
     return images.ensure_npm_cache()
 
 
+def _run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory every worker of this pytest run shares (each pytest-xdist worker has a
+    session, and a base temporary directory, of its own inside the controller's)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def reconciler_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The reconciler's wheel, built from this checkout as `make dist` builds it."""
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "build",
-            "--wheel",
-            "--quiet",
-            "--no-isolation",
-            "--outdir",
-            str(out),
-        ],
-        cwd=images.REPO,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    """The reconciler's wheel, built from this checkout as `make dist` builds it, once per run
+    (under a lock: two setuptools builds at once would share the checkout's build/)."""
+    run = _run_dir(tmp_path_factory)
+    out = run / "dist"
+    with images.flock(run / "dist.lock"):
+        if not list(out.glob("reconciler-*.whl")):
+            building = Path(tempfile.mkdtemp(prefix="dist.", dir=run))
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "build",
+                    "--wheel",
+                    "--quiet",
+                    "--no-isolation",
+                    "--outdir",
+                    str(building),
+                ],
+                cwd=images.REPO,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            building.rename(out)
     (wheel,) = out.glob("reconciler-*.whl")
     return wheel
 
@@ -167,8 +181,16 @@ def reconciler_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def installed_reconciler(reconciler_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`reconciler` from the built wheel in a fresh venv with the runtime dependencies only (no
-    dev or test extras): what an admin who installed the wheel runs."""
-    return images.runtime_venv(reconciler_wheel, tmp_path_factory.mktemp("admin") / "venv")
+    dev or test extras): what an admin who installed the wheel runs (one per run, as the wheel)."""
+    run = _run_dir(tmp_path_factory)
+    venv, done = run / "admin-venv", run / "admin-venv.done"
+    with images.flock(run / "admin-venv.lock"):
+        # Built in place (a venv's scripts name its path): `done` says a build finished.
+        if not done.exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            images.runtime_venv(reconciler_wheel, venv)
+            done.touch()
+    return venv / "bin" / "reconciler"
 
 
 @pytest.fixture

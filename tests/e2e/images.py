@@ -112,7 +112,9 @@ def _build_log(path: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _flock(path: Path) -> Iterator[None]:
+def flock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing): one builder at a time, across
+    processes (pytest-xdist workers, a CI cache build, another checkout's suite)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:
         t0 = time.monotonic()
@@ -288,7 +290,7 @@ def ensure_runtime_wheels(wheels_python: str | None = None) -> Path:
     python = wheels_python or str(REPO / ".venv/bin/python")
     if not os.path.exists(python):
         python = sys.executable
-    with _flock(cache_dir() / "wheels.lock"):
+    with flock(cache_dir() / "wheels.lock"):
         if done.exists():
             return _mark_used(wheels)
         if wheels.exists():
@@ -369,7 +371,7 @@ def ensure_rootfs(wheels_python: str | None = None) -> Path:
     if not os.path.exists(wheels_python):
         wheels_python = sys.executable
     cdir = cache_dir()
-    with _flock(cdir / "rootfs.lock"):
+    with flock(cdir / "rootfs.lock"):
         if tarball.exists():
             return _mark_used(tarball)
         _rm_tmp_leftovers(cdir, ".rootfs-tmp-")
@@ -457,7 +459,7 @@ def ensure_gateway() -> Path:
     if _gateway_ok(final):
         return final
     cdir = cache_dir()
-    with _flock(cdir / f"{final.name}.lock"):
+    with flock(cdir / f"{final.name}.lock"):
         if _gateway_ok(final):
             return final
         _rm_tmp_leftovers(cdir, f".{final.name}.tmp-")
@@ -682,7 +684,7 @@ def ensure_npm_cache() -> Path:
         return _mark_used(final)
     node_bin = ensure_gateway() / "node_modules/node/bin"
     cdir = cache_dir()
-    with _flock(cdir / "npm-cache.lock"):
+    with flock(cdir / "npm-cache.lock"):
         if _npm_cache_ok(final):
             return _mark_used(final)
         _rm_tmp_leftovers(cdir, ".npm-cache-tmp-")
