@@ -50,7 +50,7 @@ def check_profiles(spec: Spec, names: tuple[str, ...], option: str) -> None:
 
 
 def forget_marks(
-    ctx: AppContext, host: HostContext, runner: HostRunner, profiles: tuple[str, ...]
+    ctx: AppContext, host: HostContext, runner: HostRunner, spec: Spec, profiles: tuple[str, ...]
 ) -> None:
     """Forget each profile's bad-version mark (`ForgetBadVersion`, which the runner carries
     out as the spec's user), saying what was forgotten."""
@@ -62,7 +62,7 @@ def forget_marks(
     known = SwitchMemoryProbe(memory).read(host)
     for name in profiles:
         mark = next((m for m in known.bad if m.profile == name), None)
-        _forget(runner, ForgetBadVersion(memory, name))
+        _forget(spec, host, runner, ForgetBadVersion(memory, name), f"memory.bad_version[{name}]")
         if mark is None:
             ctx.echo(f"profile {name}: no version is marked bad; applying as usual")
         else:
@@ -89,12 +89,30 @@ def forget_failed_installs(
     # The gateway versions they want and the nodes they run (installed the same way).
     wanted = (v(spec, p) for p in chosen for v in (profile_version, profile_node))
     for version in dict.fromkeys(v for v in wanted if v is not None):
-        if _forget(runner, ForgetFailedInstall(memory, version)) == FORGOTTEN:
+        forget = ForgetFailedInstall(memory, version)
+        if _forget(spec, host, runner, forget, f"memory.failed_install[{version}]") == FORGOTTEN:
             ctx.echo(f"forgot that {version} failed to install; this apply tries it again")
 
 
-def _forget(runner: HostRunner, operation: ForgetBadVersion | ForgetFailedInstall) -> str:
-    """Carry out one forget through the runner: its detail, or Failed saying why not."""
+def _forget(
+    spec: Spec,
+    host: HostContext,
+    runner: HostRunner,
+    operation: ForgetBadVersion | ForgetFailedInstall,
+    address: str,
+) -> str:
+    """Carry out one forget through the runner: its detail, or Failed saying why not. Gated as
+    every planned action is (`gated_plan`: the memory is the user's, so we must be able to
+    act as the user): blocked, it is not run, and the reason is the one a plan gives."""
+    from reconciler.core.action import Action
+    from reconciler.core.kind import NO_FACTS
+    from reconciler.core.plan import gated_plan
+
+    action = Action(address, "delete", "forget a mark (update --retry)", (operation,))
+    # Forgetting needs only the user and acting as the user: no fact is read to decide it.
+    (gated,) = gated_plan(spec, host, NO_FACTS, (action,)).actions
+    if gated.blocked:
+        raise Failed(f"cannot forget the mark: {gated.blocked}")
     done = runner.execute(operation)
     if not done.ok:
         raise Failed(f"cannot forget the mark: {done.detail}")
@@ -120,7 +138,7 @@ def update(ctx: AppContext, request: UpdateRequest) -> int:
             raise Failed(f"user {spec.host.user!r} does not exist on this host", EXIT_FAILED)
         runner = ctx.make_runner(host, True)
         assert isinstance(runner, HostRunner)  # forgetting writes: never a read-only runner
-        forget_marks(ctx, host, runner, request.retry)
+        forget_marks(ctx, host, runner, spec, request.retry)
         forget_failed_installs(ctx, host, runner, spec, request.retry)
     return apply(ctx, request.apply)
 

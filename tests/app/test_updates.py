@@ -344,3 +344,24 @@ def test_a_rollback_with_the_users_manager_down_is_blocked_as_a_plan_is_and_runs
     assert cli.fake.mutating_calls() == []
     assert f"/{NEW}/" in cli.fake.unit_path(UNIT).read_text()
     assert not (memory_dir(cli.fake.home) / BAD_VERSIONS).exists()
+
+
+def test_update_retry_as_an_account_that_cannot_act_as_the_user_forgets_nothing(
+    cli: Cli, spec: Path
+) -> None:
+    # The marks are the user's files: `--retry` forgets them through the planner's gates
+    # (core/plan.gated_plan), so an account that may not act as the user is refused with the
+    # reason a plan gives, before anything runs, and the mark stays.
+    bad = mark(cli)
+    before = bad.read_bytes()
+    admin = dataclasses.replace(cli.host.invoker, name="admin", uid=1001)
+    cli.host = dataclasses.replace(cli.host, invoker=admin, sudo_to_user=False)
+    assert not cli.host.can_act_for_user
+    cli.fake.clear_calls()
+    result = cli("update", spec, "--retry", "ops", "--yes", "--host-check=off")
+    assert result.exit_code == 1, result.output
+    assert "cannot forget the mark: changes user's files and services; we are admin" in (
+        result.output
+    )
+    assert bad.read_bytes() == before
+    assert cli.fake.mutating_calls() == []
