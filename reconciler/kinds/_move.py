@@ -43,6 +43,8 @@ from reconciler.gateway.paths import (
 )
 from reconciler.gateway.versions import is_version, profile_version
 from reconciler.kinds._switch import (
+    COLD_START,
+    cold_start,
     exec_program,
     health_command,
     memory_probe,
@@ -215,6 +217,7 @@ def plan_move(
         f"{gateway.start_timeout_s:g} s (or crashing within {gateway.health_window_s:g} s "
         f"after): {move.unit} back, state and config byte-identical"
         + (f"; {new} warmed up first while {move.unit} serves" if switch.warm_up else "")
+        + (f"; {new}: {COLD_START}" if cold_start(spec, host, facts, content) else "")
     )
     if move.resumed:
         reason = f"an interrupted move of profile {profile.name} is finished; " + reason

@@ -109,13 +109,10 @@ def switch_probes(spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
 WARM_UP_DIR = Path(".cache/reconciler/warm-up")
 
 
-def warm_up_for(
-    spec: Spec, profile: Profile, host: HostContext, facts: Facts, content: str
-) -> WarmUp | None:
-    """The warm-up before `profile`'s unit first runs `content`'s program (node and entry
-    point), or None when a gateway unit file on the host runs that program already: its
-    caches are warm (node's compile cache is keyed by node's version and the files')."""
-    assert host.user is not None
+def _first_run(host: HostContext, facts: Facts, content: str) -> tuple[str, ...] | None:
+    """`content`'s program (node and entry point) when no gateway unit file on the host runs
+    it yet (its compile caches are cold: node's cache is keyed by node's version and the
+    files'), else None."""
     program = exec_program(content)
     if not program:
         return None
@@ -124,6 +121,29 @@ def warm_up_for(
     if isinstance(listing, DirectoryListing) and any(
         exec_program(e.text) == program for e in listing.entries
     ):
+        return None
+    return program
+
+
+#: what the plan says of a first start the spec does not warm up
+COLD_START = "cold first start: runtime.gateway.warm_up is false"
+
+
+def cold_start(spec: Spec, host: HostContext, facts: Facts, content: str) -> bool:
+    """Whether `content`'s program starts for the first time on this host with no warm-up
+    because the spec turned warm-ups off (the plan says so: a longer downtime)."""
+    return not spec.runtime.gateway.warm_up and _first_run(host, facts, content) is not None
+
+
+def warm_up_for(
+    spec: Spec, profile: Profile, host: HostContext, facts: Facts, content: str
+) -> WarmUp | None:
+    """The warm-up before `profile`'s unit first runs `content`'s program (node and entry
+    point), or None when a gateway unit file on the host runs that program already (its
+    caches are warm) or the spec turned warm-ups off (`runtime.gateway.warm_up: false`)."""
+    assert host.user is not None
+    program = _first_run(host, facts, content) if spec.runtime.gateway.warm_up else None
+    if program is None:
         return None
     table = product_names(spec.product)
     return WarmUp(
@@ -201,6 +221,7 @@ def switch_gate(
         memory,
         marks=by_hand is None,
         warm_up=warm_up_for(spec, profile, host, facts, content),
+        cold=cold_start(spec, host, facts, content),
     )
 
 
@@ -229,11 +250,13 @@ def gated(
     memory: SwitchMemory,
     marks: bool = True,
     warm_up: WarmUp | None = None,
+    cold: bool = False,
 ) -> Action:
     """`action` (the unit's write) as a health-gated switch from versions[0] (None: unknown)
     to versions[1]; `programs`: how to run the old and the new version's CLI. A bad-version
     mark on versions[1] blocks it unless `marks` is False (a version chosen by hand).
-    `warm_up`: started first, while the old version serves (`warm_up_for`)."""
+    `warm_up`: started first, while the old version serves (`warm_up_for`); `cold`: a first
+    start the spec does not warm up (`cold_start`), said in the reason."""
     assert host.user is not None
     old, new = versions
     write = next(
@@ -271,6 +294,8 @@ def gated(
         # `<node> <entry>` both: the node changes (a pinned node, gateway/node.py).
         nodes = f" (node {programs[0][0]} -> {programs[1][0]})"
     warm = f" (warmed up first while {shown_old} serves)" if warm_up is not None else ""
+    if cold:
+        warm = f" ({COLD_START})"
     reason = (
         f"profile {profile.name}: {shown_old} -> {new}{nodes}{warm}; if unhealthy within "
         f"{gateway.start_timeout_s:g} s (or crashing within {gateway.health_window_s:g} s "

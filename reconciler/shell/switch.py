@@ -477,7 +477,16 @@ def warm_up_command(warm: WarmUp, port: int) -> Command:
     systemd ends it at RuntimeMaxSec= whatever happens to us (--collect: nothing stays loaded),
     and a stop sends SIGTERM to the main process only (KillMode=mixed), which lets node write
     its compile cache as it exits, the rest killed at TimeoutStopSec=."""
-    env = [("HOME", str(warm.directory)), ("PATH", warm.path_env), *_warm_up_env(warm, port)]
+    env = [
+        ("HOME", str(warm.directory)),
+        ("PATH", warm.path_env),
+        *_warm_up_env(warm, port),
+        # A throwaway instance must not announce itself on the LAN beside the real one (every
+        # release we install advertises over mDNS by default and reads `<PREFIX>DISABLE_BONJOUR`:
+        # clawdbot 2026.1.24-3 and openclaw 2026.1.30 `gateway/server-discovery-runtime.js`,
+        # openclaw 2026.9.6 `server-discovery-runtime-*.mjs`; "1" is what all of them accept).
+        (f"{warm.env_prefix}DISABLE_BONJOUR", "1"),
+    ]
     return Command(
         (
             "systemd-run",

@@ -75,6 +75,10 @@ class GatewayRuntime:
     # After a version switch's first healthy answer, how long it must stay healthy (no crash)
     # before the switch is kept (docs/updates.md).
     health_window_s: float = 10.0
+    # Start a version no unit runs yet once before its switch, while the old one serves (its
+    # compile caches warm: shorter downtime); False on hosts too small for two gateways at
+    # once (docs/updates.md, warm-up).
+    warm_up: bool = True
     # Where versioned installs live (<prefix>/<version>/); None: ~/.local/lib/<product>.
     prefix: str | None = None
     # npm `overrides` and extra dependencies of every version's package.json, sorted by name.

@@ -88,6 +88,28 @@ def running_version(gw: GatewayHost, unit: str) -> str:
     return next((v for v in (OLD, NEW) if f"/{v}/" in cmdline), "none")
 
 
+def test_a_move_with_warm_ups_off_starts_openclaw_cold_and_says_so(gw: GatewayHost) -> None:
+    """`runtime.gateway.warm_up: false`: the move has no warm-up (no transient unit), its
+    plan says the first start is cold, and the move still passes its gate."""
+    cold = dataclasses.replace(
+        OPENCLAW,
+        runtime=dataclasses.replace(
+            OPENCLAW.runtime,
+            gateway=dataclasses.replace(OPENCLAW.runtime.gateway, warm_up=False),
+        ),
+    )
+    assert move_of(unit_action(gw.plan(OPENCLAW))).warm_up is not None  # on by default
+    plan = gw.plan(cold)
+    action = unit_action(plan)
+    assert move_of(action).warm_up is None
+    assert f"; {NEW}: cold first start: runtime.gateway.warm_up is false" in action.reason
+    result = apply_plan(plan, gw.runner)
+    outcome = next(o for o in result.outcomes if o.action.address == unit_address("ops"))
+    assert outcome.outcome == "applied", outcome.detail
+    assert not [c for c in gw.fake.calls() if c["tool"] == "systemd-run"]
+    assert running_version(gw, NEW_UNIT) == NEW
+
+
 def test_changing_product_alone_stops_the_plan_with_the_line_to_add(gw: GatewayHost) -> None:
     """Without `state_dir` the openclaw unit would use an empty ~/.openclaw-ops: the plan
     refuses (nothing is touched) and names the field to set."""

@@ -27,7 +27,9 @@ UNIT = "clawdbot-gateway-ops.service"
 WARM_UP = "reconciler-warm-up-ops.service"
 
 
-def spec(version: str, *profiles: Profile, start_timeout_s: float = 2) -> Spec:
+def spec(
+    version: str, *profiles: Profile, start_timeout_s: float = 2, warm_up: bool = True
+) -> Spec:
     base = gateway_spec(*(profiles or (Profile("ops", 18809, auth="token"),)))
     runtime = GatewayRuntime(
         "clawdbot",
@@ -35,6 +37,7 @@ def spec(version: str, *profiles: Profile, start_timeout_s: float = 2) -> Spec:
         install="versioned",
         start_timeout_s=start_timeout_s,
         health_window_s=0,
+        warm_up=warm_up,
     )
     return dataclasses.replace(base, runtime=Runtime(node=Node(range=">=22.12"), gateway=runtime))
 
@@ -115,6 +118,8 @@ def test_a_ready_warm_up_runs_before_the_stop_on_throwaway_state(gw: GatewayHost
     assert f"--setenv=CLAWDBOT_STATE_DIR={warm_dir(gw)}/state" in argv
     assert f"--setenv=CLAWDBOT_GATEWAY_PORT={port}" in argv and port != "18809"
     assert argv[argv.index("--") + 1 :][-3:] == ["gateway", "--port", port]
+    # It does not announce itself on the LAN beside the real gateway (mDNS off).
+    assert "--setenv=CLAWDBOT_DISABLE_BONJOUR=1" in argv
     # The token comes from a file, never through argv (nor the profile's token).
     assert f"--property=EnvironmentFile={warm_dir(gw)}/gateway.env" in argv
     assert not any("TOKEN" in word for word in argv)
@@ -201,6 +206,39 @@ def test_a_version_a_unit_runs_already_is_not_warmed_up(tmp_path: Path) -> None:
     done, detail = outcome(result)
     assert done == "applied" and "warm" not in detail, detail
     assert run_calls(gw) == []
+
+
+def test_a_spec_that_turns_warm_ups_off_switches_cold_and_the_plan_says_so(
+    gw: GatewayHost,
+) -> None:
+    """`runtime.gateway.warm_up: false` (a host too small for two gateways at once): the plan
+    says the first start is cold, apply starts no transient unit, and the switch is still the
+    gated one (healthy: kept)."""
+    cold = spec(NEW, warm_up=False)
+    plan = gw.plan(cold)
+    action = unit_action(plan)
+    op = switch_of(action)
+    assert op.warm_up is None
+    assert f"{OLD} -> {NEW} (cold first start: runtime.gateway.warm_up is false);" in action.reason
+    text = render_plan(plan, lambda c: c.display(), color=False)
+    assert "warm the new version up" not in text and "runtime.gateway.warm_up is false" in text
+    result = apply_plan(plan, gw.runner)
+    done, detail = outcome(result)
+    assert done == "applied" and f"ops: {OLD} -> {NEW}, healthy" in detail, detail
+    assert "warm" not in detail
+    assert run_calls(gw) == [] and not warm_dir(gw).exists()
+    assert not gw.plan(cold).runnable
+
+
+def test_warm_up_off_says_nothing_when_the_version_runs_already(tmp_path: Path) -> None:
+    """Only a first start is cold: a version another unit runs is not called cold."""
+    gw = GatewayHost(tmp_path)
+    gw.fake.set_npm_registry({"clawdbot": {OLD: "ok", NEW: "ok"}})
+    ops, personal = Profile("ops", 18809), Profile("personal", 18789)
+    gw.converge(spec(OLD, ops, dataclasses.replace(personal, gateway_version=NEW)))
+    action = unit_action(gw.plan(spec(NEW, ops, personal, warm_up=False)))
+    assert switch_of(action).warm_up is None
+    assert "warm" not in action.reason
 
 
 def test_two_profiles_moving_to_the_same_version_warm_it_up_once(tmp_path: Path) -> None:

@@ -174,6 +174,18 @@ def test_durations_become_seconds() -> None:
     assert spec.reconcile.timer == Timer(interval_s=5400, on_boot_s=45, randomized_delay_s=0)
 
 
+def test_warm_up_is_on_unless_the_spec_turns_it_off() -> None:
+    assert load_spec_text(MINIMAL, "m.yaml").runtime.gateway.warm_up is True
+    off = MINIMAL + "runtime:\n  gateway: {warm_up: false}\n"
+    assert load_spec_text(off, "m.yaml").runtime.gateway.warm_up is False
+    from reconciler.spec.errors import SpecInvalid
+
+    with pytest.raises(SpecInvalid) as refused:
+        load_spec_text(MINIMAL + "runtime:\n  gateway: {warm_up: sometimes}\n", "m.yaml")
+    (error,) = refused.value.errors
+    assert (error.file, error.line, error.field) == ("m.yaml", 6, "runtime.gateway.warm_up")
+
+
 def test_quoted_words_stay_text() -> None:
     spec = load_spec(VALID / "quoted-words.yaml")
     assert spec.host.name == "y"
@@ -259,7 +271,7 @@ def test_schema_defaults_match_model_defaults() -> None:
     # serve funnel, profile
     # state_dir/workspace/bind/auth/prune/gateway_version/node, prune_units, timer x4, source
     # ref, reconcile command (+ the serve list itself is given)
-    assert written == 32
+    assert written == 33
     implicit = load_spec_text(yaml.safe_dump(data), "implicit.yaml")
     explicit = load_spec_text(yaml.safe_dump(filled), "explicit.yaml")
     assert dataclasses.replace(explicit, sha256=None) == dataclasses.replace(implicit, sha256=None)
@@ -308,6 +320,7 @@ MODEL_FIELDS_WITH_DEFAULTS: dict[type, dict[str, str | None]] = {
         "overrides": "runtime.gateway.overrides",
         "extra": "runtime.gateway.extra",
         "keep": "runtime.gateway.keep",
+        "warm_up": "runtime.gateway.warm_up",
     },
     Runtime: {"docker": "runtime.docker"},
     ServeEntry: {
