@@ -101,6 +101,7 @@ class SwitchRunner(Protocol):
     """What the gate needs of the runner (reconciler.shell.runner.HostRunner)."""
 
     host: HostContext
+    env: dict[str, str]  # the reconciler's environment (read for the test hook only)
     sleep: Any  # Callable[[float], None]
     # What this runner warmed up already (programs: node and entry point): a second profile
     # switching to the same version in the same apply finds its caches warm.
@@ -127,6 +128,53 @@ ROLLBACK_START_S = 300.0
 JOURNAL_LINES = 10
 _MAX_COPY = 4 * 1024 * 1024
 _STATE_PROPERTIES = (*RESTART_PROPERTIES, "ActiveState", "SubState")
+
+
+# --- the steps (a test hook) ---------------------------------------------------------------------
+
+#: Every step a switch begins, in order (`_begin` refuses another name). A product move adds
+#: `env` and `retire`; a switch of a version some unit runs already has no `warm-up`.
+SWITCH_STEPS = (
+    "warm-up",  # the new version started once on throwaway state (no intent yet)
+    "copies",  # the unit and config copied, the intent written
+    "stop",  # the intent is there, the old gateway still runs
+    "state-copy",  # the gateway stopped, its state directory not copied yet
+    "env",  # a move: the env file's variables renamed
+    "unit",  # the new unit file written
+    "restart",  # the unit written, not loaded yet: daemon-reload, restart
+    "gate",  # the new version started: `gateway health` until ok and the window
+    "retire",  # a move passed its gate: the replaced unit disabled and removed
+    "keep",  # healthy: the kept switch recorded, the state copy moved to kept-state
+    "forget",  # the copies and the intent removed: the switch is over
+)
+#: Test-only, inert unless set (tests/e2e/test_updates.py, docs/testing.md): with it every
+#: step a switch begins is written to stderr (`reconciler switch step: PROFILE STEP`), and at
+#: the step it names the switch stops (`reconciler switch paused: PROFILE STEP`) until the
+#: process is killed, so that a test can SIGKILL a real apply at a known step.
+PAUSE_ENV = "RECONCILER_TEST_SWITCH_PAUSE"
+_PAUSE_S = 3600.0
+
+
+def _begin(runner: SwitchRunner, op: GatedSwitch, step: str) -> None:
+    """The switch of `op` begins `step` (see PAUSE_ENV; nothing at all when it is unset)."""
+    if step not in SWITCH_STEPS:
+        raise ValueError(f"not a switch step: {step}")
+    wanted = runner.env.get(PAUSE_ENV, "")
+    if not wanted:
+        return
+    import sys  # only for the test hook: the runner prints nothing otherwise
+
+    sys.stderr.write(f"reconciler switch step: {op.profile} {step}\n")
+    if wanted == step:
+        sys.stderr.write(f"reconciler switch paused: {op.profile} {step}\n")
+        sys.stderr.flush()
+        _pause()
+    sys.stderr.flush()
+
+
+def _pause() -> None:
+    """Wait for the test's SIGKILL (the switch goes on if none comes)."""
+    time.sleep(_PAUSE_S)
 
 
 # --- as the user: the memory's files ------------------------------------------------------------
@@ -216,6 +264,12 @@ def snapshot_state(memory: Path, profile: str, state: Path) -> dict[str, Any]:
     "copied"}; nothing to copy when the state directory does not exist."""
     here = _switch_dir(memory, profile)
     if (here / STATE_DONE).exists():
+        kept = memory / KEPT_STATE / profile
+        if not os.path.lexists(here / STATE_COPY) and _real_dir(kept):
+            # A run killed after its keep moved this switch's copy to kept-state, before the
+            # intent was removed: the copy is this switch's (the keep replaced the older one),
+            # moved back so that this attempt's rollback or keep has it.
+            _replace_tree(kept, here / STATE_COPY)
         return {"seconds": 0.0, "bytes": _disk_bytes(here / STATE_COPY), "copied": False}
     if not os.path.isdir(state) or os.path.islink(state):
         return {"seconds": 0.0, "bytes": 0, "copied": False, "absent": True}
@@ -228,6 +282,10 @@ def snapshot_state(memory: Path, profile: str, state: Path) -> dict[str, Any]:
         "bytes": _disk_bytes(here / STATE_COPY),
         "copied": True,
     }
+
+
+def _real_dir(path: Path) -> bool:
+    return os.path.isdir(path) and not os.path.islink(path)
 
 
 def _emptied_slot(memory: Path, folder: str, profile: str) -> Path:
@@ -243,8 +301,8 @@ def restore_state(memory: Path, profile: str, state: Path) -> str:
     left goes to rejected-state/PROFILE (replacing an older one), the copy is copied back
     (kept in the memory until the copies are forgotten). "" when there is no copy."""
     here = _switch_dir(memory, profile)
-    if not (here / STATE_DONE).exists():
-        return ""
+    if not (here / STATE_DONE).exists() or not _real_dir(here / STATE_COPY):
+        return ""  # no copy to put back: the state directory stays as it is
     rejected = _emptied_slot(memory, REJECTED_STATE, profile)
     if os.path.lexists(state):
         _replace_tree(state, rejected)
@@ -256,8 +314,8 @@ def keep_state(memory: Path, profile: str) -> str:
     """The switch was kept: its pre-switch copy becomes kept-state/PROFILE (replacing the one
     of the switch before), kept until the next kept switch."""
     here = _switch_dir(memory, profile)
-    if not (here / STATE_DONE).exists():
-        return ""
+    if not (here / STATE_DONE).exists() or not _real_dir(here / STATE_COPY):
+        return ""  # nothing copied, or kept already by a run killed before the intent went
     kept = _emptied_slot(memory, KEPT_STATE, profile)
     _replace_tree(here / STATE_COPY, kept)
     return str(kept)
@@ -746,6 +804,7 @@ def run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
     if op.warm_up is not None and op.warm_up.program not in runner.warmed:
         # Before anything of the switch (no intent yet): a kill here leaves only the transient
         # unit, which its RuntimeMaxSec ends, and the throwaway directory the next one removes.
+        _begin(runner, op, "warm-up")
         warmed = run_warm_up(runner, op.warm_up)
         runner.warmed.add(op.warm_up.program)
     report = _run_switch(runner, op)
@@ -761,6 +820,7 @@ def _run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
     intent = SwitchIntent(
         op.from_version, op.to_version, _now(), op.unit, replaces=op.replaces or ""
     )
+    _begin(runner, op, "copies")
     try:
         held, resumed = gate.as_user(
             partial(
@@ -783,12 +843,15 @@ def _run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
     running = _running_units(op)
     if op.state is not None:
         # Stopped for the copy (it restarts anyway): a consistent copy, downtime starts here.
+        _begin(runner, op, "stop")
         stopped_at = time.monotonic()
         problem = (
             next((p for p in (gate.stop_present(*unit) for unit in running) if p), "")
             if op.replaces is not None
             else gate.systemctl("stop", op.unit)
         )
+        if not problem:
+            _begin(runner, op, "state-copy")
         try:
             snapshot = (
                 {}
@@ -806,7 +869,9 @@ def _run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
             rename = partial(
                 rename_env, op.env_file, *op.env_rename, op.env_token, op.replaces_file
             )
+            _begin(runner, op, "env")
             gate.as_user(rename)
+        _begin(runner, op, "unit")
         gate.as_user(partial(write_unit, op.unit_file, op.content))
     except (OSError, UnicodeDecodeError) as exc:
         if op.replaces is not None and stopped_at is not None:
@@ -816,6 +881,7 @@ def _run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
             gate.systemctl("start", op.unit)
         gate.as_user(partial(forget_copies, op.memory, op.profile))
         return f"nothing switched: {exc}"
+    _begin(runner, op, "restart")
     began, problem = gate.restart()
     down_from = stopped_at if stopped_at is not None else began
     copied = (
@@ -826,9 +892,13 @@ def _run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
     if problem:
         # systemd refused, not the gateway: put things back, but do not blame the version.
         return replace(_roll_back(gate, old, problem, down_from, blame=False), **copied)
+    _begin(runner, op, "gate")
     health = gate.wait_healthy(op.check, began, op.settle_s)
     if health.healthy_at is not None:
+        if op.replaces is not None:
+            _begin(runner, op, "retire")
         retired = _retire(gate) if op.replaces is not None else ""
+        _begin(runner, op, "keep")
         if old is not None and is_version(old) and old != op.to_version:
             with contextlib.suppress(OSError):
                 gate.as_user(
@@ -838,6 +908,7 @@ def _run_switch(runner: SwitchRunner, op: GatedSwitch) -> SwitchReport | str:
             gate.as_user(partial(keep_state, op.memory, op.profile), STATE_COPY_TIMEOUT_S)
         if not retired:
             # A replaced unit that could not be removed keeps the intent: the next run does.
+            _begin(runner, op, "forget")
             gate.as_user(partial(forget_copies, op.memory, op.profile))
         return SwitchReport(
             op.profile,

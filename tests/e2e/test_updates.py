@@ -18,6 +18,8 @@ d) ``ops`` to a version whose install fails: nothing switched, no downtime, no l
 c) ``ops`` to the release that needs node 24: refused by the install step (its package.json
    engines), nothing switched, remembered, shown blocked by the next plan, and not retried by
    the timer's apply;
+g) ``ops`` switched between the two working releases, each switch's apply SIGKILLed
+   at one step (a test hook pauses it there) and applied again: it converges (issue 21 item 4);
 e) a third profile, a clawdbot one as ``clawdbot gateway install`` leaves it, moved to openclaw
    by its own spec (the product move, issue 21): one gated step, state and token kept;
 f) two clawdbot profiles on node 22 moved to openclaw 2026.9.6 on node 24.21.0 that the
@@ -32,6 +34,7 @@ import hashlib
 import json
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -84,12 +87,14 @@ def entry(prefix: str) -> str:
     return f"{prefix}/node_modules/openclaw/openclaw.mjs"
 
 
-def write_spec(c: Container, versions: dict[str, str]) -> str:
+def write_spec(c: Container, versions: dict[str, str], **gateway: str) -> str:
     """updates.yaml with runtime.gateway.version = versions["personal"] and a canary
-    `gateway_version` for every profile whose version differs."""
+    `gateway_version` for every profile whose version differs (`gateway`: more fields of
+    runtime.gateway)."""
     doc: dict[str, Any] = yaml.safe_load(SPEC_SOURCE.read_text())
     base = versions["personal"]
     doc["runtime"]["gateway"]["version"] = base
+    doc["runtime"]["gateway"].update(gateway)
     for name, version in versions.items():
         if version != base:
             doc["profiles"][name]["gateway_version"] = version
@@ -269,6 +274,130 @@ def test_c_release_needing_another_node_is_refused_before_any_switch(c: Containe
     FIGURES["c"] = f"refused apply (engines) {took:.0f}s, no restart"
 
 
+# ------------------------------------------------ a switch killed at each step (issue 21 item 4)
+
+#: The switch's test hook (reconciler/shell/switch.py PAUSE_ENV): the apply writes each step it
+#: begins to stderr and stops at the one named, for the test to SIGKILL it there.
+PAUSE_ENV = "RECONCILER_TEST_SWITCH_PAUSE"
+#: The steps killed at, one per kind of recovery (docs/testing.md), since every step of the
+#: chain costs a switch (about 30 s here) and CI's budget for this is 120 s: before the stop
+#: (the intent written, the old gateway serving), between the stop and the start (the old
+#: gateway stopped, its state copied, the new unit written but not loaded), during the gate
+#: (the new version started, not yet found healthy), after the gate (the pre-switch state
+#: moved to kept-state, the intent not yet removed). Each must be a step the switch reports.
+KILLED_AT = ("stop", "restart", "gate", "forget")
+KILL_MARK = "/home/user/.openclaw-ops/agents/main/sessions/kill-chain.jsonl"
+
+
+def apply_killed_at(c: Container, step: str, spec: str = SPEC, profile: str = "ops") -> str:
+    """`reconciler apply` as the e2e runs it (root, the wheel), with the hook naming `step`:
+    once it says it paused there, SIGKILL every process of the apply's process group (the
+    reconciler; nothing it started runs at that moment). Returns what it wrote."""
+    fd, name = tempfile.mkstemp(prefix=f"apply-killed-at-{step}-")
+    os.close(fd)
+    log = Path(name)
+    argv = ["reconciler", "apply", spec, "--yes", "--no-color"]
+    with open(log, "wb") as out:
+        p = subprocess.Popen(
+            c.command(argv, env={PAUSE_ENV: step}),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 300
+    paused = f"reconciler switch paused: {profile} {step}"
+    while True:
+        text = log.read_text(errors="replace")
+        if paused in text:
+            break
+        if p.poll() is not None or time.monotonic() > deadline:
+            harness._kill_nsenter_group(p)
+            raise AssertionError(f"the apply never reached step {step}:\n{text}")
+        time.sleep(0.2)
+    harness._kill_nsenter_group(p)  # SIGKILL: everything inside first, then nsenter
+    assert not in_group(p.pid), in_group(p.pid)  # nothing of it survived
+    log.unlink()
+    return text
+
+
+def in_group(pgid: int) -> list[int]:
+    """The host's processes in process group `pgid`."""
+    found = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[2]) == pgid:
+                        found.append(int(d))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def test_g_a_switch_killed_at_each_step_converges_on_the_next_apply(c: Container) -> None:
+    """Issue 21 item 4 under real systemd, with the releases b installed: `ops` switches
+    between NEW and OLD (both run by a unit already: no warm-up), and each switch's apply is
+    SIGKILLed at one step of KILLED_AT (the hook pauses it there), then `apply` runs again: it
+    exits 0 having switched (its gate found the new version healthy), the unit runs the
+    wanted version, the next plan is empty, and the profile's state is intact (a file put
+    there before is byte-identical, the token unchanged, and kept-state/ops holds the state as
+    it was before that switch). The chain ends on NEW, where it began; then the gateway
+    answers its RPC. Every step the switch reports (the hook's trace of each re-apply) is
+    listed in the figures with the covered ones."""
+    t0 = time.monotonic()
+    assert running_version(c, "ops") == NEW
+    token_file = f"{HOME}/.openclaw-ops/gateway.env"
+    token_before = c.read_file(token_file)
+    c.run(["mkdir", "-p", KILL_MARK.rsplit("/", 1)[0]], user=USER)
+    mark = '{"role": "user", "content": "kept across every kill"}\n'
+    c.write_file(KILL_MARK, mark, mode=0o600, user=USER)
+    kept = f"{HOME}/.local/state/reconciler/kept-state/ops/agents/main/sessions/kill-chain.jsonl"
+    reported: list[str] = []
+    took: dict[str, float] = {}
+    version = NEW
+    for step in KILLED_AT:
+        t1 = time.monotonic()
+        version = OLD if version == NEW else NEW
+        # health_window 1 s: each gate waits 1 s after the first healthy answer, not 10 s
+        write_spec(c, {"ops": version, "personal": OLD}, health_window="1s")
+        killed = apply_killed_at(c, step)
+        assert "reconciler switch step: ops copies" in killed, killed
+        r = c.run(
+            ["reconciler", "apply", SPEC, "--yes", "--no-color"],
+            env={PAUSE_ENV: "trace"},  # every step written, none stopped at
+            check=False,
+            timeout=600,
+        )
+        out = r.stdout + r.stderr
+        assert r.returncode == 0, (step, show(r))
+        assert f"-> {version}, healthy" in out, (step, out)
+        steps = [
+            ln.split()[-1] for ln in out.splitlines() if ln.startswith("reconciler switch step:")
+        ]
+        assert step in steps, (step, steps)
+        reported = reported or steps
+        assert running_version(c, "ops") == version, step
+        assert unit_prop(c, "ops", "ActiveState") == "active", step
+        assert_no_changes(c)
+        assert c.read_file(KILL_MARK) == mark, step
+        assert c.read_file(kept) == mark, step  # the state before this switch, kept
+        assert c.read_file(token_file) == token_before, step
+        assert not c.exists(f"{HOME}/.local/state/reconciler/switch/ops"), step
+        took[step] = time.monotonic() - t1
+    assert version == NEW  # where e and f expect it
+    assert set(KILLED_AT) <= set(reported), reported
+    assert_runs(c, "ops", NEW)
+    assert_runs(c, "personal", OLD)
+    c.run(["rm", "-f", KILL_MARK], user=USER)
+    write_spec(c, {"ops": NEW, "personal": OLD})
+    FIGURES["g"] = (
+        f"switch killed at {', '.join(f'{s} {t:.0f}s' for s, t in took.items())} "
+        f"(kill, re-apply, checks); whole step {time.monotonic() - t0:.0f}s; the switch's "
+        f"steps: {' '.join(reported)}"
+    )
+
+
 # ------------------------------------------------------------------ the product move (issue 21)
 
 MOVE_SPEC = "/etc/reconciler/move.yaml"
@@ -328,11 +457,20 @@ def test_e_a_clawdbot_profile_moves_to_openclaw_keeping_its_state(c: Container) 
     write_move_spec(c)
     r = reconciler(c, "plan", MOVE_SPEC, "--no-color")
     assert "product move clawdbot -> openclaw " in r.stdout, show(r)
+    # Issue 21 item 4: the move's apply SIGKILLed once openclaw was started on the clawdbot
+    # state (its first start, migrating it), the clawdbot unit stopped, the env file renamed;
+    # the next apply finishes the move from its intent.
+    t0 = time.monotonic()
+    killed = apply_killed_at(c, "gate", MOVE_SPEC, "legacy")
+    killed_s = time.monotonic() - t0
+    assert "reconciler switch step: legacy env" in killed, killed
     t0 = time.monotonic()
     r = reconciler(c, "apply", MOVE_SPEC, "--yes", "--no-color")
     took = time.monotonic() - t0
     assert r.returncode == 0, show(r)
     out = r.stdout + r.stderr
+    assert "an interrupted move of profile legacy is finished" in out, out
+    assert not c.exists(f"{HOME}/.local/state/reconciler/switch/legacy")
     assert not c.exists(f"{HOME}/.config/systemd/user/clawdbot-gateway-legacy.service")
     new = "openclaw-gateway-legacy.service"
     assert c.systemctl_user("show", "-p", "ActiveState", "--value", new).stdout.strip() == "active"
@@ -365,7 +503,10 @@ def test_e_a_clawdbot_profile_moves_to_openclaw_keeping_its_state(c: Container) 
     r = reconciler(c, "plan", MOVE_SPEC, "--detailed-exitcode", "--no-color")
     assert r.returncode == 0 and "No changes" in r.stdout, show(r)
     downtime = next((ln.strip() for ln in out.splitlines() if "downtime" in ln), "")
-    FIGURES["e"] = f"move apply {took:.0f}s: {downtime}"
+    FIGURES["e"] = (
+        f"move apply killed at its gate after {killed_s:.0f}s; the next apply, which finished "
+        f"it, {took:.0f}s: {downtime}"
+    )
 
 
 # ------------------------------------ the move to the newest release on node 24 (issue 21)

@@ -322,8 +322,16 @@ class Killed(BaseException):
     """The reconciler dies here (kill -9): nothing after this point of the switch runs."""
 
 
-@pytest.mark.parametrize("healthy", [True, False], ids=["new-healthy", "new-fails"])
-@pytest.mark.parametrize("step", ["stop", "copy", "daemon-reload", "restart", "health"])
+KILL_STEPS = ["stop", "copy", "daemon-reload", "restart", "health", "forget"]
+# Only a healthy version is kept: the kill as it is recorded.
+KILL_CASES = [(s, h) for s in KILL_STEPS for h in (True, False)] + [("keep", True)]
+
+
+@pytest.mark.parametrize(
+    ("step", "healthy"),
+    KILL_CASES,
+    ids=[f"{s}-{'new-healthy' if h else 'new-fails'}" for s, h in KILL_CASES],
+)
 def test_a_switch_killed_at_any_step_converges_on_the_next_run_with_the_state_intact(
     fake: FakeHost, monkeypatch: pytest.MonkeyPatch, step: str, healthy: bool
 ) -> None:
@@ -331,7 +339,11 @@ def test_a_switch_killed_at_any_step_converges_on_the_next_run_with_the_state_in
     stop, the state copy half done, the daemon-reload, the restart, the health check with the
     new release running and migrating its state) leaves a host the next run converges: kept
     when the new version is healthy (with the pre-switch state in kept-state/), else rolled
-    back with the state directory byte-identical to before the first attempt."""
+    back with the state directory byte-identical to before the first attempt. `keep`: killed
+    as the switch is kept (the kept switch recorded, the state copy not moved yet); `forget`:
+    killed after the keep moved the pre-switch copy to kept-state, before the intent was
+    removed (the next run used to lose that copy: it found the copy's marker, not the copy,
+    and a rollback then would have moved the live state away with nothing to put back)."""
     from reconciler.shell import switch as switch_module
 
     host = host_context(fake)
@@ -344,10 +356,14 @@ def test_a_switch_killed_at_any_step_converges_on_the_next_run_with_the_state_in
     if not healthy:
         fake.set_start_behaviour(f"/{NEW}/", "fail")
     real_copy = switch_module._copy_tree
+    real_record, real_forget = switch_module.record_switched, switch_module.forget_copies
 
     def half_a_copy(source: Path, target: Path) -> None:
         target.mkdir(parents=True)
         (target / "agents").mkdir()  # a copy killed half way: no state.complete
+        raise Killed
+
+    def killed_first(*args: object) -> str:
         raise Killed
 
     class DiesAtTheStep(HostRunner):
@@ -366,9 +382,15 @@ def test_a_switch_killed_at_any_step_converges_on_the_next_run_with_the_state_in
 
     if step == "copy":
         monkeypatch.setattr(switch_module, "_copy_tree", half_a_copy)
+    if step == "keep":
+        monkeypatch.setattr(switch_module, "record_switched", killed_first)
+    if step == "forget":
+        monkeypatch.setattr(switch_module, "forget_copies", killed_first)
     with pytest.raises(Killed):
         DiesAtTheStep(host, env=fake.env).execute(switch_op(fake, host, state=state))
     monkeypatch.setattr(switch_module, "_copy_tree", real_copy)
+    monkeypatch.setattr(switch_module, "record_switched", real_record)
+    monkeypatch.setattr(switch_module, "forget_copies", real_forget)
     assert SwitchMemoryProbe(memory_dir(fake.home)).read(host).interrupted_switch("ops")
     # The next run (the plan shows the switch again from the intent): the same op.
     result = runner(fake, host).execute(switch_op(fake, host, from_version=None, state=state))
@@ -384,3 +406,53 @@ def test_a_switch_killed_at_any_step_converges_on_the_next_run_with_the_state_in
         assert fake.unit_path(UNIT).read_text() == unit_text(fake, OLD)
         assert file_tree(state) == before
     assert not (memory / "switch/ops").exists()  # converged: nothing left to resume
+
+
+def test_the_test_hook_traces_every_step_in_order_and_is_silent_unset(
+    fake: FakeHost, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`RECONCILER_TEST_SWITCH_PAUSE` (the e2e's way to SIGKILL a real apply at a known step):
+    set to a word that is no step, the switch only writes the steps it begins, in the order of
+    SWITCH_STEPS; unset (production), it writes nothing at all."""
+    from reconciler.shell.switch import PAUSE_ENV, SWITCH_STEPS
+
+    host = host_context(fake)
+    state = fake.home / ".clawdbot-ops"
+    quiet = runner(fake, host).execute(switch_op(fake, host, state=state))
+    assert quiet.report is not None and quiet.report.outcome == "switched", quiet.detail
+    assert capsys.readouterr().err == ""
+    traced = HostRunner(host, env={**fake.env, PAUSE_ENV: "trace"}, sleep=lambda s: None)
+    back = switch_op(fake, host, state=state, content=unit_text(fake, OLD), to_version=OLD)
+    result = traced.execute(back)
+    assert result.report is not None and result.report.outcome == "switched", result.detail
+    lines = capsys.readouterr().err.splitlines()
+    steps = [line.removeprefix("reconciler switch step: ops ") for line in lines]
+    assert steps == [
+        "copies", "stop", "state-copy", "unit", "restart", "gate", "keep", "forget"
+    ]  # fmt: skip
+    assert steps == sorted(steps, key=SWITCH_STEPS.index)
+
+
+def test_the_test_hook_stops_at_the_step_it_names(
+    fake: FakeHost, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Named a step, the hook stops the switch there (for `_PAUSE_S`, shortened here: the e2e
+    kills it long before), after the steps before it and with nothing of that step done."""
+    from reconciler.shell import switch as switch_module
+
+    host = host_context(fake)
+    seen: list[tuple[str, str]] = []
+
+    def pause() -> None:
+        seen.append((running_version(fake), fake.unit_path(UNIT).read_text()))
+
+    monkeypatch.setattr(switch_module, "_pause", pause)
+    paused = HostRunner(host, env={**fake.env, switch_module.PAUSE_ENV: "restart"})
+    paused.sleep = lambda s: None
+    result = paused.execute(switch_op(fake, host, state=fake.home / ".clawdbot-ops"))
+    assert result.report is not None and result.report.outcome == "switched", result.detail
+    # Stopped once, at the restart: the old gateway stopped, the new unit written.
+    assert seen == [("none", unit_text(fake, NEW))]
+    assert "reconciler switch paused: ops restart" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="not a switch step"):
+        switch_module._begin(paused, switch_op(fake, host), "nap")
