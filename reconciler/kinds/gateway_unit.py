@@ -214,8 +214,10 @@ class GatewayUnitKind(Kind):
                 if uses_token_file(spec, profile)
                 else None,
             }
-        health = format_duration(int(spec.runtime.gateway.health_window_s))
-        return {"runtime": {"gateway": {"health_window": health}}, "profiles": out}
+        gateway = spec.runtime.gateway
+        health = format_duration(int(gateway.health_window_s))
+        switches = {"health_window": health, "warm_up": gateway.warm_up}
+        return {"runtime": {"gateway": switches}, "profiles": out}
 
     def discover(self, spec: Spec, host: HostContext) -> Iterable[Probe[Any]]:
         yield location_probe(gateway_program(spec), host)
