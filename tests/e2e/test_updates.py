@@ -286,7 +286,8 @@ PAUSE_ENV = "RECONCILER_TEST_SWITCH_PAUSE"
 #: (the new version started, not yet found healthy), after the gate (the pre-switch state
 #: moved to kept-state, the intent not yet removed). Each must be a step the switch reports.
 KILLED_AT = ("stop", "restart", "gate", "forget")
-KILL_MARK = "/home/user/.openclaw-ops/agents/main/sessions/kill-chain.jsonl"
+#: a file of the profile's state the gateway does not read (a session file it would)
+KILL_MARK = "/home/user/.openclaw-ops/kill-chain.txt"
 
 
 def apply_killed_at(c: Container, step: str, spec: str = SPEC, profile: str = "ops") -> str:
@@ -349,10 +350,9 @@ def test_g_a_switch_killed_at_each_step_converges_on_the_next_apply(c: Container
     assert running_version(c, "ops") == NEW
     token_file = f"{HOME}/.openclaw-ops/gateway.env"
     token_before = c.read_file(token_file)
-    c.run(["mkdir", "-p", KILL_MARK.rsplit("/", 1)[0]], user=USER)
-    mark = '{"role": "user", "content": "kept across every kill"}\n'
+    mark = "kept across every kill\n"
     c.write_file(KILL_MARK, mark, mode=0o600, user=USER)
-    kept = f"{HOME}/.local/state/reconciler/kept-state/ops/agents/main/sessions/kill-chain.jsonl"
+    kept = f"{HOME}/.local/state/reconciler/kept-state/ops/kill-chain.txt"
     reported: list[str] = []
     took: dict[str, float] = {}
     version = NEW
